@@ -1,0 +1,7 @@
+"""`python -m resolver_mesh` runs the command-line interface."""
+
+import sys
+
+from resolver_mesh.cli import main
+
+sys.exit(main())

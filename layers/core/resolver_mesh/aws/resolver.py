@@ -1,0 +1,216 @@
+"""The Route 53 Resolver adapter for one Region: the reads and the five writes the mesh needs.
+
+Invariants:
+- Reads never depend on the number of rules beyond pagination: rules, associations and
+  endpoints are listed, and only the hub's inbound endpoint IPs are read one endpoint at a time.
+- Writes are idempotent towards retries and crashes: a create whose marker already exists
+  returns the existing rule, an association that exists already (RSLVR-00802 with our own rule)
+  is success, a disassociation or deletion of something already gone is success.
+- The built-in recursive rule and rules being deleted are not returned as live rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from resolver_mesh.aws.calls import Caller, error_code, error_message
+from resolver_mesh.models import (
+    Change,
+    ObservedAssociation,
+    ObservedEndpoint,
+    ObservedRule,
+    RegionState,
+    Target,
+)
+from resolver_mesh.names import OWNER_TAG_KEY, normalise_domain
+
+PAGE_SIZE = 100
+BUILT_IN_RULE_PREFIX = "rslvr-autodefined-rr-"
+DELETE_RETRIES = 6
+
+
+class ConflictError(Exception):
+    """AWS refused an association because another owner's rule covers the domain in the VPC."""
+
+
+def _target(raw: dict[str, Any]) -> Target:
+    return Target(raw.get("Ip") or raw.get("Ipv6") or "", int(raw.get("Port", 53)))
+
+
+def _rule(raw: dict[str, Any]) -> ObservedRule:
+    return ObservedRule(
+        id=raw["Id"],
+        domain=normalise_domain(raw.get("DomainName", "")),
+        rule_type=raw.get("RuleType", ""),
+        name=raw.get("Name", ""),
+        status=raw.get("Status", ""),
+        endpoint_id=raw.get("ResolverEndpointId"),
+        targets=frozenset(_target(t) for t in raw.get("TargetIps") or ()),
+        creator_request_id=raw.get("CreatorRequestId", ""),
+        owner_id=raw.get("OwnerId", ""),
+    )
+
+
+def _target_ips(change: Change) -> list[dict[str, Any]]:
+    return [
+        {"Ipv6" if t.is_ipv6 else "Ip": t.ip, "Port": t.port}  # always send Port (moto needs it)
+        for t in change.targets
+    ]
+
+
+class ResolverRegion:
+    """Route 53 Resolver in one Region, through a rate-limited, retrying `Caller`."""
+
+    def __init__(self, region: str, client: Any, caller: Caller) -> None:
+        self.region = region
+        self.client = client
+        self.call = caller
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def read(
+        self, *, rules: bool, endpoints: bool, inbound_ids: Collection[str] = ()
+    ) -> RegionState:
+        """What the planner needs from this Region; associations only where rules were read."""
+        found_rules = self.list_rules() if rules else ()
+        associations = self.list_associations() if rules else ()
+        found_endpoints = self.list_endpoints(inbound_ids) if endpoints else ()
+        return RegionState(self.region, found_rules, associations, found_endpoints)
+
+    def list_rules(self) -> tuple[ObservedRule, ...]:
+        raw = self.call.pages(
+            self.client.list_resolver_rules, "ResolverRules", MaxResults=PAGE_SIZE
+        )
+        return tuple(_rule(r) for r in raw if not r["Id"].startswith(BUILT_IN_RULE_PREFIX))
+
+    def list_associations(self) -> tuple[ObservedAssociation, ...]:
+        raw = self.call.pages(
+            self.client.list_resolver_rule_associations,
+            "ResolverRuleAssociations",
+            MaxResults=PAGE_SIZE,
+        )
+        return tuple(
+            ObservedAssociation(a["Id"], a["ResolverRuleId"], a["VPCId"], a.get("Status", ""))
+            for a in raw
+        )
+
+    def list_endpoints(self, inbound_ids: Collection[str]) -> tuple[ObservedEndpoint, ...]:
+        """All endpoints of the Region; ATTACHED IPs only for the inbound ids asked for."""
+        found = []
+        raw = self.call.pages(
+            self.client.list_resolver_endpoints, "ResolverEndpoints", MaxResults=PAGE_SIZE
+        )
+        for endpoint in raw:
+            ips: tuple[str, ...] = ()
+            if endpoint["Id"] in inbound_ids and endpoint.get("Direction") == "INBOUND":
+                ips = self.attached_ips(endpoint["Id"])
+            found.append(
+                ObservedEndpoint(
+                    id=endpoint["Id"],
+                    direction=endpoint.get("Direction", ""),
+                    status=endpoint.get("Status", ""),
+                    vpc_id=endpoint.get("HostVPCId", ""),
+                    attached_ips=ips,
+                )
+            )
+        return tuple(found)
+
+    def attached_ips(self, endpoint_id: str) -> tuple[str, ...]:
+        raw = self.call.pages(
+            self.client.list_resolver_endpoint_ip_addresses,
+            "IpAddresses",
+            ResolverEndpointId=endpoint_id,
+            MaxResults=PAGE_SIZE,
+        )
+        return tuple(
+            sorted(
+                ip.get("Ip") or ip.get("Ipv6") or ""
+                for ip in raw
+                if ip.get("Status") == "ATTACHED" and (ip.get("Ip") or ip.get("Ipv6"))
+            )
+        )
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def create_rule(self, change: Change, creator_request_id: str, mesh_id: str) -> str:
+        """Create a FORWARD rule with our marker and owner tag; returns its id."""
+        try:
+            response = self.call(
+                self.client.create_resolver_rule,
+                CreatorRequestId=creator_request_id,
+                Name=change.name,
+                RuleType="FORWARD",
+                DomainName=change.domain,
+                TargetIps=_target_ips(change),
+                ResolverEndpointId=change.endpoint_id,
+                Tags=[{"Key": OWNER_TAG_KEY, "Value": mesh_id}],
+            )
+            return str(response["ResolverRule"]["Id"])
+        except ClientError as error:
+            if error_code(error) != "ResourceExistsException":
+                raise
+            # A retried create that had in fact succeeded: the marker finds the rule.
+            existing = self.call(
+                self.client.list_resolver_rules,
+                Filters=[{"Name": "CreatorRequestId", "Values": [creator_request_id]}],
+            )["ResolverRules"]
+            if not existing:
+                raise
+            return str(existing[0]["Id"])
+
+    def update_rule(self, change: Change) -> None:
+        """Change name and outbound endpoint, and the targets only when the change carries them."""
+        config: dict[str, Any] = {"Name": change.name, "ResolverEndpointId": change.endpoint_id}
+        if change.targets:
+            config["TargetIps"] = _target_ips(change)
+        self.call(self.client.update_resolver_rule, ResolverRuleId=change.rule_id, Config=config)
+
+    def associate(self, rule_id: str, vpc_id: str, name: str) -> None:
+        try:
+            self.call(
+                self.client.associate_resolver_rule,
+                ResolverRuleId=rule_id,
+                VPCId=vpc_id,
+                Name=name,
+            )
+        except ClientError as error:
+            if error_code(error) == "InvalidRequestException" and self._is_associated(
+                rule_id, vpc_id
+            ):
+                return  # a retried association that had in fact succeeded
+            message = error_message(error)
+            if "RSLVR-00802" in message or "same domain name" in message:
+                raise ConflictError(message) from error
+            raise
+
+    def _is_associated(self, rule_id: str, vpc_id: str) -> bool:
+        raw = self.call.pages(
+            self.client.list_resolver_rule_associations,
+            "ResolverRuleAssociations",
+            Filters=[{"Name": "ResolverRuleId", "Values": [rule_id]}],
+        )
+        return any(a["VPCId"] == vpc_id and a.get("Status") != "DELETING" for a in raw)
+
+    def disassociate(self, rule_id: str, vpc_id: str) -> None:
+        try:
+            self.call(self.client.disassociate_resolver_rule, ResolverRuleId=rule_id, VPCId=vpc_id)
+        except ClientError as error:
+            if error_code(error) != "ResourceNotFoundException":
+                raise
+
+    def delete_rule(self, rule_id: str) -> None:
+        """Delete; waits (bounded) while AWS finishes disassociations that are still DELETING."""
+        for attempt in range(1, DELETE_RETRIES + 1):
+            try:
+                self.call(self.client.delete_resolver_rule, ResolverRuleId=rule_id)
+                return
+            except ClientError as error:
+                code = error_code(error)
+                if code == "ResourceNotFoundException":
+                    return
+                if code != "ResourceInUseException" or attempt == DELETE_RETRIES:
+                    raise
+                self.call.sleep(2.0 * attempt)

@@ -1,0 +1,87 @@
+"""Clients, callers and adapters for one process, shared by threads and warm invocations.
+
+Invariants:
+- One boto3 client per (service, Region), created once; botocore's own retries are off, so the
+  `Caller` of that Region alone decides about retries and rate.
+- One `Caller` (and so one rate limit) per Region, whatever the number of threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from resolver_mesh.aws.calls import Caller, RateLimiter
+from resolver_mesh.aws.hubs import HubsTable
+from resolver_mesh.aws.resolver import ResolverRegion
+from resolver_mesh.config import ConfigError, Settings
+
+_CLIENT_CONFIG = Config(
+    retries={"total_max_attempts": 1, "mode": "standard"},
+    connect_timeout=5,
+    read_timeout=30,
+    max_pool_connections=4,
+)
+
+
+class Aws:
+    """Everything that talks to AWS, built lazily and cached."""
+
+    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
+        self.settings = settings
+        self.session = session or boto3.session.Session()
+        home = settings.home_region or self.session.region_name
+        if not home:
+            raise ConfigError("no home Region: set HOME_REGION or AWS_REGION (or --home-region)")
+        self.home_region: str = home
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._callers: dict[str, Caller] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str, region: str) -> Any:
+        with self._lock:
+            key = (service, region)
+            if key not in self._clients:
+                self._clients[key] = self.session.client(
+                    service, region_name=region, config=_CLIENT_CONFIG
+                )
+            return self._clients[key]
+
+    def caller(self, region: str) -> Caller:
+        with self._lock:
+            if region not in self._callers:
+                limiter = RateLimiter(self.settings.calls_per_second)
+                self._callers[region] = Caller(limiter, self.settings.max_attempts)
+            return self._callers[region]
+
+    def resolver(self, region: str) -> ResolverRegion:
+        return ResolverRegion(region, self.client("route53resolver", region), self.caller(region))
+
+    def hubs_table(self) -> HubsTable:
+        home = self.home_region
+        return HubsTable(self.settings.table_name, self.client("dynamodb", home), self.caller(home))
+
+    def known_regions(self) -> frozenset[str]:
+        """Every Region botocore knows Route 53 Resolver in, over all partitions (no call)."""
+        return frozenset(
+            region
+            for partition in self.session.get_available_partitions()
+            for region in self.session.get_available_regions("route53resolver", partition)
+        )
+
+    def enabled_regions(self) -> list[str]:
+        """The account's enabled Regions, for the full-resync sweep."""
+        ec2 = self.client("ec2", self.home_region)
+        regions = self.caller(self.home_region)(ec2.describe_regions, AllRegions=False)
+        return sorted(r["RegionName"] for r in regions["Regions"])
+
+    def call_counts(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        with self._lock:
+            for caller in self._callers.values():
+                total.update(caller.counts)
+        return total

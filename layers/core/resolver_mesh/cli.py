@@ -1,0 +1,188 @@
+"""The `resolver-mesh` command: plan, apply, hubs put|list|remove, demo.
+
+Settings come from the same environment variables as the Lambda (see `resolver_mesh.config`);
+flags override them. boto3's normal configuration applies (profiles, `AWS_ENDPOINT_URL`).
+Exit status: 0 when everything is in step, 1 on errors, conflicts or refusals, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from resolver_mesh.config import ConfigError, Settings
+from resolver_mesh.desired import parse_hubs
+from resolver_mesh.models import Request
+from resolver_mesh.render import Style, hubs_text, report_text
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def _settings_flags() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("settings (override the environment variables)")
+    group.add_argument("--table", dest="table_name", help="hubs table (HUBS_TABLE_NAME)")
+    group.add_argument("--mesh-id", help="mesh id (MESH_ID)")
+    group.add_argument("--home-region", help="Region of the hubs table (HOME_REGION)")
+    group.add_argument(
+        "--mesh-regions", help="comma-separated Regions a full resync sweeps (MESH_REGIONS)"
+    )
+    group.add_argument("--calls-per-second", type=float, help="rate per Region (CALLS_PER_SECOND)")
+    group.add_argument("--profile", help="AWS profile (AWS_PROFILE)")
+    group.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _settings_flags()
+    parser = argparse.ArgumentParser(
+        prog="resolver-mesh",
+        description="Keep Route 53 Resolver forwarding rules in step with a table of hubs.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("plan", "show what a resync would change"), ("apply", "reconcile now")):
+        sub = commands.add_parser(name, parents=[common], help=text, description=text)
+        sub.add_argument("--regions", help="only change rules in these Regions (comma-separated)")
+        if name == "apply":
+            sub.add_argument("--force", action="store_true", help="apply past the safety guard")
+
+    hubs = commands.add_parser("hubs", help="manage the hub items").add_subparsers(
+        dest="hubs_command", required=True
+    )
+    hubs.add_parser("list", parents=[common], help="list the hub items")
+    put = hubs.add_parser("put", parents=[common], help="add or replace a hub item")
+    put.add_argument("region", nargs="?", help="the hub's Region (or give --item)")
+    put.add_argument("--vpc-id")
+    put.add_argument("--inbound-endpoint-id")
+    put.add_argument("--outbound-endpoint-id")
+    put.add_argument("--vpc-ids", nargs="+", metavar="VPC_ID", help="workload VPCs")
+    put.add_argument("--domains", nargs="+", metavar="TEMPLATE", help="e.g. '{region}.example'")
+    put.add_argument("--peers", nargs="+", metavar="REGION")
+    put.add_argument("--disabled", action="store_true", help="store the hub as enabled=false")
+    put.add_argument("--description")
+    put.add_argument("--item", help="the whole item as JSON, or @FILE, or @- for stdin")
+    remove = hubs.add_parser("remove", parents=[common], help="remove a hub item")
+    remove.add_argument("region")
+
+    demo = commands.add_parser("demo", help="run the mesh on a local AWS emulator")
+    demo.add_argument("--port", type=int, default=0, help="emulator port (default: any free)")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    regions = getattr(args, "mesh_regions", None)
+    return Settings.from_env(
+        table_name=getattr(args, "table_name", None),
+        mesh_id=getattr(args, "mesh_id", None),
+        home_region=getattr(args, "home_region", None),
+        mesh_regions=tuple(r.strip() for r in regions.split(",") if r.strip()) if regions else None,
+        calls_per_second=getattr(args, "calls_per_second", None),
+    )
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False, default=str) if args.json else text)
+
+
+def _item_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.item:
+        raw = args.item
+        if raw.startswith("@"):
+            raw = sys.stdin.read() if raw == "@-" else Path(raw[1:]).read_text()
+        item = json.loads(raw)
+        if not isinstance(item, dict):
+            raise ValueError("--item must be a JSON object")
+        return item
+    if not (args.region and args.vpc_id and args.inbound_endpoint_id):
+        raise ValueError("give REGION, --vpc-id and --inbound-endpoint-id (or --item)")
+    fields = {
+        "region": args.region,
+        "vpc_id": args.vpc_id,
+        "inbound_endpoint_id": args.inbound_endpoint_id,
+        "outbound_endpoint_id": args.outbound_endpoint_id,
+        "vpc_ids": args.vpc_ids,
+        "domains": args.domains,
+        "peers": args.peers,
+        "description": args.description,
+    }
+    item = {k: v for k, v in fields.items() if v is not None}
+    if args.disabled:
+        item["enabled"] = False
+    return item
+
+
+def _run_hubs(args: argparse.Namespace, aws: Any) -> int:
+    table = aws.hubs_table()
+    if args.hubs_command == "list":
+        items = table.read_items()
+        checked = parse_hubs(items, aws.known_regions())
+        problems = [str(e) for e in checked.errors]
+        text = hubs_text(items) + "".join(f"\n! {p}" for p in problems)
+        _emit(args, {"hubs": items, "errors": problems}, text)
+        return EXIT_PROBLEMS if problems else EXIT_OK
+    if args.hubs_command == "remove":
+        removed = table.remove_item(args.region)
+        _emit(
+            args,
+            {"removed": removed, "region": args.region},
+            f"removed the hub of {args.region}" if removed else f"no hub for {args.region}",
+        )
+        return EXIT_OK if removed else EXIT_PROBLEMS
+    item = _item_from_args(args)
+    others = [i for i in table.read_items() if i.get("region") != item.get("region")]
+    errors = [
+        e
+        for e in parse_hubs([*others, item], aws.known_regions()).errors
+        if e.region == item.get("region")
+    ]
+    if errors:
+        _emit(
+            args,
+            {"stored": False, "errors": [str(e) for e in errors]},
+            "not stored:\n" + "\n".join(f"! {e}" for e in errors),
+        )
+        return EXIT_PROBLEMS
+    table.put_item(item)
+    _emit(args, {"stored": True, "item": item}, f"stored the hub of {item['region']}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from resolver_mesh.local.demo import run_demo
+
+        return run_demo(port=args.port)
+    if getattr(args, "profile", None):
+        os.environ["AWS_PROFILE"] = args.profile
+    from resolver_mesh.aws.session import Aws  # boto3 only for commands that talk to AWS
+    from resolver_mesh.reconcile import Reconciler
+
+    try:
+        aws = Aws(_settings(args))
+        if args.command == "hubs":
+            return _run_hubs(args, aws)
+        regions = (
+            tuple(r.strip() for r in args.regions.split(",") if r.strip()) if args.regions else None
+        )
+        request = Request(
+            apply=args.command == "apply",
+            regions=regions,
+            force=getattr(args, "force", False),
+            trigger="cli",
+        )
+        report = Reconciler(aws).run(request).as_dict()
+    except (ConfigError, ValueError) as error:
+        print(f"resolver-mesh: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    _emit(args, report, report_text(report, Style(sys.stdout.isatty())))
+    return EXIT_OK if report["ok"] else EXIT_PROBLEMS
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Settings, read from environment variables (the Lambda and the CLI share them).
+
+| variable | default | meaning |
+|---|---|---|
+| `HUBS_TABLE_NAME` | `resolver-mesh-hubs` | the DynamoDB table of hub items |
+| `MESH_ID` | `resolver-mesh` | this mesh's id, written into every rule's ownership marker |
+| `HOME_REGION` | boto3's Region (`AWS_REGION`) | the Region of the hubs table |
+| `MESH_REGIONS` | (empty) | Regions swept by a full resync; empty: the account's enabled Regions |
+| `CALLS_PER_SECOND` | `5` | AWS calls per second per Region (the Resolver API's default quota) |
+| `MAX_ATTEMPTS` | `6` | attempts per AWS call on throttling, 5xx and connection errors |
+| `MAX_CHANGE_FRACTION` | `0.5` | refuse plans deleting or retargeting more than this share |
+| `MIN_RULES_FOR_GUARD` | `10` | the fraction guard applies from this many managed rules on |
+
+Invariant: a setting that cannot be parsed is a `ConfigError` naming the variable, never a default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from resolver_mesh.names import MESH_ID_PATTERN
+from resolver_mesh.safety import Guard
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str = "resolver-mesh-hubs"
+    mesh_id: str = "resolver-mesh"
+    home_region: str | None = None
+    mesh_regions: tuple[str, ...] = ()
+    calls_per_second: float = 5.0
+    max_attempts: int = 6
+    guard: Guard = field(default_factory=Guard)
+
+    def __post_init__(self) -> None:
+        if not MESH_ID_PATTERN.match(self.mesh_id):
+            raise ConfigError(f"MESH_ID {self.mesh_id!r}: use 1-32 letters, digits or '-'")
+        if not self.table_name:
+            raise ConfigError("HUBS_TABLE_NAME must not be empty")
+        if self.calls_per_second <= 0:
+            raise ConfigError("CALLS_PER_SECOND must be greater than 0")
+        if self.max_attempts < 1:
+            raise ConfigError("MAX_ATTEMPTS must be at least 1")
+        if not 0 <= self.guard.max_fraction <= 1:
+            raise ConfigError("MAX_CHANGE_FRACTION must be between 0 and 1")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from `env` (default `os.environ`); `overrides` that are not None win."""
+        env = os.environ if env is None else env
+
+        def number(name: str, default: float, kind: type[float] | type[int]) -> float:
+            raw = env.get(name, "").strip()
+            try:
+                return kind(raw) if raw else default
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+        values: dict[str, object] = {
+            "table_name": env.get("HUBS_TABLE_NAME", "").strip() or cls.table_name,
+            "mesh_id": env.get("MESH_ID", "").strip() or cls.mesh_id,
+            "home_region": env.get("HOME_REGION", "").strip() or None,
+            "mesh_regions": tuple(
+                r.strip() for r in env.get("MESH_REGIONS", "").split(",") if r.strip()
+            ),
+            "calls_per_second": number("CALLS_PER_SECOND", cls.calls_per_second, float),
+            "max_attempts": int(number("MAX_ATTEMPTS", cls.max_attempts, int)),
+            "guard": Guard(
+                max_fraction=number("MAX_CHANGE_FRACTION", Guard.max_fraction, float),
+                min_rules=int(number("MIN_RULES_FOR_GUARD", Guard.min_rules, int)),
+            ),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

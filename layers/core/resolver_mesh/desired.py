@@ -1,0 +1,230 @@
+"""From hub items (and the hubs' observed endpoints) to the rules that should exist.
+
+Invariants:
+- Pure: no I/O. Items in, `HubSet` out; `HubSet` plus observed endpoints in, `Desired` out.
+- A hub item that cannot be used never causes a deletion: its Region is *frozen* (nothing there
+  changes) and rules that target it are *protected* (kept exactly as they are).
+- A hub whose inbound endpoint is readable but unusable (not OPERATIONAL, no ATTACHED IP) is
+  *degraded*: rules that target it keep their targets; none is created or deleted because of it.
+- A Region never gets rules for its own domains; a hub without an outbound endpoint gets none.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from resolver_mesh.models import (
+    MAX_TARGETS_PER_RULE,
+    DesiredRule,
+    HubItem,
+    ItemError,
+    RegionState,
+    Target,
+)
+from resolver_mesh.names import rule_name
+
+USABLE_ENDPOINT_STATUS = "OPERATIONAL"
+
+
+@dataclass(frozen=True)
+class HubSet:
+    """The table, read: valid hubs by Region, and the errors of the items that are not."""
+
+    hubs: Mapping[str, HubItem]
+    errors: tuple[ItemError, ...] = ()
+    item_regions: frozenset[str] = frozenset()
+
+    @property
+    def invalid_regions(self) -> frozenset[str]:
+        return frozenset(e.region for e in self.errors)
+
+    @property
+    def enabled(self) -> dict[str, HubItem]:
+        return {region: hub for region, hub in self.hubs.items() if hub.enabled}
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The rules that should exist, and what must be left alone because it could not be read."""
+
+    rules: tuple[DesiredRule, ...]
+    frozen_regions: frozenset[str] = frozenset()
+    protected_targets: frozenset[str] = frozenset()
+    errors: tuple[ItemError, ...] = ()
+    degraded: tuple[str, ...] = field(default=())
+
+
+def _item_region(item: Mapping[str, Any]) -> str:
+    region = item.get("region")
+    return region if isinstance(region, str) and region else "<no region>"
+
+
+def _validation_errors(region: str, error: ValidationError) -> list[ItemError]:
+    found = []
+    for detail in error.errors():
+        location = ".".join(str(part) for part in detail["loc"])
+        message = detail["msg"].removeprefix("Value error, ")
+        if not location and ": " in message and message.split(": ", 1)[0].isidentifier():
+            location, message = message.split(": ", 1)
+        found.append(ItemError(region, location, message))
+    return found
+
+
+def parse_hubs(items: Iterable[Mapping[str, Any]], known_regions: Collection[str] | None) -> HubSet:
+    """Validate every item on its own, then across items (shared domains, unknown peers)."""
+    hubs: dict[str, HubItem] = {}
+    errors: list[ItemError] = []
+    items = list(items)
+    region_counts = Counter(_item_region(item) for item in items)
+    context = {"known_regions": known_regions}
+    for item in items:
+        region = _item_region(item)
+        if region_counts[region] > 1:
+            errors.append(ItemError(region, "region", "more than one item for this Region"))
+            continue
+        try:
+            hubs[region] = HubItem.model_validate(dict(item), context=context)
+        except ValidationError as error:
+            errors.extend(_validation_errors(region, error))
+
+    owners: dict[str, list[str]] = {}
+    for hub in hubs.values():
+        if hub.enabled:
+            for domain in hub.domain_names:
+                owners.setdefault(domain, []).append(hub.region)
+    for domain, regions in sorted(owners.items()):
+        if len(regions) > 1:
+            for region in regions:
+                others = ", ".join(r for r in sorted(regions) if r != region)
+                errors.append(ItemError(region, "domains", f"{domain} is also claimed by {others}"))
+
+    item_regions = frozenset(region_counts)
+    for hub in hubs.values():
+        for peer in hub.peers or ():
+            if peer not in item_regions:
+                errors.append(ItemError(hub.region, "peers", f"{peer!r} is not a hub Region"))
+
+    invalid = {e.region for e in errors}
+    valid = {region: hub for region, hub in hubs.items() if region not in invalid}
+    return HubSet(hubs=valid, errors=tuple(errors), item_regions=item_regions)
+
+
+@dataclass
+class _HubHealth:
+    targets: frozenset[Target] | None = None
+    source_ok: bool = True
+    target_ok: bool = True
+
+
+def _one_family(ips: Iterable[str]) -> list[str]:
+    """A rule cannot mix IPv4 and IPv6 targets: IPv4 when there is any, else IPv6."""
+    ipv4 = [ip for ip in ips if ":" not in ip]
+    return ipv4 or list(ips)
+
+
+def _check_hub(
+    hub: HubItem, state: RegionState | None
+) -> tuple[_HubHealth, list[ItemError], list[str]]:
+    """Live checks of one hub's endpoints: item errors (frozen) and degradation (kept)."""
+    health = _HubHealth()
+    errors: list[ItemError] = []
+    degraded: list[str] = []
+    where = f"hub {hub.region}"
+    if state is None or state.error:
+        reason = state.error if state else "not read"
+        degraded.append(f"{where}: its Region could not be read ({reason}); its rules are kept")
+        return _HubHealth(source_ok=False, target_ok=False), errors, degraded
+
+    inbound = state.endpoint(hub.inbound_endpoint_id)
+    if inbound is None:
+        problem = f"{hub.inbound_endpoint_id} does not exist in {hub.region}"
+    elif inbound.direction != "INBOUND":
+        problem = f"{inbound.id} is an {inbound.direction} endpoint, not INBOUND"
+    elif inbound.vpc_id != hub.vpc_id:
+        problem = f"{inbound.id} is in {inbound.vpc_id}, not in the hub VPC {hub.vpc_id}"
+    else:
+        problem = None
+    if problem or inbound is None:
+        errors.append(ItemError(hub.region, "inbound_endpoint_id", problem or "not found"))
+        health.target_ok = False
+    elif inbound.status != USABLE_ENDPOINT_STATUS:
+        degraded.append(f"{where}: inbound endpoint {inbound.id} is {inbound.status}")
+    elif not (ips := _one_family(inbound.attached_ips)):
+        degraded.append(f"{where}: inbound endpoint {inbound.id} has no ATTACHED IP")
+    elif len(ips) > MAX_TARGETS_PER_RULE:
+        degraded.append(
+            f"{where}: inbound endpoint {inbound.id} has {len(ips)} ATTACHED IPs;"
+            f" a rule takes at most {MAX_TARGETS_PER_RULE} targets"
+        )
+    else:
+        health.targets = frozenset(Target(ip) for ip in ips)
+
+    if hub.outbound_endpoint_id:
+        outbound = state.endpoint(hub.outbound_endpoint_id)
+        if outbound is None or outbound.direction != "OUTBOUND":
+            problem = (
+                f"{hub.outbound_endpoint_id} does not exist in {hub.region}"
+                if outbound is None
+                else f"{outbound.id} is an {outbound.direction} endpoint, not OUTBOUND"
+            )
+            errors.append(ItemError(hub.region, "outbound_endpoint_id", problem))
+            health.source_ok = False
+        elif outbound.status != USABLE_ENDPOINT_STATUS:
+            degraded.append(
+                f"{where}: outbound endpoint {outbound.id} is {outbound.status};"
+                f" rules in {hub.region} are left as they are"
+            )
+            health.source_ok = False
+    return health, errors, degraded
+
+
+def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionState]) -> Desired:
+    """Every rule the mesh wants, given the hubs and what their Regions look like now."""
+    errors = list(hub_set.errors)
+    degraded: list[str] = []
+    frozen = set(hub_set.invalid_regions)
+    protected = set(hub_set.invalid_regions)
+    health: dict[str, _HubHealth] = {}
+    for region, hub in sorted(hub_set.enabled.items()):
+        health[region], hub_errors, hub_degraded = _check_hub(hub, states.get(region))
+        errors.extend(hub_errors)
+        degraded.extend(hub_degraded)
+        if not health[region].source_ok:
+            frozen.add(region)
+        if not health[region].target_ok:
+            protected.add(region)
+
+    rules: list[DesiredRule] = []
+    enabled = hub_set.enabled
+    for source_region, source in sorted(enabled.items()):
+        if not source.outbound_endpoint_id or source_region in frozen:
+            continue
+        peers = source.peers if source.peers is not None else sorted(enabled)
+        for target_region in peers:
+            target = enabled.get(target_region)
+            if target is None or target_region == source_region or target_region in protected:
+                continue
+            for domain in target.domain_names:
+                rules.append(
+                    DesiredRule(
+                        region=source_region,
+                        domain=domain,
+                        target_region=target_region,
+                        endpoint_id=source.outbound_endpoint_id,
+                        name=rule_name(mesh_id, domain),
+                        vpc_ids=source.associated_vpc_ids,
+                        targets=health[target_region].targets,
+                    )
+                )
+    return Desired(
+        rules=tuple(rules),
+        frozen_regions=frozenset(frozen),
+        protected_targets=frozenset(protected),
+        errors=tuple(errors),
+        degraded=tuple(degraded),
+    )

@@ -1,0 +1,1 @@
+"""Local AWS emulator support: moto extensions, server, and demo topology."""

@@ -1,0 +1,88 @@
+"""An in-process AWS emulator (moto's ThreadedMotoServer) bound to 127.0.0.1.
+
+`LocalEmulator` installs the moto extensions, then serves every AWS API on one loopback port
+(port 0 picks a free one). Point boto3 at it with `emulator_environment(url)`. The server shares
+the process with its callers, so its state is global to the process: call `reset()` between tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.request
+from types import TracebackType
+from typing import Any, Self
+
+from resolver_mesh.local.moto_ext import install_moto_extensions
+
+HOST = "127.0.0.1"
+
+
+def emulator_environment(endpoint_url: str) -> dict[str, str]:
+    """Environment variables that make boto3 talk to the emulator with dummy credentials."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    }
+
+
+class LocalEmulator:
+    """moto server on 127.0.0.1; use as a context manager or call `start()` and `stop()`."""
+
+    def __init__(self, port: int = 0, *, quiet: bool = True) -> None:
+        self._port = port
+        self._quiet = quiet
+        self._server: Any = None
+        self._url: str | None = None
+
+    def start(self) -> Self:
+        """Start the server (idempotent) and return self."""
+        if self._server is None:
+            install_moto_extensions()
+            werkzeug_log = logging.getLogger("werkzeug")
+            if self._quiet and werkzeug_log.level == logging.NOTSET:
+                werkzeug_log.setLevel(logging.WARNING)  # one access-log line per request otherwise
+            from moto.server import ThreadedMotoServer
+
+            server = ThreadedMotoServer(ip_address=HOST, port=self._port, verbose=False)
+            server.start()
+            _, port = server.get_host_and_port()
+            self._server = server
+            self._url = f"http://{HOST}:{port}"
+        return self
+
+    @property
+    def endpoint_url(self) -> str:
+        """`http://127.0.0.1:PORT` of the running server."""
+        if self._url is None:
+            raise RuntimeError("LocalEmulator is not started")
+        return self._url
+
+    def reset(self) -> None:
+        """Forget every resource in every service, account and Region."""
+        url = f"{self.endpoint_url}/moto-api/reset"  # always our own http://127.0.0.1:PORT
+        request = urllib.request.Request(url, method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            response.read()
+
+    def stop(self) -> None:
+        """Stop the server and close its socket (idempotent)."""
+        server, self._server, self._url = self._server, None, None
+        if server is not None:
+            server.stop()
+            if server._server is not None:
+                server._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,309 @@
+"""Value types shared by the core: the hub item contract, what we observe, what we plan.
+
+Invariants:
+- `HubItem` is the public item format of the hubs table; a valid `HubItem` has only normalised,
+  forwardable, distinct domains, a known Region and well-formed ids. Unknown attributes are
+  rejected so that a typo (`vpcids`) is an error, not a silently ignored setting.
+- Observed and planned values are immutable; domains in them are always normalised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from resolver_mesh.names import domain_problem, normalise_domain
+
+DEFAULT_DOMAIN_TEMPLATES = ("{region}.amazonaws.com", "{region}.vpce.amazonaws.com")
+DNS_PORT = 53
+MAX_TARGETS_PER_RULE = 6
+
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_INBOUND_ID = re.compile(r"^rslvr-in-[0-9a-f]{8,17}$")
+_OUTBOUND_ID = re.compile(r"^rslvr-out-[0-9a-f]{8,17}$")
+_TEMPLATE_FIELD = re.compile(r"\{([^}]*)\}")
+
+
+def _matching(pattern: re.Pattern[str], example: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not an id like {example!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+VpcId = Annotated[StrictStr, _matching(_VPC_ID, "vpc-0123456789abcdef0")]
+InboundEndpointId = Annotated[StrictStr, _matching(_INBOUND_ID, "rslvr-in-0123456789abcdef0")]
+OutboundEndpointId = Annotated[StrictStr, _matching(_OUTBOUND_ID, "rslvr-out-0123456789abcdef0")]
+
+
+def _no_duplicates(values: Iterable[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value!r} is listed twice")
+        seen.add(value)
+
+
+class HubItem(BaseModel):
+    """One item of the hubs table: a hub VPC of one Region (the table's partition key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: StrictStr
+    vpc_id: VpcId
+    inbound_endpoint_id: InboundEndpointId
+    outbound_endpoint_id: OutboundEndpointId | None = None
+    vpc_ids: tuple[VpcId, ...] = ()
+    domains: tuple[StrictStr, ...] = DEFAULT_DOMAIN_TEMPLATES
+    peers: tuple[StrictStr, ...] | None = None
+    enabled: StrictBool = True
+    description: StrictStr | None = None
+
+    @field_validator("vpc_ids", "domains", "peers", mode="before")
+    @classmethod
+    def _sets_become_sorted_lists(cls, value: Any) -> Any:
+        """DynamoDB string sets arrive as Python sets; a plain string is a type error."""
+        if isinstance(value, set | frozenset):
+            return sorted(value)
+        if isinstance(value, str):
+            raise ValueError("must be a list of strings, not a single string")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str, info: ValidationInfo) -> str:
+        known = (info.context or {}).get("known_regions")
+        if known is not None and value not in known:
+            raise ValueError(f"{value!r} is not a known AWS Region")
+        return value
+
+    @field_validator("domains")
+    @classmethod
+    def _domain_templates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("must name at least one domain (or leave it out for the defaults)")
+        for template in value:
+            unknown = [name for name in _TEMPLATE_FIELD.findall(template) if name != "region"]
+            if unknown:
+                raise ValueError(f"{template!r} uses {{{unknown[0]}}}; only {{region}} is known")
+        return value
+
+    @field_validator("vpc_ids", "peers")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        _no_duplicates(value or (), "value")
+        return value
+
+    @model_validator(mode="after")
+    def _expanded_domains_are_valid(self) -> HubItem:
+        names = [normalise_domain(t.replace("{region}", self.region)) for t in self.domains]
+        for template, name in zip(self.domains, names, strict=True):
+            problem = domain_problem(name)
+            if problem:
+                raise ValueError(f"domains: {template!r} gives {name!r}: {problem}")
+        _no_duplicates(names, "domains: domain")
+        if self.peers and self.region in self.peers:
+            raise ValueError("peers: a hub cannot peer with its own Region")
+        return self
+
+    @property
+    def domain_names(self) -> tuple[str, ...]:
+        """The domains this hub answers for, normalised (`us-east-2.amazonaws.com.`)."""
+        return tuple(normalise_domain(t.replace("{region}", self.region)) for t in self.domains)
+
+    @property
+    def associated_vpc_ids(self) -> frozenset[str]:
+        """The VPCs this Region's rules are associated with: the hub VPC and `vpc_ids`."""
+        return frozenset((self.vpc_id, *self.vpc_ids))
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to do: `apply` or only plan, in which Regions (None: all), forced past the guard."""
+
+    apply: bool
+    regions: tuple[str, ...] | None = None
+    force: bool = False
+    trigger: str = "manual"
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """A hub item, or one of its fields, that cannot be used, and why."""
+
+    region: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"field {self.field!r}" if self.field else "the item"
+        return f"hub item {self.region!r}: {where}: {self.message}"
+
+
+@dataclass(frozen=True, order=True)
+class Target:
+    """A forwarding target: an inbound endpoint IP (v4 or v6) and port."""
+
+    ip: str
+    port: int = DNS_PORT
+
+    @property
+    def is_ipv6(self) -> bool:
+        return ":" in self.ip
+
+
+@dataclass(frozen=True)
+class ObservedEndpoint:
+    """A Resolver endpoint as listed, with its IPs once they have been read."""
+
+    id: str
+    direction: str
+    status: str
+    vpc_id: str
+    attached_ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ObservedRule:
+    """A Resolver rule as listed by `ListResolverRules` (domain normalised)."""
+
+    id: str
+    domain: str
+    rule_type: str
+    name: str
+    status: str
+    endpoint_id: str | None
+    targets: frozenset[Target]
+    creator_request_id: str
+    owner_id: str = ""
+
+
+@dataclass(frozen=True)
+class ObservedAssociation:
+    """A rule-to-VPC association as listed by `ListResolverRuleAssociations`."""
+
+    id: str
+    rule_id: str
+    vpc_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class RegionState:
+    """Everything read in one Region. `error` set means the Region could not be read."""
+
+    region: str
+    rules: tuple[ObservedRule, ...] = ()
+    associations: tuple[ObservedAssociation, ...] = ()
+    endpoints: tuple[ObservedEndpoint, ...] = ()
+    error: str | None = None
+
+    def endpoint(self, endpoint_id: str) -> ObservedEndpoint | None:
+        return next((e for e in self.endpoints if e.id == endpoint_id), None)
+
+
+@dataclass(frozen=True)
+class DesiredRule:
+    """One forwarding rule that should exist in `region` for `domain`.
+
+    `targets` is None when the target hub is degraded: an existing rule keeps its targets and
+    no new rule can be created until the hub is readable again.
+    """
+
+    region: str
+    domain: str
+    target_region: str
+    endpoint_id: str
+    name: str
+    vpc_ids: frozenset[str]
+    targets: frozenset[Target] | None
+
+
+class ChangeKind(StrEnum):
+    CREATE_RULE = "create_rule"
+    UPDATE_RULE = "update_rule"
+    ASSOCIATE = "associate"
+    DISASSOCIATE = "disassociate"
+    DELETE_RULE = "delete_rule"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write. `rule_id` is None for a rule created earlier in the same plan (same domain)."""
+
+    kind: ChangeKind
+    region: str
+    domain: str
+    rule_id: str | None = None
+    vpc_id: str | None = None
+    name: str | None = None
+    endpoint_id: str | None = None
+    targets: tuple[Target, ...] = ()
+    target_region: str | None = None
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind.value, "region": self.region}
+        data["domain"] = self.domain
+        optional = {
+            "rule_id": self.rule_id,
+            "vpc_id": self.vpc_id,
+            "name": self.name,
+            "endpoint_id": self.endpoint_id,
+            "target_region": self.target_region,
+        }
+        data.update({k: v for k, v in optional.items() if v is not None})
+        if self.targets:
+            data["targets"] = [f"{t.ip}:{t.port}" for t in self.targets]
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A rule we do not own already covers a domain we must associate with a VPC."""
+
+    region: str
+    domain: str
+    vpc_id: str
+    their_rule_id: str
+    our_rule_id: str | None
+
+    def __str__(self) -> str:
+        ours = self.our_rule_id or "(to be created)"
+        return (
+            f"{self.region}: {self.vpc_id} already uses rule {self.their_rule_id} (not ours) "
+            f"for {self.domain}; our rule {ours} is not associated there"
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered list of changes (apply in order per Region) and what was left alone and why."""
+
+    changes: tuple[Change, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def counts(self) -> dict[str, int]:
+        totals = {kind.value: 0 for kind in ChangeKind}
+        for change in self.changes:
+            totals[change.kind.value] += 1
+        return totals

@@ -1,0 +1,69 @@
+"""Domain names, rule names and the ownership marker.
+
+Invariants:
+- `normalise_domain` is idempotent and gives lower case with exactly one trailing dot, the form
+  Route 53 Resolver returns; every comparison of domains goes through it.
+- A rule is ours if and only if its CreatorRequestId starts with `ownership_prefix(mesh_id)`.
+  The marker is read from `ListResolverRules`, so ownership costs no per-rule call.
+- Rule names are at most 64 characters of `[A-Za-z0-9_-]`, never contain a dot and are
+  deterministic for a (mesh id, domain) pair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+
+MARKER = "resolver-mesh"
+OWNER_TAG_KEY = "resolver-mesh:owner"
+MESH_ID_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+_MAX_RULE_NAME = 64
+
+
+def normalise_domain(domain: str) -> str:
+    """`Us-East-2.AmazonAWS.com` and `us-east-2.amazonaws.com.` both become the second."""
+    return domain.strip().lower().rstrip(".") + "."
+
+
+def domain_problem(domain: str) -> str | None:
+    """Why a normalised domain cannot be forwarded, or None when it can."""
+    bare = domain.rstrip(".")
+    if not bare:
+        return "the root domain cannot be forwarded"
+    if len(bare) > 253:
+        return "longer than 253 characters"
+    for label in bare.split("."):
+        if not _LABEL.match(label):
+            return f"label {label!r} is not 1-63 characters of a-z, 0-9, '-' or '_'"
+    return None
+
+
+def rule_name(mesh_id: str, domain: str) -> str:
+    """A readable, dot-free name such as `resolver-mesh-us-east-2-vpce-amazonaws-com`."""
+    slug = re.sub(r"[^A-Za-z0-9_-]", "-", domain.rstrip("."))
+    name = f"{mesh_id}-{slug}"
+    if len(name) <= _MAX_RULE_NAME:
+        return name
+    digest = hashlib.sha256(domain.encode()).hexdigest()[:8]
+    return f"{name[: _MAX_RULE_NAME - 9]}-{digest}"
+
+
+def ownership_prefix(mesh_id: str) -> str:
+    """The CreatorRequestId prefix that marks a rule as owned by this mesh."""
+    return f"{MARKER}/{mesh_id}/"
+
+
+def new_creator_request_id(mesh_id: str, target_region: str) -> str:
+    """A fresh marker; the target Region is recorded so that rules of an unreadable hub are kept."""
+    return f"{ownership_prefix(mesh_id)}{target_region}/{uuid.uuid4().hex}"
+
+
+def owned_target_region(creator_request_id: str | None, mesh_id: str) -> str | None:
+    """The target Region recorded in our marker, or None when the rule is not ours."""
+    prefix = ownership_prefix(mesh_id)
+    if not creator_request_id or not creator_request_id.startswith(prefix):
+        return None
+    target_region, _, _ = creator_request_id[len(prefix) :].partition("/")
+    return target_region or None

@@ -1,0 +1,220 @@
+"""The engine: scope -> observe -> plan -> check -> apply -> report, once.
+
+Invariants:
+- If the hubs table cannot be read, nothing is planned or changed anywhere.
+- Regions are read, and written, in parallel; inside a Region the plan's order is kept.
+- A change whose prerequisite failed (the rule was not created, the VPC not freed, the rule not
+  disassociated) is skipped, never attempted against a half-made state.
+- `apply=False` makes no write call at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from resolver_mesh.aws.resolver import ResolverRegion
+from resolver_mesh.aws.session import Aws
+from resolver_mesh.desired import Desired, HubSet, desired_rules, parse_hubs
+from resolver_mesh.models import Change, ChangeKind, Plan, RegionState, Request
+from resolver_mesh.names import new_creator_request_id
+from resolver_mesh.plan import make_plan, managed_rules
+from resolver_mesh.report import Report
+from resolver_mesh.safety import check_plan
+
+MAX_PARALLEL_REGIONS = 32
+
+
+def _parallel(work: Callable[[str], Any], regions: Iterable[str]) -> dict[str, Any]:
+    regions = sorted(set(regions))
+    if not regions:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(len(regions), MAX_PARALLEL_REGIONS)) as pool:
+        return dict(zip(regions, pool.map(work, regions), strict=True))
+
+
+@dataclass
+class _Applied:
+    results: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Reconciler:
+    """Runs one reconcile against AWS with the given settings and adapters."""
+
+    def __init__(self, aws: Aws) -> None:
+        self.aws = aws
+        self.settings = aws.settings
+
+    def run(self, request: Request) -> Report:
+        started = time.monotonic()
+        calls_before = self.aws.call_counts()
+        report = Report(action="resync" if request.apply else "plan", trigger=request.trigger)
+        report.mesh_id = self.settings.mesh_id
+        try:
+            self._run(request, report)
+        finally:
+            calls = self.aws.call_counts() - calls_before
+            report.calls = {"reads": calls["reads"], "writes": calls["writes"]}
+            report.duration_seconds = round(time.monotonic() - started, 3)
+        return report
+
+    # --- scope and observe ---------------------------------------------------------------
+
+    def _run(self, request: Request, report: Report) -> None:
+        known = self.aws.known_regions()
+        try:
+            items = self.aws.hubs_table().read_items()
+        except Exception as error:
+            report.error("table", f"cannot read the hubs table {self.settings.table_name}: {error}")
+            return
+        hub_set = parse_hubs(items, known)
+        report.hubs = sorted(hub_set.hubs)
+
+        scope = self._scope(request, hub_set, known, report)
+        if scope is None:
+            return
+        report.regions = sorted(scope)
+        endpoint_regions = set(hub_set.enabled)
+        states = _parallel(
+            lambda region: self._observe(
+                region, region in scope, region in endpoint_regions, hub_set
+            ),
+            scope | endpoint_regions,
+        )
+        desired = desired_rules(self.settings.mesh_id, hub_set, states)
+        self._report_state(report, desired, states, scope)
+
+        plan = make_plan(self.settings.mesh_id, desired, states, scope)
+        verdict = check_plan(
+            plan, states, scope, self.settings.mesh_id, self.settings.guard, force=request.force
+        )
+        report.plan(plan)
+        report.refused = list(verdict.refusals) if not verdict.allowed else []
+        report.forced_past = list(verdict.refusals) if verdict.allowed and verdict.forced else []
+        if request.apply and verdict.allowed:
+            self._apply(plan, report)
+
+    def _scope(
+        self, request: Request, hub_set: HubSet, known: frozenset[str], report: Report
+    ) -> set[str] | None:
+        if request.regions is not None:
+            unknown = sorted(set(request.regions) - known)
+            if unknown:
+                report.error("request", f"unknown Region(s) in 'regions': {', '.join(unknown)}")
+                return None
+            return set(request.regions)
+        swept: Collection[str] = self.settings.mesh_regions
+        if not swept:
+            try:
+                swept = self.aws.enabled_regions()
+            except Exception as error:
+                report.error("regions", f"cannot list the account's enabled Regions: {error}")
+                swept = ()
+        return (set(hub_set.item_regions) & known) | set(swept)
+
+    def _observe(self, region: str, rules: bool, endpoints: bool, hub_set: HubSet) -> RegionState:
+        hub = hub_set.hubs.get(region)
+        inbound = (hub.inbound_endpoint_id,) if hub else ()
+        try:
+            return self.aws.resolver(region).read(
+                rules=rules, endpoints=endpoints, inbound_ids=inbound
+            )
+        except Exception as error:
+            return RegionState(region, error=f"{type(error).__name__}: {error}")
+
+    def _report_state(
+        self,
+        report: Report,
+        desired: Desired,
+        states: dict[str, RegionState],
+        scope: set[str],
+    ) -> None:
+        for item_error in desired.errors:
+            report.item_error(item_error)
+        report.degraded = list(desired.degraded)
+        for region, state in sorted(states.items()):
+            if state.error:
+                report.error(
+                    "region", f"{region}: cannot read Route 53 Resolver: {state.error}", region
+                )
+        report.managed_rules = sum(
+            len(managed_rules(s, self.settings.mesh_id))
+            for r, s in states.items()
+            if r in scope and not s.error
+        )
+
+    # --- apply ---------------------------------------------------------------------------
+
+    def _apply(self, plan: Plan, report: Report) -> None:
+        by_region: dict[str, list[Change]] = {}
+        for change in plan.changes:
+            by_region.setdefault(change.region, []).append(change)
+        outcomes = _parallel(
+            lambda region: self._apply_region(region, by_region[region]), by_region
+        )
+        results: list[dict[str, Any]] = []
+        for region in sorted(outcomes):
+            results.extend(outcomes[region].results)
+            report.errors.extend(outcomes[region].errors)
+        report.applied_changes(results)
+
+    def _apply_region(self, region: str, changes: list[Change]) -> _Applied:
+        resolver = self.aws.resolver(region)
+        created: dict[str, str] = {}  # domain -> id of the rule created in this run
+        undeletable: set[str] = set()  # rules whose disassociation failed
+        occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
+        out = _Applied()
+        for change in changes:
+            rule_id = change.rule_id or created.get(change.domain)
+            status, message = "applied", ""
+            if rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
+                status, message = "skipped", f"the rule for {change.domain} was not created"
+            elif (change.kind is ChangeKind.DELETE_RULE and rule_id in undeletable) or (
+                change.kind is ChangeKind.ASSOCIATE and (change.domain, change.vpc_id) in occupied
+            ):
+                status, message = "skipped", "a disassociation it depends on failed"
+            else:
+                try:
+                    rule_id = self._write(resolver, change, rule_id)
+                    if change.kind is ChangeKind.CREATE_RULE:
+                        created[change.domain] = rule_id
+                except Exception as error:
+                    status, message = "failed", f"{type(error).__name__}: {error}"
+                    if change.kind is ChangeKind.DISASSOCIATE and rule_id:
+                        undeletable.add(rule_id)
+                        occupied.add((change.domain, change.vpc_id))
+            result = change.as_dict() | {"status": status}
+            if rule_id:
+                result["rule_id"] = rule_id
+            if message:
+                result["message"] = message
+                out.errors.append(
+                    {
+                        "kind": "apply",
+                        "region": region,
+                        "message": f"{change.kind.value} {change.domain} in {region}"
+                        f"{' for ' + change.vpc_id if change.vpc_id else ''}: {message}",
+                    }
+                )
+            out.results.append(result)
+        return out
+
+    def _write(self, resolver: ResolverRegion, change: Change, rule_id: str | None) -> str:
+        """Make one change; returns the id of the rule it concerns."""
+        if change.kind is ChangeKind.CREATE_RULE:
+            marker = new_creator_request_id(self.settings.mesh_id, change.target_region or "")
+            return resolver.create_rule(change, marker, self.settings.mesh_id)
+        assert rule_id is not None
+        if change.kind is ChangeKind.UPDATE_RULE:
+            resolver.update_rule(change)
+        elif change.kind is ChangeKind.ASSOCIATE:
+            resolver.associate(rule_id, str(change.vpc_id), str(change.name))
+        elif change.kind is ChangeKind.DISASSOCIATE:
+            resolver.disassociate(rule_id, str(change.vpc_id))
+        else:
+            resolver.delete_rule(rule_id)
+        return rule_id

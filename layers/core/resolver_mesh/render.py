@@ -1,0 +1,144 @@
+"""Human-readable text for reports, hubs and live rules (the CLI's default output).
+
+Invariant: rendering only reads its inputs; colour is used only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from resolver_mesh.models import RegionState
+from resolver_mesh.names import owned_target_region
+
+_SYMBOLS = {
+    "create_rule": "+",
+    "update_rule": "~",
+    "associate": ">",
+    "disassociate": "<",
+    "delete_rule": "-",
+}
+_COLOURS = {"+": "32", "~": "33", ">": "36", "<": "35", "-": "31", "!": "31", "ok": "32"}
+
+
+class Style:
+    """ANSI colours when `enabled`, plain text otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, text: str, key: str) -> str:
+        code = _COLOURS.get(key)
+        return f"\033[{code}m{text}\033[0m" if self.enabled and code else text
+
+    def bold(self, text: str) -> str:
+        return f"\033[1m{text}\033[0m" if self.enabled else text
+
+
+def _change_line(change: Mapping[str, Any]) -> str:
+    kind = change["kind"]
+    domain = change["domain"].rstrip(".")
+    if kind in ("create_rule", "update_rule"):
+        targets = ", ".join(change.get("targets", [])) or "targets unchanged"
+        what = f"{domain} -> {change.get('target_region', '?')} [{targets}]"
+    elif kind in ("associate", "disassociate"):
+        what = f"{domain} {'with' if kind == 'associate' else 'from'} {change.get('vpc_id')}"
+    else:
+        what = f"{domain} ({change.get('rule_id', '?')})"
+    label = kind.replace("_", " ")
+    reason = f"  ({change['reason']})" if change.get("reason") else ""
+    status = change.get("status", "planned")
+    suffix = (
+        "" if status in ("planned", "applied") else f"  [{status}: {change.get('message', '')}]"
+    )
+    return f"{label:<13}{what}{reason}{suffix}"
+
+
+def report_text(report: Mapping[str, Any], style: Style) -> str:
+    """A plan or resync report, grouped by Region, then the problems, then a summary line."""
+    lines: list[str] = []
+    verb = "Applied" if report.get("applied") else "Plan"
+    regions = ", ".join(report.get("regions", [])) or "none"
+    lines.append(style.bold(f"{verb} for mesh {report.get('mesh_id', '')!s} in {regions}"))
+    current = None
+    for change in report.get("changes", []):
+        if change["region"] != current:
+            current = change["region"]
+            lines.append(f"  {style.bold(current)}")
+        symbol = _SYMBOLS[change["kind"]]
+        failed = change.get("status") in ("failed", "skipped")
+        lines.append(f"    {style(symbol, '!' if failed else symbol)} {_change_line(change)}")
+    if not report.get("changes"):
+        lines.append("  no changes: every Region is in step")
+    for title, key in (
+        ("Refused", "refused"),
+        ("Conflicts", "conflicts"),
+        ("Errors", "errors"),
+        ("Degraded", "degraded"),
+        ("Notes", "notes"),
+    ):
+        entries = report.get(key) or []
+        if entries:
+            lines.append(style.bold(f"{title}:"))
+            lines += [f"  {style('!', '!') if key != 'notes' else '-'} {_text(e)}" for e in entries]
+    if report.get("refused"):
+        lines.append("  nothing was applied; rerun with --force if this is intended")
+    counts = report.get("counts", {})
+    summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n) or "0 changes"
+    calls = report.get("calls", {})
+    state = style("ok", "ok") if report.get("ok") else style("NOT OK", "!")
+    lines.append(
+        f"{state}: {summary}; {calls.get('reads', 0)} reads, {calls.get('writes', 0)} writes"
+        f" in {report.get('duration_seconds', 0)}s"
+    )
+    return "\n".join(lines)
+
+
+def _text(entry: Any) -> str:
+    return str(entry["message"]) if isinstance(entry, Mapping) else str(entry)
+
+
+def hubs_text(items: Iterable[Mapping[str, Any]]) -> str:
+    rows = [("REGION", "VPC", "INBOUND", "OUTBOUND", "VPC_IDS", "ENABLED")]
+    for item in sorted(items, key=lambda i: str(i.get("region"))):
+        rows.append(
+            (
+                str(item.get("region")),
+                str(item.get("vpc_id", "-")),
+                str(item.get("inbound_endpoint_id", "-")),
+                str(item.get("outbound_endpoint_id") or "-"),
+                ",".join(sorted(item.get("vpc_ids") or [])) or "-",
+                "yes" if item.get("enabled", True) is True else str(item.get("enabled")),
+            )
+        )
+    if len(rows) == 1:
+        return "no hubs in the table"
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def rules_text(states: Iterable[RegionState], mesh_id: str, style: Style) -> str:
+    """Live forwarding rules per Region, ours marked with the Region they forward to."""
+    lines = []
+    for state in states:
+        lines.append(style.bold(state.region))
+        if state.error:
+            lines.append(f"  {style('!', '!')} cannot read: {state.error}")
+            continue
+        vpcs: dict[str, list[str]] = {}
+        for association in state.associations:
+            vpcs.setdefault(association.rule_id, []).append(association.vpc_id)
+        forward = sorted(
+            (r for r in state.rules if r.rule_type == "FORWARD"), key=lambda r: r.domain
+        )
+        if not forward:
+            lines.append("  (no forwarding rules)")
+        for rule in forward:
+            target = owned_target_region(rule.creator_request_id, mesh_id)
+            owner = f"-> {target}" if target else "(not ours)"
+            ips = ", ".join(t.ip for t in sorted(rule.targets))
+            associated = ", ".join(sorted(vpcs.get(rule.id, []))) or "no VPC"
+            lines.append(f"  {rule.domain.rstrip('.'):<34} {owner:<14} [{ips}]  on {associated}")
+    return "\n".join(lines)

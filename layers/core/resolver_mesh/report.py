@@ -1,0 +1,101 @@
+"""The result of one reconcile: what was planned or done, and everything that went wrong.
+
+Invariant: `as_dict()` is JSON-serialisable and `ok` is False whenever there is an error,
+a conflict or a refusal, so callers (the CLI's exit status, alarms) can rely on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from resolver_mesh.models import ChangeKind, ItemError, Plan
+
+
+@dataclass
+class Report:
+    action: str
+    trigger: str = "manual"
+    mesh_id: str = ""
+    applied: bool = False
+    regions: list[str] = field(default_factory=list)
+    hubs: list[str] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {k.value: 0 for k in ChangeKind})
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    forced_past: list[str] = field(default_factory=list)
+    managed_rules: int = 0
+    calls: dict[str, int] = field(default_factory=dict)
+    duration_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.errors or self.conflicts or self.refused)
+
+    def error(self, kind: str, message: str, region: str | None = None) -> None:
+        entry: dict[str, Any] = {"kind": kind, "message": message}
+        if region:
+            entry["region"] = region
+        self.errors.append(entry)
+
+    def item_error(self, error: ItemError) -> None:
+        self.errors.append(
+            {
+                "kind": "hub_item",
+                "region": error.region,
+                "field": error.field,
+                "message": str(error),
+            }
+        )
+
+    def plan(self, plan: Plan) -> None:
+        """Record the plan: its changes (status `planned`), counts, conflicts and notes."""
+        self.changes = [change.as_dict() | {"status": "planned"} for change in plan.changes]
+        self.counts = plan.counts()
+        self.notes = list(plan.notes)
+        self.conflicts = [
+            {
+                "region": c.region,
+                "domain": c.domain,
+                "vpc_id": c.vpc_id,
+                "their_rule_id": c.their_rule_id,
+                "our_rule_id": c.our_rule_id,
+                "message": str(c),
+            }
+            for c in plan.conflicts
+        ]
+
+    def applied_changes(self, results: list[dict[str, Any]]) -> None:
+        """Replace the planned changes by what happened; counts become what was applied."""
+        self.applied = True
+        self.changes = results
+        self.counts = {k.value: 0 for k in ChangeKind}
+        for result in results:
+            if result["status"] == "applied":
+                self.counts[result["kind"]] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "action": self.action,
+            "trigger": self.trigger,
+            "mesh_id": self.mesh_id,
+            "applied": self.applied,
+            "regions": self.regions,
+            "hubs": self.hubs,
+            "counts": self.counts,
+            "changes": self.changes,
+            "conflicts": self.conflicts,
+            "errors": self.errors,
+            "degraded": self.degraded,
+            "notes": self.notes,
+            "refused": self.refused,
+            "forced_past": self.forced_past,
+            "managed_rules": self.managed_rules,
+            "calls": self.calls,
+            "duration_seconds": self.duration_seconds,
+        }
