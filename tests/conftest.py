@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from resolver_mesh.local.emulator import LocalEmulator, emulator_environment
 from resolver_mesh.local.topology import ClientFactory
 

@@ -13,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.config import Settings
 from resolver_mesh.reconcile import Reconciler

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
 from resolver_mesh.local import moto_ext
 from resolver_mesh.local.emulator import LocalEmulator
 from resolver_mesh.local.topology import (

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 
 def _settings_flags() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a flag may stand before or after the command without one hiding the other.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     group = common.add_argument_group("settings (override the environment variables)")
     group.add_argument("--table", dest="table_name", help="hubs table (HUBS_TABLE_NAME)")
     group.add_argument("--mesh-id", help="mesh id (MESH_ID)")
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="resolver-mesh",
         description="Keep Route 53 Resolver forwarding rules in step with a table of hubs.",
+        parents=[common],
     )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (("plan", "show what a resync would change"), ("apply", "reconcile now")):
@@ -56,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hubs.add_parser("list", parents=[common], help="list the hub items")
     put = hubs.add_parser("put", parents=[common], help="add or replace a hub item")
-    put.add_argument("region", nargs="?", help="the hub's Region (or give --item)")
+    put.add_argument("region", nargs="?", help="the hub's Region, or the whole item as JSON")
     put.add_argument("--vpc-id")
     put.add_argument("--inbound-endpoint-id")
     put.add_argument("--outbound-endpoint-id")
@@ -85,13 +88,23 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
+def _json_value(value: Any) -> Any:
+    """DynamoDB values in JSON: string sets as sorted lists, numbers as numbers."""
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
+
+
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2, sort_keys=False, default=str) if args.json else text)
+    as_json = getattr(args, "json", False)
+    print(json.dumps(data, indent=2, default=_json_value) if as_json else text)
 
 
 def _item_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    if args.item:
-        raw = args.item
+    raw = args.item or (args.region if (args.region or "").lstrip().startswith("{") else None)
+    if raw:
         if raw.startswith("@"):
             raw = sys.stdin.read() if raw == "@-" else Path(raw[1:]).read_text()
         item = json.loads(raw)
@@ -160,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_demo(port=args.port)
     if getattr(args, "profile", None):
         os.environ["AWS_PROFILE"] = args.profile
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from resolver_mesh.aws.session import Aws  # boto3 only for commands that talk to AWS
     from resolver_mesh.reconcile import Reconciler
 
@@ -167,9 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         aws = Aws(_settings(args))
         if args.command == "hubs":
             return _run_hubs(args, aws)
-        regions = (
-            tuple(r.strip() for r in args.regions.split(",") if r.strip()) if args.regions else None
-        )
+        given = getattr(args, "regions", None)
+        regions = tuple(r.strip() for r in given.split(",") if r.strip()) if given else None
         request = Request(
             apply=args.command == "apply",
             regions=regions,
@@ -180,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as error:
         print(f"resolver-mesh: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except (BotoCoreError, ClientError) as error:
+        print(f"resolver-mesh: AWS error: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
     _emit(args, report, report_text(report, Style(sys.stdout.isatty())))
     return EXIT_OK if report["ok"] else EXIT_PROBLEMS
 

@@ -74,9 +74,13 @@ class ResolverRegion:
     def read(
         self, *, rules: bool, endpoints: bool, inbound_ids: Collection[str] = ()
     ) -> RegionState:
-        """What the planner needs from this Region; associations only where rules were read."""
+        """What the planner needs from this Region.
+
+        Associations are read where rules were read and there is a hub or any rule at all: a
+        swept Region without rules needs one call, not two.
+        """
         found_rules = self.list_rules() if rules else ()
-        associations = self.list_associations() if rules else ()
+        associations = self.list_associations() if rules and (endpoints or found_rules) else ()
         found_endpoints = self.list_endpoints(inbound_ids) if endpoints else ()
         return RegionState(self.region, found_rules, associations, found_endpoints)
 
