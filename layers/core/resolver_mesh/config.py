@@ -16,6 +16,7 @@ Invariant: a setting that cannot be parsed is a `ConfigError` naming the variabl
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,11 +44,11 @@ class Settings:
             raise ConfigError(f"MESH_ID {self.mesh_id!r}: use 1-32 letters, digits or '-'")
         if not self.table_name:
             raise ConfigError("HUBS_TABLE_NAME must not be empty")
-        if self.calls_per_second <= 0:
-            raise ConfigError("CALLS_PER_SECOND must be greater than 0")
+        if not (math.isfinite(self.calls_per_second) and self.calls_per_second > 0):
+            raise ConfigError("CALLS_PER_SECOND must be a finite number greater than 0")
         if self.max_attempts < 1:
             raise ConfigError("MAX_ATTEMPTS must be at least 1")
-        if not 0 <= self.guard.max_fraction <= 1:
+        if not 0 <= self.guard.max_fraction <= 1:  # NaN fails this test too
             raise ConfigError("MAX_CHANGE_FRACTION must be between 0 and 1")
 
     @classmethod

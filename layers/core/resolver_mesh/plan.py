@@ -128,10 +128,17 @@ class _RegionPlanner:
 
         associated = self.vpcs_of[keeper_id] if keeper_id else set()
         for vpc_id in sorted(want.vpc_ids - associated):
-            blockers = [r for r in self.theirs[want.domain] + kept if vpc_id in self.vpcs_of[r.id]]
-            if blockers:
+            theirs = [r for r in self.theirs[want.domain] if vpc_id in self.vpcs_of[r.id]]
+            if theirs:
                 self.out.conflicts.append(
-                    Conflict(self.region, want.domain, vpc_id, blockers[0].id, keeper_id)
+                    Conflict(self.region, want.domain, vpc_id, theirs[0].id, keeper_id)
+                )
+                continue
+            held = [r for r in kept if vpc_id in self.vpcs_of[r.id]]
+            if held:
+                self.out.notes.append(
+                    f"{self.region}: {vpc_id} keeps {held[0].id} for {want.domain} while hub"
+                    f" {self.target_of(held[0])} cannot be read"
                 )
                 continue
             for duplicate in retiring:

@@ -90,7 +90,13 @@ class Reconciler:
 
         plan = make_plan(self.settings.mesh_id, desired, states, scope)
         verdict = check_plan(
-            plan, states, scope, self.settings.mesh_id, self.settings.guard, force=request.force
+            plan,
+            states,
+            scope,
+            self.settings.mesh_id,
+            self.settings.guard,
+            force=request.force,
+            staying=hub_set.enabled,
         )
         report.plan(plan)
         report.refused = list(verdict.refusals) if not verdict.allowed else []

@@ -5,7 +5,8 @@ Invariants:
   unreadable desired state must never read as "delete everything".
 - A plan that deletes or retargets more than `max_fraction` of the managed rules in scope is
   refused unless forced, once at least `min_rules` managed rules exist. "More than" is strict:
-  exactly the fraction passes (removing one hub of four passes the default of one half).
+  exactly the fraction passes. The fraction counts the Regions whose hub stays in the mesh, so
+  removing one hub of four (or of three) passes the default of one half.
 - Per-Region quotas (rules, associations) are checked before AWS says no.
 """
 
@@ -42,17 +43,29 @@ class Verdict:
         return self.forced or not self.refusals
 
 
-def _mass_change(plan: Plan, managed: int, guard: Guard) -> list[str]:
+def _mass_change(
+    plan: Plan, managed: dict[str, int], staying: Collection[str] | None, guard: Guard
+) -> list[str]:
+    total = sum(managed.values())
     deletes = sum(1 for c in plan.changes if c.kind is ChangeKind.DELETE_RULE)
     creates = sum(1 for c in plan.changes if c.kind is ChangeKind.CREATE_RULE)
-    retargets = sum(1 for c in plan.changes if c.kind is ChangeKind.UPDATE_RULE and c.targets)
-    if managed and managed - deletes + creates == 0:
-        return [f"the plan would remove every managed rule ({managed}) in scope"]
-    touched = deletes + retargets
-    if managed >= guard.min_rules and touched > guard.max_fraction * managed:
+    if total and total - deletes + creates == 0:
+        return [f"the plan would remove every managed rule ({total}) in scope"]
+    if total < guard.min_rules:
+        return []
+    counted = set(managed) if staying is None else set(managed) & set(staying)
+    base = sum(managed[region] for region in counted)
+    touched = [
+        c
+        for c in plan.changes
+        if c.region in counted
+        and (c.kind is ChangeKind.DELETE_RULE or (c.kind is ChangeKind.UPDATE_RULE and c.targets))
+    ]
+    if base and len(touched) > guard.max_fraction * base:
+        dropped = sum(1 for c in touched if c.kind is ChangeKind.DELETE_RULE)
         return [
-            f"the plan would delete {deletes} and retarget {retargets} of {managed} managed rules,"
-            f" more than {guard.max_fraction:.0%}"
+            f"the plan would delete {dropped} and retarget {len(touched) - dropped} of the {base}"
+            f" managed rules in Regions whose hub stays, more than {guard.max_fraction:.0%}"
         ]
     return []
 
@@ -83,11 +96,17 @@ def check_plan(
     guard: Guard,
     *,
     force: bool = False,
+    staying: Collection[str] | None = None,
 ) -> Verdict:
-    """Refusals for `plan` over the readable Regions in `scope`; `force` overrides the guard."""
+    """Refusals for `plan` over the readable Regions in `scope`; `force` overrides the guard.
+
+    `staying` are the Regions whose hub stays in the mesh (None: every Region). The fraction
+    is measured there: the rules of a Region whose own hub left serve no one, and removing
+    one hub from a mesh of three or more must not read as a mass deletion.
+    """
     readable = {r: s for r, s in states.items() if r in scope and not s.error}
-    managed = sum(len(managed_rules(state, mesh_id)) for state in readable.values())
-    refusals = _mass_change(plan, managed, guard)
+    managed = {region: len(managed_rules(state, mesh_id)) for region, state in readable.items()}
+    refusals = _mass_change(plan, managed, staying, guard)
     quota_problems = _quotas(plan, readable)
     # Quotas are AWS's, not ours: forcing cannot lift them.
     return Verdict(refusals=tuple(refusals + quota_problems), forced=force and not quota_problems)
