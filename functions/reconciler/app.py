@@ -40,6 +40,7 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         request = request_from_event(event)
     except BadRequestError as error:
         logger.warning("bad request", extra={"error": str(error)})
+        metrics.add_metric(name="BadRequests", unit=MetricUnit.Count, value=1)
         return {"ok": False, "errors": [{"kind": "request", "message": str(error)}]}
     logger.append_keys(trigger=request.trigger, action="resync" if request.apply else "plan")
     report = _reconciler().run(request)

@@ -67,8 +67,11 @@ def _item_region(item: Mapping[str, Any]) -> str:
 def _validation_errors(region: str, error: ValidationError) -> list[ItemError]:
     found = []
     for detail in error.errors():
-        location = ".".join(str(part) for part in detail["loc"])
+        # The field is the item's attribute; a position inside a list goes into the message.
+        location = str(detail["loc"][0]) if detail["loc"] else ""
         message = detail["msg"].removeprefix("Value error, ")
+        if len(detail["loc"]) > 1:
+            message = f"entry {detail['loc'][1]}: {message}"
         if not location and ": " in message and message.split(": ", 1)[0].isidentifier():
             location, message = message.split(": ", 1)
         found.append(ItemError(region, location, message))
