@@ -114,6 +114,12 @@ class Reconciler:
                 return None
             return set(request.regions)
         swept: Collection[str] = self.settings.mesh_regions
+        outside = sorted((set(hub_set.item_regions) & known) - set(swept)) if swept else []
+        if outside:
+            report.notes.append(
+                f"hub Region(s) {', '.join(outside)} missing from MESH_REGIONS: once such a hub"
+                " item is deleted, its Region is no longer swept; add them"
+            )
         if not swept:
             try:
                 swept = self.aws.enabled_regions()

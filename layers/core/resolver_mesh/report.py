@@ -56,7 +56,7 @@ class Report:
         """Record the plan: its changes (status `planned`), counts, conflicts and notes."""
         self.changes = [change.as_dict() | {"status": "planned"} for change in plan.changes]
         self.counts = plan.counts()
-        self.notes = list(plan.notes)
+        self.notes += list(plan.notes)
         self.conflicts = [
             {
                 "region": c.region,
