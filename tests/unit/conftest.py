@@ -16,7 +16,7 @@ import pytest
 
 from resolver_mesh.desired import Desired
 from resolver_mesh.models import ObservedAssociation, ObservedEndpoint, ObservedRule, RegionState
-from resolver_mesh.names import new_creator_request_id
+from resolver_mesh.names import creator_request_ids
 
 DROP = object()
 
@@ -89,7 +89,9 @@ def converged(
                 status="COMPLETE",
                 endpoint_id=want.endpoint_id,
                 targets=want.targets,
-                creator_request_id=new_creator_request_id(mesh_id, want.target_region),
+                creator_request_id=creator_request_ids(
+                    mesh_id, want.region, want.domain, want.target_region
+                )[0],
             )
             rules.append(rule)
             associations += [

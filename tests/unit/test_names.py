@@ -7,8 +7,8 @@ import re
 import pytest
 
 from resolver_mesh.names import (
+    creator_request_ids,
     domain_problem,
-    new_creator_request_id,
     normalise_domain,
     owned_target_region,
     ownership_prefix,
@@ -125,11 +125,19 @@ def test_rule_name_differs_between_meshes() -> None:
 @pytest.mark.parametrize(
     ("creator_request_id", "mesh_id", "expected"),
     [
-        (new_creator_request_id("a", "us-east-2"), "a", "us-east-2"),
-        (new_creator_request_id("a-b", "us-east-2"), "a", None),
-        (new_creator_request_id("a", "us-east-2"), "a-b", None),
-        (new_creator_request_id("resolver-mesh", "eu-west-1"), "resolver-mesh", "eu-west-1"),
-        (new_creator_request_id("resolver-mesh", "eu-west-1"), "resolver", None),
+        (creator_request_ids("a", "us-east-1", "x.com", "us-east-2")[0], "a", "us-east-2"),
+        (creator_request_ids("a-b", "us-east-1", "x.com", "us-east-2")[0], "a", None),
+        (creator_request_ids("a", "us-east-1", "x.com", "us-east-2")[0], "a-b", None),
+        (
+            creator_request_ids("resolver-mesh", "us-east-1", "x.com", "eu-west-1")[0],
+            "resolver-mesh",
+            "eu-west-1",
+        ),
+        (
+            creator_request_ids("resolver-mesh", "us-east-1", "x.com", "eu-west-1")[0],
+            "resolver",
+            None,
+        ),
         ("resolver-mesh/a/", "a", None),  # our prefix but no target Region
         ("resolver-mesh/a", "a", None),
         ("resolver-mesh/A/us-east-1/x", "a", None),
@@ -149,10 +157,19 @@ def test_ownership_prefix_ends_with_separator() -> None:
     assert not ownership_prefix("a-b").startswith(ownership_prefix("a"))
 
 
-def test_new_creator_request_id_is_unique_and_short_enough() -> None:
-    made = {new_creator_request_id("x" * 32, "ap-southeast-4") for _ in range(200)}
-    assert len(made) == 200
-    for creator_request_id in made:
-        assert 1 <= len(creator_request_id) <= 255
-        assert creator_request_id.startswith(ownership_prefix("x" * 32))
-        assert owned_target_region(creator_request_id, "x" * 32) == "ap-southeast-4"
+def test_creator_request_ids_are_stable_then_salted_and_short_enough() -> None:
+    mesh = "x" * 32
+    stable, salted = creator_request_ids(mesh, "us-east-1", "Us-East-2.AmazonAWS.com", "us-east-2")
+    again, salted_again = creator_request_ids(
+        mesh, "us-east-1", "us-east-2.amazonaws.com.", "us-east-2"
+    )
+    assert stable == again  # deterministic, on the normalised domain
+    assert salted != salted_again
+    assert salted.startswith(stable)
+    assert (
+        creator_request_ids(mesh, "us-west-2", "us-east-2.amazonaws.com", "us-east-2")[0] != stable
+    )
+    for marker in (stable, salted):
+        assert 1 <= len(marker) <= 255
+        assert marker.startswith(ownership_prefix(mesh))
+        assert owned_target_region(marker, mesh) == "us-east-2"

@@ -24,7 +24,7 @@ from resolver_mesh.models import (
     RegionState,
     Target,
 )
-from resolver_mesh.names import new_creator_request_id, owned_target_region, rule_name
+from resolver_mesh.names import creator_request_ids, owned_target_region, rule_name
 from resolver_mesh.plan import make_plan
 
 MESH = "m"
@@ -79,7 +79,7 @@ def ours(
         status=status,
         endpoint_id=endpoint,
         targets=targets(IPS[target] if ips is None else ips),
-        creator_request_id=new_creator_request_id(mesh, target),
+        creator_request_id=creator_request_ids(mesh, "r", rule_id, target)[1],
     )
     return Row(rule, vpcs, association_status)
 
@@ -568,7 +568,7 @@ def apply_change(
             "COMPLETE",
             change.endpoint_id,
             frozenset(change.targets),
-            new_creator_request_id(MESH, change.target_region),
+            creator_request_ids(MESH, change.region, change.domain, change.target_region)[0],
         )
     elif kind is ChangeKind.UPDATE_RULE:
         assert change.rule_id in rules

@@ -8,6 +8,7 @@
 | `MESH_REGIONS` | (empty) | Regions swept by a full resync; empty: the account's enabled Regions |
 | `CALLS_PER_SECOND` | `5` | AWS calls per second per Region (the Resolver API's default quota) |
 | `MAX_ATTEMPTS` | `6` | attempts per AWS call on throttling, 5xx and connection errors |
+| `CALL_TIMEOUT_SECONDS` | `20` | how long one AWS call may take before it is retried |
 | `MAX_CHANGE_FRACTION` | `0.5` | refuse plans deleting or retargeting more than this share |
 | `MIN_RULES_FOR_GUARD` | `10` | the fraction guard applies from this many managed rules on |
 
@@ -37,6 +38,7 @@ class Settings:
     mesh_regions: tuple[str, ...] = ()
     calls_per_second: float = 5.0
     max_attempts: int = 6
+    call_timeout_seconds: float = 20.0
     guard: Guard = field(default_factory=Guard)
 
     def __post_init__(self) -> None:
@@ -46,6 +48,8 @@ class Settings:
             raise ConfigError("HUBS_TABLE_NAME must not be empty")
         if not (math.isfinite(self.calls_per_second) and self.calls_per_second > 0):
             raise ConfigError("CALLS_PER_SECOND must be a finite number greater than 0")
+        if not (math.isfinite(self.call_timeout_seconds) and self.call_timeout_seconds > 0):
+            raise ConfigError("CALL_TIMEOUT_SECONDS must be a finite number greater than 0")
         if self.max_attempts < 1:
             raise ConfigError("MAX_ATTEMPTS must be at least 1")
         if not 0 <= self.guard.max_fraction <= 1:  # NaN fails this test too
@@ -72,6 +76,7 @@ class Settings:
             ),
             "calls_per_second": number("CALLS_PER_SECOND", cls.calls_per_second, float),
             "max_attempts": int(number("MAX_ATTEMPTS", cls.max_attempts, int)),
+            "call_timeout_seconds": number("CALL_TIMEOUT_SECONDS", cls.call_timeout_seconds, float),
             "guard": Guard(
                 max_fraction=number("MAX_CHANGE_FRACTION", Guard.max_fraction, float),
                 min_rules=int(number("MIN_RULES_FOR_GUARD", Guard.min_rules, int)),

@@ -55,9 +55,20 @@ def ownership_prefix(mesh_id: str) -> str:
     return f"{MARKER}/{mesh_id}/"
 
 
-def new_creator_request_id(mesh_id: str, target_region: str) -> str:
-    """A fresh marker; the target Region is recorded so that rules of an unreadable hub are kept."""
-    return f"{ownership_prefix(mesh_id)}{target_region}/{uuid.uuid4().hex}"
+def creator_request_ids(
+    mesh_id: str, region: str, domain: str, target_region: str
+) -> tuple[str, str]:
+    """The markers to create a rule with, in order of preference.
+
+    The first is deterministic for (mesh, Region, domain, target Region): two reconcilers that
+    create the same rule at the same time, or a create retried after a lost response, meet
+    AWS's `ResourceExistsException` and find the one rule instead of making two. The second,
+    salted, is for when AWS still remembers the first from a rule deleted since. Both record the
+    target Region, so that the rules of an unreadable hub are recognised and kept.
+    """
+    digest = hashlib.sha256(f"{region}|{normalise_domain(domain)}".encode()).hexdigest()[:24]
+    stable = f"{ownership_prefix(mesh_id)}{target_region}/{digest}"
+    return stable, f"{stable}-{uuid.uuid4().hex[:12]}"
 
 
 def owned_target_region(creator_request_id: str | None, mesh_id: str) -> str | None:

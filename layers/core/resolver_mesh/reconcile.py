@@ -6,10 +6,13 @@ Invariants:
 - A change whose prerequisite failed (the rule was not created, the VPC not freed, the rule not
   disassociated) is skipped, never attempted against a half-made state.
 - `apply=False` makes no write call at all.
+- Two reconciles of one mesh never interleave in a process; the second plans from what the
+  first left, so concurrent triggers cause neither duplicates nor flapping.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,12 +23,16 @@ from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.desired import Desired, HubSet, desired_rules, parse_hubs
 from resolver_mesh.models import Change, ChangeKind, Plan, RegionState, Request
-from resolver_mesh.names import new_creator_request_id
+from resolver_mesh.names import creator_request_ids
 from resolver_mesh.plan import make_plan, managed_rules
 from resolver_mesh.report import Report
 from resolver_mesh.safety import check_plan
 
 MAX_PARALLEL_REGIONS = 32
+# Reconciles of the same mesh in one process wait for each other (threads, warm Lambda). Across
+# processes, deterministic rule markers make concurrent creates meet instead of duplicating.
+_MESH_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
+_MESH_LOCKS_GUARD = threading.Lock()
 
 
 def _parallel(work: Callable[[str], Any], regions: Iterable[str]) -> dict[str, Any]:
@@ -50,7 +57,15 @@ class Reconciler:
         self.settings = aws.settings
 
     def run(self, request: Request) -> Report:
+        """One reconcile. Reconciles of one mesh in one process run one after the other."""
         started = time.monotonic()
+        key = (self.aws.home_region, self.settings.table_name, self.settings.mesh_id)
+        with _MESH_LOCKS_GUARD:
+            lock = _MESH_LOCKS.setdefault(key, threading.Lock())
+        with lock:
+            return self._run_locked(request, started)
+
+    def _run_locked(self, request: Request, started: float) -> Report:
         calls_before = self.aws.call_counts()
         report = Report(action="resync" if request.apply else "plan", trigger=request.trigger)
         report.mesh_id = self.settings.mesh_id
@@ -218,8 +233,10 @@ class Reconciler:
     def _write(self, resolver: ResolverRegion, change: Change, rule_id: str | None) -> str:
         """Make one change; returns the id of the rule it concerns."""
         if change.kind is ChangeKind.CREATE_RULE:
-            marker = new_creator_request_id(self.settings.mesh_id, change.target_region or "")
-            return resolver.create_rule(change, marker, self.settings.mesh_id)
+            markers = creator_request_ids(
+                self.settings.mesh_id, change.region, change.domain, change.target_region or ""
+            )
+            return resolver.create_rule(change, markers, self.settings.mesh_id)
         assert rule_id is not None
         if change.kind is ChangeKind.UPDATE_RULE:
             resolver.update_rule(change)

@@ -11,7 +11,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -139,31 +139,37 @@ class ResolverRegion:
 
     # --- writes ------------------------------------------------------------------------------
 
-    def create_rule(self, change: Change, creator_request_id: str, mesh_id: str) -> str:
-        """Create a FORWARD rule with our marker and owner tag; returns its id."""
-        try:
-            response = self.call(
-                self.client.create_resolver_rule,
-                CreatorRequestId=creator_request_id,
-                Name=change.name,
-                RuleType="FORWARD",
-                DomainName=change.domain,
-                TargetIps=_target_ips(change),
-                ResolverEndpointId=change.endpoint_id,
-                Tags=[{"Key": OWNER_TAG_KEY, "Value": mesh_id}],
-            )
-            return str(response["ResolverRule"]["Id"])
-        except ClientError as error:
-            if error_code(error) != "ResourceExistsException":
-                raise
-            # A retried create that had in fact succeeded: the marker finds the rule.
-            existing = self.call(
-                self.client.list_resolver_rules,
-                Filters=[{"Name": "CreatorRequestId", "Values": [creator_request_id]}],
-            )["ResolverRules"]
-            if not existing:
-                raise
-            return str(existing[0]["Id"])
+    def create_rule(self, change: Change, markers: Sequence[str], mesh_id: str) -> str:
+        """Create a FORWARD rule with our marker and owner tag; returns its id.
+
+        `ResourceExistsException` means the marker is taken: by the rule itself (a retried or
+        concurrent create), which is then returned, or by a rule deleted since, in which case
+        the next marker is tried.
+        """
+        for marker in markers:
+            try:
+                response = self.call(
+                    self.client.create_resolver_rule,
+                    CreatorRequestId=marker,
+                    Name=change.name,
+                    RuleType="FORWARD",
+                    DomainName=change.domain,
+                    TargetIps=_target_ips(change),
+                    ResolverEndpointId=change.endpoint_id,
+                    Tags=[{"Key": OWNER_TAG_KEY, "Value": mesh_id}],
+                )
+                return str(response["ResolverRule"]["Id"])
+            except ClientError as error:
+                if error_code(error) != "ResourceExistsException":
+                    raise
+                existing = self.call(
+                    self.client.list_resolver_rules,
+                    Filters=[{"Name": "CreatorRequestId", "Values": [marker]}],
+                )["ResolverRules"]
+                live = [r for r in existing if r.get("Status") != "DELETING"]
+                if live:
+                    return str(live[0]["Id"])
+        raise RuntimeError(f"every marker for {change.domain} is taken: {', '.join(markers)}")
 
     def update_rule(self, change: Change) -> None:
         """Change name and outbound endpoint, and the targets only when the change carries them."""

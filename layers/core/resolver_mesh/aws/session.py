@@ -20,13 +20,6 @@ from resolver_mesh.aws.hubs import HubsTable
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.config import ConfigError, Settings
 
-_CLIENT_CONFIG = Config(
-    retries={"total_max_attempts": 1, "mode": "standard"},
-    connect_timeout=5,
-    read_timeout=30,
-    max_pool_connections=4,
-)
-
 
 class Aws:
     """Everything that talks to AWS, built lazily and cached."""
@@ -38,6 +31,12 @@ class Aws:
         if not home:
             raise ConfigError("no home Region: set HOME_REGION or AWS_REGION (or --home-region)")
         self.home_region: str = home
+        self._config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=min(5.0, settings.call_timeout_seconds),
+            read_timeout=settings.call_timeout_seconds,
+            max_pool_connections=4,
+        )
         self._clients: dict[tuple[str, str], Any] = {}
         self._callers: dict[str, Caller] = {}
         self._lock = threading.Lock()
@@ -47,7 +46,7 @@ class Aws:
             key = (service, region)
             if key not in self._clients:
                 self._clients[key] = self.session.client(
-                    service, region_name=region, config=_CLIENT_CONFIG
+                    service, region_name=region, config=self._config
                 )
             return self._clients[key]
 

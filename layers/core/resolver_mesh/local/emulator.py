@@ -61,6 +61,12 @@ class LocalEmulator:
             raise RuntimeError("LocalEmulator is not started")
         return self._url
 
+    def wsgi_server(self) -> Any:
+        """The running werkzeug server; its `app` may be wrapped (see `local.faults`)."""
+        if self._server is None or self._server._server is None:
+            raise RuntimeError("the emulator is not running")
+        return self._server._server
+
     def reset(self) -> None:
         """Forget every resource in every service, account and Region."""
         url = f"{self.endpoint_url}/moto-api/reset"  # always our own http://127.0.0.1:PORT
