@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHECKOV_STAMP := $(VENV)/checkov/.installed
 
 .PHONY: demo test lint build clean
 
@@ -12,10 +13,16 @@ $(STAMP): requirements-dev.txt pyproject.toml layers/core/requirements.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# checkov gets a venv of its own inside .venv: it pins an older boto3 than the product.
+$(CHECKOV_STAMP): requirements-security.txt $(STAMP)
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet -r requirements-security.txt
+	touch $(CHECKOV_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/resolver-mesh demo
 
-test: $(STAMP)
+test: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)

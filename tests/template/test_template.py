@@ -17,6 +17,7 @@ import ast
 import copy
 import json
 import re
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -463,3 +464,27 @@ def test_scheduled_event_is_real_shaped() -> None:
     (rule_arn,) = event["resources"]
     assert rule_arn.startswith(f"arn:aws:events:{event['region']}:{event['account']}:rule/")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", event["time"])
+
+
+# --- security scanner ----------------------------------------------------------------------
+
+CHECKOV = ROOT / ".venv" / "checkov" / "bin" / "checkov"  # installed by `make test`
+
+
+def test_checkov_is_clean_and_every_skip_is_justified(template: dict[str, Any]) -> None:
+
+    command = [str(CHECKOV), "-f", str(TEMPLATE), "--framework", "cloudformation"]
+    command += ["--skip-download", "--quiet", "--output", "json"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    report = json.loads(result.stdout) if result.stdout.startswith("{") else None
+    assert report, result.stdout + result.stderr
+    summary = report["summary"]
+    failed = [
+        f"{c['check_id']} {c['resource']}: {c['check_name']}"
+        for c in report["results"]["failed_checks"]
+    ]
+    assert summary["failed"] == 0, failed
+    assert summary["passed"] > 0
+    for name, resource in template["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert len(str(skip.get("comment", ""))) > 40, f"{name}: skip {skip} needs a reason"
