@@ -11,6 +11,7 @@
 | `CALL_TIMEOUT_SECONDS` | `20` | how long one AWS call may take before it is retried |
 | `MAX_CHANGE_FRACTION` | `0.5` | refuse plans deleting or retargeting more than this share |
 | `MIN_RULES_FOR_GUARD` | `10` | the fraction guard applies from this many managed rules on |
+| `ADOPT_UNMANAGED` | `false` | take over unowned rules for domains that have no rule of ours |
 
 Invariant: a setting that cannot be parsed is a `ConfigError` naming the variable, never a default.
 """
@@ -39,6 +40,7 @@ class Settings:
     calls_per_second: float = 5.0
     max_attempts: int = 6
     call_timeout_seconds: float = 20.0
+    adopt_unmanaged: bool = False
     guard: Guard = field(default_factory=Guard)
 
     def __post_init__(self) -> None:
@@ -67,7 +69,16 @@ class Settings:
             except ValueError:
                 raise ConfigError(f"{name}={raw!r} is not a number") from None
 
+        def flag(name: str) -> bool:
+            raw = env.get(name, "").strip().lower()
+            if raw in ("", "false", "0", "no"):
+                return False
+            if raw in ("true", "1", "yes"):
+                return True
+            raise ConfigError(f"{name}={raw!r} must be true or false")
+
         values: dict[str, object] = {
+            "adopt_unmanaged": flag("ADOPT_UNMANAGED"),
             "table_name": env.get("HUBS_TABLE_NAME", "").strip() or cls.table_name,
             "mesh_id": env.get("MESH_ID", "").strip() or cls.mesh_id,
             "home_region": env.get("HOME_REGION", "").strip() or None,

@@ -192,6 +192,10 @@ class ObservedRule:
     targets: frozenset[Target]
     creator_request_id: str
     owner_id: str = ""
+    share_status: str = ""
+    # The owner and target tags, read only when adoption is enabled (ADOPT_UNMANAGED).
+    owner_tag: str | None = None
+    target_tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,7 @@ class DesiredRule:
 
 
 class ChangeKind(StrEnum):
+    ADOPT_RULE = "adopt_rule"
     CREATE_RULE = "create_rule"
     UPDATE_RULE = "update_rule"
     ASSOCIATE = "associate"

@@ -29,7 +29,7 @@ from resolver_mesh.models import (
     Plan,
     RegionState,
 )
-from resolver_mesh.names import owned_target_region
+from resolver_mesh.names import MARKER, owned_target_region
 
 GONE = "DELETING"
 
@@ -49,20 +49,41 @@ class _RegionPlan:
         return self.upserts + self.associations + self.disassociations + self.deletions
 
 
+def rule_target(rule: ObservedRule, mesh_id: str) -> str | None:
+    """The Region a rule of ours forwards to; None when the rule is not ours.
+
+    Ours means: our marker in its CreatorRequestId, or adopted (our owner and target tags).
+    """
+    marked = owned_target_region(rule.creator_request_id, mesh_id)
+    if marked:
+        return marked
+    return rule.target_tag if rule.owner_tag == mesh_id and rule.target_tag else None
+
+
+def adoptable(rule: ObservedRule) -> bool:
+    """A live FORWARD rule of this account that no mesh owns, by marker or by tag."""
+    return (
+        rule.rule_type == "FORWARD"
+        and rule.status == "COMPLETE"
+        and rule.share_status != "SHARED_WITH_ME"
+        and rule.owner_tag is None
+        and not rule.creator_request_id.startswith(f"{MARKER}/")
+    )
+
+
 def managed_rules(state: RegionState, mesh_id: str) -> list[ObservedRule]:
     """Our live FORWARD rules in a Region (rules being deleted are already gone)."""
     return [
         rule
         for rule in state.rules
-        if rule.status != GONE
-        and rule.rule_type == "FORWARD"
-        and owned_target_region(rule.creator_request_id, mesh_id)
+        if rule.status != GONE and rule.rule_type == "FORWARD" and rule_target(rule, mesh_id)
     ]
 
 
 class _RegionPlanner:
-    def __init__(self, mesh_id: str, state: RegionState, desired: Desired) -> None:
+    def __init__(self, mesh_id: str, state: RegionState, desired: Desired, adopt: bool) -> None:
         self.mesh_id = mesh_id
+        self.adopt = adopt
         self.region = state.region
         self.protected_targets = desired.protected_targets
         self.wanted = {rule.domain: rule for rule in desired.rules if rule.region == self.region}
@@ -81,7 +102,7 @@ class _RegionPlanner:
         self.out = _RegionPlan()
 
     def target_of(self, rule: ObservedRule) -> str:
-        return owned_target_region(rule.creator_request_id, self.mesh_id) or ""
+        return rule_target(rule, self.mesh_id) or ""
 
     def plan(self) -> _RegionPlan:
         for domain in sorted(set(self.wanted) | set(self.ours)):
@@ -120,6 +141,8 @@ class _RegionPlanner:
                 f" {want.target_region} has no usable inbound IP"
             )
             return
+        if keeper is None and self.adopt:
+            keeper = self._adopt(want)
         keeper_id = keeper.id if keeper else None
         if keeper is None:
             self.out.upserts.append(self._change(ChangeKind.CREATE_RULE, want, None, "new"))
@@ -164,6 +187,22 @@ class _RegionPlanner:
                 else f"{want.domain} now forwards to {want.target_region}"
             )
             self._retire(duplicate, reason)
+
+    def _adopt(self, want: DesiredRule) -> ObservedRule | None:
+        """Take over the best unowned rule for the domain, when adoption is enabled."""
+        candidates = [r for r in self.theirs[want.domain] if adoptable(r)]
+        chosen = min(
+            candidates,
+            key=lambda r: (-len(self.vpcs_of[r.id] & want.vpc_ids), r.id),
+            default=None,
+        )
+        if chosen is None:
+            return None
+        self.theirs[want.domain].remove(chosen)
+        self.out.upserts.append(
+            self._change(ChangeKind.ADOPT_RULE, want, chosen.id, "adopted (ADOPT_UNMANAGED)")
+        )
+        return chosen
 
     def _update_in_place(self, want: DesiredRule, rule: ObservedRule) -> None:
         retarget = want.targets is not None and want.targets != rule.targets
@@ -218,6 +257,15 @@ class _RegionPlanner:
         vpc_id: str | None = None,
     ) -> Change:
         with_rule_fields = kind in (ChangeKind.CREATE_RULE, ChangeKind.UPDATE_RULE)
+        if kind is ChangeKind.ADOPT_RULE:
+            return Change(
+                kind,
+                self.region,
+                want.domain,
+                rule_id,
+                target_region=want.target_region,
+                reason=reason,
+            )
         return Change(
             kind=kind,
             region=self.region,
@@ -237,8 +285,14 @@ def make_plan(
     desired: Desired,
     states: Mapping[str, RegionState],
     scope: Collection[str],
+    *,
+    adopt: bool = False,
 ) -> Plan:
-    """Changes for the Regions in `scope`, ordered per Region; Regions sorted by name."""
+    """Changes for the Regions in `scope`, ordered per Region; Regions sorted by name.
+
+    With `adopt`, a domain without a rule of ours takes over the best unowned rule for it
+    (tagging it ours) instead of creating a new one.
+    """
     changes: list[Change] = []
     conflicts: list[Conflict] = []
     notes: list[str] = []
@@ -250,7 +304,7 @@ def make_plan(
         if region in desired.frozen_regions:
             notes.append(f"{region}: its hub item cannot be used, nothing changes there")
             continue
-        region_plan = _RegionPlanner(mesh_id, state, desired).plan()
+        region_plan = _RegionPlanner(mesh_id, state, desired, adopt).plan()
         changes.extend(region_plan.changes())
         conflicts.extend(region_plan.conflicts)
         notes.extend(region_plan.notes)

@@ -103,7 +103,9 @@ class Reconciler:
         desired = desired_rules(self.settings.mesh_id, hub_set, states)
         self._report_state(report, desired, states, scope)
 
-        plan = make_plan(self.settings.mesh_id, desired, states, scope)
+        plan = make_plan(
+            self.settings.mesh_id, desired, states, scope, adopt=self.settings.adopt_unmanaged
+        )
         verdict = check_plan(
             plan,
             states,
@@ -147,8 +149,11 @@ class Reconciler:
         hub = hub_set.hubs.get(region)
         inbound = (hub.inbound_endpoint_id,) if hub else ()
         try:
-            return self.aws.resolver(region).read(
-                rules=rules, endpoints=endpoints, inbound_ids=inbound
+            return self.aws.resolver(region).read(  # adoption needs the tags of unowned rules
+                read_tags=rules and self.settings.adopt_unmanaged,
+                rules=rules,
+                endpoints=endpoints,
+                inbound_ids=inbound,
             )
         except Exception as error:
             return RegionState(region, error=f"{type(error).__name__}: {error}")
@@ -238,7 +243,9 @@ class Reconciler:
             )
             return resolver.create_rule(change, markers, self.settings.mesh_id)
         assert rule_id is not None
-        if change.kind is ChangeKind.UPDATE_RULE:
+        if change.kind is ChangeKind.ADOPT_RULE:
+            resolver.adopt_rule(rule_id, self.settings.mesh_id, change.target_region or "")
+        elif change.kind is ChangeKind.UPDATE_RULE:
             resolver.update_rule(change)
         elif change.kind is ChangeKind.ASSOCIATE:
             resolver.associate(rule_id, str(change.vpc_id), str(change.name))

@@ -9,16 +9,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from resolver_mesh.models import RegionState
-from resolver_mesh.names import owned_target_region
+from resolver_mesh.plan import rule_target
 
 _SYMBOLS = {
+    "adopt_rule": "*",
     "create_rule": "+",
     "update_rule": "~",
     "associate": ">",
     "disassociate": "<",
     "delete_rule": "-",
 }
-_COLOURS = {"+": "32", "~": "33", ">": "36", "<": "35", "-": "31", "!": "31", "ok": "32"}
+_COLOURS = {"*": "34", "+": "32", "~": "33", ">": "36", "<": "35", "-": "31", "!": "31", "ok": "32"}
 
 
 class Style:
@@ -38,7 +39,9 @@ class Style:
 def _change_line(change: Mapping[str, Any]) -> str:
     kind = change["kind"]
     domain = change["domain"].rstrip(".")
-    if kind in ("create_rule", "update_rule"):
+    if kind == "adopt_rule":
+        what = f"{domain} ({change.get('rule_id', '?')}) -> {change.get('target_region', '?')}"
+    elif kind in ("create_rule", "update_rule"):
         targets = ", ".join(change.get("targets", [])) or "targets unchanged"
         what = f"{domain} -> {change.get('target_region', '?')} [{targets}]"
     elif kind in ("associate", "disassociate"):
@@ -136,7 +139,7 @@ def rules_text(states: Iterable[RegionState], mesh_id: str, style: Style) -> str
         if not forward:
             lines.append("  (no forwarding rules)")
         for rule in forward:
-            target = owned_target_region(rule.creator_request_id, mesh_id)
+            target = rule_target(rule, mesh_id)
             owner = f"-> {target}" if target else "(not ours)"
             ips = ", ".join(t.ip for t in sorted(rule.targets))
             associated = ", ".join(sorted(vpcs.get(rule.id, []))) or "no VPC"

@@ -12,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,7 +26,7 @@ from resolver_mesh.models import (
     RegionState,
     Target,
 )
-from resolver_mesh.names import OWNER_TAG_KEY, normalise_domain
+from resolver_mesh.names import MARKER, OWNER_TAG_KEY, TARGET_TAG_KEY, normalise_domain
 
 PAGE_SIZE = 100
 BUILT_IN_RULE_PREFIX = "rslvr-autodefined-rr-"
@@ -51,6 +52,7 @@ def _rule(raw: dict[str, Any]) -> ObservedRule:
         targets=frozenset(_target(t) for t in raw.get("TargetIps") or ()),
         creator_request_id=raw.get("CreatorRequestId", ""),
         owner_id=raw.get("OwnerId", ""),
+        share_status=raw.get("ShareStatus", ""),
     )
 
 
@@ -72,23 +74,48 @@ class ResolverRegion:
     # --- reads -------------------------------------------------------------------------------
 
     def read(
-        self, *, rules: bool, endpoints: bool, inbound_ids: Collection[str] = ()
+        self,
+        *,
+        rules: bool,
+        endpoints: bool,
+        inbound_ids: Collection[str] = (),
+        read_tags: bool = False,
     ) -> RegionState:
         """What the planner needs from this Region.
 
         Associations are read where rules were read and there is a hub or any rule at all: a
         swept Region without rules needs one call, not two.
         """
-        found_rules = self.list_rules() if rules else ()
+        found_rules = self.list_rules(read_tags) if rules else ()
         associations = self.list_associations() if rules and (endpoints or found_rules) else ()
         found_endpoints = self.list_endpoints(inbound_ids) if endpoints else ()
         return RegionState(self.region, found_rules, associations, found_endpoints)
 
-    def list_rules(self) -> tuple[ObservedRule, ...]:
+    def list_rules(self, read_tags: bool = False) -> tuple[ObservedRule, ...]:
+        """Every rule but the built-in one; with `read_tags`, the owner and target tags of the
+        FORWARD rules without a mesh marker (one call each: only when adoption is enabled)."""
         raw = self.call.pages(
             self.client.list_resolver_rules, "ResolverRules", MaxResults=PAGE_SIZE
         )
-        return tuple(_rule(r) for r in raw if not r["Id"].startswith(BUILT_IN_RULE_PREFIX))
+        found = []
+        for listed in raw:
+            if listed["Id"].startswith(BUILT_IN_RULE_PREFIX):
+                continue
+            rule = _rule(listed)
+            unmarked = not rule.creator_request_id.startswith(f"{MARKER}/")
+            if read_tags and unmarked and rule.rule_type == "FORWARD" and rule.status != "DELETING":
+                tags = self.tags(listed["Arn"])
+                rule = replace(
+                    rule, owner_tag=tags.get(OWNER_TAG_KEY), target_tag=tags.get(TARGET_TAG_KEY)
+                )
+            found.append(rule)
+        return tuple(found)
+
+    def tags(self, arn: str) -> dict[str, str]:
+        raw = self.call.pages(
+            self.client.list_tags_for_resource, "Tags", ResourceArn=arn, MaxResults=PAGE_SIZE
+        )
+        return {tag["Key"]: tag["Value"] for tag in raw}
 
     def list_associations(self) -> tuple[ObservedAssociation, ...]:
         raw = self.call.pages(
@@ -156,7 +183,10 @@ class ResolverRegion:
                     DomainName=change.domain,
                     TargetIps=_target_ips(change),
                     ResolverEndpointId=change.endpoint_id,
-                    Tags=[{"Key": OWNER_TAG_KEY, "Value": mesh_id}],
+                    Tags=[
+                        {"Key": OWNER_TAG_KEY, "Value": mesh_id},
+                        {"Key": TARGET_TAG_KEY, "Value": change.target_region or ""},
+                    ],
                 )
                 return str(response["ResolverRule"]["Id"])
             except ClientError as error:
@@ -170,6 +200,20 @@ class ResolverRegion:
                 if live:
                     return str(live[0]["Id"])
         raise RuntimeError(f"every marker for {change.domain} is taken: {', '.join(markers)}")
+
+    def adopt_rule(self, rule_id: str, mesh_id: str, target_region: str) -> None:
+        """Make an unowned rule ours by tagging it with our owner and its target Region."""
+        arn = self.call(self.client.get_resolver_rule, ResolverRuleId=rule_id)["ResolverRule"][
+            "Arn"
+        ]
+        self.call(
+            self.client.tag_resource,
+            ResourceArn=arn,
+            Tags=[
+                {"Key": OWNER_TAG_KEY, "Value": mesh_id},
+                {"Key": TARGET_TAG_KEY, "Value": target_region},
+            ],
+        )
 
     def update_rule(self, change: Change) -> None:
         """Change name and outbound endpoint, and the targets only when the change carries them."""
