@@ -1,8 +1,13 @@
 """The reconciler Lambda: a thin handler around `resolver_mesh.reconcile.Reconciler`.
 
-Events: a manual invoke `{"action": "plan" | "resync", "regions": [...], "force": bool}`, the
-scheduled EventBridge event (a full resync), anything else (a full resync). Returns the report
-as a JSON-serialisable dict. Configuration: see `resolver_mesh.config`.
+Events:
+- a manual invoke `{"action": "plan" | "resync", "regions": [...], "force": bool}`;
+- an SQS batch from the reconcile queue (forwarded CloudTrail events, hubs-table stream records,
+  the schedule): coalesced into one resync over the Regions they can affect, answered with a
+  partial batch response;
+- any other event (the schedule, a CloudTrail event, a stream record invoked directly): scoped
+  the same way; anything not understood is a full resync.
+Returns the report as a JSON-serialisable dict. Configuration: see `resolver_mesh.config`.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.config import Settings
+from resolver_mesh.models import Request
 from resolver_mesh.reconcile import Reconciler
-from resolver_mesh.triggers import BadRequestError, request_from_event
+from resolver_mesh.report import Report
+from resolver_mesh.triggers import BadRequestError, batch_from_sqs, is_sqs_batch, request_from_event
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "resolver-mesh"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ResolverMesh"))
@@ -33,17 +40,8 @@ def _reconciler() -> Reconciler:
     return Reconciler(_aws)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    try:
-        request = request_from_event(event)
-    except BadRequestError as error:
-        logger.warning("bad request", extra={"error": str(error)})
-        metrics.add_metric(name="BadRequests", unit=MetricUnit.Count, value=1)
-        return {"ok": False, "errors": [{"kind": "request", "message": str(error)}]}
-    logger.append_keys(trigger=request.trigger, action="resync" if request.apply else "plan")
-    report = _reconciler().run(request)
+def _record(report: Report) -> dict[str, Any]:
+    """Metrics and one structured log line for a finished reconcile."""
     result = report.as_dict()
     for kind, count in report.counts.items():
         metrics.add_metric(name=f"Changes_{kind}", unit=MetricUnit.Count, value=count)
@@ -53,7 +51,54 @@ def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(
         name="DurationSeconds", unit=MetricUnit.Seconds, value=report.duration_seconds
     )
-    summary = {k: result[k] for k in ("ok", "counts", "regions", "calls", "duration_seconds")}
+    summary = {k: result[k] for k in ("ok", "trigger", "counts", "regions", "calls")}
     summary |= {k: result[k] for k in ("errors", "conflicts", "refused", "degraded") if result[k]}
     (logger.info if report.ok else logger.error)("reconcile finished", extra=summary)
     return result
+
+
+def _event_driven(reconciler: Reconciler, request: Request) -> dict[str, Any]:
+    """Reconcile, and again while a new endpoint is on its way (bounded): no event says when
+    it becomes OPERATIONAL."""
+    settings = reconciler.settings
+    reports = reconciler.run_until_ready(
+        request, settings.readiness_wait_seconds, settings.readiness_poll_seconds
+    )
+    result = _record(reports[-1])
+    result["passes"] = len(reports)
+    return result
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    reconciler = _reconciler()
+    known = reconciler.aws.known_regions()
+    if is_sqs_batch(event):
+        batch = batch_from_sqs(event, known)
+        failures = [{"itemIdentifier": message_id} for message_id in batch.poison]
+        metrics.add_metric(name="Messages", unit=MetricUnit.Count, value=len(event["Records"]))
+        if batch.request is None:
+            logger.info("nothing to reconcile", extra={"messages": len(event["Records"])})
+            return {"batchItemFailures": failures}
+        logger.append_keys(trigger=batch.request.trigger)
+        try:
+            result = _event_driven(reconciler, batch.request)
+        except Exception:
+            logger.exception("reconcile failed; the batch will be retried")
+            every = [{"itemIdentifier": str(r.get("messageId"))} for r in event["Records"]]
+            return {"batchItemFailures": every}
+        return {"batchItemFailures": failures, "report": result}
+    try:
+        request = request_from_event(event, known)
+    except BadRequestError as error:
+        logger.warning("bad request", extra={"error": str(error)})
+        metrics.add_metric(name="BadRequests", unit=MetricUnit.Count, value=1)
+        return {"ok": False, "errors": [{"kind": "request", "message": str(error)}]}
+    if request is None:
+        metrics.add_metric(name="Ignored", unit=MetricUnit.Count, value=1)
+        return {"ok": True, "ignored": True, "counts": {}, "changes": [], "errors": []}
+    logger.append_keys(trigger=request.trigger, action="resync" if request.apply else "plan")
+    if isinstance(event, dict) and "action" in event:  # a person is waiting: one pass
+        return _record(reconciler.run(request))
+    return _event_driven(reconciler, request)

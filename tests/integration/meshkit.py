@@ -179,6 +179,7 @@ class Mesh:
     items: dict[str, dict[str, Any]]
     table: str = TABLE
     mesh_id: str = DEFAULT_MESH_ID
+    mesh_regions: tuple[str, ...] = MESH_REGIONS  # (): sweep the account's enabled Regions
 
     # settings ---------------------------------------------------------------------------------
 
@@ -187,7 +188,7 @@ class Mesh:
             "HUBS_TABLE_NAME": self.table,
             "MESH_ID": self.mesh_id,
             "HOME_REGION": HOME_REGION,
-            "MESH_REGIONS": ",".join(MESH_REGIONS),
+            "MESH_REGIONS": ",".join(self.mesh_regions),
             "CALLS_PER_SECOND": "1000",
         }
 
@@ -339,7 +340,7 @@ class Mesh:
         """Exactly the expected managed rules exist, each exactly right; returns them by key."""
         expected = self.expected()
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        for region in MESH_REGIONS:
+        for region in sorted({*MESH_REGIONS, *self.hubs}):
             seen = self.observe(region)
             assert not seen.orphans(), f"{region}: associations of missing rules {seen.orphans()}"
             own = {d for r, i in self.items.items() if r == region for d in domains_of(i)}

@@ -266,6 +266,15 @@ class TestExitStatus:
         assert result.json["calls"]["writes"] == 0
         assert mesh.snapshot() == before
 
+    def test_hubs_commands_on_a_missing_table_exit_1(self, mesh: Any) -> None:
+        hub = mesh.hubs["us-east-2"]
+        item = ["--vpc-id", hub.vpc_id, "--inbound-endpoint-id", hub.inbound_endpoint_id]
+        for args in (["list"], ["remove", "us-east-2"], ["put", "us-east-2", *item]):
+            result = mesh.cli("--table", "no-such-table", "hubs", *args)
+            assert result.code == 1, (args, result)
+            assert "ResourceNotFoundException" in result.err
+        assert set(mesh.stored()) == {"us-east-1", "us-east-2", "us-west-2"}
+
     def test_a_bad_hub_item_exits_1_and_names_region_and_field(self, mesh: Any) -> None:
         assert mesh.cli("apply").code == 0
         kept = managed_ids(mesh)

@@ -26,6 +26,7 @@ from resolver_mesh.local.topology import create_unmanaged_rule
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SPARE_IP = {"us-east-1": "10.0.0.53", "us-east-2": "10.4.0.53", "us-west-2": "10.12.0.53"}
 NO_CHANGES = {
+    "adopt_rule": 0,
     "create_rule": 0,
     "update_rule": 0,
     "associate": 0,
@@ -108,10 +109,11 @@ class TestFullMesh:
             "ap-southeast-2": [],
         }
 
-    def test_a_region_never_gets_rules_for_its_own_domains(self, mesh: Any) -> None:
+    def test_a_region_never_gets_rules_for_its_own_domains(self, mesh: Any, observe: Any) -> None:
         mesh.resync()
         for region in ("us-east-1", "us-east-2", "us-west-2"):
-            seen = mesh.observe(region)
+            seen = observe(region)
+            assert seen.rules_for(f"{region}.amazonaws.com") == []
             own = domains_of(mesh.items[region])
             assert {normalise(r["DomainName"]) for r in seen.managed()}.isdisjoint(own)
             assert len(seen.managed()) == 4
@@ -679,11 +681,9 @@ class TestBadHubItem:
         ("field", "value"),
         [
             ("vpc_id", "vpc-XYZ"),
-            ("vpc_id", 42),
             ("inbound_endpoint_id", "rslvr-out-0123456789abcdef0"),
             ("inbound_endpoint_id", "rslvr-in-0123456789abcdef0"),  # well-formed, not there
             ("outbound_endpoint_id", "rslvr-in-0123456789abcdef0"),
-            ("vpc_ids", "vpc-0123456789abcdef0"),
             ("domains", ["{region}..example"]),
             ("peers", ["ap-southeast-2"]),
             ("enabled", "false"),
@@ -798,3 +798,132 @@ def test_every_kind_of_result_is_json_serialisable(mesh: Any) -> None:
         text = json.dumps(result)
         assert json.loads(text)["ok"] is result["ok"]
     assert [r["ok"] for r in results[:4]] == [False, False, False, False]
+
+
+# --- drift, outbound endpoints, the swept Regions -------------------------------------------------
+
+
+class TestDriftAndEndpoints:
+    def test_drift_of_managed_rules_is_repaired_in_place(self, mesh: Any) -> None:
+        mesh.resync()
+        resolver = mesh.aws("route53resolver", "us-east-1")
+        hub = mesh.hubs["us-east-1"]
+        tampered, unhooked, deleted = sorted(
+            mesh.observe("us-east-1").managed(), key=lambda r: r["DomainName"]
+        )[:3]
+        resolver.update_resolver_rule(
+            ResolverRuleId=tampered["Id"],
+            Config={"Name": "tampered", "TargetIps": [{"Ip": "10.99.0.1", "Port": 53}]},
+        )
+        resolver.disassociate_resolver_rule(ResolverRuleId=unhooked["Id"], VPCId=hub.vpc_id)
+        for vpc_id in (hub.vpc_id, *hub.workload_vpc_ids):
+            resolver.disassociate_resolver_rule(ResolverRuleId=deleted["Id"], VPCId=vpc_id)
+        resolver.delete_resolver_rule(ResolverRuleId=deleted["Id"])
+        duplicate = resolver.create_resolver_rule(
+            CreatorRequestId=f"resolver-mesh/resolver-mesh/us-east-2/{'0' * 32}",
+            Name="left-by-a-crash",
+            RuleType="FORWARD",
+            DomainName=tampered["DomainName"],
+            TargetIps=[{"Ip": "10.4.0.10", "Port": 53}],
+            ResolverEndpointId=hub.outbound_endpoint_id,
+        )["ResolverRule"]["Id"]
+
+        result = mesh.resync()
+
+        assert result["ok"] is True
+        assert result["counts"] == {
+            "adopt_rule": 0,
+            "create_rule": 1,
+            "update_rule": 1,
+            "associate": 3,  # the unhooked VPC, the re-created rule's two VPCs
+            "disassociate": 0,
+            "delete_rule": 1,  # the duplicate
+        }
+        found = mesh.assert_converged()
+        assert found["us-east-1", normalise(tampered["DomainName"])]["Id"] == tampered["Id"]
+        assert found["us-east-1", normalise(unhooked["DomainName"])]["Id"] == unhooked["Id"]
+        assert duplicate not in {r["Id"] for r in mesh.observe("us-east-1").rules}
+
+    def test_a_new_outbound_endpoint_is_written_into_the_same_rules(self, mesh: Any) -> None:
+        mesh.resync()
+        hub = mesh.hubs["us-east-2"]
+        resolver = mesh.aws("route53resolver", "us-east-2")
+        groups = resolver.get_resolver_endpoint(ResolverEndpointId=hub.inbound_endpoint_id)[
+            "ResolverEndpoint"
+        ]["SecurityGroupIds"]
+        replacement = resolver.create_resolver_endpoint(
+            CreatorRequestId="replacement-outbound",
+            Name="replacement-outbound",
+            SecurityGroupIds=groups,
+            Direction="OUTBOUND",
+            IpAddresses=[{"SubnetId": subnet} for subnet in hub.subnet_ids],
+        )["ResolverEndpoint"]["Id"]
+        before = {r["Id"] for r in mesh.observe("us-east-2").managed()}
+
+        mesh.update("us-east-2", outbound_endpoint_id=replacement)
+        result = mesh.resync()
+
+        assert result["counts"] == {**NO_CHANGES, "update_rule": 4}
+        rules = mesh.observe("us-east-2").managed()
+        assert {r["Id"] for r in rules} == before
+        assert {r["ResolverEndpointId"] for r in rules} == {replacement}
+        mesh.assert_converged()
+        resolver.delete_resolver_endpoint(ResolverEndpointId=str(hub.outbound_endpoint_id))
+
+    def test_string_sets_empty_peers_and_long_domains(self, make_mesh: Any) -> None:
+        long_domain = "a-label-long-enough-to-overflow-a-rule-name.{region}.internal.example.com"
+        mesh = make_mesh(
+            items={"us-west-2": {"peers": []}, "us-east-2": {"domains": [long_domain]}}
+        )
+        hub = mesh.hubs["us-east-1"]
+        mesh.update("us-east-1", vpc_ids=set(hub.workload_vpc_ids))  # a DynamoDB string set
+
+        assert mesh.resync()["ok"] is True
+
+        found = mesh.assert_converged()
+        assert mesh.observe("us-west-2").managed() == []  # peers [] forwards nowhere
+        assert ("us-west-2", "us-east-1.amazonaws.com.") not in found
+        assert ("us-east-2", "us-west-2.amazonaws.com.") in found  # but others forward to it
+        long_rule = found["us-east-1", normalise(long_domain.replace("{region}", "us-east-2"))]
+        assert len(long_rule["Name"]) <= 64
+        assert "." not in long_rule["Name"]
+        assert mesh.resync()["calls"]["writes"] == 0
+
+
+class TestSweptRegions:
+    def test_a_full_resync_without_mesh_regions_sweeps_every_enabled_region(
+        self, make_mesh: Any
+    ) -> None:
+        mesh = make_mesh(("us-east-1", "us-east-2", "ca-central-1"))
+        mesh.mesh_regions = ()
+        result = mesh.resync()
+        assert result["ok"] is True
+        assert {"us-east-1", "us-east-2", "ca-central-1", "eu-north-1"} <= set(result["regions"])
+        mesh.assert_converged()
+
+        mesh.remove("ca-central-1")
+        result = mesh.resync()
+        assert result["ok"] is True, result["refused"]
+        assert mesh.observe("ca-central-1").managed() == []
+        assert not mesh.observe("ca-central-1").orphans()
+        mesh.assert_converged()
+
+    def test_a_removed_hub_outside_mesh_regions_leaves_no_managed_rule_behind(
+        self, make_mesh: Any
+    ) -> None:
+        """Contract: a removed hub's own Region loses its managed rules; nothing is orphaned.
+
+        ca-central-1 is not in MESH_REGIONS: it is reconciled while its item exists, so its
+        rules must also go when the item is deleted.
+        """
+        mesh = make_mesh((*FOUR_REGIONS, "ca-central-1"))
+        assert "ca-central-1" not in MESH_REGIONS
+        assert mesh.resync()["ok"] is True
+        assert len(mesh.observe("ca-central-1").managed()) == 8
+
+        mesh.remove("ca-central-1")
+        result = mesh.resync()
+
+        assert result["ok"] is True
+        left = mesh.observe("ca-central-1").managed()
+        assert left == [], f"{len(left)} managed rules orphaned in ca-central-1"

@@ -12,6 +12,8 @@
 | `MAX_CHANGE_FRACTION` | `0.5` | refuse plans deleting or retargeting more than this share |
 | `MIN_RULES_FOR_GUARD` | `10` | the fraction guard applies from this many managed rules on |
 | `ADOPT_UNMANAGED` | `false` | take over unowned rules for domains that have no rule of ours |
+| `READINESS_WAIT_SECONDS` | `120` | how long an event-driven run keeps looking at a new endpoint |
+| `READINESS_POLL_SECONDS` | `10` | how often it looks |
 
 Invariant: a setting that cannot be parsed is a `ConfigError` naming the variable, never a default.
 """
@@ -41,6 +43,8 @@ class Settings:
     max_attempts: int = 6
     call_timeout_seconds: float = 20.0
     adopt_unmanaged: bool = False
+    readiness_wait_seconds: float = 120.0
+    readiness_poll_seconds: float = 10.0
     guard: Guard = field(default_factory=Guard)
 
     def __post_init__(self) -> None:
@@ -52,6 +56,10 @@ class Settings:
             raise ConfigError("CALLS_PER_SECOND must be a finite number greater than 0")
         if not (math.isfinite(self.call_timeout_seconds) and self.call_timeout_seconds > 0):
             raise ConfigError("CALL_TIMEOUT_SECONDS must be a finite number greater than 0")
+        if not 0 <= self.readiness_wait_seconds < math.inf:
+            raise ConfigError("READINESS_WAIT_SECONDS must be a finite number of seconds")
+        if not 0 < self.readiness_poll_seconds < math.inf:
+            raise ConfigError("READINESS_POLL_SECONDS must be a finite number above 0")
         if self.max_attempts < 1:
             raise ConfigError("MAX_ATTEMPTS must be at least 1")
         if not 0 <= self.guard.max_fraction <= 1:  # NaN fails this test too
@@ -79,6 +87,12 @@ class Settings:
 
         values: dict[str, object] = {
             "adopt_unmanaged": flag("ADOPT_UNMANAGED"),
+            "readiness_wait_seconds": number(
+                "READINESS_WAIT_SECONDS", cls.readiness_wait_seconds, float
+            ),
+            "readiness_poll_seconds": number(
+                "READINESS_POLL_SECONDS", cls.readiness_poll_seconds, float
+            ),
             "table_name": env.get("HUBS_TABLE_NAME", "").strip() or cls.table_name,
             "mesh_id": env.get("MESH_ID", "").strip() or cls.mesh_id,
             "home_region": env.get("HOME_REGION", "").strip() or None,

@@ -29,6 +29,8 @@ from resolver_mesh.models import (
 from resolver_mesh.names import rule_name
 
 USABLE_ENDPOINT_STATUS = "OPERATIONAL"
+# Statuses an endpoint leaves by itself, with no event to say so: worth looking at again soon.
+TRANSITIONAL_ENDPOINT_STATUSES = frozenset({"CREATING", "UPDATING", "AUTO_RECOVERING"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Desired:
     protected_targets: frozenset[str] = frozenset()
     errors: tuple[ItemError, ...] = ()
     degraded: tuple[str, ...] = field(default=())
+    pending: frozenset[str] = frozenset()
 
 
 def _item_region(item: Mapping[str, Any]) -> str:
@@ -122,6 +125,7 @@ class _HubHealth:
     targets: frozenset[Target] | None = None
     source_ok: bool = True
     target_ok: bool = True
+    pending: bool = False  # an endpoint is still on its way to OPERATIONAL with ATTACHED IPs
 
 
 def _one_family(ips: Iterable[str]) -> list[str]:
@@ -157,8 +161,10 @@ def _check_hub(
         health.target_ok = False
     elif inbound.status != USABLE_ENDPOINT_STATUS:
         degraded.append(f"{where}: inbound endpoint {inbound.id} is {inbound.status}")
+        health.pending = inbound.status in TRANSITIONAL_ENDPOINT_STATUSES
     elif not (ips := _one_family(inbound.attached_ips)):
         degraded.append(f"{where}: inbound endpoint {inbound.id} has no ATTACHED IP")
+        health.pending = True
     elif len(ips) > MAX_TARGETS_PER_RULE:
         degraded.append(
             f"{where}: inbound endpoint {inbound.id} has {len(ips)} ATTACHED IPs;"
@@ -183,6 +189,7 @@ def _check_hub(
                 f" rules in {hub.region} are left as they are"
             )
             health.source_ok = False
+            health.pending = health.pending or outbound.status in TRANSITIONAL_ENDPOINT_STATUSES
     return health, errors, degraded
 
 
@@ -230,4 +237,5 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
         protected_targets=frozenset(protected),
         errors=tuple(errors),
         degraded=tuple(degraded),
+        pending=frozenset(region for region, h in health.items() if h.pending),
     )

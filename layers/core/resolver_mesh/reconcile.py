@@ -24,7 +24,7 @@ from resolver_mesh.aws.session import Aws
 from resolver_mesh.desired import Desired, HubSet, desired_rules, parse_hubs
 from resolver_mesh.models import Change, ChangeKind, Plan, RegionState, Request
 from resolver_mesh.names import creator_request_ids
-from resolver_mesh.plan import make_plan, managed_rules
+from resolver_mesh.plan import make_plan, managed_rules, rule_target
 from resolver_mesh.report import Report
 from resolver_mesh.safety import check_plan
 
@@ -65,6 +65,22 @@ class Reconciler:
         with lock:
             return self._run_locked(request, started)
 
+    def run_until_ready(
+        self,
+        request: Request,
+        wait_seconds: float,
+        poll_seconds: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> list[Report]:
+        """Run, then run again while a hub endpoint is still becoming ready, for at most
+        `wait_seconds`: no event says when a new endpoint turns OPERATIONAL."""
+        deadline = time.monotonic() + wait_seconds
+        reports = [self.run(request)]
+        while reports[-1].pending and time.monotonic() + poll_seconds <= deadline:
+            sleep(poll_seconds)
+            reports.append(self.run(request))
+        return reports
+
     def _run_locked(self, request: Request, started: float) -> Report:
         calls_before = self.aws.call_counts()
         report = Report(action="resync" if request.apply else "plan", trigger=request.trigger)
@@ -92,14 +108,25 @@ class Reconciler:
         scope = self._scope(request, hub_set, known, report)
         if scope is None:
             return
-        report.regions = sorted(scope)
         endpoint_regions = set(hub_set.enabled)
-        states = _parallel(
-            lambda region: self._observe(
-                region, region in scope, region in endpoint_regions, hub_set
-            ),
-            scope | endpoint_regions,
-        )
+
+        def observe(region: str) -> RegionState:
+            return self._observe(region, region in scope, region in endpoint_regions, hub_set)
+
+        states = _parallel(observe, scope | endpoint_regions)
+        if request.regions is None:
+            # Our rules name the Region they forward to: a hub whose item is gone and whose
+            # Region is not swept is still found through them, and its own rules removed.
+            found = {
+                target
+                for state in states.values()
+                for rule in managed_rules(state, self.settings.mesh_id)
+                if (target := rule_target(rule, self.settings.mesh_id))
+            }
+            trail = (found & known) - scope
+            scope |= trail
+            states |= _parallel(observe, trail)
+        report.regions = sorted(scope)
         desired = desired_rules(self.settings.mesh_id, hub_set, states)
         self._report_state(report, desired, states, scope)
 
@@ -168,6 +195,7 @@ class Reconciler:
         for item_error in desired.errors:
             report.item_error(item_error)
         report.degraded = list(desired.degraded)
+        report.pending = sorted(desired.pending)
         for region, state in sorted(states.items()):
             if state.error:
                 report.error(

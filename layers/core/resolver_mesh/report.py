@@ -25,6 +25,7 @@ class Report:
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     degraded: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     forced_past: list[str] = field(default_factory=list)
@@ -92,6 +93,7 @@ class Report:
             "conflicts": self.conflicts,
             "errors": self.errors,
             "degraded": self.degraded,
+            "pending": self.pending,
             "notes": self.notes,
             "refused": self.refused,
             "forced_past": self.forced_past,

@@ -3,12 +3,16 @@
 Invariants:
 - A trigger never carries state, only "look at these Regions again" (level-triggered).
 - Anything not understood means all Regions, never none; only a malformed *manual* request,
-  which a person is waiting on, is refused with an explanation.
+  which a person is waiting on, is refused with an explanation. A failed call (`errorCode`)
+  needs nothing: it changed nothing.
+- A batch of messages becomes one request over the union of their scopes (coalescing).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from resolver_mesh.models import Request
@@ -40,10 +44,124 @@ def _manual(event: Mapping[str, Any]) -> Request:
     )
 
 
-def request_from_event(event: Any) -> Request:
-    """The request a Lambda event stands for."""
+ALL = None  # a scope of every Region
+DRIFT_CALLS = frozenset(
+    {
+        "CreateResolverRule",
+        "UpdateResolverRule",
+        "DeleteResolverRule",
+        "AssociateResolverRule",
+        "DisassociateResolverRule",
+    }
+)
+RESOLVER_ENDPOINT_CALLS = frozenset(
+    {
+        "CreateResolverEndpoint",
+        "UpdateResolverEndpoint",
+        "DeleteResolverEndpoint",
+        "AssociateResolverEndpointIpAddress",
+        "DisassociateResolverEndpointIpAddress",
+    }
+)
+VPC_ENDPOINT_CALLS = frozenset({"CreateVpcEndpoint", "ModifyVpcEndpoint", "DeleteVpcEndpoints"})
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The Regions a message can affect (`regions` None: all of them), and why."""
+
+    regions: frozenset[str] | None
+    why: str
+
+
+def _cloudtrail_scope(detail: Mapping[str, Any], known_regions: Collection[str]) -> Scope:
+    name = str(detail.get("eventName", "?"))
+    region = str(detail.get("awsRegion", "?"))
+    where = f"{name} in {region}"
+    if detail.get("errorCode"):
+        return Scope(frozenset(), f"{where} failed ({detail['errorCode']}): ignored")
+    if region not in known_regions:
+        return Scope(ALL, f"{where}: unknown Region, every Region")
+    if name in DRIFT_CALLS:
+        return Scope(frozenset({region}), f"{where}: rules of that Region")
+    if name in RESOLVER_ENDPOINT_CALLS:
+        response = detail.get("responseElements") or {}
+        endpoint = response.get("resolverEndpoint") if isinstance(response, Mapping) else None
+        direction = endpoint.get("direction") if isinstance(endpoint, Mapping) else None
+        if direction == "OUTBOUND":  # only that Region's rules go through it
+            return Scope(frozenset({region}), f"{where} (outbound endpoint)")
+        return Scope(ALL, f"{where}: inbound IPs are targets in every Region")
+    if name in VPC_ENDPOINT_CALLS:
+        return Scope(ALL, f"{where}: what the hub answers for, in every Region")
+    return Scope(ALL, f"{where}: not a known trigger, every Region")
+
+
+def scope_of(message: Any, known_regions: Collection[str]) -> Scope:
+    """The scope of one message: an EventBridge event or a DynamoDB stream record."""
+    if not isinstance(message, Mapping):
+        return Scope(ALL, "unrecognised event (not an object): every Region")
+    if message.get("detail-type") == "AWS API Call via CloudTrail" and isinstance(
+        message.get("detail"), Mapping
+    ):
+        return _cloudtrail_scope(message["detail"], known_regions)
+    if message.get("detail-type") == "Scheduled Event":
+        return Scope(ALL, "schedule")
+    if message.get("eventSource") == "aws:dynamodb":
+        return Scope(ALL, f"hubs table {message.get('eventName', 'change')}: every Region")
+    return Scope(ALL, "unrecognised event: every Region")
+
+
+def combined(scopes: Iterable[Scope]) -> Request | None:
+    """One resync for several messages (coalescing); None when none of them needs one."""
+    scopes = list(scopes)
+    regions: set[str] = set()
+    for scope in scopes:
+        if scope.regions is None:
+            return Request(apply=True, trigger="; ".join(s.why for s in scopes))
+        regions |= scope.regions
+    if not regions:
+        return None
+    return Request(
+        apply=True, regions=tuple(sorted(regions)), trigger="; ".join(s.why for s in scopes)
+    )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """An SQS batch read: one request for all of it, and the records that could not be read."""
+
+    request: Request | None
+    poison: tuple[str, ...]
+
+
+def is_sqs_batch(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list) or not records:
+        return False
+    return all(isinstance(r, Mapping) and r.get("eventSource") == "aws:sqs" for r in records)
+
+
+def batch_from_sqs(event: Mapping[str, Any], known_regions: Collection[str]) -> Batch:
+    """Coalesce an SQS batch. A body that is not JSON is poison (reported as a failed item,
+    so that it reaches the dead-letter queue) and also means every Region."""
+    scopes: list[Scope] = []
+    poison: list[str] = []
+    for record in event["Records"]:
+        try:
+            message = json.loads(record.get("body") or "")
+        except ValueError:
+            poison.append(str(record.get("messageId")))
+            scopes.append(Scope(ALL, f"unreadable message {record.get('messageId')}"))
+            continue
+        scopes.append(scope_of(message, known_regions))
+    return Batch(combined(scopes), tuple(poison))
+
+
+def request_from_event(event: Any, known_regions: Collection[str] = ()) -> Request | None:
+    """The request a (non-SQS) Lambda event stands for; None when it needs no reconcile."""
     if isinstance(event, Mapping) and "action" in event:
         return _manual(event)
-    if isinstance(event, Mapping) and event.get("detail-type") == "Scheduled Event":
-        return Request(apply=True, trigger="schedule")
-    return Request(apply=True, trigger="unrecognised event: full resync")
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if isinstance(records, list) and records:
+        return combined(scope_of(record, known_regions) for record in records)
+    return combined([scope_of(event, known_regions)])
