@@ -1,0 +1,160 @@
+"""Every sample event in events/ leads to the scope it should: the Regions it can affect."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from resolver_mesh.triggers import (
+    Scope,
+    batch_from_sqs,
+    combined,
+    is_sqs_batch,
+    request_from_event,
+    scope_of,
+)
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+KNOWN = frozenset({"us-east-1", "us-east-2", "us-west-2", "eu-west-1"})
+
+
+def load(name: str) -> Any:
+    return json.loads((EVENTS / name).read_text())
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cloudtrail-CreateResolverRule.json",
+        "cloudtrail-UpdateResolverRule.json",
+        "cloudtrail-DeleteResolverRule.json",
+        "cloudtrail-AssociateResolverRule.json",
+        "cloudtrail-DisassociateResolverRule.json",
+    ],
+)
+def test_rule_drift_scopes_to_its_own_region(name: str) -> None:
+    event = load(name)
+    scope = scope_of(event, KNOWN)
+    assert scope.regions == frozenset({event["detail"]["awsRegion"]})
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cloudtrail-CreateResolverEndpoint.json",
+        "cloudtrail-UpdateResolverEndpoint.json",
+        "cloudtrail-DeleteResolverEndpoint.json",
+        "cloudtrail-AssociateResolverEndpointIpAddress.json",
+        "cloudtrail-DisassociateResolverEndpointIpAddress.json",
+        "cloudtrail-CreateVpcEndpoint.json",
+        "cloudtrail-ModifyVpcEndpoint.json",
+        "cloudtrail-DeleteVpcEndpoints.json",
+        "dynamodb-stream-insert.json",
+        "dynamodb-stream-remove.json",
+        "scheduled.json",
+    ],
+)
+def test_endpoint_table_and_schedule_events_scope_to_every_region(name: str) -> None:
+    assert scope_of(load(name), KNOWN).regions is None
+    request = request_from_event(load(name), KNOWN)
+    assert request is not None
+    assert request.apply
+    assert request.regions is None
+
+
+def test_an_outbound_endpoint_change_scopes_to_its_region() -> None:
+    event = load("cloudtrail-CreateResolverEndpoint.json")
+    event["detail"]["responseElements"]["resolverEndpoint"]["direction"] = "OUTBOUND"
+    assert scope_of(event, KNOWN).regions == frozenset({event["detail"]["awsRegion"]})
+
+
+def test_a_failed_call_needs_nothing() -> None:
+    event = load("cloudtrail-failed-call.json")
+    assert scope_of(event, KNOWN).regions == frozenset()
+    assert request_from_event(event, KNOWN) is None
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "RunInstances"}},
+        {"detail-type": "Something new", "detail": {}},
+        ["not", "a", "mapping"],
+        "text",
+    ],
+)
+def test_what_is_not_understood_means_every_region(event: Any) -> None:
+    assert scope_of(event, KNOWN).regions is None
+
+
+def test_a_region_we_do_not_know_means_every_region() -> None:
+    event = load("cloudtrail-CreateResolverRule.json")
+    event["detail"]["awsRegion"] = "xx-nowhere-1"
+    assert scope_of(event, KNOWN).regions is None
+
+
+def test_combined_is_the_union_or_every_region_or_nothing() -> None:
+    a = Scope(frozenset({"us-east-1"}), "a")
+    b = Scope(frozenset({"us-west-2"}), "b")
+    nothing = Scope(frozenset(), "failed")
+    union = combined([a, b, nothing])
+    assert union is not None
+    assert union.regions == ("us-east-1", "us-west-2")
+    everything = combined([a, Scope(None, "all")])
+    assert everything is not None
+    assert everything.regions is None
+    assert combined([nothing, nothing]) is None
+    assert combined([]) is None
+
+
+def test_the_sample_sqs_batch_is_one_full_resync() -> None:
+    event = load("sqs-batch.json")
+    assert is_sqs_batch(event)
+    batch = batch_from_sqs(event, KNOWN)
+    assert batch.poison == ()
+    assert batch.request is not None
+    assert batch.request.regions is None
+    assert "schedule" in batch.request.trigger
+
+
+def sqs(*bodies: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {"messageId": f"m{i}", "eventSource": "aws:sqs", "body": body}
+            for i, body in enumerate(bodies)
+        ]
+    }
+
+
+def test_a_batch_of_drift_events_is_coalesced_into_one_scoped_request() -> None:
+    one = load("cloudtrail-CreateResolverRule.json")
+    two = load("cloudtrail-DeleteResolverRule.json")
+    two["detail"]["awsRegion"] = "eu-west-1"
+    failed = load("cloudtrail-failed-call.json")
+    batch = batch_from_sqs(sqs(*(json.dumps(e) for e in (one, two, one, failed))), KNOWN)
+    assert batch.request is not None
+    assert batch.request.regions == tuple(sorted({one["detail"]["awsRegion"], "eu-west-1"}))
+
+
+def test_an_unreadable_message_is_poison_and_still_means_every_region() -> None:
+    good = json.dumps(load("cloudtrail-CreateResolverRule.json"))
+    batch = batch_from_sqs(sqs(good, "{not json"), KNOWN)
+    assert batch.poison == ("m1",)
+    assert batch.request is not None
+    assert batch.request.regions is None
+
+
+def test_a_batch_of_failed_calls_needs_no_reconcile() -> None:
+    failed = json.dumps(load("cloudtrail-failed-call.json"))
+    batch = batch_from_sqs(sqs(failed, failed), KNOWN)
+    assert batch.request is None
+    assert batch.poison == ()
+
+
+def test_only_sqs_records_make_an_sqs_batch() -> None:
+    assert not is_sqs_batch(load("dynamodb-stream-insert.json"))
+    assert not is_sqs_batch({"Records": []})
+    assert not is_sqs_batch({"action": "plan"})
