@@ -27,7 +27,10 @@ from resolver_mesh.report import Report
 from resolver_mesh.triggers import BadRequestError, batch_from_sqs, is_sqs_batch, request_from_event
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "resolver-mesh"))
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ResolverMesh"))
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ResolverMesh"),
+    service=os.environ.get("POWERTOOLS_SERVICE_NAME", "resolver-mesh"),
+)
 _aws: Aws | None = None
 
 
