@@ -36,3 +36,12 @@ build:
 
 clean:
 	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache
+
+# Deploy forwarder.yaml to every Region in MeshRegions of samconfig.toml's CONFIG_ENV (and the
+# home Region), after the home stack: `make deploy-forwarders CONFIG_ENV=prod`. Needs the SAM
+# and AWS CLIs (SAM=/tmp/sam/bin/sam); FORWARDER_FLAGS=--dry-run prints the commands only.
+CONFIG_ENV ?= default
+FORWARDER_FLAGS ?=
+.PHONY: deploy-forwarders
+deploy-forwarders:
+	scripts/deploy-forwarders.sh --config-env $(CONFIG_ENV) $(FORWARDER_FLAGS)

@@ -8,6 +8,9 @@
   action the reconciler calls;
 - the hubs table keeps point-in-time recovery and survives stack deletion;
 - samtranslator transforms the template offline;
+- event delivery: the central bus, its rule and the schedule queue on the FIFO reconcile queue
+  (one message group, a dead-letter queue after 3 receives), the pipe from the hubs table's
+  stream, the function's SQS event with partial batch responses, the alarms;
 - every event in events/ parses, and the manual ones carry a valid ``action``.
 """
 
@@ -56,7 +59,7 @@ REQUIRED_ACTIONS = {
 }
 
 # Actions without resource-level permissions: the only ones allowed on Resource "*".
-STAR_RESOURCE_OK = re.compile(r"^(route53resolver:List\w+|ec2:Describe\w+)$")
+STAR_RESOURCE_OK = re.compile(r"^(route53resolver:List\w+|ec2:Describe\w+|dynamodb:ListStreams)$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,9 +187,9 @@ def test_samtranslator_transforms_offline(
     assert {"AWS::Lambda::Function", "AWS::Lambda::LayerVersion", "AWS::Events::Rule"} <= types
 
     rules = _resources_of_type(out, "AWS::Events::Rule")
-    assert len(rules) == 1
-    (rule,) = rules.values()
-    assert rule["Properties"]["ScheduleExpression"] == {"Ref": "ResyncRate"}
+    # The schedule is the template's own rule now (it targets the queue, not the function).
+    assert set(rules) == {"ResyncSchedule", "CentralBusRule"}
+    assert rules["ResyncSchedule"]["Properties"]["ScheduleExpression"] == {"Ref": "ResyncRate"}
 
     (fn,) = _resources_of_type(out, "AWS::Lambda::Function").values()
     # SAM renames a layer version with a content hash (CoreLayer<hash>).
@@ -194,10 +197,16 @@ def test_samtranslator_transforms_offline(
     assert layer_ref["Ref"].startswith("CoreLayer")
     assert resources[layer_ref["Ref"]]["Type"] == "AWS::Lambda::LayerVersion"
     # The function uses our role, so SAM generated none (and attached no managed policy).
-    assert not _resources_of_type(out, "AWS::IAM::Role").keys() - {"ReconcilerRole"}
-    # EventBridge may invoke the function.
+    # (HubsTablePipeRole is the template's own, for the pipe.)
+    roles = _resources_of_type(out, "AWS::IAM::Role").keys()
+    assert not roles - {"ReconcilerRole", "HubsTablePipeRole"}
+    # Nothing invokes the function directly but people: the queue feeds it.
     perms = _resources_of_type(out, "AWS::Lambda::Permission")
-    assert any(p["Properties"]["Principal"] == "events.amazonaws.com" for p in perms.values())
+    assert not any(p["Properties"]["Principal"] == "events.amazonaws.com" for p in perms.values())
+    (mapping,) = _resources_of_type(out, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["ReconcileQueue", "Arn"]}
+    assert mapping["Properties"]["BatchSize"] == 10
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,9 +279,10 @@ def test_function_settings(template: dict[str, Any]) -> None:
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "ResolverMesh"
     assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
 
-    schedules = [e for e in props["Events"].values() if e["Type"] == "Schedule"]
-    assert len(schedules) == 1, "one classic EventBridge schedule (not ScheduleV2)"
-    assert schedules[0]["Properties"]["Schedule"] == {"Ref": "ResyncRate"}
+    assert env["RECONCILE_QUEUE_URL"] == {"Ref": "ReconcileQueue"}
+
+    # The schedule moved to the ResyncSchedule rule, which queues like every other trigger.
+    assert [e["Type"] for e in props["Events"].values()] == ["SQS"]
 
 
 def test_log_group_has_retention_and_the_function_name(template: dict[str, Any]) -> None:
@@ -315,8 +325,15 @@ def test_outputs(template: dict[str, Any]) -> None:
         "ReconcilerFunctionName",
         "ReconcilerFunctionArn",
         "CoreLayerArn",
+        # what scripts/deploy-forwarders.sh passes to every Region's forwarder, and operators
+        "CentralBusArn",
+        "ReconcilerRoleArn",
+        "ReconcileQueueUrl",
+        "DeadLetterQueueUrl",
     ):
         assert key in outputs, key
+    assert outputs["CentralBusArn"]["Value"] == {"Fn::GetAtt": ["CentralBus", "Arn"]}
+    assert outputs["ReconcilerRoleArn"]["Value"] == {"Fn::GetAtt": ["ReconcilerRole", "Arn"]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,12 +370,27 @@ def test_iam_grants_every_action_the_code_calls(template: dict[str, Any]) -> Non
 
 
 def test_iam_dynamodb_is_read_only_on_the_hubs_table(template: dict[str, Any]) -> None:
+    seen = set()
     for owner, st in _statements(template):
         actions = [a for a in _as_list(st["Action"]) if a.startswith("dynamodb:")]
         if not actions:
             continue
+        seen.add(owner)
+        if owner == "HubsTablePipeRole":
+            # The pipe reads the table's stream, never the table.
+            if actions == ["dynamodb:ListStreams"]:
+                assert st["Resource"] == "*"
+                continue
+            assert set(actions) <= {
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+            }, owner
+            assert _as_list(st["Resource"]) == [{"Fn::GetAtt": ["HubsTable", "StreamArn"]}]
+            continue
         assert set(actions) <= {"dynamodb:Scan", "dynamodb:GetItem", "dynamodb:Query"}, owner
         assert _as_list(st["Resource"]) == [{"Fn::GetAtt": ["HubsTable", "Arn"]}], owner
+    assert seen == {"ReconcilerRole", "HubsTablePipeRole"}
 
 
 def test_iam_role_is_the_functions_and_assumable_by_lambda_only(template: dict[str, Any]) -> None:
@@ -387,6 +419,182 @@ def test_hubs_table_is_kept_and_recoverable(template: dict[str, Any]) -> None:
     assert props["KeySchema"] == [{"AttributeName": "region", "KeyType": "HASH"}]
     assert props["AttributeDefinitions"] == [{"AttributeName": "region", "AttributeType": "S"}]
     assert props["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+
+
+# --------------------------------------------------------------------------------------------
+# event delivery: central bus, schedule and pipe -> FIFO queue -> function
+
+
+def _props(template: dict[str, Any], name: str) -> dict[str, Any]:
+    props = template["Resources"][name]["Properties"]
+    assert isinstance(props, dict)
+    return props
+
+
+def test_reconcile_queue_is_fifo_with_a_dead_letter_queue(template: dict[str, Any]) -> None:
+    queue = _props(template, "ReconcileQueue")
+    assert queue["QueueName"] == {"Fn::Sub": "${MeshId}-reconcile.fifo"}
+    assert queue["FifoQueue"] is True
+    # EventBridge and Pipes send no deduplication id.
+    assert queue["ContentBasedDeduplication"] is True
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["ReconcileDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 3,
+    }
+    dlq = _props(template, "ReconcileDeadLetterQueue")
+    assert dlq["FifoQueue"] is True  # a FIFO queue's dead-letter queue must be FIFO
+    assert dlq["QueueName"]["Fn::Sub"].endswith(".fifo")
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert dlq["SqsManagedSseEnabled"] is True
+    assert dlq["RedriveAllowPolicy"]["redrivePermission"] == "byQueue"
+
+
+def test_visibility_timeout_is_at_least_six_function_timeouts(template: dict[str, Any]) -> None:
+    (fn,) = _functions(template).values()
+    queue = _props(template, "ReconcileQueue")
+    assert queue["VisibilityTimeout"] >= 6 * fn["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] <= 12 * 3600
+
+
+def test_function_consumes_the_queue_with_partial_batch_responses(
+    template: dict[str, Any],
+) -> None:
+    (fn,) = _functions(template).values()
+    (event,) = fn["Properties"]["Events"].values()
+    assert event["Type"] == "SQS"
+    props = event["Properties"]
+    assert props["Queue"] == {"Fn::GetAtt": ["ReconcileQueue", "Arn"]}
+    assert props["BatchSize"] == 10
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # A batching window is not supported for FIFO queues.
+    assert "MaximumBatchingWindowInSeconds" not in props
+    # The function has its own role, so SAM adds no SQS permissions: the role must have them.
+    granted = {
+        action
+        for owner, st in _statements(template)
+        if owner == "ReconcilerRole" and st["Resource"] == props["Queue"]
+        for action in _as_list(st["Action"])
+    }
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"} <= granted
+
+
+def test_every_trigger_queues_in_the_one_message_group(template: dict[str, Any]) -> None:
+    queue_arn = {"Fn::GetAtt": ["ReconcileQueue", "Arn"]}
+    rules = _resources_of_type(template, "AWS::Events::Rule")
+    assert set(rules) == {"CentralBusRule", "ResyncSchedule"}
+    for name, rule in rules.items():
+        (target,) = rule["Properties"]["Targets"]
+        assert target["Arn"] == queue_arn, name
+        assert target["SqsParameters"] == {"MessageGroupId": "reconcile"}, name
+    pipe = _props(template, "HubsTablePipe")
+    assert pipe["Target"] == queue_arn
+    assert pipe["TargetParameters"] == {"SqsQueueParameters": {"MessageGroupId": "reconcile"}}
+
+
+def test_schedule_is_a_rule_with_the_resync_rate(template: dict[str, Any]) -> None:
+    schedule = _props(template, "ResyncSchedule")
+    assert schedule["ScheduleExpression"] == {"Ref": "ResyncRate"}
+    assert schedule["State"] == "ENABLED"
+    assert "EventBusName" not in schedule  # schedules only run on the default bus
+
+
+def test_central_bus_and_its_rule(template: dict[str, Any]) -> None:
+    bus = _props(template, "CentralBus")
+    assert bus["Name"] == {"Fn::Sub": "${MeshId}-events"}
+    (statement,) = bus["Policy"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "events:PutEvents"
+    assert statement["Principal"] == {
+        "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+    }
+    rule = _props(template, "CentralBusRule")
+    assert rule["EventBusName"] == {"Ref": "CentralBus"}
+    pattern = rule["EventPattern"]
+    assert sorted(pattern["source"]) == ["aws.ec2", "aws.route53resolver"]
+    assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
+    assert pattern["detail"]["errorCode"] == [{"exists": False}]
+    own = {"Fn::GetAtt": ["ReconcilerRole", "Arn"]}
+    issuer_filters = [
+        branch["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"]
+        for branch in pattern["detail"]["$or"]
+    ]
+    assert issuer_filters == [[{"anything-but": [own]}], [{"exists": False}]]
+
+
+def test_queue_policy_lets_only_the_two_rules_send(template: dict[str, Any]) -> None:
+    policy = _props(template, "ReconcileQueuePolicy")
+    assert policy["Queues"] == [{"Ref": "ReconcileQueue"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["ReconcileQueue", "Arn"]}
+    assert statement["Condition"] == {
+        "ArnEquals": {
+            "aws:SourceArn": [
+                {"Fn::GetAtt": ["CentralBusRule", "Arn"]},
+                {"Fn::GetAtt": ["ResyncSchedule", "Arn"]},
+            ]
+        }
+    }
+
+
+def test_pipe_from_the_hubs_stream(template: dict[str, Any]) -> None:
+    pipe = _props(template, "HubsTablePipe")
+    assert pipe["Source"] == {"Fn::GetAtt": ["HubsTable", "StreamArn"]}
+    stream = pipe["SourceParameters"]["DynamoDBStreamParameters"]
+    assert stream["StartingPosition"] == "LATEST"
+    assert 1 <= stream["BatchSize"] <= 10
+    assert pipe["RoleArn"] == {"Fn::GetAtt": ["HubsTablePipeRole", "Arn"]}
+    role = _props(template, "HubsTablePipeRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "pipes.amazonaws.com"}
+    sends = [
+        st
+        for owner, st in _statements(template)
+        if owner == "HubsTablePipeRole" and "sqs:SendMessage" in _as_list(st["Action"])
+    ]
+    assert [st["Resource"] for st in sends] == [{"Fn::GetAtt": ["ReconcileQueue", "Arn"]}]
+
+
+def test_alarms_on_dead_letters_and_reconcile_errors(template: dict[str, Any]) -> None:
+    alarms = _resources_of_type(template, "AWS::CloudWatch::Alarm")
+    assert set(alarms) == {"DeadLetterAlarm", "ReconcileErrorsAlarm"}
+    dead = alarms["DeadLetterAlarm"]["Properties"]
+    assert dead["Namespace"] == "AWS/SQS"
+    assert dead["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert dead["Dimensions"] == [
+        {
+            "Name": "QueueName",
+            "Value": {"Fn::GetAtt": ["ReconcileDeadLetterQueue", "QueueName"]},
+        }
+    ]
+    errors = alarms["ReconcileErrorsAlarm"]["Properties"]
+    # The metric Powertools emits: the function's namespace, dimension service=<service name>.
+    (fn,) = _functions(template).values()
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert errors["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"] == "ResolverMesh"
+    assert errors["MetricName"] == "Errors"
+    assert errors["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert errors["Statistic"] == "Sum"
+    assert errors["Period"] == 300
+    for name, alarm in alarms.items():
+        props = alarm["Properties"]
+        assert props["Threshold"] == 0, name
+        assert props["ComparisonOperator"] == "GreaterThanThreshold", name
+        assert props["TreatMissingData"] == "notBreaching", name
+        for key in ("AlarmActions", "OKActions"):
+            assert props[key] == {
+                "Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]
+            }, name
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+    assert template["Conditions"]["HasAlarmTopic"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]
+    }
+    topic = re.compile(template["Parameters"]["AlarmTopicArn"]["AllowedPattern"])
+    assert topic.match("")
+    assert topic.match("arn:aws:sns:us-east-1:123456789012:ops-alerts")
+    assert not topic.match("ops-alerts")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,182 @@
+"""Helpers for the event-delivery tests: the templates' rules and queues, made concrete.
+
+The EventBridge rules and SQS queues of `forwarder.yaml` and `template.yaml` are read with
+cfn-lint's decoder, their intrinsic functions (`Ref`, `Fn::GetAtt`, `Fn::Sub`) replaced with
+concrete test values (an unknown reference fails the test rather than slipping through), and
+created in the emulator as CloudFormation would create them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import cfnlint.decode  # type: ignore[import-untyped]
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+FORWARDER = ROOT / "forwarder.yaml"
+EVENTS = ROOT / "events"
+
+ACCOUNT = "123456789012"  # moto's default account, and the samples'
+HOME = "us-east-1"
+MESH_ID = "resolver-mesh"
+# The reconciler's role in the samples (cloudtrail-own-call.json); the rules get it as
+# ReconcilerRoleArn (forwarder.yaml) and as ReconcilerRole.Arn (template.yaml).
+OWN_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/resolver-mesh-ReconcilerRole-EXAMPLE"
+CENTRAL_BUS_NAME = f"{MESH_ID}-events"
+CENTRAL_BUS_ARN = f"arn:aws:events:{HOME}:{ACCOUNT}:event-bus/{CENTRAL_BUS_NAME}"
+FORWARD_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/resolver-mesh-forwarder-ForwardRole-EXAMPLE"
+CLOUDTRAIL = "AWS API Call via CloudTrail"
+
+
+def values(region: str = HOME) -> dict[str, str]:
+    """What every Ref / GetAtt / ${} of the two templates stands for in the tests."""
+    sqs = f"arn:aws:sqs:{region}:{ACCOUNT}"
+    return {
+        "AWS::AccountId": ACCOUNT,
+        "AWS::Region": region,
+        "AWS::Partition": "aws",
+        "MeshId": MESH_ID,
+        "ResyncRate": "rate(15 minutes)",
+        "ReconcilerRoleArn": OWN_ROLE_ARN,
+        "ReconcilerRole.Arn": OWN_ROLE_ARN,
+        "CentralBusArn": CENTRAL_BUS_ARN,
+        "CentralBus": CENTRAL_BUS_NAME,
+        "CentralBus.Arn": CENTRAL_BUS_ARN,
+        "ForwardRole.Arn": FORWARD_ROLE_ARN,
+        "ReconcileQueue.Arn": f"{sqs}:{MESH_ID}-reconcile.fifo",
+        "ReconcileDeadLetterQueue.Arn": f"{sqs}:{MESH_ID}-reconcile-dlq.fifo",
+    }
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A template as plain dicts and lists (cfn-lint's decoder understands the short tags)."""
+    decoded, matches = cfnlint.decode.decode(path)
+    assert not matches, [str(m) for m in matches]
+    plain = json.loads(json.dumps(decoded))
+    assert isinstance(plain, dict)
+    return plain
+
+
+def resolve(node: Any, known: Mapping[str, str]) -> Any:
+    """`node` with Ref, Fn::GetAtt and Fn::Sub replaced by `known`; anything else is an error."""
+    if isinstance(node, list):
+        return [resolve(item, known) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        ((key, arg),) = node.items()
+        if key == "Ref":
+            return known[arg]
+        if key == "Fn::GetAtt":
+            name = ".".join(arg) if isinstance(arg, list) else arg
+            return known[name]
+        if key == "Fn::Sub":
+            assert isinstance(arg, str), f"Fn::Sub with variables is not supported here: {arg}"
+            return re.sub(r"\$\{([^}!]+)\}", lambda m: known[m.group(1)], arg)
+        assert not key.startswith("Fn::"), f"unexpected intrinsic {key}"
+    return {key: resolve(value, known) for key, value in node.items()}
+
+
+def rules(path: Path) -> dict[str, dict[str, Any]]:
+    """The properties of every AWS::Events::Rule of a template, by logical id."""
+    template = load(path)
+    return {
+        name: res["Properties"]
+        for name, res in template["Resources"].items()
+        if res["Type"] == "AWS::Events::Rule"
+    }
+
+
+def pattern_rules(path: Path) -> dict[str, dict[str, Any]]:
+    """The rules with an EventPattern (not the schedule)."""
+    return {name: props for name, props in rules(path).items() if "EventPattern" in props}
+
+
+def resource(path: Path, name: str) -> dict[str, Any]:
+    props = load(path)["Resources"][name]["Properties"]
+    assert isinstance(props, dict)
+    return props
+
+
+# --------------------------------------------------------------------------------------------
+# samples
+
+
+def sample(name: str) -> dict[str, Any]:
+    event = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    assert isinstance(event, dict)
+    return event
+
+
+def cloudtrail_samples() -> dict[str, dict[str, Any]]:
+    """Every events/cloudtrail-*.json by file name."""
+    return {p.name: sample(p.name) for p in sorted(EVENTS.glob("cloudtrail-*.json"))}
+
+
+def entry(event: Mapping[str, Any], bus: str | None = None) -> dict[str, Any]:
+    """A put_events entry that reproduces a sample (EventBridge adds id, account and region)."""
+    out: dict[str, Any] = {
+        "Source": event["source"],
+        "DetailType": event["detail-type"],
+        "Detail": json.dumps(event["detail"]),
+        "Resources": list(event.get("resources", [])),
+    }
+    if bus:
+        out["EventBusName"] = bus
+    return out
+
+
+def put(events_client: Any, event: Mapping[str, Any], bus: str | None = None) -> None:
+    response = events_client.put_events(Entries=[entry(event, bus)])
+    assert response["FailedEntryCount"] == 0, response
+
+
+# --------------------------------------------------------------------------------------------
+# queues
+
+
+def queue_arn(sqs: Any, url: str) -> str:
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    arn = attrs["QueueArn"]
+    assert isinstance(arn, str)
+    return arn
+
+
+def create_queue_from_template(sqs: Any, name: str, known: Mapping[str, str]) -> str:
+    """Create the template's queue `name` with its own properties; return its URL."""
+    props = resolve(resource(TEMPLATE, name), known)
+    attributes = {}
+    for key, value in props.items():
+        if key in ("QueueName", "Tags"):
+            continue
+        if isinstance(value, dict):
+            attributes[key] = json.dumps(value)
+        elif isinstance(value, bool):
+            attributes[key] = str(value).lower()
+        else:
+            attributes[key] = str(value)
+    url = sqs.create_queue(QueueName=props["QueueName"], Attributes=attributes)["QueueUrl"]
+    assert isinstance(url, str)
+    return url
+
+
+def drain(sqs: Any, url: str, *, limit: int = 200) -> Iterator[dict[str, Any]]:
+    """Every message of a queue (FIFO too: each batch is deleted before the next receive)."""
+    for _ in range(limit):
+        messages = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            AttributeNames=["All"],
+            WaitTimeSeconds=0,
+        ).get("Messages", [])
+        if not messages:
+            return
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            yield message
+    raise AssertionError(f"{url} never ran dry")
