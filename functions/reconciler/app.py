@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from resolver_mesh.aws.queue import retry_soon
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.config import Settings
 from resolver_mesh.models import Request
@@ -72,26 +73,50 @@ def _event_driven(reconciler: Reconciler, request: Request) -> dict[str, Any]:
     return result
 
 
+def _failed_from(records: list[dict[str, Any]], first: int, aws: Aws) -> list[dict[str, str]]:
+    """FIFO rule: the first failed record and every one after it go back to the queue, soon."""
+    failed = records[first:]
+    queue_url = os.environ.get("RECONCILE_QUEUE_URL")
+    if queue_url and failed:
+        try:
+            retry_soon(
+                aws.client("sqs", aws.home_region),
+                aws.caller(aws.home_region),
+                queue_url,
+                [str(r["receiptHandle"]) for r in failed if r.get("receiptHandle")],
+            )
+        except Exception:
+            logger.exception("could not shorten the visibility of the failed messages")
+    return [{"itemIdentifier": str(r.get("messageId"))} for r in failed]
+
+
+def _sqs_batch(reconciler: Reconciler, event: dict[str, Any], known: Any) -> dict[str, Any]:
+    """One pass for the whole batch; poison and crashes are reported as failed items."""
+    records = list(event["Records"])
+    batch = batch_from_sqs(event, known)
+    metrics.add_metric(name="Messages", unit=MetricUnit.Count, value=len(records))
+    ids = [str(r.get("messageId")) for r in records]
+    first_poison = min((ids.index(p) for p in batch.poison), default=len(records))
+    if batch.request is None:
+        logger.info("nothing to reconcile", extra={"messages": len(records)})
+        return {"batchItemFailures": _failed_from(records, first_poison, reconciler.aws)}
+    logger.append_keys(trigger=batch.request.trigger)
+    try:
+        result = _event_driven(reconciler, batch.request)
+    except Exception:
+        logger.exception("reconcile failed; the batch goes back to the queue")
+        return {"batchItemFailures": _failed_from(records, 0, reconciler.aws)}
+    failures = _failed_from(records, first_poison, reconciler.aws)
+    return {"batchItemFailures": failures, "report": result}
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     reconciler = _reconciler()
     known = reconciler.aws.known_regions()
     if is_sqs_batch(event):
-        batch = batch_from_sqs(event, known)
-        failures = [{"itemIdentifier": message_id} for message_id in batch.poison]
-        metrics.add_metric(name="Messages", unit=MetricUnit.Count, value=len(event["Records"]))
-        if batch.request is None:
-            logger.info("nothing to reconcile", extra={"messages": len(event["Records"])})
-            return {"batchItemFailures": failures}
-        logger.append_keys(trigger=batch.request.trigger)
-        try:
-            result = _event_driven(reconciler, batch.request)
-        except Exception:
-            logger.exception("reconcile failed; the batch will be retried")
-            every = [{"itemIdentifier": str(r.get("messageId"))} for r in event["Records"]]
-            return {"batchItemFailures": every}
-        return {"batchItemFailures": failures, "report": result}
+        return _sqs_batch(reconciler, event, known)
     try:
         request = request_from_event(event, known)
     except BadRequestError as error:

@@ -185,3 +185,44 @@ def test_the_sample_batch_and_direct_events_reconcile(mesh: Mesh) -> None:
     drift = mesh.invoke(sample("cloudtrail-CreateResolverRule.json", "us-east-2"))
     assert drift["regions"] == ["us-east-2"]  # drift is scoped to its Region
     assert drift["calls"]["writes"] == 0
+
+
+def test_failed_messages_go_back_to_the_fifo_queue_soon_and_in_order(
+    mesh: Mesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sqs = mesh.aws("sqs", HOME_REGION)
+    queue_url = sqs.create_queue(
+        QueueName="slow.fifo",
+        Attributes={
+            "FifoQueue": "true",
+            "ContentBasedDeduplication": "true",
+            "VisibilityTimeout": "1800",  # as deployed: longer than the function may run
+        },
+    )["QueueUrl"]
+    schedule = (EVENTS / "scheduled.json").read_text()
+    for body in ("{not json", schedule):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageGroupId="reconcile")
+    received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert len(received) == 2
+    monkeypatch.setattr("resolver_mesh.aws.queue.RETRY_AFTER_SECONDS", 0)
+    monkeypatch.setenv("RECONCILE_QUEUE_URL", queue_url)
+    event = {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "eventSource": "aws:sqs",
+            }
+            for m in received
+        ]
+    }
+    result = mesh.invoke(event)
+    # The poison came first: it and everything after it are failed items (FIFO order) ...
+    assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == [
+        m["MessageId"] for m in received
+    ]
+    assert result["report"]["counts"]["create_rule"] == 12  # ... and the pass still ran
+    # ... and they are visible again at once, not after 30 minutes.
+    again = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(again) == 2

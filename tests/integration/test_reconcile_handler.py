@@ -715,17 +715,19 @@ class TestBadHubItem:
             now = mesh.observe(region)
             assert now.rule(rule["Id"]) == rule
         assert mesh.snapshot(["us-west-2"]) == west
-        # us-east-1's own change applies to its rules for the good hub us-east-2; the rules
-        # that target the bad hub are kept exactly as they are, associations included.
+        # us-east-1's own change (its workload VPC dropped) applies to all its rules: those
+        # for the good hub us-east-2, and those kept for the bad hub, whose targets and
+        # existence stay as they are while their associations follow vpc_ids.
         east1 = mesh.observe("us-east-1")
         workload = mesh.hubs["us-east-1"].workload_vpc_ids[0]
-        assert result["counts"] == {**NO_CHANGES, "disassociate": 2}
+        assert result["counts"] == {**NO_CHANGES, "disassociate": 4}
         for domain in domains_of(mesh.items["us-east-2"]):
             (rule,) = east1.managed_rules_for(domain)
             assert east1.vpcs_of(rule["Id"]) == {mesh.hubs["us-east-1"].vpc_id}
         for key, rule_id in kept.items():
             if key[0] == "us-east-1":
-                assert workload in east1.vpcs_of(rule_id)
+                assert workload not in east1.vpcs_of(rule_id)
+                assert east1.vpcs_of(rule_id) == {mesh.hubs["us-east-1"].vpc_id}
         # us-east-1 and us-east-2 still forward to each other as the contract says
         for source, target in (("us-east-1", "us-east-2"), ("us-east-2", "us-east-1")):
             for domain in domains_of(mesh.items[target]):

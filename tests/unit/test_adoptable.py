@@ -43,3 +43,39 @@ def test_an_adopted_rule_is_ours_by_its_tags_only_for_its_mesh() -> None:
     assert rule_target(adopted, "other") is None
     assert rule_target(replace(adopted, target_tag=None), "resolver-mesh") is None
     assert rule_target(HAND_MADE, "resolver-mesh") is None
+
+
+def test_a_kept_rule_keeps_its_targets_but_follows_the_regions_vpcs() -> None:
+    from resolver_mesh.desired import Desired
+    from resolver_mesh.models import ChangeKind, ObservedAssociation, RegionState
+    from resolver_mesh.names import creator_request_ids
+    from resolver_mesh.plan import make_plan
+
+    marker = creator_request_ids(
+        "resolver-mesh", "us-east-1", "us-west-2.amazonaws.com", "us-west-2"
+    )
+    kept = replace(
+        HAND_MADE,
+        id="rslvr-rr-kept",
+        domain="us-west-2.amazonaws.com.",
+        creator_request_id=marker[0],
+    )
+    state = RegionState(
+        "us-east-1",
+        rules=(kept,),
+        associations=(
+            ObservedAssociation("a1", kept.id, "vpc-hub", "COMPLETE"),
+            ObservedAssociation("a2", kept.id, "vpc-gone", "COMPLETE"),
+        ),
+    )
+    desired = Desired(
+        rules=(),
+        protected_targets=frozenset({"us-west-2"}),
+        region_vpcs={"us-east-1": frozenset({"vpc-hub", "vpc-new"})},
+    )
+    plan = make_plan("resolver-mesh", desired, {"us-east-1": state}, {"us-east-1"})
+    assert [(c.kind, c.rule_id, c.vpc_id) for c in plan.changes] == [
+        (ChangeKind.ASSOCIATE, kept.id, "vpc-new"),
+        (ChangeKind.DISASSOCIATE, kept.id, "vpc-gone"),
+    ]
+    assert not any(c.kind in (ChangeKind.DELETE_RULE, ChangeKind.UPDATE_RULE) for c in plan.changes)

@@ -60,6 +60,8 @@ class Desired:
     errors: tuple[ItemError, ...] = ()
     degraded: tuple[str, ...] = field(default=())
     pending: frozenset[str] = frozenset()
+    # The VPCs each forwarding Region's rules belong on, for rules kept without a DesiredRule.
+    region_vpcs: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _item_region(item: Mapping[str, Any]) -> str:
@@ -238,4 +240,9 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
         errors=tuple(errors),
         degraded=tuple(degraded),
         pending=frozenset(region for region, h in health.items() if h.pending),
+        region_vpcs={
+            region: hub.associated_vpc_ids
+            for region, hub in enabled.items()
+            if hub.outbound_endpoint_id and region not in frozen
+        },
     )

@@ -86,6 +86,7 @@ class _RegionPlanner:
         self.adopt = adopt
         self.region = state.region
         self.protected_targets = desired.protected_targets
+        self.region_vpcs = desired.region_vpcs.get(self.region)
         self.wanted = {rule.domain: rule for rule in desired.rules if rule.region == self.region}
         self.vpcs_of: dict[str, set[str]] = defaultdict(set)
         for association in state.associations:
@@ -120,8 +121,34 @@ class _RegionPlanner:
                     f"{self.region}: kept {rule.id} ({domain}): hub {self.target_of(rule)}"
                     " could not be read"
                 )
+                self._follow_vpcs(rule)
             else:
                 self._retire(rule, f"no hub forwards {domain} in {self.region} any more")
+
+    def _follow_vpcs(self, rule: ObservedRule) -> None:
+        """A kept rule keeps its targets, but its associations still follow the Region's VPCs."""
+        if self.region_vpcs is None:
+            return
+        associated = self.vpcs_of[rule.id]
+        others = [r for r in self.theirs[rule.domain] + self.ours[rule.domain] if r is not rule]
+        for vpc_id in sorted(self.region_vpcs - associated):
+            if not any(vpc_id in self.vpcs_of[r.id] for r in others):
+                self.out.associations.append(
+                    Change(
+                        ChangeKind.ASSOCIATE,
+                        self.region,
+                        rule.domain,
+                        rule_id=rule.id,
+                        vpc_id=vpc_id,
+                        name=rule.name,
+                        target_region=self.target_of(rule),
+                        reason="VPC not associated (rule kept as it is)",
+                    )
+                )
+        for vpc_id in sorted(associated - self.region_vpcs):
+            self.out.disassociations.append(
+                self._disassociate(rule, vpc_id, "VPC no longer listed")
+            )
 
     def _converge(self, want: DesiredRule) -> None:
         candidates = self.ours[want.domain]
