@@ -180,3 +180,40 @@ def drain(sqs: Any, url: str, *, limit: int = 200) -> Iterator[dict[str, Any]]:
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             yield message
     raise AssertionError(f"{url} never ran dry")
+
+
+# --------------------------------------------------------------------------------------------
+# the whole delivery path: forwarders in every Region -> central bus -> FIFO queue
+
+
+def deploy_delivery(aws: Any, regions: list[str]) -> tuple[Any, str, str]:
+    """The home stack's bus, rule and queues, and a forwarder stack in every Region."""
+    known = values(HOME)
+    sqs = aws("sqs", HOME)
+    dlq = create_queue_from_template(sqs, "ReconcileDeadLetterQueue", known)
+    known["ReconcileDeadLetterQueue.Arn"] = queue_arn(sqs, dlq)
+    queue = create_queue_from_template(sqs, "ReconcileQueue", known)
+    known["ReconcileQueue.Arn"] = queue_arn(sqs, queue)
+
+    home_events = aws("events", HOME)
+    bus_arn = home_events.create_event_bus(Name=CENTRAL_BUS_NAME)["EventBusArn"]
+    assert bus_arn == known["CentralBusArn"]
+    central = resolve(pattern_rules(TEMPLATE)["CentralBusRule"], known)
+    home_events.put_rule(
+        Name=central["Name"],
+        EventBusName=central["EventBusName"],
+        EventPattern=json.dumps(central["EventPattern"]),
+    )
+    home_events.put_targets(
+        Rule=central["Name"], EventBusName=central["EventBusName"], Targets=central["Targets"]
+    )
+
+    for region in regions:
+        events = aws("events", region)
+        for props in resolve(pattern_rules(FORWARDER), values(region)).values():
+            (target,) = props["Targets"]
+            assert target["Arn"] == bus_arn
+            assert target["RoleArn"] == FORWARD_ROLE_ARN
+            events.put_rule(Name=props["Name"], EventPattern=json.dumps(props["EventPattern"]))
+            events.put_targets(Rule=props["Name"], Targets=props["Targets"])
+    return sqs, queue, dlq

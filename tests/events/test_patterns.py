@@ -22,13 +22,12 @@ import pytest
 from eventkit import (
     CENTRAL_BUS_NAME,
     CLOUDTRAIL,
-    FORWARD_ROLE_ARN,
     FORWARDER,
     HOME,
     OWN_ROLE_ARN,
     TEMPLATE,
     cloudtrail_samples,
-    create_queue_from_template,
+    deploy_delivery,
     drain,
     pattern_rules,
     put,
@@ -255,43 +254,10 @@ def test_template_rules_all_queue_on_the_reconcile_queue_in_one_group() -> None:
 # across Regions: forwarders in every Region -> central bus -> FIFO queue
 
 
-def _deploy_mesh_delivery(aws: ClientFactory, regions: list[str]) -> tuple[Any, str, str]:
-    """The home stack's bus, rule and queues, and a forwarder stack in every Region."""
-    known = values(HOME)
-    sqs = aws("sqs", HOME)
-    dlq = create_queue_from_template(sqs, "ReconcileDeadLetterQueue", known)
-    known["ReconcileDeadLetterQueue.Arn"] = queue_arn(sqs, dlq)
-    queue = create_queue_from_template(sqs, "ReconcileQueue", known)
-    known["ReconcileQueue.Arn"] = queue_arn(sqs, queue)
-
-    home_events = aws("events", HOME)
-    bus_arn = home_events.create_event_bus(Name=CENTRAL_BUS_NAME)["EventBusArn"]
-    assert bus_arn == known["CentralBusArn"]
-    central = resolve(pattern_rules(TEMPLATE)["CentralBusRule"], known)
-    home_events.put_rule(
-        Name=central["Name"],
-        EventBusName=central["EventBusName"],
-        EventPattern=json.dumps(central["EventPattern"]),
-    )
-    home_events.put_targets(
-        Rule=central["Name"], EventBusName=central["EventBusName"], Targets=central["Targets"]
-    )
-
-    for region in regions:
-        events = aws("events", region)
-        for props in resolve(pattern_rules(FORWARDER), values(region)).values():
-            (target,) = props["Targets"]
-            assert target["Arn"] == bus_arn
-            assert target["RoleArn"] == FORWARD_ROLE_ARN
-            events.put_rule(Name=props["Name"], EventPattern=json.dumps(props["EventPattern"]))
-            events.put_targets(Rule=props["Name"], Targets=props["Targets"])
-    return sqs, queue, dlq
-
-
 def test_forwarder_in_us_west_2_reaches_the_fifo_queue_in_the_home_region(
     aws: ClientFactory,
 ) -> None:
-    sqs, queue, _ = _deploy_mesh_delivery(aws, ["us-west-2"])
+    sqs, queue, _ = deploy_delivery(aws, ["us-west-2"])
     event = sample("cloudtrail-AssociateResolverEndpointIpAddress.json")
     assert event["region"] == event["detail"]["awsRegion"] == "us-west-2"
     put(aws("events", "us-west-2"), event)
@@ -312,7 +278,7 @@ def test_every_region_forwards_its_own_calls_in_order_through_one_group(
     aws: ClientFactory,
 ) -> None:
     regions = ["us-east-1", "us-east-2", "us-west-2"]  # the home Region has a forwarder too
-    sqs, queue, dlq = _deploy_mesh_delivery(aws, regions)
+    sqs, queue, dlq = deploy_delivery(aws, regions)
     sent = []
     for file_name, event in cloudtrail_samples().items():
         origin = event["detail"]["awsRegion"]

@@ -226,3 +226,29 @@ def test_failed_messages_go_back_to_the_fifo_queue_soon_and_in_order(
     # ... and they are visible again at once, not after 30 minutes.
     again = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
     assert len(again) == 2
+
+
+def test_replay_shows_the_scoped_plan_of_an_event_and_applies_it_on_request(mesh: Mesh) -> None:
+    drift = mesh.cli("replay", str(EVENTS / "cloudtrail-CreateResolverRule.json"), "--json")
+    assert drift.code == 0, drift.err
+    plan = drift.json
+    region = json.loads((EVENTS / "cloudtrail-CreateResolverRule.json").read_text())["detail"][
+        "awsRegion"
+    ]
+    assert plan["regions"] == [region]  # drift: that Region only
+    assert plan["applied"] is False
+    assert plan["calls"]["writes"] == 0
+    assert plan["counts"]["create_rule"] == 4  # what a resync of that Region would create
+
+    failed = mesh.cli("replay", str(EVENTS / "cloudtrail-failed-call.json"))
+    assert failed.code == 0
+    assert "nothing to reconcile" in failed.out
+
+    batch = mesh.cli("replay", str(EVENTS / "sqs-batch.json"), "--apply", "--json")
+    assert batch.code == 0, batch.out
+    assert batch.json["counts"]["create_rule"] == 12
+    mesh.assert_converged()
+
+    missing = mesh.cli("replay", "no-such-file.json")
+    assert missing.code == 2
+    assert "no-such-file.json" in missing.err

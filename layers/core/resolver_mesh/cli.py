@@ -1,4 +1,4 @@
-"""The `resolver-mesh` command: plan, apply, hubs put|list|remove, demo.
+"""The `resolver-mesh` command: plan, apply, hubs put|list|remove, replay, demo.
 
 Settings come from the same environment variables as the Lambda (see `resolver_mesh.config`);
 flags override them. boto3's normal configuration applies (profiles, `AWS_ENDPOINT_URL`).
@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from resolver_mesh.config import ConfigError, Settings
 from resolver_mesh.desired import parse_hubs
 from resolver_mesh.models import Request
 from resolver_mesh.render import Style, hubs_text, report_text
+from resolver_mesh.triggers import batch_from_sqs, is_sqs_batch, request_from_event
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -71,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--item", help="the whole item as JSON, or @FILE, or @- for stdin")
     remove = hubs.add_parser("remove", parents=[common], help="remove a hub item")
     remove.add_argument("region")
+
+    replay = commands.add_parser(
+        "replay",
+        parents=[common],
+        help="show (or, with --apply, make) the reconcile that an event file leads to",
+    )
+    replay.add_argument("event_file", help="a file of events/, or any event the function takes")
+    replay.add_argument("--apply", action="store_true", help="reconcile, not only plan")
+    replay.add_argument("--force", action="store_true", help="apply past the safety guard")
 
     demo = commands.add_parser("demo", help="run the mesh on a local AWS emulator")
     demo.add_argument("--port", type=int, default=0, help="emulator port (default: any free)")
@@ -165,6 +176,23 @@ def _run_hubs(args: argparse.Namespace, aws: Any) -> int:
     return EXIT_OK
 
 
+def _replayed(args: argparse.Namespace, known: frozenset[str]) -> Request | None:
+    """The request the function would make of an event file; a plan unless --apply."""
+    event = json.loads(Path(args.event_file).read_text())
+    if is_sqs_batch(event):
+        request = batch_from_sqs(event, known).request
+    else:
+        request = request_from_event(event, known)
+    if request is None:
+        return None
+    return replace(
+        request,
+        apply=bool(args.apply) and request.apply,
+        force=bool(getattr(args, "force", False)),
+        trigger=f"replay {args.event_file}: {request.trigger}",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
@@ -182,16 +210,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         aws = Aws(_settings(args))
         if args.command == "hubs":
             return _run_hubs(args, aws)
-        given = getattr(args, "regions", None)
-        regions = tuple(r.strip() for r in given.split(",") if r.strip()) if given else None
-        request = Request(
-            apply=args.command == "apply",
-            regions=regions,
-            force=getattr(args, "force", False),
-            trigger="cli",
-        )
+        if args.command == "replay":
+            replayed = _replayed(args, aws.known_regions())
+            if replayed is None:
+                _emit(args, {"ok": True, "ignored": True}, "nothing to reconcile for this event")
+                return EXIT_OK
+            request = replayed
+        else:
+            given = getattr(args, "regions", None)
+            regions = tuple(r.strip() for r in given.split(",") if r.strip()) if given else None
+            request = Request(
+                apply=args.command == "apply",
+                regions=regions,
+                force=getattr(args, "force", False),
+                trigger="cli",
+            )
         report = Reconciler(aws).run(request).as_dict()
-    except (ConfigError, ValueError) as error:
+    except (ConfigError, ValueError, OSError) as error:
         print(f"resolver-mesh: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (BotoCoreError, ClientError) as error:
