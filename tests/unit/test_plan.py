@@ -79,7 +79,7 @@ def ours(
         status=status,
         endpoint_id=endpoint,
         targets=targets(IPS[target] if ips is None else ips),
-        creator_request_id=creator_request_ids(mesh, "r", rule_id, target)[1],
+        creator_request_id=creator_request_ids(mesh, "r", rule_id, target)[-1],
     )
     return Row(rule, vpcs, association_status)
 

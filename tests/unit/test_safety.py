@@ -34,7 +34,7 @@ TARGETS = (Target("10.0.0.1"),)
 
 def rules(n: int, *, mesh: str | None = MESH, status: str = "COMPLETE") -> tuple[ObservedRule, ...]:
     """`n` FORWARD rules, ours (mesh), another mesh's, or unmanaged (mesh None)."""
-    marker = creator_request_ids(mesh, R, "d.example", "eu-west-1")[1] if mesh else "hand-made"
+    marker = creator_request_ids(mesh, R, "d.example", "eu-west-1")[-1] if mesh else "hand-made"
     return tuple(
         ObservedRule(
             id=f"rslvr-rr-{mesh}-{status}-{i}",

@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--apply", action="store_true", help="reconcile, not only plan")
     replay.add_argument("--force", action="store_true", help="apply past the safety guard")
 
+    text = "show how every mesh name resolves from every hub and workload VPC"
+    verify = commands.add_parser("verify", parents=[common], help=text, description=text)
+    verify.add_argument(
+        "--format",
+        choices=("text", "json", "mermaid"),
+        default=None,
+        help="text (a matrix, the default), json (same as --json) or mermaid (a diagram)",
+    )
+
     demo = commands.add_parser("demo", help="run the mesh on a local AWS emulator")
     demo.add_argument("--port", type=int, default=0, help="emulator port (default: any free)")
     return parser
@@ -193,6 +202,22 @@ def _replayed(args: argparse.Namespace, known: frozenset[str]) -> Request | None
     )
 
 
+def _run_verify(args: argparse.Namespace, aws: Any) -> int:
+    """Exit 0 when every name resolves as the mesh intends, 1 on any gap, stale target, loop,
+    conflict or unreadable Region."""
+    from resolver_mesh.verify import matrix_mermaid, matrix_text, verify
+
+    matrix = verify(aws)
+    style = args.format or ("json" if getattr(args, "json", False) else "text")
+    if style == "json":
+        print(json.dumps(matrix.as_dict(), indent=2))
+    elif style == "mermaid":
+        print(matrix_mermaid(matrix))
+    else:
+        print(matrix_text(matrix))
+    return EXIT_OK if matrix.ok else EXIT_PROBLEMS
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
@@ -210,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         aws = Aws(_settings(args))
         if args.command == "hubs":
             return _run_hubs(args, aws)
+        if args.command == "verify":
+            return _run_verify(args, aws)
         if args.command == "replay":
             replayed = _replayed(args, aws.known_regions())
             if replayed is None:

@@ -56,20 +56,26 @@ def ownership_prefix(mesh_id: str) -> str:
     return f"{MARKER}/{mesh_id}/"
 
 
+STABLE_MARKERS = 8
+
+
 def creator_request_ids(
     mesh_id: str, region: str, domain: str, target_region: str
-) -> tuple[str, str]:
+) -> tuple[str, ...]:
     """The markers to create a rule with, in order of preference.
 
-    The first is deterministic for (mesh, Region, domain, target Region): two reconcilers that
+    They are deterministic for (mesh, Region, domain, target Region): two reconcilers that
     create the same rule at the same time, or a create retried after a lost response, meet
-    AWS's `ResourceExistsException` and find the one rule instead of making two. The second,
-    salted, is for when AWS still remembers the first from a rule deleted since. Both record the
-    target Region, so that the rules of an unreadable hub are recognised and kept.
+    AWS's `ResourceExistsException` and find the one rule instead of making two. There are
+    several generations (`.../<digest>`, `.../<digest>-2`, ...) for when AWS still remembers a
+    marker of a rule deleted since: concurrent reconcilers walk the same sequence and meet on
+    the same generation. Only past the last one is a random suffix used. Every marker records
+    the target Region, so that the rules of an unreadable hub are recognised and kept.
     """
     digest = hashlib.sha256(f"{region}|{normalise_domain(domain)}".encode()).hexdigest()[:24]
     stable = f"{ownership_prefix(mesh_id)}{target_region}/{digest}"
-    return stable, f"{stable}-{uuid.uuid4().hex[:12]}"
+    generations = [stable] + [f"{stable}-{n}" for n in range(2, STABLE_MARKERS + 1)]
+    return (*generations, f"{stable}-{uuid.uuid4().hex[:12]}")
 
 
 def owned_target_region(creator_request_id: str | None, mesh_id: str) -> str | None:

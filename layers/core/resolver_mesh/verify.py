@@ -1,0 +1,587 @@
+"""`resolver-mesh verify`: how every mesh name would resolve from every hub and workload VPC.
+
+The pure part (`verify_mesh`) takes the hubs and what was observed in their Regions (rules,
+associations, Resolver endpoints, interface VPC endpoints) and returns a `Matrix`: one `Cell`
+per (VPC, name). Names are every enabled hub's domains and the private DNS name of every
+interface endpoint found in a hub VPC (`s3.us-east-2.amazonaws.com`). For each cell, the
+rules associated with the VPC are matched, the most specific domain winning, as Route 53
+Resolver does:
+
+| status | meaning | a problem? |
+|---|---|---|
+| `private` | forwarded to the owner hub's inbound IPs, every one of them ATTACHED | no |
+| `local` | the VPC's own Region answers (its own hub's names), no rule involved | no |
+| `public` | no rule, and none expected: the built-in recursive resolver answers | no |
+| `external` | a rule forwards a name no hub owns to IPs of no hub | no |
+| `gap` | no rule, but the VPC's hub peers with the owner: the name resolves publicly | yes |
+| `stale` | forwarded to IPs that are not (all) the owner hub's current ATTACHED IPs | yes |
+| `loop` | forwarded to a hub whose own VPC forwards the name onward again | yes |
+| `conflict` | two rules for the name's domain in one VPC, or a rule not ours wins | yes |
+| `unknown` | the VPC's Region (or the target's) could not be read | yes |
+
+A `private` cell whose rule misses some of the hub's ATTACHED IPs still resolves privately;
+it is flagged `missing_ips` (a resync adds them) but is not a problem.
+
+The I/O part (`observe_mesh`, `read_interface_endpoints`) reads every hub Region in parallel
+through the rate-limited adapters of `resolver_mesh.aws`: one `ResolverRegion.read` with rules
+and endpoints, and one paginated `DescribeVpcEndpoints` per hub VPC.
+
+Invariants: `verify_mesh` is pure and deterministic (sorted rows, columns and problems); it
+never writes; `Matrix.ok` is False whenever a cell is a problem or something could not be read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from resolver_mesh.desired import HubSet, parse_hubs
+from resolver_mesh.models import HubItem, ObservedRule, RegionState
+from resolver_mesh.names import normalise_domain
+from resolver_mesh.plan import rule_target
+
+if TYPE_CHECKING:  # boto3 stays out of the pure part
+    from resolver_mesh.aws.session import Aws
+
+PROBLEMS = ("gap", "stale", "loop", "conflict", "unknown")
+STATUSES = ("private", "local", "public", "external", *PROBLEMS)
+INACTIVE_ASSOCIATION = frozenset({"DELETING", "FAILED", "OVERRIDDEN"})
+INACTIVE_RULE = frozenset({"DELETING", "FAILED"})
+_SERVICE_NAME = re.compile(r"^com\.amazonaws\.([a-z]{2}(?:-[a-z]+)+-\d)\.([a-z0-9.-]+)$")
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
+_MAX_HOPS = 8
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InterfaceEndpoint:
+    """An interface VPC endpoint as `DescribeVpcEndpoints` lists it."""
+
+    id: str
+    vpc_id: str
+    service_name: str
+    private_dns: bool
+    state: str
+
+    @property
+    def dns_name(self) -> str | None:
+        """The service's private DNS name, e.g. `s3.us-east-2.amazonaws.com.` for
+        `com.amazonaws.us-east-2.s3` (`api.ecr...` for `ecr.api`); None for services that have
+        no standard one (PrivateLink services of other accounts)."""
+        found = _SERVICE_NAME.match(self.service_name)
+        if not found:
+            return None
+        region, service = found.groups()
+        return normalise_domain(".".join([*reversed(service.split(".")), region, "amazonaws.com"]))
+
+
+# --- the result ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    region: str
+    vpc_id: str
+    role: str  # "hub" or "workload"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # normalised
+    kind: str  # "domain" or "endpoint"
+    owner: str | None  # the hub Region whose domains cover the name (most specific)
+
+
+@dataclass(frozen=True)
+class Cell:
+    region: str
+    vpc_id: str
+    name: str
+    status: str
+    via: str | None = None  # the hub Region the name is forwarded to
+    rule_id: str | None = None
+    rule_domain: str | None = None
+    targets: tuple[str, ...] = ()
+    stale_ips: tuple[str, ...] = ()
+    missing_ips: tuple[str, ...] = ()
+    path: tuple[str, ...] = ()  # Regions a looping name goes through
+    detail: str = ""
+
+    @property
+    def problem(self) -> bool:
+        return self.status in PROBLEMS
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "region": self.region,
+            "vpc_id": self.vpc_id,
+            "name": self.name,
+            "status": self.status,
+        }
+        optional: dict[str, Any] = {
+            "via": self.via,
+            "rule_id": self.rule_id,
+            "rule_domain": self.rule_domain,
+            "targets": list(self.targets),
+            "stale_ips": list(self.stale_ips),
+            "missing_ips": list(self.missing_ips),
+            "path": list(self.path),
+            "detail": self.detail,
+        }
+        data.update({k: v for k, v in optional.items() if v})
+        return data
+
+
+@dataclass(frozen=True)
+class Matrix:
+    mesh_id: str
+    rows: tuple[Row, ...]
+    columns: tuple[Column, ...]
+    cells: tuple[Cell, ...]
+    errors: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def problems(self) -> tuple[Cell, ...]:
+        return tuple(cell for cell in self.cells if cell.problem)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.problems or self.errors)
+
+    def cell(self, vpc_id: str, name: str) -> Cell:
+        wanted = normalise_domain(name)
+        return next(c for c in self.cells if c.vpc_id == vpc_id and c.name == wanted)
+
+    def counts(self) -> dict[str, int]:
+        totals = dict.fromkeys(STATUSES, 0)
+        for cell in self.cells:
+            totals[cell.status] += 1
+        return totals
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "mesh_id": self.mesh_id,
+            "regions": sorted({row.region for row in self.rows}),
+            "vpcs": [vars(row) for row in self.rows],
+            "names": [vars(column) for column in self.columns],
+            "counts": self.counts(),
+            "cells": [cell.as_dict() for cell in self.cells],
+            "problems": [cell.as_dict() for cell in self.problems],
+            "errors": list(self.errors),
+            "notes": list(self.notes),
+        }
+
+
+# --- the pure part ---------------------------------------------------------------------------
+
+
+def _covers(domain: str, name: str) -> bool:
+    """A rule for `domain` applies to `name` (itself or a subdomain); both normalised."""
+    return name == domain or name.endswith("." + domain)
+
+
+def _owner(name: str, hubs: Mapping[str, HubItem]) -> str | None:
+    """The hub whose domains cover `name` most specifically."""
+    best: tuple[int, str] | None = None
+    for region, hub in hubs.items():
+        for domain in hub.domain_names:
+            if _covers(domain, name) and (best is None or len(domain) > best[0]):
+                best = (len(domain), region)
+    return best[1] if best else None
+
+
+def _peers(hub: HubItem, enabled: Mapping[str, HubItem]) -> set[str]:
+    """The hubs whose names this hub's Region should forward."""
+    if not hub.outbound_endpoint_id:
+        return set()
+    peers = hub.peers if hub.peers is not None else enabled
+    return {p for p in peers if p in enabled and p != hub.region}
+
+
+@dataclass
+class _World:
+    """The observed mesh, indexed for resolving names."""
+
+    mesh_id: str
+    hubs: Mapping[str, HubItem]
+    states: Mapping[str, RegionState]
+    inbound_ips: dict[str, frozenset[str]] = field(default_factory=dict)  # hub -> ATTACHED IPs
+    ip_owner: dict[str, str] = field(default_factory=dict)  # ATTACHED IP -> hub Region
+
+    def __post_init__(self) -> None:
+        for region, hub in self.hubs.items():
+            state = self.states.get(region)
+            endpoint = state.endpoint(hub.inbound_endpoint_id) if state else None
+            ips = frozenset(endpoint.attached_ips) if endpoint else frozenset()
+            self.inbound_ips[region] = ips
+            for ip in ips:
+                self.ip_owner[ip] = region
+
+    def readable(self, region: str) -> bool:
+        state = self.states.get(region)
+        return state is not None and state.error is None
+
+    def matching_rules(self, region: str, vpc_id: str, name: str) -> list[ObservedRule]:
+        """The live rules associated with the VPC whose domain covers `name`, the most
+        specific first."""
+        state = self.states[region]
+        rules = {rule.id: rule for rule in state.rules if rule.status not in INACTIVE_RULE}
+        found = {
+            association.rule_id: rules[association.rule_id]
+            for association in state.associations
+            if association.vpc_id == vpc_id
+            and association.status not in INACTIVE_ASSOCIATION
+            and association.rule_id in rules
+            and _covers(rules[association.rule_id].domain, name)
+        }
+        return sorted(found.values(), key=lambda r: (-len(r.domain), r.id))
+
+    def target_hub(self, rule: ObservedRule) -> str | None:
+        """The hub whose inbound endpoint the rule's targets point at (or our marker names)."""
+        owners = {self.ip_owner[t.ip] for t in rule.targets if t.ip in self.ip_owner}
+        if len(owners) == 1:
+            return owners.pop()
+        return rule_target(rule, self.mesh_id)
+
+
+def _resolve(world: _World, region: str, vpc_id: str, name: str, owner: str | None) -> Cell:
+    """How `name` resolves in `vpc_id` of `region`."""
+    hub = world.hubs[region]
+    cell = Cell(region, vpc_id, name, "unknown")
+    if not world.readable(region):
+        return _with(cell, detail=f"{region} could not be read")
+    rules = world.matching_rules(region, vpc_id, name)
+    expected_forward = (
+        owner is not None and owner in _peers(hub, world.hubs) and vpc_id in hub.associated_vpc_ids
+    )
+    if not rules:
+        if expected_forward:
+            why = "" if world.inbound_ips.get(str(owner)) else f"; {owner} has no ATTACHED IP"
+            return _with(cell, status="gap", detail=f"no rule forwards it to {owner}{why}")
+        if owner == region:
+            return _with(cell, status="local", detail="answered in its own Region")
+        return _with(cell, status="public", detail="no rule: the recursive resolver answers")
+
+    winner = rules[0]
+    cell = _with(
+        cell,
+        rule_id=winner.id,
+        rule_domain=winner.domain,
+        targets=tuple(sorted(t.ip for t in winner.targets)),
+    )
+    rivals = [r.id for r in rules[1:] if r.domain == winner.domain]
+    if rivals:
+        return _with(
+            cell,
+            status="conflict",
+            detail=f"rules {', '.join([winner.id, *rivals])} all cover {winner.domain} here",
+        )
+    ours = rule_target(winner, world.mesh_id) is not None
+    if owner is not None and not ours:
+        kind = winner.rule_type.lower() or "unknown"
+        return _with(
+            cell,
+            status="conflict",
+            detail=f"{kind} rule {winner.id} ({winner.name or 'no name'}) is not ours and wins",
+        )
+    if winner.rule_type != "FORWARD":
+        return _with(
+            cell,
+            status="local" if owner in (None, region) else "public",
+            detail=f"{winner.rule_type} rule {winner.id}",
+        )
+
+    via = world.target_hub(winner)
+    cell = _with(cell, via=via)
+    if via is None:
+        return _with(
+            cell,
+            status="external",
+            detail=f"rule {winner.id} forwards to {', '.join(cell.targets)}, no hub's IPs",
+        )
+    if not world.readable(via):
+        return _with(cell, status="unknown", detail=f"{via} could not be read")
+    current = world.inbound_ips[via]
+    stale = tuple(ip for ip in cell.targets if ip not in current)
+    missing = tuple(sorted(current - set(cell.targets)))
+    cell = _with(cell, stale_ips=stale, missing_ips=missing)
+    path = _onward(world, via, name, [region])
+    if path:
+        return _with(
+            cell,
+            status="loop",
+            path=tuple(path),
+            detail=f"{via} forwards it onward again"
+            f" ({'a cycle' if path[-1] in path[:-1] else 'a chain'}: {' -> '.join(path)})",
+        )
+    if owner is not None and via != owner:
+        return _with(cell, status="stale", detail=f"forwarded to {via}, but {owner} owns it")
+    if stale:
+        return _with(
+            cell,
+            status="stale",
+            detail=f"targets {', '.join(stale)} are not ATTACHED to {via}'s inbound endpoint",
+        )
+    if owner is None:
+        return _with(cell, status="external", detail=f"forwarded to {via}, which owns no name")
+    detail = f"forwarded to {via} ({', '.join(cell.targets)})"
+    if missing:
+        detail += f"; {', '.join(missing)} not targeted yet"
+    return _with(cell, status="private", detail=detail)
+
+
+def _onward(world: _World, via: str, name: str, path: list[str]) -> list[str]:
+    """The Regions a query goes through once it reaches `via`'s inbound endpoint, when the
+    hub VPC there forwards it onward again (a chain, or a cycle when a Region comes back);
+    empty when `via` answers it."""
+    hops = [*path, via]
+    while len(hops) <= _MAX_HOPS:
+        here = hops[-1]
+        rules = world.matching_rules(here, world.hubs[here].vpc_id, name)
+        nxt = world.target_hub(rules[0]) if rules and rules[0].rule_type == "FORWARD" else None
+        if nxt is None or not world.readable(nxt):
+            break
+        hops.append(nxt)
+        if nxt in hops[:-1]:
+            break
+    return hops if len(hops) > len(path) + 1 else []
+
+
+def _with(cell: Cell, **changes: Any) -> Cell:
+    return Cell(**{**vars(cell), **changes})
+
+
+def verify_mesh(
+    mesh_id: str,
+    hub_set: HubSet,
+    states: Mapping[str, RegionState],
+    endpoints: Mapping[str, Sequence[InterfaceEndpoint]] | None = None,
+) -> Matrix:
+    """The resolution matrix of the enabled hubs' VPCs and names, from observed states."""
+    hubs = dict(sorted(hub_set.enabled.items()))
+    errors = [str(error) for error in hub_set.errors]
+    notes: list[str] = []
+    for region in hubs:
+        state = states.get(region)
+        if state is None or state.error:
+            errors.append(
+                f"{region}: cannot read Route 53 Resolver: {state.error if state else ''}"
+            )
+        elif not state.endpoint(hubs[region].inbound_endpoint_id):
+            errors.append(
+                f"{region}: inbound endpoint {hubs[region].inbound_endpoint_id} not found"
+            )
+    world = _World(mesh_id, hubs, states)
+
+    names: dict[str, str] = {}
+    for hub in hubs.values():
+        for domain in hub.domain_names:
+            names.setdefault(domain, "domain")
+    for region, found in sorted((endpoints or {}).items()):
+        hub_vpc = hubs[region].vpc_id if region in hubs else None
+        for endpoint in found:
+            dns_name = endpoint.dns_name
+            if endpoint.vpc_id != hub_vpc:
+                continue
+            if dns_name is None:
+                notes.append(f"{region}: {endpoint.id} ({endpoint.service_name}) has no AWS name")
+            elif not endpoint.private_dns:
+                notes.append(f"{region}: {endpoint.id} has private DNS off: {dns_name} is public")
+            else:
+                names.setdefault(dns_name, "endpoint")
+    columns = tuple(
+        Column(name, kind, _owner(name, hubs))
+        for name, kind in sorted(names.items(), key=lambda kv: (_column_key(kv[0]), kv[0]))
+    )
+    rows = tuple(
+        Row(region, vpc_id, "hub" if vpc_id == hub.vpc_id else "workload")
+        for region, hub in hubs.items()
+        for vpc_id in (hub.vpc_id, *sorted(set(hub.vpc_ids) - {hub.vpc_id}))
+    )
+    cells = tuple(
+        _resolve(world, row.region, row.vpc_id, column.name, column.owner)
+        for row in rows
+        for column in columns
+    )
+    return Matrix(mesh_id, rows, columns, cells, tuple(errors), tuple(notes))
+
+
+def _column_key(name: str) -> tuple[str, int]:
+    """Columns grouped by the Region in the name (names without one first), shorter first."""
+    labels = name.rstrip(".").split(".")
+    region = next((label for label in labels if _REGION.match(label)), "")
+    return region, len(labels)
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def short_name(name: str) -> str:
+    """`us-east-2.amazonaws.com.` -> `us-east-2`; names outside amazonaws.com stay whole."""
+    bare = name.rstrip(".")
+    return bare.removesuffix(".amazonaws.com") if bare.endswith(".amazonaws.com") else bare
+
+
+def cell_text(cell: Cell) -> str:
+    if cell.status == "private":
+        return f"→ {cell.via} ✓" + ("*" if cell.missing_ips else "")
+    if cell.status == "stale":
+        return f"→ {cell.via} STALE"
+    if cell.status == "external":
+        return f"→ {cell.via or 'other'}"
+    if cell.status == "unknown":
+        return "?"
+    if cell.status in PROBLEMS:
+        return cell.status.upper()
+    return cell.status
+
+
+def matrix_text(matrix: Matrix) -> str:
+    """Rows VPCs, columns names (`.amazonaws.com` left out), then the problems."""
+    header = ["VPC", *(short_name(c.name) for c in matrix.columns)]
+    table = [header]
+    by_key = {(c.vpc_id, c.name): c for c in matrix.cells}
+    for row in matrix.rows:
+        label = f"{row.region} {row.vpc_id} ({row.role})"
+        table.append([label, *(cell_text(by_key[row.vpc_id, c.name]) for c in matrix.columns)])
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = [f"How names resolve in mesh {matrix.mesh_id} (names end in .amazonaws.com):"]
+    if not matrix.rows:
+        lines.append("  no enabled hubs")
+    else:
+        lines += [
+            "  " + "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+            for line in table
+        ]
+    if any(c.missing_ips for c in matrix.cells if c.status == "private"):
+        lines.append(
+            "  * the hub has ATTACHED IPs the rule does not target yet (a resync adds them)"
+        )
+    problems = [
+        f"{c.region} {c.vpc_id} {c.name.rstrip('.')}: {c.status}: {c.detail}"
+        for c in matrix.problems
+    ]
+    for title, entries in (
+        ("Problems", problems),
+        ("Errors", list(matrix.errors)),
+        ("Notes", list(matrix.notes)),
+    ):
+        if entries:
+            lines.append(f"{title}:")
+            lines += [f"  {'-' if title == 'Notes' else '!'} {entry}" for entry in entries]
+    counts = ", ".join(f"{n} {status}" for status, n in matrix.counts().items() if n)
+    lines.append(f"{'ok' if matrix.ok else 'NOT OK'}: {counts or 'nothing to verify'}")
+    return "\n".join(lines)
+
+
+def _node(region: str) -> str:
+    return region.replace("-", "_")
+
+
+def matrix_mermaid(matrix: Matrix) -> str:
+    """A `graph LR` of the hub Regions: an edge per (Region, target) with the names it
+    forwards privately from all of its VPCs; dashed edges for gaps, stale targets and loops."""
+    lines = ["graph LR"]
+    for region in sorted({row.region for row in matrix.rows}):
+        lines.append(f'  {_node(region)}["{region}"]')
+    edges: dict[tuple[str, str, str], set[str]] = {}
+    owners = {column.name: column.owner for column in matrix.columns}
+    for cell in matrix.cells:
+        target = cell.via if cell.status != "gap" else owners.get(cell.name)
+        if target is None or cell.status in ("local", "public", "unknown"):
+            continue
+        label = "ok" if cell.status == "private" else cell.status.upper()
+        edges.setdefault((cell.region, target, label), set()).add(short_name(cell.name))
+    for (source, target, label), names in sorted(edges.items()):
+        if label == "ok":
+            text = ", ".join(sorted(names))
+            lines.append(f'  {_node(source)} -->|"{text}"| {_node(target)}')
+        else:
+            text = f"{label}: " + ", ".join(sorted(names))
+            lines.append(f'  {_node(source)} -.->|"{text}"| {_node(target)}')
+    return "\n".join(lines)
+
+
+# --- the I/O part ----------------------------------------------------------------------------
+
+
+def read_interface_endpoints(aws: Aws, region: str, vpc_id: str) -> tuple[InterfaceEndpoint, ...]:
+    """The interface VPC endpoints of one VPC (DescribeVpcEndpoints, every page), through the
+    Region's rate-limited caller."""
+    ec2 = aws.client("ec2", region)
+    raw = aws.caller(region).pages(
+        ec2.describe_vpc_endpoints,
+        "VpcEndpoints",
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
+    )
+    return tuple(
+        InterfaceEndpoint(
+            id=str(endpoint["VpcEndpointId"]),
+            vpc_id=str(endpoint.get("VpcId", vpc_id)),
+            service_name=str(endpoint.get("ServiceName", "")),
+            private_dns=bool(endpoint.get("PrivateDnsEnabled")),
+            state=str(endpoint.get("State", "")),
+        )
+        for endpoint in raw
+        if endpoint.get("VpcEndpointType") == "Interface"
+        and str(endpoint.get("State", "")).lower() not in ("deleted", "deleting", "failed")
+    )
+
+
+def observe_mesh(
+    aws: Aws, hub_set: HubSet
+) -> tuple[dict[str, RegionState], dict[str, tuple[InterfaceEndpoint, ...]], list[str]]:
+    """Rules, associations and endpoints of every enabled hub's Region, and the interface
+    endpoints of its hub VPC, read in parallel. Returns the states, the endpoints and the
+    errors of the endpoint reads (a Region that cannot be read has `RegionState.error`)."""
+    hubs = hub_set.enabled
+    errors: list[str] = []
+
+    def observe(region: str) -> tuple[RegionState, tuple[InterfaceEndpoint, ...]]:
+        hub = hubs[region]
+        try:
+            state = aws.resolver(region).read(
+                rules=True, endpoints=True, inbound_ids=(hub.inbound_endpoint_id,)
+            )
+        except Exception as error:
+            state = RegionState(region, error=f"{type(error).__name__}: {error}")
+        try:
+            found = read_interface_endpoints(aws, region, hub.vpc_id)
+        except Exception as error:
+            errors.append(f"{region}: cannot list the VPC endpoints of {hub.vpc_id}: {error}")
+            found = ()
+        return state, found
+
+    regions = sorted(hubs)
+    if not regions:
+        return {}, {}, []
+    with ThreadPoolExecutor(max_workers=min(len(regions), 32)) as pool:
+        results = dict(zip(regions, pool.map(observe, regions), strict=True))
+    states = {region: state for region, (state, _) in results.items()}
+    endpoints = {region: found for region, (_, found) in results.items()}
+    return states, endpoints, errors
+
+
+def verify(aws: Aws) -> Matrix:
+    """Read the table and the live state, and build the matrix."""
+    items = aws.hubs_table().read_items()
+    hub_set = parse_hubs(items, aws.known_regions())
+    states, endpoints, errors = observe_mesh(aws, hub_set)
+    matrix = verify_mesh(aws.settings.mesh_id, hub_set, states, endpoints)
+    if not errors:
+        return matrix
+    return Matrix(
+        matrix.mesh_id,
+        matrix.rows,
+        matrix.columns,
+        matrix.cells,
+        (*matrix.errors, *errors),
+        matrix.notes,
+    )

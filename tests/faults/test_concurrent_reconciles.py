@@ -1,0 +1,218 @@
+"""Two or three reconciles of one mesh started at the same instant.
+
+- Through the Lambda handler and through separate `Reconciler(Aws(settings))` instances, in
+  threads of one process: the in-process lock makes them take turns, so exactly one creates
+  every rule and the others find nothing to do.
+- With the lock bypassed (`_run_locked` called directly), as two Lambda execution environments
+  or a Lambda and the CLI would run: every reconciler reads the empty state and plans every
+  create (a gate holds the first write of each until all have planned); the deterministic
+  CreatorRequestId markers make the creates meet, so no rule exists twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+from faultkit import (
+    WRITE_OPERATIONS,
+    FakeLambdaContext,
+    FaultLedger,
+    FaultMesh,
+    lambda_app,
+    lambda_environment,
+    new_session,
+    tapped,
+)
+
+from resolver_mesh.local.emulator import LocalEmulator
+from resolver_mesh.models import Request
+
+RULES = 4 * 3 * 2  # 4 hubs, 3 peers each, 2 domains per peer
+
+
+def at_once(work: list[Callable[[], Any]]) -> list[Any]:
+    """Run every callable in a thread of its own, all released by one barrier."""
+    barrier = threading.Barrier(len(work), timeout=30)
+
+    def start(job: Callable[[], Any]) -> Any:
+        barrier.wait()
+        return job()
+
+    with ThreadPoolExecutor(max_workers=len(work)) as pool:
+        futures = [pool.submit(start, job) for job in work]
+        return [future.result(timeout=120) for future in futures]
+
+
+class WriteGate:
+    """Holds each reconciler's first write until every reconciler has planned.
+
+    A reconciler writes only after it has read every Region and planned, so once all of them
+    reach their first write, all of them have planned from the state before any write.
+    """
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties, timeout=30)
+
+    def install(self, session: boto3.session.Session) -> boto3.session.Session:
+        opened = threading.Event()
+        first = threading.Lock()
+
+        def before(model: Any, **_: Any) -> None:
+            if model.name not in WRITE_OPERATIONS or opened.is_set():
+                return
+            if first.acquire(blocking=False):
+                self.barrier.wait()
+                opened.set()
+            else:
+                assert opened.wait(30), "the gate never opened"
+
+        session.events.register("before-call.route53resolver", before)
+        return session
+
+
+def creates(tap: Any, status: int | None = None) -> int:
+    return sum(
+        1
+        for seen in tap.seen
+        if seen.operation == "CreateResolverRule" and status in (None, seen.status)
+    )
+
+
+@pytest.mark.parametrize("parties", [2, 3])
+def test_concurrent_lambda_invocations_create_each_rule_once(
+    parties: int,
+    make_fault_mesh: Callable[..., FaultMesh],
+    emulator: LocalEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    ledger: FaultLedger,
+) -> None:
+    mesh = make_fault_mesh()
+    app = lambda_app()
+    monkeypatch.setattr(app, "_aws", None)  # a cold execution environment
+    for name, value in lambda_environment(mesh).items():
+        monkeypatch.setenv(name, value)
+    event = {"action": "resync"}
+
+    with tapped(emulator) as tap:
+        results = at_once([lambda: app.lambda_handler(event, FakeLambdaContext())] * parties)
+
+    with ledger.run(f"{parties} Lambda invocations at once", {"race": parties}):
+        assert all(r["ok"] for r in results), results
+        made = sorted(r["counts"]["create_rule"] for r in results)
+        assert made == [0] * (parties - 1) + [RULES], made  # the ones that waited did nothing
+        assert sorted(r["calls"]["writes"] > 0 for r in results) == [False] * (parties - 1) + [True]
+        assert creates(tap) == RULES  # not one create was attempted twice
+        mesh.assert_invariants()
+
+
+@pytest.mark.parametrize("parties", [2, 3])
+def test_concurrent_engines_in_one_process_take_turns(
+    parties: int,
+    make_fault_mesh: Callable[..., FaultMesh],
+    emulator: LocalEmulator,
+    ledger: FaultLedger,
+) -> None:
+    mesh = make_fault_mesh()
+    engines = [mesh.engine() for _ in range(parties)]
+
+    with tapped(emulator) as tap:
+        reports = at_once(
+            [lambda engine=engine: engine.run(Request(apply=True)) for engine in engines]
+        )
+
+    with ledger.run(f"{parties} engines at once", {"race": parties}):
+        assert all(r.ok for r in reports), [r.as_dict() for r in reports]
+        made = sorted(r.counts["create_rule"] for r in reports)
+        assert made == [0] * (parties - 1) + [RULES], made
+        assert creates(tap) == RULES
+        mesh.assert_invariants()
+
+
+@pytest.mark.parametrize("parties", [2, 3])
+def test_without_the_lock_the_markers_prevent_duplicates(
+    parties: int,
+    make_fault_mesh: Callable[..., FaultMesh],
+    emulator: LocalEmulator,
+    ledger: FaultLedger,
+) -> None:
+    mesh = make_fault_mesh()
+    gate = WriteGate(parties)
+    engines = [mesh.engine(gate.install(new_session())) for _ in range(parties)]
+
+    with tapped(emulator) as tap:
+        reports = at_once(
+            [
+                lambda engine=engine: engine._run_locked(Request(apply=True), time.monotonic())
+                for engine in engines
+            ]
+        )
+
+    with ledger.run(f"{parties} engines at once, lock bypassed", {"race": parties}):
+        assert all(r.ok for r in reports), [r.as_dict() for r in reports]
+        # every engine planned and "made" every rule: the creates really raced ...
+        assert [r.counts["create_rule"] for r in reports] == [RULES] * parties
+        assert creates(tap) == parties * RULES
+        # ... and met: one create per rule succeeded, the others found the marker taken
+        assert creates(tap, status=200) == RULES
+        assert creates(tap, status=400) == (parties - 1) * RULES
+        mesh.assert_invariants()
+
+
+@pytest.fixture
+def aws_remembers_deleted_markers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Model an AWS that keeps refusing the CreatorRequestId of a rule deleted long ago."""
+    from moto.route53resolver import exceptions
+    from moto.route53resolver.models import Route53ResolverBackend
+
+    remembered: set[str] = set()
+    create = Route53ResolverBackend.create_resolver_rule
+    delete = Route53ResolverBackend.delete_resolver_rule
+
+    def remembering_create(self: Any, *args: Any, **kwargs: Any) -> Any:
+        marker = kwargs.get("creator_request_id")
+        if marker in remembered:
+            raise exceptions.ResourceExistsException(f"'{marker}' was used before")
+        return create(self, *args, **kwargs)
+
+    def remembering_delete(self: Any, resolver_rule_id: str) -> Any:
+        rule = delete(self, resolver_rule_id)
+        remembered.add(rule.creator_request_id)
+        return rule
+
+    monkeypatch.setattr(Route53ResolverBackend, "create_resolver_rule", remembering_create)
+    monkeypatch.setattr(Route53ResolverBackend, "delete_resolver_rule", remembering_delete)
+
+
+@pytest.mark.usefixtures("aws_remembers_deleted_markers")
+def test_a_hub_that_rejoins_is_recreated_once_even_by_racing_reconcilers(
+    make_fault_mesh: Callable[..., FaultMesh],
+    emulator: LocalEmulator,
+    ledger: FaultLedger,
+) -> None:
+    mesh = make_fault_mesh()
+    mesh.converge()
+    mesh.remove("us-west-2")
+    mesh.converge()  # its rules, and their first-generation markers, are gone
+    mesh.put("us-west-2")
+    gate = WriteGate(2)
+    engines = [mesh.engine(gate.install(new_session())) for _ in range(2)]
+
+    with tapped(emulator) as tap:
+        reports = at_once(
+            [
+                lambda engine=engine: engine._run_locked(Request(apply=True), time.monotonic())
+                for engine in engines
+            ]
+        )
+
+    with ledger.run("2 engines at once after a rejoin, lock bypassed", {"race": 2}):
+        assert all(r.ok for r in reports), [r.as_dict() for r in reports]
+        # the first-generation markers were refused; both walked to the second and met there
+        assert creates(tap, status=200) == 12  # us-west-2's 6 rules + 6 rules targeting it
+        mesh.assert_invariants()
