@@ -86,15 +86,20 @@ def report_text(report: Mapping[str, Any], style: Style) -> str:
             lines += [f"  {style('!', '!') if key != 'notes' else '-'} {_text(e)}" for e in entries]
     if report.get("refused"):
         lines.append("  nothing was applied; rerun with --force if this is intended")
+    lines.append(summary_text(report, style))
+    return "\n".join(lines)
+
+
+def summary_text(report: Mapping[str, Any], style: Style) -> str:
+    """One line: ok or not, the changes by kind, the calls and the time."""
     counts = report.get("counts", {})
     summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n) or "0 changes"
     calls = report.get("calls", {})
     state = style("ok", "ok") if report.get("ok") else style("NOT OK", "!")
-    lines.append(
+    return (
         f"{state}: {summary}; {calls.get('reads', 0)} reads, {calls.get('writes', 0)} writes"
         f" in {report.get('duration_seconds', 0)}s"
     )
-    return "\n".join(lines)
 
 
 def _text(entry: Any) -> str:

@@ -30,7 +30,7 @@ def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
     from resolver_mesh.local.topology import build_hub, create_hubs_table, hub_item
     from resolver_mesh.models import Request
     from resolver_mesh.reconcile import Reconciler
-    from resolver_mesh.render import Style, report_text, rules_text
+    from resolver_mesh.render import Style, report_text, rules_text, summary_text
 
     style = Style(sys.stdout.isatty())
 
@@ -84,9 +84,11 @@ def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
 
         step("Plan (nothing is changed yet)")
         out(report_text(reconciler.run(Request(apply=False)).as_dict(), style))
-        step("Resync")
+        step("Resync: the plan above, applied")
         first = reconciler.run(Request(apply=True, trigger="demo"))
-        out(report_text(first.as_dict(), style))
+        out(summary_text(first.as_dict(), style))
+        for problem in first.errors + first.conflicts:
+            out(f"  ! {problem['message']}")
         step("Forwarding rules per Region")
         show_rules()
         step("A second resync straight after: nothing to do, zero writes")
