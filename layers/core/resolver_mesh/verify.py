@@ -562,7 +562,7 @@ def observe_mesh(
     regions = sorted(hubs)
     if not regions:
         return {}, {}, []
-    with ThreadPoolExecutor(max_workers=min(len(regions), 32)) as pool:
+    with ThreadPoolExecutor(max_workers=len(regions)) as pool:  # threads wait on rate limits
         results = dict(zip(regions, pool.map(observe, regions), strict=True))
     states = {region: state for region, (state, _) in results.items()}
     endpoints = {region: found for region, (_, found) in results.items()}
