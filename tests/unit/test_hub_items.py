@@ -217,3 +217,40 @@ def test_unknown_regions_are_not_checked_without_a_list(world: Any) -> None:
 )
 def test_item_error_text(error: ItemError, text: str) -> None:
     assert str(error) == text
+
+
+def _nested(region: str, n: int, **fields: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "region": region,
+        "vpc_id": f"vpc-{n:017x}",
+        "inbound_endpoint_id": f"rslvr-in-{n:017x}",
+        "outbound_endpoint_id": f"rslvr-out-{n:017x}",
+    }
+    item.update(fields)
+    return {k: v for k, v in item.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("inner_fields", "loops"),
+    [
+        ({}, True),  # the inner hub forwards corp.example to the outer one, which sends it back
+        ({"outbound_endpoint_id": None}, False),  # answers only: no rule to loop through
+        ({"peers": ["us-east-1"]}, False),  # does not forward to the outer hub
+        ({"enabled": False}, False),
+    ],
+    ids=["peered", "answer-only", "not-peered", "disabled"],
+)
+def test_a_domain_inside_a_peers_domain_is_rejected_when_it_would_loop(
+    inner_fields: dict[str, Any], loops: bool
+) -> None:
+    items = [
+        _nested("us-east-1", 1),
+        _nested("us-west-2", 2, domains=["corp.example"]),
+        _nested("us-east-2", 3, domains=["east.corp.example"], **inner_fields),
+    ]
+    errors = parse_hubs(items, KNOWN).errors
+    if loops:
+        assert [(e.region, e.field) for e in errors] == [("us-east-2", "domains")]
+        assert "east.corp.example. lies inside corp.example. of us-west-2" in errors[0].message
+    else:
+        assert errors == ()

@@ -110,6 +110,7 @@ def parse_hubs(items: Iterable[Mapping[str, Any]], known_regions: Collection[str
             for region in regions:
                 others = ", ".join(r for r in sorted(regions) if r != region)
                 errors.append(ItemError(region, "domains", f"{domain} is also claimed by {others}"))
+    errors.extend(_nested_loops(hubs, owners))
 
     item_regions = frozenset(region_counts)
     for hub in hubs.values():
@@ -120,6 +121,31 @@ def parse_hubs(items: Iterable[Mapping[str, Any]], known_regions: Collection[str
     invalid = {e.region for e in errors}
     valid = {region: hub for region, hub in hubs.items() if region not in invalid}
     return HubSet(hubs=valid, errors=tuple(errors), item_regions=item_regions)
+
+
+def _nested_loops(hubs: Mapping[str, HubItem], owners: Mapping[str, list[str]]) -> list[ItemError]:
+    """A hub's domain inside a peer's loops when the inner hub forwards to the outer one.
+
+    Rules win over the inner hub's own answers: names of the inner domain that reach the inner
+    hub's inbound endpoint go on to the outer hub, whose Region sends them back.
+    """
+    enabled = {region for region, hub in hubs.items() if hub.enabled}
+    found = []
+    for inner, inner_regions in sorted(owners.items()):
+        for outer, outer_regions in sorted(owners.items()):
+            if inner == outer or not inner.endswith("." + outer):
+                continue
+            for inner_region in inner_regions:
+                hub = hubs[inner_region]
+                peers = hub.peers if hub.peers is not None else sorted(enabled)
+                looping = [r for r in outer_regions if r in peers and r != inner_region]
+                if hub.outbound_endpoint_id and looping:
+                    message = (
+                        f"{inner} lies inside {outer} of {', '.join(looping)}, which this hub"
+                        " forwards to: the names would loop; drop one or the peering"
+                    )
+                    found.append(ItemError(inner_region, "domains", message))
+    return found
 
 
 @dataclass

@@ -28,7 +28,9 @@ from resolver_mesh.plan import make_plan, managed_rules, rule_target
 from resolver_mesh.report import Report
 from resolver_mesh.safety import check_plan
 
-MAX_PARALLEL_REGIONS = 32
+# One thread per Region (they mostly wait on their Region's rate limit); fewer would make a
+# Region wait for another to finish, doubling the time of a 16-Region converge.
+MAX_PARALLEL_REGIONS = 64
 # Reconciles of the same mesh in one process wait for each other (threads, warm Lambda). Across
 # processes, deterministic rule markers make concurrent creates meet instead of duplicating.
 _MESH_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}

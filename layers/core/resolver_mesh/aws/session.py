@@ -3,7 +3,7 @@
 Invariants:
 - One boto3 client per (service, Region), created once; botocore's own retries are off, so the
   `Caller` of that Region alone decides about retries and rate.
-- One `Caller` (and so one rate limit) per Region, whatever the number of threads.
+- One `Caller` (and so one rate limit) per Region and budget, whatever the number of threads.
 """
 
 from __future__ import annotations
@@ -50,19 +50,24 @@ class Aws:
                 )
             return self._clients[key]
 
-    def caller(self, region: str) -> Caller:
+    def caller(self, region: str, budget: str = "route53resolver") -> Caller:
+        """The caller of a Region's rate budget: the Resolver API's by default; the hubs table
+        has a budget of its own, so that reading it takes nothing from the Resolver's."""
         with self._lock:
-            if region not in self._callers:
+            key = f"{budget}:{region}"
+            if key not in self._callers:
                 limiter = RateLimiter(self.settings.calls_per_second)
-                self._callers[region] = Caller(limiter, self.settings.max_attempts)
-            return self._callers[region]
+                self._callers[key] = Caller(limiter, self.settings.max_attempts)
+            return self._callers[key]
 
     def resolver(self, region: str) -> ResolverRegion:
         return ResolverRegion(region, self.client("route53resolver", region), self.caller(region))
 
     def hubs_table(self) -> HubsTable:
         home = self.home_region
-        return HubsTable(self.settings.table_name, self.client("dynamodb", home), self.caller(home))
+        return HubsTable(
+            self.settings.table_name, self.client("dynamodb", home), self.caller(home, "dynamodb")
+        )
 
     def known_regions(self) -> frozenset[str]:
         """Every Region botocore knows Route 53 Resolver in, over all partitions (no call)."""
