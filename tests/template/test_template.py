@@ -232,7 +232,7 @@ def test_layer_folder_and_requirements_exist(template: dict[str, Any]) -> None:
     for name, layer in layers.items():
         content = ROOT / layer["Properties"]["ContentUri"]
         assert content.is_dir(), f"{name}: ContentUri {content} is not a folder"
-        # BuildMethod python3.x: the package sits at the root of ContentUri.
+        # The package sits at the root of ContentUri; layers/core/Makefile copies it.
         assert (content / "resolver_mesh").is_dir()
         requirements = content / "requirements.txt"
         assert requirements.is_file()
@@ -252,10 +252,20 @@ def test_runtime_is_python312_or_newer(template: dict[str, Any]) -> None:
         archs = _function_prop(template, fn, "Architectures") or ["x86_64"]
         for layer_ref in fn["Properties"].get("Layers", []):
             layer = layers[layer_ref["Ref"]]
-            # Compiled wheels (pydantic-core) are built for one runtime and one architecture.
-            assert layer["Metadata"]["BuildMethod"] == runtime
+            # Compiled wheels (pydantic-core) are built for one runtime and one architecture:
+            # the layer's Makefile must ask pip for exactly the function's.
+            assert layer["Metadata"]["BuildMethod"] == "makefile"
             assert runtime in layer["Properties"]["CompatibleRuntimes"]
             assert layer["Metadata"].get("BuildArchitecture", "x86_64") in archs
+            makefile = (ROOT / layer["Properties"]["ContentUri"] / "Makefile").read_text()
+            version = ".".join(str(n) for n in _runtime_version(runtime))
+            assert f"build-{layer_ref['Ref']}:" in makefile
+            assert f"--python-version {version}" in makefile
+            platform = "aarch64" if archs == ["arm64"] else "x86_64"
+            assert f"manylinux2014_{platform}" in makefile
+            # bytecode compiled at build time, valid whatever timestamps the zip carries
+            assert "compileall" in makefile
+            assert "--invalidation-mode unchecked-hash" in makefile
             assert set(archs) <= set(layer["Properties"].get("CompatibleArchitectures", archs))
 
 
