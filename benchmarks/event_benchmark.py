@@ -54,6 +54,7 @@ def run(trials: int, burst: int) -> None:
     from eventkit import deploy_delivery, put, sample
 
     import app
+    from resolver_mesh.local.lambda_events import FakeLambdaContext, sqs_event
     from resolver_mesh.local.topology import build_hub, create_hubs_table, hub_item
 
     session = boto3.session.Session()
@@ -70,16 +71,7 @@ def run(trials: int, burst: int) -> None:
         item = {k: {"S": v} for k, v in hub_item(hub).items()}
         aws("dynamodb", "us-east-1").put_item(TableName=TABLE, Item=item)
     sqs, queue, _ = deploy_delivery(aws, REGIONS)
-    context = type(
-        "Context",
-        (),
-        {
-            "function_name": "bench",
-            "aws_request_id": "bench",
-            "memory_limit_in_mb": 256,
-            "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:bench",
-        },
-    )()
+    context = FakeLambdaContext()
 
     def handle_queue() -> list[dict[str, Any]]:
         results = []
@@ -87,17 +79,7 @@ def run(trials: int, burst: int) -> None:
             got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
             if not got:
                 return results
-            event = {
-                "Records": [
-                    {
-                        "messageId": m["MessageId"],
-                        "receiptHandle": m["ReceiptHandle"],
-                        "body": m["Body"],
-                        "eventSource": "aws:sqs",
-                    }
-                    for m in got
-                ]
-            }
+            event = sqs_event(got)
             results.append(app.lambda_handler(event, context))
             for m in got:
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
 
 import pytest
 from eventkit import ROOT, deploy_delivery, put, sample
 
+from resolver_mesh.local.lambda_events import FakeLambdaContext, sqs_event
 from resolver_mesh.local.topology import ClientFactory, build_hub, create_hubs_table, hub_item
 
 sys.path.insert(0, str(ROOT / "functions" / "reconciler"))
@@ -18,29 +18,6 @@ import app
 
 REGIONS = ["us-east-1", "us-east-2", "us-west-2"]
 TABLE = "e2e-hubs"
-
-
-class Context:
-    function_name = "resolver-mesh-reconciler"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:resolver-mesh-reconciler"
-    aws_request_id = "e2e"
-
-
-def lambda_sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "eventSource": "aws:sqs",
-                "awsRegion": "us-east-1",
-            }
-            for m in messages
-        ]
-    }
 
 
 def targets_in(aws: ClientFactory, region: str, domain: str) -> set[str]:
@@ -71,7 +48,7 @@ def test_an_inbound_ip_added_in_us_west_2_reaches_every_region_through_the_queue
 
     # The table's first items arrive as stream records through the pipe: converge first.
     first = app.lambda_handler(
-        json.loads((ROOT / "events" / "sqs-batch.json").read_text()), Context()
+        json.loads((ROOT / "events" / "sqs-batch.json").read_text()), FakeLambdaContext()
     )
     assert first["report"]["counts"]["create_rule"] == 12
 
@@ -89,7 +66,7 @@ def test_an_inbound_ip_added_in_us_west_2_reaches_every_region_through_the_queue
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"])
     messages = messages.get("Messages", [])
     assert len(messages) == 1  # routed: us-west-2 default bus -> central bus -> FIFO queue
-    result = app.lambda_handler(lambda_sqs_event(messages), Context())
+    result = app.lambda_handler(sqs_event(messages), FakeLambdaContext())
     elapsed = time.monotonic() - started
 
     assert result["batchItemFailures"] == []

@@ -26,7 +26,6 @@ import re
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -698,22 +697,6 @@ def lambda_app() -> Any:
     if code not in sys.path:
         sys.path.insert(0, code)
     return importlib.import_module("app")
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "resolver-mesh-reconciler"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = (
-        "arn:aws:lambda:us-east-1:123456789012:function:resolver-mesh-reconciler"
-    )
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "/aws/lambda/resolver-mesh-reconciler"
-    log_stream_name: str = "2026/11/26/[$LATEST]0123456789abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
 
 
 def lambda_environment(mesh: FaultMesh) -> dict[str, str]:

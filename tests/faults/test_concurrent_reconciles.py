@@ -21,7 +21,6 @@ import boto3
 import pytest
 from faultkit import (
     WRITE_OPERATIONS,
-    FakeLambdaContext,
     FaultLedger,
     FaultMesh,
     lambda_app,
@@ -31,6 +30,7 @@ from faultkit import (
 )
 
 from resolver_mesh.local.emulator import LocalEmulator
+from resolver_mesh.local.lambda_events import FakeLambdaContext
 from resolver_mesh.models import Request
 
 RULES = 4 * 3 * 2  # 4 hubs, 3 peers each, 2 domains per peer

@@ -17,9 +17,8 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from resolver_mesh import cli
+from resolver_mesh.local.lambda_events import FakeLambdaContext
 from resolver_mesh.local.topology import (
     ClientFactory,
     HubResources,
@@ -136,22 +136,6 @@ class Expected:
 
 
 # --- the fake Lambda context and CLI results ------------------------------------------------------
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "resolver-mesh-reconciler"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = (
-        "arn:aws:lambda:us-east-1:123456789012:function:resolver-mesh-reconciler"
-    )
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "/aws/lambda/resolver-mesh-reconciler"
-    log_stream_name: str = "2025/11/26/[$LATEST]0123456789abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from meshkit import HOME_REGION, Mesh
 
+from resolver_mesh.local.lambda_events import sqs_event
 from resolver_mesh.models import Request
 from resolver_mesh.reconcile import Reconciler
 from resolver_mesh.report import Report
@@ -111,19 +112,7 @@ def drain(mesh: Mesh, queue_url: str) -> list[dict[str, Any]]:
         ).get("Messages", [])
         if not messages:
             return results
-        event = {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m.get("Attributes", {}),
-                    "eventSource": "aws:sqs",
-                    "awsRegion": HOME_REGION,
-                }
-                for m in messages
-            ]
-        }
+        event = sqs_event(messages)
         result = mesh.invoke(event)
         results.append(result)
         failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
