@@ -36,6 +36,7 @@ _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _INBOUND_ID = re.compile(r"^rslvr-in-[0-9a-f]{8,17}$")
 _OUTBOUND_ID = re.compile(r"^rslvr-out-[0-9a-f]{8,17}$")
 _TEMPLATE_FIELD = re.compile(r"\{([^}]*)\}")
+_SERVICE_NAME = re.compile(r"^com\.amazonaws\.([a-z]{2}(?:-[a-z]+)+-\d)\.([a-z0-9.-]+)$")
 
 
 def _matching(pattern: re.Pattern[str], example: str) -> AfterValidator:
@@ -177,6 +178,28 @@ class ObservedEndpoint:
     status: str
     vpc_id: str
     attached_ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InterfaceEndpoint:
+    """An interface VPC endpoint as `DescribeVpcEndpoints` lists it."""
+
+    id: str
+    vpc_id: str
+    service_name: str
+    private_dns: bool
+    state: str
+
+    @property
+    def dns_name(self) -> str | None:
+        """The service's private DNS name, e.g. `s3.us-east-2.amazonaws.com.` for
+        `com.amazonaws.us-east-2.s3` (`api.ecr...` for `ecr.api`); None for services that have
+        no standard one (PrivateLink services of other accounts)."""
+        found = _SERVICE_NAME.match(self.service_name)
+        if not found:
+            return None
+        region, service = found.groups()
+        return normalise_domain(".".join([*reversed(service.split(".")), region, "amazonaws.com"]))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ Resolver does:
 A `private` cell whose rule misses some of the hub's ATTACHED IPs still resolves privately;
 it is flagged `missing_ips` (a resync adds them) but is not a problem.
 
-The I/O part (`observe_mesh`, `read_interface_endpoints`) reads every hub Region in parallel
+The I/O part (`observe_mesh`, through `Aws`) reads every hub Region in parallel
 through the rate-limited adapters of `resolver_mesh.aws`: one `ResolverRegion.read` with rules
 and endpoints, and one paginated `DescribeVpcEndpoints` per hub VPC.
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from resolver_mesh.desired import HubSet, parse_hubs
-from resolver_mesh.models import HubItem, ObservedRule, RegionState
+from resolver_mesh.models import HubItem, InterfaceEndpoint, ObservedRule, RegionState
 from resolver_mesh.names import normalise_domain
 from resolver_mesh.plan import rule_target
 
@@ -50,34 +50,11 @@ PROBLEMS = ("gap", "stale", "loop", "conflict", "unknown")
 STATUSES = ("private", "local", "public", "external", *PROBLEMS)
 INACTIVE_ASSOCIATION = frozenset({"DELETING", "FAILED", "OVERRIDDEN"})
 INACTIVE_RULE = frozenset({"DELETING", "FAILED"})
-_SERVICE_NAME = re.compile(r"^com\.amazonaws\.([a-z]{2}(?:-[a-z]+)+-\d)\.([a-z0-9.-]+)$")
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 _MAX_HOPS = 8
 
 
 # --- inputs ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InterfaceEndpoint:
-    """An interface VPC endpoint as `DescribeVpcEndpoints` lists it."""
-
-    id: str
-    vpc_id: str
-    service_name: str
-    private_dns: bool
-    state: str
-
-    @property
-    def dns_name(self) -> str | None:
-        """The service's private DNS name, e.g. `s3.us-east-2.amazonaws.com.` for
-        `com.amazonaws.us-east-2.s3` (`api.ecr...` for `ecr.api`); None for services that have
-        no standard one (PrivateLink services of other accounts)."""
-        found = _SERVICE_NAME.match(self.service_name)
-        if not found:
-            return None
-        region, service = found.groups()
-        return normalise_domain(".".join([*reversed(service.split(".")), region, "amazonaws.com"]))
 
 
 # --- the result ------------------------------------------------------------------------------
@@ -512,29 +489,6 @@ def matrix_mermaid(matrix: Matrix) -> str:
 # --- the I/O part ----------------------------------------------------------------------------
 
 
-def read_interface_endpoints(aws: Aws, region: str, vpc_id: str) -> tuple[InterfaceEndpoint, ...]:
-    """The interface VPC endpoints of one VPC (DescribeVpcEndpoints, every page), through the
-    Region's rate-limited caller."""
-    ec2 = aws.client("ec2", region)
-    raw = aws.caller(region).pages(
-        ec2.describe_vpc_endpoints,
-        "VpcEndpoints",
-        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
-    )
-    return tuple(
-        InterfaceEndpoint(
-            id=str(endpoint["VpcEndpointId"]),
-            vpc_id=str(endpoint.get("VpcId", vpc_id)),
-            service_name=str(endpoint.get("ServiceName", "")),
-            private_dns=bool(endpoint.get("PrivateDnsEnabled")),
-            state=str(endpoint.get("State", "")),
-        )
-        for endpoint in raw
-        if endpoint.get("VpcEndpointType") == "Interface"
-        and str(endpoint.get("State", "")).lower() not in ("deleted", "deleting", "failed")
-    )
-
-
 def observe_mesh(
     aws: Aws, hub_set: HubSet
 ) -> tuple[dict[str, RegionState], dict[str, tuple[InterfaceEndpoint, ...]], list[str]]:
@@ -553,7 +507,7 @@ def observe_mesh(
         except Exception as error:
             state = RegionState(region, error=f"{type(error).__name__}: {error}")
         try:
-            found = read_interface_endpoints(aws, region, hub.vpc_id)
+            found = aws.interface_endpoints(region, hub.vpc_id)
         except Exception as error:
             errors.append(f"{region}: cannot list the VPC endpoints of {hub.vpc_id}: {error}")
             found = ()

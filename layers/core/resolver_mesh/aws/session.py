@@ -19,6 +19,7 @@ from resolver_mesh.aws.calls import Caller, RateLimiter
 from resolver_mesh.aws.hubs import HubsTable
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.config import ConfigError, Settings
+from resolver_mesh.models import InterfaceEndpoint
 
 
 class Aws:
@@ -67,6 +68,27 @@ class Aws:
         home = self.home_region
         return HubsTable(
             self.settings.table_name, self.client("dynamodb", home), self.caller(home, "dynamodb")
+        )
+
+    def interface_endpoints(self, region: str, vpc_id: str) -> tuple[InterfaceEndpoint, ...]:
+        """The live interface VPC endpoints of one VPC (DescribeVpcEndpoints, every page)."""
+        ec2 = self.client("ec2", region)
+        raw = self.caller(region).pages(
+            ec2.describe_vpc_endpoints,
+            "VpcEndpoints",
+            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
+        )
+        return tuple(
+            InterfaceEndpoint(
+                id=str(endpoint["VpcEndpointId"]),
+                vpc_id=str(endpoint.get("VpcId", vpc_id)),
+                service_name=str(endpoint.get("ServiceName", "")),
+                private_dns=bool(endpoint.get("PrivateDnsEnabled")),
+                state=str(endpoint.get("State", "")),
+            )
+            for endpoint in raw
+            if endpoint.get("VpcEndpointType") == "Interface"
+            and str(endpoint.get("State", "")).lower() not in ("deleted", "deleting", "failed")
         )
 
     def known_regions(self) -> frozenset[str]:
