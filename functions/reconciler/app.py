@@ -62,12 +62,11 @@ def _record(report: Report) -> dict[str, Any]:
 
 
 def _event_driven(reconciler: Reconciler, request: Request) -> dict[str, Any]:
-    """Reconcile, and again while a new endpoint is on its way (bounded): no event says when
-    it becomes OPERATIONAL."""
+    """Reconcile; after a Resolver endpoint event, again while the endpoint is on its way
+    (bounded): no event says when it becomes OPERATIONAL."""
     settings = reconciler.settings
-    reports = reconciler.run_until_ready(
-        request, settings.readiness_wait_seconds, settings.readiness_poll_seconds
-    )
+    wait = settings.readiness_wait_seconds if request.await_endpoints else 0.0
+    reports = reconciler.run_until_ready(request, wait, settings.readiness_poll_seconds)
     result = _record(reports[-1])
     result["passes"] = len(reports)
     return result

@@ -241,3 +241,18 @@ def test_replay_shows_the_scoped_plan_of_an_event_and_applies_it_on_request(mesh
     missing = mesh.cli("replay", "no-such-file.json")
     assert missing.code == 2
     assert "no-such-file.json" in missing.err
+
+
+def test_a_scheduled_pass_does_not_wait_for_a_pending_endpoint(
+    mesh: Mesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert mesh.resync()["ok"]
+    moto_endpoint("us-west-2", mesh.hubs["us-west-2"].inbound_endpoint_id).status = "CREATING"
+    for name, value in mesh.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("READINESS_WAIT_SECONDS", "30")
+    monkeypatch.setenv("READINESS_POLL_SECONDS", "0.1")
+    mesh.activate = lambda: None
+    result = mesh.invoke(json.loads((EVENTS / "scheduled.json").read_text()))
+    assert result["passes"] == 1  # the next schedule looks again; no event to wait for
+    assert result["pending"] == ["us-west-2"]

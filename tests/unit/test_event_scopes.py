@@ -158,3 +158,20 @@ def test_only_sqs_records_make_an_sqs_batch() -> None:
     assert not is_sqs_batch(load("dynamodb-stream-insert.json"))
     assert not is_sqs_batch({"Records": []})
     assert not is_sqs_batch({"action": "plan"})
+
+
+@pytest.mark.parametrize(
+    ("name", "awaits"),
+    [
+        ("cloudtrail-CreateResolverEndpoint.json", True),
+        ("cloudtrail-AssociateResolverEndpointIpAddress.json", True),
+        ("cloudtrail-CreateResolverRule.json", False),
+        ("cloudtrail-CreateVpcEndpoint.json", False),
+        ("scheduled.json", False),
+        ("dynamodb-stream-insert.json", False),
+    ],
+)
+def test_only_resolver_endpoint_events_wait_for_readiness(name: str, awaits: bool) -> None:
+    request = request_from_event(load(name), KNOWN)
+    assert request is not None
+    assert request.await_endpoints is awaits

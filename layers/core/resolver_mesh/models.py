@@ -136,12 +136,15 @@ class HubItem(BaseModel):
 
 @dataclass(frozen=True)
 class Request:
-    """What to do: `apply` or only plan, in which Regions (None: all), forced past the guard."""
+    """What to do: `apply` or only plan, in which Regions (None: all), forced past the guard;
+    `await_endpoints`: look again while an endpoint becomes ready (after a Resolver endpoint
+    event)."""
 
     apply: bool
     regions: tuple[str, ...] | None = None
     force: bool = False
     trigger: str = "manual"
+    await_endpoints: bool = False
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ class Scope:
 
     regions: frozenset[str] | None
     why: str
+    endpoint_change: bool = False  # a Resolver endpoint changed: it may not be ready yet
 
 
 def _cloudtrail_scope(detail: Mapping[str, Any], known_regions: Collection[str]) -> Scope:
@@ -89,8 +90,8 @@ def _cloudtrail_scope(detail: Mapping[str, Any], known_regions: Collection[str])
         endpoint = response.get("resolverEndpoint") if isinstance(response, Mapping) else None
         direction = endpoint.get("direction") if isinstance(endpoint, Mapping) else None
         if direction == "OUTBOUND":  # only that Region's rules go through it
-            return Scope(frozenset({region}), f"{where} (outbound endpoint)")
-        return Scope(ALL, f"{where}: inbound IPs are targets in every Region")
+            return Scope(frozenset({region}), f"{where} (outbound endpoint)", endpoint_change=True)
+        return Scope(ALL, f"{where}: inbound IPs are targets in every Region", endpoint_change=True)
     if name in VPC_ENDPOINT_CALLS:
         return Scope(ALL, f"{where}: what the hub answers for, in every Region")
     return Scope(ALL, f"{where}: not a known trigger, every Region")
@@ -114,15 +115,17 @@ def scope_of(message: Any, known_regions: Collection[str]) -> Scope:
 def combined(scopes: Iterable[Scope]) -> Request | None:
     """One resync for several messages (coalescing); None when none of them needs one."""
     scopes = list(scopes)
+    why = "; ".join(s.why for s in scopes)
+    await_endpoints = any(s.endpoint_change for s in scopes)
+    if any(s.regions is None for s in scopes):
+        return Request(apply=True, trigger=why, await_endpoints=await_endpoints)
     regions: set[str] = set()
     for scope in scopes:
-        if scope.regions is None:
-            return Request(apply=True, trigger="; ".join(s.why for s in scopes))
-        regions |= scope.regions
+        regions |= scope.regions or set()
     if not regions:
         return None
     return Request(
-        apply=True, regions=tuple(sorted(regions)), trigger="; ".join(s.why for s in scopes)
+        apply=True, regions=tuple(sorted(regions)), trigger=why, await_endpoints=await_endpoints
     )
 
 
