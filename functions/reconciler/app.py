@@ -80,7 +80,7 @@ def _failed_from(records: list[dict[str, Any]], first: int, aws: Aws) -> list[di
         try:
             retry_soon(
                 aws.client("sqs", aws.home_region),
-                aws.caller(aws.home_region),
+                aws.caller(aws.home_region, "sqs"),
                 queue_url,
                 [str(r["receiptHandle"]) for r in failed if r.get("receiptHandle")],
             )
