@@ -186,7 +186,7 @@ def test_bad_numbers_name_the_variable(name: str, value: str) -> None:
 
 @pytest.mark.parametrize(
     "mesh_id",
-    ["has/slash", "has space", "dots.not.allowed", "x" * 33, "ünïcode"],
+    ["has/slash", "has space", "dots.not.allowed", "x" * 49, "ünïcode", "has:colon"],
 )
 def test_bad_mesh_id(mesh_id: str) -> None:
     with pytest.raises(ConfigError) as raised:
@@ -217,3 +217,8 @@ def test_overrides_win_over_the_environment() -> None:
 def test_overrides_are_validated_too() -> None:
     with pytest.raises(ConfigError, match="MESH_ID"):
         Settings.from_env({}, mesh_id="bad/id")
+
+
+@pytest.mark.parametrize("mesh_id", ["a", "mesh_a", "blue-green", "x" * 48])
+def test_good_mesh_ids(mesh_id: str) -> None:
+    assert Settings.from_env({"MESH_ID": mesh_id}).mesh_id == mesh_id

@@ -49,7 +49,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not MESH_ID_PATTERN.match(self.mesh_id):
-            raise ConfigError(f"MESH_ID {self.mesh_id!r}: use 1-32 letters, digits or '-'")
+            raise ConfigError(f"MESH_ID {self.mesh_id!r}: use 1-48 letters, digits, '-' or '_'")
         if not self.table_name:
             raise ConfigError("HUBS_TABLE_NAME must not be empty")
         if not (math.isfinite(self.calls_per_second) and self.calls_per_second > 0):

@@ -18,7 +18,7 @@ import uuid
 MARKER = "resolver-mesh"
 OWNER_TAG_KEY = "resolver-mesh:owner"
 TARGET_TAG_KEY = "resolver-mesh:target"
-MESH_ID_PATTERN = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+MESH_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _MAX_RULE_NAME = 64
 
