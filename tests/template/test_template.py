@@ -312,7 +312,8 @@ def test_parameters(template: dict[str, Any]) -> None:
     assert params["MeshId"]["Default"] == "resolver-mesh"
     pattern = re.compile(params["MeshId"]["AllowedPattern"])
     assert pattern.match("resolver-mesh")
-    for bad in ("a.b", "x" * 33, "", "under_score"):
+    assert pattern.match("mesh_a")
+    for bad in ("a.b", "x" * 33, "", "a/b", "a b"):
         assert not pattern.match(bad), bad
     assert params["ResyncRate"]["Default"] == "rate(15 minutes)"
     assert params["MeshRegions"]["Default"] == ""
