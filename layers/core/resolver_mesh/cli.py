@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     hubs.add_parser("list", parents=[common], help="list the hub items")
     put = hubs.add_parser("put", parents=[common], help="add or replace a hub item")
     put.add_argument("region", nargs="?", help="the hub's Region, or the whole item as JSON")
+    put.add_argument("--region", dest="hub_region", help="the hub's Region (instead of REGION)")
     put.add_argument("--vpc-id")
     put.add_argument("--inbound-endpoint-id")
     put.add_argument("--outbound-endpoint-id")
@@ -71,8 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--disabled", action="store_true", help="store the hub as enabled=false")
     put.add_argument("--description")
     put.add_argument("--item", help="the whole item as JSON, or @FILE, or @- for stdin")
+    put.add_argument("--file", help="the whole item as a JSON file (like --item @FILE)")
     remove = hubs.add_parser("remove", parents=[common], help="remove a hub item")
-    remove.add_argument("region")
+    remove.add_argument("region", nargs="?")
+    remove.add_argument("--region", dest="hub_region", help="the hub's Region (instead of REGION)")
 
     replay = commands.add_parser(
         "replay",
@@ -123,6 +126,8 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _item_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.file:
+        args.item = f"@{args.file}"
     raw = args.item or (args.region if (args.region or "").lstrip().startswith("{") else None)
     if raw:
         if raw.startswith("@"):
@@ -151,6 +156,9 @@ def _item_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_hubs(args: argparse.Namespace, aws: Any) -> int:
     table = aws.hubs_table()
+    args.region = getattr(args, "region", None) or getattr(args, "hub_region", None)
+    if args.hubs_command == "remove" and not args.region:
+        raise ValueError("give the Region of the hub to remove")
     if args.hubs_command == "list":
         items = table.read_items()
         checked = parse_hubs(items, aws.known_regions())
