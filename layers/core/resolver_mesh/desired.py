@@ -60,6 +60,7 @@ class Desired:
     errors: tuple[ItemError, ...] = ()
     degraded: tuple[str, ...] = field(default=())
     pending: frozenset[str] = frozenset()
+    notes: tuple[str, ...] = ()
     # The VPCs each forwarding Region's rules belong on, for rules kept without a DesiredRule.
     region_vpcs: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
@@ -221,6 +222,25 @@ def _check_hub(
     return health, errors, degraded
 
 
+def target_domains(hub: HubItem, state: RegionState | None) -> tuple[str, ...]:
+    """The domains other Regions forward to `hub`: its fixed ones and, with `{services}`, the
+    private DNS names of the available interface endpoints in its Region's observed state."""
+    names = list(hub.domain_names)
+    if hub.uses_services and state is not None:
+        for endpoint in state.interface_endpoints:
+            if endpoint.vpc_id == hub.vpc_id and not endpoint.service_region:
+                names.extend(n for n in endpoint.private_names if n not in names)
+    return tuple(names)
+
+
+def _own_cross_region_endpoint(state: RegionState | None, domain: str) -> str | None:
+    """A cross-Region interface endpoint of the source's hub VPC that already answers `domain`."""
+    for endpoint in state.interface_endpoints if state else ():
+        if endpoint.service_region and domain in endpoint.private_names:
+            return endpoint.id
+    return None
+
+
 def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionState]) -> Desired:
     """Every rule the mesh wants, given the hubs and what their Regions look like now."""
     errors = list(hub_set.errors)
@@ -238,6 +258,7 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
             protected.add(region)
 
     rules: list[DesiredRule] = []
+    notes: list[str] = []
     enabled = hub_set.enabled
     for source_region, source in sorted(enabled.items()):
         if not source.outbound_endpoint_id or source_region in frozen:
@@ -247,7 +268,14 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
             target = enabled.get(target_region)
             if target is None or target_region == source_region or target_region in protected:
                 continue
-            for domain in target.domain_names:
+            for domain in target_domains(target, states.get(target_region)):
+                local = _own_cross_region_endpoint(states.get(source_region), domain)
+                if local:
+                    notes.append(
+                        f"{source_region}: {domain} is not forwarded to {target_region}: the hub"
+                        f" VPC has its own cross-Region endpoint {local}"
+                    )
+                    continue
                 rules.append(
                     DesiredRule(
                         region=source_region,
@@ -265,6 +293,7 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
         protected_targets=frozenset(protected),
         errors=tuple(errors),
         degraded=tuple(degraded),
+        notes=tuple(notes),
         pending=frozenset(region for region, h in health.items() if h.pending),
         region_vpcs={
             region: hub.associated_vpc_ids

@@ -29,6 +29,10 @@ from pydantic import (
 from resolver_mesh.names import domain_problem, normalise_domain
 
 DEFAULT_DOMAIN_TEMPLATES = ("{region}.amazonaws.com", "{region}.vpce.amazonaws.com")
+# A `domains` entry standing for the private DNS names of the hub VPC's interface endpoints.
+SERVICES_TEMPLATE = "{services}"
+# S3's interface endpoints also answer for these names (besides s3.<region>.amazonaws.com).
+_S3_EXTRA_NAMES = ("s3-control", "s3-accesspoint")
 DNS_PORT = 53
 MAX_TARGETS_PER_RULE = 6
 
@@ -100,9 +104,13 @@ class HubItem(BaseModel):
         if not value:
             raise ValueError("must name at least one domain (or leave it out for the defaults)")
         for template in value:
-            unknown = [name for name in _TEMPLATE_FIELD.findall(template) if name != "region"]
+            fields = _TEMPLATE_FIELD.findall(template)
+            unknown = [name for name in fields if name not in ("region", "services")]
             if unknown:
-                raise ValueError(f"{template!r} uses {{{unknown[0]}}}; only {{region}} is known")
+                known = "only {region} and {services} are known"
+                raise ValueError(f"{template!r} uses {{{unknown[0]}}}; {known}")
+            if "services" in fields and template != SERVICES_TEMPLATE:
+                raise ValueError(f"{template!r}: {SERVICES_TEMPLATE} must be an entry of its own")
         return value
 
     @field_validator("vpc_ids", "peers")
@@ -113,8 +121,9 @@ class HubItem(BaseModel):
 
     @model_validator(mode="after")
     def _expanded_domains_are_valid(self) -> HubItem:
-        names = [normalise_domain(t.replace("{region}", self.region)) for t in self.domains]
-        for template, name in zip(self.domains, names, strict=True):
+        templates = [t for t in self.domains if t != SERVICES_TEMPLATE]
+        names = [normalise_domain(t.replace("{region}", self.region)) for t in templates]
+        for template, name in zip(templates, names, strict=True):
             problem = domain_problem(name)
             if problem:
                 raise ValueError(f"domains: {template!r} gives {name!r}: {problem}")
@@ -125,8 +134,18 @@ class HubItem(BaseModel):
 
     @property
     def domain_names(self) -> tuple[str, ...]:
-        """The domains this hub answers for, normalised (`us-east-2.amazonaws.com.`)."""
-        return tuple(normalise_domain(t.replace("{region}", self.region)) for t in self.domains)
+        """The fixed domains this hub answers for, normalised (`us-east-2.amazonaws.com.`);
+        `{services}` adds the names of its interface endpoints (see `desired`)."""
+        return tuple(
+            normalise_domain(t.replace("{region}", self.region))
+            for t in self.domains
+            if t != SERVICES_TEMPLATE
+        )
+
+    @property
+    def uses_services(self) -> bool:
+        """Whether the hub forwards the private DNS names of its interface endpoints."""
+        return SERVICES_TEMPLATE in self.domains
 
     @property
     def associated_vpc_ids(self) -> frozenset[str]:
@@ -192,6 +211,7 @@ class InterfaceEndpoint:
     service_name: str
     private_dns: bool
     state: str
+    service_region: str | None = None  # set on a cross-Region interface endpoint
 
     @property
     def dns_name(self) -> str | None:
@@ -203,6 +223,20 @@ class InterfaceEndpoint:
             return None
         region, service = found.groups()
         return normalise_domain(".".join([*reversed(service.split(".")), region, "amazonaws.com"]))
+
+    @property
+    def private_names(self) -> tuple[str, ...]:
+        """Every name the endpoint answers for privately (S3 has three); () without private DNS
+        or while the endpoint is not available."""
+        name = self.dns_name
+        if not name or not self.private_dns or self.state.lower() != "available":
+            return ()
+        found = _SERVICE_NAME.match(self.service_name)
+        if found and found.group(2) == "s3":
+            region = found.group(1)
+            extra = (normalise_domain(f"{e}.{region}.amazonaws.com") for e in _S3_EXTRA_NAMES)
+            return (name, *extra)
+        return (name,)
 
 
 @dataclass(frozen=True)
@@ -243,6 +277,7 @@ class RegionState:
     associations: tuple[ObservedAssociation, ...] = ()
     endpoints: tuple[ObservedEndpoint, ...] = ()
     error: str | None = None
+    interface_endpoints: tuple[InterfaceEndpoint, ...] = ()  # of the hub VPC, when needed
 
     def endpoint(self, endpoint_id: str) -> ObservedEndpoint | None:
         return next((e for e in self.endpoints if e.id == endpoint_id), None)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from resolver_mesh.aws.resolver import ResolverRegion
@@ -178,12 +178,18 @@ class Reconciler:
         hub = hub_set.hubs.get(region)
         inbound = (hub.inbound_endpoint_id,) if hub else ()
         try:
-            return self.aws.resolver(region).read(  # adoption needs the tags of unowned rules
+            state = self.aws.resolver(region).read(  # adoption needs the tags of unowned rules
                 read_tags=rules and self.settings.adopt_unmanaged,
                 rules=rules,
                 endpoints=endpoints,
                 inbound_ids=inbound,
             )
+            if endpoints and hub and any(h.uses_services for h in hub_set.enabled.values()):
+                # `{services}` hubs answer for their interface endpoints; every hub's are read
+                # to find the cross-Region endpoints that make forwarding needless.
+                found = self.aws.interface_endpoints(region, hub.vpc_id)
+                state = replace(state, interface_endpoints=found)
+            return state
         except Exception as error:
             return RegionState(region, error=f"{type(error).__name__}: {error}")
 
@@ -197,6 +203,7 @@ class Reconciler:
         for item_error in desired.errors:
             report.item_error(item_error)
         report.degraded = list(desired.degraded)
+        report.notes += list(desired.notes)
         report.pending = sorted(desired.pending)
         for region, state in sorted(states.items()):
             if state.error:

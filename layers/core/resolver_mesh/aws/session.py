@@ -85,6 +85,7 @@ class Aws:
                 service_name=str(endpoint.get("ServiceName", "")),
                 private_dns=bool(endpoint.get("PrivateDnsEnabled")),
                 state=str(endpoint.get("State", "")),
+                service_region=endpoint.get("ServiceRegion"),
             )
             for endpoint in raw
             if endpoint.get("VpcEndpointType") == "Interface"
