@@ -55,15 +55,9 @@ def run(trials: int, burst: int) -> None:
 
     import app
     from resolver_mesh.local.lambda_events import FakeLambdaContext, sqs_event
-    from resolver_mesh.local.topology import build_hub, create_hubs_table, hub_item
+    from resolver_mesh.local.topology import CachedClients, build_hub, create_hubs_table, hub_item
 
-    session = boto3.session.Session()
-    clients: dict[tuple[str, str], Any] = {}
-
-    def aws(service: str, region: str) -> Any:
-        if (service, region) not in clients:
-            clients[service, region] = session.client(service, region_name=region)
-        return clients[service, region]
+    aws = CachedClients(boto3.session.Session())
 
     hubs = {region: build_hub(aws, region) for region in REGIONS}
     create_hubs_table(aws, "us-east-1", TABLE)

@@ -49,6 +49,7 @@ from resolver_mesh.config import Settings  # noqa: E402
 from resolver_mesh.local.emulator import LocalEmulator, emulator_environment  # noqa: E402
 from resolver_mesh.local.topology import (  # noqa: E402
     KNOWN_REGIONS,
+    CachedClients,
     HubResources,
     build_hub,
     create_hubs_table,
@@ -210,12 +211,7 @@ def bench_mesh(
     time it took to build the hubs."""
     emulator.reset()
     regions = benchmark_regions(count)
-    clients: dict[tuple[str, str], Any] = {}
-
-    def client(service: str, region: str) -> Any:
-        if (service, region) not in clients:
-            clients[service, region] = session.client(service, region_name=region)
-        return clients[service, region]
+    client = CachedClients(session)
 
     started = time.monotonic()
     hubs: dict[str, HubResources] = {region: build_hub(client, region) for region in regions}

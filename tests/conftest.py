@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 
 from resolver_mesh.local.emulator import LocalEmulator, emulator_environment
-from resolver_mesh.local.topology import ClientFactory
+from resolver_mesh.local.topology import CachedClients, ClientFactory
 
 
 @pytest.fixture(scope="session")
@@ -35,17 +34,6 @@ def aws(
     for name, value in emulator_environment(emulator.endpoint_url).items():
         monkeypatch.setenv(name, value)
 
-    session = boto3.session.Session()
-    clients: dict[tuple[str, str], Any] = {}
-
-    def client_factory(service: str, region: str) -> Any:
-        key = (service, region)
-        if key not in clients:
-            clients[key] = session.client(
-                service, region_name=region, endpoint_url=emulator.endpoint_url
-            )
-        return clients[key]
-
-    yield client_factory
-    for client in clients.values():
-        client.close()
+    clients = CachedClients(boto3.session.Session(), emulator.endpoint_url)
+    yield clients
+    clients.close()

@@ -43,6 +43,7 @@ from resolver_mesh.aws.session import Aws
 from resolver_mesh.config import Settings
 from resolver_mesh.local.emulator import LocalEmulator
 from resolver_mesh.local.topology import (
+    CachedClients,
     ClientFactory,
     HubResources,
     build_hub,
@@ -670,20 +671,8 @@ def client_factory(emulator: LocalEmulator) -> ClientFactory:
     url = emulator.endpoint_url
     if url in _FACTORIES:
         return _FACTORIES[url]
-    session = new_session()
-    clients: dict[tuple[str, str], Any] = {}
-    lock = threading.Lock()
-
-    def factory(service: str, region: str) -> Any:
-        with lock:
-            if (service, region) not in clients:
-                clients[service, region] = session.client(
-                    service, region_name=region, endpoint_url=url
-                )
-            return clients[service, region]
-
-    _FACTORIES[url] = factory
-    return factory
+    _FACTORIES[url] = CachedClients(new_session(), url)
+    return _FACTORIES[url]
 
 
 # --- the Lambda handler ---------------------------------------------------------------------------

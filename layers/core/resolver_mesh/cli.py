@@ -21,7 +21,7 @@ from resolver_mesh.config import ConfigError, Settings
 from resolver_mesh.desired import parse_hubs
 from resolver_mesh.models import Request
 from resolver_mesh.render import Style, hubs_text, report_text
-from resolver_mesh.triggers import batch_from_sqs, is_sqs_batch, request_from_event
+from resolver_mesh.triggers import request_from_event
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -195,11 +195,7 @@ def _run_hubs(args: argparse.Namespace, aws: Any) -> int:
 
 def _replayed(args: argparse.Namespace, known: frozenset[str]) -> Request | None:
     """The request the function would make of an event file; a plan unless --apply."""
-    event = json.loads(Path(args.event_file).read_text())
-    if is_sqs_batch(event):
-        request = batch_from_sqs(event, known).request
-    else:
-        request = request_from_event(event, known)
+    request = request_from_event(json.loads(Path(args.event_file).read_text()), known)
     if request is None:
         return None
     return replace(

@@ -137,10 +137,9 @@ def _nested_loops(hubs: Mapping[str, HubItem], owners: Mapping[str, list[str]]) 
             if inner == outer or not inner.endswith("." + outer):
                 continue
             for inner_region in inner_regions:
-                hub = hubs[inner_region]
-                peers = hub.peers if hub.peers is not None else sorted(enabled)
-                looping = [r for r in outer_regions if r in peers and r != inner_region]
-                if hub.outbound_endpoint_id and looping:
+                forwarded = hubs[inner_region].forwards_to(enabled)
+                looping = [r for r in outer_regions if r in forwarded]
+                if looping:
                     message = (
                         f"{inner} lies inside {outer} of {', '.join(looping)}, which this hub"
                         " forwards to: the names would loop; drop one or the peering"
@@ -263,10 +262,9 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
     for source_region, source in sorted(enabled.items()):
         if not source.outbound_endpoint_id or source_region in frozen:
             continue
-        peers = source.peers if source.peers is not None else sorted(enabled)
-        for target_region in peers:
-            target = enabled.get(target_region)
-            if target is None or target_region == source_region or target_region in protected:
+        for target_region in source.forwards_to(enabled):
+            target = enabled[target_region]
+            if target_region in protected:
                 continue
             for domain in target_domains(target, states.get(target_region)):
                 local = _own_cross_region_endpoint(states.get(source_region), domain)

@@ -10,7 +10,7 @@ Invariants:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
@@ -146,6 +146,14 @@ class HubItem(BaseModel):
     def uses_services(self) -> bool:
         """Whether the hub forwards the private DNS names of its interface endpoints."""
         return SERVICES_TEMPLATE in self.domains
+
+    def forwards_to(self, enabled: Collection[str]) -> tuple[str, ...]:
+        """The enabled hub Regions this hub's Region forwards to: its `peers`, or all the others
+        by default; none without an outbound endpoint."""
+        if not self.outbound_endpoint_id:
+            return ()
+        wanted = set(self.peers if self.peers is not None else enabled)
+        return tuple(sorted(r for r in wanted if r in enabled and r != self.region))
 
     @property
     def associated_vpc_ids(self) -> frozenset[str]:

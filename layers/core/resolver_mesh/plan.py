@@ -133,17 +133,9 @@ class _RegionPlanner:
         others = [r for r in self.theirs[rule.domain] + self.ours[rule.domain] if r is not rule]
         for vpc_id in sorted(self.region_vpcs - associated):
             if not any(vpc_id in self.vpcs_of[r.id] for r in others):
+                reason = "VPC not associated (rule kept as it is)"
                 self.out.associations.append(
-                    Change(
-                        ChangeKind.ASSOCIATE,
-                        self.region,
-                        rule.domain,
-                        rule_id=rule.id,
-                        vpc_id=vpc_id,
-                        name=rule.name,
-                        target_region=self.target_of(rule),
-                        reason="VPC not associated (rule kept as it is)",
-                    )
+                    self._about(ChangeKind.ASSOCIATE, rule, reason, vpc_id)
                 )
         for vpc_id in sorted(associated - self.region_vpcs):
             self.out.disassociations.append(
@@ -226,9 +218,15 @@ class _RegionPlanner:
         if chosen is None:
             return None
         self.theirs[want.domain].remove(chosen)
-        self.out.upserts.append(
-            self._change(ChangeKind.ADOPT_RULE, want, chosen.id, "adopted (ADOPT_UNMANAGED)")
+        adoption = Change(
+            ChangeKind.ADOPT_RULE,
+            self.region,
+            want.domain,
+            chosen.id,
+            target_region=want.target_region,
+            reason="adopted (ADOPT_UNMANAGED)",
         )
+        self.out.upserts.append(adoption)
         return chosen
 
     def _update_in_place(self, want: DesiredRule, rule: ObservedRule) -> None:
@@ -253,24 +251,22 @@ class _RegionPlanner:
     def _retire(self, rule: ObservedRule, reason: str) -> None:
         for vpc_id in sorted(self.vpcs_of[rule.id]):
             self.out.disassociations.append(self._disassociate(rule, vpc_id, reason))
-        self.out.deletions.append(
-            Change(
-                ChangeKind.DELETE_RULE,
-                self.region,
-                rule.domain,
-                rule_id=rule.id,
-                target_region=self.target_of(rule),
-                reason=reason,
-            )
-        )
+        self.out.deletions.append(self._about(ChangeKind.DELETE_RULE, rule, reason))
 
     def _disassociate(self, rule: ObservedRule, vpc_id: str, reason: str) -> Change:
+        return self._about(ChangeKind.DISASSOCIATE, rule, reason, vpc_id)
+
+    def _about(
+        self, kind: ChangeKind, rule: ObservedRule, reason: str, vpc_id: str | None = None
+    ) -> Change:
+        """A change to a rule of ours that exists (the association carries the rule's name)."""
         return Change(
-            ChangeKind.DISASSOCIATE,
+            kind,
             self.region,
             rule.domain,
             rule_id=rule.id,
             vpc_id=vpc_id,
+            name=rule.name if kind is ChangeKind.ASSOCIATE else None,
             target_region=self.target_of(rule),
             reason=reason,
         )
@@ -283,16 +279,8 @@ class _RegionPlanner:
         reason: str,
         vpc_id: str | None = None,
     ) -> Change:
+        """A change towards `want`; creates and updates carry the rule's desired fields."""
         with_rule_fields = kind in (ChangeKind.CREATE_RULE, ChangeKind.UPDATE_RULE)
-        if kind is ChangeKind.ADOPT_RULE:
-            return Change(
-                kind,
-                self.region,
-                want.domain,
-                rule_id,
-                target_region=want.target_region,
-                reason=reason,
-            )
         return Change(
             kind=kind,
             region=self.region,

@@ -37,7 +37,9 @@ _MESH_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
 _MESH_LOCKS_GUARD = threading.Lock()
 
 
-def _parallel(work: Callable[[str], Any], regions: Iterable[str]) -> dict[str, Any]:
+def per_region(work: Callable[[str], Any], regions: Iterable[str]) -> dict[str, Any]:
+    """`work(region)` for every Region at once, one thread each (they mostly wait on their
+    Region's rate limit); the results by Region."""
     regions = sorted(set(regions))
     if not regions:
         return {}
@@ -115,7 +117,7 @@ class Reconciler:
         def observe(region: str) -> RegionState:
             return self._observe(region, region in scope, region in endpoint_regions, hub_set)
 
-        states = _parallel(observe, scope | endpoint_regions)
+        states = per_region(observe, scope | endpoint_regions)
         if request.regions is None:
             # Our rules name the Region they forward to: a hub whose item is gone and whose
             # Region is not swept is still found through them, and its own rules removed.
@@ -127,7 +129,7 @@ class Reconciler:
             }
             trail = (found & known) - scope
             scope |= trail
-            states |= _parallel(observe, trail)
+            states |= per_region(observe, trail)
         report.regions = sorted(scope)
         desired = desired_rules(self.settings.mesh_id, hub_set, states)
         self._report_state(report, desired, states, scope)
@@ -222,7 +224,7 @@ class Reconciler:
         by_region: dict[str, list[Change]] = {}
         for change in plan.changes:
             by_region.setdefault(change.region, []).append(change)
-        outcomes = _parallel(
+        outcomes = per_region(
             lambda region: self._apply_region(region, by_region[region]), by_region
         )
         results: list[dict[str, Any]] = []

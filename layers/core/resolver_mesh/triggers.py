@@ -161,9 +161,11 @@ def batch_from_sqs(event: Mapping[str, Any], known_regions: Collection[str]) -> 
 
 
 def request_from_event(event: Any, known_regions: Collection[str] = ()) -> Request | None:
-    """The request a (non-SQS) Lambda event stands for; None when it needs no reconcile."""
+    """The request a Lambda event stands for; None when it needs no reconcile."""
     if isinstance(event, Mapping) and "action" in event:
         return _manual(event)
+    if is_sqs_batch(event):
+        return batch_from_sqs(event, known_regions).request
     records = event.get("Records") if isinstance(event, Mapping) else None
     if isinstance(records, list) and records:
         return combined(scope_of(record, known_regions) for record in records)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +41,7 @@ from resolver_mesh.desired import HubSet, parse_hubs
 from resolver_mesh.models import HubItem, InterfaceEndpoint, ObservedRule, RegionState
 from resolver_mesh.names import normalise_domain
 from resolver_mesh.plan import rule_target
+from resolver_mesh.reconcile import per_region
 
 if TYPE_CHECKING:  # boto3 stays out of the pure part
     from resolver_mesh.aws.session import Aws
@@ -174,14 +174,6 @@ def _owner(name: str, hubs: Mapping[str, HubItem]) -> str | None:
     return best[1] if best else None
 
 
-def _peers(hub: HubItem, enabled: Mapping[str, HubItem]) -> set[str]:
-    """The hubs whose names this hub's Region should forward."""
-    if not hub.outbound_endpoint_id:
-        return set()
-    peers = hub.peers if hub.peers is not None else enabled
-    return {p for p in peers if p in enabled and p != hub.region}
-
-
 @dataclass
 class _World:
     """The observed mesh, indexed for resolving names."""
@@ -236,7 +228,9 @@ def _resolve(world: _World, region: str, vpc_id: str, name: str, owner: str | No
         return _with(cell, detail=f"{region} could not be read")
     rules = world.matching_rules(region, vpc_id, name)
     expected_forward = (
-        owner is not None and owner in _peers(hub, world.hubs) and vpc_id in hub.associated_vpc_ids
+        owner is not None
+        and owner in hub.forwards_to(world.hubs)
+        and vpc_id in hub.associated_vpc_ids
     )
     if not rules:
         if expected_forward:
@@ -513,11 +507,7 @@ def observe_mesh(
             found = ()
         return state, found
 
-    regions = sorted(hubs)
-    if not regions:
-        return {}, {}, []
-    with ThreadPoolExecutor(max_workers=len(regions)) as pool:  # threads wait on rate limits
-        results = dict(zip(regions, pool.map(observe, regions), strict=True))
+    results = per_region(observe, hubs)
     states = {region: state for region, (state, _) in results.items()}
     endpoints = {region: found for region, (_, found) in results.items()}
     return states, endpoints, errors

@@ -40,6 +40,7 @@ class Aws:
         )
         self._clients: dict[tuple[str, str], Any] = {}
         self._callers: dict[str, Caller] = {}
+        self._known_regions: frozenset[str] | None = None
         self._lock = threading.Lock()
 
     def client(self, service: str, region: str) -> Any:
@@ -93,12 +94,15 @@ class Aws:
         )
 
     def known_regions(self) -> frozenset[str]:
-        """Every Region botocore knows Route 53 Resolver in, over all partitions (no call)."""
-        return frozenset(
-            region
-            for partition in self.session.get_available_partitions()
-            for region in self.session.get_available_regions("route53resolver", partition)
-        )
+        """Every Region botocore knows Route 53 Resolver in, over all partitions (no call;
+        worked out once per process)."""
+        if self._known_regions is None:
+            self._known_regions = frozenset(
+                region
+                for partition in self.session.get_available_partitions()
+                for region in self.session.get_available_regions("route53resolver", partition)
+            )
+        return self._known_regions
 
     def enabled_regions(self) -> list[str]:
         """The account's enabled Regions, for the full-resync sweep."""

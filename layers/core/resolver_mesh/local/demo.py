@@ -27,7 +27,7 @@ def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
 
     from resolver_mesh.aws.session import Aws
     from resolver_mesh.config import Settings
-    from resolver_mesh.local.topology import build_hub, create_hubs_table, hub_item
+    from resolver_mesh.local.topology import CachedClients, build_hub, create_hubs_table, hub_item
     from resolver_mesh.models import Request
     from resolver_mesh.reconcile import Reconciler
     from resolver_mesh.render import Style, report_text, rules_text, summary_text
@@ -42,12 +42,7 @@ def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
         os.environ.pop("AWS_PROFILE", None)
         os.environ.update(emulator_environment(emulator.endpoint_url))
         session = boto3.session.Session()
-        clients: dict[tuple[str, str], Any] = {}
-
-        def client(service: str, region: str) -> Any:
-            if (service, region) not in clients:
-                clients[service, region] = session.client(service, region_name=region)
-            return clients[service, region]
+        client = CachedClients(session)
 
         step(f"Local AWS emulator at {emulator.endpoint_url}; building the article's topology")
         hubs = {}

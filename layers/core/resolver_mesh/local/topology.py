@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 import zlib
 from collections.abc import Callable
@@ -24,6 +25,30 @@ from ipaddress import IPv4Network, ip_network
 from typing import Any
 
 ClientFactory = Callable[[str, str], Any]
+
+
+class CachedClients:
+    """A `ClientFactory`: the clients of one boto3 session, one per (service, Region), made on
+    first use; safe to share between threads."""
+
+    def __init__(self, session: Any, endpoint_url: str | None = None) -> None:
+        self.session = session
+        self.endpoint_url = endpoint_url
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, service: str, region: str) -> Any:
+        with self._lock:
+            if (service, region) not in self._clients:
+                self._clients[service, region] = self.session.client(
+                    service, region_name=region, endpoint_url=self.endpoint_url
+                )
+            return self._clients[service, region]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
 
 DEMO_NAME = "resolver-mesh-demo"
 DNS_CLIENTS_CIDR = "10.0.0.0/8"
