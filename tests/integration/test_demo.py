@@ -26,8 +26,15 @@ def test_demo_runs_and_ends_ok(emulator: LocalEmulator) -> None:
     assert "http://127.0.0.1:" in text
     assert "NOT OK" not in text
     summaries = [line for line in every_line if line.startswith("ok: ")]
-    assert len(summaries) == 5  # plan, resync, second resync, join, new inbound IP
+    assert len(summaries) == 6  # plan, resync, second resync, join, new inbound IP, spokes
     assert " 0 writes" in summaries[2]  # the second resync straight after does nothing
+    # one spoke of each mode, and a VPC of the second account using the hub's rules
+    assert "7 create rule, 13 associate, 1 create share, 1 accept share" in summaries[5]
+    accounts = text.split("== Forwarding rules in us-east-1, in both accounts", 1)[1]
+    member = accounts.split("us-east-1 in account 222222222222", 1)[1].split("==", 1)[0]
+    central = [line for line in member.splitlines() if "shared" not in line and "->" in line]
+    assert [line.split()[:3] for line in central] == [["amazonaws.com", "->", "us-east-1"]]
+    assert sum("shared -> " in line for line in member.splitlines()) == 6
 
     final = text.rsplit("== Forwarding rules per Region, at the end", 1)[1].splitlines()
     regions = (*DEMO_REGIONS, JOINING_REGION)

@@ -59,7 +59,12 @@ REQUIRED_ACTIONS = {
 }
 
 # Actions without resource-level permissions: the only ones allowed on Resource "*".
-STAR_RESOURCE_OK = re.compile(r"^(route53resolver:List\w+|ec2:Describe\w+|dynamodb:ListStreams)$")
+STAR_RESOURCE_OK = re.compile(
+    r"^(route53resolver:List\w+|ec2:Describe\w+|dynamodb:ListStreams|ram:GetResourceShare\w*)$"
+)
+# Writes without a resource type: on "*" only with the owner tag required on the request.
+STAR_RESOURCE_IF_TAGGED = {"ram:CreateResourceShare"}
+OWNER_REQUEST_TAG = {"aws:RequestTag/resolver-mesh:owner": {"Ref": "MeshId"}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,6 +372,10 @@ def test_iam_star_resources_only_for_actions_without_resource_level_permissions(
         if st.get("Effect") != "Allow" or "*" not in _as_list(st.get("Resource", [])):
             continue
         for action in _as_list(st["Action"]):
+            if action in STAR_RESOURCE_IF_TAGGED:
+                condition = st.get("Condition", {}).get("StringEquals", {})
+                assert condition.items() >= OWNER_REQUEST_TAG.items(), f"{owner}: {action}"
+                continue
             assert STAR_RESOURCE_OK.match(action), f"{owner}: {action} on Resource '*'"
 
 

@@ -19,6 +19,7 @@ from resolver_mesh.models import ObservedAssociation, ObservedEndpoint, Observed
 from resolver_mesh.names import creator_request_ids
 
 DROP = object()
+HOME = "123456789012"  # the reconciler's own account in these tests
 
 
 def ids(region: str) -> SimpleNamespace:
@@ -75,11 +76,12 @@ def region_state(region: str, **fields: Any) -> RegionState:
 def converged(
     mesh_id: str, desired: Desired, states: Mapping[str, RegionState]
 ) -> dict[str, RegionState]:
-    """`states` with exactly the desired rules, each associated with its VPCs."""
+    """`states` (by location) with exactly the desired rules, each associated with its VPCs."""
     out = {}
-    for region, state in states.items():
+    for where, state in states.items():
         rules, associations = [], []
-        for n, want in enumerate(r for r in desired.rules if r.region == region):
+        region = where.replace("@", "-")
+        for n, want in enumerate(r for r in desired.rules if r.location == where):
             assert want.targets is not None, "a converged state needs targets"
             rule = ObservedRule(
                 id=f"rslvr-rr-{region}-{n:04d}",
@@ -90,15 +92,16 @@ def converged(
                 endpoint_id=want.endpoint_id,
                 targets=want.targets,
                 creator_request_id=creator_request_ids(
-                    mesh_id, want.region, want.domain, want.target_region
+                    mesh_id, want.region, want.domain, want.target_region, want.source
                 )[0],
+                arn=f"arn:aws:route53resolver:{region}:{want.account or HOME}:resolver-rule/{n}",
             )
             rules.append(rule)
             associations += [
                 ObservedAssociation(f"rslvr-rrassoc-{rule.id}-{vpc}", rule.id, vpc, "COMPLETE")
                 for vpc in sorted(want.vpc_ids)
             ]
-        out[region] = replace(state, rules=tuple(rules), associations=tuple(associations))
+        out[where] = replace(state, rules=tuple(rules), associations=tuple(associations))
     return out
 
 

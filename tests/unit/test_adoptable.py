@@ -71,7 +71,7 @@ def test_a_kept_rule_keeps_its_targets_but_follows_the_regions_vpcs() -> None:
     desired = Desired(
         rules=(),
         protected_targets=frozenset({"us-west-2"}),
-        region_vpcs={"us-east-1": frozenset({"vpc-hub", "vpc-new"})},
+        source_vpcs={("us-east-1", ""): frozenset({"vpc-hub", "vpc-new"})},
     )
     plan = make_plan("resolver-mesh", desired, {"us-east-1": state}, {"us-east-1"})
     assert [(c.kind, c.rule_id, c.vpc_id) for c in plan.changes] == [

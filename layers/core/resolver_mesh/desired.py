@@ -7,12 +7,15 @@ Invariants:
 - A hub whose inbound endpoint is readable but unusable (not OPERATIONAL, no ATTACHED IP) is
   *degraded*: rules that target it keep their targets; none is created or deleted because of it.
 - A Region never gets rules for its own domains; a hub without an outbound endpoint gets none.
+- A spoke's rules live in the spoke's account, go through its own outbound endpoint and are only
+  associated with the spoke VPC. A spoke whose endpoint cannot be used is frozen on its own.
+- States are keyed by location (`models.location`): the Region, or `region@account`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +23,15 @@ from pydantic import ValidationError
 
 from resolver_mesh.models import (
     MAX_TARGETS_PER_RULE,
+    AccountAccess,
     DesiredRule,
+    DesiredShare,
     HubItem,
     ItemError,
     RegionState,
+    Spoke,
     Target,
+    location,
 )
 from resolver_mesh.names import rule_name
 
@@ -49,6 +56,19 @@ class HubSet:
     def enabled(self) -> dict[str, HubItem]:
         return {region: hub for region, hub in self.hubs.items() if hub.enabled}
 
+    def accounts(self) -> dict[str, AccountAccess]:
+        """The other accounts the valid items name, with how to reach each."""
+        return {
+            entry.account: entry
+            for hub in self.hubs.values()
+            for entry in _account_entries(hub)
+            if entry.account
+        }
+
+
+def _account_entries(hub: HubItem) -> list[AccountAccess]:
+    return [hub, *hub.spokes, *hub.shared_vpcs]
+
 
 @dataclass(frozen=True)
 class Desired:
@@ -61,8 +81,11 @@ class Desired:
     degraded: tuple[str, ...] = field(default=())
     pending: frozenset[str] = frozenset()
     notes: tuple[str, ...] = ()
-    # The VPCs each forwarding Region's rules belong on, for rules kept without a DesiredRule.
-    region_vpcs: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # The VPCs each (location, source)'s rules belong on, for rules kept without a DesiredRule.
+    source_vpcs: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    # Spokes whose outbound endpoint cannot be used: (location, spoke VPC); their rules are kept.
+    frozen_sources: frozenset[tuple[str, str]] = frozenset()
+    shares: tuple[DesiredShare, ...] = ()
 
 
 def _item_region(item: Mapping[str, Any]) -> str:
@@ -76,21 +99,27 @@ def _validation_errors(region: str, error: ValidationError) -> list[ItemError]:
         # The field is the item's attribute; a position inside a list goes into the message.
         location = str(detail["loc"][0]) if detail["loc"] else ""
         message = detail["msg"].removeprefix("Value error, ")
-        if len(detail["loc"]) > 1:
-            message = f"entry {detail['loc'][1]}: {message}"
+        if len(detail["loc"]) > 1:  # inside a list: its entry, and the entry's field if any
+            inner = "".join(f", {part}" for part in detail["loc"][2:])
+            message = f"entry {detail['loc'][1]}{inner}: {message}"
         if not location and ": " in message and message.split(": ", 1)[0].isidentifier():
             location, message = message.split(": ", 1)
         found.append(ItemError(region, location, message))
     return found
 
 
-def parse_hubs(items: Iterable[Mapping[str, Any]], known_regions: Collection[str] | None) -> HubSet:
-    """Validate every item on its own, then across items (shared domains, unknown peers)."""
+def parse_hubs(
+    items: Iterable[Mapping[str, Any]],
+    known_regions: Collection[str] | None,
+    home_account: str | None = None,
+) -> HubSet:
+    """Validate every item on its own, then across items (shared domains, unknown peers, one
+    role per account). Entries naming `home_account` count as the reconciler's own account."""
     hubs: dict[str, HubItem] = {}
     errors: list[ItemError] = []
     items = list(items)
     region_counts = Counter(_item_region(item) for item in items)
-    context = {"known_regions": known_regions}
+    context = {"known_regions": known_regions, "home_account": home_account}
     for item in items:
         region = _item_region(item)
         if region_counts[region] > 1:
@@ -112,6 +141,7 @@ def parse_hubs(items: Iterable[Mapping[str, Any]], known_regions: Collection[str
                 others = ", ".join(r for r in sorted(regions) if r != region)
                 errors.append(ItemError(region, "domains", f"{domain} is also claimed by {others}"))
     errors.extend(_nested_loops(hubs, owners))
+    errors.extend(_one_role_per_account(hubs))
 
     item_regions = frozenset(region_counts)
     for hub in hubs.values():
@@ -145,6 +175,24 @@ def _nested_loops(hubs: Mapping[str, HubItem], owners: Mapping[str, list[str]]) 
                         " forwards to: the names would loop; drop one or the peering"
                     )
                     found.append(ItemError(inner_region, "domains", message))
+    return found
+
+
+def _one_role_per_account(hubs: Mapping[str, HubItem]) -> list[ItemError]:
+    """Every entry naming an account must reach it the same way (role and external id)."""
+    first: dict[str, tuple[str, AccountAccess]] = {}
+    found = []
+    for region, hub in sorted(hubs.items()):
+        for entry in _account_entries(hub):
+            if not entry.account:
+                continue
+            seen = first.setdefault(entry.account, (region, entry))
+            if (entry.role_arn, entry.external_id) != (seen[1].role_arn, seen[1].external_id):
+                message = (
+                    f"account {entry.account} is reached with another role_arn or external_id"
+                    f" in the item of {seen[0]}"
+                )
+                found.append(ItemError(region, "role_arn", message))
     return found
 
 
@@ -240,15 +288,43 @@ def _own_cross_region_endpoint(state: RegionState | None, domain: str) -> str | 
     return None
 
 
+def _check_spoke(
+    hub: HubItem, index: int, spoke: Spoke, state: RegionState | None
+) -> tuple[ItemError | None, str | None, bool]:
+    """Whether a spoke's outbound endpoint can carry rules: (item error, degradation, pending);
+    either of the first two freezes the spoke's rules as they are."""
+    where = f"spoke {spoke.vpc_id} of hub {hub.region}"
+    if state is None or state.error:
+        reason = state.error if state else "not read"
+        return None, f"{where}: its account's Region could not be read ({reason})", False
+    endpoint = state.endpoint(spoke.outbound_endpoint_id)
+    if endpoint is None:
+        problem = f"{spoke.outbound_endpoint_id} does not exist in {state.location}"
+    elif endpoint.direction != "OUTBOUND":
+        problem = f"{endpoint.id} is an {endpoint.direction} endpoint, not OUTBOUND"
+    elif endpoint.vpc_id != spoke.vpc_id:
+        problem = f"{endpoint.id} is in {endpoint.vpc_id}, not in the spoke VPC {spoke.vpc_id}"
+    elif endpoint.status != USABLE_ENDPOINT_STATUS:
+        degraded = (
+            f"{where}: outbound endpoint {endpoint.id} is {endpoint.status}; its rules are kept"
+        )
+        return None, degraded, endpoint.status in TRANSITIONAL_ENDPOINT_STATUSES
+    else:
+        return None, None, False
+    return ItemError(hub.region, "spokes", f"entry {index}: {problem}"), None, False
+
+
 def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionState]) -> Desired:
-    """Every rule the mesh wants, given the hubs and what their Regions look like now."""
+    """Every rule (and share) the mesh wants, given the hubs and what their locations look like
+    now (`states` by location)."""
     errors = list(hub_set.errors)
     degraded: list[str] = []
     frozen = set(hub_set.invalid_regions)
     protected = set(hub_set.invalid_regions)
     health: dict[str, _HubHealth] = {}
-    for region, hub in sorted(hub_set.enabled.items()):
-        health[region], hub_errors, hub_degraded = _check_hub(hub, states.get(region))
+    enabled = hub_set.enabled
+    for region, hub in sorted(enabled.items()):
+        health[region], hub_errors, hub_degraded = _check_hub(hub, states.get(hub.location))
         errors.extend(hub_errors)
         degraded.extend(hub_degraded)
         if not health[region].source_ok:
@@ -256,35 +332,55 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
         if not health[region].target_ok:
             protected.add(region)
 
+    def domains_of(target_region: str) -> tuple[str, ...]:
+        target = enabled[target_region]
+        return target_domains(target, states.get(target.location))
+
     rules: list[DesiredRule] = []
     notes: list[str] = []
-    enabled = hub_set.enabled
-    for source_region, source in sorted(enabled.items()):
-        if not source.outbound_endpoint_id or source_region in frozen:
+    frozen_sources: set[tuple[str, str]] = set()
+    source_vpcs: dict[tuple[str, str], frozenset[str]] = {}
+    pending = {region for region, h in health.items() if h.pending}
+    for region, hub in sorted(enabled.items()):
+        if region in frozen:
             continue
-        for target_region in source.forwards_to(enabled):
-            target = enabled[target_region]
-            if target_region in protected:
-                continue
-            for domain in target_domains(target, states.get(target_region)):
-                local = _own_cross_region_endpoint(states.get(source_region), domain)
-                if local:
-                    notes.append(
-                        f"{source_region}: {domain} is not forwarded to {target_region}: the hub"
-                        f" VPC has its own cross-Region endpoint {local}"
-                    )
-                    continue
-                rules.append(
-                    DesiredRule(
-                        region=source_region,
+        peers = [r for r in hub.peer_regions(enabled) if r not in protected]
+        if hub.outbound_endpoint_id:
+            source_vpcs[(hub.location, "")] = hub.associated_vpc_ids
+            for target_region in peers:
+                for domain in domains_of(target_region):
+                    local = _own_cross_region_endpoint(states.get(hub.location), domain)
+                    if local:
+                        notes.append(
+                            f"{region}: {domain} is not forwarded to {target_region}: the hub"
+                            f" VPC has its own cross-Region endpoint {local}"
+                        )
+                        continue
+                    rule = DesiredRule(
+                        region=region,
                         domain=domain,
                         target_region=target_region,
-                        endpoint_id=source.outbound_endpoint_id,
+                        endpoint_id=hub.outbound_endpoint_id,
                         name=rule_name(mesh_id, domain),
-                        vpc_ids=source.associated_vpc_ids,
+                        vpc_ids=hub.associated_vpc_ids,
                         targets=health[target_region].targets,
+                        account=hub.account,
                     )
-                )
+                    rules.append(rule)
+        for index, spoke in enumerate(hub.spokes):
+            where = location(region, spoke.account)
+            if not spoke.enabled:
+                continue
+            error, degradation, spoke_pending = _check_spoke(hub, index, spoke, states.get(where))
+            if error or degradation:
+                errors.extend([error] if error else [])
+                degraded.extend([degradation] if degradation else [])
+                frozen_sources.add((where, spoke.vpc_id))
+                if spoke_pending:
+                    pending.add(region)
+                continue
+            source_vpcs[(where, spoke.vpc_id)] = frozenset({spoke.vpc_id})
+            rules.extend(_spoke_rules(mesh_id, hub, spoke, peers, domains_of, health))
     return Desired(
         rules=tuple(rules),
         frozen_regions=frozenset(frozen),
@@ -292,10 +388,58 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
         errors=tuple(errors),
         degraded=tuple(degraded),
         notes=tuple(notes),
-        pending=frozenset(region for region, h in health.items() if h.pending),
-        region_vpcs={
-            region: hub.associated_vpc_ids
-            for region, hub in enabled.items()
-            if hub.outbound_endpoint_id and region not in frozen
-        },
+        pending=frozenset(pending),
+        source_vpcs=source_vpcs,
+        frozen_sources=frozenset(frozen_sources),
+        shares=tuple(_shares(enabled, frozen)),
     )
+
+
+def _spoke_rules(
+    mesh_id: str,
+    hub: HubItem,
+    spoke: Spoke,
+    peers: Iterable[str],
+    domains_of: Callable[[str], tuple[str, ...]],
+    health: Mapping[str, _HubHealth],
+) -> list[DesiredRule]:
+    """A direct spoke forwards every peer domain to the peer's hub; a central spoke forwards
+    them (or its parent domain) to its own hub, recording whose domain each rule is for."""
+    wanted: list[tuple[str, str, frozenset[Target] | None]] = []  # domain, hub Region, targets
+    if spoke.mode == "central" and spoke.parent:
+        wanted.append((spoke.parent, hub.region, health[hub.region].targets))
+    elif spoke.mode == "central":
+        own = health[hub.region].targets
+        wanted.extend((d, peer, own) for peer in peers for d in domains_of(peer))
+    else:
+        wanted.extend((d, peer, health[peer].targets) for peer in peers for d in domains_of(peer))
+    return [
+        DesiredRule(
+            region=hub.region,
+            domain=domain,
+            target_region=target_region,
+            endpoint_id=spoke.outbound_endpoint_id,
+            name=rule_name(mesh_id, domain),
+            vpc_ids=frozenset({spoke.vpc_id}),
+            targets=targets,
+            account=spoke.account,
+            source=spoke.vpc_id,
+        )
+        for domain, target_region, targets in wanted
+    ]
+
+
+def _shares(enabled: Mapping[str, HubItem], frozen: Collection[str]) -> list[DesiredShare]:
+    """One share per (hub, receiving account) whose VPCs use the hub's rules."""
+    shares: list[DesiredShare] = []
+    for region, hub in sorted(enabled.items()):
+        if region in frozen or not hub.outbound_endpoint_id:
+            continue
+        by_account: dict[str, set[str]] = {}
+        for shared in hub.shared_vpcs:
+            by_account.setdefault(shared.account, set()).add(shared.vpc_id)
+        shares.extend(
+            DesiredShare(region, hub.account, account, frozenset(vpcs))
+            for account, vpcs in sorted(by_account.items())
+        )
+    return shares

@@ -13,7 +13,7 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -39,14 +39,17 @@ MAX_TARGETS_PER_RULE = 6
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _INBOUND_ID = re.compile(r"^rslvr-in-[0-9a-f]{8,17}$")
 _OUTBOUND_ID = re.compile(r"^rslvr-out-[0-9a-f]{8,17}$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _TEMPLATE_FIELD = re.compile(r"\{([^}]*)\}")
 _SERVICE_NAME = re.compile(r"^com\.amazonaws\.([a-z]{2}(?:-[a-z]+)+-\d)\.([a-z0-9.-]+)$")
 
 
-def _matching(pattern: re.Pattern[str], example: str) -> AfterValidator:
+def _matching(pattern: re.Pattern[str], example: str, kind: str = "an id") -> AfterValidator:
     def check(value: str) -> str:
         if not pattern.match(value):
-            raise ValueError(f"{value!r} is not an id like {example!r}")
+            raise ValueError(f"{value!r} is not {kind} like {example!r}")
         return value
 
     return AfterValidator(check)
@@ -55,6 +58,11 @@ def _matching(pattern: re.Pattern[str], example: str) -> AfterValidator:
 VpcId = Annotated[StrictStr, _matching(_VPC_ID, "vpc-0123456789abcdef0")]
 InboundEndpointId = Annotated[StrictStr, _matching(_INBOUND_ID, "rslvr-in-0123456789abcdef0")]
 OutboundEndpointId = Annotated[StrictStr, _matching(_OUTBOUND_ID, "rslvr-out-0123456789abcdef0")]
+AccountId = Annotated[StrictStr, _matching(_ACCOUNT_ID, "123456789012")]
+RoleArn = Annotated[StrictStr, _matching(_ROLE_ARN, "arn:aws:iam::123456789012:role/name")]
+ExternalId = Annotated[
+    StrictStr, _matching(_EXTERNAL_ID, "ab-12:x", "an external id of 2-1224 characters")
+]
 
 
 def _no_duplicates(values: Iterable[str], what: str) -> None:
@@ -65,10 +73,104 @@ def _no_duplicates(values: Iterable[str], what: str) -> None:
         seen.add(value)
 
 
-class HubItem(BaseModel):
-    """One item of the hubs table: a hub VPC of one Region (the table's partition key)."""
+def location(region: str, account: str = "") -> str:
+    """The key of one account's Region: the Region itself in the reconciler's own account
+    (`us-east-1`), `us-east-1@222222222222` in another."""
+    return f"{region}@{account}" if account else region
+
+
+def split_location(where: str) -> tuple[str, str]:
+    """(Region, account) of a location key; the account is "" in the reconciler's own."""
+    region, _, account = where.partition("@")
+    return region, account
+
+
+class AccountAccess(BaseModel):
+    """Where an entry lives: the reconciler's own account (no fields), or another account
+    reached by assuming `role_arn` (of `account_id`) with `external_id`.
+
+    Naming the reconciler's own account (`home_account` in the validation context) is the same
+    as naming none: such an entry is normalised to no account.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_id: AccountId | None = None
+    role_arn: RoleArn | None = None
+    external_id: ExternalId | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _home_account_is_no_account(cls, data: Any, info: ValidationInfo) -> Any:
+        home = (info.context or {}).get("home_account")
+        if isinstance(data, dict) and home and data.get("account_id") == home:
+            return {k: v for k, v in data.items() if k not in ("role_arn", "external_id")} | {
+                "account_id": None
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _role_of_the_account(self) -> AccountAccess:
+        if self.account_id is None:
+            if self.role_arn or self.external_id:
+                raise ValueError("account_id: role_arn and external_id need an account_id")
+            return self
+        if self.role_arn is None:
+            raise ValueError(f"role_arn: required to reach account {self.account_id}")
+        found = _ROLE_ARN.match(self.role_arn)
+        if found and found.group(1) != self.account_id:
+            raise ValueError(
+                f"role_arn: {self.role_arn} is a role of account {found.group(1)},"
+                f" not of {self.account_id}"
+            )
+        return self
+
+    @property
+    def account(self) -> str:
+        """The account id, or "" for the reconciler's own account."""
+        return self.account_id or ""
+
+
+class Spoke(AccountAccess):
+    """A workload VPC of the hub's Region with its own OUTBOUND endpoint.
+
+    `direct`: a copy of the hub's cross-Region rules, to the peer hubs' inbound IPs.
+    `central`: one rule per peer domain (or one for `parent_domain`) to its own hub's inbound
+    IPs; the hub forwards on. Its rules are only ever associated with the spoke VPC.
+    """
+
+    vpc_id: VpcId
+    outbound_endpoint_id: OutboundEndpointId
+    mode: Literal["direct", "central"]
+    parent_domain: StrictStr | None = None
+    enabled: StrictBool = True
+    description: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _parent_domain_for_central(self) -> Spoke:
+        if self.parent_domain is None:
+            return self
+        if self.mode != "central":
+            raise ValueError("parent_domain: only a central spoke forwards a parent domain")
+        problem = domain_problem(normalise_domain(self.parent_domain))
+        if problem:
+            raise ValueError(f"parent_domain: {self.parent_domain!r}: {problem}")
+        return self
+
+    @property
+    def parent(self) -> str | None:
+        return normalise_domain(self.parent_domain) if self.parent_domain else None
+
+
+class SharedVpc(AccountAccess):
+    """A VPC of another account that uses the hub's rules: they are shared with its account
+    through AWS RAM and associated there."""
+
+    vpc_id: VpcId
+
+
+class HubItem(AccountAccess):
+    """One item of the hubs table: a hub VPC of one Region (the table's partition key)."""
 
     region: StrictStr
     vpc_id: VpcId
@@ -79,6 +181,8 @@ class HubItem(BaseModel):
     peers: tuple[StrictStr, ...] | None = None
     enabled: StrictBool = True
     description: StrictStr | None = None
+    spokes: tuple[Spoke, ...] = ()
+    shared_vpcs: tuple[SharedVpc, ...] = ()
 
     @field_validator("vpc_ids", "domains", "peers", mode="before")
     @classmethod
@@ -130,7 +234,30 @@ class HubItem(BaseModel):
         _no_duplicates(names, "domains: domain")
         if self.peers and self.region in self.peers:
             raise ValueError("peers: a hub cannot peer with its own Region")
+        self._vpcs_have_one_role()
         return self
+
+    def _vpcs_have_one_role(self) -> None:
+        """A VPC is the hub's, a spoke or a shared VPC, never two of them: two of our rules for
+        one domain cannot be associated with one VPC."""
+        roles: dict[str, str] = {vpc: "vpc_ids" for vpc in self.vpc_ids}
+        roles[self.vpc_id] = "vpc_id"
+        for field_name, entries in (("spokes", self.spokes), ("shared_vpcs", self.shared_vpcs)):
+            for entry in entries:
+                if entry.vpc_id in roles:
+                    raise ValueError(
+                        f"{field_name}: {entry.vpc_id} is already listed in {roles[entry.vpc_id]}"
+                    )
+                roles[entry.vpc_id] = field_name
+        for shared in self.shared_vpcs:
+            if shared.account == self.account:
+                raise ValueError(
+                    f"shared_vpcs: {shared.vpc_id} is in the hub's own account; list it in vpc_ids"
+                )
+        if any(spoke.mode == "central" for spoke in self.spokes) and not self.outbound_endpoint_id:
+            raise ValueError(
+                "spokes: a central spoke needs the hub to forward: set outbound_endpoint_id"
+            )
 
     @property
     def domain_names(self) -> tuple[str, ...]:
@@ -147,13 +274,18 @@ class HubItem(BaseModel):
         """Whether the hub forwards the private DNS names of its interface endpoints."""
         return SERVICES_TEMPLATE in self.domains
 
-    def forwards_to(self, enabled: Collection[str]) -> tuple[str, ...]:
-        """The enabled hub Regions this hub's Region forwards to: its `peers`, or all the others
-        by default; none without an outbound endpoint."""
-        if not self.outbound_endpoint_id:
-            return ()
+    def peer_regions(self, enabled: Collection[str]) -> tuple[str, ...]:
+        """The enabled hub Regions this Region forwards to: its `peers`, or all the others."""
         wanted = set(self.peers if self.peers is not None else enabled)
         return tuple(sorted(r for r in wanted if r in enabled and r != self.region))
+
+    def forwards_to(self, enabled: Collection[str]) -> tuple[str, ...]:
+        """The peer Regions the hub VPC forwards to; none without an outbound endpoint."""
+        return self.peer_regions(enabled) if self.outbound_endpoint_id else ()
+
+    @property
+    def location(self) -> str:
+        return location(self.region, self.account)
 
     @property
     def associated_vpc_ids(self) -> frozenset[str]:
@@ -261,6 +393,7 @@ class ObservedRule:
     creator_request_id: str
     owner_id: str = ""
     share_status: str = ""
+    arn: str = ""
     # The owner and target tags, read only when adoption is enabled (ADOPT_UNMANAGED).
     owner_tag: str | None = None
     target_tag: str | None = None
@@ -277,8 +410,28 @@ class ObservedAssociation:
 
 
 @dataclass(frozen=True)
+class ObservedShare:
+    """A RAM resource share of ours (found by its owner tag) with what it shares, with whom."""
+
+    arn: str
+    name: str
+    resources: frozenset[str] = frozenset()  # rule ARNs
+    principals: frozenset[str] = frozenset()  # account ids
+
+
+@dataclass(frozen=True)
+class ObservedInvitation:
+    """A pending RAM invitation received by this account."""
+
+    arn: str
+    share_name: str
+    sender: str
+
+
+@dataclass(frozen=True)
 class RegionState:
-    """Everything read in one Region. `error` set means the Region could not be read."""
+    """Everything read in one account's Region ("" = the reconciler's own account).
+    `error` set means it could not be read."""
 
     region: str
     rules: tuple[ObservedRule, ...] = ()
@@ -286,6 +439,13 @@ class RegionState:
     endpoints: tuple[ObservedEndpoint, ...] = ()
     error: str | None = None
     interface_endpoints: tuple[InterfaceEndpoint, ...] = ()  # of the hub VPC, when needed
+    account: str = ""
+    shares: tuple[ObservedShare, ...] = ()  # read where our rules are shared or should be
+    invitations: tuple[ObservedInvitation, ...] = ()  # read where shares should arrive
+
+    @property
+    def location(self) -> str:
+        return location(self.region, self.account)
 
     def endpoint(self, endpoint_id: str) -> ObservedEndpoint | None:
         return next((e for e in self.endpoints if e.id == endpoint_id), None)
@@ -296,7 +456,8 @@ class DesiredRule:
     """One forwarding rule that should exist in `region` for `domain`.
 
     `targets` is None when the target hub is degraded: an existing rule keeps its targets and
-    no new rule can be created until the hub is readable again.
+    no new rule can be created until the hub is readable again. `source` is "" for the hub's
+    rules and the spoke's VPC id for a spoke's; `account` is where the rule lives.
     """
 
     region: str
@@ -306,6 +467,23 @@ class DesiredRule:
     name: str
     vpc_ids: frozenset[str]
     targets: frozenset[Target] | None
+    account: str = ""
+    source: str = ""
+
+    @property
+    def location(self) -> str:
+        return location(self.region, self.account)
+
+
+@dataclass(frozen=True)
+class DesiredShare:
+    """The hub rules of `owner`'s `region` that account `principal` must use, associated with
+    `vpc_ids` there ("" is the reconciler's own account, on either side)."""
+
+    region: str
+    owner: str
+    principal: str
+    vpc_ids: frozenset[str]
 
 
 class ChangeKind(StrEnum):
@@ -315,11 +493,18 @@ class ChangeKind(StrEnum):
     ASSOCIATE = "associate"
     DISASSOCIATE = "disassociate"
     DELETE_RULE = "delete_rule"
+    CREATE_SHARE = "create_share"
+    SHARE = "share"
+    UNSHARE = "unshare"
+    DELETE_SHARE = "delete_share"
+    ACCEPT_SHARE = "accept_share"
 
 
 @dataclass(frozen=True)
 class Change:
-    """One write. `rule_id` is None for a rule created earlier in the same plan (same domain)."""
+    """One write. `rule_id` is None for a rule created earlier in the same plan (same source and
+    domain). Share changes name the share (`share_arn`, or `name` to create one) and the rule
+    ARNs and account ids they add or remove."""
 
     kind: ChangeKind
     region: str
@@ -331,20 +516,39 @@ class Change:
     targets: tuple[Target, ...] = ()
     target_region: str | None = None
     reason: str = ""
+    account: str = ""
+    source: str = ""
+    share_arn: str | None = None
+    resources: tuple[str, ...] = ()
+    principals: tuple[str, ...] = ()
+
+    @property
+    def location(self) -> str:
+        return location(self.region, self.account)
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind.value, "region": self.region}
-        data["domain"] = self.domain
+        if self.account:
+            data["account"] = self.account
+        if self.source:
+            data["source"] = self.source
+        if self.domain:
+            data["domain"] = self.domain
         optional = {
             "rule_id": self.rule_id,
             "vpc_id": self.vpc_id,
             "name": self.name,
             "endpoint_id": self.endpoint_id,
             "target_region": self.target_region,
+            "share_arn": self.share_arn,
         }
         data.update({k: v for k, v in optional.items() if v is not None})
         if self.targets:
             data["targets"] = [f"{t.ip}:{t.port}" for t in self.targets]
+        if self.resources:
+            data["resources"] = list(self.resources)
+        if self.principals:
+            data["principals"] = list(self.principals)
         if self.reason:
             data["reason"] = self.reason
         return data
@@ -359,11 +563,13 @@ class Conflict:
     vpc_id: str
     their_rule_id: str
     our_rule_id: str | None
+    account: str = ""
 
     def __str__(self) -> str:
         ours = self.our_rule_id or "(to be created)"
         return (
-            f"{self.region}: {self.vpc_id} already uses rule {self.their_rule_id} (not ours) "
+            f"{location(self.region, self.account)}: {self.vpc_id} already uses rule"
+            f" {self.their_rule_id} (not ours) "
             f"for {self.domain}; our rule {ours} is not associated there"
         )
 
@@ -377,7 +583,13 @@ class Plan:
     notes: tuple[str, ...] = field(default=())
 
     def counts(self) -> dict[str, int]:
-        totals = {kind.value: 0 for kind in ChangeKind}
-        for change in self.changes:
-            totals[change.kind.value] += 1
-        return totals
+        return count_kinds(change.kind.value for change in self.changes)
+
+
+def count_kinds(kinds: Iterable[str]) -> dict[str, int]:
+    """Changes by kind: every rule kind, and the share kinds that occur (a mesh that shares
+    nothing reports only rule kinds)."""
+    totals = {kind.value: 0 for kind in ChangeKind if not kind.value.endswith("share")}
+    for kind in kinds:
+        totals[kind] = totals.get(kind, 0) + 1
+    return totals

@@ -51,16 +51,22 @@ def rule_name(mesh_id: str, domain: str) -> str:
     return f"{name[: _MAX_RULE_NAME - 9]}-{digest}"
 
 
+def share_name(mesh_id: str) -> str:
+    """The name of the AWS RAM share of a mesh's rules (one per account and Region)."""
+    return f"{MARKER}-{mesh_id}"
+
+
 def ownership_prefix(mesh_id: str) -> str:
     """The CreatorRequestId prefix that marks a rule as owned by this mesh."""
     return f"{MARKER}/{mesh_id}/"
 
 
 STABLE_MARKERS = 8
+SPOKE_SOURCE_PREFIX = "vpc-"
 
 
 def creator_request_ids(
-    mesh_id: str, region: str, domain: str, target_region: str
+    mesh_id: str, region: str, domain: str, target_region: str, source: str = ""
 ) -> tuple[str, ...]:
     """The markers to create a rule with, in order of preference.
 
@@ -70,10 +76,12 @@ def creator_request_ids(
     several generations (`.../<digest>`, `.../<digest>-2`, ...) for when AWS still remembers a
     marker of a rule deleted since: concurrent reconcilers walk the same sequence and meet on
     the same generation. Only past the last one is a random suffix used. Every marker records
-    the target Region, so that the rules of an unreadable hub are recognised and kept.
+    the target Region, so that the rules of an unreadable hub are recognised and kept, and a
+    spoke's rules also its VPC (`source`): `.../<target>/<vpc-id>/<digest>`.
     """
-    digest = hashlib.sha256(f"{region}|{normalise_domain(domain)}".encode()).hexdigest()[:24]
-    stable = f"{ownership_prefix(mesh_id)}{target_region}/{digest}"
+    key = f"{region}|{normalise_domain(domain)}" + (f"|{source}" if source else "")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    stable = f"{ownership_prefix(mesh_id)}{target_region}/{source + '/' if source else ''}{digest}"
     generations = [stable] + [f"{stable}-{n}" for n in range(2, STABLE_MARKERS + 1)]
     return (*generations, f"{stable}-{uuid.uuid4().hex[:12]}")
 
@@ -85,3 +93,12 @@ def owned_target_region(creator_request_id: str | None, mesh_id: str) -> str | N
         return None
     target_region, _, _ = creator_request_id[len(prefix) :].partition("/")
     return target_region or None
+
+
+def owned_source(creator_request_id: str | None, mesh_id: str) -> str:
+    """The spoke VPC recorded in our marker; "" for the hub's rules (and rules not ours)."""
+    prefix = ownership_prefix(mesh_id)
+    if not creator_request_id or not creator_request_id.startswith(prefix):
+        return ""
+    parts = creator_request_id[len(prefix) :].split("/")
+    return parts[1] if len(parts) > 2 and parts[1].startswith(SPOKE_SOURCE_PREFIX) else ""

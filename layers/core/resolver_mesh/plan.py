@@ -3,13 +3,16 @@
 Invariants:
 - Only rules carrying this mesh's ownership marker are ever updated, disassociated or deleted.
   Rules of other owners (other meshes included) are only read, to detect conflicts.
-- Nothing changes in a Region that is out of scope, could not be read, or is frozen; rules that
-  target a protected Region (an unreadable hub) are kept as they are.
-- Per Region the order is make before break: creates and in-place updates, then associations
-  (a duplicate of ours is disassociated from a VPC right before our keeper takes its place),
-  then disassociations, then deletions.
-- At most one managed rule per (Region, domain) survives; targets change in place, never by
-  re-creation. A rule is only replaced when the hub it targets changes.
+- Nothing changes in a location (an account's Region) that is out of scope, could not be read,
+  or is frozen; rules that target a protected Region (an unreadable hub) and the rules of a
+  frozen spoke are kept as they are.
+- Per location the order is make before break: creates, in-place updates and shares, then
+  associations (a rule of ours leaves a VPC right before another of ours takes its place for
+  the same domain), then unshares, disassociations, deletions.
+- At most one managed rule per (location, source, domain) survives; targets change in place,
+  never by re-creation. A rule is only replaced when the hub it targets changes.
+- Rules shared with us (`SHARED_WITH_ME`) are never managed where they are received; there we
+  only associate and disassociate the hub's shared rules with the listed VPCs.
 - A plan for a state it produced is empty (idempotency).
 """
 
@@ -26,27 +29,44 @@ from resolver_mesh.models import (
     Conflict,
     DesiredRule,
     ObservedRule,
+    ObservedShare,
     Plan,
     RegionState,
+    location,
 )
-from resolver_mesh.names import MARKER, owned_target_region
+from resolver_mesh.names import MARKER, owned_source, owned_target_region, share_name
 
 GONE = "DELETING"
+SHARED_WITH_ME = "SHARED_WITH_ME"
+SHARED_BY_ME = "SHARED_BY_ME"
 
 
 @dataclass
 class _RegionPlan:
-    """The four phases of one Region's changes, concatenated in order at the end."""
+    """The phases of one location's changes, concatenated in order at the end."""
 
     upserts: list[Change] = field(default_factory=list)
     associations: list[Change] = field(default_factory=list)
+    unshares: list[Change] = field(default_factory=list)
     disassociations: list[Change] = field(default_factory=list)
     deletions: list[Change] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def changes(self) -> list[Change]:
-        return self.upserts + self.associations + self.disassociations + self.deletions
+        """The phases in order; a disassociation that frees a VPC for another rule of ours for
+        the same domain moves right before that association (AWS allows one per domain)."""
+        associations: list[Change] = []
+        later = list(self.disassociations)
+        for change in self.associations:
+            if change.kind is ChangeKind.ASSOCIATE:
+                freeing = [
+                    d for d in later if (d.domain, d.vpc_id) == (change.domain, change.vpc_id)
+                ]
+                associations.extend(freeing)
+                later = [d for d in later if d not in freeing]
+            associations.append(change)
+        return self.upserts + associations + self.unshares + later + self.deletions
 
 
 def rule_target(rule: ObservedRule, mesh_id: str) -> str | None:
@@ -71,34 +91,71 @@ def adoptable(rule: ObservedRule) -> bool:
     )
 
 
+def rule_source(rule: ObservedRule, mesh_id: str) -> str:
+    """The spoke VPC a rule of ours serves, or "" for the hub's rules (adopted ones included)."""
+    return owned_source(rule.creator_request_id, mesh_id)
+
+
 def managed_rules(state: RegionState, mesh_id: str) -> list[ObservedRule]:
-    """Our live FORWARD rules in a Region (rules being deleted are already gone)."""
+    """Our live FORWARD rules in a location (rules being deleted are already gone; rules
+    shared with this account belong to the account that shared them)."""
     return [
         rule
         for rule in state.rules
-        if rule.status != GONE and rule.rule_type == "FORWARD" and rule_target(rule, mesh_id)
+        if rule.status != GONE
+        and rule.rule_type == "FORWARD"
+        and rule.share_status != SHARED_WITH_ME
+        and rule_target(rule, mesh_id)
     ]
 
 
+def shared_with_us(state: RegionState, mesh_id: str) -> list[ObservedRule]:
+    """The hub rules of ours that another account of the mesh shares with this one."""
+    return [
+        rule
+        for rule in state.rules
+        if rule.share_status == SHARED_WITH_ME
+        and rule.status != GONE
+        and rule_target(rule, mesh_id)
+        and not rule_source(rule, mesh_id)
+    ]
+
+
+_Key = tuple[str, str]  # (source, domain): "" is the hub, else the spoke's VPC id
+
+
 class _RegionPlanner:
-    def __init__(self, mesh_id: str, state: RegionState, desired: Desired, adopt: bool) -> None:
+    def __init__(
+        self, mesh_id: str, state: RegionState, desired: Desired, adopt: bool, home_account: str
+    ) -> None:
         self.mesh_id = mesh_id
         self.adopt = adopt
+        self.state = state
         self.region = state.region
+        self.account = state.account
+        self.where = state.location
+        self.desired = desired
+        self.home_account = home_account
         self.protected_targets = desired.protected_targets
-        self.region_vpcs = desired.region_vpcs.get(self.region)
-        self.wanted = {rule.domain: rule for rule in desired.rules if rule.region == self.region}
+        self.frozen_sources = {s for where, s in desired.frozen_sources if where == self.where}
+        self.wanted: dict[_Key, DesiredRule] = {
+            (rule.source, rule.domain): rule
+            for rule in desired.rules
+            if rule.location == self.where
+        }
         self.vpcs_of: dict[str, set[str]] = defaultdict(set)
         for association in state.associations:
             if association.status != GONE:
                 self.vpcs_of[association.rule_id].add(association.vpc_id)
-        self.ours: dict[str, list[ObservedRule]] = defaultdict(list)
+        self.ours: dict[_Key, list[ObservedRule]] = defaultdict(list)
         for rule in managed_rules(state, mesh_id):
-            self.ours[rule.domain].append(rule)
-        managed_ids = {rule.id for rules in self.ours.values() for rule in rules}
+            self.ours[(rule_source(rule, mesh_id), rule.domain)].append(rule)
+        self.shared = shared_with_us(state, mesh_id)
+        ours_ids = {rule.id for rules in self.ours.values() for rule in rules}
+        ours_ids |= {rule.id for rule in self.shared}
         self.theirs: dict[str, list[ObservedRule]] = defaultdict(list)
         for rule in state.rules:
-            if rule.id not in managed_ids and rule.status != GONE:
+            if rule.id not in ours_ids and rule.status != GONE:
                 self.theirs[rule.domain].append(rule)
         self.out = _RegionPlan()
 
@@ -106,44 +163,51 @@ class _RegionPlanner:
         return rule_target(rule, self.mesh_id) or ""
 
     def plan(self) -> _RegionPlan:
-        for domain in sorted(set(self.wanted) | set(self.ours)):
-            want = self.wanted.get(domain)
+        for key in sorted(set(self.wanted) | set(self.ours)):
+            source, domain = key
+            if source in self.frozen_sources:
+                continue
+            want = self.wanted.get(key)
             if want is None:
-                self._retire_unwanted(domain)
+                self._retire_unwanted(source, domain)
             else:
                 self._converge(want)
+        self._plan_share()
+        self._plan_received_shares()
         return self.out
 
-    def _retire_unwanted(self, domain: str) -> None:
-        for rule in sorted(self.ours[domain], key=lambda r: r.id):
+    def _retire_unwanted(self, source: str, domain: str) -> None:
+        for rule in sorted(self.ours[(source, domain)], key=lambda r: r.id):
             if self.target_of(rule) in self.protected_targets:
                 self.out.notes.append(
-                    f"{self.region}: kept {rule.id} ({domain}): hub {self.target_of(rule)}"
+                    f"{self.where}: kept {rule.id} ({domain}): hub {self.target_of(rule)}"
                     " could not be read"
                 )
-                self._follow_vpcs(rule)
+                self._follow_vpcs(source, rule)
             else:
-                self._retire(rule, f"no hub forwards {domain} in {self.region} any more")
+                self._retire(rule, f"no hub forwards {domain} in {self.where} any more")
 
-    def _follow_vpcs(self, rule: ObservedRule) -> None:
-        """A kept rule keeps its targets, but its associations still follow the Region's VPCs."""
-        if self.region_vpcs is None:
+    def _follow_vpcs(self, source: str, rule: ObservedRule) -> None:
+        """A kept rule keeps its targets, but its associations still follow its source's VPCs."""
+        source_vpcs = self.desired.source_vpcs.get((self.where, source))
+        if source_vpcs is None:
             return
         associated = self.vpcs_of[rule.id]
-        others = [r for r in self.theirs[rule.domain] + self.ours[rule.domain] if r is not rule]
-        for vpc_id in sorted(self.region_vpcs - associated):
+        same_domain = self.theirs[rule.domain] + self.ours[(source, rule.domain)]
+        others = [r for r in same_domain if r is not rule]
+        for vpc_id in sorted(source_vpcs - associated):
             if not any(vpc_id in self.vpcs_of[r.id] for r in others):
                 reason = "VPC not associated (rule kept as it is)"
                 self.out.associations.append(
                     self._about(ChangeKind.ASSOCIATE, rule, reason, vpc_id)
                 )
-        for vpc_id in sorted(associated - self.region_vpcs):
+        for vpc_id in sorted(associated - source_vpcs):
             self.out.disassociations.append(
                 self._disassociate(rule, vpc_id, "VPC no longer listed")
             )
 
     def _converge(self, want: DesiredRule) -> None:
-        candidates = self.ours[want.domain]
+        candidates = self.ours[(want.source, want.domain)]
         matching = [r for r in candidates if self.target_of(r) == want.target_region]
         keeper = min(
             matching,
@@ -156,11 +220,11 @@ class _RegionPlanner:
         retiring = [r for r in candidates if r is not keeper and r not in kept]
         if keeper is None and want.targets is None:
             self.out.notes.append(
-                f"{self.region}: cannot create a rule for {want.domain} yet: hub"
+                f"{self.where}: cannot create a rule for {want.domain} yet: hub"
                 f" {want.target_region} has no usable inbound IP"
             )
             return
-        if keeper is None and self.adopt:
+        if keeper is None and self.adopt and not want.source:
             keeper = self._adopt(want)
         keeper_id = keeper.id if keeper else None
         if keeper is None:
@@ -173,13 +237,15 @@ class _RegionPlanner:
             theirs = [r for r in self.theirs[want.domain] if vpc_id in self.vpcs_of[r.id]]
             if theirs:
                 self.out.conflicts.append(
-                    Conflict(self.region, want.domain, vpc_id, theirs[0].id, keeper_id)
+                    Conflict(
+                        self.region, want.domain, vpc_id, theirs[0].id, keeper_id, self.account
+                    )
                 )
                 continue
             held = [r for r in kept if vpc_id in self.vpcs_of[r.id]]
             if held:
                 self.out.notes.append(
-                    f"{self.region}: {vpc_id} keeps {held[0].id} for {want.domain} while hub"
+                    f"{self.where}: {vpc_id} keeps {held[0].id} for {want.domain} while hub"
                     f" {self.target_of(held[0])} cannot be read"
                 )
                 continue
@@ -225,6 +291,7 @@ class _RegionPlanner:
             chosen.id,
             target_region=want.target_region,
             reason="adopted (ADOPT_UNMANAGED)",
+            account=self.account,
         )
         self.out.upserts.append(adoption)
         return chosen
@@ -269,6 +336,8 @@ class _RegionPlanner:
             name=rule.name if kind is ChangeKind.ASSOCIATE else None,
             target_region=self.target_of(rule),
             reason=reason,
+            account=self.account,
+            source=rule_source(rule, self.mesh_id),
         )
 
     def _change(
@@ -292,7 +361,134 @@ class _RegionPlanner:
             targets=tuple(sorted(want.targets or ())) if with_rule_fields else (),
             target_region=want.target_region,
             reason=reason,
+            account=self.account,
+            source=want.source,
         )
+
+    # --- sharing through AWS RAM ---------------------------------------------------------
+
+    def _account_id(self, account: str) -> str:
+        return account or self.home_account
+
+    def _plan_share(self) -> None:
+        """As the hub's account: one share of ours holds the hub's live rules of this Region
+        and the accounts its shared VPCs are in; nothing shared once no VPC needs it."""
+        principals = {
+            self._account_id(share.principal)
+            for share in self.desired.shares
+            if location(share.region, share.owner) == self.where
+        }
+        if "" in principals:
+            self.out.notes.append(f"{self.where}: own account id unknown, nothing shared")
+            return
+        deleted = {c.rule_id for c in self.out.deletions}
+        hub_rules = [
+            rule for (source, _), rules in self.ours.items() if not source for rule in rules
+        ]
+        resources = {r.arn for r in hub_rules if r.arn and r.id not in deleted and principals}
+        shares = sorted(self.state.shares, key=lambda share: share.arn)
+        keeper = shares[0] if shares and principals else None
+        for extra in shares[1 if keeper else 0 :]:
+            reason = "duplicate share" if keeper else "no VPC of another account uses these rules"
+            self.out.unshares.append(self._share_change(ChangeKind.DELETE_SHARE, extra, reason))
+        if keeper is None and principals:
+            self.out.upserts.append(
+                Change(
+                    ChangeKind.CREATE_SHARE,
+                    self.region,
+                    "",
+                    name=share_name(self.mesh_id),
+                    resources=tuple(sorted(resources)),
+                    principals=tuple(sorted(principals)),
+                    reason="VPCs of other accounts use the hub's rules",
+                    account=self.account,
+                )
+            )
+        if keeper is None:
+            return
+        adding = (resources - keeper.resources, principals - keeper.principals)
+        removing = (keeper.resources - resources, keeper.principals - principals)
+        if any(adding):
+            self.out.upserts.append(
+                self._share_change(ChangeKind.SHARE, keeper, "rules or accounts to share", *adding)
+            )
+        if any(removing):
+            self.out.unshares.append(
+                self._share_change(ChangeKind.UNSHARE, keeper, "no longer needed", *removing)
+            )
+
+    def _share_change(
+        self,
+        kind: ChangeKind,
+        share: ObservedShare,
+        reason: str,
+        resources: set[str] | frozenset[str] = frozenset(),
+        principals: set[str] | frozenset[str] = frozenset(),
+    ) -> Change:
+        return Change(
+            kind,
+            self.region,
+            "",
+            name=share.name,
+            share_arn=share.arn,
+            resources=tuple(sorted(resources)),
+            principals=tuple(sorted(principals)),
+            reason=reason,
+            account=self.account,
+        )
+
+    def _plan_received_shares(self) -> None:
+        """As an account that receives the hub's rules: accept the share, associate the shared
+        rules with the listed VPCs, and take them off VPCs no longer listed."""
+        receiving = [
+            share
+            for share in self.desired.shares
+            if share.region == self.region and share.principal == self.account
+        ]
+        senders = {self._account_id(share.owner) for share in receiving}
+        for invitation in self.state.invitations:
+            if invitation.share_name == share_name(self.mesh_id) and invitation.sender in senders:
+                self.out.upserts.append(
+                    Change(
+                        ChangeKind.ACCEPT_SHARE,
+                        self.region,
+                        "",
+                        share_arn=invitation.arn,
+                        reason=f"rules shared by {invitation.sender}",
+                        account=self.account,
+                    )
+                )
+        vpcs = frozenset(vpc for share in receiving for vpc in share.vpc_ids)
+        hub_rules = {
+            rule.domain: rule
+            for rule in self.desired.rules
+            if rule.region == self.region and not rule.source
+        }
+        by_domain: dict[str, list[ObservedRule]] = defaultdict(list)
+        for rule in self.shared:
+            by_domain[rule.domain].append(rule)
+        for domain, rules in sorted(by_domain.items()):
+            want = hub_rules.get(domain)
+            wanted_rules = [r for r in rules if want and self.target_of(r) == want.target_region]
+            keeper = min(wanted_rules, key=lambda r: r.id, default=None)
+            for rule in sorted(rules, key=lambda r: r.id):
+                listed = vpcs if rule is keeper else frozenset()
+                for vpc_id in sorted(self.vpcs_of[rule.id] - listed):
+                    self.out.disassociations.append(
+                        self._disassociate(rule, vpc_id, "VPC no longer uses the shared rule")
+                    )
+            if keeper is None:
+                continue
+            for vpc_id in sorted(vpcs - self.vpcs_of[keeper.id]):
+                theirs = [r for r in self.theirs[domain] if vpc_id in self.vpcs_of[r.id]]
+                if theirs:
+                    self.out.conflicts.append(
+                        Conflict(self.region, domain, vpc_id, theirs[0].id, keeper.id, self.account)
+                    )
+                    continue
+                self.out.associations.append(
+                    self._about(ChangeKind.ASSOCIATE, keeper, "shared rule", vpc_id)
+                )
 
 
 def make_plan(
@@ -302,24 +498,27 @@ def make_plan(
     scope: Collection[str],
     *,
     adopt: bool = False,
+    home_account: str = "",
 ) -> Plan:
-    """Changes for the Regions in `scope`, ordered per Region; Regions sorted by name.
+    """Changes for the locations in `scope` (`states` keys), ordered per location; locations
+    sorted by name.
 
-    With `adopt`, a domain without a rule of ours takes over the best unowned rule for it
-    (tagging it ours) instead of creating a new one.
+    With `adopt`, a hub domain without a rule of ours takes over the best unowned rule for it
+    (tagging it ours) instead of creating a new one. `home_account` is the reconciler's own
+    account id, needed only to share rules with it or from it.
     """
     changes: list[Change] = []
     conflicts: list[Conflict] = []
     notes: list[str] = []
-    for region in sorted(scope):
-        state = states.get(region)
+    for where in sorted(scope):
+        state = states.get(where)
         if state is None or state.error:
-            notes.append(f"{region}: not read, nothing changes there")
+            notes.append(f"{where}: not read, nothing changes there")
             continue
-        if region in desired.frozen_regions:
-            notes.append(f"{region}: its hub item cannot be used, nothing changes there")
+        if state.region in desired.frozen_regions:
+            notes.append(f"{where}: its hub item cannot be used, nothing changes there")
             continue
-        region_plan = _RegionPlanner(mesh_id, state, desired, adopt).plan()
+        region_plan = _RegionPlanner(mesh_id, state, desired, adopt, home_account).plan()
         changes.extend(region_plan.changes())
         conflicts.extend(region_plan.conflicts)
         notes.extend(region_plan.notes)

@@ -8,23 +8,38 @@ Invariants:
 - `apply=False` makes no write call at all.
 - Two reconciles of one mesh never interleave in a process; the second plans from what the
   first left, so concurrent triggers cause neither duplicates nor flapping.
+- Other accounts are read and written through their assumed role, location by location
+  (`region@account`); an account that cannot be reached is a location that cannot be read.
+- Sharing spans accounts (rules are created, then shared, then associated by the receiver):
+  while a pass that involves sharing changes something, another pass follows (at most
+  `MAX_PASSES`), each planned from what it reads.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
+from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.desired import Desired, HubSet, desired_rules, parse_hubs
-from resolver_mesh.models import Change, ChangeKind, Plan, RegionState, Request
+from resolver_mesh.models import (
+    Change,
+    ChangeKind,
+    Plan,
+    RegionState,
+    Request,
+    location,
+    split_location,
+)
 from resolver_mesh.names import creator_request_ids
-from resolver_mesh.plan import make_plan, managed_rules, rule_target
+from resolver_mesh.plan import SHARED_BY_ME, make_plan, managed_rules, rule_target
 from resolver_mesh.report import Report
 from resolver_mesh.safety import check_plan
 
@@ -35,6 +50,16 @@ MAX_PARALLEL_REGIONS = 64
 # processes, deterministic rule markers make concurrent creates meet instead of duplicating.
 _MESH_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
 _MESH_LOCKS_GUARD = threading.Lock()
+MAX_PASSES = 3
+SHARE_KINDS = frozenset(
+    {
+        ChangeKind.CREATE_SHARE,
+        ChangeKind.SHARE,
+        ChangeKind.UNSHARE,
+        ChangeKind.DELETE_SHARE,
+        ChangeKind.ACCEPT_SHARE,
+    }
+)
 
 
 def per_region(work: Callable[[str], Any], regions: Iterable[str]) -> dict[str, Any]:
@@ -87,37 +112,51 @@ class Reconciler:
 
     def _run_locked(self, request: Request, started: float) -> Report:
         calls_before = self.aws.call_counts()
-        report = Report(action="resync" if request.apply else "plan", trigger=request.trigger)
-        report.mesh_id = self.settings.mesh_id
+        earlier: list[Report] = []
+        report = self._new_report(request)
         try:
-            self._run(request, report)
+            while self._run(request, report) and len(earlier) + 1 < MAX_PASSES:
+                earlier.append(report)
+                report = self._new_report(request)
         finally:
+            report.include_earlier_passes(earlier)
             calls = self.aws.call_counts() - calls_before
             report.calls = {"reads": calls["reads"], "writes": calls["writes"]}
             report.duration_seconds = round(time.monotonic() - started, 3)
         return report
 
+    def _new_report(self, request: Request) -> Report:
+        report = Report(action="resync" if request.apply else "plan", trigger=request.trigger)
+        report.mesh_id = self.settings.mesh_id
+        return report
+
     # --- scope and observe ---------------------------------------------------------------
 
-    def _run(self, request: Request, report: Report) -> None:
+    def _run(self, request: Request, report: Report) -> bool:
+        """One pass; True when it applied changes that involve sharing (another pass may have
+        more to do: new rules to share, shared rules to associate)."""
         known = self.aws.known_regions()
         try:
             items = self.aws.hubs_table().read_items()
+            home_account = self.aws.account_id() if _names_accounts(items) else ""
         except Exception as error:
             report.error("table", f"cannot read the hubs table {self.settings.table_name}: {error}")
-            return
-        hub_set = parse_hubs(items, known)
+            return False
+        hub_set = parse_hubs(items, known, home_account or None)
         report.hubs = sorted(hub_set.hubs)
 
-        scope = self._scope(request, hub_set, known, report)
-        if scope is None:
-            return
-        endpoint_regions = set(hub_set.enabled)
+        regions = self._scope(request, hub_set, known, report)
+        if regions is None:
+            return False
+        accounts = ["", *sorted(hub_set.accounts())]
+        member_regions = regions & set(hub_set.item_regions)
+        scope = {location(r, a) for a in accounts for r in (member_regions if a else regions)}
+        reads = _Reads.of(hub_set)
 
-        def observe(region: str) -> RegionState:
-            return self._observe(region, region in scope, region in endpoint_regions, hub_set)
+        def observe(where: str) -> RegionState:
+            return self._observe(where, where in scope, reads, hub_set)
 
-        states = per_region(observe, scope | endpoint_regions)
+        states = per_region(observe, scope | reads.endpoints)
         if request.regions is None:
             # Our rules name the Region they forward to: a hub whose item is gone and whose
             # Region is not swept is still found through them, and its own rules removed.
@@ -127,7 +166,7 @@ class Reconciler:
                 for rule in managed_rules(state, self.settings.mesh_id)
                 if (target := rule_target(rule, self.settings.mesh_id))
             }
-            trail = (found & known) - scope
+            trail = {location(r, a) for a in accounts for r in found & known} - scope
             scope |= trail
             states |= per_region(observe, trail)
         report.regions = sorted(scope)
@@ -135,7 +174,12 @@ class Reconciler:
         self._report_state(report, desired, states, scope)
 
         plan = make_plan(
-            self.settings.mesh_id, desired, states, scope, adopt=self.settings.adopt_unmanaged
+            self.settings.mesh_id,
+            desired,
+            states,
+            scope,
+            adopt=self.settings.adopt_unmanaged,
+            home_account=home_account,
         )
         verdict = check_plan(
             plan,
@@ -147,14 +191,20 @@ class Reconciler:
             staying=hub_set.enabled,
         )
         report.plan(plan)
+        report.notes += list(verdict.warnings)
         report.refused = list(verdict.refusals) if not verdict.allowed else []
         report.forced_past = list(verdict.refusals) if verdict.allowed and verdict.forced else []
-        if request.apply and verdict.allowed:
-            self._apply(plan, report)
+        if not (request.apply and verdict.allowed):
+            return False
+        self._apply(plan, report)
+        sharing = bool(desired.shares) or any(c.kind in SHARE_KINDS for c in plan.changes)
+        return sharing and any(change["status"] == "applied" for change in report.changes)
 
     def _scope(
         self, request: Request, hub_set: HubSet, known: frozenset[str], report: Report
     ) -> set[str] | None:
+        """The Regions to sweep (in the reconciler's own account; other accounts: those of
+        the items among them)."""
         if request.regions is not None:
             unknown = sorted(set(request.regions) - known)
             if unknown:
@@ -176,24 +226,38 @@ class Reconciler:
                 swept = ()
         return (set(hub_set.item_regions) & known) | set(swept)
 
-    def _observe(self, region: str, rules: bool, endpoints: bool, hub_set: HubSet) -> RegionState:
+    def _aws_of(self, account: str, hub_set: HubSet) -> Aws:
+        return self.aws.member(hub_set.accounts()[account]) if account else self.aws
+
+    def _observe(self, where: str, rules: bool, reads: _Reads, hub_set: HubSet) -> RegionState:
+        region, account = split_location(where)
         hub = hub_set.hubs.get(region)
-        inbound = (hub.inbound_endpoint_id,) if hub else ()
+        hub_here = hub is not None and hub.location == where
+        endpoints = where in reads.endpoints
+        inbound = (hub.inbound_endpoint_id,) if hub and hub_here else ()
         try:
-            state = self.aws.resolver(region).read(  # adoption needs the tags of unowned rules
+            aws = self._aws_of(account, hub_set)
+            state = aws.resolver(region).read(  # adoption needs the tags of unowned rules
                 read_tags=rules and self.settings.adopt_unmanaged,
                 rules=rules,
                 endpoints=endpoints,
                 inbound_ids=inbound,
             )
-            if endpoints and hub and any(h.uses_services for h in hub_set.enabled.values()):
+            state = replace(state, account=account)
+            if hub and hub_here and any(h.uses_services for h in hub_set.enabled.values()):
                 # `{services}` hubs answer for their interface endpoints; every hub's are read
                 # to find the cross-Region endpoints that make forwarding needless.
-                found = self.aws.interface_endpoints(region, hub.vpc_id)
+                found = aws.interface_endpoints(region, hub.vpc_id)
                 state = replace(state, interface_endpoints=found)
+            if where in reads.share_owners or any(
+                r.share_status == SHARED_BY_ME for r in managed_rules(state, self.settings.mesh_id)
+            ):
+                state = replace(state, shares=aws.ram(region).our_shares(self.settings.mesh_id))
+            if where in reads.share_receivers:
+                state = replace(state, invitations=aws.ram(region).pending_invitations())
             return state
         except Exception as error:
-            return RegionState(region, error=f"{type(error).__name__}: {error}")
+            return RegionState(region, account=account, error=f"{type(error).__name__}: {error}")
 
     def _report_state(
         self,
@@ -207,42 +271,45 @@ class Reconciler:
         report.degraded = list(desired.degraded)
         report.notes += list(desired.notes)
         report.pending = sorted(desired.pending)
-        for region, state in sorted(states.items()):
+        for where, state in sorted(states.items()):
             if state.error:
                 report.error(
-                    "region", f"{region}: cannot read Route 53 Resolver: {state.error}", region
+                    "region", f"{where}: cannot read Route 53 Resolver: {state.error}", where
                 )
         report.managed_rules = sum(
             len(managed_rules(s, self.settings.mesh_id))
-            for r, s in states.items()
-            if r in scope and not s.error
+            for where, s in states.items()
+            if where in scope and not s.error
         )
 
     # --- apply ---------------------------------------------------------------------------
 
     def _apply(self, plan: Plan, report: Report) -> None:
-        by_region: dict[str, list[Change]] = {}
+        by_location: dict[str, list[Change]] = {}
         for change in plan.changes:
-            by_region.setdefault(change.region, []).append(change)
+            by_location.setdefault(change.location, []).append(change)
         outcomes = per_region(
-            lambda region: self._apply_region(region, by_region[region]), by_region
+            lambda where: self._apply_location(where, by_location[where]), by_location
         )
         results: list[dict[str, Any]] = []
-        for region in sorted(outcomes):
-            results.extend(outcomes[region].results)
-            report.errors.extend(outcomes[region].errors)
+        for where in sorted(outcomes):
+            results.extend(outcomes[where].results)
+            report.errors.extend(outcomes[where].errors)
         report.applied_changes(results)
 
-    def _apply_region(self, region: str, changes: list[Change]) -> _Applied:
-        resolver = self.aws.resolver(region)
-        created: dict[str, str] = {}  # domain -> id of the rule created in this run
+    def _apply_location(self, where: str, changes: list[Change]) -> _Applied:
+        region, account = split_location(where)
+        aws = self.aws.member_of(account) if account else self.aws
+        resolver, ram = aws.resolver(region), aws.ram(region)
+        created: dict[tuple[str, str], str] = {}  # (source, domain) -> rule created in this run
         undeletable: set[str] = set()  # rules whose disassociation failed
         occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
         out = _Applied()
         for change in changes:
-            rule_id = change.rule_id or created.get(change.domain)
+            is_rule = change.kind not in SHARE_KINDS
+            rule_id = change.rule_id or created.get((change.source, change.domain))
             status, message = "applied", ""
-            if rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
+            if is_rule and rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
                 status, message = "skipped", f"the rule for {change.domain} was not created"
             elif (change.kind is ChangeKind.DELETE_RULE and rule_id in undeletable) or (
                 change.kind is ChangeKind.ASSOCIATE and (change.domain, change.vpc_id) in occupied
@@ -250,9 +317,12 @@ class Reconciler:
                 status, message = "skipped", "a disassociation it depends on failed"
             else:
                 try:
-                    rule_id = self._write(resolver, change, rule_id)
+                    if is_rule:
+                        rule_id = self._write(resolver, change, rule_id)
+                    else:
+                        self._write_share(ram, change)
                     if change.kind is ChangeKind.CREATE_RULE:
-                        created[change.domain] = rule_id
+                        created[(change.source, change.domain)] = str(rule_id)
                 except Exception as error:
                     status, message = "failed", f"{type(error).__name__}: {error}"
                     if change.kind is ChangeKind.DISASSOCIATE and rule_id:
@@ -263,11 +333,12 @@ class Reconciler:
                 result["rule_id"] = rule_id
             if message:
                 result["message"] = message
+                what = change.domain or change.share_arn or change.name or ""
                 out.errors.append(
                     {
                         "kind": "apply",
-                        "region": region,
-                        "message": f"{change.kind.value} {change.domain} in {region}"
+                        "region": where,
+                        "message": f"{change.kind.value} {what} in {where}"
                         f"{' for ' + change.vpc_id if change.vpc_id else ''}: {message}",
                     }
                 )
@@ -275,10 +346,14 @@ class Reconciler:
         return out
 
     def _write(self, resolver: ResolverRegion, change: Change, rule_id: str | None) -> str:
-        """Make one change; returns the id of the rule it concerns."""
+        """Make one change to a rule; returns the id of the rule it concerns."""
         if change.kind is ChangeKind.CREATE_RULE:
             markers = creator_request_ids(
-                self.settings.mesh_id, change.region, change.domain, change.target_region or ""
+                self.settings.mesh_id,
+                change.region,
+                change.domain,
+                change.target_region or "",
+                change.source,
             )
             return resolver.create_rule(change, markers, self.settings.mesh_id)
         assert rule_id is not None
@@ -293,3 +368,53 @@ class Reconciler:
         else:
             resolver.delete_rule(rule_id)
         return rule_id
+
+    def _write_share(self, ram: RamRegion, change: Change) -> None:
+        """Make one change to a share of ours, or accept one."""
+        arn = str(change.share_arn)
+        if change.kind is ChangeKind.CREATE_SHARE:
+            name = str(change.name)
+            ram.create_share(name, change.resources, change.principals, self.settings.mesh_id)
+        elif change.kind is ChangeKind.SHARE:
+            ram.share(arn, change.resources, change.principals)
+        elif change.kind is ChangeKind.UNSHARE:
+            ram.unshare(arn, change.resources, change.principals)
+        elif change.kind is ChangeKind.DELETE_SHARE:
+            ram.delete_share(arn)
+        else:
+            ram.accept(arn)
+
+
+def _names_accounts(items: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether any item names an account (the reconciler's own account id is then needed)."""
+    return any("account_id" in json.dumps(item, default=str) for item in items)
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """Where more than rules must be read: endpoints (hubs and spokes), our shares (where a hub
+    shares its rules) and invitations (where shared rules arrive)."""
+
+    endpoints: frozenset[str]
+    share_owners: frozenset[str]
+    share_receivers: frozenset[str]
+
+    @classmethod
+    def of(cls, hub_set: HubSet) -> _Reads:
+        enabled = hub_set.enabled.values()
+        return cls(
+            endpoints=frozenset(
+                where
+                for hub in enabled
+                for where in (
+                    hub.location,
+                    *(location(hub.region, s.account) for s in hub.spokes if s.enabled),
+                )
+            ),
+            share_owners=frozenset(hub.location for hub in enabled if hub.shared_vpcs),
+            share_receivers=frozenset(
+                location(hub.region, shared.account)
+                for hub in enabled
+                for shared in hub.shared_vpcs
+            ),
+        )

@@ -18,6 +18,11 @@ _SYMBOLS = {
     "associate": ">",
     "disassociate": "<",
     "delete_rule": "-",
+    "create_share": "+",
+    "share": ">",
+    "unshare": "<",
+    "delete_share": "-",
+    "accept_share": "*",
 }
 _COLOURS = {"*": "34", "+": "32", "~": "33", ">": "36", "<": "35", "-": "31", "!": "31", "ok": "32"}
 
@@ -38,8 +43,15 @@ class Style:
 
 def _change_line(change: Mapping[str, Any]) -> str:
     kind = change["kind"]
-    domain = change["domain"].rstrip(".")
-    if kind == "adopt_rule":
+    domain = change.get("domain", "").rstrip(".")
+    if change.get("source"):
+        domain += f" (spoke {change['source']})"
+    if kind.endswith("share"):
+        rules, accounts = len(change.get("resources", [])), change.get("principals", [])
+        what = change.get("name") or change.get("share_arn", "?")
+        what += f": {rules} rule(s)" if rules else ""
+        what += f", account(s) {', '.join(accounts)}" if accounts else ""
+    elif kind == "adopt_rule":
         what = f"{domain} ({change.get('rule_id', '?')}) -> {change.get('target_region', '?')}"
     elif kind in ("create_rule", "update_rule"):
         targets = ", ".join(change.get("targets", [])) or "targets unchanged"
@@ -65,8 +77,11 @@ def report_text(report: Mapping[str, Any], style: Style) -> str:
     lines.append(style.bold(f"{verb} for mesh {report.get('mesh_id', '')!s} in {regions}"))
     current = None
     for change in report.get("changes", []):
-        if change["region"] != current:
-            current = change["region"]
+        where = change["region"] + (
+            f" in account {change['account']}" if "account" in change else ""
+        )
+        if where != current:
+            current = where
             lines.append(f"  {style.bold(current)}")
         symbol = _SYMBOLS[change["kind"]]
         failed = change.get("status") in ("failed", "skipped")
@@ -131,7 +146,8 @@ def rules_text(states: Iterable[RegionState], mesh_id: str, style: Style) -> str
     """Live forwarding rules per Region, ours marked with the Region they forward to."""
     lines = []
     for state in states:
-        lines.append(style.bold(state.region))
+        account = f" in account {state.account}" if state.account else ""
+        lines.append(style.bold(state.region + account))
         if state.error:
             lines.append(f"  {style('!', '!')} cannot read: {state.error}")
             continue
@@ -146,6 +162,8 @@ def rules_text(states: Iterable[RegionState], mesh_id: str, style: Style) -> str
         for rule in forward:
             target = rule_target(rule, mesh_id)
             owner = f"-> {target}" if target else "(not ours)"
+            if target and rule.share_status == "SHARED_WITH_ME":
+                owner = f"shared {owner}"
             ips = ", ".join(t.ip for t in sorted(rule.targets))
             associated = ", ".join(sorted(vpcs.get(rule.id, []))) or "no VPC"
             lines.append(f"  {rule.domain.rstrip('.'):<34} {owner:<14} [{ips}]  on {associated}")

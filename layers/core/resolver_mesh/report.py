@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from resolver_mesh.models import ChangeKind, ItemError, Plan
+from resolver_mesh.models import ItemError, Plan, count_kinds
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Report:
     regions: list[str] = field(default_factory=list)
     hubs: list[str] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: {k.value: 0 for k in ChangeKind})
+    counts: dict[str, int] = field(default_factory=lambda: count_kinds(()))
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     degraded: list[str] = field(default_factory=list)
@@ -32,6 +32,7 @@ class Report:
     managed_rules: int = 0
     calls: dict[str, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
+    passes: int = 1
 
     @property
     def ok(self) -> bool:
@@ -74,10 +75,20 @@ class Report:
         """Replace the planned changes by what happened; counts become what was applied."""
         self.applied = True
         self.changes = results
-        self.counts = {k.value: 0 for k in ChangeKind}
-        for result in results:
-            if result["status"] == "applied":
-                self.counts[result["kind"]] += 1
+        self.counts = count_kinds(r["kind"] for r in results if r["status"] == "applied")
+
+    def include_earlier_passes(self, earlier: list[Report]) -> None:
+        """Fold in the passes before this one (sharing across accounts takes more than one):
+        their changes, counts and apply errors come first."""
+        if not earlier:
+            return
+        self.passes = len(earlier) + 1
+        self.changes = [change for report in earlier for change in report.changes] + self.changes
+        for report in earlier:
+            for kind, count in report.counts.items():
+                self.counts[kind] = self.counts.get(kind, 0) + count
+        applied = [e for report in earlier for e in report.errors if e["kind"] == "apply"]
+        self.errors = applied + self.errors
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -100,4 +111,5 @@ class Report:
             "managed_rules": self.managed_rules,
             "calls": self.calls,
             "duration_seconds": self.duration_seconds,
+            "passes": self.passes,
         }

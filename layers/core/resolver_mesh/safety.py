@@ -21,6 +21,7 @@ from resolver_mesh.plan import GONE, managed_rules
 
 RULES_PER_REGION = 1000
 ASSOCIATIONS_PER_REGION = 2000
+QUOTA_WARNING = 0.9  # the share of a quota past which every plan says how close it is
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Verdict:
 
     refusals: tuple[str, ...] = ()
     forced: bool = False
+    warnings: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -44,7 +46,7 @@ class Verdict:
 
 
 def _mass_change(
-    plan: Plan, managed: dict[str, int], staying: Collection[str] | None, guard: Guard
+    plan: Plan, managed: dict[str, int], counted: Collection[str], guard: Guard
 ) -> list[str]:
     total = sum(managed.values())
     deletes = sum(1 for c in plan.changes if c.kind is ChangeKind.DELETE_RULE)
@@ -53,39 +55,49 @@ def _mass_change(
         return [f"the plan would remove every managed rule ({total}) in scope"]
     if total < guard.min_rules:
         return []
-    counted = set(managed) if staying is None else set(managed) & set(staying)
-    base = sum(managed[region] for region in counted)
-    touched = [
-        c
-        for c in plan.changes
-        if c.region in counted
-        and (c.kind is ChangeKind.DELETE_RULE or (c.kind is ChangeKind.UPDATE_RULE and c.targets))
-    ]
-    if base and len(touched) > guard.max_fraction * base:
-        dropped = sum(1 for c in touched if c.kind is ChangeKind.DELETE_RULE)
+    base = sum(managed[where] for where in counted)
+    in_counted = [c for c in plan.changes if c.location in counted]
+    dropped = sum(1 for c in in_counted if c.kind is ChangeKind.DELETE_RULE)
+    retargeted = sum(1 for c in in_counted if c.kind is ChangeKind.UPDATE_RULE and c.targets)
+    # A rule no longer shared leaves every VPC of the other account at once.
+    unshared = sum(
+        len(c.resources)
+        for c in in_counted
+        if c.kind in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE)
+    )
+    if base and dropped + retargeted + unshared > guard.max_fraction * base:
+        withdrawn = f" and stop sharing {unshared}" if unshared else ""
         return [
-            f"the plan would delete {dropped} and retarget {len(touched) - dropped} of the {base}"
+            f"the plan would delete {dropped} and retarget {retargeted}{withdrawn} of the {base}"
             f" managed rules in Regions whose hub stays, more than {guard.max_fraction:.0%}"
         ]
     return []
 
 
-def _quotas(plan: Plan, states: Mapping[str, RegionState]) -> list[str]:
-    problems = []
-    for region, state in sorted(states.items()):
-        count = Counter(c.kind for c in plan.changes if c.region == region)
-        rules = sum(1 for r in state.rules if r.status != GONE)
+def _quotas(plan: Plan, states: Mapping[str, RegionState]) -> tuple[list[str], list[str]]:
+    """Quota problems (over the quota) and warnings (past `QUOTA_WARNING` of it), per location:
+    AWS counts rules and associations per account and Region."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    for where, state in sorted(states.items()):
+        count = Counter(c.kind for c in plan.changes if c.location == where)
+        rules = sum(
+            1 for r in state.rules if r.status != GONE and r.share_status != "SHARED_WITH_ME"
+        )
         rules += count[ChangeKind.CREATE_RULE] - count[ChangeKind.DELETE_RULE]
         associations = sum(1 for a in state.associations if a.status != GONE)
         associations += count[ChangeKind.ASSOCIATE] - count[ChangeKind.DISASSOCIATE]
-        if rules > RULES_PER_REGION:
-            problems.append(f"{region}: {rules} rules would exceed the quota of {RULES_PER_REGION}")
-        if associations > ASSOCIATIONS_PER_REGION:
-            problems.append(
-                f"{region}: {associations} rule associations would exceed the quota of"
-                f" {ASSOCIATIONS_PER_REGION}"
-            )
-    return problems
+        for what, used, quota in (
+            ("rules", rules, RULES_PER_REGION),
+            ("rule associations", associations, ASSOCIATIONS_PER_REGION),
+        ):
+            if used > quota:
+                problems.append(f"{where}: {used} {what} would exceed the quota of {quota}")
+            elif used > QUOTA_WARNING * quota:
+                warnings.append(
+                    f"{where}: {used} {what} after this plan, close to the quota of {quota}"
+                )
+    return problems, warnings
 
 
 def check_plan(
@@ -98,15 +110,21 @@ def check_plan(
     force: bool = False,
     staying: Collection[str] | None = None,
 ) -> Verdict:
-    """Refusals for `plan` over the readable Regions in `scope`; `force` overrides the guard.
+    """Refusals for `plan` over the readable locations in `scope` (`states` keys: a Region, or
+    `region@account`); `force` overrides the guard, not the quotas.
 
     `staying` are the Regions whose hub stays in the mesh (None: every Region). The fraction
-    is measured there: the rules of a Region whose own hub left serve no one, and removing
-    one hub from a mesh of three or more must not read as a mass deletion.
+    is measured there, in every account: the rules of a Region whose own hub left serve no one,
+    and removing one hub from a mesh of three or more must not read as a mass deletion.
     """
-    readable = {r: s for r, s in states.items() if r in scope and not s.error}
-    managed = {region: len(managed_rules(state, mesh_id)) for region, state in readable.items()}
-    refusals = _mass_change(plan, managed, staying, guard)
-    quota_problems = _quotas(plan, readable)
+    readable = {w: s for w, s in states.items() if w in scope and not s.error}
+    managed = {where: len(managed_rules(state, mesh_id)) for where, state in readable.items()}
+    counted = [w for w, s in readable.items() if staying is None or s.region in staying]
+    refusals = _mass_change(plan, managed, counted, guard)
+    quota_problems, warnings = _quotas(plan, readable)
     # Quotas are AWS's, not ours: forcing cannot lift them.
-    return Verdict(refusals=tuple(refusals + quota_problems), forced=force and not quota_problems)
+    return Verdict(
+        refusals=tuple(refusals + quota_problems),
+        forced=force and not quota_problems,
+        warnings=tuple(warnings),
+    )

@@ -53,6 +53,7 @@ def _rule(raw: dict[str, Any]) -> ObservedRule:
         creator_request_id=raw.get("CreatorRequestId", ""),
         owner_id=raw.get("OwnerId", ""),
         share_status=raw.get("ShareStatus", ""),
+        arn=raw.get("Arn", ""),
     )
 
 
@@ -103,7 +104,9 @@ class ResolverRegion:
                 continue
             rule = _rule(listed)
             unmarked = not rule.creator_request_id.startswith(f"{MARKER}/")
-            if read_tags and unmarked and rule.rule_type == "FORWARD" and rule.status != "DELETING":
+            own = rule.share_status != "SHARED_WITH_ME"  # tags of shared rules are the owner's
+            forward = rule.rule_type == "FORWARD" and rule.status != "DELETING"
+            if read_tags and unmarked and own and forward:
                 tags = self.tags(listed["Arn"])
                 rule = replace(
                     rule, owner_tag=tags.get(OWNER_TAG_KEY), target_tag=tags.get(TARGET_TAG_KEY)

@@ -4,6 +4,9 @@ Invariants:
 - One boto3 client per (service, Region), created once; botocore's own retries are off, so the
   `Caller` of that Region alone decides about retries and rate.
 - One `Caller` (and so one rate limit) per Region and budget, whatever the number of threads.
+- Another account is reached through its own `Aws` (so its own rate limits: AWS counts them per
+  account), whose credentials come from assuming the entry's role with its external id, when
+  first used and again before they expire.
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ from collections import Counter
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import DeferredRefreshableCredentials
 
 from resolver_mesh.aws.calls import Caller, RateLimiter
 from resolver_mesh.aws.hubs import HubsTable
 from resolver_mesh.aws.resolver import ResolverRegion
+from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.config import ConfigError, Settings
-from resolver_mesh.models import InterfaceEndpoint
+from resolver_mesh.models import AccountAccess, InterfaceEndpoint
 
 
 class Aws:
@@ -41,6 +47,9 @@ class Aws:
         self._clients: dict[tuple[str, str], Any] = {}
         self._callers: dict[str, Caller] = {}
         self._known_regions: frozenset[str] | None = None
+        self._account_id: str | None = None
+        self._members: dict[str, Aws] = {}
+        self.access: AccountAccess | None = None  # how a member account's `Aws` was reached
         self._lock = threading.Lock()
 
     def client(self, service: str, region: str) -> Any:
@@ -64,6 +73,60 @@ class Aws:
 
     def resolver(self, region: str) -> ResolverRegion:
         return ResolverRegion(region, self.client("route53resolver", region), self.caller(region))
+
+    def ram(self, region: str) -> RamRegion:
+        return RamRegion(region, self.client("ram", region), self.caller(region, "ram"))
+
+    def account_id(self) -> str:
+        """This session's account id (one STS call per process)."""
+        if self._account_id is None:
+            sts = self.client("sts", self.home_region)
+            identity = self.caller(self.home_region, "sts")(sts.get_caller_identity)
+            self._account_id = str(identity["Account"])
+        return self._account_id
+
+    def member(self, access: AccountAccess) -> Aws:
+        """The `Aws` of another account, reached by assuming `access.role_arn`."""
+        with self._lock:
+            found = self._members.get(access.account)
+        if found is not None and found.access == access:
+            return found
+        made = Aws(self.settings, self._assumed_session(access))
+        made.access = access
+        made._account_id = access.account
+        with self._lock:  # a thread that made one first wins
+            found = self._members.get(access.account)
+            if found is None or found.access != access:
+                self._members[access.account] = found = made
+            return found
+
+    def member_of(self, account: str) -> Aws:
+        """The `Aws` of an account already reached through `member`."""
+        with self._lock:
+            return self._members[account]
+
+    def _assumed_session(self, access: AccountAccess) -> boto3.session.Session:
+        sts = self.client("sts", self.home_region)
+        caller = self.caller(self.home_region, "sts")
+        arguments = {
+            "RoleArn": access.role_arn,
+            "RoleSessionName": f"resolver-mesh-{self.settings.mesh_id}",
+        }
+        if access.external_id:
+            arguments["ExternalId"] = access.external_id
+
+        def assume() -> dict[str, str]:
+            credentials = caller(sts.assume_role, **arguments)["Credentials"]
+            return {
+                "access_key": credentials["AccessKeyId"],
+                "secret_key": credentials["SecretAccessKey"],
+                "token": credentials["SessionToken"],
+                "expiry_time": credentials["Expiration"].isoformat(),
+            }
+
+        core = botocore.session.get_session()
+        core._credentials = DeferredRefreshableCredentials(assume, "assume-role")
+        return boto3.session.Session(botocore_session=core, region_name=self.home_region)
 
     def hubs_table(self) -> HubsTable:
         home = self.home_region
@@ -115,4 +178,7 @@ class Aws:
         with self._lock:
             for caller in self._callers.values():
                 total.update(caller.counts)
+            members = list(self._members.values())
+        for member in members:
+            total.update(member.call_counts())
         return total

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 DEMO_REGIONS = ("us-east-1", "us-east-2", "us-west-2")
 JOINING_REGION = "eu-west-1"
 TABLE = "resolver-mesh-hubs"
+MEMBER_ACCOUNT = "222222222222"
+MEMBER_ROLE = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/resolver-mesh-member-resolver-mesh"
+MEMBER_EXTERNAL_ID = "resolver-mesh-demo"
 
 
 def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
@@ -27,8 +31,15 @@ def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
 
     from resolver_mesh.aws.session import Aws
     from resolver_mesh.config import Settings
-    from resolver_mesh.local.topology import CachedClients, build_hub, create_hubs_table, hub_item
-    from resolver_mesh.models import Request
+    from resolver_mesh.local.topology import (
+        CachedClients,
+        assumed_clients,
+        build_hub,
+        build_spoke,
+        create_hubs_table,
+        hub_item,
+    )
+    from resolver_mesh.models import AccountAccess, Request
     from resolver_mesh.reconcile import Reconciler
     from resolver_mesh.render import Style, report_text, rules_text, summary_text
 
@@ -72,9 +83,15 @@ def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
             aws.hubs_table().put_item(hub_item(hub))
         out(f"  registered {len(hubs)} hubs in the DynamoDB table {TABLE}")
 
-        def show_rules() -> None:
-            regions = sorted(set(hubs))
+        def show_rules(regions: Iterable[str] = (), member: Aws | None = None) -> None:
+            regions = sorted(regions or set(hubs))
             states = [aws.resolver(r).read(rules=True, endpoints=False) for r in regions]
+            if member is not None:
+                read = member.resolver
+                states += [
+                    replace(read(r).read(rules=True, endpoints=False), account=MEMBER_ACCOUNT)
+                    for r in regions
+                ]
             out(rules_text(states, settings.mesh_id, style))
 
         step("Plan (nothing is changed yet)")
@@ -103,8 +120,49 @@ def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
                 "Ip": _spare_ip(us_east_2.subnet_ids, client),
             },
         )
+        out(report_text(reconciler.run(Request(apply=True, trigger="demo")).as_dict(), style))
+
+        step(
+            "Workload VPCs with their own outbound endpoints in us-east-1: a direct spoke here,"
+            f" a central spoke and a VPC using the hub's rules in account {MEMBER_ACCOUNT}"
+        )
+        member_clients = assumed_clients(client, MEMBER_ROLE, MEMBER_EXTERNAL_ID, None)
+        direct = build_spoke(client, "us-east-1", "10.100.0.0/16", "direct-spoke")
+        central = build_spoke(member_clients, "us-east-1", "10.104.0.0/16", "central-spoke")
+        shared_vpc = member_clients("ec2", "us-east-1").create_vpc(CidrBlock="10.108.0.0/16")
+        access = {
+            "account_id": MEMBER_ACCOUNT,
+            "role_arn": MEMBER_ROLE,
+            "external_id": MEMBER_EXTERNAL_ID,
+        }
+        aws.hubs_table().put_item(
+            hub_item(
+                hubs["us-east-1"],
+                spokes=[
+                    {
+                        "vpc_id": direct.vpc_id,
+                        "outbound_endpoint_id": direct.outbound_endpoint_id,
+                        "mode": "direct",
+                    },
+                    {
+                        "vpc_id": central.vpc_id,
+                        "outbound_endpoint_id": central.outbound_endpoint_id,
+                        "mode": "central",
+                        "parent_domain": "amazonaws.com",
+                        **access,
+                    },
+                ],
+                shared_vpcs=[{"vpc_id": shared_vpc["Vpc"]["VpcId"], **access}],
+            )
+        )
+        out(
+            f"  direct spoke {direct.vpc_id}; central spoke {central.vpc_id} and shared VPC"
+            f" {shared_vpc['Vpc']['VpcId']} in account {MEMBER_ACCOUNT}"
+        )
         last = reconciler.run(Request(apply=True, trigger="demo"))
         out(report_text(last.as_dict(), style))
+        step("Forwarding rules in us-east-1, in both accounts")
+        show_rules(["us-east-1"], aws.member(AccountAccess.model_validate(access)))
         step("Forwarding rules per Region, at the end")
         show_rules()
     ok = first.ok and last.ok

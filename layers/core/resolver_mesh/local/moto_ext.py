@@ -12,6 +12,8 @@ moto 5.2.5 lacks or skips the following, so `install_moto_extensions` patches th
   AWS rejects both (InvalidParameterException / InvalidRequestException).
 - `CreateResolverRule` appends a dot to a DomainName that already ends with one
   (`example.com.` came back as `example.com..`); AWS stores one trailing dot.
+- RAM sharing of rules across accounts (AssociateResourceShare, invitations, rules shared with
+  an account listed as `SHARED_WITH_ME` and associable there): `moto_ram.install_ram_extensions`.
 
 Rule Names are already validated by moto (64 characters, AWS pattern, ValidationException) and the
 same check is applied to `UpdateResolverRule`.
@@ -24,6 +26,8 @@ import threading
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, ip_address
 from typing import Any
+
+from resolver_mesh.local.moto_ram import install_ram_extensions
 
 MAX_TARGET_IPS = 6
 _MARKER = "_resolver_mesh_extensions"
@@ -173,3 +177,4 @@ def install_moto_extensions() -> None:
         ]
         for cls, attribute, value in patches:
             setattr(cls, attribute, value)
+        install_ram_extensions()

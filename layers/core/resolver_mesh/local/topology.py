@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, ip_network
 from typing import Any
 
+import boto3
+
 ClientFactory = Callable[[str, str], Any]
 
 
@@ -116,28 +118,12 @@ def _create_endpoint(
     return endpoint_id
 
 
-def build_hub(
-    client_factory: ClientFactory,
-    region: str,
-    cidr: str | None = None,
-    outbound: bool = True,
-    services: tuple[str, ...] = ("s3",),
-    workload_vpcs: int = 0,
-) -> HubResources:
-    """Create a hub VPC with Resolver endpoints and interface endpoints in `region`.
-
-    `cidr` defaults to `default_cidr(region)`; workload VPCs take the next /16 networks.
-    """
-    if not 0 <= workload_vpcs <= MAX_WORKLOAD_VPCS:
-        raise ValueError(f"workload_vpcs must be 0..{MAX_WORKLOAD_VPCS}, got {workload_vpcs}")
-    network = ip_network(cidr or default_cidr(region))
-    if not isinstance(network, IPv4Network) or network.prefixlen > 22:
-        raise ValueError(f"hub CIDR must be an IPv4 network of /22 or larger, got {network}")
-    ec2 = client_factory("ec2", region)
-    resolver = client_factory("route53resolver", region)
-    hub_name = f"{DEMO_NAME}-hub"
-
-    vpc_id = _create_vpc(ec2, str(network), hub_name)
+def _vpc_with_dns_subnets(
+    ec2: Any, network: IPv4Network, name: str
+) -> tuple[str, tuple[str, ...], str, Callable[[int], list[dict[str, str]]]]:
+    """A VPC with two subnets in two zones and a DNS security group; and the `IpAddresses` of
+    a Resolver endpoint at host number `n` of each subnet."""
+    vpc_id = _create_vpc(ec2, str(network), name)
     zones = [
         zone["ZoneName"]
         for zone in ec2.describe_availability_zones()["AvailabilityZones"]
@@ -149,16 +135,15 @@ def build_hub(
             VpcId=vpc_id,
             CidrBlock=str(subnet),
             AvailabilityZone=zone,
-            TagSpecifications=_tags("subnet", f"{hub_name}-{zone}"),
+            TagSpecifications=_tags("subnet", f"{name}-{zone}"),
         )["Subnet"]["SubnetId"]
         for subnet, zone in zip(subnets, zones, strict=True)
     )
-
     sg_id: str = ec2.create_security_group(
-        GroupName=f"{hub_name}-dns",
+        GroupName=f"{name}-dns",
         Description="DNS from the mesh",
         VpcId=vpc_id,
-        TagSpecifications=_tags("security-group", f"{hub_name}-dns"),
+        TagSpecifications=_tags("security-group", f"{name}-dns"),
     )["GroupId"]
     ec2.authorize_security_group_ingress(
         GroupId=sg_id,
@@ -179,6 +164,73 @@ def build_hub(
             for sid, net in zip(subnet_ids, subnets, strict=True)
         ]
 
+    return vpc_id, subnet_ids, sg_id, endpoint_ips
+
+
+@dataclass(frozen=True)
+class SpokeResources:
+    """What `build_spoke` created: a workload VPC with its own outbound endpoint."""
+
+    region: str
+    vpc_id: str
+    outbound_endpoint_id: str
+
+
+def build_spoke(client_factory: ClientFactory, region: str, cidr: str, name: str) -> SpokeResources:
+    """Create a spoke in `region`: a VPC (`cidr`, /22 or larger) with an OUTBOUND endpoint."""
+    network = ip_network(cidr)
+    if not isinstance(network, IPv4Network) or network.prefixlen > 22:
+        raise ValueError(f"spoke CIDR must be an IPv4 network of /22 or larger, got {network}")
+    ec2 = client_factory("ec2", region)
+    vpc_id, _, sg_id, endpoint_ips = _vpc_with_dns_subnets(ec2, network, f"{DEMO_NAME}-{name}")
+    outbound = _create_endpoint(
+        client_factory("route53resolver", region),
+        "OUTBOUND",
+        f"{DEMO_NAME}-{name}-outbound",
+        sg_id,
+        endpoint_ips(11),
+    )
+    return SpokeResources(region, vpc_id, outbound)
+
+
+def assumed_clients(
+    client_factory: ClientFactory, role_arn: str, external_id: str | None, endpoint_url: str | None
+) -> CachedClients:
+    """The clients of another account: `role_arn` assumed through `client_factory`'s STS (the
+    local emulator keeps each account's resources apart)."""
+    arguments = {"RoleArn": role_arn, "RoleSessionName": DEMO_NAME}
+    if external_id:
+        arguments["ExternalId"] = external_id
+    credentials = client_factory("sts", "us-east-1").assume_role(**arguments)["Credentials"]
+    session = boto3.session.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    return CachedClients(session, endpoint_url)
+
+
+def build_hub(
+    client_factory: ClientFactory,
+    region: str,
+    cidr: str | None = None,
+    outbound: bool = True,
+    services: tuple[str, ...] = ("s3",),
+    workload_vpcs: int = 0,
+) -> HubResources:
+    """Create a hub VPC with Resolver endpoints and interface endpoints in `region`.
+
+    `cidr` defaults to `default_cidr(region)`; workload VPCs take the next /16 networks.
+    """
+    if not 0 <= workload_vpcs <= MAX_WORKLOAD_VPCS:
+        raise ValueError(f"workload_vpcs must be 0..{MAX_WORKLOAD_VPCS}, got {workload_vpcs}")
+    network = ip_network(cidr or default_cidr(region))
+    if not isinstance(network, IPv4Network) or network.prefixlen > 22:
+        raise ValueError(f"hub CIDR must be an IPv4 network of /22 or larger, got {network}")
+    ec2 = client_factory("ec2", region)
+    resolver = client_factory("route53resolver", region)
+    hub_name = f"{DEMO_NAME}-hub"
+    vpc_id, subnet_ids, sg_id, endpoint_ips = _vpc_with_dns_subnets(ec2, network, hub_name)
     inbound_id = _create_endpoint(
         resolver, "INBOUND", f"{hub_name}-inbound", sg_id, endpoint_ips(10)
     )

@@ -1,0 +1,214 @@
+"""Spokes and other accounts end to end: the Lambda handler against the HTTP emulator, where a
+second account is reached by assuming a role (moto keeps each account's state apart).
+
+Every assertion reads the live state with plain boto3, in the account that holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from meshkit import HOME_REGION, Mesh, normalise, targets_of
+
+from resolver_mesh.local.topology import (
+    CachedClients,
+    ClientFactory,
+    SpokeResources,
+    assumed_clients,
+    build_spoke,
+)
+
+MEMBER = "222222222222"
+ROLE = f"arn:aws:iam::{MEMBER}:role/resolver-mesh-member-resolver-mesh"
+EXTERNAL_ID = "mesh-external-id"
+PEER_DOMAINS = {
+    f"{r}.{d}." for r in ("us-east-2", "us-west-2") for d in ("amazonaws.com", "vpce.amazonaws.com")
+}
+
+
+@pytest.fixture
+def member(aws: ClientFactory, emulator: Any) -> CachedClients:
+    """Clients of the second account, as its administrator would use them."""
+    clients = assumed_clients(aws, ROLE, EXTERNAL_ID, emulator.endpoint_url)
+    identity = clients("sts", HOME_REGION).get_caller_identity()
+    assert identity["Account"] == MEMBER
+    return clients
+
+
+def rules_and_vpcs(clients: ClientFactory, region: str = HOME_REGION) -> dict[str, Any]:
+    """Every rule (by id) of an account's Region with its VPCs, listed with plain boto3."""
+    resolver = clients("route53resolver", region)
+    rules = [
+        r
+        for page in resolver.get_paginator("list_resolver_rules").paginate()
+        for r in page["ResolverRules"]
+        if r["CreatorRequestId"].startswith("resolver-mesh/")
+    ]
+    associations = [
+        a
+        for page in resolver.get_paginator("list_resolver_rule_associations").paginate()
+        for a in page["ResolverRuleAssociations"]
+    ]
+    return {
+        r["Id"]: {
+            **r,
+            "vpcs": {a["VPCId"] for a in associations if a["ResolverRuleId"] == r["Id"]},
+        }
+        for r in rules
+    }
+
+
+def of_vpc(rules: dict[str, Any], vpc_id: str) -> dict[str, Any]:
+    """The rules associated with one VPC, by domain (one each: AWS allows no more)."""
+    found = [r for r in rules.values() if vpc_id in r["vpcs"]]
+    by_domain = {normalise(r["DomainName"]): r for r in found}
+    assert len(by_domain) == len(found), "two rules for one domain in one VPC"
+    return by_domain
+
+
+@pytest.fixture
+def spokes(aws: ClientFactory) -> Callable[..., SpokeResources]:
+    counter = iter(range(100, 200, 4))
+    return lambda clients=aws, name="spoke": build_spoke(
+        clients, HOME_REGION, f"10.{next(counter)}.0.0/16", name
+    )
+
+
+def test_direct_and_central_spokes_get_their_own_rules(
+    mesh: Mesh, spokes: Callable[..., SpokeResources], aws: ClientFactory
+) -> None:
+    direct, central, parent = spokes(), spokes(), spokes()
+    mesh.update(
+        HOME_REGION,
+        spokes=[
+            {
+                "vpc_id": direct.vpc_id,
+                "outbound_endpoint_id": direct.outbound_endpoint_id,
+                "mode": "direct",
+            },
+            {
+                "vpc_id": central.vpc_id,
+                "outbound_endpoint_id": central.outbound_endpoint_id,
+                "mode": "central",
+            },
+            {
+                "vpc_id": parent.vpc_id,
+                "outbound_endpoint_id": parent.outbound_endpoint_id,
+                "mode": "central",
+                "parent_domain": "amazonaws.com",
+            },
+        ],
+    )
+    result = mesh.resync()
+    assert result["ok"], result["errors"]
+    rules = rules_and_vpcs(aws)
+    hub = mesh.hubs[HOME_REGION]
+
+    hub_rules = of_vpc(rules, hub.vpc_id)
+    direct_rules = of_vpc(rules, direct.vpc_id)
+    assert set(hub_rules) == set(direct_rules) == PEER_DOMAINS
+    for domain, rule in direct_rules.items():
+        assert rule["ResolverEndpointId"] == direct.outbound_endpoint_id
+        assert rule["vpcs"] == {direct.vpc_id}
+        assert targets_of(rule) == targets_of(hub_rules[domain])  # the peer hub's inbound
+
+    own_hub = mesh.inbound_ips(HOME_REGION)
+    central_rules = of_vpc(rules, central.vpc_id)
+    assert set(central_rules) == PEER_DOMAINS
+    assert all(targets_of(r) == own_hub for r in central_rules.values())
+    assert all(r["vpcs"] == {central.vpc_id} for r in central_rules.values())
+
+    assert {d: targets_of(r) for d, r in of_vpc(rules, parent.vpc_id).items()} == {
+        "amazonaws.com.": own_hub
+    }
+    assert mesh.resync()["counts"] == {k: 0 for k in result["counts"]}
+
+    mesh.update(HOME_REGION, spokes=None)
+    removed = mesh.resync()
+    assert removed["ok"], removed
+    assert set(of_vpc(rules_and_vpcs(aws), hub.vpc_id)) == PEER_DOMAINS
+    assert len(rules_and_vpcs(aws)) == 4
+
+
+def test_a_spoke_in_another_account_is_reconciled_through_the_assumed_role(
+    mesh: Mesh, spokes: Callable[..., SpokeResources], member: CachedClients, aws: ClientFactory
+) -> None:
+    spoke = spokes(member, "member-spoke")
+    entry = {
+        "vpc_id": spoke.vpc_id,
+        "outbound_endpoint_id": spoke.outbound_endpoint_id,
+        "mode": "direct",
+        "account_id": MEMBER,
+        "role_arn": ROLE,
+        "external_id": EXTERNAL_ID,
+    }
+    mesh.update(HOME_REGION, spokes=[entry])
+    result = mesh.resync()
+    assert result["ok"], result["errors"]
+    assert f"{HOME_REGION}@{MEMBER}" in result["regions"]
+    in_member = rules_and_vpcs(member)
+    assert set(of_vpc(in_member, spoke.vpc_id)) == PEER_DOMAINS
+    assert all(r["OwnerId"] == MEMBER for r in in_member.values())
+    assert not of_vpc(rules_and_vpcs(aws), spoke.vpc_id)  # nothing of it at home
+    assert mesh.resync()["counts"]["create_rule"] == 0
+
+    mesh.update(HOME_REGION, spokes=[{**entry, "enabled": False}])
+    assert mesh.resync()["ok"]
+    assert rules_and_vpcs(member) == {}
+
+
+def test_a_member_spoke_whose_endpoint_is_gone_is_reported_and_kept(
+    mesh: Mesh, spokes: Callable[..., SpokeResources], member: CachedClients
+) -> None:
+    spoke = spokes(member, "member-spoke")
+    entry = {
+        "vpc_id": spoke.vpc_id,
+        "outbound_endpoint_id": spoke.outbound_endpoint_id,
+        "mode": "central",
+        "account_id": MEMBER,
+        "role_arn": f"arn:aws:iam::{MEMBER}:role/does-not-matter-to-moto",
+        "external_id": EXTERNAL_ID,
+    }
+    mesh.update(HOME_REGION, spokes=[entry])
+    assert mesh.resync()["ok"]
+    before = rules_and_vpcs(member)
+    assert len(before) == 4
+    # Break the member's endpoint record: the spoke is reported and its rules kept.
+    mesh.update(
+        HOME_REGION, spokes=[{**entry, "outbound_endpoint_id": "rslvr-out-0123456789abcdef0"}]
+    )
+    result = mesh.resync()
+    assert not result["ok"]
+    [error] = [e for e in result["errors"] if e["kind"] == "hub_item"]
+    assert error["field"] == "spokes"
+    assert "rslvr-out-0123456789abcdef0" in error["message"]
+    assert rules_and_vpcs(member) == before
+
+
+def test_a_shared_vpc_in_another_account_gets_the_hub_rules_through_ram(
+    mesh: Mesh, member: CachedClients, aws: ClientFactory
+) -> None:
+    vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
+    shared = {"vpc_id": vpc, "account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
+    mesh.update(HOME_REGION, shared_vpcs=[shared])
+    result = mesh.resync()
+    assert result["ok"], result["errors"]
+    kinds = {c["kind"] for c in result["changes"] if c["status"] == "applied"}
+    assert {"create_share", "accept_share", "associate"} <= kinds
+    hub_rules = rules_and_vpcs(aws)
+    seen = rules_and_vpcs(member)
+    assert set(seen) == set(hub_rules)  # the hub's own rules, seen from the member
+    assert all(r["ShareStatus"] == "SHARED_WITH_ME" for r in seen.values())
+    assert set(of_vpc(seen, vpc)) == PEER_DOMAINS
+    again = mesh.resync()
+    assert [c for c in again["changes"]] == [], again["changes"]
+
+    mesh.update(HOME_REGION, shared_vpcs=None)
+    withdrawn = mesh.resync()
+    assert withdrawn["ok"], withdrawn["errors"]
+    assert rules_and_vpcs(member) == {}
+    shares = aws("ram", HOME_REGION).get_resource_shares(resourceOwner="SELF")["resourceShares"]
+    assert all(s["status"] in ("DELETED", "DELETING") for s in shares)
+    assert len(rules_and_vpcs(aws)) == 4  # the hub's own rules stay

@@ -1,0 +1,487 @@
+"""Spokes (direct and central), entries in other accounts, and sharing through AWS RAM: the
+item contract, the desired rules, the plan and the guard. Pure: no AWS."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from tests.unit.conftest import HOME, converged, hub_item, ids, region_state
+
+from resolver_mesh.desired import desired_rules, parse_hubs
+from resolver_mesh.models import (
+    ChangeKind,
+    ObservedAssociation,
+    ObservedEndpoint,
+    ObservedInvitation,
+    ObservedRule,
+    ObservedShare,
+    RegionState,
+    Target,
+    location,
+)
+from resolver_mesh.names import creator_request_ids, owned_source, owned_target_region
+from resolver_mesh.plan import make_plan, managed_rules
+from resolver_mesh.safety import Guard, check_plan
+
+MESH = "mesh"
+A, B, C = "us-east-1", "us-west-2", "eu-west-1"
+MEMBER = "222222222222"
+OTHER = "333333333333"
+ROLE = f"arn:aws:iam::{MEMBER}:role/resolver-mesh-member-mesh"
+OTHER_ROLE = f"arn:aws:iam::{OTHER}:role/resolver-mesh-member-mesh"
+SPOKE_VPC = "vpc-0000000000000aaaa"
+SPOKE_OUT = "rslvr-out-0000000000000aaaa"
+SPOKE2_VPC = "vpc-0000000000000bbbb"
+SPOKE2_OUT = "rslvr-out-0000000000000bbbb"
+SHARED_VPC = "vpc-0000000000000cccc"
+SHARED_C, SHARED_D = f"vpc-{0xC:017x}", f"vpc-{0xD:017x}"  # shared_items' VPCs
+KNOWN = {A, B, C}
+
+
+def spoke(vpc: str = SPOKE_VPC, out: str = SPOKE_OUT, mode: str = "direct", **extra: Any) -> Any:
+    return {"vpc_id": vpc, "outbound_endpoint_id": out, "mode": mode, **extra}
+
+
+def spoke_endpoint(vpc: str = SPOKE_VPC, out: str = SPOKE_OUT, status: str = "OPERATIONAL") -> Any:
+    return ObservedEndpoint(out, "OUTBOUND", status, vpc)
+
+
+def in_member(**extra: Any) -> dict[str, Any]:
+    return {"account_id": MEMBER, "role_arn": ROLE, **extra}
+
+
+def plan_for(items: list[dict[str, Any]], states: dict[str, RegionState]) -> Any:
+    hub_set = parse_hubs(items, KNOWN, HOME)
+    desired = desired_rules(MESH, hub_set, states)
+    plan = make_plan(MESH, desired, states, set(states), home_account=HOME)
+    return hub_set, desired, plan
+
+
+def errors_of(items: list[dict[str, Any]]) -> list[str]:
+    return [str(e) for e in parse_hubs(items, KNOWN, HOME).errors]
+
+
+# --- the item contract ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spokes", "fragment"),
+    [
+        ([spoke(mode="sideways")], "'direct' or 'central'"),
+        ([spoke(parent_domain="amazonaws.com")], "only a central spoke"),
+        ([spoke(mode="central", parent_domain="bad..name")], "parent_domain"),
+        ([spoke(vpc=ids(A).vpc)], "already listed in vpc_id"),
+        ([spoke(), spoke(out=SPOKE2_OUT)], "already listed in spokes"),
+        ([spoke(outbound="x")], "Extra inputs are not permitted"),
+        ([spoke(out="rslvr-in-0000000000000aaaa")], "rslvr-out-"),
+        ([spoke(account_id=MEMBER)], "role_arn: required"),
+        ([spoke(account_id=MEMBER, role_arn=OTHER_ROLE)], f"of account {OTHER}"),
+        ([spoke(role_arn=ROLE)], "need an account_id"),
+        ([spoke(**in_member(external_id="x"))], "external_id"),
+    ],
+)
+def test_a_bad_spoke_names_the_item_and_field(spokes: list[Any], fragment: str) -> None:
+    found = errors_of([hub_item(A, spokes=spokes), hub_item(B)])
+    assert found, "expected an error"
+    assert all(f"hub item '{A}'" in e for e in found)
+    assert any("spokes" in e and fragment in e for e in found), found
+
+
+def test_a_spoke_vpc_cannot_also_be_one_of_the_hubs_vpc_ids() -> None:
+    found = errors_of([hub_item(A, vpc_ids=[SPOKE_VPC], spokes=[spoke()])])
+    assert any("already listed in vpc_ids" in e for e in found)
+
+
+def test_a_central_spoke_needs_a_hub_that_forwards() -> None:
+    item = hub_item(A, outbound_endpoint_id=None, spokes=[spoke(mode="central")])
+    item = {k: v for k, v in item.items() if v is not None}
+    assert any("set outbound_endpoint_id" in e for e in errors_of([item]))
+
+
+def test_a_shared_vpc_must_be_in_another_account_than_the_hub() -> None:
+    shared = {"vpc_id": SHARED_VPC, "account_id": MEMBER, "role_arn": ROLE}
+    found = errors_of([hub_item(A, **in_member(), shared_vpcs=[shared])])
+    assert any("in the hub's own account; list it in vpc_ids" in e for e in found)
+
+
+def test_naming_the_home_account_is_the_same_as_naming_none() -> None:
+    home_role = f"arn:aws:iam::{HOME}:role/anything"
+    item = hub_item(A, account_id=HOME, role_arn=home_role, spokes=[spoke(account_id=HOME)])
+    hubs = parse_hubs([item], KNOWN, HOME)
+    assert not hubs.errors
+    assert hubs.hubs[A].account == ""
+    assert hubs.hubs[A].spokes[0].account == ""
+    assert hubs.accounts() == {}
+
+
+def test_every_entry_must_reach_an_account_the_same_way() -> None:
+    other_way = {"account_id": MEMBER, "role_arn": ROLE, "external_id": "another-id"}
+    items = [hub_item(A, **in_member()), hub_item(B, spokes=[spoke(**other_way)])]
+    found = parse_hubs(items, KNOWN, HOME).errors
+    assert [(e.region, e.field) for e in found] == [(B, "role_arn")]
+    assert "reached with another role_arn or external_id in the item of us-east-1" in str(found[0])
+
+
+# --- desired rules ------------------------------------------------------------------------------
+
+
+def three_hubs(**a_fields: Any) -> list[dict[str, Any]]:
+    return [hub_item(A, **a_fields), hub_item(B), hub_item(C)]
+
+
+def states_with_spoke(*spokes: Any, where: str = A) -> dict[str, RegionState]:
+    states = {r: region_state(r) for r in (A, B, C)}
+    if where == A:
+        states[A] = replace(states[A], endpoints=(*states[A].endpoints, *spokes))
+    else:
+        states[where] = RegionState(A, account=MEMBER, endpoints=tuple(spokes))
+    return states
+
+
+def peer_domains(*regions: str) -> set[str]:
+    return {f"{r}.{d}." for r in regions for d in ("amazonaws.com", "vpce.amazonaws.com")}
+
+
+def test_a_direct_spoke_gets_a_copy_of_the_cross_region_rules_through_its_own_endpoint() -> None:
+    _, desired, _ = plan_for(three_hubs(spokes=[spoke()]), states_with_spoke(spoke_endpoint()))
+    mine = [r for r in desired.rules if r.source == SPOKE_VPC]
+    hubs = [r for r in desired.rules if r.region == A and not r.source]
+    assert {r.domain for r in mine} == {r.domain for r in hubs} == peer_domains(B, C)
+    for rule in mine:
+        assert rule.endpoint_id == SPOKE_OUT
+        assert rule.vpc_ids == {SPOKE_VPC}
+        assert rule.targets == frozenset(Target(ip) for ip in ids(rule.target_region).ips)
+        assert rule.domain.startswith(rule.target_region)
+
+
+def test_a_central_spoke_sends_every_peer_domain_to_its_own_hub() -> None:
+    items = three_hubs(spokes=[spoke(mode="central")])
+    _, desired, _ = plan_for(items, states_with_spoke(spoke_endpoint()))
+    mine = [r for r in desired.rules if r.source == SPOKE_VPC]
+    assert {r.domain for r in mine} == peer_domains(B, C)
+    own_hub = frozenset(Target(ip) for ip in ids(A).ips)
+    assert all(r.targets == own_hub and r.vpc_ids == {SPOKE_VPC} for r in mine)
+    # No loop: never associated with the hub VPC that holds the inbound endpoint.
+    assert all(ids(A).vpc not in r.vpc_ids for r in mine)
+    # Each rule records whose domain it is, so a peer that cannot be read keeps them.
+    assert {r.target_region for r in mine} == {B, C}
+
+
+def test_a_central_spoke_with_a_parent_domain_has_one_rule() -> None:
+    items = three_hubs(spokes=[spoke(mode="central", parent_domain="AmazonAWS.com")])
+    _, desired, _ = plan_for(items, states_with_spoke(spoke_endpoint()))
+    mine = [r for r in desired.rules if r.source == SPOKE_VPC]
+    assert [(r.domain, r.target_region) for r in mine] == [("amazonaws.com.", A)]
+
+
+def test_a_spoke_in_another_account_gets_its_rules_there() -> None:
+    items = three_hubs(spokes=[spoke(**in_member())])
+    member = location(A, MEMBER)
+    hub_set, desired, plan = plan_for(items, states_with_spoke(spoke_endpoint(), where=member))
+    assert set(hub_set.accounts()) == {MEMBER}
+    mine = [r for r in desired.rules if r.source == SPOKE_VPC]
+    assert mine
+    assert {r.location for r in mine} == {member}
+    creates = [c for c in plan.changes if c.kind is ChangeKind.CREATE_RULE and c.source]
+    assert {(c.account, c.region) for c in creates} == {(MEMBER, A)}
+    assert len(creates) == 4
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "kind"),
+    [
+        (None, "error"),
+        (ObservedEndpoint(SPOKE_OUT, "INBOUND", "OPERATIONAL", SPOKE_VPC), "error"),
+        (spoke_endpoint(vpc=SPOKE2_VPC), "error"),
+        (spoke_endpoint(status="CREATING"), "pending"),
+        (spoke_endpoint(status="ACTION_NEEDED"), "degraded"),
+    ],
+)
+def test_a_spoke_whose_endpoint_cannot_be_used_is_frozen_alone(endpoint: Any, kind: str) -> None:
+    items = three_hubs(spokes=[spoke()])
+    good = states_with_spoke(spoke_endpoint())
+    _, desired, _ = plan_for(items, good)
+    kept = converged(MESH, desired, good)
+    # Its rules, pointing to a peer whose IPs changed, would otherwise be updated.
+    states = states_with_spoke(*([endpoint] if endpoint else []))
+    states = {
+        w: replace(s, rules=kept[w].rules, associations=kept[w].associations)
+        for w, s in states.items()
+    }
+    states[B] = replace(
+        states[B],
+        endpoints=(
+            ObservedEndpoint(ids(B).inbound, "INBOUND", "OPERATIONAL", ids(B).vpc, ("10.9.9.9",)),
+            states[B].endpoints[1],
+        ),
+    )
+    _, desired, plan = plan_for(items, states)
+    assert (A, SPOKE_VPC) in desired.frozen_sources
+    assert not [c for c in plan.changes if c.source == SPOKE_VPC]
+    hub_updates = [c for c in plan.changes if c.region == A and c.kind is ChangeKind.UPDATE_RULE]
+    assert len(hub_updates) == 2  # the hub itself goes on
+    if kind == "error":
+        assert [(e.region, e.field) for e in desired.errors] == [(A, "spokes")]
+        assert "entry 0" in desired.errors[0].message
+    else:
+        assert any(f"spoke {SPOKE_VPC} of hub {A}" in d for d in desired.degraded)
+        assert (A in desired.pending) is (kind == "pending")
+
+
+def test_a_disabled_spoke_loses_its_rules_and_nothing_else() -> None:
+    good = states_with_spoke(spoke_endpoint())
+    _, desired, _ = plan_for(three_hubs(spokes=[spoke()]), good)
+    states = converged(MESH, desired, good)
+    _, _, plan = plan_for(three_hubs(spokes=[spoke(enabled=False)]), states)
+    assert {c.kind for c in plan.changes} == {ChangeKind.DISASSOCIATE, ChangeKind.DELETE_RULE}
+    assert {c.source for c in plan.changes} == {SPOKE_VPC}
+    assert sum(c.kind is ChangeKind.DELETE_RULE for c in plan.changes) == 4
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+def test_markers_record_the_spoke_and_keep_the_target_region() -> None:
+    marker = creator_request_ids(MESH, A, "x.example.", B, SPOKE_VPC)[0]
+    hub_marker = creator_request_ids(MESH, A, "x.example.", B)[0]
+    assert marker.startswith(f"resolver-mesh/{MESH}/{B}/{SPOKE_VPC}/")
+    assert (owned_target_region(marker, MESH), owned_source(marker, MESH)) == (B, SPOKE_VPC)
+    assert (owned_target_region(hub_marker, MESH), owned_source(hub_marker, MESH)) == (B, "")
+    assert marker != hub_marker
+
+
+@pytest.mark.parametrize("mode", ["direct", "central"])
+@pytest.mark.parametrize("where", [A, location(A, MEMBER)])
+def test_spokes_converge_and_then_plan_nothing(mode: str, where: str) -> None:
+    extra = in_member() if where != A else {}
+    items = three_hubs(spokes=[spoke(mode=mode, **extra), spoke(SPOKE2_VPC, SPOKE2_OUT, "central")])
+    states = states_with_spoke(spoke_endpoint(), where=where)
+    states[A] = replace(
+        states[A], endpoints=(*states[A].endpoints, spoke_endpoint(SPOKE2_VPC, SPOKE2_OUT))
+    )
+    _, desired, plan = plan_for(items, states)
+    # hub + two spokes in A, each forwarding 4 peer domains; B's and C's hubs 4 each
+    in_a = [c for c in plan.changes if c.region == A]
+    assert sum(c.kind is ChangeKind.CREATE_RULE for c in in_a) == 12
+    assert sum(c.kind is ChangeKind.ASSOCIATE for c in in_a) == 12
+    assert plan.counts()["create_rule"] == 20
+    _, _, again = plan_for(items, converged(MESH, desired, states))
+    assert again.changes == ()
+
+
+def test_a_vpc_moved_from_the_hub_to_a_spoke_leaves_the_hub_rule_first() -> None:
+    before = three_hubs(vpc_ids=[SPOKE_VPC])
+    states = states_with_spoke(spoke_endpoint())
+    _, desired, _ = plan_for(before, states)
+    states = converged(MESH, desired, states)
+    _, _, plan = plan_for(three_hubs(spokes=[spoke()]), states)
+    order = [(c.kind, c.domain, c.source) for c in plan.changes if c.vpc_id == SPOKE_VPC]
+    for domain in peer_domains(B, C):
+        leave = order.index((ChangeKind.DISASSOCIATE, domain, ""))
+        join = order.index((ChangeKind.ASSOCIATE, domain, SPOKE_VPC))
+        assert leave == join - 1  # AWS allows one rule per domain in a VPC
+
+
+def test_a_central_spokes_rules_for_an_unreadable_peer_are_kept() -> None:
+    items = three_hubs(spokes=[spoke(mode="central")])
+    good = states_with_spoke(spoke_endpoint())
+    _, desired, _ = plan_for(items, good)
+    states = converged(MESH, desired, good)
+    states[B] = RegionState(B, error="AccessDenied")
+    _, desired, plan = plan_for(items, states)
+    assert B in desired.protected_targets
+    assert not [c for c in plan.changes if c.kind is ChangeKind.DELETE_RULE]
+
+
+def test_rules_of_another_spoke_or_hub_are_not_mistaken_for_duplicates() -> None:
+    items = three_hubs(spokes=[spoke()])
+    good = states_with_spoke(spoke_endpoint())
+    _, desired, _ = plan_for(items, good)
+    states = converged(MESH, desired, good)
+    rules = managed_rules(states[A], MESH)
+    assert len(rules) == 8
+    assert len({r.domain for r in rules}) == 4
+
+
+# --- sharing ------------------------------------------------------------------------------------
+
+
+def shared_items(*accounts: str) -> list[dict[str, Any]]:
+    roles = {MEMBER: ROLE, OTHER: OTHER_ROLE}
+    shared = [
+        {"vpc_id": f"vpc-{n:017x}", "account_id": account, "role_arn": roles[account]}
+        for n, account in enumerate(accounts, start=0xC)
+    ]
+    return three_hubs(shared_vpcs=shared)
+
+
+def shared_world(*accounts: str) -> tuple[dict[str, RegionState], Any]:
+    states = {r: region_state(r) for r in (A, B, C)}
+    for account in accounts:
+        states[location(A, account)] = RegionState(A, account=account)
+    _, desired, _ = plan_for(shared_items(*accounts), states)
+    return converged(MESH, desired, states), desired
+
+
+def test_the_hub_rules_are_shared_with_the_accounts_of_its_shared_vpcs() -> None:
+    states, _ = shared_world(MEMBER, OTHER)
+    _, desired, plan = plan_for(shared_items(MEMBER, OTHER), states)
+    assert [(s.region, s.owner, s.principal) for s in desired.shares] == [
+        (A, "", MEMBER),
+        (A, "", OTHER),
+    ]
+    [create] = plan.changes
+    assert create.kind is ChangeKind.CREATE_SHARE
+    assert create.location == A
+    assert create.name == "resolver-mesh-mesh"
+    assert create.principals == (MEMBER, OTHER)
+    assert set(create.resources) == {r.arn for r in managed_rules(states[A], MESH)}
+
+
+def share_of(states: dict[str, RegionState], *principals: str) -> ObservedShare:
+    return ObservedShare(
+        "arn:aws:ram:us-east-1:123456789012:resource-share/ours",
+        "resolver-mesh-mesh",
+        frozenset(r.arn for r in managed_rules(states[A], MESH)),
+        frozenset(principals),
+    )
+
+
+def received(states: dict[str, RegionState], account: str, vpcs: tuple[str, ...]) -> RegionState:
+    """The receiving location once the share is accepted: the hub's rules are visible."""
+    rules = tuple(
+        replace(r, share_status="SHARED_WITH_ME", owner_id=HOME)
+        for r in managed_rules(states[A], MESH)
+    )
+    associations = tuple(
+        ObservedAssociation(f"assoc-{r.id}-{v}", r.id, v, "COMPLETE") for r in rules for v in vpcs
+    )
+    return RegionState(A, rules=rules, associations=associations, account=account)
+
+
+def test_the_receiving_account_accepts_then_associates_its_vpcs() -> None:
+    states, _ = shared_world(MEMBER)
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
+    member = location(A, MEMBER)
+    invitation = ObservedInvitation("arn:invitation", "resolver-mesh-mesh", HOME)
+    stranger = ObservedInvitation("arn:stranger", "resolver-mesh-mesh", OTHER)
+    states[member] = replace(states[member], invitations=(invitation, stranger))
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    assert [(c.kind, c.share_arn) for c in plan.changes] == [
+        (ChangeKind.ACCEPT_SHARE, "arn:invitation")
+    ]
+
+    states[member] = received(states, MEMBER, ())
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    associations = [c for c in plan.changes if c.kind is ChangeKind.ASSOCIATE]
+    assert len(associations) == len(plan.changes) == 4
+    assert {(c.account, c.vpc_id) for c in associations} == {(MEMBER, SHARED_C)}
+
+    states[member] = received(states, MEMBER, (SHARED_C,))
+    assert plan_for(shared_items(MEMBER), states)[2].changes == ()
+
+
+def test_a_shared_vpc_removed_is_disassociated_and_its_account_unshared() -> None:
+    states, _ = shared_world(MEMBER, OTHER)
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER, OTHER),))
+    for account, vpc in ((MEMBER, SHARED_C), (OTHER, SHARED_D)):
+        states[location(A, account)] = received(states, account, (vpc,))
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    unshare = [c for c in plan.changes if c.kind is ChangeKind.UNSHARE]
+    assert [(c.principals, c.resources) for c in unshare] == [((OTHER,), ())]
+    leaving = [c for c in plan.changes if c.kind is ChangeKind.DISASSOCIATE]
+    assert {(c.account, c.vpc_id) for c in leaving} == {(OTHER, SHARED_D)}
+    assert not [c for c in plan.changes if c.kind is ChangeKind.DELETE_RULE]
+
+    _, _, plan = plan_for(three_hubs(), states)
+    kinds = {(c.kind, c.account) for c in plan.changes}
+    assert (ChangeKind.DELETE_SHARE, "") in kinds
+    assert {k for k, _ in kinds} == {ChangeKind.DELETE_SHARE, ChangeKind.DISASSOCIATE}
+
+
+def test_a_deleted_hub_rule_leaves_the_share_before_it_is_deleted() -> None:
+    states, _ = shared_world(MEMBER)
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
+    _, _, plan = plan_for(
+        [shared_items(MEMBER)[0], hub_item(B), hub_item(C, enabled=False)], states
+    )
+    kinds = [c.kind for c in plan.changes if c.location == A]
+    assert kinds.index(ChangeKind.UNSHARE) < kinds.index(ChangeKind.DELETE_RULE)
+    [unshare] = [c for c in plan.changes if c.kind is ChangeKind.UNSHARE]
+    assert len(unshare.resources) == 2
+    assert not unshare.principals
+
+
+def test_rules_shared_with_an_account_are_never_managed_there() -> None:
+    states, _ = shared_world(MEMBER)
+    member = location(A, MEMBER)
+    states[member] = received(states, MEMBER, (SHARED_C,))
+    assert managed_rules(states[member], MESH) == []
+    _, _, plan = plan_for(three_hubs(), states)  # no shared VPC any more
+    in_member = [c for c in plan.changes if c.account == MEMBER]
+    assert {c.kind for c in in_member} == {ChangeKind.DISASSOCIATE}
+
+
+def test_a_receiving_vpc_that_uses_another_rule_is_a_conflict() -> None:
+    states, _ = shared_world(MEMBER)
+    member = location(A, MEMBER)
+    state = received(states, MEMBER, ())
+    theirs = ObservedRule(
+        "rslvr-rr-theirs",
+        f"{B}.amazonaws.com.",
+        "FORWARD",
+        "t",
+        "COMPLETE",
+        None,
+        frozenset(),
+        "someone-else",
+    )
+    states[member] = replace(
+        state,
+        rules=(*state.rules, theirs),
+        associations=(ObservedAssociation("x", theirs.id, SHARED_C, "COMPLETE"),),
+    )
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    assert [(c.account, c.their_rule_id) for c in plan.conflicts] == [(MEMBER, theirs.id)]
+    assert len([c for c in plan.changes if c.kind is ChangeKind.ASSOCIATE]) == 3
+
+
+# --- safety across accounts --------------------------------------------------------------------
+
+
+def test_the_guard_counts_rules_in_every_account_and_shares_withdrawn() -> None:
+    items = [
+        hub_item(r, spokes=[spoke(f"vpc-{n:017x}", f"rslvr-out-{n:017x}", **in_member())])
+        for n, r in enumerate((A, B, C), start=1)
+    ]
+    states = {r: region_state(r) for r in (A, B, C)}
+    for n, r in enumerate((A, B, C), start=1):
+        states[location(r, MEMBER)] = RegionState(
+            r, account=MEMBER, endpoints=(spoke_endpoint(f"vpc-{n:017x}", f"rslvr-out-{n:017x}"),)
+        )
+    _, desired, _ = plan_for(items, states)
+    states = converged(MESH, desired, states)
+    assert sum(len(managed_rules(s, MESH)) for s in states.values()) == 24
+    no_spokes = [hub_item(r) for r in (A, B, C)]
+    hub_set, desired, plan = plan_for(no_spokes, states)
+    guard = Guard(max_fraction=0.4)
+    verdict = check_plan(plan, states, set(states), MESH, guard, staying=hub_set.enabled)
+    assert not verdict.allowed
+    assert "delete 12 and retarget 0 of the 24" in verdict.refusals[0]
+
+
+def test_quotas_are_counted_per_account_and_warned_about_before_they_are_reached() -> None:
+    rule = ObservedRule("r", "x.", "FORWARD", "n", "COMPLETE", None, frozenset(), "c")
+    full = RegionState(A, rules=tuple(replace(rule, id=f"r{n}") for n in range(950)))
+    states = {A: full, location(A, MEMBER): replace(full, account=MEMBER, rules=())}
+    verdict = check_plan(
+        make_plan(MESH, desired_rules(MESH, parse_hubs([], KNOWN), states), states, set(states)),
+        states,
+        set(states),
+        MESH,
+        Guard(),
+    )
+    assert verdict.allowed
+    assert verdict.warnings == (f"{A}: 950 rules after this plan, close to the quota of 1000",)
