@@ -212,3 +212,58 @@ def test_a_shared_vpc_in_another_account_gets_the_hub_rules_through_ram(
     shares = aws("ram", HOME_REGION).get_resource_shares(resourceOwner="SELF")["resourceShares"]
     assert all(s["status"] in ("DELETED", "DELETING") for s in shares)
     assert len(rules_and_vpcs(aws)) == 4  # the hub's own rules stay
+
+
+def test_verify_follows_spokes_and_shared_vpcs_into_every_account(
+    mesh: Mesh, spokes: Callable[..., SpokeResources], member: CachedClients, aws: ClientFactory
+) -> None:
+    access = {"account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
+    direct, central = spokes(), spokes(member, "member-spoke")
+    shared = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
+    mesh.update(
+        HOME_REGION,
+        spokes=[
+            {
+                "vpc_id": direct.vpc_id,
+                "outbound_endpoint_id": direct.outbound_endpoint_id,
+                "mode": "direct",
+            },
+            {
+                "vpc_id": central.vpc_id,
+                "outbound_endpoint_id": central.outbound_endpoint_id,
+                "mode": "central",
+                "parent_domain": "amazonaws.com",
+                **access,
+            },
+        ],
+        shared_vpcs=[{"vpc_id": shared, **access}],
+    )
+    assert mesh.resync()["ok"]
+    result = mesh.cli("verify", "--json")
+    assert result.code == 0, result.out
+    matrix = result.json
+    roles = {(v["vpc_id"], v["role"], v.get("account", "")) for v in matrix["vpcs"]}
+    assert {
+        (direct.vpc_id, "direct spoke", ""),
+        (central.vpc_id, "central spoke", MEMBER),
+        (shared, "shared", MEMBER),
+    } <= roles
+    cells = {(c["vpc_id"], c["name"]): c for c in matrix["cells"]}
+    peer = "us-west-2.amazonaws.com."
+    assert cells[direct.vpc_id, peer]["status"] == "private"
+    assert cells[direct.vpc_id, peer]["via"] == "us-west-2"
+    assert cells[shared, peer]["via"] == "us-west-2"
+    assert cells[central.vpc_id, peer]["status"] == "private"
+    assert "through its hub" in cells[central.vpc_id, peer]["detail"]
+    own = "us-east-1.amazonaws.com."
+    assert cells[central.vpc_id, own]["status"] == "private"  # its hub answers its own names
+
+    # The shared VPC loses its association by hand: verify says so.
+    resolver = member("route53resolver", HOME_REGION)
+    rule_id = cells[shared, peer]["rule_id"]
+    resolver.disassociate_resolver_rule(ResolverRuleId=rule_id, VPCId=shared)
+    broken = mesh.cli("verify", "--json")
+    assert broken.code == 1
+    gaps = {(c["vpc_id"], c["name"], c["status"]) for c in broken.json["problems"]}
+    # the rule covered the domain and the S3 endpoint's name inside it
+    assert gaps == {(shared, name, "gap") for name in (peer, "s3.us-west-2.amazonaws.com.")}

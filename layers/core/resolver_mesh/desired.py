@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -106,6 +107,12 @@ def _validation_errors(region: str, error: ValidationError) -> list[ItemError]:
             location, message = message.split(": ", 1)
         found.append(ItemError(region, location, message))
     return found
+
+
+def names_accounts(items: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether any item names an account anywhere (then the reconciler's own account id is
+    needed to tell it from the others)."""
+    return any("account_id" in json.dumps(item, default=str) for item in items)
 
 
 def parse_hubs(

@@ -17,10 +17,9 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
-from resolver_mesh.desired import Desired, HubSet, desired_rules, parse_hubs
+from resolver_mesh.desired import Desired, HubSet, desired_rules, names_accounts, parse_hubs
 from resolver_mesh.models import (
     Change,
     ChangeKind,
@@ -138,7 +137,7 @@ class Reconciler:
         known = self.aws.known_regions()
         try:
             items = self.aws.hubs_table().read_items()
-            home_account = self.aws.account_id() if _names_accounts(items) else ""
+            home_account = self.aws.account_id() if names_accounts(items) else ""
         except Exception as error:
             report.error("table", f"cannot read the hubs table {self.settings.table_name}: {error}")
             return False
@@ -383,11 +382,6 @@ class Reconciler:
             ram.delete_share(arn)
         else:
             ram.accept(arn)
-
-
-def _names_accounts(items: Iterable[Mapping[str, Any]]) -> bool:
-    """Whether any item names an account (the reconciler's own account id is then needed)."""
-    return any("account_id" in json.dumps(item, default=str) for item in items)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,6 @@ class Report:
     managed_rules: int = 0
     calls: dict[str, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
-    passes: int = 1
 
     @property
     def ok(self) -> bool:
@@ -82,7 +81,7 @@ class Report:
         their changes, counts and apply errors come first."""
         if not earlier:
             return
-        self.passes = len(earlier) + 1
+        self.notes.append(f"sharing across accounts took {len(earlier) + 1} passes")
         self.changes = [change for report in earlier for change in report.changes] + self.changes
         for report in earlier:
             for kind, count in report.counts.items():
@@ -111,5 +110,4 @@ class Report:
             "managed_rules": self.managed_rules,
             "calls": self.calls,
             "duration_seconds": self.duration_seconds,
-            "passes": self.passes,
         }

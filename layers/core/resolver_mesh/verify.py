@@ -34,11 +34,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from resolver_mesh.desired import HubSet, parse_hubs
-from resolver_mesh.models import HubItem, InterfaceEndpoint, ObservedRule, RegionState
+from resolver_mesh.desired import HubSet, names_accounts, parse_hubs
+from resolver_mesh.models import (
+    HubItem,
+    InterfaceEndpoint,
+    ObservedRule,
+    RegionState,
+    location,
+    split_location,
+)
 from resolver_mesh.names import normalise_domain
 from resolver_mesh.plan import rule_target
 from resolver_mesh.reconcile import per_region
@@ -64,7 +71,16 @@ _MAX_HOPS = 8
 class Row:
     region: str
     vpc_id: str
-    role: str  # "hub" or "workload"
+    role: str  # "hub", "workload", "direct spoke", "central spoke" or "shared"
+    account: str = ""  # "" for the reconciler's own account
+
+    @property
+    def location(self) -> str:
+        return location(self.region, self.account)
+
+    def as_dict(self) -> dict[str, str]:
+        data = {"region": self.region, "vpc_id": self.vpc_id, "role": self.role}
+        return data | ({"account": self.account} if self.account else {})
 
 
 @dataclass(frozen=True)
@@ -146,7 +162,7 @@ class Matrix:
             "ok": self.ok,
             "mesh_id": self.mesh_id,
             "regions": sorted({row.region for row in self.rows}),
-            "vpcs": [vars(row) for row in self.rows],
+            "vpcs": [row.as_dict() for row in self.rows],
             "names": [vars(column) for column in self.columns],
             "counts": self.counts(),
             "cells": [cell.as_dict() for cell in self.cells],
@@ -186,21 +202,22 @@ class _World:
 
     def __post_init__(self) -> None:
         for region, hub in self.hubs.items():
-            state = self.states.get(region)
+            state = self.states.get(hub.location)
             endpoint = state.endpoint(hub.inbound_endpoint_id) if state else None
             ips = frozenset(endpoint.attached_ips) if endpoint else frozenset()
             self.inbound_ips[region] = ips
             for ip in ips:
                 self.ip_owner[ip] = region
 
-    def readable(self, region: str) -> bool:
-        state = self.states.get(region)
+    def readable(self, where: str) -> bool:
+        """Whether a location (a hub Region, or `region@account`) was read."""
+        state = self.states.get(self.hubs[where].location if where in self.hubs else where)
         return state is not None and state.error is None
 
-    def matching_rules(self, region: str, vpc_id: str, name: str) -> list[ObservedRule]:
-        """The live rules associated with the VPC whose domain covers `name`, the most
-        specific first."""
-        state = self.states[region]
+    def matching_rules(self, where: str, vpc_id: str, name: str) -> list[ObservedRule]:
+        """The live rules associated with the VPC (of location `where`) whose domain covers
+        `name`, the most specific first."""
+        state = self.states[where]
         rules = {rule.id: rule for rule in state.rules if rule.status not in INACTIVE_RULE}
         found = {
             association.rule_id: rules[association.rule_id]
@@ -220,26 +237,35 @@ class _World:
         return rule_target(rule, self.mesh_id)
 
 
-def _resolve(world: _World, region: str, vpc_id: str, name: str, owner: str | None) -> Cell:
-    """How `name` resolves in `vpc_id` of `region`."""
-    hub = world.hubs[region]
-    cell = Cell(region, vpc_id, name, "unknown")
-    if not world.readable(region):
-        return _with(cell, detail=f"{region} could not be read")
-    rules = world.matching_rules(region, vpc_id, name)
-    expected_forward = (
-        owner is not None
-        and owner in hub.forwards_to(world.hubs)
-        and vpc_id in hub.associated_vpc_ids
+def _expected_via(world: _World, row: Row, owner: str | None, name: str) -> str | None:
+    """The hub a row's VPC should forward `name` to, by its role; None: no rule expected."""
+    hub = world.hubs[row.region]
+    if row.role == "central spoke":
+        spoke = next(s for s in hub.spokes if s.vpc_id == row.vpc_id)
+        if spoke.parent and _covers(spoke.parent, name):
+            return row.region
+        return row.region if owner in hub.peer_regions(world.hubs) else None
+    peers = (
+        hub.peer_regions(world.hubs) if row.role == "direct spoke" else hub.forwards_to(world.hubs)
     )
+    return owner if owner in peers else None
+
+
+def _resolve(world: _World, row: Row, name: str, owner: str | None) -> Cell:
+    """How `name` resolves in the row's VPC."""
+    region, vpc_id = row.region, row.vpc_id
+    cell = Cell(region, vpc_id, name, "unknown")
+    if not world.readable(row.location):
+        return _with(cell, detail=f"{row.location} could not be read")
+    rules = world.matching_rules(row.location, vpc_id, name)
+    expected = _expected_via(world, row, owner, name)
     if not rules:
-        if expected_forward:
-            why = "" if world.inbound_ips.get(str(owner)) else f"; {owner} has no ATTACHED IP"
-            return _with(cell, status="gap", detail=f"no rule forwards it to {owner}{why}")
+        if expected:
+            why = "" if world.inbound_ips.get(expected) else f"; {expected} has no ATTACHED IP"
+            return _with(cell, status="gap", detail=f"no rule forwards it to {expected}{why}")
         if owner == region:
             return _with(cell, status="local", detail="answered in its own Region")
         return _with(cell, status="public", detail="no rule: the recursive resolver answers")
-
     winner = rules[0]
     cell = _with(
         cell,
@@ -284,6 +310,8 @@ def _resolve(world: _World, region: str, vpc_id: str, name: str, owner: str | No
     missing = tuple(sorted(current - set(cell.targets)))
     cell = _with(cell, stale_ips=stale, missing_ips=missing)
     path = _onward(world, via, name, [region])
+    if row.role == "central spoke" and via == region and not stale:
+        return _through_own_hub(cell, path, owner)
     if path:
         return _with(
             cell,
@@ -308,14 +336,29 @@ def _resolve(world: _World, region: str, vpc_id: str, name: str, owner: str | No
     return _with(cell, status="private", detail=detail)
 
 
+def _through_own_hub(cell: Cell, path: list[str], owner: str | None) -> Cell:
+    """A central spoke's name reached its own hub: private if the hub answers it (its own
+    names) or forwards it once, straight to the owner."""
+    region = cell.region
+    if not path and owner in (None, region):
+        return _with(cell, status="private", detail=f"answered by its hub in {region}")
+    if path == [region, region, owner]:
+        return _with(cell, status="private", detail=f"forwarded to {owner} through its hub")
+    if not path:
+        return _with(cell, status="gap", detail=f"its hub in {region} does not forward it")
+    return _with(
+        cell, status="loop", path=tuple(path), detail=f"its hub sends it on: {' -> '.join(path)}"
+    )
+
+
 def _onward(world: _World, via: str, name: str, path: list[str]) -> list[str]:
     """The Regions a query goes through once it reaches `via`'s inbound endpoint, when the
     hub VPC there forwards it onward again (a chain, or a cycle when a Region comes back);
     empty when `via` answers it."""
     hops = [*path, via]
     while len(hops) <= _MAX_HOPS:
-        here = hops[-1]
-        rules = world.matching_rules(here, world.hubs[here].vpc_id, name)
+        here = world.hubs[hops[-1]]
+        rules = world.matching_rules(here.location, here.vpc_id, name)
         nxt = world.target_hub(rules[0]) if rules and rules[0].rule_type == "FORWARD" else None
         if nxt is None or not world.readable(nxt):
             break
@@ -340,10 +383,11 @@ def verify_mesh(
     errors = [str(error) for error in hub_set.errors]
     notes: list[str] = []
     for region in hubs:
-        state = states.get(region)
+        state = states.get(hubs[region].location)
         if state is None or state.error:
             errors.append(
-                f"{region}: cannot read Route 53 Resolver: {state.error if state else ''}"
+                f"{hubs[region].location}: cannot read Route 53 Resolver:"
+                f" {state.error if state else ''}"
             )
         elif not state.endpoint(hubs[region].inbound_endpoint_id):
             errors.append(
@@ -371,17 +415,23 @@ def verify_mesh(
         Column(name, kind, _owner(name, hubs))
         for name, kind in sorted(names.items(), key=lambda kv: (_column_key(kv[0]), kv[0]))
     )
-    rows = tuple(
-        Row(region, vpc_id, "hub" if vpc_id == hub.vpc_id else "workload")
-        for region, hub in hubs.items()
-        for vpc_id in (hub.vpc_id, *sorted(set(hub.vpc_ids) - {hub.vpc_id}))
-    )
+    rows = tuple(row for hub in hubs.values() for row in _rows(hub))
     cells = tuple(
-        _resolve(world, row.region, row.vpc_id, column.name, column.owner)
-        for row in rows
-        for column in columns
+        _resolve(world, row, column.name, column.owner) for row in rows for column in columns
     )
     return Matrix(mesh_id, rows, columns, cells, tuple(errors), tuple(notes))
+
+
+def _rows(hub: HubItem) -> list[Row]:
+    """The VPCs that use a hub's Region's rules: the hub, its workload VPCs, its enabled spokes
+    and its shared VPCs (in their accounts)."""
+    rows = [Row(hub.region, hub.vpc_id, "hub", hub.account)]
+    rows += [Row(hub.region, v, "workload", hub.account) for v in sorted(set(hub.vpc_ids))]
+    rows += [
+        Row(hub.region, s.vpc_id, f"{s.mode} spoke", s.account) for s in hub.spokes if s.enabled
+    ]
+    rows += [Row(hub.region, v.vpc_id, "shared", v.account) for v in hub.shared_vpcs]
+    return rows
 
 
 def _column_key(name: str) -> tuple[str, int]:
@@ -486,37 +536,52 @@ def matrix_mermaid(matrix: Matrix) -> str:
 def observe_mesh(
     aws: Aws, hub_set: HubSet
 ) -> tuple[dict[str, RegionState], dict[str, tuple[InterfaceEndpoint, ...]], list[str]]:
-    """Rules, associations and endpoints of every enabled hub's Region, and the interface
-    endpoints of its hub VPC, read in parallel. Returns the states, the endpoints and the
-    errors of the endpoint reads (a Region that cannot be read has `RegionState.error`)."""
+    """Rules, associations and endpoints of every location of the matrix (each enabled hub's
+    Region and account, and those of its spokes and shared VPCs), and the interface endpoints
+    of each hub VPC, read in parallel. Returns the states by location, the endpoints by hub
+    Region and the errors of the endpoint reads (a location that cannot be read has
+    `RegionState.error`)."""
     hubs = hub_set.enabled
     errors: list[str] = []
+    accounts = hub_set.accounts()
+    locations = {row.location for hub in hubs.values() for row in _rows(hub)}
 
-    def observe(region: str) -> tuple[RegionState, tuple[InterfaceEndpoint, ...]]:
-        hub = hubs[region]
+    def observe(where: str) -> tuple[RegionState, tuple[InterfaceEndpoint, ...]]:
+        region, account = split_location(where)
+        hub = hubs[region] if hubs[region].location == where else None
+        found: tuple[InterfaceEndpoint, ...] = ()
         try:
-            state = aws.resolver(region).read(
-                rules=True, endpoints=True, inbound_ids=(hub.inbound_endpoint_id,)
+            here = aws.member(accounts[account]) if account else aws
+            state = here.resolver(region).read(
+                rules=True,
+                endpoints=hub is not None,
+                inbound_ids=(hub.inbound_endpoint_id,) if hub else (),
             )
+            state = replace(state, account=account)
         except Exception as error:
-            state = RegionState(region, error=f"{type(error).__name__}: {error}")
-        try:
-            found = aws.interface_endpoints(region, hub.vpc_id)
-        except Exception as error:
-            errors.append(f"{region}: cannot list the VPC endpoints of {hub.vpc_id}: {error}")
-            found = ()
+            return RegionState(
+                region, account=account, error=f"{type(error).__name__}: {error}"
+            ), ()
+        if hub is not None:
+            try:
+                found = here.interface_endpoints(region, hub.vpc_id)
+            except Exception as error:
+                errors.append(f"{where}: cannot list the VPC endpoints of {hub.vpc_id}: {error}")
         return state, found
 
-    results = per_region(observe, hubs)
-    states = {region: state for region, (state, _) in results.items()}
-    endpoints = {region: found for region, (_, found) in results.items()}
+    results = per_region(observe, locations)
+    states = {where: state for where, (state, _) in results.items()}
+    endpoints = {
+        region: results[hub.location][1] for region, hub in hubs.items() if hub.location in results
+    }
     return states, endpoints, errors
 
 
 def verify(aws: Aws) -> Matrix:
     """Read the table and the live state, and build the matrix."""
     items = aws.hubs_table().read_items()
-    hub_set = parse_hubs(items, aws.known_regions())
+    home_account = aws.account_id() if names_accounts(items) else None
+    hub_set = parse_hubs(items, aws.known_regions(), home_account)
     states, endpoints, errors = observe_mesh(aws, hub_set)
     matrix = verify_mesh(aws.settings.mesh_id, hub_set, states, endpoints)
     if not errors:
