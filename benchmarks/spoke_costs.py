@@ -29,8 +29,9 @@ contacted), after `emulator.reset()`:
    that run (compared with README's "rules updated": its writes less its `sts:AssumeRole`).
 
 The Markdown table is printed at the end, with each measured count compared with README's
-formula. `CALLS_PER_SECOND` is 1000 (this measures counts, not time) and the mass-change guard
-is off (with few hubs, a peer's IP change retargets most direct spokes' rules).
+formula. `CALLS_PER_SECOND` is 1000 (this measures counts, not time), the mass-change guard is
+off (with few hubs, a peer's IP change retargets most direct spokes' rules), and the emulator's
+limit of Resolver endpoints per Region is raised to fit the hub's two and the S spokes' own.
 """
 
 from __future__ import annotations
@@ -380,6 +381,17 @@ def markdown(cells: list[Cell]) -> str:
     return "\n".join(lines)
 
 
+def allow_endpoints(per_region: int) -> None:
+    """Let the emulator hold `per_region` Resolver endpoints per account and Region. moto
+    refuses the 6th, like AWS's default quota of endpoints per Region (adjustable): the hub's
+    inbound and outbound endpoints and S spokes' outbound endpoints share one Region."""
+    from moto.route53resolver.models import ResolverEndpoint
+
+    ResolverEndpoint.MAX_ENDPOINTS_PER_REGION = max(
+        ResolverEndpoint.MAX_ENDPOINTS_PER_REGION, per_region
+    )
+
+
 def isolate_from_aws() -> None:
     """Only the emulator: no profile, no config file, no per-service endpoint."""
     for name in list(os.environ):
@@ -401,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     isolate_from_aws()
+    allow_endpoints(2 + max(args.spokes))
     started = time.monotonic()
     cells: list[Cell] = []
     with LocalEmulator() as emulator, counting_assume_role(emulator) as counter:

@@ -124,6 +124,10 @@ def test_direct_and_central_spokes_get_their_own_rules(
         "amazonaws.com.": own_hub
     }
     assert mesh.resync()["counts"] == {k: 0 for k in result["counts"]}
+    listed = mesh.cli("hubs", "list").out.splitlines()
+    assert listed[0].split()[-3:] == ["ACCOUNT", "SPOKES", "SHARED"]
+    [home] = [line for line in listed if line.startswith(HOME_REGION)]
+    assert home.endswith("-        2 central, 1 direct  0")
 
     mesh.update(HOME_REGION, spokes=None)
     removed = mesh.resync()

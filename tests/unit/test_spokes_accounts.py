@@ -485,3 +485,107 @@ def test_quotas_are_counted_per_account_and_warned_about_before_they_are_reached
     )
     assert verdict.allowed
     assert verdict.warnings == (f"{A}: 950 rules after this plan, close to the quota of 1000",)
+
+
+# --- sharing: what the owner and the receivers see of each other --------------------------------
+
+
+def shared_and_received(*vpcs: str) -> dict[str, RegionState]:
+    """The hub's rules shared (SHARED_BY_ME) and received by MEMBER, on `vpcs` there."""
+    states, _ = shared_world(MEMBER)
+    by_me = tuple(replace(r, share_status="SHARED_BY_ME") for r in states[A].rules)
+    states[A] = replace(states[A], rules=by_me, shares=(share_of(states, MEMBER),))
+    states[location(A, MEMBER)] = received(states, MEMBER, vpcs)
+    return states
+
+
+def test_a_receiver_keeps_the_shared_rules_of_a_peer_that_cannot_be_read() -> None:
+    states = shared_and_received(SHARED_C)
+    states[B] = RegionState(B, error="AccessDenied")
+    _, desired, plan = plan_for(shared_items(MEMBER), states)
+    assert B in desired.protected_targets
+    assert [c for c in plan.changes if c.account == MEMBER] == []
+
+
+def test_a_receiver_ignores_shared_rules_that_no_hub_location_we_read_offers() -> None:
+    states = shared_and_received(SHARED_C)
+    member = location(A, MEMBER)
+    forged = replace(
+        states[member].rules[0],
+        id="rslvr-rr-forged",
+        arn=f"arn:aws:route53resolver:{A}:{OTHER}:resolver-rule/rslvr-rr-forged",
+        owner_id=OTHER,
+    )
+    forged_on = ObservedAssociation("forged", forged.id, "vpc-0000000000000dddd", "COMPLETE")
+    states[member] = replace(
+        states[member],
+        rules=(forged, *states[member].rules),
+        associations=(*states[member].associations, forged_on),
+    )
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    assert [c for c in plan.changes if c.rule_id == forged.id] == []
+    assert plan.changes == ()
+
+
+def test_the_owner_keeps_a_shared_rule_a_receiver_still_uses_and_the_receiver_waits() -> None:
+    states = shared_and_received(SHARED_C)
+    # B's vpce domain moves to C's hub: the owner makes a new rule and retires the old one.
+    items = shared_items(MEMBER)
+    items[1] = hub_item(B, domains=["{region}.amazonaws.com"])
+    items[2] = hub_item(
+        C,
+        domains=[
+            "{region}.amazonaws.com",
+            "{region}.vpce.amazonaws.com",
+            f"{B}.vpce.amazonaws.com",
+        ],
+    )
+    _, _, plan = plan_for(items, states)
+    retired = f"{B}.vpce.amazonaws.com."
+    owner = [c for c in plan.changes if c.location == A and c.domain == retired]
+    assert [c.kind for c in owner] == [
+        ChangeKind.CREATE_RULE,
+        ChangeKind.DISASSOCIATE,  # the old rule makes way on the hub's own VPC
+        ChangeKind.ASSOCIATE,
+    ]
+    assert not [c for c in owner if c.kind is ChangeKind.DELETE_RULE]
+    assert any("while another account may still use it" in n for n in plan.notes)
+    # The receiver keeps the old rule on its VPC until the new one is shared and visible.
+    assert [c for c in plan.changes if c.account == MEMBER] == []
+
+
+def test_a_receiver_switches_to_the_rule_the_hub_keeps_before_letting_go() -> None:
+    states = shared_and_received(SHARED_C)
+    member = location(A, MEMBER)
+    old = states[member].rules[0]
+    # A duplicate appears at the owner (e.g. a concurrent create) and is shared too.
+    twin = replace(old, id="rslvr-rr-0000-twin", arn=old.arn + "-twin")
+    states[A] = replace(
+        states[A], rules=(*states[A].rules, replace(twin, share_status="SHARED_BY_ME"))
+    )
+    states[member] = replace(states[member], rules=(*states[member].rules, twin))
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    kept = {c.rule_id for c in plan.changes if c.kind is ChangeKind.DELETE_RULE}
+    assert kept in ({old.id}, {twin.id}, set())
+    in_member = [(c.kind, c.rule_id) for c in plan.changes if c.account == MEMBER]
+    if in_member:  # the hub keeps the twin: the receiver moves, making way first
+        assert in_member == [
+            (ChangeKind.DISASSOCIATE, old.id),
+            (ChangeKind.ASSOCIATE, twin.id),
+        ]
+        assert kept == set()  # the old one is still used: deleted on a later pass
+    else:
+        assert kept == {twin.id}  # the hub keeps the one in use; the unused twin goes
+
+
+def test_the_guard_counts_rules_taken_from_receiving_vpcs() -> None:
+    states = shared_and_received(SHARED_C)
+    hub_set, _, plan = plan_for(three_hubs(), states)
+    taken = [c for c in plan.changes if c.kind is ChangeKind.DISASSOCIATE and c.owner]
+    assert len(taken) == 4
+    assert all(c.owner == HOME for c in taken)
+    verdict = check_plan(
+        plan, states, set(states), MESH, Guard(0.1, min_rules=1), staying=hub_set.enabled
+    )
+    assert not verdict.allowed
+    assert "stop sharing" in verdict.refusals[0]

@@ -87,6 +87,7 @@ class Desired:
     # Spokes whose outbound endpoint cannot be used: (location, spoke VPC); their rules are kept.
     frozen_sources: frozenset[tuple[str, str]] = frozenset()
     shares: tuple[DesiredShare, ...] = ()
+    hub_locations: Mapping[str, str] = field(default_factory=dict)  # enabled hub -> location
 
 
 def _item_region(item: Mapping[str, Any]) -> str:
@@ -399,6 +400,7 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
         source_vpcs=source_vpcs,
         frozen_sources=frozenset(frozen_sources),
         shares=tuple(_shares(enabled, frozen)),
+        hub_locations={region: hub.location for region, hub in enabled.items()},
     )
 
 

@@ -521,6 +521,7 @@ class Change:
     share_arn: str | None = None
     resources: tuple[str, ...] = ()
     principals: tuple[str, ...] = ()
+    owner: str = ""  # the account that shares the rule with this one (receiving side)
 
     @property
     def location(self) -> str:
@@ -541,6 +542,7 @@ class Change:
             "endpoint_id": self.endpoint_id,
             "target_region": self.target_region,
             "share_arn": self.share_arn,
+            "owner": self.owner or None,
         }
         data.update({k: v for k, v in optional.items() if v is not None})
         if self.targets:

@@ -126,9 +126,17 @@ _Key = tuple[str, str]  # (source, domain): "" is the hub, else the spoke's VPC 
 
 class _RegionPlanner:
     def __init__(
-        self, mesh_id: str, state: RegionState, desired: Desired, adopt: bool, home_account: str
+        self,
+        mesh_id: str,
+        state: RegionState,
+        desired: Desired,
+        adopt: bool,
+        home_account: str,
+        receivers: _Receivers,
     ) -> None:
         self.mesh_id = mesh_id
+        self.receivers = receivers
+        self.hub_keepers: dict[str, str] = {}  # domain -> ARN of the hub rule that stays
         self.adopt = adopt
         self.state = state
         self.region = state.region
@@ -173,7 +181,6 @@ class _RegionPlanner:
             else:
                 self._converge(want)
         self._plan_share()
-        self._plan_received_shares()
         return self.out
 
     def _retire_unwanted(self, source: str, domain: str) -> None:
@@ -227,6 +234,8 @@ class _RegionPlanner:
         if keeper is None and self.adopt and not want.source:
             keeper = self._adopt(want)
         keeper_id = keeper.id if keeper else None
+        if keeper is not None and not want.source:
+            self.hub_keepers[want.domain] = keeper.arn
         if keeper is None:
             self.out.upserts.append(self._change(ChangeKind.CREATE_RULE, want, None, "new"))
         else:
@@ -316,6 +325,14 @@ class _RegionPlanner:
         self.out.upserts.append(change if retarget else replace(change, targets=()))
 
     def _retire(self, rule: ObservedRule, reason: str) -> None:
+        if rule.share_status == SHARED_BY_ME and (
+            rule.arn in self.receivers.held or self.region in self.receivers.blind
+        ):
+            self.out.notes.append(
+                f"{self.where}: kept {rule.id} ({rule.domain}) while another account may still"
+                " use it through our share"
+            )
+            return
         for vpc_id in sorted(self.vpcs_of[rule.id]):
             self.out.disassociations.append(self._disassociate(rule, vpc_id, reason))
         self.out.deletions.append(self._about(ChangeKind.DELETE_RULE, rule, reason))
@@ -338,6 +355,7 @@ class _RegionPlanner:
             reason=reason,
             account=self.account,
             source=rule_source(rule, self.mesh_id),
+            owner=rule.owner_id if rule.share_status == SHARED_WITH_ME else "",
         )
 
     def _change(
@@ -390,7 +408,11 @@ class _RegionPlanner:
         keeper = shares[0] if shares and principals else None
         for extra in shares[1 if keeper else 0 :]:
             reason = "duplicate share" if keeper else "no VPC of another account uses these rules"
-            self.out.unshares.append(self._share_change(ChangeKind.DELETE_SHARE, extra, reason))
+            self.out.unshares.append(
+                self._share_change(
+                    ChangeKind.DELETE_SHARE, extra, reason, extra.resources, extra.principals
+                )
+            )
         if keeper is None and principals:
             self.out.upserts.append(
                 Change(
@@ -437,9 +459,11 @@ class _RegionPlanner:
             account=self.account,
         )
 
-    def _plan_received_shares(self) -> None:
-        """As an account that receives the hub's rules: accept the share, associate the shared
-        rules with the listed VPCs, and take them off VPCs no longer listed."""
+    def plan_received(self, hub_keepers: Mapping[str, str]) -> None:
+        """As an account that receives the hub's rules: accept the share, put on each listed
+        VPC the rule the hub keeps for each domain, and take shared rules off VPCs no longer
+        listed. Only rules of a hub location we read count (`offered`); while the rule the hub
+        keeps is not visible here yet, the listed VPCs keep what they have."""
         receiving = [
             share
             for share in self.desired.shares
@@ -458,28 +482,27 @@ class _RegionPlanner:
                         account=self.account,
                     )
                 )
-        vpcs = frozenset(vpc for share in receiving for vpc in share.vpc_ids)
-        hub_rules = {
-            rule.domain: rule
-            for rule in self.desired.rules
-            if rule.region == self.region and not rule.source
-        }
+        listed = frozenset(vpc for share in receiving for vpc in share.vpc_ids)
+        offered = self.receivers.offered.get(self.region, frozenset())
         by_domain: dict[str, list[ObservedRule]] = defaultdict(list)
         for rule in self.shared:
-            by_domain[rule.domain].append(rule)
+            if rule.arn in offered:
+                by_domain[rule.domain].append(rule)
+        wanted = {r.domain for r in self.desired.rules if r.region == self.region and not r.source}
         for domain, rules in sorted(by_domain.items()):
-            want = hub_rules.get(domain)
-            wanted_rules = [r for r in rules if want and self.target_of(r) == want.target_region]
-            keeper = min(wanted_rules, key=lambda r: r.id, default=None)
+            keeper = next((r for r in rules if r.arn == hub_keepers.get(domain)), None)
+            waiting = keeper is None and (
+                domain in wanted or any(self.target_of(r) in self.protected_targets for r in rules)
+            )
             for rule in sorted(rules, key=lambda r: r.id):
-                listed = vpcs if rule is keeper else frozenset()
-                for vpc_id in sorted(self.vpcs_of[rule.id] - listed):
+                stays = listed if rule is keeper or waiting else frozenset()
+                for vpc_id in sorted(self.vpcs_of[rule.id] - stays):
                     self.out.disassociations.append(
                         self._disassociate(rule, vpc_id, "VPC no longer uses the shared rule")
                     )
             if keeper is None:
                 continue
-            for vpc_id in sorted(vpcs - self.vpcs_of[keeper.id]):
+            for vpc_id in sorted(listed - self.vpcs_of[keeper.id]):
                 theirs = [r for r in self.theirs[domain] if vpc_id in self.vpcs_of[r.id]]
                 if theirs:
                     self.out.conflicts.append(
@@ -489,6 +512,42 @@ class _RegionPlanner:
                 self.out.associations.append(
                     self._about(ChangeKind.ASSOCIATE, keeper, "shared rule", vpc_id)
                 )
+
+
+@dataclass(frozen=True)
+class _Receivers:
+    """What the accounts receiving shared rules show, per Region: `offered`, the ARNs of the
+    hub rules of ours in the locations we read (only those are associated by a receiver);
+    `held`, the shared rules some receiving VPC uses (their owner keeps them until it lets
+    go); `blind`, Regions where a receiving account could not be read (shared rules are then
+    kept)."""
+
+    offered: Mapping[str, frozenset[str]]
+    held: frozenset[str]
+    blind: frozenset[str]
+
+    @classmethod
+    def of(cls, mesh_id: str, desired: Desired, states: Mapping[str, RegionState]) -> _Receivers:
+        offered: dict[str, set[str]] = defaultdict(set)
+        held: set[str] = set()
+        for state in states.values():
+            if state.error:
+                continue
+            for rule in managed_rules(state, mesh_id):
+                if not rule_source(rule, mesh_id) and rule.arn:
+                    offered[state.region].add(rule.arn)
+            shared = {rule.id: rule.arn for rule in shared_with_us(state, mesh_id)}
+            held |= {shared[a.rule_id] for a in state.associations if a.rule_id in shared}
+        blind = {
+            share.region
+            for share in desired.shares
+            if (found := states.get(location(share.region, share.principal))) is None or found.error
+        }
+        return cls(
+            offered={region: frozenset(arns) for region, arns in offered.items()},
+            held=frozenset(held),
+            blind=frozenset(blind),
+        )
 
 
 def make_plan(
@@ -510,6 +569,8 @@ def make_plan(
     changes: list[Change] = []
     conflicts: list[Conflict] = []
     notes: list[str] = []
+    receivers = _Receivers.of(mesh_id, desired, states)
+    planners: list[_RegionPlanner] = []
     for where in sorted(scope):
         state = states.get(where)
         if state is None or state.error:
@@ -518,8 +579,16 @@ def make_plan(
         if state.region in desired.frozen_regions:
             notes.append(f"{where}: its hub item cannot be used, nothing changes there")
             continue
-        region_plan = _RegionPlanner(mesh_id, state, desired, adopt, home_account).plan()
-        changes.extend(region_plan.changes())
-        conflicts.extend(region_plan.conflicts)
-        notes.extend(region_plan.notes)
+        planner = _RegionPlanner(mesh_id, state, desired, adopt, home_account, receivers)
+        planner.plan()
+        planners.append(planner)
+    # Receivers follow the hub's choice of rule per domain, known once its location is planned.
+    hub_keepers = {
+        p.region: p.hub_keepers for p in planners if desired.hub_locations.get(p.region) == p.where
+    }
+    for planner in planners:
+        planner.plan_received(hub_keepers.get(planner.region, {}))
+        changes.extend(planner.out.changes())
+        conflicts.extend(planner.out.conflicts)
+        notes.extend(planner.out.notes)
     return Plan(changes=tuple(changes), conflicts=tuple(conflicts), notes=tuple(notes))

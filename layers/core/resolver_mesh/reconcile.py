@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -196,8 +196,8 @@ class Reconciler:
         if not (request.apply and verdict.allowed):
             return False
         self._apply(plan, report)
-        sharing = bool(desired.shares) or any(c.kind in SHARE_KINDS for c in plan.changes)
-        return sharing and any(change["status"] == "applied" for change in report.changes)
+        sharing_regions = {share.region for share in desired.shares}
+        return any(_leads_to_sharing(change, sharing_regions) for change in report.changes)
 
     def _scope(
         self, request: Request, hub_set: HubSet, known: frozenset[str], report: Report
@@ -304,12 +304,14 @@ class Reconciler:
         undeletable: set[str] = set()  # rules whose disassociation failed
         occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
         out = _Applied()
-        for change in changes:
+        for change, following in zip(changes, [*changes[1:], None], strict=True):
             is_rule = change.kind not in SHARE_KINDS
             rule_id = change.rule_id or created.get((change.source, change.domain))
             status, message = "applied", ""
             if is_rule and rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
                 status, message = "skipped", f"the rule for {change.domain} was not created"
+            elif _makes_way_for_nothing(change, following, created):
+                status, message = "skipped", "the rule that was to take its place was not created"
             elif (change.kind is ChangeKind.DELETE_RULE and rule_id in undeletable) or (
                 change.kind is ChangeKind.ASSOCIATE and (change.domain, change.vpc_id) in occupied
             ):
@@ -327,6 +329,8 @@ class Reconciler:
                     if change.kind is ChangeKind.DISASSOCIATE and rule_id:
                         undeletable.add(rule_id)
                         occupied.add((change.domain, change.vpc_id))
+                    if change.kind is ChangeKind.UNSHARE:  # still shared: not deletable
+                        undeletable |= {arn.rsplit("/", 1)[-1] for arn in change.resources}
             result = change.as_dict() | {"status": status}
             if rule_id:
                 result["rule_id"] = rule_id
@@ -382,6 +386,39 @@ class Reconciler:
             ram.delete_share(arn)
         else:
             ram.accept(arn)
+
+
+def _leads_to_sharing(result: Mapping[str, Any], sharing_regions: Collection[str]) -> bool:
+    """An applied change after which sharing has a next step: a share changed or accepted (the
+    receiver can associate), a hub rule created where the hub shares its rules (it can be
+    shared), a receiving VPC moved to another shared rule (the owner can let the old go)."""
+    if result["status"] != "applied":
+        return False
+    kind = ChangeKind(result["kind"])
+    return (
+        kind in SHARE_KINDS
+        or (
+            kind is ChangeKind.CREATE_RULE
+            and not result.get("source")
+            and result["region"] in sharing_regions
+        )
+        or bool(result.get("owner"))
+    )
+
+
+def _makes_way_for_nothing(
+    change: Change, following: Change | None, created: Mapping[tuple[str, str], str]
+) -> bool:
+    """A disassociation that frees a VPC for a rule created in this run (the association
+    right after it), when that rule was not created: the VPC keeps what it has."""
+    return (
+        change.kind is ChangeKind.DISASSOCIATE
+        and following is not None
+        and following.kind is ChangeKind.ASSOCIATE
+        and (following.domain, following.vpc_id) == (change.domain, change.vpc_id)
+        and following.rule_id is None
+        and (following.source, following.domain) not in created
+    )
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Invariant: rendering only reads its inputs; colour is used only when asked for.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -122,18 +123,29 @@ def _text(entry: Any) -> str:
 
 
 def hubs_text(items: Iterable[Mapping[str, Any]]) -> str:
-    rows = [("REGION", "VPC", "INBOUND", "OUTBOUND", "VPC_IDS", "ENABLED")]
-    for item in sorted(items, key=lambda i: str(i.get("region"))):
-        rows.append(
-            (
-                str(item.get("region")),
-                str(item.get("vpc_id", "-")),
-                str(item.get("inbound_endpoint_id", "-")),
-                str(item.get("outbound_endpoint_id") or "-"),
-                ",".join(sorted(item.get("vpc_ids") or [])) or "-",
-                "yes" if item.get("enabled", True) is True else str(item.get("enabled")),
-            )
+    """One line per item; ACCOUNT, SPOKES and SHARED columns appear once an item uses them."""
+    items = sorted(items, key=lambda i: str(i.get("region")))
+    extra = any(i.get("account_id") or i.get("spokes") or i.get("shared_vpcs") for i in items)
+    header = ("REGION", "VPC", "INBOUND", "OUTBOUND", "VPC_IDS", "ENABLED")
+    rows = [header + (("ACCOUNT", "SPOKES", "SHARED") if extra else ())]
+    for item in items:
+        row: tuple[str, ...] = (
+            str(item.get("region")),
+            str(item.get("vpc_id", "-")),
+            str(item.get("inbound_endpoint_id", "-")),
+            str(item.get("outbound_endpoint_id") or "-"),
+            ",".join(sorted(item.get("vpc_ids") or [])) or "-",
+            "yes" if item.get("enabled", True) is True else str(item.get("enabled")),
         )
+        if extra:
+            spokes = [s for s in item.get("spokes") or [] if isinstance(s, Mapping)]
+            modes = Counter(str(s.get("mode")) for s in spokes)
+            row += (
+                str(item.get("account_id") or "-"),
+                ", ".join(f"{n} {mode}" for mode, n in sorted(modes.items())) or "-",
+                str(len(item.get("shared_vpcs") or [])),
+            )
+        rows.append(row)
     if len(rows) == 1:
         return "no hubs in the table"
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -82,6 +82,7 @@ class Report:
         if not earlier:
             return
         self.notes.append(f"sharing across accounts took {len(earlier) + 1} passes")
+        self.applied = self.applied or any(report.applied for report in earlier)
         self.changes = [change for report in earlier for change in report.changes] + self.changes
         for report in earlier:
             for kind, count in report.counts.items():

@@ -46,7 +46,8 @@ TRANSIENT_ERRORS = (
     EndpointConnectionError,
     ReadTimeoutError,
 )
-READ_PREFIXES = ("list_", "get_", "describe_", "scan", "query")
+# Calls that change nothing; assuming a member account's role only obtains credentials.
+READ_PREFIXES = ("list_", "get_", "describe_", "scan", "query", "assume_role")
 
 
 class QuotaExceededError(Exception):

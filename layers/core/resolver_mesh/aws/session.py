@@ -87,16 +87,17 @@ class Aws:
 
     def member(self, access: AccountAccess) -> Aws:
         """The `Aws` of another account, reached by assuming `access.role_arn`."""
+        reach = _reach(access)
         with self._lock:
             found = self._members.get(access.account)
-        if found is not None and found.access == access:
+        if found is not None and found.access is not None and _reach(found.access) == reach:
             return found
         made = Aws(self.settings, self._assumed_session(access))
         made.access = access
         made._account_id = access.account
         with self._lock:  # a thread that made one first wins
             found = self._members.get(access.account)
-            if found is None or found.access != access:
+            if found is None or found.access is None or _reach(found.access) != reach:
                 self._members[access.account] = found = made
             return found
 
@@ -182,3 +183,8 @@ class Aws:
         for member in members:
             total.update(member.call_counts())
         return total
+
+
+def _reach(access: AccountAccess) -> tuple[str, str | None, str | None]:
+    """What makes two entries reach an account the same way."""
+    return access.account, access.role_arn, access.external_id

@@ -99,7 +99,11 @@ class RamRegion:
         self._change(self.client.associate_resource_share, share_arn, resources, principals)
 
     def unshare(self, share_arn: str, resources: Iterable[str], principals: Iterable[str]) -> None:
-        self._change(self.client.disassociate_resource_share, share_arn, resources, principals)
+        try:
+            self._change(self.client.disassociate_resource_share, share_arn, resources, principals)
+        except ClientError as error:
+            if error_code(error) not in _GONE:  # the share, or what it shared, is gone already
+                raise
 
     def _change(
         self, operation: Any, share_arn: str, resources: Iterable[str], principals: Iterable[str]
