@@ -20,13 +20,12 @@ contacted), after `emulator.reset()`:
 2. reconciles (`Reconciler(...).run(Request(apply=True))`, a fresh `Aws` per run, as a CLI run or
    a cold Lambda would have) until a run applies no change: the writes of the runs before it are
    the converge writes, that last run is the no-op run (its reads and writes). Reads and writes
-   are the report's `calls`; the emulator counts the `sts:AssumeRole` requests among them
-   (the reconciler counts a call as a read only if it lists, gets, describes, scans or queries);
+   are the report's `calls` (assuming the member role counts as a read: it changes nothing);
 3. counts, with plain boto3 in every Region of the mesh in both accounts, the managed rules
    (`CreatorRequestId` starting with `resolver-mesh/`, owned by the account: a rule shared with
    an account through RAM is counted once, in its owner's) and the rule associations;
 4. gives the second Region's hub inbound endpoint one more IP and reconciles: the writes of
-   that run (compared with README's "rules updated": its writes less its `sts:AssumeRole`).
+   that run (compared with README's "rules updated").
 
 The Markdown table is printed at the end, with each measured count compared with README's
 formula. `CALLS_PER_SECOND` is 1000 (this measures counts, not time), the mass-change guard is
@@ -37,19 +36,14 @@ limit of Resolver endpoints per Region is raised to fit the hub's two and the S 
 from __future__ import annotations
 
 import argparse
-import io
 import os
-import re
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers" / "core"))
@@ -86,80 +80,12 @@ PARENT_DOMAIN = "amazonaws.com"
 SPOKE_NETWORKS = IPv4Network("10.128.0.0/9")
 MAX_RUNS = 4  # runs to converge before giving up (sharing may need more than one pass)
 
-# SigV4: `Credential=AKID/20250101/us-east-1/sts/aws4_request`
-_SERVICE = re.compile(r"Credential=[^/]+/\d{8}/[a-z0-9-]+/([a-z0-9-]+)/aws4_request")
-
-StartResponse = Callable[..., Any]
-
 HUBS_ONLY = "hubs only"
 DIRECT = "direct"
 CENTRAL = "central"
 CENTRAL_PARENT = "central parent"
 SHARED = "shared (RAM)"
 SPOKE_MODES = (DIRECT, CENTRAL, CENTRAL_PARENT, SHARED)
-
-
-class AssumeRoleCounter:
-    """A WSGI middleware that counts the `sts:AssumeRole` requests the emulator serves: the
-    reconciler's `Caller` counts them as writes (they are not `list_`/`get_`/`describe_`), so
-    the writes of a report are split into changes to AWS and role assumptions."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def take(self) -> int:
-        """The requests counted since the last `take()`."""
-        with self._lock:
-            count, self.count = self.count, 0
-        return count
-
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        found = _SERVICE.search(str(environ.get("HTTP_AUTHORIZATION", "")))
-        if found and found.group(1) == "sts":
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length else b""
-            environ["wsgi.input"] = io.BytesIO(body)
-            if parse_qs(body.decode()).get("Action") == ["AssumeRole"]:
-                with self._lock:
-                    self.count += 1
-        return self.app(environ, start_response)  # type: ignore[no-any-return]
-
-
-@contextmanager
-def counting_assume_role(emulator: LocalEmulator) -> Iterator[AssumeRoleCounter]:
-    """Count the emulator's `sts:AssumeRole` requests for the duration of the block."""
-    server = emulator.wsgi_server()
-    counter = AssumeRoleCounter(server.app)
-    server.app = counter
-    try:
-        yield counter
-    finally:
-        server.app = counter.app
-
-
-@dataclass(frozen=True)
-class Writes:
-    """The writes of a report's `calls`, and how many of them were `sts:AssumeRole`."""
-
-    writes: int = 0
-    assume_role: int = 0
-
-    def __add__(self, other: Writes) -> Writes:
-        return Writes(self.writes + other.writes, self.assume_role + other.assume_role)
-
-    def __str__(self) -> str:
-        return (
-            f"{self.writes} ({self.assume_role} AssumeRole)"
-            if self.assume_role
-            else str(self.writes)
-        )
-
-    @property
-    def changes(self) -> int:
-        """The writes that change AWS resources."""
-        return self.writes - self.assume_role
 
 
 @dataclass(frozen=True)
@@ -181,11 +107,11 @@ class Cell:
     rules: int = 0
     associations: int = 0
     converge_runs: int = 0
-    converge_writes: Writes = Writes()
+    converge_writes: int = 0
     noop_reads: int = 0
-    noop_writes: Writes = Writes()
+    noop_writes: int = 0
     ip_change_reads: int = 0
-    ip_change_writes: Writes = Writes()
+    ip_change_writes: int = 0
     ip_change_counts: dict[str, int] = field(default_factory=dict)
     by_account: dict[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -207,15 +133,15 @@ def expected(mode: str, n: int, s: int, d: int = DOMAINS) -> Expected:
 
 
 def compare(cell: Cell) -> str:
-    """ "matches", or how each measured figure differs from the README's. The README counts
-    rules updated after an IP change: the writes of that run less its `sts:AssumeRole`."""
+    """ "matches", or how each measured figure differs from the README's (its rules updated
+    after an IP change are the writes of that run)."""
     want = expected(cell.mode, cell.regions, cell.spokes)
     differences = [
         f"{name} {got} vs {formula} ({got - formula:+d})"
         for name, got, formula in (
             ("rules", cell.rules, want.rules),
             ("associations", cell.associations, want.associations),
-            ("IP-change writes", cell.ip_change_writes.changes, want.ip_change_writes),
+            ("IP-change writes", cell.ip_change_writes, want.ip_change_writes),
         )
         if got != formula
     ]
@@ -263,16 +189,13 @@ def spoke_entries(
     return {"spokes": spokes}
 
 
-def reconcile(
-    settings: Settings, session: boto3.session.Session, counter: AssumeRoleCounter, name: str
-) -> tuple[Report, Writes]:
+def reconcile(settings: Settings, session: boto3.session.Session, name: str) -> Report:
     """One reconcile with a fresh `Aws` (clients, rate limiters, assumed roles)."""
-    counter.take()
     report = Reconciler(Aws(settings, session)).run(Request(apply=True, trigger=name))
     if not report.ok:
         problems = report.errors + report.conflicts + [{"refused": r} for r in report.refused]
         raise SystemExit(f"{name}: the reconcile failed: {problems}")
-    return report, Writes(report.calls["writes"], counter.take())
+    return report
 
 
 def count_live(clients: ClientFactory, regions: list[str]) -> tuple[int, int]:
@@ -309,7 +232,6 @@ def new_ip(client: ClientFactory, hub: HubResources) -> None:
 
 def measure(
     emulator: LocalEmulator,
-    counter: AssumeRoleCounter,
     session: boto3.session.Session,
     mode: str,
     count: int,
@@ -341,12 +263,12 @@ def measure(
 
     cell = Cell(mode, count, spokes)
     for run in range(1, MAX_RUNS + 1):
-        report, writes = reconcile(settings, session, counter, f"converge {run}")
+        report = reconcile(settings, session, f"converge {run}")
         if not any(report.counts.values()):
-            cell.noop_reads, cell.noop_writes = report.calls["reads"], writes
+            cell.noop_reads, cell.noop_writes = report.calls["reads"], report.calls["writes"]
             break
         cell.converge_runs = run
-        cell.converge_writes += writes
+        cell.converge_writes += report.calls["writes"]
     else:
         raise SystemExit(f"{mode}, N={count}, S={spokes}: not converged after {MAX_RUNS} runs")
 
@@ -359,7 +281,8 @@ def measure(
     cell.associations = sum(associations for _, associations in cell.by_account.values())
 
     new_ip(client, hubs[regions[1]])
-    change, cell.ip_change_writes = reconcile(settings, session, counter, "peer IP change")
+    change = reconcile(settings, session, "peer IP change")
+    cell.ip_change_writes = change.calls["writes"]
     cell.ip_change_reads = change.calls["reads"]
     cell.ip_change_counts = {kind: n for kind, n in change.counts.items() if n}
     return cell
@@ -416,14 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     allow_endpoints(2 + max(args.spokes))
     started = time.monotonic()
     cells: list[Cell] = []
-    with LocalEmulator() as emulator, counting_assume_role(emulator) as counter:
+    with LocalEmulator() as emulator:
         os.environ.update(emulator_environment(emulator.endpoint_url))
         session = boto3.session.Session()
         for count in args.regions:
             for spokes in args.spokes:
                 for mode in SPOKE_MODES if spokes else (HUBS_ONLY,):
                     cell_started = time.monotonic()
-                    cells.append(measure(emulator, counter, session, mode, count, spokes))
+                    cells.append(measure(emulator, session, mode, count, spokes))
                     log(f"{mode}, N={count}, S={spokes}: {time.monotonic() - cell_started:.1f}s")
     total = time.monotonic() - started
 
@@ -434,12 +357,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(markdown(cells))
-    if any(c.noop_writes.assume_role or c.ip_change_writes.assume_role for c in cells):
-        print(
-            "\n`n (k AssumeRole)`: k of the n writes in the report's `calls` are sts:AssumeRole"
-            " (a fresh `Aws` assumes the member role once); the comparison with the README"
-            " leaves them out."
-        )
     for c in cells:
         if c.mode == SHARED or compare(c) != "matches":
             accounts = ", ".join(

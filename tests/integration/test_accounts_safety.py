@@ -91,6 +91,10 @@ def untouched(clients: ClientFactory, rule_id: str, region: str = HOME_REGION) -
     return rule, observe_region(clients, region).vpcs_of(rule_id), tags
 
 
+def mesh_account(clients: ClientFactory) -> str:
+    return str(clients("sts", HOME_REGION).get_caller_identity()["Account"])
+
+
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     return {"changes": result["changes"], "ok": result["ok"]}
 
@@ -581,6 +585,9 @@ def test_a_stranger_rule_that_forges_our_marker_is_neither_used_nor_touched(
     vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
     pair.update(HOME_REGION, shared_vpcs=[{"vpc_id": vpc, **reach()}])
     result = pair.resync()
+    print("STRANGER", stranger_rule, "OWN", own_vpc, "SHARED", vpc)
+    for c in result["changes"]:
+        if c.get("account"): print("CHG", c["kind"], c.get("rule_id"), c.get("vpc_id"), c.get("domain"), c["status"], c.get("reason"))
     assert invitations(member)[stranger] == "ACCEPTED"
     stranger_changes = [c for c in result["changes"] if c.get("rule_id") == stranger_rule]
     assert stranger_changes == [], "the mesh changed the associations of a stranger's rule"
