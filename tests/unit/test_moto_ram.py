@@ -186,6 +186,13 @@ def test_a_pending_invitation_hides_the_rule(world: World) -> None:
         == []
     )  # invitations are the receiver's
 
+    pending = world.member("ram", REGION).list_pending_invitation_resources(
+        resourceShareInvitationArn=invitation["resourceShareInvitationArn"]
+    )["resources"]
+    assert [(r["arn"], r["type"]) for r in pending] == [
+        (rule["Arn"], "route53resolver:ResolverRule")
+    ]
+
     resolver = world.member("route53resolver", REGION)
     assert rules_of(world.member) == {}
     assert error_of(lambda: resolver.get_resolver_rule(ResolverRuleId=rule["Id"]))[0] == (

@@ -365,9 +365,12 @@ def test_the_receiving_account_accepts_then_associates_its_vpcs() -> None:
     states, _ = shared_world(MEMBER)
     states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
     member = location(A, MEMBER)
-    invitation = ObservedInvitation("arn:invitation", "resolver-mesh-mesh", HOME)
-    stranger = ObservedInvitation("arn:stranger", "resolver-mesh-mesh", OTHER)
-    states[member] = replace(states[member], invitations=(invitation, stranger))
+    ours = states[A].shares[0].arn
+    invitation = ObservedInvitation("arn:invitation", "resolver-mesh-mesh", HOME, ours)
+    stranger = ObservedInvitation("arn:stranger", "resolver-mesh-mesh", OTHER, "arn:theirs")
+    # a share of the hub account under our name but not tagged ours (so not read as ours)
+    untagged = ObservedInvitation("arn:untagged", "resolver-mesh-mesh", HOME, "arn:untagged-share")
+    states[member] = replace(states[member], invitations=(invitation, stranger, untagged))
     _, _, plan = plan_for(shared_items(MEMBER), states)
     assert [(c.kind, c.share_arn) for c in plan.changes] == [
         (ChangeKind.ACCEPT_SHARE, "arn:invitation")

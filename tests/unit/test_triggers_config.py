@@ -222,3 +222,28 @@ def test_overrides_are_validated_too() -> None:
 @pytest.mark.parametrize("mesh_id", ["a", "mesh_a", "blue-green", "x" * 48])
 def test_good_mesh_ids(mesh_id: str) -> None:
     assert Settings.from_env({"MESH_ID": mesh_id}).mesh_id == mesh_id
+
+
+def test_member_roles_are_role_arns_with_an_optional_external_id() -> None:
+    member = "arn:aws:iam::222222222222:role/resolver-mesh-member-mesh"
+    other = "arn:aws-cn:iam::333333333333:role/path/resolver-mesh-member-mesh"
+    settings = Settings.from_env({"MEMBER_ROLES": f" {member}|ext-id-1 ,{other},"})
+    assert [(a.account, a.role_arn, a.external_id) for a in settings.member_roles] == [
+        ("222222222222", member, "ext-id-1"),
+        ("333333333333", other, None),
+    ]
+    assert Settings.from_env({}).member_roles == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("not-an-arn", "is not an id like"),
+        ("arn:aws:iam::222222222222:user/someone", "is not an id like"),
+        ("arn:aws:iam::222222222222:role/x|a", "external id"),
+    ],
+)
+def test_bad_member_roles_name_the_entry(value: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match="MEMBER_ROLES entry") as raised:
+        Settings.from_env({"MEMBER_ROLES": value})
+    assert problem in str(raised.value)

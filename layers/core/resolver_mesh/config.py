@@ -25,6 +25,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
+from resolver_mesh.models import AccountAccess
 from resolver_mesh.names import MESH_ID_PATTERN
 from resolver_mesh.safety import Guard
 
@@ -46,6 +49,9 @@ class Settings:
     readiness_wait_seconds: float = 120.0
     readiness_poll_seconds: float = 10.0
     guard: Guard = field(default_factory=Guard)
+    # Other accounts swept whether or not an item names them (so that what an entry left there
+    # is cleaned up once the entry is gone).
+    member_roles: tuple[AccountAccess, ...] = ()
 
     def __post_init__(self) -> None:
         if not MESH_ID_PATTERN.match(self.mesh_id):
@@ -102,6 +108,7 @@ class Settings:
             "calls_per_second": number("CALLS_PER_SECOND", cls.calls_per_second, float),
             "max_attempts": int(number("MAX_ATTEMPTS", cls.max_attempts, int)),
             "call_timeout_seconds": number("CALL_TIMEOUT_SECONDS", cls.call_timeout_seconds, float),
+            "member_roles": _member_roles(env.get("MEMBER_ROLES", "")),
             "guard": Guard(
                 max_fraction=number("MAX_CHANGE_FRACTION", Guard.max_fraction, float),
                 min_rules=int(number("MIN_RULES_FOR_GUARD", Guard.min_rules, int)),
@@ -109,3 +116,19 @@ class Settings:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _member_roles(raw: str) -> tuple[AccountAccess, ...]:
+    """`MEMBER_ROLES`: comma-separated role ARNs of member accounts, each optionally followed
+    by `|<external id>`."""
+    found = []
+    for entry in filter(None, (part.strip() for part in raw.split(","))):
+        role_arn, _, external_id = entry.partition("|")
+        account_id = role_arn.split(":")[4] if role_arn.count(":") >= 5 else ""
+        fields = {"account_id": account_id, "role_arn": role_arn, "external_id": external_id}
+        try:
+            found.append(AccountAccess.model_validate({k: v for k, v in fields.items() if v}))
+        except ValidationError as error:
+            problem = error.errors()[0]["msg"].removeprefix("Value error, ")
+            raise ConfigError(f"MEMBER_ROLES entry {entry!r}: {problem}") from None
+    return tuple(found)

@@ -426,6 +426,7 @@ class ObservedInvitation:
     arn: str
     share_name: str
     sender: str
+    share_arn: str = ""
 
 
 @dataclass(frozen=True)

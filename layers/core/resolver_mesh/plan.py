@@ -471,7 +471,8 @@ class _RegionPlanner:
         ]
         senders = {self._account_id(share.owner) for share in receiving}
         for invitation in self.state.invitations:
-            if invitation.share_name == share_name(self.mesh_id) and invitation.sender in senders:
+            # Only a share of ours (read, by its owner tag, where the hub is) is accepted.
+            if invitation.share_arn in self.receivers.shares and invitation.sender in senders:
                 self.out.upserts.append(
                     Change(
                         ChangeKind.ACCEPT_SHARE,
@@ -520,11 +521,12 @@ class _Receivers:
     hub rules of ours in the locations we read (only those are associated by a receiver);
     `held`, the shared rules some receiving VPC uses (their owner keeps them until it lets
     go); `blind`, Regions where a receiving account could not be read (shared rules are then
-    kept)."""
+    kept); `shares`, our shares (tagged ours), the only ones whose invitations are accepted."""
 
     offered: Mapping[str, frozenset[str]]
     held: frozenset[str]
     blind: frozenset[str]
+    shares: frozenset[str]  # the ARNs of our shares, where the hubs are
 
     @classmethod
     def of(cls, mesh_id: str, desired: Desired, states: Mapping[str, RegionState]) -> _Receivers:
@@ -547,6 +549,7 @@ class _Receivers:
             offered={region: frozenset(arns) for region, arns in offered.items()},
             held=frozenset(held),
             blind=frozenset(blind),
+            shares=frozenset(s.arn for state in states.values() for s in state.shares),
         )
 
 

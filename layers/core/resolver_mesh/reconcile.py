@@ -29,6 +29,7 @@ from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.desired import Desired, HubSet, desired_rules, names_accounts, parse_hubs
 from resolver_mesh.models import (
+    AccountAccess,
     Change,
     ChangeKind,
     Plan,
@@ -83,6 +84,7 @@ class Reconciler:
     def __init__(self, aws: Aws) -> None:
         self.aws = aws
         self.settings = aws.settings
+        self._accounts: dict[str, AccountAccess] = {}  # the other accounts of this pass
 
     def run(self, request: Request) -> Report:
         """One reconcile. Reconciles of one mesh in one process run one after the other."""
@@ -147,7 +149,8 @@ class Reconciler:
         regions = self._scope(request, hub_set, known, report)
         if regions is None:
             return False
-        accounts = ["", *sorted(hub_set.accounts())]
+        self._accounts = {a.account: a for a in self.settings.member_roles} | hub_set.accounts()
+        accounts = ["", *sorted(self._accounts)]
         member_regions = regions & set(hub_set.item_regions)
         scope = {location(r, a) for a in accounts for r in (member_regions if a else regions)}
         reads = _Reads.of(hub_set)
@@ -225,8 +228,8 @@ class Reconciler:
                 swept = ()
         return (set(hub_set.item_regions) & known) | set(swept)
 
-    def _aws_of(self, account: str, hub_set: HubSet) -> Aws:
-        return self.aws.member(hub_set.accounts()[account]) if account else self.aws
+    def _aws_of(self, account: str) -> Aws:
+        return self.aws.member(self._accounts[account]) if account else self.aws
 
     def _observe(self, where: str, rules: bool, reads: _Reads, hub_set: HubSet) -> RegionState:
         region, account = split_location(where)
@@ -235,7 +238,7 @@ class Reconciler:
         endpoints = where in reads.endpoints
         inbound = (hub.inbound_endpoint_id,) if hub and hub_here else ()
         try:
-            aws = self._aws_of(account, hub_set)
+            aws = self._aws_of(account)
             state = aws.resolver(region).read(  # adoption needs the tags of unowned rules
                 read_tags=rules and self.settings.adopt_unmanaged,
                 rules=rules,

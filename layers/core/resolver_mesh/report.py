@@ -60,6 +60,7 @@ class Report:
         self.notes += list(plan.notes)
         self.conflicts = [
             {
+                **({"account": c.account} if c.account else {}),
                 "region": c.region,
                 "domain": c.domain,
                 "vpc_id": c.vpc_id,

@@ -77,6 +77,7 @@ class RamRegion:
                 arn=invitation["resourceShareInvitationArn"],
                 share_name=invitation.get("resourceShareName", ""),
                 sender=invitation.get("senderAccountId", ""),
+                share_arn=invitation.get("resourceShareArn", ""),
             )
             for invitation in raw
             if invitation.get("status") == "PENDING"

@@ -22,7 +22,7 @@ RAM (per account and Region)
   Organization): `GetResourceShareInvitations` in the principal's account lists it `PENDING`;
   `AcceptResourceShareInvitation` / `RejectResourceShareInvitation` answer it. Removing the
   principal, or deleting the share, removes the invitation.
-- `ListResources` is added (`SELF` / `OTHER-ACCOUNTS`).
+- `ListResources` (`SELF` / `OTHER-ACCOUNTS`) and `ListPendingInvitationResources` are added.
 
 Route 53 Resolver (account B, the Region of the share)
 - A rule of another account is visible to B while it is a resource of an ACTIVE share whose
@@ -73,6 +73,7 @@ RAM_URL_PATHS = (
     "acceptresourceshareinvitation",
     "rejectresourceshareinvitation",
     "listresources",
+    "listpendinginvitationresources",
 )
 
 
@@ -92,10 +93,10 @@ class ShareExtras:
     """What moto's ResourceShare does not keep."""
 
     tags: list[dict[str, str]] = field(default_factory=list)
-    times: dict[str, tuple[float, float]] = field(
-        default_factory=dict
-    )  # entity: (created, updated)
-    invitations: dict[str, Invitation] = field(default_factory=dict)  # receiver account: invitation
+    # (created, updated) of each associated resource ARN and principal
+    times: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # by receiving account
+    invitations: dict[str, Invitation] = field(default_factory=dict)
 
 
 def _error(code: str, message: str) -> Exception:
@@ -318,6 +319,38 @@ def _resource_type(arn: str) -> str:
     service = parts[2] if len(parts) > 2 else ""
     resource = re.split(r"[/:]", parts[5])[0] if len(parts) > 5 else ""
     return f"{service}:{''.join(word.capitalize() for word in resource.split('-'))}"
+
+
+def _find_invitation(account: str, region: str, invitation_arn: str | None) -> tuple[Any, Any]:
+    """(share, invitation) of the invitation `invitation_arn` received by `account`."""
+    if not invitation_arn or not INVITATION_ARN.match(invitation_arn):
+        raise _error(
+            "MalformedArnException",
+            f"The specified ARN {invitation_arn} is not valid. Verify the ARN and try again.",
+        )
+    for _, ram in _ram_backends_in(region):
+        for share in list(ram.resource_shares):
+            extras = _state(ram).get(share.arn)
+            invitation = None if extras is None else extras.invitations.get(account)
+            if invitation is not None and invitation.arn == invitation_arn:
+                return share, invitation
+    raise _error(
+        "ResourceShareInvitationArnNotFoundException",
+        f"ResourceShareInvitationArn {invitation_arn} could not be found.",
+    )
+
+
+def _resource(ram: Any, share: Any, arn: str) -> dict[str, Any]:
+    association = _association(ram, share, arn, "RESOURCE", "AVAILABLE")
+    return {
+        "arn": arn,
+        "type": _resource_type(arn),
+        "resourceShareArn": share.arn,
+        "status": "AVAILABLE",
+        "creationTime": association["creationTime"],
+        "lastUpdatedTime": association["lastUpdatedTime"],
+        "resourceRegionScope": "REGIONAL",
+    }
 
 
 def _page(
@@ -648,34 +681,30 @@ def install_ram_extensions() -> None:
             return found
 
         def answer_invitation(self: Any, invitation_arn: str | None, status: str) -> dict[str, Any]:
-            if not invitation_arn or not INVITATION_ARN.match(invitation_arn):
-                raise _error(
-                    "MalformedArnException",
-                    f"The specified ARN {invitation_arn} is not valid. "
-                    "Verify the ARN and try again.",
-                )
             with _state_lock:
-                for _, ram in _ram_backends_in(self.region_name):
-                    for share in list(ram.resource_shares):
-                        extras = _state(ram).get(share.arn)
-                        invitation = (
-                            None if extras is None else extras.invitations.get(self.account_id)
-                        )
-                        if invitation is None or invitation.arn != invitation_arn:
-                            continue
-                        if invitation.status in ("ACCEPTED", "REJECTED"):
-                            already = invitation.status.capitalize()
-                            raise _error(
-                                f"ResourceShareInvitationAlready{already}Exception",
-                                f"ResourceShareInvitation {invitation_arn} is already "
-                                f"{invitation.status.lower()}",
-                            )
-                        invitation.status = status
-                        return {"resourceShareInvitation": _describe_invitation(share, invitation)}
-            raise _error(
-                "ResourceShareInvitationArnNotFoundException",
-                f"ResourceShareInvitationArn {invitation_arn} could not be found.",
-            )
+                share, invitation = _find_invitation(
+                    self.account_id, self.region_name, invitation_arn
+                )
+                if invitation.status in ("ACCEPTED", "REJECTED"):
+                    raise _error(
+                        f"ResourceShareInvitationAlready{invitation.status.capitalize()}Exception",
+                        f"ResourceShareInvitation {invitation_arn} is already "
+                        f"{invitation.status.lower()}",
+                    )
+                invitation.status = status
+                return {"resourceShareInvitation": _describe_invitation(share, invitation)}
+
+        def list_pending_invitation_resources(
+            self: Any, invitation_arn: str | None
+        ) -> list[dict[str, Any]]:
+            share, invitation = _find_invitation(self.account_id, self.region_name, invitation_arn)
+            if invitation.status == "REJECTED":
+                raise _error(
+                    "ResourceShareInvitationAlreadyRejectedException",
+                    f"ResourceShareInvitation {invitation_arn} is already rejected",
+                )
+            ram = _ram_backend(share.owning_account_id, self.region_name)
+            return [_resource(ram, share, arn) for arn in list(share.resource_arns)]
 
         def list_resources(
             self: Any,
@@ -699,23 +728,11 @@ def install_ram_extensions() -> None:
                 ):
                     continue
                 for arn in list(share.resource_arns):
-                    kind = _resource_type(arn)
                     if (resource_arns and arn not in resource_arns) or (
-                        resource_type and resource_type.lower() != kind.lower()
+                        resource_type and resource_type.lower() != _resource_type(arn).lower()
                     ):
                         continue
-                    association = _association(ram, share, arn, "RESOURCE", "AVAILABLE")
-                    resources.append(
-                        {
-                            "arn": arn,
-                            "type": kind,
-                            "resourceShareArn": share.arn,
-                            "status": "AVAILABLE",
-                            "creationTime": association["creationTime"],
-                            "lastUpdatedTime": association["lastUpdatedTime"],
-                            "resourceRegionScope": "REGIONAL",
-                        }
-                    )
+                    resources.append(_resource(ram, share, arn))
             return resources
 
         # --- RAM responses ---------------------------------------------------------------------
@@ -789,6 +806,15 @@ def install_ram_extensions() -> None:
 
         def reject_resource_share_invitation_response(self: Any) -> str:
             return answer_response(self, "REJECTED")
+
+        def list_pending_invitation_resources_response(self: Any) -> str:
+            resources = self.ram_backend.list_pending_invitation_resources(
+                self._get_param("resourceShareInvitationArn")
+            )
+            page, token = _page(
+                resources, self._get_param("nextToken"), self._get_param("maxResults")
+            )
+            return respond({"resources": page}, token)
 
         def list_resources_response(self: Any) -> str:
             resources = self.ram_backend.list_resources(
@@ -886,6 +912,11 @@ def install_ram_extensions() -> None:
             ),
             (ResourceAccessManagerBackend, "answer_invitation", answer_invitation),
             (ResourceAccessManagerBackend, "list_resources", list_resources),
+            (
+                ResourceAccessManagerBackend,
+                "list_pending_invitation_resources",
+                list_pending_invitation_resources,
+            ),
             (ResourceAccessManagerResponse, "get_resource_shares", get_resource_shares_response),
             (
                 ResourceAccessManagerResponse,
@@ -918,6 +949,11 @@ def install_ram_extensions() -> None:
                 reject_resource_share_invitation_response,
             ),
             (ResourceAccessManagerResponse, "list_resources", list_resources_response),
+            (
+                ResourceAccessManagerResponse,
+                "list_pending_invitation_resources",
+                list_pending_invitation_resources_response,
+            ),
             (Route53ResolverBackend, "__init__", resolver_init),
             (Route53ResolverBackend, "_validate_resolver_rule_id", validate_resolver_rule_id),
             (Route53ResolverBackend, "get_resolver_rule", get_resolver_rule),
