@@ -7,7 +7,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from tests.unit.conftest import HOME, converged, hub_item, ids, region_state
 
 from resolver_mesh.desired import desired_rules, parse_hubs
 from resolver_mesh.models import (
@@ -24,6 +23,8 @@ from resolver_mesh.models import (
 from resolver_mesh.names import creator_request_ids, owned_source, owned_target_region
 from resolver_mesh.plan import make_plan, managed_rules
 from resolver_mesh.safety import Guard, check_plan
+
+from .builders import HOME, converged, hub_item, ids, region_state
 
 MESH = "mesh"
 A, B, C = "us-east-1", "us-west-2", "eu-west-1"
