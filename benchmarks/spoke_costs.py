@@ -63,6 +63,7 @@ from resolver_mesh.local.topology import (  # noqa: E402
     build_spoke,
     create_hubs_table,
     hub_item,
+    spoke_item,
 )
 from resolver_mesh.models import Request  # noqa: E402
 from resolver_mesh.reconcile import Reconciler  # noqa: E402
@@ -177,16 +178,12 @@ def spoke_entries(
         access = {"account_id": MEMBER, "role_arn": MEMBER_ROLE, "external_id": MEMBER_EXTERNAL_ID}
         vpcs = [ec2.create_vpc(CidrBlock=next(networks))["Vpc"]["VpcId"] for _ in range(count)]
         return {"shared_vpcs": [{"vpc_id": vpc, **access} for vpc in vpcs]}
-    extra: dict[str, str] = {"mode": DIRECT if mode == DIRECT else CENTRAL}
-    if mode == CENTRAL_PARENT:
-        extra["parent_domain"] = PARENT_DOMAIN
-    spokes = []
-    for i in range(count):
-        spoke = build_spoke(client, HOME_REGION, next(networks), f"spoke-{i + 1}")
-        spokes.append(
-            {"vpc_id": spoke.vpc_id, "outbound_endpoint_id": spoke.outbound_endpoint_id, **extra}
-        )
-    return {"spokes": spokes}
+    extra = {"parent_domain": PARENT_DOMAIN} if mode == CENTRAL_PARENT else {}
+    spokes = [
+        build_spoke(client, HOME_REGION, next(networks), f"spoke-{i + 1}") for i in range(count)
+    ]
+    kind = DIRECT if mode == DIRECT else CENTRAL
+    return {"spokes": [spoke_item(spoke, kind, **extra) for spoke in spokes]}
 
 
 def reconcile(settings: Settings, session: boto3.session.Session, name: str) -> Report:

@@ -34,6 +34,7 @@ from resolver_mesh.local.topology import (
     build_spoke,
     create_unmanaged_rule,
     hub_item,
+    spoke_item,
 )
 from resolver_mesh.names import OWNER_TAG_KEY, share_name
 
@@ -62,13 +63,7 @@ def reach(account: str = MEMBER) -> dict[str, str]:
 def spoke_entry(
     spoke: SpokeResources, mode: str, account: str = MEMBER, **extra: Any
 ) -> dict[str, Any]:
-    return {
-        "vpc_id": spoke.vpc_id,
-        "outbound_endpoint_id": spoke.outbound_endpoint_id,
-        "mode": mode,
-        **reach(account),
-        **extra,
-    }
+    return spoke_item(spoke, mode, **reach(account), **extra)
 
 
 def attached_ips(clients: ClientFactory, region: str, endpoint_id: str) -> set[tuple[str, int]]:

@@ -18,6 +18,7 @@ from resolver_mesh.local.topology import (
     SpokeResources,
     assumed_clients,
     build_spoke,
+    spoke_item,
 )
 
 MEMBER = "222222222222"
@@ -83,22 +84,9 @@ def test_direct_and_central_spokes_get_their_own_rules(
     mesh.update(
         HOME_REGION,
         spokes=[
-            {
-                "vpc_id": direct.vpc_id,
-                "outbound_endpoint_id": direct.outbound_endpoint_id,
-                "mode": "direct",
-            },
-            {
-                "vpc_id": central.vpc_id,
-                "outbound_endpoint_id": central.outbound_endpoint_id,
-                "mode": "central",
-            },
-            {
-                "vpc_id": parent.vpc_id,
-                "outbound_endpoint_id": parent.outbound_endpoint_id,
-                "mode": "central",
-                "parent_domain": "amazonaws.com",
-            },
+            spoke_item(direct, "direct"),
+            spoke_item(central, "central"),
+            spoke_item(parent, "central", parent_domain="amazonaws.com"),
         ],
     )
     result = mesh.resync()
@@ -140,14 +128,7 @@ def test_a_spoke_in_another_account_is_reconciled_through_the_assumed_role(
     mesh: Mesh, spokes: Callable[..., SpokeResources], member: CachedClients, aws: ClientFactory
 ) -> None:
     spoke = spokes(member, "member-spoke")
-    entry = {
-        "vpc_id": spoke.vpc_id,
-        "outbound_endpoint_id": spoke.outbound_endpoint_id,
-        "mode": "direct",
-        "account_id": MEMBER,
-        "role_arn": ROLE,
-        "external_id": EXTERNAL_ID,
-    }
+    entry = spoke_item(spoke, "direct", account_id=MEMBER, role_arn=ROLE, external_id=EXTERNAL_ID)
     mesh.update(HOME_REGION, spokes=[entry])
     result = mesh.resync()
     assert result["ok"], result["errors"]
@@ -167,14 +148,13 @@ def test_a_member_spoke_whose_endpoint_is_gone_is_reported_and_kept(
     mesh: Mesh, spokes: Callable[..., SpokeResources], member: CachedClients
 ) -> None:
     spoke = spokes(member, "member-spoke")
-    entry = {
-        "vpc_id": spoke.vpc_id,
-        "outbound_endpoint_id": spoke.outbound_endpoint_id,
-        "mode": "central",
-        "account_id": MEMBER,
-        "role_arn": f"arn:aws:iam::{MEMBER}:role/does-not-matter-to-moto",
-        "external_id": EXTERNAL_ID,
-    }
+    entry = spoke_item(
+        spoke,
+        "central",
+        account_id=MEMBER,
+        role_arn=f"arn:aws:iam::{MEMBER}:role/does-not-matter-to-moto",
+        external_id=EXTERNAL_ID,
+    )
     mesh.update(HOME_REGION, spokes=[entry])
     assert mesh.resync()["ok"]
     before = rules_and_vpcs(member)
@@ -227,18 +207,8 @@ def test_verify_follows_spokes_and_shared_vpcs_into_every_account(
     mesh.update(
         HOME_REGION,
         spokes=[
-            {
-                "vpc_id": direct.vpc_id,
-                "outbound_endpoint_id": direct.outbound_endpoint_id,
-                "mode": "direct",
-            },
-            {
-                "vpc_id": central.vpc_id,
-                "outbound_endpoint_id": central.outbound_endpoint_id,
-                "mode": "central",
-                "parent_domain": "amazonaws.com",
-                **access,
-            },
+            spoke_item(direct, "direct"),
+            spoke_item(central, "central", parent_domain="amazonaws.com", **access),
         ],
         shared_vpcs=[{"vpc_id": shared, **access}],
     )

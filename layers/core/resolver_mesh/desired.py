@@ -204,6 +204,24 @@ def _one_role_per_account(hubs: Mapping[str, HubItem]) -> list[ItemError]:
     return found
 
 
+def _endpoint_problem(
+    state: RegionState,
+    endpoint_id: str,
+    direction: str,
+    vpc_id: str | None = None,
+    vpc_role: str = "",
+) -> str | None:
+    """Why an item's endpoint cannot be what it claims (missing, other direction, other VPC)."""
+    endpoint = state.endpoint(endpoint_id)
+    if endpoint is None:
+        return f"{endpoint_id} does not exist in {state.location}"
+    if endpoint.direction != direction:
+        return f"{endpoint.id} is an {endpoint.direction} endpoint, not {direction}"
+    if vpc_id and endpoint.vpc_id != vpc_id:
+        return f"{endpoint.id} is in {endpoint.vpc_id}, not in the {vpc_role} VPC {vpc_id}"
+    return None
+
+
 @dataclass
 class _HubHealth:
     targets: frozenset[Target] | None = None
@@ -232,14 +250,7 @@ def _check_hub(
         return _HubHealth(source_ok=False, target_ok=False), errors, degraded
 
     inbound = state.endpoint(hub.inbound_endpoint_id)
-    if inbound is None:
-        problem = f"{hub.inbound_endpoint_id} does not exist in {hub.region}"
-    elif inbound.direction != "INBOUND":
-        problem = f"{inbound.id} is an {inbound.direction} endpoint, not INBOUND"
-    elif inbound.vpc_id != hub.vpc_id:
-        problem = f"{inbound.id} is in {inbound.vpc_id}, not in the hub VPC {hub.vpc_id}"
-    else:
-        problem = None
+    problem = _endpoint_problem(state, hub.inbound_endpoint_id, "INBOUND", hub.vpc_id, "hub")
     if problem or inbound is None:
         errors.append(ItemError(hub.region, "inbound_endpoint_id", problem or "not found"))
         health.target_ok = False
@@ -259,13 +270,9 @@ def _check_hub(
 
     if hub.outbound_endpoint_id:
         outbound = state.endpoint(hub.outbound_endpoint_id)
-        if outbound is None or outbound.direction != "OUTBOUND":
-            problem = (
-                f"{hub.outbound_endpoint_id} does not exist in {hub.region}"
-                if outbound is None
-                else f"{outbound.id} is an {outbound.direction} endpoint, not OUTBOUND"
-            )
-            errors.append(ItemError(hub.region, "outbound_endpoint_id", problem))
+        problem = _endpoint_problem(state, hub.outbound_endpoint_id, "OUTBOUND")
+        if problem or outbound is None:
+            errors.append(ItemError(hub.region, "outbound_endpoint_id", problem or "not found"))
             health.source_ok = False
         elif outbound.status != USABLE_ENDPOINT_STATUS:
             degraded.append(
@@ -305,21 +312,17 @@ def _check_spoke(
     if state is None or state.error:
         reason = state.error if state else "not read"
         return None, f"{where}: its account's Region could not be read ({reason})", False
+    problem = _endpoint_problem(
+        state, spoke.outbound_endpoint_id, "OUTBOUND", spoke.vpc_id, "spoke"
+    )
     endpoint = state.endpoint(spoke.outbound_endpoint_id)
-    if endpoint is None:
-        problem = f"{spoke.outbound_endpoint_id} does not exist in {state.location}"
-    elif endpoint.direction != "OUTBOUND":
-        problem = f"{endpoint.id} is an {endpoint.direction} endpoint, not OUTBOUND"
-    elif endpoint.vpc_id != spoke.vpc_id:
-        problem = f"{endpoint.id} is in {endpoint.vpc_id}, not in the spoke VPC {spoke.vpc_id}"
-    elif endpoint.status != USABLE_ENDPOINT_STATUS:
-        degraded = (
-            f"{where}: outbound endpoint {endpoint.id} is {endpoint.status}; its rules are kept"
-        )
-        return None, degraded, endpoint.status in TRANSITIONAL_ENDPOINT_STATUSES
-    else:
-        return None, None, False
-    return ItemError(hub.region, "spokes", f"entry {index}: {problem}"), None, False
+    if problem or endpoint is None:
+        return ItemError(hub.region, "spokes", f"entry {index}: {problem}"), None, False
+    if endpoint.status != USABLE_ENDPOINT_STATUS:
+        degraded = f"{where}: outbound endpoint {endpoint.id} is {endpoint.status}"
+        pending = endpoint.status in TRANSITIONAL_ENDPOINT_STATUSES
+        return None, f"{degraded}; its rules are kept", pending
+    return None, None, False
 
 
 def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionState]) -> Desired:

@@ -301,7 +301,7 @@ class Reconciler:
 
     def _apply_location(self, where: str, changes: list[Change]) -> _Applied:
         region, account = split_location(where)
-        aws = self.aws.member_of(account) if account else self.aws
+        aws = self._aws_of(account)
         resolver, ram = aws.resolver(region), aws.ram(region)
         created: dict[tuple[str, str], str] = {}  # (source, domain) -> rule created in this run
         undeletable: set[str] = set()  # rules whose disassociation failed

@@ -101,11 +101,6 @@ class Aws:
                 self._members[access.account] = found = made
             return found
 
-    def member_of(self, account: str) -> Aws:
-        """The `Aws` of an account already reached through `member`."""
-        with self._lock:
-            return self._members[account]
-
     def _assumed_session(self, access: AccountAccess) -> boto3.session.Session:
         sts = self.client("sts", self.home_region)
         caller = self.caller(self.home_region, "sts")

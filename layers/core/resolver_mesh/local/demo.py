@@ -38,6 +38,7 @@ def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
         build_spoke,
         create_hubs_table,
         hub_item,
+        spoke_item,
     )
     from resolver_mesh.models import AccountAccess, Request
     from resolver_mesh.reconcile import Reconciler
@@ -139,18 +140,8 @@ def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
             hub_item(
                 hubs["us-east-1"],
                 spokes=[
-                    {
-                        "vpc_id": direct.vpc_id,
-                        "outbound_endpoint_id": direct.outbound_endpoint_id,
-                        "mode": "direct",
-                    },
-                    {
-                        "vpc_id": central.vpc_id,
-                        "outbound_endpoint_id": central.outbound_endpoint_id,
-                        "mode": "central",
-                        "parent_domain": "amazonaws.com",
-                        **access,
-                    },
+                    spoke_item(direct, "direct"),
+                    spoke_item(central, "central", parent_domain="amazonaws.com", **access),
                 ],
                 shared_vpcs=[{"vpc_id": shared_vpc["Vpc"]["VpcId"], **access}],
             )

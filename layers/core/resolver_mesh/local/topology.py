@@ -289,6 +289,17 @@ def create_hubs_table(client_factory: ClientFactory, region: str, table_name: st
     )
 
 
+def spoke_item(spoke: SpokeResources, mode: str, **extra: Any) -> dict[str, Any]:
+    """The `spokes` entry for `spoke` in `mode` (`direct` or `central`), merged with `extra`
+    (`parent_domain`, `account_id`, `role_arn`, ...)."""
+    return {
+        "vpc_id": spoke.vpc_id,
+        "outbound_endpoint_id": spoke.outbound_endpoint_id,
+        "mode": mode,
+        **extra,
+    }
+
+
 def hub_item(hub: HubResources, **extra: Any) -> dict[str, Any]:
     """The plain hub item for `hub` (as stored in the hubs table), merged with `extra`."""
     item: dict[str, Any] = {
