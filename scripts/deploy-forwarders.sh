@@ -49,6 +49,9 @@ import shlex
 import sys
 import tomllib
 
+sys.path.insert(0, "layers/core")  # the one Region-name pattern (names.py: stdlib only)
+from resolver_mesh.names import REGION_PATTERN
+
 path, env = sys.argv[1], sys.argv[2]
 with open(path, "rb") as f:
     config = tomllib.load(f)
@@ -64,8 +67,7 @@ for item in overrides:
     key, _, value = item.partition("=")
     params[key.strip()] = value.strip().strip('"')
 regions = [r.strip() for r in params.get("MeshRegions", "").split(",") if r.strip()]
-region_re = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-bad = [r for r in regions if not region_re.match(r)]
+bad = [r for r in regions if not REGION_PATTERN.match(r)]
 if bad:
     sys.exit(f"deploy-forwarders: not a Region in MeshRegions of [{env}]: {', '.join(bad)}")
 mesh_id = params.get("MeshId", "resolver-mesh")

@@ -52,11 +52,16 @@ def _record(report: Report) -> dict[str, Any]:
     metrics.add_metric(name="Conflicts", unit=MetricUnit.Count, value=len(report.conflicts))
     metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=len(report.errors))
     metrics.add_metric(name="Refusals", unit=MetricUnit.Count, value=len(report.refused))
+    # Regions refused by policy (an SCP) on a full resync: not errors, so no alarm.
+    metrics.add_metric(
+        name="DeniedRegions", unit=MetricUnit.Count, value=len(report.denied_regions)
+    )
     metrics.add_metric(
         name="DurationSeconds", unit=MetricUnit.Seconds, value=report.duration_seconds
     )
     summary = {k: result[k] for k in ("ok", "trigger", "counts", "regions", "calls")}
-    summary |= {k: result[k] for k in ("errors", "conflicts", "refused", "degraded") if result[k]}
+    problems = ("errors", "conflicts", "refused", "degraded", "denied_regions")
+    summary |= {k: result[k] for k in problems if result[k]}
     (logger.info if report.ok else logger.error)("reconcile finished", extra=summary)
     return result
 

@@ -134,6 +134,22 @@ def test_dry_run_of_the_repository_prod_environment() -> None:
     assert {_flag(c, "--stack-name") for c in deploys} == {"resolver-mesh-prod-forwarder"}
 
 
+def test_every_partitions_region_names_are_accepted(tmp_path: Path) -> None:
+    """The script checks MeshRegions with the package's one Region pattern (names.py), which
+    takes eusc-de-east-1 and us-isob-east-1 (the script's own pattern refused them)."""
+    config = _config(tmp_path, "eusc-de-east-1,eusc-de-east-2", region="eusc-de-east-1")
+    result = _run("--config-file", str(config), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert [_flag(c, "--region") for c in _deploys(result.stdout)] == [
+        "eusc-de-east-1",
+        "eusc-de-east-2",
+    ]
+    config = _config(tmp_path, "us-isob-east-1,us-east-1x", region="us-isob-east-1")
+    refused = _run("--config-file", str(config), "--dry-run")
+    assert refused.returncode == 2
+    assert "not a Region in MeshRegions of [default]: us-east-1x" in refused.stderr
+
+
 def test_given_arns_are_used_as_they_are(tmp_path: Path) -> None:
     bus = "arn:aws:events:us-east-1:111122223333:event-bus/mesh-a-events"
     role = "arn:aws:iam::111122223333:role/mesh-a-ReconcilerRole-ABC"

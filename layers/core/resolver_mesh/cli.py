@@ -17,7 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from resolver_mesh.config import ConfigError, Settings
+from resolver_mesh.config import ConfigError, Settings, region_list
 from resolver_mesh.desired import parse_hubs
 from resolver_mesh.models import Request
 from resolver_mesh.render import Style, hubs_text, report_text
@@ -35,6 +35,9 @@ def _settings_flags() -> argparse.ArgumentParser:
     group.add_argument("--home-region", help="Region of the hubs table (HOME_REGION)")
     group.add_argument(
         "--mesh-regions", help="comma-separated Regions a full resync sweeps (MESH_REGIONS)"
+    )
+    group.add_argument(
+        "--excluded-regions", help="comma-separated Regions never read (EXCLUDED_REGIONS)"
     )
     group.add_argument("--calls-per-second", type=float, help="rate per Region (CALLS_PER_SECOND)")
     group.add_argument("--profile", help="AWS profile (AWS_PROFILE)")
@@ -102,11 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     regions = getattr(args, "mesh_regions", None)
+    excluded = getattr(args, "excluded_regions", None)
     return Settings.from_env(
         table_name=getattr(args, "table_name", None),
         mesh_id=getattr(args, "mesh_id", None),
         home_region=getattr(args, "home_region", None),
-        mesh_regions=tuple(r.strip() for r in regions.split(",") if r.strip()) if regions else None,
+        mesh_regions=region_list(regions) if regions is not None else None,
+        excluded_regions=region_list(excluded) if excluded is not None else None,
         calls_per_second=getattr(args, "calls_per_second", None),
     )
 
@@ -161,7 +166,7 @@ def _run_hubs(args: argparse.Namespace, aws: Any) -> int:
         raise ValueError("give the Region of the hub to remove")
     if args.hubs_command == "list":
         items = table.read_items()
-        checked = parse_hubs(items, aws.known_regions())
+        checked = parse_hubs(items, aws.known_regions(str(i.get("region")) for i in items))
         problems = [str(e) for e in checked.errors]
         text = hubs_text(items) + "".join(f"\n! {p}" for p in problems)
         _emit(args, {"hubs": items, "errors": problems}, text)
@@ -176,10 +181,9 @@ def _run_hubs(args: argparse.Namespace, aws: Any) -> int:
         return EXIT_OK if removed else EXIT_PROBLEMS
     item = _item_from_args(args)
     others = [i for i in table.read_items() if i.get("region") != item.get("region")]
+    known = aws.known_regions(str(i.get("region")) for i in [*others, item])
     errors = [
-        e
-        for e in parse_hubs([*others, item], aws.known_regions()).errors
-        if e.region == item.get("region")
+        e for e in parse_hubs([*others, item], known).errors if e.region == item.get("region")
     ]
     if errors:
         _emit(

@@ -5,7 +5,8 @@
 | `HUBS_TABLE_NAME` | `resolver-mesh-hubs` | the DynamoDB table of hub items |
 | `MESH_ID` | `resolver-mesh` | this mesh's id, written into every rule's ownership marker |
 | `HOME_REGION` | boto3's Region (`AWS_REGION`) | the Region of the hubs table |
-| `MESH_REGIONS` | (empty) | Regions swept by a full resync; empty: the account's enabled Regions |
+| `MESH_REGIONS` | (empty) | Regions a full resync sweeps; empty: the partition's enabled ones |
+| `EXCLUDED_REGIONS` | (empty) | Regions never read or written (e.g. denied by an SCP) |
 | `CALLS_PER_SECOND` | `5` | AWS calls per second per Region (the Resolver API's default quota) |
 | `MAX_ATTEMPTS` | `6` | attempts per AWS call on throttling, 5xx and connection errors |
 | `CALL_TIMEOUT_SECONDS` | `20` | how long one AWS call may take before it is retried |
@@ -16,6 +17,8 @@
 | `READINESS_POLL_SECONDS` | `10` | how often it looks |
 
 Invariant: a setting that cannot be parsed is a `ConfigError` naming the variable, never a default.
+Region lists are checked for their shape here; `Aws.check_settings_regions` checks that AWS knows
+them (that needs the home Region's partition).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from resolver_mesh.models import AccountAccess
-from resolver_mesh.names import MESH_ID_PATTERN
+from resolver_mesh.names import MESH_ID_PATTERN, REGION_PATTERN
 from resolver_mesh.safety import Guard
 
 
@@ -42,6 +45,7 @@ class Settings:
     mesh_id: str = "resolver-mesh"
     home_region: str | None = None
     mesh_regions: tuple[str, ...] = ()
+    excluded_regions: tuple[str, ...] = ()
     calls_per_second: float = 5.0
     max_attempts: int = 6
     call_timeout_seconds: float = 20.0
@@ -70,6 +74,26 @@ class Settings:
             raise ConfigError("MAX_ATTEMPTS must be at least 1")
         if not 0 <= self.guard.max_fraction <= 1:  # NaN fails this test too
             raise ConfigError("MAX_CHANGE_FRACTION must be between 0 and 1")
+        for setting, regions in self.region_settings().items():
+            malformed = [r for r in regions if not REGION_PATTERN.match(r)]
+            if malformed:
+                raise ConfigError(
+                    f"{setting}: {', '.join(map(repr, malformed))} is not a Region name"
+                    " like 'us-east-2'"
+                )
+        both = sorted(set(self.mesh_regions) & set(self.excluded_regions))
+        if both:
+            raise ConfigError(
+                f"EXCLUDED_REGIONS (--excluded-regions): {', '.join(both)} also"
+                " in MESH_REGIONS: a Region is swept or excluded, not both"
+            )
+
+    def region_settings(self) -> dict[str, tuple[str, ...]]:
+        """The Region lists of the settings, by the names people set them with."""
+        return {
+            "MESH_REGIONS (--mesh-regions)": self.mesh_regions,
+            "EXCLUDED_REGIONS (--excluded-regions)": self.excluded_regions,
+        }
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -102,9 +126,8 @@ class Settings:
             "table_name": env.get("HUBS_TABLE_NAME", "").strip() or cls.table_name,
             "mesh_id": env.get("MESH_ID", "").strip() or cls.mesh_id,
             "home_region": env.get("HOME_REGION", "").strip() or None,
-            "mesh_regions": tuple(
-                r.strip() for r in env.get("MESH_REGIONS", "").split(",") if r.strip()
-            ),
+            "mesh_regions": region_list(env.get("MESH_REGIONS", "")),
+            "excluded_regions": region_list(env.get("EXCLUDED_REGIONS", "")),
             "calls_per_second": number("CALLS_PER_SECOND", cls.calls_per_second, float),
             "max_attempts": int(number("MAX_ATTEMPTS", cls.max_attempts, int)),
             "call_timeout_seconds": number("CALL_TIMEOUT_SECONDS", cls.call_timeout_seconds, float),
@@ -116,6 +139,11 @@ class Settings:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def region_list(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of Regions (`MESH_REGIONS`, `--mesh-regions`, ...)."""
+    return tuple(r.strip() for r in raw.split(",") if r.strip())
 
 
 def _member_roles(raw: str) -> tuple[AccountAccess, ...]:

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from resolver_mesh.names import domain_problem, normalise_domain
+from resolver_mesh.names import REGION_NAME, REGION_PATTERN, domain_problem, normalise_domain
 
 DEFAULT_DOMAIN_TEMPLATES = ("{region}.amazonaws.com", "{region}.vpce.amazonaws.com")
 # A `domains` entry standing for the private DNS names of the hub VPC's interface endpoints.
@@ -43,7 +43,7 @@ _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
 _EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _TEMPLATE_FIELD = re.compile(r"\{([^}]*)\}")
-_SERVICE_NAME = re.compile(r"^com\.amazonaws\.([a-z]{2}(?:-[a-z]+)+-\d)\.([a-z0-9.-]+)$")
+_SERVICE_NAME = re.compile(rf"^com\.amazonaws\.({REGION_NAME})\.([a-z0-9.-]+)$")
 
 
 def _matching(pattern: re.Pattern[str], example: str, kind: str = "an id") -> AfterValidator:
@@ -197,9 +197,11 @@ class HubItem(AccountAccess):
     @field_validator("region")
     @classmethod
     def _known_region(cls, value: str, info: ValidationInfo) -> str:
+        if not REGION_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a Region name like 'us-east-2'")
         known = (info.context or {}).get("known_regions")
         if known is not None and value not in known:
-            raise ValueError(f"{value!r} is not a known AWS Region")
+            raise ValueError(f"{value!r} is not a known AWS Region (of the home partition)")
         return value
 
     @field_validator("domains")
@@ -432,13 +434,15 @@ class ObservedInvitation:
 @dataclass(frozen=True)
 class RegionState:
     """Everything read in one account's Region ("" = the reconciler's own account).
-    `error` set means it could not be read."""
+    `error` set means it could not be read; `denied`, that AWS refused the read by policy
+    (AccessDenied: an SCP that blocks the Region, a missing permission)."""
 
     region: str
     rules: tuple[ObservedRule, ...] = ()
     associations: tuple[ObservedAssociation, ...] = ()
     endpoints: tuple[ObservedEndpoint, ...] = ()
     error: str | None = None
+    denied: bool = False
     interface_endpoints: tuple[InterfaceEndpoint, ...] = ()  # of the hub VPC, when needed
     account: str = ""
     shares: tuple[ObservedShare, ...] = ()  # read where our rules are shared or should be

@@ -1,6 +1,9 @@
-"""Domain names, rule names and the ownership marker.
+"""Domain names, Region names, rule names and the ownership marker.
 
 Invariants:
+- `REGION_PATTERN` is the one shape of an AWS Region name (`us-east-1`, `us-gov-west-1`,
+  `us-isob-east-1`, `eusc-de-east-1`); models, verify, the settings and the deploy script use it.
+  A name of that shape may still not be a Region: `Aws.known_regions` says which are.
 - `normalise_domain` is idempotent and gives lower case with exactly one trailing dot, the form
   Route 53 Resolver returns; every comparison of domains goes through it.
 - A rule is ours if and only if its CreatorRequestId starts with `ownership_prefix(mesh_id)`.
@@ -19,6 +22,10 @@ MARKER = "resolver-mesh"
 OWNER_TAG_KEY = "resolver-mesh:owner"
 TARGET_TAG_KEY = "resolver-mesh:target"
 MESH_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
+# A Region name: a 2-4 letter area, one or more words, a number (what every partition's
+# regionRegex in botocore's partitions.json allows today, without naming the areas).
+REGION_NAME = r"[a-z]{2,4}(?:-[a-z]+)+-\d{1,2}"
+REGION_PATTERN = re.compile(rf"^{REGION_NAME}$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _MAX_RULE_NAME = 64
 

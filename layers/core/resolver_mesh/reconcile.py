@@ -10,6 +10,10 @@ Invariants:
   first left, so concurrent triggers cause neither duplicates nor flapping.
 - Other accounts are read and written through their assumed role, location by location
   (`region@account`); an account that cannot be reached is a location that cannot be read.
+- `EXCLUDED_REGIONS` are never read or written, in any account; a report says which Regions
+  were not swept because of them, and a hub item there is an error.
+- On a full resync, a Region without a hub item whose read AWS refuses by policy (an SCP) is
+  reported as denied, with a note, not as an error; anywhere else a refused read is an error.
 - Sharing spans accounts (rules are created, then shared, then associated by the receiver):
   while a pass that involves sharing changes something, another pass follows (at most
   `MAX_PASSES`), each planned from what it reads.
@@ -24,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from resolver_mesh.aws.calls import is_denied
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
@@ -89,6 +94,7 @@ class Reconciler:
     def run(self, request: Request) -> Report:
         """One reconcile. Reconciles of one mesh in one process run one after the other."""
         started = time.monotonic()
+        self.aws.check_settings_regions()  # a bad MESH_REGIONS is a ConfigError, up front
         key = (self.aws.home_region, self.settings.table_name, self.settings.mesh_id)
         with _MESH_LOCKS_GUARD:
             lock = _MESH_LOCKS.setdefault(key, threading.Lock())
@@ -136,19 +142,26 @@ class Reconciler:
     def _run(self, request: Request, report: Report) -> bool:
         """One pass; True when it applied changes that involve sharing (another pass may have
         more to do: new rules to share, shared rules to associate)."""
-        known = self.aws.known_regions()
         try:
             items = self.aws.hubs_table().read_items()
             home_account = self.aws.account_id() if names_accounts(items) else ""
         except Exception as error:
             report.error("table", f"cannot read the hubs table {self.settings.table_name}: {error}")
             return False
+        try:  # a Region newer than botocore is known once the account lists it
+            named = [str(item.get("region")) for item in items] + list(request.regions or ())
+            known = self.aws.known_regions(named)
+        except Exception as error:
+            report.error("regions", f"cannot list the account's Regions: {error}")
+            known = self.aws.known_regions()
         hub_set = parse_hubs(items, known, home_account or None)
         report.hubs = sorted(hub_set.hubs)
 
         regions = self._scope(request, hub_set, known, report)
         if regions is None:
             return False
+        excluded = frozenset(self.settings.excluded_regions)
+        not_swept, regions = regions & excluded, regions - excluded
         self._accounts = {a.account: a for a in self.settings.member_roles} | hub_set.accounts()
         accounts = ["", *sorted(self._accounts)]
         member_regions = regions & set(hub_set.item_regions)
@@ -156,6 +169,9 @@ class Reconciler:
         reads = _Reads.of(hub_set)
 
         def observe(where: str) -> RegionState:
+            region, account = split_location(where)
+            if region in excluded:  # only a hub's endpoints lead here: an error
+                return RegionState(region, account=account, error="in EXCLUDED_REGIONS: not read")
             return self._observe(where, where in scope, reads, hub_set)
 
         states = per_region(observe, scope | reads.endpoints)
@@ -168,12 +184,20 @@ class Reconciler:
                 for rule in managed_rules(state, self.settings.mesh_id)
                 if (target := rule_target(rule, self.settings.mesh_id))
             }
-            trail = {location(r, a) for a in accounts for r in found & known} - scope
+            not_swept |= found & excluded
+            trail = {location(r, a) for a in accounts for r in (found & known) - excluded} - scope
             scope |= trail
             states |= per_region(observe, trail)
         report.regions = sorted(scope)
+        if not_swept:
+            report.notes.append(
+                f"not swept (excluded): {', '.join(sorted(not_swept))}: EXCLUDED_REGIONS are"
+                " never read, so rules of ours left there are not found or removed"
+            )
         desired = desired_rules(self.settings.mesh_id, hub_set, states)
-        self._report_state(report, desired, states, scope)
+        full_resync = request.regions is None
+        hub_regions = hub_set.item_regions if full_resync else None
+        self._report_state(report, desired, states, scope, hub_regions)
 
         plan = make_plan(
             self.settings.mesh_id,
@@ -211,6 +235,13 @@ class Reconciler:
             unknown = sorted(set(request.regions) - known)
             if unknown:
                 report.error("request", f"unknown Region(s) in 'regions': {', '.join(unknown)}")
+                return None
+            excluded = sorted(set(request.regions) & set(self.settings.excluded_regions))
+            if excluded:
+                report.error(
+                    "request",
+                    f"Region(s) in 'regions' are in EXCLUDED_REGIONS: {', '.join(excluded)}",
+                )
                 return None
             return set(request.regions)
         swept: Collection[str] = self.settings.mesh_regions
@@ -259,7 +290,12 @@ class Reconciler:
                 state = replace(state, invitations=aws.ram(region).pending_invitations())
             return state
         except Exception as error:
-            return RegionState(region, account=account, error=f"{type(error).__name__}: {error}")
+            return RegionState(
+                region,
+                account=account,
+                error=f"{type(error).__name__}: {error}",
+                denied=is_denied(error),
+            )
 
     def _report_state(
         self,
@@ -267,17 +303,29 @@ class Reconciler:
         desired: Desired,
         states: dict[str, RegionState],
         scope: set[str],
+        hub_regions: Collection[str] | None,
     ) -> None:
+        """Item errors, degraded and pending hubs, unreadable locations. A location refused by
+        policy is `denied`, not an error, when `hub_regions` (a full resync's) lacks its Region."""
         for item_error in desired.errors:
             report.item_error(item_error)
         report.degraded = list(desired.degraded)
         report.notes += list(desired.notes)
         report.pending = sorted(desired.pending)
         for where, state in sorted(states.items()):
-            if state.error:
+            tolerated = hub_regions is not None and state.region not in hub_regions
+            if state.error and state.denied and tolerated:
+                report.denied_regions.append(where)
+            elif state.error:
                 report.error(
                     "region", f"{where}: cannot read Route 53 Resolver: {state.error}", where
                 )
+        if report.denied_regions:
+            report.notes.append(
+                f"denied: {', '.join(report.denied_regions)}: AWS refused the reads there"
+                " (AccessDenied: an SCP?), so rules of ours left there are not found or"
+                " removed; list such Regions in EXCLUDED_REGIONS if that is intended"
+            )
         report.managed_rules = sum(
             len(managed_rules(s, self.settings.mesh_id))
             for where, s in states.items()

@@ -25,6 +25,7 @@ class Report:
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     degraded: list[str] = field(default_factory=list)
+    denied_regions: list[str] = field(default_factory=list)  # refused by policy; not errors
     pending: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
@@ -105,6 +106,7 @@ class Report:
             "conflicts": self.conflicts,
             "errors": self.errors,
             "degraded": self.degraded,
+            "denied_regions": self.denied_regions,
             "pending": self.pending,
             "notes": self.notes,
             "refused": self.refused,

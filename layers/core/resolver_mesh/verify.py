@@ -32,7 +32,6 @@ never writes; `Matrix.ok` is False whenever a cell is a problem or something cou
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -46,7 +45,7 @@ from resolver_mesh.models import (
     location,
     split_location,
 )
-from resolver_mesh.names import normalise_domain
+from resolver_mesh.names import REGION_PATTERN, normalise_domain
 from resolver_mesh.plan import rule_target
 from resolver_mesh.reconcile import per_region
 
@@ -57,7 +56,6 @@ PROBLEMS = ("gap", "stale", "loop", "conflict", "unknown")
 STATUSES = ("private", "local", "public", "external", *PROBLEMS)
 INACTIVE_ASSOCIATION = frozenset({"DELETING", "FAILED", "OVERRIDDEN"})
 INACTIVE_RULE = frozenset({"DELETING", "FAILED"})
-_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 _MAX_HOPS = 8
 
 
@@ -437,7 +435,7 @@ def _rows(hub: HubItem) -> list[Row]:
 def _column_key(name: str) -> tuple[str, int]:
     """Columns grouped by the Region in the name (names without one first), shorter first."""
     labels = name.rstrip(".").split(".")
-    region = next((label for label in labels if _REGION.match(label)), "")
+    region = next((label for label in labels if REGION_PATTERN.match(label)), "")
     return region, len(labels)
 
 
@@ -581,7 +579,9 @@ def verify(aws: Aws) -> Matrix:
     """Read the table and the live state, and build the matrix."""
     items = aws.hubs_table().read_items()
     home_account = aws.account_id() if names_accounts(items) else None
-    hub_set = parse_hubs(items, aws.known_regions(), home_account)
+    hub_set = parse_hubs(
+        items, aws.known_regions(str(i.get("region")) for i in items), home_account
+    )
     states, endpoints, errors = observe_mesh(aws, hub_set)
     matrix = verify_mesh(aws.settings.mesh_id, hub_set, states, endpoints)
     if not errors:

@@ -46,6 +46,9 @@ TRANSIENT_ERRORS = (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+# A call refused by policy: an IAM or SCP deny (JSON services say AccessDeniedException, EC2
+# UnauthorizedOperation, query services AccessDenied).
+DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 # Calls that change nothing; assuming a member account's role only obtains credentials.
 READ_PREFIXES = ("list_", "get_", "describe_", "scan", "query", "assume_role")
 
@@ -56,6 +59,16 @@ class QuotaExceededError(Exception):
 
 def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def is_denied(error: BaseException) -> bool:
+    """Whether a call was refused by policy in the Region it was made in. A refused AssumeRole
+    is not: that is a member account that cannot be reached, whatever the Region."""
+    return (
+        isinstance(error, ClientError)
+        and error_code(error) in DENIED_CODES
+        and error.operation_name != "AssumeRole"
+    )
 
 
 def error_message(error: ClientError) -> str:

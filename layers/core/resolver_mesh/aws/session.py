@@ -7,18 +7,22 @@ Invariants:
 - Another account is reached through its own `Aws` (so its own rate limits: AWS counts them per
   account), whose credentials come from assuming the entry's role with its external id, when
   first used and again before they expire.
+- Regions are those of the home Region's partition only (`aws`, `aws-cn`, `aws-us-gov`,
+  `aws-eusc`, ...): no other partition can be reached with the same credentials.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
+from botocore.exceptions import UnknownRegionError
 
 from resolver_mesh.aws.calls import Caller, RateLimiter
 from resolver_mesh.aws.hubs import HubsTable
@@ -26,6 +30,7 @@ from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.config import ConfigError, Settings
 from resolver_mesh.models import AccountAccess, InterfaceEndpoint
+from resolver_mesh.names import REGION_PATTERN
 
 
 class Aws:
@@ -46,7 +51,9 @@ class Aws:
         )
         self._clients: dict[tuple[str, str], Any] = {}
         self._callers: dict[str, Caller] = {}
+        self._partition: str | None = None
         self._known_regions: frozenset[str] | None = None
+        self._asked_account_regions = False
         self._account_id: str | None = None
         self._members: dict[str, Aws] = {}
         self.access: AccountAccess | None = None  # how a member account's `Aws` was reached
@@ -152,22 +159,67 @@ class Aws:
             and str(endpoint.get("State", "")).lower() not in ("deleted", "deleting", "failed")
         )
 
-    def known_regions(self) -> frozenset[str]:
-        """Every Region botocore knows Route 53 Resolver in, over all partitions (no call;
-        worked out once per process)."""
+    @property
+    def partition(self) -> str:
+        """The home Region's partition, from botocore's partition table, whose Region patterns
+        also match Regions newer than its lists (no call)."""
+        if self._partition is None:
+            try:
+                self._partition = self.session.get_partition_for_region(self.home_region)
+            except UnknownRegionError:
+                raise ConfigError(
+                    f"the home Region {self.home_region!r} is in no AWS partition botocore knows"
+                ) from None
+        return self._partition
+
+    def in_partition(self, region: str) -> bool:
+        """Whether `region` has the name of a Region of the home partition (no call)."""
+        try:
+            return bool(self.session.get_partition_for_region(region) == self.partition)
+        except UnknownRegionError:
+            return False
+
+    def known_regions(self, names: Iterable[str] = ()) -> frozenset[str]:
+        """The Regions of the home partition: those botocore lists Route 53 Resolver in, and,
+        once one of `names` has a Region's shape but is not among them, every Region the
+        account reports (ec2 DescribeRegions with AllRegions, once per process), so that a
+        Region newer than botocore is known as soon as AWS lists it. No call otherwise."""
         if self._known_regions is None:
-            self._known_regions = frozenset(
-                region
-                for partition in self.session.get_available_partitions()
-                for region in self.session.get_available_regions("route53resolver", partition)
-            )
+            listed = self.session.get_available_regions("route53resolver", self.partition)
+            self._known_regions = frozenset(listed)
+        unlisted = {n for n in names if REGION_PATTERN.match(n)} - self._known_regions
+        if unlisted and not self._asked_account_regions:
+            self._known_regions |= self._account_regions(all_regions=True)
+            self._asked_account_regions = True
         return self._known_regions
 
     def enabled_regions(self) -> list[str]:
-        """The account's enabled Regions, for the full-resync sweep."""
+        """The account's enabled Regions of the home partition, for the full-resync sweep."""
+        return sorted(self._account_regions(all_regions=False))
+
+    def _account_regions(self, all_regions: bool) -> frozenset[str]:
+        """The Regions ec2 DescribeRegions lists, those of the home partition only (AWS lists
+        only its own partition's; the local emulator lists every partition's)."""
         ec2 = self.client("ec2", self.home_region)
-        regions = self.caller(self.home_region)(ec2.describe_regions, AllRegions=False)
-        return sorted(r["RegionName"] for r in regions["Regions"])
+        listed = self.caller(self.home_region)(ec2.describe_regions, AllRegions=all_regions)
+        names = (str(r["RegionName"]) for r in listed["Regions"])
+        return frozenset(name for name in names if self.in_partition(name))
+
+    def check_settings_regions(self) -> None:
+        """A `ConfigError` naming the setting and the Region when a Region setting names one
+        that is not a known Region of the home partition, or excludes the home Region."""
+        for setting, regions in self.settings.region_settings().items():
+            unknown = sorted(set(regions) - self.known_regions(regions))
+            if unknown:
+                raise ConfigError(
+                    f"{setting}: {', '.join(unknown)}: not a known Region of the"
+                    f" {self.partition} partition (home Region {self.home_region})"
+                )
+        if self.home_region in self.settings.excluded_regions:
+            raise ConfigError(
+                f"EXCLUDED_REGIONS (--excluded-regions): {self.home_region} is the home Region"
+                " (the hubs table's): it cannot be excluded"
+            )
 
     def call_counts(self) -> Counter[str]:
         total: Counter[str] = Counter()

@@ -1,0 +1,111 @@
+"""Regions on the local emulator as AWS has them, beyond what moto 5.2.5 does.
+
+- `denied_regions(emulator, regions)`: a service control policy that denies whole Regions. AWS
+  still lists such a Region as enabled (`DescribeRegions`), and refuses every call signed for
+  it: JSON services with `AccessDeniedException`, EC2 with `UnauthorizedOperation` (both HTTP
+  403, "with an explicit deny in a service control policy"). `RegionDenier` is that rule as a
+  WSGI middleware around the moto server; it reads the Region from the request's SigV4
+  credential scope and counts what it refused.
+- `new_region(name)`: a Region newer than botocore's lists: ec2 `DescribeRegions` reports it
+  (moto only lists botocore's Regions) and moto serves it (`MOTO_ALLOW_NONEXISTENT_REGION`),
+  while the block runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from resolver_mesh.local.emulator import LocalEmulator
+
+# SigV4: `Credential=AKID/20250101/us-east-2/route53resolver/aws4_request`
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+_DENY = (
+    "is not authorized to perform this operation in {region} with an explicit deny in a"
+    " service control policy"
+)
+
+StartResponse = Callable[..., Any]
+
+
+def signed_region(environ: dict[str, Any]) -> str:
+    """The Region a request was signed for ("" when it is not signed with SigV4)."""
+    found = _SCOPE.search(str(environ.get("HTTP_AUTHORIZATION", "")))
+    return found.group(1) if found else ""
+
+
+class RegionDenier:
+    """A WSGI middleware refusing every request signed for one of `regions`, as an SCP does."""
+
+    def __init__(self, app: Any, regions: Iterable[str]) -> None:
+        self.app = app
+        self.regions = frozenset(regions)
+        self.refused: Counter[str] = Counter()  # by Region
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        region = signed_region(environ)
+        if region not in self.regions:
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        with self._lock:
+            self.refused[region] += 1
+        message = "User: arn:aws:sts::123456789012:assumed-role/reconciler " + _DENY.format(
+            region=region
+        )
+        content_type = str(environ.get("CONTENT_TYPE", ""))
+        if content_type.startswith("application/x-www-form-urlencoded"):  # EC2's query protocol
+            body = (
+                "<Response><Errors><Error><Code>UnauthorizedOperation</Code>"
+                f"<Message>{message}</Message></Error></Errors>"
+                "<RequestID>denied-by-scp</RequestID></Response>"
+            ).encode()
+            headers = [("Content-Type", "text/xml")]
+        else:  # JSON and REST-JSON services
+            body = json.dumps({"__type": "AccessDeniedException", "message": message}).encode()
+            headers = [
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("x-amzn-ErrorType", "AccessDeniedException"),
+            ]
+        start_response("403 Forbidden", [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
+
+@contextmanager
+def denied_regions(emulator: LocalEmulator, regions: Iterable[str]) -> Iterator[RegionDenier]:
+    """Deny every call in `regions` on `emulator` for the duration of the block."""
+    server = emulator.wsgi_server()
+    denier = RegionDenier(server.app, regions)
+    server.app = denier
+    try:
+        yield denier
+    finally:
+        server.app = denier.app
+
+
+@contextmanager
+def new_region(name: str, opt_in_status: str = "opt-in-not-required") -> Iterator[None]:
+    """While the block runs, `name` is a Region of the account that botocore does not list:
+    ec2 DescribeRegions reports it and moto serves requests signed for it."""
+    from moto.ec2.models.availability_zones_and_regions import (
+        Region,
+        RegionsAndZonesBackend,
+    )
+
+    region = Region(name, f"ec2.{name}.amazonaws.com", opt_in_status)
+    previous = os.environ.get("MOTO_ALLOW_NONEXISTENT_REGION")
+    RegionsAndZonesBackend.regions.append(region)
+    os.environ["MOTO_ALLOW_NONEXISTENT_REGION"] = "true"
+    try:
+        yield
+    finally:
+        RegionsAndZonesBackend.regions.remove(region)
+        if previous is None:
+            os.environ.pop("MOTO_ALLOW_NONEXISTENT_REGION", None)
+        else:
+            os.environ["MOTO_ALLOW_NONEXISTENT_REGION"] = previous
