@@ -288,6 +288,7 @@ def test_function_settings(template: dict[str, Any]) -> None:
     assert env["HUBS_TABLE_NAME"] == {"Ref": "HubsTable"}
     assert env["MESH_ID"] == {"Ref": "MeshId"}
     assert env["MESH_REGIONS"] == {"Ref": "MeshRegions"}
+    assert env["EXCLUDED_REGIONS"] == {"Ref": "ExcludedRegions"}
     assert env["CALLS_PER_SECOND"] == {"Ref": "CallsPerSecond"}
     assert env["MAX_CHANGE_FRACTION"] == {"Ref": "MaxChangeFraction"}
     assert env["POWERTOOLS_SERVICE_NAME"] == "resolver-mesh"
@@ -322,6 +323,7 @@ def test_parameters(template: dict[str, Any]) -> None:
         assert not pattern.match(bad), bad
     assert params["ResyncRate"]["Default"] == "rate(15 minutes)"
     assert params["MeshRegions"]["Default"] == ""
+    assert params["ExcludedRegions"]["Default"] == ""
     assert str(params["CallsPerSecond"]["Default"]) == "5"
     assert params["MaxChangeFraction"]["Default"] == "0.5"
     fraction = re.compile(params["MaxChangeFraction"]["AllowedPattern"])

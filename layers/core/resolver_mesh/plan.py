@@ -577,7 +577,8 @@ def make_plan(
     for where in sorted(scope):
         state = states.get(where)
         if state is None or state.error:
-            notes.append(f"{where}: not read, nothing changes there")
+            if state is None or not state.denied:  # the report notes denied ones together
+                notes.append(f"{where}: not read, nothing changes there")
             continue
         if state.region in desired.frozen_regions:
             notes.append(f"{where}: its hub item cannot be used, nothing changes there")

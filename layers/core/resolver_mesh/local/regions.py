@@ -7,8 +7,9 @@
   WSGI middleware around the moto server; it reads the Region from the request's SigV4
   credential scope and counts what it refused.
 - `new_region(name)`: a Region newer than botocore's lists: ec2 `DescribeRegions` reports it
-  (moto only lists botocore's Regions) and moto serves it (`MOTO_ALLOW_NONEXISTENT_REGION`),
-  while the block runs.
+  (moto only lists botocore's Regions) and moto serves it (`MOTO_ALLOW_NONEXISTENT_REGION`,
+  and two availability zones), while the block runs; afterwards its state is dropped (a
+  reset could not rebuild it).
 """
 
 from __future__ import annotations
@@ -92,19 +93,30 @@ def denied_regions(emulator: LocalEmulator, regions: Iterable[str]) -> Iterator[
 def new_region(name: str, opt_in_status: str = "opt-in-not-required") -> Iterator[None]:
     """While the block runs, `name` is a Region of the account that botocore does not list:
     ec2 DescribeRegions reports it and moto serves requests signed for it."""
+    from moto.core.base_backend import BackendDict, backend_lock
     from moto.ec2.models.availability_zones_and_regions import (
         Region,
         RegionsAndZonesBackend,
+        Zone,
     )
 
     region = Region(name, f"ec2.{name}.amazonaws.com", opt_in_status)
     previous = os.environ.get("MOTO_ALLOW_NONEXISTENT_REGION")
     RegionsAndZonesBackend.regions.append(region)
+    RegionsAndZonesBackend.zones[name] = [
+        Zone(name=f"{name}{letter}", region_name=name, zone_id=f"{name}-az{n}")
+        for n, letter in enumerate("ab", start=1)
+    ]
     os.environ["MOTO_ALLOW_NONEXISTENT_REGION"] = "true"
     try:
         yield
     finally:
         RegionsAndZonesBackend.regions.remove(region)
+        del RegionsAndZonesBackend.zones[name]
+        with backend_lock:
+            for service in BackendDict._instances:
+                for account in service.values():
+                    account.pop(name, None)
         if previous is None:
             os.environ.pop("MOTO_ALLOW_NONEXISTENT_REGION", None)
         else:
