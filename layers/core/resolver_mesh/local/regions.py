@@ -114,7 +114,7 @@ def new_region(name: str, opt_in_status: str = "opt-in-not-required") -> Iterato
         RegionsAndZonesBackend.regions.remove(region)
         del RegionsAndZonesBackend.zones[name]
         with backend_lock:
-            for service in BackendDict._instances:
+            for service in BackendDict._instances:  # type: ignore[misc]
                 for account in service.values():
                     account.pop(name, None)
         if previous is None:
