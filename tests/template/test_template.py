@@ -249,6 +249,23 @@ def test_layer_folder_and_requirements_exist(template: dict[str, Any]) -> None:
                 )
 
 
+def test_the_layer_ships_the_tested_boto3_and_botocore() -> None:
+    """The function must not depend on the runtime's botocore (its Regions, its API fields):
+    the layer pins the versions the tests run with."""
+
+    def pins(path: Path) -> dict[str, str]:
+        found = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name, _, version = line.split("#", 1)[0].strip().partition("==")
+            if version:
+                found[name.lower()] = version
+        return found
+
+    layer, dev = pins(ROOT / "layers/core/requirements.txt"), pins(ROOT / "requirements-dev.txt")
+    for package in ("boto3", "botocore"):
+        assert layer.get(package) == dev[package], package
+
+
 def test_runtime_is_python312_or_newer(template: dict[str, Any]) -> None:
     layers = _resources_of_type(template, "AWS::Serverless::LayerVersion")
     for name, fn in _functions(template).items():
