@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="text (a matrix, the default), json (same as --json) or mermaid (a diagram)",
     )
 
+    table = commands.add_parser("table", help="the hubs table").add_subparsers(
+        dest="table_command", required=True
+    )
+    text = "create the hubs table (--table) as template.yaml declares it, unless it exists"
+    table.add_parser("create", parents=[common], help=text, description=text)
+
     demo = commands.add_parser("demo", help="run the mesh on a local AWS emulator")
     demo.add_argument("--port", type=int, default=0, help="emulator port (default: any free)")
     return parser
@@ -222,6 +228,27 @@ def _run_verify(args: argparse.Namespace, aws: Any) -> int:
     return EXIT_OK if matrix.ok else EXIT_PROBLEMS
 
 
+def _run_table(args: argparse.Namespace, aws: Any) -> int:
+    """`table create`: exit 0 when the table is there with the hubs key, created now or not."""
+    from resolver_mesh.aws.hubs import TableMismatchError
+
+    table = aws.hubs_table()
+    where = f"{table.name} in {aws.home_region}"
+    try:
+        created = table.create(aws.settings.mesh_id)
+    except TableMismatchError as error:
+        print(f"resolver-mesh: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    text = (
+        f"created the hubs table {where}: key region, on demand, stream NEW_AND_OLD_IMAGES,"
+        " encrypted (AWS managed KMS key), point-in-time recovery on"
+        if created
+        else f"the hubs table {where} exists already (key region); left as it is"
+    )
+    _emit(args, {"table": table.name, "region": aws.home_region, "created": created}, text)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
@@ -241,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_hubs(args, aws)
         if args.command == "verify":
             return _run_verify(args, aws)
+        if args.command == "table":
+            return _run_table(args, aws)
         if args.command == "replay":
             replayed = _replayed(args, aws.known_regions())
             if replayed is None:

@@ -4,6 +4,9 @@ Invariants:
 - `read_items` reads the whole table with strongly consistent reads and either returns every
   item or raises: a partial read is never returned as if it were the table.
 - Items go in and out as plain Python values (DynamoDB string sets become Python sets).
+- `table_definition` and `POINT_IN_TIME_RECOVERY` are the one definition of the table in the
+  code: `table create`, the demo and the tests make it from them, and a test compares them with
+  template.yaml's `HubsTable`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,33 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from resolver_mesh.aws.calls import Caller
+from resolver_mesh.names import OWNER_TAG_KEY
 
 _deserializer = TypeDeserializer()
 _serializer = TypeSerializer()
+
+KEY_SCHEMA = ({"AttributeName": "region", "KeyType": "HASH"},)
+# Not part of CreateTable: switched on by UpdateContinuousBackups once the table is ACTIVE.
+POINT_IN_TIME_RECOVERY = {"PointInTimeRecoveryEnabled": True}
+
+
+class TableMismatchError(Exception):
+    """A table of that name exists, with another key: it is not a hubs table."""
+
+
+def table_definition(name: str, mesh_id: str) -> dict[str, Any]:
+    """The CreateTable request of the hubs table, as template.yaml declares it: key `region`,
+    on demand, a stream of both images (the template's pipe reads it), encrypted with the AWS
+    managed KMS key (`SSEEnabled: true`), tagged with the mesh id."""
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [{"AttributeName": "region", "AttributeType": "S"}],
+        "KeySchema": [dict(key) for key in KEY_SCHEMA],
+        "BillingMode": "PAY_PER_REQUEST",
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        "SSESpecification": {"Enabled": True, "SSEType": "KMS"},
+        "Tags": [{"Key": OWNER_TAG_KEY, "Value": mesh_id}],
+    }
 
 
 class HubsTable:
@@ -54,3 +81,32 @@ class HubsTable:
             ReturnValues="ALL_OLD",
         )
         return bool(response.get("Attributes"))
+
+    def create(self, mesh_id: str) -> bool:
+        """Create the table from `table_definition`, wait until it is ACTIVE and switch on
+        point-in-time recovery. False, and nothing changed, when a table of that name exists
+        with the hubs key (waiting for it if it is still being created);
+        `TableMismatchError` when it exists with another key."""
+        try:
+            self.call(self.client.create_table, **table_definition(self.name, mesh_id))
+            created = True
+        except self.client.exceptions.ResourceInUseException:
+            created = False
+        if not created:
+            found = self.call(self.client.describe_table, TableName=self.name)["Table"]
+            if tuple(found["KeySchema"]) != KEY_SCHEMA:
+                raise TableMismatchError(
+                    f"the table {self.name} exists with the key {found['KeySchema']},"
+                    f" not {list(KEY_SCHEMA)}: it is not a hubs table"
+                )
+        self.client.get_waiter("table_exists").wait(
+            TableName=self.name,
+            WaiterConfig={"Delay": 2, "MaxAttempts": 150},
+        )
+        if created:
+            self.call(
+                self.client.update_continuous_backups,
+                TableName=self.name,
+                PointInTimeRecoverySpecification=POINT_IN_TIME_RECOVERY,
+            )
+        return created
