@@ -131,16 +131,73 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, default=_json_value) if as_json else text)
 
 
+# The flags that make an item field by field (`hubs put REGION --vpc-id ...`).
+_FIELD_FLAGS = {
+    "vpc_id": "--vpc-id",
+    "inbound_endpoint_id": "--inbound-endpoint-id",
+    "outbound_endpoint_id": "--outbound-endpoint-id",
+    "vpc_ids": "--vpc-ids",
+    "domains": "--domains",
+    "peers": "--peers",
+    "disabled": "--disabled",
+    "description": "--description",
+}
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number"}
+
+
+def _hub_region(args: argparse.Namespace) -> str | None:
+    """The hub's Region, from REGION or --region (both only when they agree). A REGION that is
+    JSON is the whole item: it becomes `args.item`."""
+    region, flag = getattr(args, "region", None), getattr(args, "hub_region", None)
+    if region and region.lstrip().startswith("{"):
+        if getattr(args, "item", None) or getattr(args, "file", None):
+            raise ValueError("give the item once: as REGION, --item or --file")
+        args.item, region = region, None
+    if region and flag and region != flag:
+        raise ValueError(f"REGION {region} and --region {flag} differ: give the Region once")
+    return region or flag
+
+
+def _whole_item(where: str, text: str) -> dict[str, Any]:
+    """The JSON object in `text`; a ValueError naming `where` and the position otherwise."""
+    try:
+        item = json.loads(text)
+    except json.JSONDecodeError as error:
+        position = f"line {error.lineno} column {error.colno}"
+        raise ValueError(f"{where}: {position}: {error.msg}") from None
+    if not isinstance(item, dict):
+        kind = "true or false" if isinstance(item, bool) else _JSON_KINDS.get(type(item), "null")
+        raise ValueError(f"{where}: the item must be a JSON object, not {kind}")
+    return item
+
+
 def _item_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    if args.file:
-        args.item = f"@{args.file}"
-    raw = args.item or (args.region if (args.region or "").lstrip().startswith("{") else None)
-    if raw:
-        if raw.startswith("@"):
-            raw = sys.stdin.read() if raw == "@-" else Path(raw[1:]).read_text()
-        item = json.loads(raw)
-        if not isinstance(item, dict):
-            raise ValueError("--item must be a JSON object")
+    """The item to store: whole (--file, --item, or REGION as JSON) or made of REGION and the
+    field flags, never both. A whole item's `region` must be REGION's when both are given."""
+    if args.file and args.item:
+        raise ValueError("give --item or --file, not both")
+    if args.file or args.item:
+        if args.file:
+            where, text = args.file, Path(args.file).read_text()
+        elif args.item == "@-":
+            where, text = "stdin", sys.stdin.read()
+        elif args.item.startswith("@"):
+            where, text = args.item[1:], Path(args.item[1:]).read_text()
+        else:
+            where, text = "the item", args.item
+        ignored = [flag for dest, flag in _FIELD_FLAGS.items() if getattr(args, dest)]
+        if ignored:
+            raise ValueError(
+                f"{where} is the whole item: {', '.join(ignored)} cannot be added to it"
+                " (put the fields in the item)"
+            )
+        item = _whole_item(where, text)
+        if args.region and "region" not in item:
+            item = {"region": args.region, **item}
+        elif args.region and item["region"] != args.region:
+            raise ValueError(
+                f"{where} is the item of the Region {item['region']!r}, not {args.region}"
+            )
         return item
     if not (args.region and args.vpc_id and args.inbound_endpoint_id):
         raise ValueError("give REGION, --vpc-id and --inbound-endpoint-id (or --item)")
@@ -162,7 +219,7 @@ def _item_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_hubs(args: argparse.Namespace, aws: Any) -> int:
     table = aws.hubs_table()
-    args.region = getattr(args, "region", None) or getattr(args, "hub_region", None)
+    args.region = _hub_region(args)
     if args.hubs_command == "remove" and not args.region:
         raise ValueError("give the Region of the hub to remove")
     if args.hubs_command == "list":
