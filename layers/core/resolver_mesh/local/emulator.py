@@ -15,6 +15,19 @@ from typing import Any, Self
 from resolver_mesh.local.moto_ext import install_moto_extensions
 
 HOST = "127.0.0.1"
+LOCAL_EXTRAS_MISSING = "the local emulator needs the 'local' extras: pip install -e '.[local]'"
+
+
+class LocalExtrasMissingError(RuntimeError):
+    """moto's server cannot be imported; the message says what to install."""
+
+
+def require_local_extras() -> None:
+    """Raise `LocalExtrasMissingError` unless moto's server (the `local` extras) imports."""
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as error:
+        raise LocalExtrasMissingError(LOCAL_EXTRAS_MISSING) from error
 
 
 def emulator_environment(endpoint_url: str) -> dict[str, str]:
@@ -41,6 +54,7 @@ class LocalEmulator:
     def start(self) -> Self:
         """Start the server (idempotent) and return self."""
         if self._server is None:
+            require_local_extras()
             install_moto_extensions()
             werkzeug_log = logging.getLogger("werkzeug")
             if self._quiet and werkzeug_log.level == logging.NOTSET:
