@@ -31,14 +31,14 @@ def test_after_a_resync_every_name_resolves_privately(mesh: Any) -> None:
     assert lines[0] == "How names resolve in mesh resolver-mesh (names end in .amazonaws.com):"
     assert lines[1].split() == [
         "VPC",
-        "us-east-1",
         "s3.us-east-1",
+        "us-east-1",
         "us-east-1.vpce",
-        "us-east-2",
         "s3.us-east-2",
+        "us-east-2",
         "us-east-2.vpce",
-        "us-west-2",
         "s3.us-west-2",
+        "us-west-2",
         "us-west-2.vpce",
     ]
     workload = mesh.hubs[E1].workload_vpc_ids[0]

@@ -272,12 +272,13 @@ def test_the_most_specific_domain_wins(world: SimpleNamespace, converged: Any) -
 
     matrix = verify_mesh(MESH, hub_set, states, endpoints)
 
+    # by Region (the claiming hub's, else the one in the name), then by name
     assert [(c.name, c.owner) for c in matrix.columns] == [
-        ("corp.example.", W2),
-        ("east.corp.example.", E2),
         ("us-east-1.amazonaws.com.", E1),
         ("us-east-1.vpce.amazonaws.com.", E1),
+        ("east.corp.example.", E2),
         ("s3.us-east-2.amazonaws.com.", None),  # no hub claims us-east-2.amazonaws.com
+        ("corp.example.", W2),
     ]
     cell = matrix.cell(WORKLOAD, "east.corp.example")
     assert (cell.status, cell.via, cell.rule_domain) == ("private", E2, "east.corp.example.")

@@ -63,18 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
     put = hubs.add_parser("put", parents=[common], help="add or replace a hub item")
     put.add_argument("region", nargs="?", help="the hub's Region, or the whole item as JSON")
     put.add_argument("--region", dest="hub_region", help="the hub's Region (instead of REGION)")
-    put.add_argument("--vpc-id")
-    put.add_argument("--inbound-endpoint-id")
-    put.add_argument("--outbound-endpoint-id")
+    put.add_argument("--vpc-id", help="the hub VPC (vpc_id)")
+    put.add_argument(
+        "--inbound-endpoint-id", help="its INBOUND Resolver endpoint, where peers forward to"
+    )
+    put.add_argument(
+        "--outbound-endpoint-id",
+        help="its OUTBOUND Resolver endpoint (without one the hub only answers, gets no rules)",
+    )
     put.add_argument("--vpc-ids", nargs="+", metavar="VPC_ID", help="workload VPCs")
     put.add_argument("--domains", nargs="+", metavar="TEMPLATE", help="e.g. '{region}.example'")
-    put.add_argument("--peers", nargs="+", metavar="REGION")
+    put.add_argument(
+        "--peers", nargs="+", metavar="REGION", help="the hubs it forwards to (default: all others)"
+    )
     put.add_argument("--disabled", action="store_true", help="store the hub as enabled=false")
-    put.add_argument("--description")
+    put.add_argument("--description", help="free text, shown by 'hubs list'")
     put.add_argument("--item", help="the whole item as JSON, or @FILE, or @- for stdin")
     put.add_argument("--file", help="the whole item as a JSON file (like --item @FILE)")
     remove = hubs.add_parser("remove", parents=[common], help="remove a hub item")
-    remove.add_argument("region", nargs="?")
+    remove.add_argument("region", nargs="?", help="the hub's Region")
     remove.add_argument("--region", dest="hub_region", help="the hub's Region (instead of REGION)")
 
     replay = commands.add_parser(
@@ -274,6 +281,8 @@ def _run_verify(args: argparse.Namespace, aws: Any) -> int:
     conflict or unreadable Region."""
     from resolver_mesh.verify import matrix_mermaid, matrix_text, verify
 
+    if args.format not in (None, "json") and getattr(args, "json", False):
+        raise ValueError(f"--json and --format {args.format} ask for two outputs: give one")
     matrix = verify(aws)
     style = args.format or ("json" if getattr(args, "json", False) else "text")
     if style == "json":

@@ -123,11 +123,12 @@ def _text(entry: Any) -> str:
 
 
 def hubs_text(items: Iterable[Mapping[str, Any]]) -> str:
-    """One line per item; ACCOUNT, SPOKES and SHARED columns appear once an item uses them."""
+    """One line per item; ACCOUNT, SPOKES and SHARED columns appear once an item uses them;
+    DESCRIPTION (free text) comes last."""
     items = sorted(items, key=lambda i: str(i.get("region")))
     extra = any(i.get("account_id") or i.get("spokes") or i.get("shared_vpcs") for i in items)
     header = ("REGION", "VPC", "INBOUND", "OUTBOUND", "VPC_IDS", "ENABLED")
-    rows = [header + (("ACCOUNT", "SPOKES", "SHARED") if extra else ())]
+    rows = [header + (("ACCOUNT", "SPOKES", "SHARED") if extra else ()) + ("DESCRIPTION",)]
     for item in items:
         row: tuple[str, ...] = (
             str(item.get("region")),
@@ -145,7 +146,7 @@ def hubs_text(items: Iterable[Mapping[str, Any]]) -> str:
                 ", ".join(f"{n} {mode}" for mode, n in sorted(modes.items())) or "-",
                 str(len(item.get("shared_vpcs") or [])),
             )
-        rows.append(row)
+        rows.append((*row, " ".join(str(item.get("description") or "-").split())))
     if len(rows) == 1:
         return "no hubs in the table"
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

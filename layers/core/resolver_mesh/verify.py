@@ -412,8 +412,10 @@ def verify_mesh(
             else:
                 names.setdefault(dns_name, "endpoint")
     columns = tuple(
-        Column(name, kind, _owner(name, hubs))
-        for name, kind in sorted(names.items(), key=lambda kv: (_column_key(kv[0]), kv[0]))
+        sorted(
+            (Column(name, kind, _owner(name, hubs)) for name, kind in names.items()),
+            key=_column_key,
+        )
     )
     rows = tuple(row for hub in hubs.values() for row in _rows(hub))
     cells = tuple(
@@ -434,11 +436,13 @@ def _rows(hub: HubItem) -> list[Row]:
     return rows
 
 
-def _column_key(name: str) -> tuple[str, int]:
-    """Columns grouped by the Region in the name (names without one first), shorter first."""
-    labels = name.rstrip(".").split(".")
-    region = next((label for label in labels if _REGION.match(label)), "")
-    return region, len(labels)
+def _column_key(column: Column) -> tuple[str, str]:
+    """Columns by Region, then by name. A name's Region is that of the hub whose domain covers
+    it (`corp.example` of the hub that claims it), else the Region in the name; names with
+    neither come first."""
+    labels = column.name.rstrip(".").split(".")
+    in_name = next((label for label in labels if _REGION.match(label)), "")
+    return column.owner or in_name, column.name
 
 
 # --- rendering -------------------------------------------------------------------------------
