@@ -443,6 +443,8 @@ class RegionState:
     account: str = ""
     shares: tuple[ObservedShare, ...] = ()  # read where our rules are shared or should be
     invitations: tuple[ObservedInvitation, ...] = ()  # read where shares should arrive
+    # The VPCs named by items here that exist (DescribeVpcs); None: not looked at.
+    vpcs: frozenset[str] | None = None
 
     @property
     def location(self) -> str:
@@ -450,6 +452,12 @@ class RegionState:
 
     def endpoint(self, endpoint_id: str) -> ObservedEndpoint | None:
         return next((e for e in self.endpoints if e.id == endpoint_id), None)
+
+    def missing_vpc(self, vpc_id: str) -> str | None:
+        """Why `vpc_id` cannot be used here: it was looked for and does not exist."""
+        if self.vpcs is not None and vpc_id not in self.vpcs:
+            return f"{vpc_id} does not exist in {self.location}"
+        return None
 
 
 @dataclass(frozen=True)

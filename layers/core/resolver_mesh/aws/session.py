@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 import boto3
@@ -151,6 +152,17 @@ class Aws:
             if endpoint.get("VpcEndpointType") == "Interface"
             and str(endpoint.get("State", "")).lower() not in ("deleted", "deleting", "failed")
         )
+
+    def existing_vpcs(self, region: str, vpc_ids: Collection[str]) -> frozenset[str]:
+        """Which of `vpc_ids` exist in this account's Region (DescribeVpcs, every page; a
+        `vpc-id` filter lists the ones that exist instead of failing on the first missing)."""
+        if not vpc_ids:
+            return frozenset()
+        ec2 = self.client("ec2", region)
+        raw = self.caller(region, "ec2").pages(
+            ec2.describe_vpcs, "Vpcs", Filters=[{"Name": "vpc-id", "Values": sorted(vpc_ids)}]
+        )
+        return frozenset(str(vpc["VpcId"]) for vpc in raw)
 
     def known_regions(self) -> frozenset[str]:
         """Every Region botocore knows Route 53 Resolver in, over all partitions (no call;
