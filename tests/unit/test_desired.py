@@ -103,7 +103,7 @@ def _with_endpoints(world: Any, region: str, *endpoints: ObservedEndpoint) -> Re
     "problem",
     ["missing", "outbound-direction", "another-vpc"],
 )
-def test_unusable_inbound_is_an_item_error_and_protects_its_target(
+def test_unusable_inbound_is_an_item_error_that_freezes_and_protects(
     world: Any, problem: str
 ) -> None:
     c = world.ids(C)
@@ -121,6 +121,7 @@ def test_unusable_inbound_is_an_item_error_and_protects_its_target(
     assert errors == [(C, "inbound_endpoint_id")]
     assert c.inbound in desired.errors[0].message
     assert C in desired.protected_targets
+    assert C in desired.frozen_regions  # its own Region changes nothing either
     assert all(rule.target_region != C for rule in desired.rules)
     assert pairs(desired)[(A, B)] == 2
     assert pairs(desired)[(B, A)] == 2
