@@ -7,13 +7,17 @@ from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 from resolver_mesh.desired import HubSet, desired_rules, parse_hubs
-from resolver_mesh.models import HubItem, ObservedAssociation, ObservedRule, RegionState, Target
+from resolver_mesh.models import (
+    HubItem,
+    InterfaceEndpoint,
+    ObservedAssociation,
+    ObservedRule,
+    RegionState,
+    Target,
+)
 from resolver_mesh.names import creator_request_ids
 from resolver_mesh.verify import (
-    InterfaceEndpoint,
     Matrix,
     matrix_mermaid,
     matrix_text,
@@ -43,9 +47,24 @@ def mesh(
 
 
 def s3(region: str, vpc_id: str, private_dns: bool = True) -> InterfaceEndpoint:
+    """An S3 interface endpoint with the three names AWS gives the service."""
+    names = tuple(f"{n}.{region}.amazonaws.com." for n in ("s3", "s3-accesspoint", "s3-control"))
     return InterfaceEndpoint(
-        f"vpce-{region}", vpc_id, f"com.amazonaws.{region}.s3", private_dns, "available"
+        f"vpce-{region}",
+        vpc_id,
+        f"com.amazonaws.{region}.s3",
+        private_dns,
+        "available",
+        None,
+        names,
     )
+
+
+def with_endpoints(
+    states: dict[str, RegionState], endpoints: dict[str, tuple[InterfaceEndpoint, ...]]
+) -> dict[str, RegionState]:
+    """The states with the interface endpoints of each hub Region's VPC, as observed."""
+    return states | {r: replace(states[r], interface_endpoints=e) for r, e in endpoints.items()}
 
 
 def rule(
@@ -100,19 +119,20 @@ def test_a_converged_mesh_resolves_every_peer_name_privately(
 ) -> None:
     hub_set, states = mesh(world, converged)
     endpoints = {r: (s3(r, world.ids(r).vpc),) for r in REGIONS}
-    matrix = verify_mesh(MESH, hub_set, states, endpoints)
+    matrix = verify_mesh(MESH, hub_set, with_endpoints(states, endpoints))
 
     assert matrix.ok, matrix_text(matrix)
-    # rows: every hub VPC and workload VPC; columns: 6 domains and 3 S3 names
+    # rows: every hub VPC and workload VPC; columns: 6 domains and 3 x 3 S3 names
     assert [(r.region, r.role) for r in matrix.rows] == [
         (E1, "hub"),
         (E1, "workload"),
         (E2, "hub"),
         (W2, "hub"),
     ]
-    assert len(matrix.columns) == 9
-    assert matrix.counts()["private"] == 4 * 6  # every row: 2 peers x (2 domains + S3)
-    assert matrix.counts()["local"] == 4 * 3
+    assert len(matrix.columns) == 15
+    assert matrix.counts()["private"] == 4 * 10  # every row: 2 peers x (2 domains + 3 S3)
+    assert matrix.counts()["local"] == 4 * 5
+    assert matrix.cell(WORKLOAD, "s3-control.us-east-2.amazonaws.com").via == E2
     cell = matrix.cell(WORKLOAD, "s3.us-east-2.amazonaws.com")
     assert cell.status == "private"
     assert cell.via == E2
@@ -254,7 +274,7 @@ def test_a_more_specific_rule_not_ours_wins_and_conflicts(
     states[E1] = add_rule(states[E1], theirs, world.ids(E1).vpc)
     endpoints = {E2: (s3(E2, world.ids(E2).vpc),)}
 
-    matrix = verify_mesh(MESH, hub_set, states, endpoints)
+    matrix = verify_mesh(MESH, hub_set, with_endpoints(states, endpoints))
 
     assert problems(matrix) == [(world.ids(E1).vpc, "s3.us-east-2.amazonaws.com.", "conflict")]
     # the workload VPC does not have that rule: our broader rule answers there
@@ -270,18 +290,22 @@ def test_the_most_specific_domain_wins(world: SimpleNamespace, converged: Any) -
     hub_set, states = mesh(world, converged, items)
     endpoints = {E2: (s3(E2, world.ids(E2).vpc),)}
 
-    matrix = verify_mesh(MESH, hub_set, states, endpoints)
+    matrix = verify_mesh(MESH, hub_set, with_endpoints(states, endpoints))
 
     assert [(c.name, c.owner) for c in matrix.columns] == [
         ("corp.example.", W2),
         ("east.corp.example.", E2),
         ("us-east-1.amazonaws.com.", E1),
         ("us-east-1.vpce.amazonaws.com.", E1),
-        ("s3.us-east-2.amazonaws.com.", None),  # no hub claims us-east-2.amazonaws.com
     ]
+    # no hub forwards us-east-2's S3 names: not a mesh name, a note
+    assert matrix.notes == (
+        f"{E2}: vpce-{E2} answers s3.us-east-2.amazonaws.com,"
+        " s3-accesspoint.us-east-2.amazonaws.com, s3-control.us-east-2.amazonaws.com"
+        " in the hub VPC only: no hub forwards them",
+    )
     cell = matrix.cell(WORKLOAD, "east.corp.example")
     assert (cell.status, cell.via, cell.rule_domain) == ("private", E2, "east.corp.example.")
-    assert matrix.cell(WORKLOAD, "s3.us-east-2.amazonaws.com").status == "public"
 
     # without the more specific rule, the broader one sends east.corp.example to us-west-2,
     # which passes it on to us-east-2: a chain
@@ -347,25 +371,14 @@ def test_disabled_hubs_and_invalid_items(world: SimpleNamespace, converged: Any)
     assert not verify_mesh(MESH, broken, {}).ok
 
 
-@pytest.mark.parametrize(
-    ("service", "name"),
-    [
-        ("com.amazonaws.us-east-2.s3", "s3.us-east-2.amazonaws.com."),
-        ("com.amazonaws.eu-west-1.ecr.api", "api.ecr.eu-west-1.amazonaws.com."),
-        ("com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0", None),
-    ],
-)
-def test_interface_endpoint_names(service: str, name: str | None) -> None:
-    assert InterfaceEndpoint("vpce-1", "vpc-1", service, True, "available").dns_name == name
-
-
 def test_endpoints_with_private_dns_off_are_a_note(world: SimpleNamespace, converged: Any) -> None:
     hub_set, states = mesh(world, converged)
     endpoints = {E2: (s3(E2, world.ids(E2).vpc, private_dns=False),)}
-    matrix = verify_mesh(MESH, hub_set, states, endpoints)
+    matrix = verify_mesh(MESH, hub_set, with_endpoints(states, endpoints))
     assert all(c.kind == "domain" for c in matrix.columns)
     assert matrix.notes == (
-        f"{E2}: vpce-{E2} has private DNS off: s3.us-east-2.amazonaws.com. is public",
+        f"{E2}: vpce-{E2} has private DNS off, so public: s3.us-east-2.amazonaws.com,"
+        " s3-accesspoint.us-east-2.amazonaws.com, s3-control.us-east-2.amazonaws.com",
     )
 
 
