@@ -7,11 +7,14 @@ from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from resolver_mesh.desired import HubSet, desired_rules, parse_hubs
 from resolver_mesh.models import (
     HubItem,
     InterfaceEndpoint,
     ObservedAssociation,
+    ObservedEndpoint,
     ObservedRule,
     RegionState,
     Target,
@@ -418,3 +421,99 @@ def test_text_json_and_mermaid(world: SimpleNamespace, converged: Any) -> None:
 def test_short_names() -> None:
     assert short_name("us-east-2.vpce.amazonaws.com.") == "us-east-2.vpce"
     assert short_name("corp.example.") == "corp.example"
+
+
+SPOKE_VPC, SPOKE_OUT = "vpc-0000000000000aaaa", "rslvr-out-0000000000000aaaa"
+SERVICES = ["{services}", "{region}.vpce.amazonaws.com"]
+
+
+def kinesis(region: str, vpc_id: str) -> InterfaceEndpoint:
+    return InterfaceEndpoint(
+        f"vpce-kinesis-{region}",
+        vpc_id,
+        f"com.amazonaws.{region}.kinesis-streams",
+        True,
+        "available",
+        dns_names=(f"kinesis.{region}.amazonaws.com.",),
+    )
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        {},
+        {E2: {"domains": SERVICES}},
+        {E2: {"domains": ["{services}", "{region}.corp.example"]}},
+        {E2: {"domains": SERVICES}, E1: {"spokes": [{"mode": "direct"}]}},
+        {E2: {"domains": SERVICES}, E1: {"spokes": [{"mode": "central"}]}},
+    ],
+    ids=["defaults", "services", "custom", "direct-spoke", "central-spoke"],
+)
+def test_verify_agrees_with_what_apply_builds(
+    world: SimpleNamespace, converged: Any, items: dict[str, dict[str, Any]]
+) -> None:
+    """Whatever a hub's names: the rules `apply` wants, once made, verify as private (peers)
+    and local (the hub's own names), with the hub as the owner of each of its names."""
+    for entry in items.get(E1, {}).get("spokes", []):
+        entry.update(vpc_id=SPOKE_VPC, outbound_endpoint_id=SPOKE_OUT)
+    hub_set = parse_hubs(
+        [world.item(r, **{E1: {"vpc_ids": [WORKLOAD]}, **items}.get(r, {})) for r in REGIONS],
+        KNOWN,
+    )
+    assert not hub_set.errors
+    spoke_endpoint = ObservedEndpoint(SPOKE_OUT, "OUTBOUND", "OPERATIONAL", SPOKE_VPC)
+    plain = {r: world.state(r) for r in REGIONS}
+    plain[E1] = replace(plain[E1], endpoints=(*plain[E1].endpoints, spoke_endpoint))
+    east2 = world.ids(E2).vpc
+    plain = with_endpoints(plain, {E2: (s3(E2, east2), kinesis(E2, east2))})
+    states = converged(MESH, desired_rules(MESH, hub_set, plain), plain)
+
+    matrix = verify_mesh(MESH, hub_set, states)
+
+    assert matrix.ok, matrix_text(matrix)
+    owners = {c.name: c.owner for c in matrix.columns}
+    for name in ("s3", "s3-control", "s3-accesspoint", "kinesis"):
+        assert owners[f"{name}.us-east-2.amazonaws.com."] == E2
+    assert "kinesis-streams.us-east-2.amazonaws.com." not in owners
+    for cell in matrix.cells:
+        if owners[cell.name] == cell.region:
+            assert (cell.status, cell.via) == ("local", None)
+        elif cell.vpc_id == SPOKE_VPC and "central" in str(items):  # through its own hub
+            assert (cell.status, cell.via) == ("private", E1)
+        else:
+            assert (cell.status, cell.via) == ("private", owners[cell.name])
+
+
+def test_a_central_spoke_behind_an_unreadable_hub_is_unknown_not_a_gap(
+    world: SimpleNamespace, converged: Any
+) -> None:
+    spoke = {"vpc_id": SPOKE_VPC, "outbound_endpoint_id": SPOKE_OUT, "mode": "central"}
+    hub_set, states = mesh(world, converged, {E1: {"vpc_ids": [WORKLOAD], "spokes": [spoke]}})
+    spoke_endpoint = ObservedEndpoint(SPOKE_OUT, "OUTBOUND", "OPERATIONAL", SPOKE_VPC)
+    plain = {r: world.state(r) for r in REGIONS}
+    plain[E1] = replace(plain[E1], endpoints=(*plain[E1].endpoints, spoke_endpoint))
+    states = converged(MESH, desired_rules(MESH, hub_set, plain), plain)
+    states[W2] = RegionState(W2, error="AccessDenied")
+
+    matrix = verify_mesh(MESH, hub_set, states)
+
+    cell = matrix.cell(SPOKE_VPC, "us-west-2.amazonaws.com")
+    assert (cell.status, cell.via, cell.path) == ("unknown", E1, (E1, E1, W2))
+    assert cell.detail == "us-west-2 could not be read: us-east-1 -> us-east-1 -> us-west-2"
+    assert matrix.cell(world.ids(E1).vpc, "us-west-2.amazonaws.com").status == "unknown"
+    assert matrix.cell(SPOKE_VPC, "us-east-2.amazonaws.com").status == "private"
+    assert matrix.counts()["gap"] == 0
+    assert "→ us-east-1 ?" in matrix_text(matrix)
+
+
+def test_names_that_cannot_be_read_are_an_error(world: SimpleNamespace, converged: Any) -> None:
+    hub_set, states = mesh(world, converged, {E2: {"domains": SERVICES}})
+    unread = replace(s3(E2, world.ids(E2).vpc), dns_names=(), names_unread="AccessDenied")
+
+    matrix = verify_mesh(MESH, hub_set, with_endpoints(states, {E2: (unread,)}))
+
+    assert not matrix.ok
+    assert matrix.errors == (
+        f"{E2}: cannot read the private DNS names of com.amazonaws.{E2}.s3 (vpce-{E2}):"
+        " AccessDenied",
+    )
