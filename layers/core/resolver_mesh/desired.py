@@ -10,6 +10,8 @@ Invariants:
   it out.
 - A hub whose inbound endpoint is readable but unusable (not OPERATIONAL, no ATTACHED IP) is
   *degraded*: rules that target it keep their targets; none is created or deleted because of it.
+- A hub whose interface endpoints' names cannot be read (`{services}`) is protected too: names
+  that are unknown are not names that are gone.
 - A Region never gets rules for its own domains; a hub without an outbound endpoint gets none.
 - A spoke's rules live in the spoke's account, go through its own outbound endpoint and are only
   associated with the spoke VPC. A spoke whose endpoint is degraded (not OPERATIONAL) is frozen
@@ -33,6 +35,7 @@ from resolver_mesh.models import (
     DesiredRule,
     DesiredShare,
     HubItem,
+    InterfaceEndpoint,
     ItemError,
     RegionState,
     Spoke,
@@ -295,13 +298,36 @@ def _check_hub(
 
 def target_domains(hub: HubItem, state: RegionState | None) -> tuple[str, ...]:
     """The domains other Regions forward to `hub`: its fixed ones and, with `{services}`, the
-    private DNS names of the available interface endpoints in its Region's observed state."""
+    private DNS names AWS gives the services of the hub VPC's available interface endpoints
+    with private DNS. `apply` and `verify` both take a hub's names from here."""
     names = list(hub.domain_names)
     if hub.uses_services and state is not None:
         for endpoint in state.interface_endpoints:
             if endpoint.vpc_id == hub.vpc_id and not endpoint.service_region:
                 names.extend(n for n in endpoint.private_names if n not in names)
     return tuple(names)
+
+
+def unread_services(hub: HubItem, state: RegionState | None) -> tuple[InterfaceEndpoint, ...]:
+    """The endpoints of the hub VPC whose names count (its own with `{services}`, cross-Region
+    ones always) and answer privately, but whose service's names could not be read."""
+    return tuple(
+        endpoint
+        for endpoint in (state.interface_endpoints if state else ())
+        if endpoint.vpc_id == hub.vpc_id
+        and endpoint.names_unknown
+        and (hub.uses_services or endpoint.service_region)
+    )
+
+
+def _unread_names_message(hub: HubItem, unread: Iterable[InterfaceEndpoint], kept: bool) -> str:
+    services = ", ".join(f"{e.service_name} ({e.names_unread})" for e in unread)
+    consequence = (
+        "rules that forward to this hub are kept as they are"
+        if kept
+        else "the names of its cross-Region endpoints are forwarded to their hubs as usual"
+    )
+    return f"hub {hub.region}: cannot read the private DNS names of {services}; {consequence}"
 
 
 def _own_cross_region_endpoint(state: RegionState | None, domain: str) -> str | None:
@@ -395,6 +421,12 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
             frozen.add(region)
         if not health[region].target_ok:
             protected.add(region)
+        unread = unread_services(hub, states.get(hub.location))
+        if unread:  # its names are unknown, not gone: the rules for them are kept
+            kept = any(not endpoint.service_region for endpoint in unread)
+            degraded.append(_unread_names_message(hub, unread, kept))
+            if kept:
+                protected.add(region)
     spokes = _check_spokes(enabled, states)
     errors.extend(spokes.errors)
     degraded.extend(spokes.degraded)
