@@ -40,26 +40,28 @@ def test_hubs_list_shows_the_description(make_mesh: Any) -> None:
 
 
 def test_verify_columns_go_by_region_then_name(make_mesh: Any) -> None:
-    # us-west-2 answers for corp.example: its column belongs with us-west-2's, not first
+    # us-west-2 answers for corp.example: its column comes after us-east-2's, not first
     mesh: Mesh = make_mesh((E2, W2), items={W2: {"domains": ["corp.example"]}})
 
     result = mesh.cli("verify")
 
     assert result.out.splitlines()[1].split() == [
         "VPC",
+        "s3-accesspoint.us-east-2",
+        "s3-control.us-east-2",
         "s3.us-east-2",
         "us-east-2",
         "us-east-2.vpce",
         "corp.example",
-        "s3.us-west-2",
     ]
     names = [column["name"] for column in mesh.cli("verify", "--json").json["names"]]
     assert names == [
+        "s3-accesspoint.us-east-2.amazonaws.com.",
+        "s3-control.us-east-2.amazonaws.com.",
         "s3.us-east-2.amazonaws.com.",
         "us-east-2.amazonaws.com.",
         "us-east-2.vpce.amazonaws.com.",
         "corp.example.",
-        "s3.us-west-2.amazonaws.com.",
     ]
 
 

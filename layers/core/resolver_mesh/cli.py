@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--description", help="free text, shown by 'hubs list'")
     put.add_argument("--item", help="the whole item as JSON, or @FILE, or @- for stdin")
     put.add_argument("--file", help="the whole item as a JSON file (like --item @FILE)")
+    put.add_argument(
+        "--no-check",
+        action="store_true",
+        help="store without checking the VPCs and endpoints in AWS (offline use)",
+    )
     remove = hubs.add_parser("remove", parents=[common], help="remove a hub item")
     remove.add_argument("region", nargs="?", help="the hub's Region")
     remove.add_argument("--region", dest="hub_region", help="the hub's Region (instead of REGION)")
@@ -251,16 +256,30 @@ def _run_hubs(args: argparse.Namespace, aws: Any) -> int:
         for e in parse_hubs([*others, item], aws.known_regions()).errors
         if e.region == item.get("region")
     ]
-    if errors:
+    problems = [str(e) for e in errors]
+    if not problems and not args.no_check:
+        problems = _live_problems(aws, [*others, item], str(item["region"]))
+    if problems:
+        hint = "" if args.no_check or errors else "\n(--no-check stores it without these checks)"
         _emit(
             args,
-            {"stored": False, "errors": [str(e) for e in errors]},
-            "not stored:\n" + "\n".join(f"! {e}" for e in errors),
+            {"stored": False, "errors": problems},
+            "not stored:\n" + "\n".join(f"! {p}" for p in problems) + hint,
         )
         return EXIT_PROBLEMS
     table.put_item(item)
     _emit(args, {"stored": True, "item": item}, f"stored the hub of {item['region']}")
     return EXIT_OK
+
+
+def _live_problems(aws: Any, items: list[dict[str, Any]], region: str) -> list[str]:
+    """What AWS says against the item of `region`: the checks a reconcile makes (VPCs exist,
+    endpoints are the named VPC's, of the right direction, in that Region and account), and an
+    inbound endpoint that is not OPERATIONAL with ATTACHED IPs yet."""
+    from resolver_mesh.reconcile import Reconciler
+
+    errors, unusable = Reconciler(aws).check_item(items, region)
+    return [str(e) for e in errors] + [f"hub item {region!r}: {u}" for u in unusable]
 
 
 def _replayed(args: argparse.Namespace, known: frozenset[str]) -> Request | None:

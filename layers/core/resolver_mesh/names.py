@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Iterable
 
 MARKER = "resolver-mesh"
 OWNER_TAG_KEY = "resolver-mesh:owner"
@@ -39,6 +40,18 @@ def domain_problem(domain: str) -> str | None:
         if not _LABEL.match(label):
             return f"label {label!r} is not 1-63 characters of a-z, 0-9, '-' or '_'"
     return None
+
+
+def private_dns_names(names: Iterable[str]) -> tuple[str, ...]:
+    """The forwardable domains of an endpoint service's private DNS names, normalised, in order,
+    once each. A leading `*.` is dropped: a rule for `s3.us-east-1.amazonaws.com` covers
+    `*.s3.us-east-1.amazonaws.com` too. Names that cannot be forwarded are left out."""
+    found: list[str] = []
+    for name in names:
+        domain = normalise_domain(name.strip().removeprefix("*."))
+        if domain not in found and not domain_problem(domain):
+            found.append(domain)
+    return tuple(found)
 
 
 def rule_name(mesh_id: str, domain: str) -> str:

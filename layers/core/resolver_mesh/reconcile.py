@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ from resolver_mesh.models import (
     AccountAccess,
     Change,
     ChangeKind,
+    ItemError,
     Plan,
     RegionState,
     Request,
@@ -158,7 +160,7 @@ class Reconciler:
         def observe(where: str) -> RegionState:
             return self._observe(where, where in scope, reads, hub_set)
 
-        states = per_region(observe, scope | reads.endpoints)
+        states = per_region(observe, scope | reads.endpoints | set(reads.vpcs))
         if request.regions is None:
             # Our rules name the Region they forward to: a hub whose item is gone and whose
             # Region is not swept is still found through them, and its own rules removed.
@@ -201,6 +203,27 @@ class Reconciler:
         self._apply(plan, report)
         sharing_regions = {share.region for share in desired.shares}
         return any(_leads_to_sharing(change, sharing_regions) for change in report.changes)
+
+    def check_item(
+        self, items: list[dict[str, Any]], region: str
+    ) -> tuple[list[ItemError], list[str]]:
+        """The item of `region` among `items`, checked as a reconcile would check it, against
+        the live state of its locations (its VPCs, endpoints, spokes and shared VPCs): its
+        errors, and what is not usable yet (an endpoint not OPERATIONAL, no ATTACHED IP, a
+        location that cannot be read). Reads only; nothing is written."""
+        known = self.aws.known_regions()
+        home_account = self.aws.account_id() if names_accounts(items) else ""
+        hub_set = parse_hubs(items, known, home_account or None)
+        self._accounts = hub_set.accounts()
+        reads = _Reads.of(hub_set)
+        here = {w for w in reads.endpoints | set(reads.vpcs) if split_location(w)[0] == region}
+        states = per_region(lambda where: self._observe(where, False, reads, hub_set), here)
+        desired = desired_rules(self.settings.mesh_id, hub_set, states)
+        own = (f"hub {region}:", f"of hub {region}:")
+        return (
+            [e for e in desired.errors if e.region == region],
+            [d for d in desired.degraded if any(mark in d for mark in own)],
+        )
 
     def _scope(
         self, request: Request, hub_set: HubSet, known: frozenset[str], report: Report
@@ -246,6 +269,8 @@ class Reconciler:
                 inbound_ids=inbound,
             )
             state = replace(state, account=account)
+            if where in reads.vpcs:  # the VPCs the items name here: a missing one is an error
+                state = replace(state, vpcs=aws.existing_vpcs(region, reads.vpcs[where]))
             if hub and hub_here and any(h.uses_services for h in hub_set.enabled.values()):
                 # `{services}` hubs answer for their interface endpoints; every hub's are read
                 # to find the cross-Region endpoints that make forwarding needless.
@@ -426,17 +451,27 @@ def _makes_way_for_nothing(
 
 @dataclass(frozen=True)
 class _Reads:
-    """Where more than rules must be read: endpoints (hubs and spokes), our shares (where a hub
-    shares its rules) and invitations (where shared rules arrive)."""
+    """Where more than rules must be read: endpoints (hubs and spokes), the VPCs items name,
+    our shares (where a hub shares its rules) and invitations (where shared rules arrive)."""
 
     endpoints: frozenset[str]
     share_owners: frozenset[str]
     share_receivers: frozenset[str]
+    vpcs: Mapping[str, frozenset[str]] = field(default_factory=dict)  # location -> VPC ids
 
     @classmethod
     def of(cls, hub_set: HubSet) -> _Reads:
         enabled = hub_set.enabled.values()
+        vpcs: dict[str, set[str]] = defaultdict(set)
+        for hub in enabled:
+            vpcs[hub.location] |= hub.associated_vpc_ids
+            for spoke in hub.spokes:
+                if spoke.enabled:
+                    vpcs[location(hub.region, spoke.account)].add(spoke.vpc_id)
+            for shared in hub.shared_vpcs:
+                vpcs[location(hub.region, shared.account)].add(shared.vpc_id)
         return cls(
+            vpcs={where: frozenset(ids) for where, ids in vpcs.items()},
             endpoints=frozenset(
                 where
                 for hub in enabled
