@@ -91,12 +91,11 @@ def _unsupported(operation: Callable[..., Any], error: ClientError) -> str | Non
     local = str(headers.get("server", "")).startswith("Werkzeug")  # never an AWS endpoint
     if status != 501 and not (status == 500 and html and local):
         return None
-    client = getattr(operation, "__self__", None)
-    meta = getattr(client, "meta", None)
-    url = getattr(meta, "endpoint_url", "the endpoint")
-    service = meta.service_model.service_name if meta is not None else "the service"
+    meta = getattr(getattr(operation, "__self__", None), "meta", None)  # a boto3 client's
+    where = f"the endpoint {meta.endpoint_url}" if meta else "the endpoint"
+    service = f"{meta.service_model.service_name} " if meta else ""
     return (
-        f"the endpoint {url} does not implement {service} {error.operation_name}"
+        f"{where} does not implement {service}{error.operation_name}"
         f" (HTTP {status}{' with an HTML page' if html else ''});"
         " a plain moto server? use `resolver-mesh emulator`"
     )
