@@ -1,8 +1,9 @@
-"""The `resolver-mesh` command: plan, apply, hubs put|list|remove, replay, demo.
+"""The `resolver-mesh` command: plan, apply, hubs put|list|remove, replay, demo, emulator.
 
 Settings come from the same environment variables as the Lambda (see `resolver_mesh.config`);
 flags override them. boto3's normal configuration applies (profiles, `AWS_ENDPOINT_URL`).
-Exit status: 0 when everything is in step, 1 on errors, conflicts or refusals, 2 on bad usage.
+Exit status: 0 when everything is in step, 1 on errors, conflicts or refusals, 2 on bad usage,
+130 when Ctrl-C stopped a plan or apply (no new call started; the calls in flight finished).
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resolver_mesh.config import ConfigError, Settings
 from resolver_mesh.desired import parse_hubs
@@ -23,7 +27,11 @@ from resolver_mesh.models import Request
 from resolver_mesh.render import Style, hubs_text, report_text
 from resolver_mesh.triggers import request_from_event
 
+if TYPE_CHECKING:
+    from resolver_mesh.reconcile import Reconciler
+
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 def _settings_flags() -> argparse.ArgumentParser:
@@ -115,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the mesh on a local AWS emulator")
     demo.add_argument("--port", type=int, default=0, help="emulator port (default: any free)")
+
+    text = "serve the local AWS emulator (moto with this project's extensions) until Ctrl-C"
+    emulator = commands.add_parser("emulator", help=text, description=text)
+    emulator.add_argument("--port", type=int, default=0, help="port (default: any free)")
     return parser
 
 
@@ -334,12 +346,72 @@ def _run_table(args: argparse.Namespace, aws: Any) -> int:
     return EXIT_OK
 
 
+def _run_emulator(port: int) -> int:
+    """Serve the local AWS emulator on 127.0.0.1 until Ctrl-C; print how to point clients at it."""
+    try:
+        from resolver_mesh.local.emulator import LocalEmulator, require_local_extras, shell_exports
+
+        require_local_extras()
+        emulator = LocalEmulator(port).start()
+    except RuntimeError as error:  # LocalExtrasMissingError: the message says what to install
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        print(f"resolver-mesh: cannot serve on 127.0.0.1:{port}: {error}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    try:
+        print(f"local AWS emulator at {emulator.endpoint_url} (Ctrl-C stops it); in a shell:")
+        print(shell_exports(emulator.endpoint_url), flush=True)
+        threading.Event().wait()  # until Ctrl-C
+    except KeyboardInterrupt:
+        print("emulator stopped; its state is gone", file=sys.stderr)
+    finally:
+        emulator.stop()
+    return EXIT_OK
+
+
+@contextmanager
+def _ctrl_c_stops_calls() -> Iterator[None]:
+    """In the block, a first Ctrl-C starts no new AWS call (see `Caller`) and lets the calls in
+    flight finish; a second one raises KeyboardInterrupt. Main thread only."""
+    from resolver_mesh.aws.calls import stop_requested
+
+    stop_requested.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        stop_requested.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print(
+            "resolver-mesh: stopping: no new calls; the calls in flight finish"
+            " (Ctrl-C again to abort at once)",
+            file=sys.stderr,
+        )
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _reconcile(reconciler: Reconciler, request: Request) -> dict[str, Any]:
+    """One reconcile as a report; Ctrl-C stops it between calls (the report says so)."""
+    with _ctrl_c_stops_calls():
+        report: dict[str, Any] = reconciler.run(request).as_dict()
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         from resolver_mesh.local.demo import run_demo
 
         return run_demo(port=args.port)
+    if args.command == "emulator":
+        return _run_emulator(args.port)
     if getattr(args, "profile", None):
         os.environ["AWS_PROFILE"] = args.profile
     from botocore.exceptions import BotoCoreError, ClientError
@@ -370,7 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 force=getattr(args, "force", False),
                 trigger="cli",
             )
-        report = Reconciler(aws).run(request).as_dict()
+        report = _reconcile(Reconciler(aws), request)
+    except KeyboardInterrupt:
+        print("resolver-mesh: aborted; calls in flight may have been made", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ConfigError, ValueError, OSError) as error:
         print(f"resolver-mesh: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -378,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"resolver-mesh: AWS error: {error}", file=sys.stderr)
         return EXIT_PROBLEMS
     _emit(args, report, report_text(report, Style(sys.stdout.isatty())))
+    if report["interrupted"]:
+        return EXIT_INTERRUPTED
     return EXIT_OK if report["ok"] else EXIT_PROBLEMS
 
 

@@ -6,6 +6,8 @@ Invariants:
 - A change whose prerequisite failed (the rule was not created, the VPC not freed, the rule not
   disassociated) is skipped, never attempted against a half-made state.
 - `apply=False` makes no write call at all.
+- Once a stop is requested (`stop_requested`, Ctrl-C in the CLI), no further change is started:
+  the changes left are reported as "not started", the one in flight finishes.
 - Two reconciles of one mesh never interleave in a process; the second plans from what the
   first left, so concurrent triggers cause neither duplicates nor flapping.
 - Other accounts are read and written through their assumed role, location by location
@@ -25,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from resolver_mesh.aws.calls import CallInterruptedError, stop_requested
+from resolver_mesh.aws.hubs import MissingTableError
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
@@ -118,13 +122,19 @@ class Reconciler:
         earlier: list[Report] = []
         report = self._new_report(request)
         try:
-            while self._run(request, report) and len(earlier) + 1 < MAX_PASSES:
+            while (
+                self._run(request, report)
+                and len(earlier) + 1 < MAX_PASSES
+                and not stop_requested.is_set()
+            ):
                 earlier.append(report)
                 report = self._new_report(request)
         finally:
             report.include_earlier_passes(earlier)
             calls = self.aws.call_counts() - calls_before
-            report.calls = {"reads": calls["reads"], "writes": calls["writes"]}
+            kinds = ("reads", "writes", "failed_reads", "failed_writes")
+            report.calls = {kind: calls[kind] for kind in kinds}
+            report.interrupted = stop_requested.is_set()
             report.duration_seconds = round(time.monotonic() - started, 3)
         return report
 
@@ -142,6 +152,9 @@ class Reconciler:
         try:
             items = self.aws.hubs_table().read_items()
             home_account = self.aws.account_id() if names_accounts(items) else ""
+        except MissingTableError as error:
+            report.error("table", str(error))
+            return False
         except Exception as error:
             report.error("table", f"cannot read the hubs table {self.settings.table_name}: {error}")
             return False
@@ -336,7 +349,9 @@ class Reconciler:
             is_rule = change.kind not in SHARE_KINDS
             rule_id = change.rule_id or created.get((change.source, change.domain))
             status, message = "applied", ""
-            if is_rule and rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
+            if stop_requested.is_set():
+                status = "not started"
+            elif is_rule and rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
                 status, message = "skipped", f"the rule for {change.domain} was not created"
             elif _makes_way_for_nothing(change, following, created):
                 status, message = "skipped", "the rule that was to take its place was not created"
@@ -352,6 +367,8 @@ class Reconciler:
                         self._write_share(ram, change)
                     if change.kind is ChangeKind.CREATE_RULE:
                         created[(change.source, change.domain)] = str(rule_id)
+                except CallInterruptedError:
+                    status = "not started"  # nothing of it was written (see `Caller`)
                 except Exception as error:
                     status, message = "failed", f"{type(error).__name__}: {error}"
                     if change.kind is ChangeKind.DISASSOCIATE and rule_id:

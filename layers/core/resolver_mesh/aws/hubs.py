@@ -7,16 +7,20 @@ Invariants:
 - `table_definition` and `POINT_IN_TIME_RECOVERY` are the one definition of the table in the
   code: `table create`, the demo and the tests make it from them, and a test compares them with
   template.yaml's `HubsTable`.
+- A table that does not exist is a `MissingTableError` naming the table, its Region and the
+  settings that choose it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
-from resolver_mesh.aws.calls import Caller
+from resolver_mesh.aws.calls import Caller, error_code
 from resolver_mesh.names import OWNER_TAG_KEY
 
 _deserializer = TypeDeserializer()
@@ -46,6 +50,17 @@ def table_definition(name: str, mesh_id: str) -> dict[str, Any]:
     }
 
 
+class MissingTableError(ClientError):  # type: ignore[misc]  # botocore is untyped
+    """The hubs table does not exist (ResourceNotFoundException), said in the user's terms."""
+
+    def __init__(self, error: ClientError, table: str, region: str) -> None:
+        super().__init__(error.response, error.operation_name)
+        self.args = (
+            f"hubs table {table!r} not found in {region} (ResourceNotFoundException);"
+            " set HUBS_TABLE_NAME or --table (and HOME_REGION or --home-region)",
+        )
+
+
 class HubsTable:
     """The DynamoDB table of hub items, keyed by `region`."""
 
@@ -54,32 +69,44 @@ class HubsTable:
         self.client = client
         self.call = caller
 
+    @contextmanager
+    def _named(self) -> Iterator[None]:
+        try:
+            yield
+        except ClientError as error:
+            if error_code(error) == "ResourceNotFoundException":
+                raise MissingTableError(error, self.name, self.client.meta.region_name) from None
+            raise
+
     def read_items(self) -> list[dict[str, Any]]:
-        raw = self.call.pages(
-            self.client.scan,
-            "Items",
-            cursor_param="ExclusiveStartKey",
-            cursor_key="LastEvaluatedKey",
-            TableName=self.name,
-            ConsistentRead=True,
-        )
-        return [{k: _deserializer.deserialize(v) for k, v in item.items()} for item in raw]
+        with self._named():
+            raw = self.call.pages(
+                self.client.scan,
+                "Items",
+                cursor_param="ExclusiveStartKey",
+                cursor_key="LastEvaluatedKey",
+                TableName=self.name,
+                ConsistentRead=True,
+            )
+            return [{k: _deserializer.deserialize(v) for k, v in item.items()} for item in raw]
 
     def put_item(self, item: Mapping[str, Any]) -> None:
-        self.call(
-            self.client.put_item,
-            TableName=self.name,
-            Item={k: _serializer.serialize(v) for k, v in item.items() if v is not None},
-        )
+        with self._named():
+            self.call(
+                self.client.put_item,
+                TableName=self.name,
+                Item={k: _serializer.serialize(v) for k, v in item.items() if v is not None},
+            )
 
     def remove_item(self, region: str) -> bool:
         """Remove the hub of `region`; False when there was none."""
-        response = self.call(
-            self.client.delete_item,
-            TableName=self.name,
-            Key={"region": {"S": region}},
-            ReturnValues="ALL_OLD",
-        )
+        with self._named():
+            response = self.call(
+                self.client.delete_item,
+                TableName=self.name,
+                Key={"region": {"S": region}},
+                ReturnValues="ALL_OLD",
+            )
         return bool(response.get("Attributes"))
 
     def create(self, mesh_id: str) -> bool:
