@@ -30,9 +30,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Needs the SAM CLI (in a venv of its own: it pins an older boto3) and python3.12 on PATH.
+# Needs the SAM CLI (in a venv of its own: it pins an older boto3; SAM=/tmp/sam/bin/sam) and
+# python3.12 on PATH.
+SAM ?= sam
 build:
-	sam build
+	$(SAM) build
 
 clean:
 	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -8,11 +8,14 @@ Events:
 - any other event (the schedule, a CloudTrail event, a stream record invoked directly): scoped
   the same way; anything not understood is a full resync.
 Returns the report as a JSON-serialisable dict. Configuration: see `resolver_mesh.config`.
+Run locally, the handler takes `context=None` (or no context at all).
 """
 
 from __future__ import annotations
 
 import os
+import uuid
+from types import SimpleNamespace
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -114,9 +117,25 @@ def _sqs_batch(reconciler: Reconciler, event: dict[str, Any], known: Any) -> dic
     return {"batchItemFailures": failures, "report": result}
 
 
+def lambda_handler(event: Any, context: LambdaContext | None = None) -> dict[str, Any]:
+    """The function's entry point; without a context (run locally) it makes one up."""
+    result: dict[str, Any] = _handle(event, context or _local_context())
+    return result
+
+
+def _local_context() -> Any:
+    """The fields Powertools reads from a Lambda context, for a run outside Lambda."""
+    return SimpleNamespace(
+        function_name="resolver-mesh-local",
+        memory_limit_in_mb=0,
+        invoked_function_arn="local",
+        aws_request_id=str(uuid.uuid4()),
+    )
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+def _handle(event: Any, context: LambdaContext) -> dict[str, Any]:
     reconciler = _reconciler()
     known = reconciler.aws.known_regions()
     if is_sqs_batch(event):

@@ -30,6 +30,15 @@ from eventkit import (
     values,
 )
 
+from resolver_mesh.names import (
+    OWNER_TAG_KEY,
+    TARGET_TAG_KEY,
+    creator_request_ids,
+    owned_source,
+    owned_target_region,
+    rule_name,
+)
+
 REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 ENVELOPE = {"version", "id", "detail-type", "source", "account", "time", "region", "resources"}
@@ -169,6 +178,23 @@ def test_failed_and_own_call_samples() -> None:
     assert own["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] == OWN_ROLE_ARN
     assert own["eventName"] == "CreateResolverRule"
     assert own["requestParameters"]["creatorRequestId"].startswith(f"resolver-mesh/{MESH_ID}/")
+
+
+def test_own_call_sample_is_the_rule_the_reconciler_makes_today() -> None:
+    """Marker (`resolver-mesh/<mesh>/<target>/<digest>`), name and tags as `names` makes them."""
+    own = sample("cloudtrail-own-call.json")["detail"]
+    request, rule = own["requestParameters"], own["responseElements"]["resolverRule"]
+    target = "us-west-2"  # the sample forwards us-west-2.amazonaws.com
+    marker = creator_request_ids(MESH_ID, own["awsRegion"], request["domainName"], target)[0]
+    assert request["creatorRequestId"] == marker
+    assert rule["creatorRequestId"] == marker
+    assert owned_target_region(marker, MESH_ID) == target
+    assert owned_source(marker, MESH_ID) == ""
+    assert request["name"] == rule["name"] == rule_name(MESH_ID, request["domainName"])
+    assert request["tags"] == [
+        {"key": OWNER_TAG_KEY, "value": MESH_ID},
+        {"key": TARGET_TAG_KEY, "value": target},
+    ]
 
 
 # --------------------------------------------------------------------------------------------

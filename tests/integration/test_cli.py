@@ -437,6 +437,7 @@ class TestHubsCommands:
             "OUTBOUND",
             "VPC_IDS",
             "ENABLED",
+            "DESCRIPTION",
         ]
         assert east1.workload_vpc_ids[0] in text.out
 

@@ -239,5 +239,6 @@ def test_verify_follows_spokes_and_shared_vpcs_into_every_account(
     broken = mesh.cli("verify", "--json")
     assert broken.code == 1
     gaps = {(c["vpc_id"], c["name"], c["status"]) for c in broken.json["problems"]}
-    # the rule covered the domain and the S3 endpoint's name inside it
-    assert gaps == {(shared, name, "gap") for name in (peer, "s3.us-west-2.amazonaws.com.")}
+    # the rule covered the domain and the S3 endpoint's names inside it
+    s3 = {f"{name}.us-west-2.amazonaws.com." for name in ("s3", "s3-accesspoint", "s3-control")}
+    assert gaps == {(shared, name, "gap") for name in (peer, *s3)}

@@ -10,7 +10,8 @@ from typing import Any
 from meshkit import HOME_REGION
 
 E1, E2, W2 = "us-east-1", "us-east-2", "us-west-2"
-NAMES = 9  # 3 hubs x (2 default domains + the S3 interface endpoint's name)
+NAMES = 15  # 3 hubs x (2 default domains + the 3 names of the S3 interface endpoint)
+S3 = ("s3-accesspoint", "s3-control", "s3")  # the S3 names, in the order of the columns
 VPCS = 4  # 3 hub VPCs and us-east-1's workload VPC
 
 
@@ -31,22 +32,18 @@ def test_after_a_resync_every_name_resolves_privately(mesh: Any) -> None:
     assert lines[0] == "How names resolve in mesh resolver-mesh (names end in .amazonaws.com):"
     assert lines[1].split() == [
         "VPC",
-        "us-east-1",
-        "s3.us-east-1",
-        "us-east-1.vpce",
-        "us-east-2",
-        "s3.us-east-2",
-        "us-east-2.vpce",
-        "us-west-2",
-        "s3.us-west-2",
-        "us-west-2.vpce",
+        *(
+            name
+            for region in (E1, E2, W2)
+            for name in (*(f"{s3}.{region}" for s3 in S3), region, f"{region}.vpce")
+        ),
     ]
     workload = mesh.hubs[E1].workload_vpc_ids[0]
     row = next(line for line in lines if workload in line)
     assert row.split("(workload)")[1].split() == (
-        ["local"] * 3 + ["→", "us-east-2", "✓"] * 3 + ["→", "us-west-2", "✓"] * 3
+        ["local"] * 5 + ["→", "us-east-2", "✓"] * 5 + ["→", "us-west-2", "✓"] * 5
     )
-    assert lines[-1] == f"ok: {VPCS * 6} private, {VPCS * 3} local"
+    assert lines[-1] == f"ok: {VPCS * 10} private, {VPCS * 5} local"
     assert mesh.snapshot() == before  # verify only reads
 
 
@@ -117,17 +114,17 @@ def test_an_inbound_ip_change_without_a_resync_leaves_stale_targets(mesh: Any, a
 
     assert result.code == 1
     stale = result.json["problems"]
-    # every VPC of the other Regions, for us-east-2's two domains and its S3 name
+    # every VPC of the other Regions, for us-east-2's two domains and its S3 names
     assert {(p["region"], p["name"]) for p in stale} == {
         (region, name)
         for region in (E1, W2)
         for name in (
             "us-east-2.amazonaws.com.",
             "us-east-2.vpce.amazonaws.com.",
-            "s3.us-east-2.amazonaws.com.",
+            *(f"{s3}.us-east-2.amazonaws.com." for s3 in S3),
         )
     }
-    assert len(stale) == 9  # us-east-1 has two VPCs
+    assert len(stale) == 15  # us-east-1 has two VPCs
     assert {p["status"] for p in stale} == {"stale"}
     assert {tuple(p["stale_ips"]) for p in stale} == {(old["Ip"],)}
     assert {tuple(p["missing_ips"]) for p in stale} == {(new_ip,)}
@@ -152,7 +149,8 @@ def test_mermaid_draws_the_mesh(mesh: Any) -> None:
     ]
     edges = set(lines[4:])
     assert edges == {
-        f'  {source.replace("-", "_")} -->|"s3.{target}, {target}, {target}.vpce"|'
+        f'  {source.replace("-", "_")} -->|"s3-accesspoint.{target}, s3-control.{target},'
+        f' s3.{target}, {target}, {target}.vpce"|'
         f" {target.replace('-', '_')}"
         for source in (E1, E2, W2)
         for target in (E1, E2, W2)
@@ -172,8 +170,9 @@ def test_mermaid_marks_a_gap_with_a_dashed_edge(mesh: Any, aws: Any) -> None:
 
     assert result.code == 1
     lines = result.out.splitlines()
-    # s3.us-east-1 fell under the us-east-1.amazonaws.com rule: a gap too
-    assert '  us_west_2 -.->|"GAP: s3.us-east-1, us-east-1"| us_east_1' in lines
+    # the S3 names fell under the us-east-1.amazonaws.com rule: gaps too
+    gaps = "s3-accesspoint.us-east-1, s3-control.us-east-1, s3.us-east-1, us-east-1"
+    assert f'  us_west_2 -.->|"GAP: {gaps}"| us_east_1' in lines
     assert '  us_west_2 -->|"us-east-1.vpce"| us_east_1' in lines
 
 

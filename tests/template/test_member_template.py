@@ -60,6 +60,7 @@ MEMBER_REQUIRED_ACTIONS = {
     "route53resolver:PutResolverRulePolicy",
     "route53resolver:GetResolverRulePolicy",
     "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeVpcEndpointServices",
     "ec2:DescribeVpcs",
     *(f"ram:{a}" for a in ("CreateResourceShare", "AssociateResourceShare", "TagResource")),
     *(f"ram:{a}" for a in ("DisassociateResourceShare", "DeleteResourceShare")),

@@ -52,6 +52,8 @@ REQUIRED_ACTIONS = {
     "route53resolver:TagResource",
     "route53resolver:ListTagsForResource",
     "ec2:DescribeRegions",
+    "ec2:DescribeVpcEndpoints",
+    "ec2:DescribeVpcEndpointServices",
     "ec2:DescribeVpcs",
     "dynamodb:Scan",
     "dynamodb:GetItem",

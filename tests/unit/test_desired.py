@@ -103,7 +103,7 @@ def _with_endpoints(world: Any, region: str, *endpoints: ObservedEndpoint) -> Re
     "problem",
     ["missing", "outbound-direction", "another-vpc"],
 )
-def test_unusable_inbound_is_an_item_error_and_protects_its_target(
+def test_unusable_inbound_is_an_item_error_that_freezes_and_protects(
     world: Any, problem: str
 ) -> None:
     c = world.ids(C)
@@ -121,6 +121,7 @@ def test_unusable_inbound_is_an_item_error_and_protects_its_target(
     assert errors == [(C, "inbound_endpoint_id")]
     assert c.inbound in desired.errors[0].message
     assert C in desired.protected_targets
+    assert C in desired.frozen_regions  # its own Region changes nothing either
     assert all(rule.target_region != C for rule in desired.rules)
     assert pairs(desired)[(A, B)] == 2
     assert pairs(desired)[(B, A)] == 2
@@ -161,7 +162,7 @@ def test_degraded_inbound_keeps_rules_without_targets(
 
 
 @pytest.mark.parametrize("problem", ["missing", "inbound-direction"])
-def test_unusable_outbound_is_an_item_error_and_freezes_its_region(
+def test_unusable_outbound_is_an_item_error_that_freezes_and_protects_its_region(
     world: Any, problem: str
 ) -> None:
     inbound, outbound = world.endpoints(C)
@@ -175,9 +176,8 @@ def test_unusable_outbound_is_an_item_error_and_freezes_its_region(
     assert [(e.region, e.field) for e in desired.errors] == [(C, "outbound_endpoint_id")]
     assert world.ids(C).outbound in desired.errors[0].message
     assert C in desired.frozen_regions
-    assert C not in desired.protected_targets
-    assert all(rule.region != C for rule in desired.rules)
-    assert pairs(desired)[(A, C)] == 2
+    assert C in desired.protected_targets  # a hub we doubt is not a target to rebuild either
+    assert pairs(desired) == {(A, B): 2, (B, A): 2}
 
 
 def test_outbound_not_operational_freezes_without_error(world: Any) -> None:
@@ -248,3 +248,59 @@ def test_workload_vpcs_join_the_hub_vpc(world: Any) -> None:
             assert rule.vpc_ids == {world.ids(A).vpc, *workloads}
         else:
             assert rule.vpc_ids == {world.ids(rule.region).vpc}
+
+
+# --- freeze on any doubt: the VPCs an item names must exist, its endpoints must be the hub's ---
+
+
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [
+        ("vpc_id", {"vpc_id": "vpc-0123456789abcdef0"}),
+        ("vpc_ids", {"vpc_ids": ["vpc-0123456789abcdef0"]}),
+    ],
+)
+def test_a_vpc_that_does_not_exist_freezes_and_protects(
+    world: Any, field: str, change: dict[str, Any]
+) -> None:
+    states = healthy(world)
+    states[C] = replace(states[C], vpcs=frozenset({world.ids(C).vpc}))
+    desired = desire([world.item(A), world.item(B), world.item(C, **change)], states)
+
+    assert (C, field) in [(e.region, e.field) for e in desired.errors]
+    assert any(
+        "vpc-0123456789abcdef0 does not exist in us-west-2" in e.message for e in desired.errors
+    )
+    assert C in desired.frozen_regions
+    assert C in desired.protected_targets
+    assert pairs(desired) == {(A, B): 2, (B, A): 2}
+
+
+def test_vpcs_not_looked_at_are_not_doubted(world: Any) -> None:
+    desired = desire(
+        [world.item(r, vpc_ids=["vpc-0123456789abcdef0"]) for r in REGIONS], healthy(world)
+    )
+    assert desired.errors == ()
+
+
+def test_an_outbound_endpoint_outside_the_hub_vpc_is_an_error(world: Any) -> None:
+    inbound, outbound = world.endpoints(C)
+    states = healthy(world) | {
+        C: _with_endpoints(world, C, inbound, replace(outbound, vpc_id="vpc-0123456789abcdef0"))
+    }
+    desired = desire([world.item(r) for r in REGIONS], states)
+    assert [(e.region, e.field) for e in desired.errors] == [(C, "outbound_endpoint_id")]
+    assert "not in the hub VPC" in desired.errors[0].message
+    assert {C} <= desired.frozen_regions & desired.protected_targets
+
+
+def test_an_inbound_error_also_freezes_the_hubs_own_region(world: Any) -> None:
+    """The reported defect: a mistyped vpc_id made the inbound endpoint an error, which only
+    protected the hub's targets; its own Region went on and lost its associations."""
+    states = healthy(world)
+    desired = desire(
+        [world.item(A), world.item(B), world.item(C, vpc_id="vpc-0123456789abcdef0")], states
+    )
+    assert (C, "inbound_endpoint_id") in [(e.region, e.field) for e in desired.errors]
+    assert C in desired.frozen_regions
+    assert all(rule.region != C for rule in desired.rules)

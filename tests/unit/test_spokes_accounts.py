@@ -200,7 +200,9 @@ def test_a_spoke_in_another_account_gets_its_rules_there() -> None:
         (spoke_endpoint(status="ACTION_NEEDED"), "degraded"),
     ],
 )
-def test_a_spoke_whose_endpoint_cannot_be_used_is_frozen_alone(endpoint: Any, kind: str) -> None:
+def test_a_spoke_whose_endpoint_cannot_be_used_is_frozen(endpoint: Any, kind: str) -> None:
+    """A degraded spoke endpoint freezes the spoke alone; a wrong one (missing, other direction,
+    other VPC) makes the whole item doubtful: nothing changes in its Region."""
     items = three_hubs(spokes=[spoke()])
     good = states_with_spoke(spoke_endpoint())
     _, desired, _ = plan_for(items, good)
@@ -222,11 +224,13 @@ def test_a_spoke_whose_endpoint_cannot_be_used_is_frozen_alone(endpoint: Any, ki
     assert (A, SPOKE_VPC) in desired.frozen_sources
     assert not [c for c in plan.changes if c.source == SPOKE_VPC]
     hub_updates = [c for c in plan.changes if c.region == A and c.kind is ChangeKind.UPDATE_RULE]
-    assert len(hub_updates) == 2  # the hub itself goes on
     if kind == "error":
         assert [(e.region, e.field) for e in desired.errors] == [(A, "spokes")]
         assert "entry 0" in desired.errors[0].message
+        assert A in desired.frozen_regions
+        assert not [c for c in plan.changes if c.region == A]
     else:
+        assert len(hub_updates) == 2  # the hub itself goes on
         assert any(f"spoke {SPOKE_VPC} of hub {A}" in d for d in desired.degraded)
         assert (A in desired.pending) is (kind == "pending")
 

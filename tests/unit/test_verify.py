@@ -10,10 +10,17 @@ from typing import Any
 import pytest
 
 from resolver_mesh.desired import HubSet, desired_rules, parse_hubs
-from resolver_mesh.models import HubItem, ObservedAssociation, ObservedRule, RegionState, Target
+from resolver_mesh.models import (
+    HubItem,
+    InterfaceEndpoint,
+    ObservedAssociation,
+    ObservedEndpoint,
+    ObservedRule,
+    RegionState,
+    Target,
+)
 from resolver_mesh.names import creator_request_ids
 from resolver_mesh.verify import (
-    InterfaceEndpoint,
     Matrix,
     matrix_mermaid,
     matrix_text,
@@ -43,9 +50,24 @@ def mesh(
 
 
 def s3(region: str, vpc_id: str, private_dns: bool = True) -> InterfaceEndpoint:
+    """An S3 interface endpoint with the three names AWS gives the service."""
+    names = tuple(f"{n}.{region}.amazonaws.com." for n in ("s3", "s3-accesspoint", "s3-control"))
     return InterfaceEndpoint(
-        f"vpce-{region}", vpc_id, f"com.amazonaws.{region}.s3", private_dns, "available"
+        f"vpce-{region}",
+        vpc_id,
+        f"com.amazonaws.{region}.s3",
+        private_dns,
+        "available",
+        None,
+        names,
     )
+
+
+def with_endpoints(
+    states: dict[str, RegionState], endpoints: dict[str, tuple[InterfaceEndpoint, ...]]
+) -> dict[str, RegionState]:
+    """The states with the interface endpoints of each hub Region's VPC, as observed."""
+    return states | {r: replace(states[r], interface_endpoints=e) for r, e in endpoints.items()}
 
 
 def rule(
@@ -100,19 +122,20 @@ def test_a_converged_mesh_resolves_every_peer_name_privately(
 ) -> None:
     hub_set, states = mesh(world, converged)
     endpoints = {r: (s3(r, world.ids(r).vpc),) for r in REGIONS}
-    matrix = verify_mesh(MESH, hub_set, states, endpoints)
+    matrix = verify_mesh(MESH, hub_set, with_endpoints(states, endpoints))
 
     assert matrix.ok, matrix_text(matrix)
-    # rows: every hub VPC and workload VPC; columns: 6 domains and 3 S3 names
+    # rows: every hub VPC and workload VPC; columns: 6 domains and 3 x 3 S3 names
     assert [(r.region, r.role) for r in matrix.rows] == [
         (E1, "hub"),
         (E1, "workload"),
         (E2, "hub"),
         (W2, "hub"),
     ]
-    assert len(matrix.columns) == 9
-    assert matrix.counts()["private"] == 4 * 6  # every row: 2 peers x (2 domains + S3)
-    assert matrix.counts()["local"] == 4 * 3
+    assert len(matrix.columns) == 15
+    assert matrix.counts()["private"] == 4 * 10  # every row: 2 peers x (2 domains + 3 S3)
+    assert matrix.counts()["local"] == 4 * 5
+    assert matrix.cell(WORKLOAD, "s3-control.us-east-2.amazonaws.com").via == E2
     cell = matrix.cell(WORKLOAD, "s3.us-east-2.amazonaws.com")
     assert cell.status == "private"
     assert cell.via == E2
@@ -254,7 +277,7 @@ def test_a_more_specific_rule_not_ours_wins_and_conflicts(
     states[E1] = add_rule(states[E1], theirs, world.ids(E1).vpc)
     endpoints = {E2: (s3(E2, world.ids(E2).vpc),)}
 
-    matrix = verify_mesh(MESH, hub_set, states, endpoints)
+    matrix = verify_mesh(MESH, hub_set, with_endpoints(states, endpoints))
 
     assert problems(matrix) == [(world.ids(E1).vpc, "s3.us-east-2.amazonaws.com.", "conflict")]
     # the workload VPC does not have that rule: our broader rule answers there
@@ -270,18 +293,23 @@ def test_the_most_specific_domain_wins(world: SimpleNamespace, converged: Any) -
     hub_set, states = mesh(world, converged, items)
     endpoints = {E2: (s3(E2, world.ids(E2).vpc),)}
 
-    matrix = verify_mesh(MESH, hub_set, states, endpoints)
+    matrix = verify_mesh(MESH, hub_set, with_endpoints(states, endpoints))
 
+    # by the owner's Region, then by name
     assert [(c.name, c.owner) for c in matrix.columns] == [
-        ("corp.example.", W2),
-        ("east.corp.example.", E2),
         ("us-east-1.amazonaws.com.", E1),
         ("us-east-1.vpce.amazonaws.com.", E1),
-        ("s3.us-east-2.amazonaws.com.", None),  # no hub claims us-east-2.amazonaws.com
+        ("east.corp.example.", E2),
+        ("corp.example.", W2),
     ]
+    # no hub forwards us-east-2's S3 names: not a mesh name, a note
+    assert matrix.notes == (
+        f"{E2}: vpce-{E2} answers s3.us-east-2.amazonaws.com,"
+        " s3-accesspoint.us-east-2.amazonaws.com, s3-control.us-east-2.amazonaws.com"
+        " in the hub VPC only: no hub forwards them",
+    )
     cell = matrix.cell(WORKLOAD, "east.corp.example")
     assert (cell.status, cell.via, cell.rule_domain) == ("private", E2, "east.corp.example.")
-    assert matrix.cell(WORKLOAD, "s3.us-east-2.amazonaws.com").status == "public"
 
     # without the more specific rule, the broader one sends east.corp.example to us-west-2,
     # which passes it on to us-east-2: a chain
@@ -347,25 +375,14 @@ def test_disabled_hubs_and_invalid_items(world: SimpleNamespace, converged: Any)
     assert not verify_mesh(MESH, broken, {}).ok
 
 
-@pytest.mark.parametrize(
-    ("service", "name"),
-    [
-        ("com.amazonaws.us-east-2.s3", "s3.us-east-2.amazonaws.com."),
-        ("com.amazonaws.eu-west-1.ecr.api", "api.ecr.eu-west-1.amazonaws.com."),
-        ("com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0", None),
-    ],
-)
-def test_interface_endpoint_names(service: str, name: str | None) -> None:
-    assert InterfaceEndpoint("vpce-1", "vpc-1", service, True, "available").dns_name == name
-
-
 def test_endpoints_with_private_dns_off_are_a_note(world: SimpleNamespace, converged: Any) -> None:
     hub_set, states = mesh(world, converged)
     endpoints = {E2: (s3(E2, world.ids(E2).vpc, private_dns=False),)}
-    matrix = verify_mesh(MESH, hub_set, states, endpoints)
+    matrix = verify_mesh(MESH, hub_set, with_endpoints(states, endpoints))
     assert all(c.kind == "domain" for c in matrix.columns)
     assert matrix.notes == (
-        f"{E2}: vpce-{E2} has private DNS off: s3.us-east-2.amazonaws.com. is public",
+        f"{E2}: vpce-{E2} has private DNS off, so public: s3.us-east-2.amazonaws.com,"
+        " s3-accesspoint.us-east-2.amazonaws.com, s3-control.us-east-2.amazonaws.com",
     )
 
 
@@ -405,3 +422,99 @@ def test_text_json_and_mermaid(world: SimpleNamespace, converged: Any) -> None:
 def test_short_names() -> None:
     assert short_name("us-east-2.vpce.amazonaws.com.") == "us-east-2.vpce"
     assert short_name("corp.example.") == "corp.example"
+
+
+SPOKE_VPC, SPOKE_OUT = "vpc-0000000000000aaaa", "rslvr-out-0000000000000aaaa"
+SERVICES = ["{services}", "{region}.vpce.amazonaws.com"]
+
+
+def kinesis(region: str, vpc_id: str) -> InterfaceEndpoint:
+    return InterfaceEndpoint(
+        f"vpce-kinesis-{region}",
+        vpc_id,
+        f"com.amazonaws.{region}.kinesis-streams",
+        True,
+        "available",
+        dns_names=(f"kinesis.{region}.amazonaws.com.",),
+    )
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        {},
+        {E2: {"domains": SERVICES}},
+        {E2: {"domains": ["{services}", "{region}.corp.example"]}},
+        {E2: {"domains": SERVICES}, E1: {"spokes": [{"mode": "direct"}]}},
+        {E2: {"domains": SERVICES}, E1: {"spokes": [{"mode": "central"}]}},
+    ],
+    ids=["defaults", "services", "custom", "direct-spoke", "central-spoke"],
+)
+def test_verify_agrees_with_what_apply_builds(
+    world: SimpleNamespace, converged: Any, items: dict[str, dict[str, Any]]
+) -> None:
+    """Whatever a hub's names: the rules `apply` wants, once made, verify as private (peers)
+    and local (the hub's own names), with the hub as the owner of each of its names."""
+    for entry in items.get(E1, {}).get("spokes", []):
+        entry.update(vpc_id=SPOKE_VPC, outbound_endpoint_id=SPOKE_OUT)
+    hub_set = parse_hubs(
+        [world.item(r, **{E1: {"vpc_ids": [WORKLOAD]}, **items}.get(r, {})) for r in REGIONS],
+        KNOWN,
+    )
+    assert not hub_set.errors
+    spoke_endpoint = ObservedEndpoint(SPOKE_OUT, "OUTBOUND", "OPERATIONAL", SPOKE_VPC)
+    plain = {r: world.state(r) for r in REGIONS}
+    plain[E1] = replace(plain[E1], endpoints=(*plain[E1].endpoints, spoke_endpoint))
+    east2 = world.ids(E2).vpc
+    plain = with_endpoints(plain, {E2: (s3(E2, east2), kinesis(E2, east2))})
+    states = converged(MESH, desired_rules(MESH, hub_set, plain), plain)
+
+    matrix = verify_mesh(MESH, hub_set, states)
+
+    assert matrix.ok, matrix_text(matrix)
+    owners = {c.name: c.owner for c in matrix.columns}
+    for name in ("s3", "s3-control", "s3-accesspoint", "kinesis"):
+        assert owners[f"{name}.us-east-2.amazonaws.com."] == E2
+    assert "kinesis-streams.us-east-2.amazonaws.com." not in owners
+    for cell in matrix.cells:
+        if owners[cell.name] == cell.region:
+            assert (cell.status, cell.via) == ("local", None)
+        elif cell.vpc_id == SPOKE_VPC and "central" in str(items):  # through its own hub
+            assert (cell.status, cell.via) == ("private", E1)
+        else:
+            assert (cell.status, cell.via) == ("private", owners[cell.name])
+
+
+def test_a_central_spoke_behind_an_unreadable_hub_is_unknown_not_a_gap(
+    world: SimpleNamespace, converged: Any
+) -> None:
+    spoke = {"vpc_id": SPOKE_VPC, "outbound_endpoint_id": SPOKE_OUT, "mode": "central"}
+    hub_set, states = mesh(world, converged, {E1: {"vpc_ids": [WORKLOAD], "spokes": [spoke]}})
+    spoke_endpoint = ObservedEndpoint(SPOKE_OUT, "OUTBOUND", "OPERATIONAL", SPOKE_VPC)
+    plain = {r: world.state(r) for r in REGIONS}
+    plain[E1] = replace(plain[E1], endpoints=(*plain[E1].endpoints, spoke_endpoint))
+    states = converged(MESH, desired_rules(MESH, hub_set, plain), plain)
+    states[W2] = RegionState(W2, error="AccessDenied")
+
+    matrix = verify_mesh(MESH, hub_set, states)
+
+    cell = matrix.cell(SPOKE_VPC, "us-west-2.amazonaws.com")
+    assert (cell.status, cell.via, cell.path) == ("unknown", E1, (E1, E1, W2))
+    assert cell.detail == "us-west-2 could not be read: us-east-1 -> us-east-1 -> us-west-2"
+    assert matrix.cell(world.ids(E1).vpc, "us-west-2.amazonaws.com").status == "unknown"
+    assert matrix.cell(SPOKE_VPC, "us-east-2.amazonaws.com").status == "private"
+    assert matrix.counts()["gap"] == 0
+    assert "→ us-east-1 ?" in matrix_text(matrix)
+
+
+def test_names_that_cannot_be_read_are_an_error(world: SimpleNamespace, converged: Any) -> None:
+    hub_set, states = mesh(world, converged, {E2: {"domains": SERVICES}})
+    unread = replace(s3(E2, world.ids(E2).vpc), dns_names=(), names_unread="AccessDenied")
+
+    matrix = verify_mesh(MESH, hub_set, with_endpoints(states, {E2: (unread,)}))
+
+    assert not matrix.ok
+    assert matrix.errors == (
+        f"{E2}: cannot read the private DNS names of com.amazonaws.{E2}.s3 (vpce-{E2}):"
+        " AccessDenied",
+    )

@@ -8,7 +8,7 @@
 | `MESH_REGIONS` | (empty) | Regions a full resync sweeps; empty: the partition's enabled ones |
 | `EXCLUDED_REGIONS` | (empty) | Regions never read or written (e.g. denied by an SCP) |
 | `CALLS_PER_SECOND` | `5` | AWS calls per second per Region (the Resolver API's default quota) |
-| `MAX_ATTEMPTS` | `6` | attempts per AWS call on throttling, 5xx and connection errors |
+| `MAX_ATTEMPTS` | `6` | attempts per AWS call on throttling, 5xx, connection errors (refused: 2) |
 | `CALL_TIMEOUT_SECONDS` | `20` | how long one AWS call may take before it is retried |
 | `MAX_CHANGE_FRACTION` | `0.5` | refuse plans deleting or retargeting more than this share |
 | `MIN_RULES_FOR_GUARD` | `10` | the fraction guard applies from this many managed rules on |

@@ -3,12 +3,19 @@
 Invariants:
 - Pure: no I/O. Items in, `HubSet` out; `HubSet` plus observed endpoints in, `Desired` out.
 - A hub item that cannot be used never causes a deletion: its Region is *frozen* (nothing there
-  changes) and rules that target it are *protected* (kept exactly as they are).
+  changes, in any account) and rules that target it are *protected* (kept exactly as they are).
+  Any error in any part of the item counts: a field that fails validation, a VPC that does not
+  exist, an endpoint that is not the named VPC's or of the other direction, a spoke or a shared
+  VPC that is not what its entry says. A VPC only loses an association when a valid item leaves
+  it out.
 - A hub whose inbound endpoint is readable but unusable (not OPERATIONAL, no ATTACHED IP) is
   *degraded*: rules that target it keep their targets; none is created or deleted because of it.
+- A hub whose interface endpoints' names cannot be read (`{services}`) is protected too: names
+  that are unknown are not names that are gone.
 - A Region never gets rules for its own domains; a hub without an outbound endpoint gets none.
 - A spoke's rules live in the spoke's account, go through its own outbound endpoint and are only
-  associated with the spoke VPC. A spoke whose endpoint cannot be used is frozen on its own.
+  associated with the spoke VPC. A spoke whose endpoint is degraded (not OPERATIONAL) is frozen
+  on its own.
 - States are keyed by location (`models.location`): the Region, or `region@account`.
 """
 
@@ -28,6 +35,7 @@ from resolver_mesh.models import (
     DesiredRule,
     DesiredShare,
     HubItem,
+    InterfaceEndpoint,
     ItemError,
     RegionState,
     Spoke,
@@ -239,7 +247,8 @@ def _one_family(ips: Iterable[str]) -> list[str]:
 def _check_hub(
     hub: HubItem, state: RegionState | None
 ) -> tuple[_HubHealth, list[ItemError], list[str]]:
-    """Live checks of one hub's endpoints: item errors (frozen) and degradation (kept)."""
+    """Live checks of one hub: identity errors (its VPCs exist, its endpoints are the named
+    VPC's, of the right direction: any error freezes the Region) and degradation (kept)."""
     health = _HubHealth()
     errors: list[ItemError] = []
     degraded: list[str] = []
@@ -249,11 +258,13 @@ def _check_hub(
         degraded.append(f"{where}: its Region could not be read ({reason}); its rules are kept")
         return _HubHealth(source_ok=False, target_ok=False), errors, degraded
 
+    for field_name, vpc_id in (("vpc_id", hub.vpc_id), *(("vpc_ids", v) for v in hub.vpc_ids)):
+        if problem := state.missing_vpc(vpc_id):
+            errors.append(ItemError(hub.region, field_name, problem))
     inbound = state.endpoint(hub.inbound_endpoint_id)
     problem = _endpoint_problem(state, hub.inbound_endpoint_id, "INBOUND", hub.vpc_id, "hub")
     if problem or inbound is None:
         errors.append(ItemError(hub.region, "inbound_endpoint_id", problem or "not found"))
-        health.target_ok = False
     elif inbound.status != USABLE_ENDPOINT_STATUS:
         degraded.append(f"{where}: inbound endpoint {inbound.id} is {inbound.status}")
         health.pending = inbound.status in TRANSITIONAL_ENDPOINT_STATUSES
@@ -270,10 +281,9 @@ def _check_hub(
 
     if hub.outbound_endpoint_id:
         outbound = state.endpoint(hub.outbound_endpoint_id)
-        problem = _endpoint_problem(state, hub.outbound_endpoint_id, "OUTBOUND")
+        problem = _endpoint_problem(state, hub.outbound_endpoint_id, "OUTBOUND", hub.vpc_id, "hub")
         if problem or outbound is None:
             errors.append(ItemError(hub.region, "outbound_endpoint_id", problem or "not found"))
-            health.source_ok = False
         elif outbound.status != USABLE_ENDPOINT_STATUS:
             degraded.append(
                 f"{where}: outbound endpoint {outbound.id} is {outbound.status};"
@@ -281,18 +291,43 @@ def _check_hub(
             )
             health.source_ok = False
             health.pending = health.pending or outbound.status in TRANSITIONAL_ENDPOINT_STATUSES
+    if errors:  # whatever else is fine: a hub we doubt is neither changed nor retargeted
+        health = _HubHealth(source_ok=False, target_ok=False)
     return health, errors, degraded
 
 
 def target_domains(hub: HubItem, state: RegionState | None) -> tuple[str, ...]:
     """The domains other Regions forward to `hub`: its fixed ones and, with `{services}`, the
-    private DNS names of the available interface endpoints in its Region's observed state."""
+    private DNS names AWS gives the services of the hub VPC's available interface endpoints
+    with private DNS. `apply` and `verify` both take a hub's names from here."""
     names = list(hub.domain_names)
     if hub.uses_services and state is not None:
         for endpoint in state.interface_endpoints:
             if endpoint.vpc_id == hub.vpc_id and not endpoint.service_region:
                 names.extend(n for n in endpoint.private_names if n not in names)
     return tuple(names)
+
+
+def unread_services(hub: HubItem, state: RegionState | None) -> tuple[InterfaceEndpoint, ...]:
+    """The endpoints of the hub VPC whose names count (its own with `{services}`, cross-Region
+    ones always) and answer privately, but whose service's names could not be read."""
+    return tuple(
+        endpoint
+        for endpoint in (state.interface_endpoints if state else ())
+        if endpoint.vpc_id == hub.vpc_id
+        and endpoint.names_unknown
+        and (hub.uses_services or endpoint.service_region)
+    )
+
+
+def _unread_names_message(hub: HubItem, unread: Iterable[InterfaceEndpoint], kept: bool) -> str:
+    services = ", ".join(f"{e.service_name} ({e.names_unread})" for e in unread)
+    consequence = (
+        "rules that forward to this hub are kept as they are"
+        if kept
+        else "the names of its cross-Region endpoints are forwarded to their hubs as usual"
+    )
+    return f"hub {hub.region}: cannot read the private DNS names of {services}; {consequence}"
 
 
 def _own_cross_region_endpoint(state: RegionState | None, domain: str) -> str | None:
@@ -306,13 +341,14 @@ def _own_cross_region_endpoint(state: RegionState | None, domain: str) -> str | 
 def _check_spoke(
     hub: HubItem, index: int, spoke: Spoke, state: RegionState | None
 ) -> tuple[ItemError | None, str | None, bool]:
-    """Whether a spoke's outbound endpoint can carry rules: (item error, degradation, pending);
-    either of the first two freezes the spoke's rules as they are."""
+    """Whether a spoke can carry rules: (item error, degradation, pending). An error (its VPC
+    or endpoint is not what the entry says) freezes the hub's Region; a degradation freezes
+    the spoke's rules alone."""
     where = f"spoke {spoke.vpc_id} of hub {hub.region}"
     if state is None or state.error:
         reason = state.error if state else "not read"
         return None, f"{where}: its account's Region could not be read ({reason})", False
-    problem = _endpoint_problem(
+    problem = state.missing_vpc(spoke.vpc_id) or _endpoint_problem(
         state, spoke.outbound_endpoint_id, "OUTBOUND", spoke.vpc_id, "spoke"
     )
     endpoint = state.endpoint(spoke.outbound_endpoint_id)
@@ -325,9 +361,51 @@ def _check_spoke(
     return None, None, False
 
 
+def _shared_vpc_errors(hub: HubItem, states: Mapping[str, RegionState]) -> list[ItemError]:
+    """Shared VPCs that do not exist in their account (unread accounts are not errors: the
+    planner keeps what is shared with them)."""
+    errors = []
+    for index, shared in enumerate(hub.shared_vpcs):
+        state = states.get(location(hub.region, shared.account))
+        if state is not None and not state.error and (problem := state.missing_vpc(shared.vpc_id)):
+            errors.append(ItemError(hub.region, "shared_vpcs", f"entry {index}: {problem}"))
+    return errors
+
+
+@dataclass
+class _SpokeCheck:
+    """The spokes that can carry rules, and what the others left to report."""
+
+    usable: dict[tuple[str, int], Spoke] = field(default_factory=dict)  # (hub Region, index)
+    errors: list[ItemError] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
+    frozen: set[tuple[str, str]] = field(default_factory=set)  # (location, spoke VPC)
+    pending: set[str] = field(default_factory=set)
+
+
+def _check_spokes(enabled: Mapping[str, HubItem], states: Mapping[str, RegionState]) -> _SpokeCheck:
+    found = _SpokeCheck()
+    for region, hub in sorted(enabled.items()):
+        for index, spoke in enumerate(hub.spokes):
+            if not spoke.enabled:
+                continue
+            where = location(region, spoke.account)
+            error, degradation, pending = _check_spoke(hub, index, spoke, states.get(where))
+            if error or degradation:
+                found.errors.extend([error] if error else [])
+                found.degraded.extend([degradation] if degradation else [])
+                found.frozen.add((where, spoke.vpc_id))
+                if pending:
+                    found.pending.add(region)
+            else:
+                found.usable[(region, index)] = spoke
+    return found
+
+
 def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionState]) -> Desired:
     """Every rule (and share) the mesh wants, given the hubs and what their locations look like
-    now (`states` by location)."""
+    now (`states` by location). Every part of every item is checked first: a Region whose item
+    has any error is frozen and protected as a whole, whichever part the error is in."""
     errors = list(hub_set.errors)
     degraded: list[str] = []
     frozen = set(hub_set.invalid_regions)
@@ -337,11 +415,24 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
     for region, hub in sorted(enabled.items()):
         health[region], hub_errors, hub_degraded = _check_hub(hub, states.get(hub.location))
         errors.extend(hub_errors)
+        errors.extend(_shared_vpc_errors(hub, states))
         degraded.extend(hub_degraded)
         if not health[region].source_ok:
             frozen.add(region)
         if not health[region].target_ok:
             protected.add(region)
+        unread = unread_services(hub, states.get(hub.location))
+        if unread:  # its names are unknown, not gone: the rules for them are kept
+            kept = any(not endpoint.service_region for endpoint in unread)
+            degraded.append(_unread_names_message(hub, unread, kept))
+            if kept:
+                protected.add(region)
+    spokes = _check_spokes(enabled, states)
+    errors.extend(spokes.errors)
+    degraded.extend(spokes.degraded)
+    doubted = {error.region for error in errors}
+    frozen |= doubted
+    protected |= doubted
 
     def domains_of(target_region: str) -> tuple[str, ...]:
         target = enabled[target_region]
@@ -349,9 +440,8 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
 
     rules: list[DesiredRule] = []
     notes: list[str] = []
-    frozen_sources: set[tuple[str, str]] = set()
     source_vpcs: dict[tuple[str, str], frozenset[str]] = {}
-    pending = {region for region, h in health.items() if h.pending}
+    pending = {region for region, h in health.items() if h.pending} | spokes.pending
     for region, hub in sorted(enabled.items()):
         if region in frozen:
             continue
@@ -379,19 +469,11 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
                     )
                     rules.append(rule)
         for index, spoke in enumerate(hub.spokes):
-            where = location(region, spoke.account)
-            if not spoke.enabled:
-                continue
-            error, degradation, spoke_pending = _check_spoke(hub, index, spoke, states.get(where))
-            if error or degradation:
-                errors.extend([error] if error else [])
-                degraded.extend([degradation] if degradation else [])
-                frozen_sources.add((where, spoke.vpc_id))
-                if spoke_pending:
-                    pending.add(region)
-                continue
-            source_vpcs[(where, spoke.vpc_id)] = frozenset({spoke.vpc_id})
-            rules.extend(_spoke_rules(mesh_id, hub, spoke, peers, domains_of, health))
+            if (region, index) in spokes.usable:
+                source_vpcs[(location(region, spoke.account), spoke.vpc_id)] = frozenset(
+                    {spoke.vpc_id}
+                )
+                rules.extend(_spoke_rules(mesh_id, hub, spoke, peers, domains_of, health))
     return Desired(
         rules=tuple(rules),
         frozen_regions=frozenset(frozen),
@@ -401,7 +483,7 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
         notes=tuple(notes),
         pending=frozenset(pending),
         source_vpcs=source_vpcs,
-        frozen_sources=frozenset(frozen_sources),
+        frozen_sources=frozenset(spokes.frozen),
         shares=tuple(_shares(enabled, frozen)),
         hub_locations={region: hub.location for region, hub in enabled.items()},
     )

@@ -31,8 +31,6 @@ from resolver_mesh.names import REGION_NAME, REGION_PATTERN, domain_problem, nor
 DEFAULT_DOMAIN_TEMPLATES = ("{region}.amazonaws.com", "{region}.vpce.amazonaws.com")
 # A `domains` entry standing for the private DNS names of the hub VPC's interface endpoints.
 SERVICES_TEMPLATE = "{services}"
-# S3's interface endpoints also answer for these names (besides s3.<region>.amazonaws.com).
-_S3_EXTRA_NAMES = ("s3-control", "s3-accesspoint")
 DNS_PORT = 53
 MAX_TARGETS_PER_RULE = 6
 
@@ -346,7 +344,11 @@ class ObservedEndpoint:
 
 @dataclass(frozen=True)
 class InterfaceEndpoint:
-    """An interface VPC endpoint as `DescribeVpcEndpoints` lists it."""
+    """An interface VPC endpoint as `DescribeVpcEndpoints` lists it, with the private DNS names
+    of its service as `DescribeVpcEndpointServices` gives them (`private_dns_names`): AWS names
+    `com.amazonaws.us-east-1.kinesis-streams` `kinesis.us-east-1.amazonaws.com`, which the
+    service name does not tell. `names_unread` says why they could not be read (then none is
+    known, and none is guessed)."""
 
     id: str
     vpc_id: str
@@ -354,31 +356,31 @@ class InterfaceEndpoint:
     private_dns: bool
     state: str
     service_region: str | None = None  # set on a cross-Region interface endpoint
+    dns_names: tuple[str, ...] = ()
+    names_unread: str | None = None
 
     @property
-    def dns_name(self) -> str | None:
-        """The service's private DNS name, e.g. `s3.us-east-2.amazonaws.com.` for
-        `com.amazonaws.us-east-2.s3` (`api.ecr...` for `ecr.api`); None for services that have
-        no standard one (PrivateLink services of other accounts)."""
-        found = _SERVICE_NAME.match(self.service_name)
-        if not found:
-            return None
-        region, service = found.groups()
-        return normalise_domain(".".join([*reversed(service.split(".")), region, "amazonaws.com"]))
+    def is_aws_service(self) -> bool:
+        """An AWS service (`com.amazonaws.<region>.<service>`), not a PrivateLink service of
+        another account: only those names are forwarded."""
+        return bool(_SERVICE_NAME.match(self.service_name))
+
+    @property
+    def answers(self) -> bool:
+        """Whether the endpoint answers its service's names privately: private DNS on and
+        the endpoint available."""
+        return self.private_dns and self.state.lower() == "available"
 
     @property
     def private_names(self) -> tuple[str, ...]:
-        """Every name the endpoint answers for privately (S3 has three); () without private DNS
-        or while the endpoint is not available."""
-        name = self.dns_name
-        if not name or not self.private_dns or self.state.lower() != "available":
-            return ()
-        found = _SERVICE_NAME.match(self.service_name)
-        if found and found.group(2) == "s3":
-            region = found.group(1)
-            extra = (normalise_domain(f"{e}.{region}.amazonaws.com") for e in _S3_EXTRA_NAMES)
-            return (name, *extra)
-        return (name,)
+        """Every name the endpoint answers for privately; () without private DNS, while the
+        endpoint is not available, or while its service's names are unread."""
+        return self.dns_names if self.answers and self.names_unread is None else ()
+
+    @property
+    def names_unknown(self) -> bool:
+        """The endpoint answers names privately, but which could not be read."""
+        return self.answers and self.names_unread is not None
 
 
 @dataclass(frozen=True)
@@ -447,6 +449,8 @@ class RegionState:
     account: str = ""
     shares: tuple[ObservedShare, ...] = ()  # read where our rules are shared or should be
     invitations: tuple[ObservedInvitation, ...] = ()  # read where shares should arrive
+    # The VPCs named by items here that exist (DescribeVpcs); None: not looked at.
+    vpcs: frozenset[str] | None = None
 
     @property
     def location(self) -> str:
@@ -454,6 +458,12 @@ class RegionState:
 
     def endpoint(self, endpoint_id: str) -> ObservedEndpoint | None:
         return next((e for e in self.endpoints if e.id == endpoint_id), None)
+
+    def missing_vpc(self, vpc_id: str) -> str | None:
+        """Why `vpc_id` cannot be used here: it was looked for and does not exist."""
+        if self.vpcs is not None and vpc_id not in self.vpcs:
+            return f"{vpc_id} does not exist in {self.location}"
+        return None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Invariants:
 - `REGION_PATTERN` is the one shape of an AWS Region name (`us-east-1`, `us-gov-west-1`,
-  `us-isob-east-1`, `eusc-de-east-1`); models, verify, the settings and the deploy script use it.
+  `us-isob-east-1`, `eusc-de-east-1`); models, the settings and the deploy script use it.
   A name of that shape may still not be a Region: `Aws.known_regions` says which are.
 - `normalise_domain` is idempotent and gives lower case with exactly one trailing dot, the form
   Route 53 Resolver returns; every comparison of domains goes through it.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Iterable
 
 MARKER = "resolver-mesh"
 OWNER_TAG_KEY = "resolver-mesh:owner"
@@ -46,6 +47,18 @@ def domain_problem(domain: str) -> str | None:
         if not _LABEL.match(label):
             return f"label {label!r} is not 1-63 characters of a-z, 0-9, '-' or '_'"
     return None
+
+
+def private_dns_names(names: Iterable[str]) -> tuple[str, ...]:
+    """The forwardable domains of an endpoint service's private DNS names, normalised, in order,
+    once each. A leading `*.` is dropped: a rule for `s3.us-east-1.amazonaws.com` covers
+    `*.s3.us-east-1.amazonaws.com` too. Names that cannot be forwarded are left out."""
+    found: list[str] = []
+    for name in names:
+        domain = normalise_domain(name.strip().removeprefix("*."))
+        if domain not in found and not domain_problem(domain):
+            found.append(domain)
+    return tuple(found)
 
 
 def rule_name(mesh_id: str, domain: str) -> str:

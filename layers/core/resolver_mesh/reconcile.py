@@ -6,6 +6,8 @@ Invariants:
 - A change whose prerequisite failed (the rule was not created, the VPC not freed, the rule not
   disassociated) is skipped, never attempted against a half-made state.
 - `apply=False` makes no write call at all.
+- Once a stop is requested (`stop_requested`, Ctrl-C in the CLI), no further change is started:
+  the changes left are reported as "not started", the one in flight finishes.
 - Two reconciles of one mesh never interleave in a process; the second plans from what the
   first left, so concurrent triggers cause neither duplicates nor flapping.
 - Other accounts are read and written through their assumed role, location by location
@@ -23,12 +25,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from resolver_mesh.aws.calls import is_denied
+from resolver_mesh.aws.calls import CallInterruptedError, is_denied, stop_requested
+from resolver_mesh.aws.hubs import MissingTableError
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
@@ -37,6 +41,7 @@ from resolver_mesh.models import (
     AccountAccess,
     Change,
     ChangeKind,
+    ItemError,
     Plan,
     RegionState,
     Request,
@@ -122,13 +127,19 @@ class Reconciler:
         earlier: list[Report] = []
         report = self._new_report(request)
         try:
-            while self._run(request, report) and len(earlier) + 1 < MAX_PASSES:
+            while (
+                self._run(request, report)
+                and len(earlier) + 1 < MAX_PASSES
+                and not stop_requested.is_set()
+            ):
                 earlier.append(report)
                 report = self._new_report(request)
         finally:
             report.include_earlier_passes(earlier)
             calls = self.aws.call_counts() - calls_before
-            report.calls = {"reads": calls["reads"], "writes": calls["writes"]}
+            kinds = ("reads", "writes", "failed_reads", "failed_writes")
+            report.calls = {kind: calls[kind] for kind in kinds}
+            report.interrupted = stop_requested.is_set()
             report.duration_seconds = round(time.monotonic() - started, 3)
         return report
 
@@ -145,6 +156,9 @@ class Reconciler:
         try:
             items = self.aws.hubs_table().read_items()
             home_account = self.aws.account_id() if names_accounts(items) else ""
+        except MissingTableError as error:
+            report.error("table", str(error))
+            return False
         except Exception as error:
             report.error("table", f"cannot read the hubs table {self.settings.table_name}: {error}")
             return False
@@ -174,7 +188,7 @@ class Reconciler:
                 return RegionState(region, account=account, error="in EXCLUDED_REGIONS: not read")
             return self._observe(where, where in scope, reads, hub_set)
 
-        states = per_region(observe, scope | reads.endpoints)
+        states = per_region(observe, scope | reads.endpoints | set(reads.vpcs))
         if request.regions is None:
             # Our rules name the Region they forward to: a hub whose item is gone and whose
             # Region is not swept is still found through them, and its own rules removed.
@@ -225,6 +239,27 @@ class Reconciler:
         self._apply(plan, report)
         sharing_regions = {share.region for share in desired.shares}
         return any(_leads_to_sharing(change, sharing_regions) for change in report.changes)
+
+    def check_item(
+        self, items: list[dict[str, Any]], region: str
+    ) -> tuple[list[ItemError], list[str]]:
+        """The item of `region` among `items`, checked as a reconcile would check it, against
+        the live state of its locations (its VPCs, endpoints, spokes and shared VPCs): its
+        errors, and what is not usable yet (an endpoint not OPERATIONAL, no ATTACHED IP, a
+        location that cannot be read). Reads only; nothing is written."""
+        known = self.aws.known_regions(str(item.get("region")) for item in items)
+        home_account = self.aws.account_id() if names_accounts(items) else ""
+        hub_set = parse_hubs(items, known, home_account or None)
+        self._accounts = hub_set.accounts()
+        reads = _Reads.of(hub_set)
+        here = {w for w in reads.endpoints | set(reads.vpcs) if split_location(w)[0] == region}
+        states = per_region(lambda where: self._observe(where, False, reads, hub_set), here)
+        desired = desired_rules(self.settings.mesh_id, hub_set, states)
+        own = (f"hub {region}:", f"of hub {region}:")
+        return (
+            [e for e in desired.errors if e.region == region],
+            [d for d in desired.degraded if any(mark in d for mark in own)],
+        )
 
     def _scope(
         self, request: Request, hub_set: HubSet, known: frozenset[str], report: Report
@@ -277,6 +312,8 @@ class Reconciler:
                 inbound_ids=inbound,
             )
             state = replace(state, account=account)
+            if where in reads.vpcs:  # the VPCs the items name here: a missing one is an error
+                state = replace(state, vpcs=aws.existing_vpcs(region, reads.vpcs[where]))
             if hub and hub_here and any(h.uses_services for h in hub_set.enabled.values()):
                 # `{services}` hubs answer for their interface endpoints; every hub's are read
                 # to find the cross-Region endpoints that make forwarding needless.
@@ -359,7 +396,9 @@ class Reconciler:
             is_rule = change.kind not in SHARE_KINDS
             rule_id = change.rule_id or created.get((change.source, change.domain))
             status, message = "applied", ""
-            if is_rule and rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
+            if stop_requested.is_set():
+                status = "not started"
+            elif is_rule and rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
                 status, message = "skipped", f"the rule for {change.domain} was not created"
             elif _makes_way_for_nothing(change, following, created):
                 status, message = "skipped", "the rule that was to take its place was not created"
@@ -375,6 +414,8 @@ class Reconciler:
                         self._write_share(ram, change)
                     if change.kind is ChangeKind.CREATE_RULE:
                         created[(change.source, change.domain)] = str(rule_id)
+                except CallInterruptedError:
+                    status = "not started"  # nothing of it was written (see `Caller`)
                 except Exception as error:
                     status, message = "failed", f"{type(error).__name__}: {error}"
                     if change.kind is ChangeKind.DISASSOCIATE and rule_id:
@@ -474,17 +515,27 @@ def _makes_way_for_nothing(
 
 @dataclass(frozen=True)
 class _Reads:
-    """Where more than rules must be read: endpoints (hubs and spokes), our shares (where a hub
-    shares its rules) and invitations (where shared rules arrive)."""
+    """Where more than rules must be read: endpoints (hubs and spokes), the VPCs items name,
+    our shares (where a hub shares its rules) and invitations (where shared rules arrive)."""
 
     endpoints: frozenset[str]
     share_owners: frozenset[str]
     share_receivers: frozenset[str]
+    vpcs: Mapping[str, frozenset[str]] = field(default_factory=dict)  # location -> VPC ids
 
     @classmethod
     def of(cls, hub_set: HubSet) -> _Reads:
         enabled = hub_set.enabled.values()
+        vpcs: dict[str, set[str]] = defaultdict(set)
+        for hub in enabled:
+            vpcs[hub.location] |= hub.associated_vpc_ids
+            for spoke in hub.spokes:
+                if spoke.enabled:
+                    vpcs[location(hub.region, spoke.account)].add(spoke.vpc_id)
+            for shared in hub.shared_vpcs:
+                vpcs[location(hub.region, shared.account)].add(shared.vpc_id)
         return cls(
+            vpcs={where: frozenset(ids) for where, ids in vpcs.items()},
             endpoints=frozenset(
                 where
                 for hub in enabled

@@ -64,18 +64,17 @@ def _change_line(change: Mapping[str, Any]) -> str:
     label = kind.replace("_", " ")
     reason = f"  ({change['reason']})" if change.get("reason") else ""
     status = change.get("status", "planned")
-    suffix = (
-        "" if status in ("planned", "applied") else f"  [{status}: {change.get('message', '')}]"
-    )
+    message = f": {change['message']}" if change.get("message") else ""
+    suffix = "" if status in ("planned", "applied") else f"  [{status}{message}]"
     return f"{label:<13}{what}{reason}{suffix}"
 
 
 def report_text(report: Mapping[str, Any], style: Style) -> str:
-    """A plan or resync report, grouped by Region, then the problems, then a summary line."""
+    """A plan or resync report, grouped by Region, then the problems, then a summary line.
+    It says that every Region is in step only when the report is ok."""
     lines: list[str] = []
-    verb = "Applied" if report.get("applied") else "Plan"
     regions = ", ".join(report.get("regions", [])) or "none"
-    lines.append(style.bold(f"{verb} for mesh {report.get('mesh_id', '')!s} in {regions}"))
+    lines.append(style.bold(f"{_title(report)} mesh {report.get('mesh_id', '')!s} in {regions}"))
     current = None
     for change in report.get("changes", []):
         where = change["region"] + (
@@ -87,8 +86,11 @@ def report_text(report: Mapping[str, Any], style: Style) -> str:
         symbol = _SYMBOLS[change["kind"]]
         failed = change.get("status") in ("failed", "skipped")
         lines.append(f"    {style(symbol, '!' if failed else symbol)} {_change_line(change)}")
-    if not report.get("changes"):
-        lines.append("  no changes: every Region is in step")
+    if not report.get("planned", True):
+        lines.append("  nothing planned: the desired state could not be read (see Errors)")
+    elif not report.get("changes"):
+        in_step = report.get("ok")
+        lines.append(f"  no changes{': every Region is in step' if in_step else ' (see below)'}")
     for title, key in (
         ("Refused", "refused"),
         ("Conflicts", "conflicts"),
@@ -102,19 +104,45 @@ def report_text(report: Mapping[str, Any], style: Style) -> str:
             lines += [f"  {style('!', '!') if key != 'notes' else '-'} {_text(e)}" for e in entries]
     if report.get("refused"):
         lines.append("  nothing was applied; rerun with --force if this is intended")
+    if report.get("interrupted"):
+        lines.append(style(_interrupted_text(report), "!"))
     lines.append(summary_text(report, style))
     return "\n".join(lines)
 
 
+def _title(report: Mapping[str, Any]) -> str:
+    """What the report is: a plan, or what an apply did."""
+    if report.get("action") != "resync":
+        return "Plan for"
+    if report.get("refused") or not report.get("planned", True):
+        return "Nothing applied to"
+    return "Applied to"
+
+
+def _interrupted_text(report: Mapping[str, Any]) -> str:
+    changes = report.get("changes", [])
+    not_started = sum(1 for change in changes if change.get("status") == "not started")
+    if report.get("applied"):
+        done = sum(1 for change in changes if change.get("status") == "applied")
+        return f"interrupted: {done} changes applied, {not_started} not started"
+    return "interrupted: the plan may be incomplete"
+
+
 def summary_text(report: Mapping[str, Any], style: Style) -> str:
-    """One line: ok or not, the changes by kind, the calls and the time."""
+    """One line: ok or not, the changes by kind (applied ones after an apply), the calls that
+    succeeded, those that failed (each failed attempt), and the time."""
     counts = report.get("counts", {})
     summary = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n) or "0 changes"
     calls = report.get("calls", {})
+    failed = "".join(
+        f", {calls[key]} {key.replace('_', ' ')}"
+        for key in ("failed_reads", "failed_writes")
+        if calls.get(key)
+    )
     state = style("ok", "ok") if report.get("ok") else style("NOT OK", "!")
     return (
         f"{state}: {summary}; {calls.get('reads', 0)} reads, {calls.get('writes', 0)} writes"
-        f" in {report.get('duration_seconds', 0)}s"
+        f"{failed} in {report.get('duration_seconds', 0)}s"
     )
 
 
@@ -123,11 +151,12 @@ def _text(entry: Any) -> str:
 
 
 def hubs_text(items: Iterable[Mapping[str, Any]]) -> str:
-    """One line per item; ACCOUNT, SPOKES and SHARED columns appear once an item uses them."""
+    """One line per item; ACCOUNT, SPOKES and SHARED columns appear once an item uses them;
+    DESCRIPTION (free text) comes last."""
     items = sorted(items, key=lambda i: str(i.get("region")))
     extra = any(i.get("account_id") or i.get("spokes") or i.get("shared_vpcs") for i in items)
     header = ("REGION", "VPC", "INBOUND", "OUTBOUND", "VPC_IDS", "ENABLED")
-    rows = [header + (("ACCOUNT", "SPOKES", "SHARED") if extra else ())]
+    rows = [header + (("ACCOUNT", "SPOKES", "SHARED") if extra else ()) + ("DESCRIPTION",)]
     for item in items:
         row: tuple[str, ...] = (
             str(item.get("region")),
@@ -145,7 +174,7 @@ def hubs_text(items: Iterable[Mapping[str, Any]]) -> str:
                 ", ".join(f"{n} {mode}" for mode, n in sorted(modes.items())) or "-",
                 str(len(item.get("shared_vpcs") or [])),
             )
-        rows.append(row)
+        rows.append((*row, " ".join(str(item.get("description") or "-").split())))
     if len(rows) == 1:
         return "no hubs in the table"
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -1,7 +1,9 @@
 """The result of one reconcile: what was planned or done, and everything that went wrong.
 
-Invariant: `as_dict()` is JSON-serialisable and `ok` is False whenever there is an error,
-a conflict or a refusal, so callers (the CLI's exit status, alarms) can rely on it.
+Invariants: `as_dict()` is JSON-serialisable and `ok` is False whenever there is an error,
+a conflict, a refusal or an interruption, so callers (the CLI's exit status, alarms) can rely on
+it. `planned` is False when the run stopped before it could plan (the hubs could not be read, a
+bad request): such a report never claims that anything is in step.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ class Report:
     trigger: str = "manual"
     mesh_id: str = ""
     applied: bool = False
+    planned: bool = False
+    interrupted: bool = False  # a stop was requested (Ctrl-C): changes may be "not started"
     regions: list[str] = field(default_factory=list)
     hubs: list[str] = field(default_factory=list)
     changes: list[dict[str, Any]] = field(default_factory=list)
@@ -36,7 +40,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not (self.errors or self.conflicts or self.refused)
+        return not (self.errors or self.conflicts or self.refused or self.interrupted)
 
     def error(self, kind: str, message: str, region: str | None = None) -> None:
         entry: dict[str, Any] = {"kind": kind, "message": message}
@@ -56,6 +60,7 @@ class Report:
 
     def plan(self, plan: Plan) -> None:
         """Record the plan: its changes (status `planned`), counts, conflicts and notes."""
+        self.planned = True
         self.changes = [change.as_dict() | {"status": "planned"} for change in plan.changes]
         self.counts = plan.counts()
         self.notes += list(plan.notes)
@@ -85,6 +90,7 @@ class Report:
             return
         self.notes.append(f"sharing across accounts took {len(earlier) + 1} passes")
         self.applied = self.applied or any(report.applied for report in earlier)
+        self.planned = self.planned or any(report.planned for report in earlier)
         self.changes = [change for report in earlier for change in report.changes] + self.changes
         for report in earlier:
             for kind, count in report.counts.items():
@@ -99,6 +105,8 @@ class Report:
             "trigger": self.trigger,
             "mesh_id": self.mesh_id,
             "applied": self.applied,
+            "planned": self.planned,
+            "interrupted": self.interrupted,
             "regions": self.regions,
             "hubs": self.hubs,
             "counts": self.counts,

@@ -1,30 +1,32 @@
 """`resolver-mesh verify`: how every mesh name would resolve from every hub and workload VPC.
 
 The pure part (`verify_mesh`) takes the hubs and what was observed in their Regions (rules,
-associations, Resolver endpoints, interface VPC endpoints) and returns a `Matrix`: one `Cell`
-per (VPC, name). Names are every enabled hub's domains and the private DNS name of every
-interface endpoint found in a hub VPC (`s3.us-east-2.amazonaws.com`). For each cell, the
-rules associated with the VPC are matched, the most specific domain winning, as Route 53
-Resolver does:
+associations, Resolver endpoints, interface VPC endpoints with their services' private DNS
+names) and returns a `Matrix`: one `Cell` per (VPC, name). Names are every enabled hub's names
+as `apply` forwards them (`desired.target_domains`: its domains and, with `{services}`, the
+private DNS names of its interface endpoints) and the private DNS names of every interface
+endpoint of a hub VPC (`s3.us-east-2.amazonaws.com`). The owner of a name is the hub whose
+names cover it most specifically. For each cell, the rules associated with the VPC are matched,
+the most specific domain winning, as Route 53 Resolver does:
 
 | status | meaning | a problem? |
 |---|---|---|
 | `private` | forwarded to the owner hub's inbound IPs, every one of them ATTACHED | no |
 | `local` | the VPC's own Region answers (its own hub's names), no rule involved | no |
 | `public` | no rule, and none expected: the built-in recursive resolver answers | no |
-| `external` | a rule forwards a name no hub owns to IPs of no hub | no |
 | `gap` | no rule, but the VPC's hub peers with the owner: the name resolves publicly | yes |
 | `stale` | forwarded to IPs that are not (all) the owner hub's current ATTACHED IPs | yes |
 | `loop` | forwarded to a hub whose own VPC forwards the name onward again | yes |
 | `conflict` | two rules for the name's domain in one VPC, or a rule not ours wins | yes |
-| `unknown` | the VPC's Region (or the target's) could not be read | yes |
+| `unknown` | the VPC's location, or a hub on the name's way, could not be read (`path`) | yes |
 
 A `private` cell whose rule misses some of the hub's ATTACHED IPs still resolves privately;
 it is flagged `missing_ips` (a resync adds them) but is not a problem.
 
 The I/O part (`observe_mesh`, through `Aws`) reads every hub Region in parallel
 through the rate-limited adapters of `resolver_mesh.aws`: one `ResolverRegion.read` with rules
-and endpoints, and one paginated `DescribeVpcEndpoints` per hub VPC.
+and endpoints, one paginated `DescribeVpcEndpoints` per hub VPC and one
+`DescribeVpcEndpointServices` for the services its endpoints use.
 
 Invariants: `verify_mesh` is pure and deterministic (sorted rows, columns and problems); it
 never writes; `Matrix.ok` is False whenever a cell is a problem or something could not be read.
@@ -36,16 +38,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from resolver_mesh.desired import HubSet, names_accounts, parse_hubs
+from resolver_mesh.desired import HubSet, names_accounts, parse_hubs, target_domains
 from resolver_mesh.models import (
     HubItem,
-    InterfaceEndpoint,
     ObservedRule,
     RegionState,
     location,
     split_location,
 )
-from resolver_mesh.names import REGION_PATTERN, normalise_domain
+from resolver_mesh.names import normalise_domain
 from resolver_mesh.plan import rule_target
 from resolver_mesh.reconcile import per_region
 
@@ -53,7 +54,7 @@ if TYPE_CHECKING:  # boto3 stays out of the pure part
     from resolver_mesh.aws.session import Aws
 
 PROBLEMS = ("gap", "stale", "loop", "conflict", "unknown")
-STATUSES = ("private", "local", "public", "external", *PROBLEMS)
+STATUSES = ("private", "local", "public", *PROBLEMS)
 INACTIVE_ASSOCIATION = frozenset({"DELETING", "FAILED", "OVERRIDDEN"})
 INACTIVE_RULE = frozenset({"DELETING", "FAILED"})
 _MAX_HOPS = 8
@@ -85,7 +86,7 @@ class Row:
 class Column:
     name: str  # normalised
     kind: str  # "domain" or "endpoint"
-    owner: str | None  # the hub Region whose domains cover the name (most specific)
+    owner: str  # the hub Region whose names cover the name (most specific)
 
 
 @dataclass(frozen=True)
@@ -178,11 +179,11 @@ def _covers(domain: str, name: str) -> bool:
     return name == domain or name.endswith("." + domain)
 
 
-def _owner(name: str, hubs: Mapping[str, HubItem]) -> str | None:
-    """The hub whose domains cover `name` most specifically."""
+def _owner(name: str, names_of: Mapping[str, Sequence[str]]) -> str | None:
+    """The hub whose names (`names_of`: by hub Region) cover `name` most specifically."""
     best: tuple[int, str] | None = None
-    for region, hub in hubs.items():
-        for domain in hub.domain_names:
+    for region, names in names_of.items():
+        for domain in names:
             if _covers(domain, name) and (best is None or len(domain) > best[0]):
                 best = (len(domain), region)
     return best[1] if best else None
@@ -235,7 +236,7 @@ class _World:
         return rule_target(rule, self.mesh_id)
 
 
-def _expected_via(world: _World, row: Row, owner: str | None, name: str) -> str | None:
+def _expected_via(world: _World, row: Row, owner: str, name: str) -> str | None:
     """The hub a row's VPC should forward `name` to, by its role; None: no rule expected."""
     hub = world.hubs[row.region]
     if row.role == "central spoke":
@@ -249,7 +250,7 @@ def _expected_via(world: _World, row: Row, owner: str | None, name: str) -> str 
     return owner if owner in peers else None
 
 
-def _resolve(world: _World, row: Row, name: str, owner: str | None) -> Cell:
+def _resolve(world: _World, row: Row, name: str, owner: str) -> Cell:
     """How `name` resolves in the row's VPC."""
     region, vpc_id = row.region, row.vpc_id
     cell = Cell(region, vpc_id, name, "unknown")
@@ -278,8 +279,7 @@ def _resolve(world: _World, row: Row, name: str, owner: str | None) -> Cell:
             status="conflict",
             detail=f"rules {', '.join([winner.id, *rivals])} all cover {winner.domain} here",
         )
-    ours = rule_target(winner, world.mesh_id) is not None
-    if owner is not None and not ours:
+    if rule_target(winner, world.mesh_id) is None:
         kind = winner.rule_type.lower() or "unknown"
         return _with(
             cell,
@@ -289,18 +289,12 @@ def _resolve(world: _World, row: Row, name: str, owner: str | None) -> Cell:
     if winner.rule_type != "FORWARD":
         return _with(
             cell,
-            status="local" if owner in (None, region) else "public",
+            status="local" if owner == region else "public",
             detail=f"{winner.rule_type} rule {winner.id}",
         )
 
-    via = world.target_hub(winner)
+    via = world.target_hub(winner) or owner  # ours: its marker names a Region
     cell = _with(cell, via=via)
-    if via is None:
-        return _with(
-            cell,
-            status="external",
-            detail=f"rule {winner.id} forwards to {', '.join(cell.targets)}, no hub's IPs",
-        )
     if not world.readable(via):
         return _with(cell, status="unknown", detail=f"{via} could not be read")
     current = world.inbound_ips[via]
@@ -308,6 +302,13 @@ def _resolve(world: _World, row: Row, name: str, owner: str | None) -> Cell:
     missing = tuple(sorted(current - set(cell.targets)))
     cell = _with(cell, stale_ips=stale, missing_ips=missing)
     path = _onward(world, via, name, [region])
+    if path and not world.readable(path[-1]):
+        return _with(
+            cell,
+            status="unknown",
+            path=tuple(path),
+            detail=f"{path[-1]} could not be read: {' -> '.join(path)}",
+        )
     if row.role == "central spoke" and via == region and not stale:
         return _through_own_hub(cell, path, owner)
     if path:
@@ -318,7 +319,7 @@ def _resolve(world: _World, row: Row, name: str, owner: str | None) -> Cell:
             detail=f"{via} forwards it onward again"
             f" ({'a cycle' if path[-1] in path[:-1] else 'a chain'}: {' -> '.join(path)})",
         )
-    if owner is not None and via != owner:
+    if via != owner:
         return _with(cell, status="stale", detail=f"forwarded to {via}, but {owner} owns it")
     if stale:
         return _with(
@@ -326,19 +327,17 @@ def _resolve(world: _World, row: Row, name: str, owner: str | None) -> Cell:
             status="stale",
             detail=f"targets {', '.join(stale)} are not ATTACHED to {via}'s inbound endpoint",
         )
-    if owner is None:
-        return _with(cell, status="external", detail=f"forwarded to {via}, which owns no name")
     detail = f"forwarded to {via} ({', '.join(cell.targets)})"
     if missing:
         detail += f"; {', '.join(missing)} not targeted yet"
     return _with(cell, status="private", detail=detail)
 
 
-def _through_own_hub(cell: Cell, path: list[str], owner: str | None) -> Cell:
+def _through_own_hub(cell: Cell, path: list[str], owner: str) -> Cell:
     """A central spoke's name reached its own hub: private if the hub answers it (its own
     names) or forwards it once, straight to the owner."""
     region = cell.region
-    if not path and owner in (None, region):
+    if not path and owner == region:
         return _with(cell, status="private", detail=f"answered by its hub in {region}")
     if path == [region, region, owner]:
         return _with(cell, status="private", detail=f"forwarded to {owner} through its hub")
@@ -352,13 +351,14 @@ def _through_own_hub(cell: Cell, path: list[str], owner: str | None) -> Cell:
 def _onward(world: _World, via: str, name: str, path: list[str]) -> list[str]:
     """The Regions a query goes through once it reaches `via`'s inbound endpoint, when the
     hub VPC there forwards it onward again (a chain, or a cycle when a Region comes back);
-    empty when `via` answers it."""
+    empty when `via` answers it. A hop that could not be read ends the path (it is its last
+    Region): what happens there is unknown."""
     hops = [*path, via]
-    while len(hops) <= _MAX_HOPS:
+    while len(hops) <= _MAX_HOPS and hops[-1] in world.hubs and world.readable(hops[-1]):
         here = world.hubs[hops[-1]]
         rules = world.matching_rules(here.location, here.vpc_id, name)
         nxt = world.target_hub(rules[0]) if rules and rules[0].rule_type == "FORWARD" else None
-        if nxt is None or not world.readable(nxt):
+        if nxt is None:
             break
         hops.append(nxt)
         if nxt in hops[:-1]:
@@ -370,13 +370,9 @@ def _with(cell: Cell, **changes: Any) -> Cell:
     return Cell(**{**vars(cell), **changes})
 
 
-def verify_mesh(
-    mesh_id: str,
-    hub_set: HubSet,
-    states: Mapping[str, RegionState],
-    endpoints: Mapping[str, Sequence[InterfaceEndpoint]] | None = None,
-) -> Matrix:
-    """The resolution matrix of the enabled hubs' VPCs and names, from observed states."""
+def verify_mesh(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionState]) -> Matrix:
+    """The resolution matrix of the enabled hubs' VPCs and names, from observed states (by
+    location; a hub's state holds the interface endpoints of its VPC)."""
     hubs = dict(sorted(hub_set.enabled.items()))
     errors = [str(error) for error in hub_set.errors]
     notes: list[str] = []
@@ -393,25 +389,40 @@ def verify_mesh(
             )
     world = _World(mesh_id, hubs, states)
 
-    names: dict[str, str] = {}
-    for hub in hubs.values():
-        for domain in hub.domain_names:
-            names.setdefault(domain, "domain")
-    for region, found in sorted((endpoints or {}).items()):
-        hub_vpc = hubs[region].vpc_id if region in hubs else None
-        for endpoint in found:
-            dns_name = endpoint.dns_name
-            if endpoint.vpc_id != hub_vpc:
+    names_of = {r: target_domains(hub, states.get(hub.location)) for r, hub in hubs.items()}
+    names = {name: "domain" for hub in hubs.values() for name in hub.domain_names}
+    names |= {n: "endpoint" for found in names_of.values() for n in found if n not in names}
+    for region, hub in hubs.items():
+        state = states.get(hub.location)
+        for endpoint in state.interface_endpoints if state else ():
+            if endpoint.vpc_id != hub.vpc_id or endpoint.service_region:
                 continue
-            if dns_name is None:
+            found = ", ".join(n.rstrip(".") for n in endpoint.dns_names)
+            if not endpoint.is_aws_service:
                 notes.append(f"{region}: {endpoint.id} ({endpoint.service_name}) has no AWS name")
+            elif endpoint.names_unknown:
+                errors.append(
+                    f"{region}: cannot read the private DNS names of {endpoint.service_name}"
+                    f" ({endpoint.id}): {endpoint.names_unread}"
+                )
             elif not endpoint.private_dns:
-                notes.append(f"{region}: {endpoint.id} has private DNS off: {dns_name} is public")
-            else:
-                names.setdefault(dns_name, "endpoint")
+                notes.append(f"{region}: {endpoint.id} has private DNS off, so public: {found}")
+            unowned = [n for n in endpoint.private_names if _owner(n, names_of) is None]
+            if unowned:
+                notes.append(
+                    f"{region}: {endpoint.id} answers {', '.join(n.rstrip('.') for n in unowned)}"
+                    " in the hub VPC only: no hub forwards them"
+                )
+            names |= {n: "endpoint" for n in endpoint.private_names if n not in [*names, *unowned]}
     columns = tuple(
-        Column(name, kind, _owner(name, hubs))
-        for name, kind in sorted(names.items(), key=lambda kv: (_column_key(kv[0]), kv[0]))
+        sorted(
+            (
+                Column(name, kind, owner)
+                for name, kind in names.items()
+                if (owner := _owner(name, names_of))
+            ),
+            key=_column_key,
+        )
     )
     rows = tuple(row for hub in hubs.values() for row in _rows(hub))
     cells = tuple(
@@ -432,11 +443,10 @@ def _rows(hub: HubItem) -> list[Row]:
     return rows
 
 
-def _column_key(name: str) -> tuple[str, int]:
-    """Columns grouped by the Region in the name (names without one first), shorter first."""
-    labels = name.rstrip(".").split(".")
-    region = next((label for label in labels if REGION_PATTERN.match(label)), "")
-    return region, len(labels)
+def _column_key(column: Column) -> tuple[str, str]:
+    """Columns by the owner's Region (`corp.example` with the hub that claims it), then by
+    name."""
+    return column.owner, column.name
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -453,10 +463,8 @@ def cell_text(cell: Cell) -> str:
         return f"→ {cell.via} ✓" + ("*" if cell.missing_ips else "")
     if cell.status == "stale":
         return f"→ {cell.via} STALE"
-    if cell.status == "external":
-        return f"→ {cell.via or 'other'}"
     if cell.status == "unknown":
-        return "?"
+        return f"→ {cell.via} ?" if cell.via else "?"
     if cell.status in PROBLEMS:
         return cell.status.upper()
     return cell.status
@@ -531,23 +539,20 @@ def matrix_mermaid(matrix: Matrix) -> str:
 # --- the I/O part ----------------------------------------------------------------------------
 
 
-def observe_mesh(
-    aws: Aws, hub_set: HubSet
-) -> tuple[dict[str, RegionState], dict[str, tuple[InterfaceEndpoint, ...]], list[str]]:
+def observe_mesh(aws: Aws, hub_set: HubSet) -> tuple[dict[str, RegionState], list[str]]:
     """Rules, associations and endpoints of every location of the matrix (each enabled hub's
-    Region and account, and those of its spokes and shared VPCs), and the interface endpoints
-    of each hub VPC, read in parallel. Returns the states by location, the endpoints by hub
-    Region and the errors of the endpoint reads (a location that cannot be read has
-    `RegionState.error`)."""
+    Region and account, and those of its spokes and shared VPCs), and in each hub's state the
+    interface endpoints of its VPC with their services' names, read in parallel. Returns the
+    states by location and the errors of the interface endpoint reads (a location that cannot
+    be read has `RegionState.error`)."""
     hubs = hub_set.enabled
     errors: list[str] = []
     accounts = hub_set.accounts()
     locations = {row.location for hub in hubs.values() for row in _rows(hub)}
 
-    def observe(where: str) -> tuple[RegionState, tuple[InterfaceEndpoint, ...]]:
+    def observe(where: str) -> RegionState:
         region, account = split_location(where)
         hub = hubs[region] if hubs[region].location == where else None
-        found: tuple[InterfaceEndpoint, ...] = ()
         try:
             here = aws.member(accounts[account]) if account else aws
             state = here.resolver(region).read(
@@ -557,22 +562,16 @@ def observe_mesh(
             )
             state = replace(state, account=account)
         except Exception as error:
-            return RegionState(
-                region, account=account, error=f"{type(error).__name__}: {error}"
-            ), ()
+            return RegionState(region, account=account, error=f"{type(error).__name__}: {error}")
         if hub is not None:
             try:
                 found = here.interface_endpoints(region, hub.vpc_id)
+                state = replace(state, interface_endpoints=found)
             except Exception as error:
                 errors.append(f"{where}: cannot list the VPC endpoints of {hub.vpc_id}: {error}")
-        return state, found
+        return state
 
-    results = per_region(observe, locations)
-    states = {where: state for where, (state, _) in results.items()}
-    endpoints = {
-        region: results[hub.location][1] for region, hub in hubs.items() if hub.location in results
-    }
-    return states, endpoints, errors
+    return per_region(observe, locations), errors
 
 
 def verify(aws: Aws) -> Matrix:
@@ -582,15 +581,6 @@ def verify(aws: Aws) -> Matrix:
     hub_set = parse_hubs(
         items, aws.known_regions(str(i.get("region")) for i in items), home_account
     )
-    states, endpoints, errors = observe_mesh(aws, hub_set)
-    matrix = verify_mesh(aws.settings.mesh_id, hub_set, states, endpoints)
-    if not errors:
-        return matrix
-    return Matrix(
-        matrix.mesh_id,
-        matrix.rows,
-        matrix.columns,
-        matrix.cells,
-        (*matrix.errors, *errors),
-        matrix.notes,
-    )
+    states, errors = observe_mesh(aws, hub_set)
+    matrix = verify_mesh(aws.settings.mesh_id, hub_set, states)
+    return replace(matrix, errors=(*matrix.errors, *errors)) if errors else matrix

@@ -5,8 +5,16 @@ Invariants:
   limiter is shared by all threads working in that Region.
 - Throttling, 5xx and connection errors are retried with full-jitter exponential backoff, at
   most `max_attempts` attempts in all. botocore's own retries are switched off (see `clients`).
+  An endpoint that cannot be connected to at all (refused, unknown host) gets
+  `CONNECT_ATTEMPTS` attempts, so a stopped endpoint fails fast.
 - `LimitExceededException` means a quota is full: it is raised as `QuotaExceededError` at once.
-- Every attempt is counted as a read or a write, for reports and benchmarks.
+  An endpoint that does not implement the operation (HTTP 501, or the HTML crash page of a local
+  moto server) is raised as `UnsupportedEndpointError` at once.
+- Once `stop_requested` is set (Ctrl-C in the CLI), no call starts: a call that has sent
+  nothing raises `CallInterruptedError`; a retry is not made (the last failure is raised); a
+  call in flight finishes. Waits (rate limit, backoff) end early.
+- Every attempt is counted once: a success as a read or a write, a failure (error answer, no
+  answer) as a failed read or failed write; calls that never started are not counted.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -51,10 +60,48 @@ TRANSIENT_ERRORS = (
 DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
 # Calls that change nothing; assuming a member account's role only obtains credentials.
 READ_PREFIXES = ("list_", "get_", "describe_", "scan", "query", "assume_role")
+CONNECT_ATTEMPTS = 2  # nothing listens there: one quick retry, then give up
+# Set once the process should stop (the CLI sets it on Ctrl-C); never cleared by this module.
+stop_requested = threading.Event()
 
 
 class QuotaExceededError(Exception):
     """An AWS quota is full (LimitExceededException); retrying will not help."""
+
+
+class CallInterruptedError(Exception):
+    """A stop was requested before this call sent anything: it was not made."""
+
+
+class UnsupportedEndpointError(BotoCoreError):  # type: ignore[misc]  # botocore is untyped
+    """The endpoint does not implement the operation; retrying will not help."""
+
+    fmt = "{message}"
+
+
+def pause(seconds: float) -> None:
+    """Sleep, but wake up at once when a stop is requested."""
+    stop_requested.wait(seconds)
+
+
+def _unsupported(operation: Callable[..., Any], error: ClientError) -> str | None:
+    """Why `error` says the endpoint lacks the operation (HTTP 501, or the HTML page a local
+    moto server's web server answers with when moto raises NotImplementedError), or None."""
+    metadata = error.response.get("ResponseMetadata", {})
+    status = metadata.get("HTTPStatusCode", 0)
+    headers = metadata.get("HTTPHeaders", {})
+    html = str(headers.get("content-type", "")).startswith("text/html")
+    local = str(headers.get("server", "")).startswith("Werkzeug")  # never an AWS endpoint
+    if status != 501 and not (status == 500 and html and local):
+        return None
+    meta = getattr(getattr(operation, "__self__", None), "meta", None)  # a boto3 client's
+    where = f"the endpoint {meta.endpoint_url}" if meta else "the endpoint"
+    service = f"{meta.service_model.service_name} " if meta else ""
+    return (
+        f"{where} does not implement {service}{error.operation_name}"
+        f" (HTTP {status}{' with an HTML page' if html else ''});"
+        " a plain moto server? use `resolver-mesh emulator`"
+    )
 
 
 def error_code(error: ClientError) -> str:
@@ -82,7 +129,7 @@ class RateLimiter:
         self,
         per_second: float,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = pause,
     ) -> None:
         self._interval = 1.0 / per_second
         self._clock = clock
@@ -108,7 +155,7 @@ class Caller:
         max_attempts: int = 6,
         base_delay: float = 0.2,
         max_delay: float = 5.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = pause,
     ) -> None:
         self.limiter = limiter
         self.max_attempts = max_attempts
@@ -121,26 +168,42 @@ class Caller:
     def __call__(self, operation: Callable[..., Any], **kwargs: Any) -> Any:
         name = getattr(operation, "__name__", "call")
         kind = "reads" if name.startswith(READ_PREFIXES) else "writes"
+        failure: Exception | None = None  # the last failed attempt, when retrying
         for attempt in range(1, self.max_attempts + 1):
             self.limiter.acquire()
-            with self._count_lock:
-                self.counts[kind] += 1
+            if stop_requested.is_set():
+                raise failure or CallInterruptedError(f"{name}: not started (interrupted)")
             try:
-                return operation(**kwargs)
+                result = operation(**kwargs)
             except ClientError as error:
+                self._count(f"failed_{kind}")
                 code = error_code(error)
                 if code == "LimitExceededException":
                     raise QuotaExceededError(
                         f"{name}: AWS quota reached: {error_message(error)}"
                     ) from error
+                unsupported = _unsupported(operation, error)
+                if unsupported:
+                    raise UnsupportedEndpointError(message=unsupported) from None
                 status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
                 if (code not in RETRYABLE_CODES and status < 500) or attempt == self.max_attempts:
                     raise
-            except TRANSIENT_ERRORS:
-                if attempt == self.max_attempts:
+                failure = error
+            except TRANSIENT_ERRORS as error:
+                self._count(f"failed_{kind}")
+                unreachable = isinstance(error, EndpointConnectionError)
+                if attempt == self.max_attempts or (unreachable and attempt >= CONNECT_ATTEMPTS):
                     raise
+                failure = error
+            else:
+                self._count(kind)
+                return result
             self.sleep(random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1))))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _count(self, kind: str) -> None:
+        with self._count_lock:
+            self.counts[kind] += 1
 
     def pages(
         self,

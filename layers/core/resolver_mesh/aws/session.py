@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -30,7 +31,7 @@ from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.config import ConfigError, Settings
 from resolver_mesh.models import AccountAccess, InterfaceEndpoint
-from resolver_mesh.names import REGION_PATTERN
+from resolver_mesh.names import REGION_PATTERN, private_dns_names
 
 
 class Aws:
@@ -138,14 +139,15 @@ class Aws:
         )
 
     def interface_endpoints(self, region: str, vpc_id: str) -> tuple[InterfaceEndpoint, ...]:
-        """The live interface VPC endpoints of one VPC (DescribeVpcEndpoints, every page)."""
+        """The live interface VPC endpoints of one VPC (DescribeVpcEndpoints, every page), each
+        with its AWS service's private DNS names (`service_dns_names`)."""
         ec2 = self.client("ec2", region)
         raw = self.caller(region).pages(
             ec2.describe_vpc_endpoints,
             "VpcEndpoints",
             Filters=[{"Name": "vpc-id", "Values": [vpc_id]}],
         )
-        return tuple(
+        found = tuple(
             InterfaceEndpoint(
                 id=str(endpoint["VpcEndpointId"]),
                 vpc_id=str(endpoint.get("VpcId", vpc_id)),
@@ -158,6 +160,67 @@ class Aws:
             if endpoint.get("VpcEndpointType") == "Interface"
             and str(endpoint.get("State", "")).lower() not in ("deleted", "deleting", "failed")
         )
+        return self.service_dns_names(region, found)
+
+    def service_dns_names(
+        self, region: str, endpoints: tuple[InterfaceEndpoint, ...]
+    ) -> tuple[InterfaceEndpoint, ...]:
+        """The endpoints with the private DNS names of their AWS services: one paginated
+        DescribeVpcEndpointServices (`ServiceNames`; `ServiceRegions` for cross-Region
+        endpoints) per service Region. A service whose names cannot be read gets
+        `names_unread` (the error), never a guess."""
+        ec2 = self.client("ec2", region)
+        wanted: dict[str, set[str]] = {}  # service Region ("" = this one) -> service names
+        for endpoint in endpoints:
+            if endpoint.is_aws_service:
+                wanted.setdefault(endpoint.service_region or "", set()).add(endpoint.service_name)
+        names: dict[tuple[str, str], tuple[str, ...]] = {}
+        unread: dict[str, str] = {}
+        for service_region, services in sorted(wanted.items()):
+            where: dict[str, Any] = {"ServiceRegions": [service_region]} if service_region else {}
+            try:
+                details = list(
+                    self.caller(region).pages(
+                        ec2.describe_vpc_endpoint_services,
+                        "ServiceDetails",
+                        ServiceNames=sorted(services),
+                        **where,
+                    )
+                )
+            except Exception as error:
+                unread[service_region] = f"{type(error).__name__}: {error}"
+                continue
+            for detail in details:
+                types = {t.get("ServiceType") for t in detail.get("ServiceType", [])}
+                if "Interface" in types:  # S3 has a Gateway service of the same name
+                    listed = [detail.get("PrivateDnsName") or ""]
+                    listed += [
+                        d.get("PrivateDnsName") or "" for d in detail.get("PrivateDnsNames", [])
+                    ]
+                    key = (service_region, str(detail.get("ServiceName")))
+                    names[key] = private_dns_names(n for n in listed if n)
+        result = []
+        for endpoint in endpoints:
+            key = (endpoint.service_region or "", endpoint.service_name)
+            if not endpoint.is_aws_service:
+                result.append(endpoint)
+            elif key in names:
+                result.append(replace(endpoint, dns_names=names[key]))
+            else:
+                why = unread.get(key[0], "DescribeVpcEndpointServices does not describe it")
+                result.append(replace(endpoint, names_unread=why))
+        return tuple(result)
+
+    def existing_vpcs(self, region: str, vpc_ids: Collection[str]) -> frozenset[str]:
+        """Which of `vpc_ids` exist in this account's Region (DescribeVpcs, every page; a
+        `vpc-id` filter lists the ones that exist instead of failing on the first missing)."""
+        if not vpc_ids:
+            return frozenset()
+        ec2 = self.client("ec2", region)
+        raw = self.caller(region, "ec2").pages(
+            ec2.describe_vpcs, "Vpcs", Filters=[{"Name": "vpc-id", "Values": sorted(vpc_ids)}]
+        )
+        return frozenset(str(vpc["VpcId"]) for vpc in raw)
 
     @property
     def partition(self) -> str:

@@ -22,10 +22,17 @@ MEMBER_EXTERNAL_ID = "resolver-mesh-demo"
 
 def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
     """Build, register, reconcile, change the world, reconcile again. Returns an exit status."""
+    from resolver_mesh.local.emulator import (
+        LocalEmulator,
+        LocalExtrasMissingError,
+        emulator_environment,
+        require_local_extras,
+    )
+
     try:
-        from resolver_mesh.local.emulator import LocalEmulator, emulator_environment
-    except ImportError as error:  # pragma: no cover - moto is a development dependency
-        out(f"the demo needs moto: pip install 'resolver-mesh[local]' ({error})")
+        require_local_extras()
+    except LocalExtrasMissingError as error:
+        print(error, file=sys.stderr)
         return 2
     import boto3
 

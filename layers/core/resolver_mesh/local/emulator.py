@@ -8,6 +8,7 @@ the process with its callers, so its state is global to the process: call `reset
 from __future__ import annotations
 
 import logging
+import socket
 import urllib.request
 from types import TracebackType
 from typing import Any, Self
@@ -15,6 +16,19 @@ from typing import Any, Self
 from resolver_mesh.local.moto_ext import install_moto_extensions
 
 HOST = "127.0.0.1"
+LOCAL_EXTRAS_MISSING = "the local emulator needs the 'local' extras: pip install -e '.[local]'"
+
+
+class LocalExtrasMissingError(RuntimeError):
+    """moto's server cannot be imported; the message says what to install."""
+
+
+def require_local_extras() -> None:
+    """Raise `LocalExtrasMissingError` unless moto's server (the `local` extras) imports."""
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as error:
+        raise LocalExtrasMissingError(LOCAL_EXTRAS_MISSING) from error
 
 
 def emulator_environment(endpoint_url: str) -> dict[str, str]:
@@ -29,6 +43,19 @@ def emulator_environment(endpoint_url: str) -> dict[str, str]:
     }
 
 
+def shell_exports(endpoint_url: str) -> str:
+    """A shell line that points the AWS CLI, boto3 and `resolver-mesh` at the emulator."""
+    environment = {**emulator_environment(endpoint_url), "AWS_REGION": "us-east-1"}
+    return "export " + " ".join(f"{name}={value}" for name, value in environment.items())
+
+
+def _check_free(port: int) -> None:
+    """Raise OSError when `port` on 127.0.0.1 is taken (the server would wait forever)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        probe.bind((HOST, port))
+
+
 class LocalEmulator:
     """moto server on 127.0.0.1; use as a context manager or call `start()` and `stop()`."""
 
@@ -41,6 +68,9 @@ class LocalEmulator:
     def start(self) -> Self:
         """Start the server (idempotent) and return self."""
         if self._server is None:
+            require_local_extras()
+            if self._port:
+                _check_free(self._port)
             install_moto_extensions()
             werkzeug_log = logging.getLogger("werkzeug")
             if self._quiet and werkzeug_log.level == logging.NOTSET:

@@ -14,6 +14,9 @@ moto 5.2.5 lacks or skips the following, so `install_moto_extensions` patches th
   (`example.com.` came back as `example.com..`); AWS stores one trailing dot.
 - RAM sharing of rules across accounts (AssociateResourceShare, invitations, rules shared with
   an account listed as `SHARED_WITH_ME` and associable there): `moto_ram.install_ram_extensions`.
+- `DescribeVpcEndpointServices` makes every service's private DNS name up from its service name;
+  the names AWS really gives (kinesis-streams: `kinesis.<r>...`, eks-auth: `eks-auth.<r>.api.aws`,
+  ...): `moto_services.install_service_name_extensions`.
 
 Rule Names are already validated by moto (64 characters, AWS pattern, ValidationException) and the
 same check is applied to `UpdateResolverRule`.
@@ -28,6 +31,7 @@ from ipaddress import IPv4Address, ip_address
 from typing import Any
 
 from resolver_mesh.local.moto_ram import install_ram_extensions
+from resolver_mesh.local.moto_services import install_service_name_extensions
 
 MAX_TARGET_IPS = 6
 _MARKER = "_resolver_mesh_extensions"
@@ -178,3 +182,4 @@ def install_moto_extensions() -> None:
         for cls, attribute, value in patches:
             setattr(cls, attribute, value)
         install_ram_extensions()
+        install_service_name_extensions()

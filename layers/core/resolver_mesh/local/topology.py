@@ -15,7 +15,6 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import uuid
 import zlib
@@ -25,6 +24,9 @@ from ipaddress import IPv4Network, ip_network
 from typing import Any
 
 import boto3
+
+from resolver_mesh.aws.calls import Caller, RateLimiter
+from resolver_mesh.aws.hubs import HubsTable
 
 ClientFactory = Callable[[str, str], Any]
 
@@ -272,21 +274,12 @@ def build_hub(
     )
 
 
-def create_hubs_table(client_factory: ClientFactory, region: str, table_name: str) -> None:
-    """Create the hubs table (key `region`, on demand, stream of both images) unless it exists."""
-    dynamodb = client_factory("dynamodb", region)
-    # Already there (or being created): just wait for it below.
-    with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
-        dynamodb.create_table(
-            TableName=table_name,
-            AttributeDefinitions=[{"AttributeName": "region", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "region", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
-    dynamodb.get_waiter("table_exists").wait(
-        TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-    )
+def create_hubs_table(
+    client_factory: ClientFactory, region: str, table_name: str, mesh_id: str = "resolver-mesh"
+) -> None:
+    """Create the hubs table as `table create` does (`HubsTable.create`) unless it exists."""
+    caller = Caller(RateLimiter(1000.0))
+    HubsTable(table_name, client_factory("dynamodb", region), caller).create(mesh_id)
 
 
 def spoke_item(spoke: SpokeResources, mode: str, **extra: Any) -> dict[str, Any]:

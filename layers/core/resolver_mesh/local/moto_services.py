@@ -1,0 +1,84 @@
+"""Make moto's `DescribeVpcEndpointServices` give the private DNS names AWS gives.
+
+moto 5.2.5 makes every service's name up from its service name (`<service>.<region>.amazonaws.com`),
+which AWS does not always do. `install_service_name_extensions` patches
+`moto.ec2.models.vpcs.VPCBackend.describe_vpc_endpoint_services` so that the Interface services
+below answer with AWS's `PrivateDnsName` and `PrivateDnsNames` (the first name is the
+`PrivateDnsName`); every other service keeps moto's answer. Sources (AWS documentation and the
+endpoint rules botocore ships):
+
+- s3: the PrivateLink for Amazon S3 guide, "Private DNS" and "Accessing buckets, access points,
+  and Amazon S3 Control API operations from S3 interface endpoints"
+  (https://docs.aws.amazon.com/AmazonS3/latest/userguide/privatelink-interface-endpoints.html):
+  bucket, access point and control names, each with a wildcard.
+- kinesis-streams: "Use Amazon Kinesis Data Streams with interface VPC endpoints"
+  (https://docs.aws.amazon.com/streams/latest/dev/vpc.html): the API name `kinesis.<r>`.
+- ecr.api, ecr.dkr: "Amazon ECR interface VPC endpoints (AWS PrivateLink)"
+  (https://docs.aws.amazon.com/AmazonECR/latest/userguide/vpc-endpoints.html): `api.ecr.<r>` and
+  `*.dkr.ecr.<r>`; ECR's dual-stack names do not work through PrivateLink ("Making requests to
+  Amazon ECR registries", https://docs.aws.amazon.com/AmazonECR/latest/userguide/ecr-requests.html).
+- eks-auth: the EKS Auth API has only the dual-stack name `eks-auth.<r>.api.aws` (EKS Pod
+  Identity, https://docs.aws.amazon.com/eks/latest/userguide/pod-id-how-it-works.html; botocore's
+  `eks-auth` endpoint rules).
+- kms: "Create a VPC endpoint for AWS KMS"
+  (https://docs.aws.amazon.com/kms/latest/developerguide/vpce-create-endpoint.html).
+- sts: "AWS STS interface VPC endpoints"
+  (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_sts_vpce.html).
+- ssm: "Improve the security of EC2 instances by using VPC endpoints for Systems Manager"
+  (https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-create-vpc.html).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+# Service (after `com.amazonaws.<region>.`) -> its private DNS names, `{r}` for the Region.
+PRIVATE_DNS_NAMES: dict[str, tuple[str, ...]] = {
+    "s3": (
+        "*.s3.{r}.amazonaws.com",
+        "*.s3-accesspoint.{r}.amazonaws.com",
+        "*.s3-control.{r}.amazonaws.com",
+    ),
+    "kinesis-streams": ("kinesis.{r}.amazonaws.com",),
+    "ecr.api": ("api.ecr.{r}.amazonaws.com",),
+    "ecr.dkr": ("*.dkr.ecr.{r}.amazonaws.com",),
+    "eks-auth": ("eks-auth.{r}.api.aws",),
+    "kms": ("kms.{r}.amazonaws.com",),
+    "sts": ("sts.{r}.amazonaws.com",),
+    "ssm": ("ssm.{r}.amazonaws.com",),
+}
+_MARKER = "_resolver_mesh_service_names"
+_lock = threading.Lock()
+
+
+def aws_names(detail: dict[str, Any]) -> dict[str, Any]:
+    """A service detail with AWS's private DNS names, when it is an Interface service listed
+    in `PRIVATE_DNS_NAMES`; else the detail itself (moto's shared dicts are never changed)."""
+    prefix, _, rest = str(detail.get("ServiceName", "")).partition(".amazonaws.")
+    region, _, service = rest.partition(".")
+    types = {t.get("ServiceType") for t in detail.get("ServiceType", [])}
+    if prefix != "com" or service not in PRIVATE_DNS_NAMES or "Interface" not in types:
+        return detail
+    names = [name.format(r=region) for name in PRIVATE_DNS_NAMES[service]]
+    return detail | {
+        "PrivateDnsName": names[0],
+        "PrivateDnsNames": [{"PrivateDnsName": name} for name in names],
+    }
+
+
+def install_service_name_extensions() -> None:
+    """Patch moto's EC2 once; later calls (from any thread) do nothing."""
+    from moto.ec2.models.vpcs import VPCBackend
+
+    with _lock:
+        if getattr(VPCBackend, _MARKER, False):
+            return
+        original = VPCBackend.describe_vpc_endpoint_services
+
+        def describe_vpc_endpoint_services(self: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            found = original(self, *args, **kwargs)
+            return found | {"servicesDetails": [aws_names(d) for d in found["servicesDetails"]]}
+
+        VPCBackend.describe_vpc_endpoint_services = describe_vpc_endpoint_services  # type: ignore[method-assign]
+        setattr(VPCBackend, _MARKER, True)
