@@ -37,11 +37,14 @@ from resolver_mesh.local.lambda_events import FakeLambdaContext
 from resolver_mesh.models import Request
 
 RULES = 4 * 3 * 2  # 4 hubs, 3 peers each, 2 domains per peer
+# How long a thread waits for the others at a barrier: only a hang may reach it, never a slow
+# machine (planning four Regions can take seconds when the machine is busy).
+HANG = 120.0
 
 
 def at_once(work: list[Callable[[], Any]]) -> list[Any]:
     """Run every callable in a thread of its own, all released by one barrier."""
-    barrier = threading.Barrier(len(work), timeout=30)
+    barrier = threading.Barrier(len(work), timeout=HANG)
 
     def start(job: Callable[[], Any]) -> Any:
         barrier.wait()
@@ -49,7 +52,7 @@ def at_once(work: list[Callable[[], Any]]) -> list[Any]:
 
     with ThreadPoolExecutor(max_workers=len(work)) as pool:
         futures = [pool.submit(start, job) for job in work]
-        return [future.result(timeout=120) for future in futures]
+        return [future.result(timeout=2 * HANG) for future in futures]
 
 
 class WriteGate:
@@ -60,7 +63,7 @@ class WriteGate:
     """
 
     def __init__(self, parties: int) -> None:
-        self.barrier = threading.Barrier(parties, timeout=30)
+        self.barrier = threading.Barrier(parties, timeout=HANG)
 
     def install(self, session: boto3.session.Session) -> boto3.session.Session:
         opened = threading.Event()
@@ -73,7 +76,7 @@ class WriteGate:
                 self.barrier.wait()
                 opened.set()
             else:
-                assert opened.wait(30), "the gate never opened"
+                assert opened.wait(HANG), "the gate never opened"
 
         session.events.register("before-call.route53resolver", before)
         return session
