@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import pytest
 from eventkit import ROOT, deploy_delivery, put, sample
@@ -60,19 +59,16 @@ def test_an_inbound_ip_added_in_us_west_2_reaches_every_region_through_the_queue
     )
     event = sample("cloudtrail-AssociateResolverEndpointIpAddress.json")
     event["detail"]["requestParameters"]["resolverEndpointId"] = west.inbound_endpoint_id
-    started = time.monotonic()
     put(aws("events", "us-west-2"), event)
 
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, AttributeNames=["All"])
     messages = messages.get("Messages", [])
     assert len(messages) == 1  # routed: us-west-2 default bus -> central bus -> FIFO queue
     result = app.lambda_handler(sqs_event(messages), FakeLambdaContext())
-    elapsed = time.monotonic() - started
 
     assert result["batchItemFailures"] == []
     assert result["report"]["counts"]["update_rule"] == 4  # in place, in us-east-1 and us-east-2
     for region in ("us-east-1", "us-east-2"):
         for domain in ("us-west-2.amazonaws.com.", "us-west-2.vpce.amazonaws.com."):
             assert "10.12.0.99" in targets_in(aws, region, domain)
-    assert elapsed < 30  # generous: figures are measured by benchmarks/event_latency.py
     assert sqs.receive_message(QueueUrl=dlq).get("Messages", []) == []

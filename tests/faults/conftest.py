@@ -4,7 +4,7 @@
   unmanaged rules; returns a `faultkit.FaultMesh`.
 - `ledger`: the session's results collector; `pytest_terminal_summary` prints its one line.
 - `_atomic_resolver_writes`, `_no_default_amis` (per module, automatic): the emulator made
-  atomic where AWS is, and quicker to reset.
+  atomic where AWS is, and quicker to fill.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def make_fault_mesh(aws: ClientFactory, emulator: LocalEmulator) -> Callable[...
 
 @pytest.fixture(scope="module", autouse=True)
 def _no_default_amis() -> Iterator[None]:
-    """moto loads ~10,000 default AMIs per EC2 Region at every reset (about 1 s); none is used."""
+    """moto loads ~10,000 default AMIs into every EC2 backend it makes (about 1 s per Region and
+    test); none is used."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         yield

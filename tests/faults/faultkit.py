@@ -7,12 +7,14 @@ tests/conftest.py):
 
 - `build_fault_mesh(...)` builds four hubs (us-east-1 with two workload VPCs), the hubs table
   and the unmanaged rules the invariants watch, and returns a `FaultMesh`.
-- `FaultMesh.reconcile(...)` runs `Reconciler(Aws(settings, session))` with short timeouts and
-  backoff, as a new process would; `assert_invariants(mesh, converged=...)` reads the live
-  state with plain boto3 (every page) and checks the invariants of issue 4.
+- `FaultMesh.reconcile(...)` runs `Reconciler(Aws(settings, session))` with a short backoff
+  (and a short client timeout where a test injects slow replies), as a new process would;
+  `assert_invariants(mesh, converged=...)` reads the live state with plain boto3 (every page)
+  and checks the invariants of issue 4.
 - `tapped(emulator, answer=...)` wraps the server's WSGI app: it records every request (time,
-  Region, operation, status), counts requests in flight so that a test can wait until delayed
-  requests have landed, and can answer some requests itself (a full quota).
+  Region, operation, status, a create's marker, an error's code), counts requests in flight so
+  that a test can wait until delayed requests have landed, and can answer some requests itself
+  (a full quota).
 - `KillSwitch` raises `Killed` (a BaseException, as a SIGKILL ends a process without cleanup)
   once write k has completed, and before every later write in any thread.
 - `LEDGER` collects runs and faults for the session's one-line summary.
@@ -21,6 +23,7 @@ tests/conftest.py):
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import re
 import sys
@@ -72,9 +75,12 @@ WRITE_OPERATIONS = frozenset(
         "TagResource",  # adopting a rule (ADOPT_UNMANAGED) tags it
     }
 )
-# Short timeouts so that faults cost little time; `delay` > `call_timeout_seconds` makes a
-# "slow" reply time out at the client while the server still carries the request out.
-FAST = {"calls_per_second": 200.0, "call_timeout_seconds": 0.3, "max_attempts": 8}
+# A generous client timeout: on a busy machine any emulator call can take a second or more, and
+# a timed-out call is retried, which would add attempts no test asked for.
+FAST = {"calls_per_second": 200.0, "call_timeout_seconds": 30.0, "max_attempts": 8}
+# Runs that inject slow replies shorten the timeout (`mesh.reconcile(**SLOW_REPLY_TIMEOUT)`):
+# a reply delayed by SLOW_REPLY_DELAY times out at the client while the server carries it out.
+SLOW_REPLY_TIMEOUT = {"call_timeout_seconds": 0.3}
 SLOW_REPLY_DELAY = 0.6
 BASE_DELAY = 0.01  # Caller.base_delay (a public attribute), instead of 0.2 s
 
@@ -158,6 +164,25 @@ class Seen:
     region: str
     operation: str  # e.g. "CreateResolverRule"; "" for query-protocol services (EC2)
     status: int
+    marker: str = ""  # the CreatorRequestId of a CreateResolverRule
+    error: str = ""  # the error code of a JSON-protocol reply that is not a 2xx
+
+
+def _request_marker(environ: dict[str, Any], operation: str) -> str:
+    """The CreatorRequestId of a CreateResolverRule; the body is put back for the app."""
+    if operation != "CreateResolverRule":
+        return ""
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    environ["wsgi.input"] = io.BytesIO(body)
+    return str(json.loads(body).get("CreatorRequestId", ""))
+
+
+def _error_code(body: bytes) -> str:
+    try:
+        reply = json.loads(body)
+    except ValueError:
+        return ""
+    return str(reply.get("__type", "")).rpartition("#")[2] if isinstance(reply, dict) else ""
 
 
 Answer = Callable[[str, str], tuple[str, str, str] | None]
@@ -167,7 +192,8 @@ class Tap:
     """WSGI middleware: records requests, counts those in flight, may answer some itself.
 
     `answer(region, operation)` returns (HTTP status, error code, message) to answer a request
-    without passing it on, or None.
+    without passing it on, or None. A reply that is not a 2xx is read whole (to record its error
+    code) and passed on unchanged.
     """
 
     def __init__(self, app: Any, answer: Answer | None = None) -> None:
@@ -182,7 +208,9 @@ class Tap:
         match = _CREDENTIAL.search(str(environ.get("HTTP_AUTHORIZATION", "")))
         region = match.group(1) if match else ""
         operation = str(environ.get("HTTP_X_AMZ_TARGET", "")).rpartition(".")[2]
+        marker = _request_marker(environ, operation)
         statuses: list[int] = []
+        errors: list[str] = []
 
         def recording(status: str, headers: Any, *exc_info: Any) -> Any:
             statuses.append(int(status.split()[0]))
@@ -193,8 +221,14 @@ class Tap:
         try:
             canned = self.answer(region, operation) if self.answer else None
             if canned is None:
-                return self.app(environ, recording)
+                reply = self.app(environ, recording)
+                if statuses and statuses[-1] < 300:
+                    return reply
+                body = b"".join(reply)
+                errors.append(_error_code(body))
+                return [body]
             status, code, message = canned
+            errors.append(code)
             payload = json.dumps({"__type": code, "message": message}).encode()
             recording(
                 status,
@@ -206,7 +240,9 @@ class Tap:
             return [payload]
         finally:
             with self._idle:
-                self.seen.append(Seen(started, region, operation, statuses[-1] if statuses else 0))
+                status_code = statuses[-1] if statuses else 0
+                error = errors[-1] if errors else ""
+                self.seen.append(Seen(started, region, operation, status_code, marker, error))
                 self._in_flight -= 1
                 self._idle.notify_all()
 

@@ -14,7 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from faultkit import HOME, SLOW_REPLY_DELAY, FaultLedger, FaultMesh, tapped
+from faultkit import (
+    HOME,
+    SLOW_REPLY_DELAY,
+    SLOW_REPLY_TIMEOUT,
+    FaultLedger,
+    FaultMesh,
+    tapped,
+)
 
 from resolver_mesh.local.emulator import LocalEmulator
 from resolver_mesh.local.faults import injected_faults
@@ -108,7 +115,7 @@ def test_reconcile_under_injected_faults(
         injected_faults(emulator, rate, seed=seed, delay=SLOW_REPLY_DELAY) as injector,
         tapped(emulator),
     ):
-        report = mesh.reconcile(max_attempts=max_attempts)
+        report = mesh.reconcile(max_attempts=max_attempts, **SLOW_REPLY_TIMEOUT)
     injected: Any = injector.injected
     assert sum(injected.values()) > 0, "no fault was injected"
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from meshkit import HOME_REGION, Mesh
 
+from resolver_mesh import reconcile
 from resolver_mesh.local.lambda_events import sqs_event
 from resolver_mesh.models import Request
 from resolver_mesh.reconcile import Reconciler
@@ -28,6 +29,36 @@ def sample(name: str, region: str) -> dict[str, Any]:
     return event
 
 
+class FakeClock:
+    """The engine's time: it moves only when the readiness loop sleeps (or a test says a pass
+    took so long), so a busy machine's slow passes cannot change how often it looks again."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """`resolver_mesh.reconcile`'s clock, and the sleep of `Reconciler.run_until_ready`."""
+    fake = FakeClock()
+    monkeypatch.setattr(reconcile, "time", fake)
+    run_until_ready = Reconciler.run_until_ready
+
+    def with_fake_sleep(
+        self: Reconciler, request: Request, wait_seconds: float, poll_seconds: float
+    ) -> list[Report]:
+        return run_until_ready(self, request, wait_seconds, poll_seconds, fake.sleep)
+
+    monkeypatch.setattr(Reconciler, "run_until_ready", with_fake_sleep)
+    return fake
+
+
 def moto_endpoint(region: str, endpoint_id: str) -> Any:
     """The emulator's own endpoint object (the server runs in this process)."""
     from moto.route53resolver.models import route53resolver_backends
@@ -36,7 +67,7 @@ def moto_endpoint(region: str, endpoint_id: str) -> Any:
 
 
 def test_a_new_inbound_ip_reaches_the_rules_once_the_endpoint_is_operational(
-    mesh: Mesh, monkeypatch: pytest.MonkeyPatch
+    mesh: Mesh, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     assert mesh.resync()["ok"]
     hub = mesh.hubs["us-east-2"]
@@ -66,7 +97,8 @@ def test_a_new_inbound_ip_reaches_the_rules_once_the_endpoint_is_operational(
     result = mesh.invoke(event)
     assert passes[0]["pending"] == ["us-east-2"]
     assert passes[0]["counts"]["update_rule"] == 0  # not while UPDATING
-    assert result["passes"] >= 2  # looked again while the endpoint was UPDATING
+    assert result["passes"] == 2  # looked again while the endpoint was UPDATING
+    assert clock.now == 0.2  # one poll later
     assert result["pending"] == []
     assert result["counts"]["update_rule"] == 4  # us-east-2's two domains in two Regions
     for found in mesh.assert_converged().values():
@@ -75,18 +107,28 @@ def test_a_new_inbound_ip_reaches_the_rules_once_the_endpoint_is_operational(
 
 
 def test_a_pending_endpoint_is_looked_at_again_only_for_a_bounded_time(
-    mesh: Mesh, monkeypatch: pytest.MonkeyPatch
+    mesh: Mesh, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     assert mesh.resync()["ok"]
     hub = mesh.hubs["us-west-2"]
     moto_endpoint("us-west-2", hub.inbound_endpoint_id).status = "CREATING"
     for name, value in mesh.env().items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("READINESS_WAIT_SECONDS", "0.6")
-    monkeypatch.setenv("READINESS_POLL_SECONDS", "0.2")
+    monkeypatch.setenv("READINESS_WAIT_SECONDS", "1.0")
+    monkeypatch.setenv("READINESS_POLL_SECONDS", "0.25")
     mesh.activate = lambda: None
+    run = Reconciler.run
+
+    def run_taking_a_quarter_second(self: Reconciler, request: Request) -> Report:
+        report = run(self, request)
+        clock.sleep(0.25)
+        return report
+
+    monkeypatch.setattr(Reconciler, "run", run_taking_a_quarter_second)
     result = mesh.invoke(sample("cloudtrail-CreateResolverEndpoint.json", "us-west-2"))
-    assert 2 <= result["passes"] <= 4
+    # passes end at 0.25 and 0.75 s; a third starts at 1.0 s, the deadline, and none after
+    assert result["passes"] == 3
+    assert clock.now == 1.25
     assert result["pending"] == ["us-west-2"]
     assert result["counts"]["delete_rule"] == 0  # its rules are kept, never emptied
     assert result["counts"]["update_rule"] == 0

@@ -28,6 +28,7 @@ from resolver_mesh.models import (
     ChangeKind,
     Conflict,
     DesiredRule,
+    DesiredShare,
     ObservedRule,
     ObservedShare,
     Plan,
@@ -124,6 +125,37 @@ def shared_with_us(state: RegionState, mesh_id: str) -> list[ObservedRule]:
 _Key = tuple[str, str]  # (source, domain): "" is the hub, else the spoke's VPC id
 
 
+@dataclass(frozen=True)
+class _ByLocation:
+    """`Desired` grouped once per plan, so that planning a location reads only its own part
+    and a plan costs O(locations + rules + shares), not their product. Keys are locations,
+    except `hub_domains` (by Region: the domains of hub rules, in whatever account)."""
+
+    rules: Mapping[str, list[DesiredRule]]
+    frozen_sources: Mapping[str, set[str]]
+    owned_shares: Mapping[str, list[DesiredShare]]  # by the hub's (owner's) location
+    received_shares: Mapping[str, list[DesiredShare]]  # by the receiving account's location
+    hub_domains: Mapping[str, set[str]]
+
+    @classmethod
+    def of(cls, desired: Desired) -> _ByLocation:
+        rules: dict[str, list[DesiredRule]] = defaultdict(list)
+        hub_domains: dict[str, set[str]] = defaultdict(set)
+        for rule in desired.rules:
+            rules[rule.location].append(rule)
+            if not rule.source:
+                hub_domains[rule.region].add(rule.domain)
+        frozen_sources: dict[str, set[str]] = defaultdict(set)
+        for where, source in desired.frozen_sources:
+            frozen_sources[where].add(source)
+        owned: dict[str, list[DesiredShare]] = defaultdict(list)
+        received: dict[str, list[DesiredShare]] = defaultdict(list)
+        for share in desired.shares:
+            owned[location(share.region, share.owner)].append(share)
+            received[location(share.region, share.principal)].append(share)
+        return cls(rules, frozen_sources, owned, received, hub_domains)
+
+
 class _RegionPlanner:
     def __init__(
         self,
@@ -133,6 +165,7 @@ class _RegionPlanner:
         adopt: bool,
         home_account: str,
         receivers: _Receivers,
+        by_location: _ByLocation,
     ) -> None:
         self.mesh_id = mesh_id
         self.receivers = receivers
@@ -145,11 +178,10 @@ class _RegionPlanner:
         self.desired = desired
         self.home_account = home_account
         self.protected_targets = desired.protected_targets
-        self.frozen_sources = {s for where, s in desired.frozen_sources if where == self.where}
+        self.by_location = by_location
+        self.frozen_sources = by_location.frozen_sources.get(self.where, set())
         self.wanted: dict[_Key, DesiredRule] = {
-            (rule.source, rule.domain): rule
-            for rule in desired.rules
-            if rule.location == self.where
+            (rule.source, rule.domain): rule for rule in by_location.rules.get(self.where, ())
         }
         self.vpcs_of: dict[str, set[str]] = defaultdict(set)
         for association in state.associations:
@@ -393,8 +425,7 @@ class _RegionPlanner:
         and the accounts its shared VPCs are in; nothing shared once no VPC needs it."""
         principals = {
             self._account_id(share.principal)
-            for share in self.desired.shares
-            if location(share.region, share.owner) == self.where
+            for share in self.by_location.owned_shares.get(self.where, ())
         }
         if "" in principals:
             self.out.notes.append(f"{self.where}: own account id unknown, nothing shared")
@@ -464,11 +495,7 @@ class _RegionPlanner:
         VPC the rule the hub keeps for each domain, and take shared rules off VPCs no longer
         listed. Only rules of a hub location we read count (`offered`); while the rule the hub
         keeps is not visible here yet, the listed VPCs keep what they have."""
-        receiving = [
-            share
-            for share in self.desired.shares
-            if share.region == self.region and share.principal == self.account
-        ]
+        receiving = self.by_location.received_shares.get(self.where, [])
         senders = {self._account_id(share.owner) for share in receiving}
         for invitation in self.state.invitations:
             # Only a share of ours (read, by its owner tag, where the hub is) is accepted.
@@ -489,7 +516,7 @@ class _RegionPlanner:
         for rule in self.shared:
             if rule.arn in offered:
                 by_domain[rule.domain].append(rule)
-        wanted = {r.domain for r in self.desired.rules if r.region == self.region and not r.source}
+        wanted = self.by_location.hub_domains.get(self.region, set())
         for domain, rules in sorted(by_domain.items()):
             keeper = next((r for r in rules if r.arn == hub_keepers.get(domain)), None)
             waiting = keeper is None and (
@@ -573,6 +600,7 @@ def make_plan(
     conflicts: list[Conflict] = []
     notes: list[str] = []
     receivers = _Receivers.of(mesh_id, desired, states)
+    by_location = _ByLocation.of(desired)
     planners: list[_RegionPlanner] = []
     for where in sorted(scope):
         state = states.get(where)
@@ -583,7 +611,9 @@ def make_plan(
         if state.region in desired.frozen_regions:
             notes.append(f"{where}: its hub item cannot be used, nothing changes there")
             continue
-        planner = _RegionPlanner(mesh_id, state, desired, adopt, home_account, receivers)
+        planner = _RegionPlanner(
+            mesh_id, state, desired, adopt, home_account, receivers, by_location
+        )
         planner.plan()
         planners.append(planner)
     # Receivers follow the hub's choice of rule per domain, known once its location is planned.

@@ -12,7 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -77,11 +77,15 @@ def _mass_change(
 
 def _quotas(plan: Plan, states: Mapping[str, RegionState]) -> tuple[list[str], list[str]]:
     """Quota problems (over the quota) and warnings (past `QUOTA_WARNING` of it), per location:
-    AWS counts rules and associations per account and Region."""
+    AWS counts rules and associations per account and Region. The changes are counted once,
+    by location and kind."""
     problems: list[str] = []
     warnings: list[str] = []
+    kinds: dict[str, Counter[ChangeKind]] = defaultdict(Counter)
+    for change in plan.changes:
+        kinds[change.location][change.kind] += 1
     for where, state in sorted(states.items()):
-        count = Counter(c.kind for c in plan.changes if c.location == where)
+        count = kinds[where]
         rules = sum(
             1 for r in state.rules if r.status != GONE and r.share_status != "SHARED_WITH_ME"
         )
@@ -120,7 +124,7 @@ def check_plan(
     """
     readable = {w: s for w, s in states.items() if w in scope and not s.error}
     managed = {where: len(managed_rules(state, mesh_id)) for where, state in readable.items()}
-    counted = [w for w, s in readable.items() if staying is None or s.region in staying]
+    counted = {w for w, s in readable.items() if staying is None or s.region in staying}
     refusals = _mass_change(plan, managed, counted, guard)
     quota_problems, warnings = _quotas(plan, readable)
     # Quotas are AWS's, not ours: forcing cannot lift them.

@@ -6,7 +6,9 @@ Invariants:
 - One `Caller` (and so one rate limit) per Region and budget, whatever the number of threads.
 - Another account is reached through its own `Aws` (so its own rate limits: AWS counts them per
   account), whose credentials come from assuming the entry's role with its external id, when
-  first used and again before they expire.
+  first used and again before they expire. Its botocore session shares the home session's data
+  loader, so the service models are parsed once per process, not once per account.
+- STS calls (AssumeRole, GetCallerIdentity) have a budget of their own, at `STS_CALLS_PER_SECOND`.
 - Regions are those of the home Region's partition only (`aws`, `aws-cn`, `aws-us-gov`,
   `aws-eusc`, ...): no other partition can be reached with the same credentials.
 """
@@ -32,6 +34,15 @@ from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.config import ConfigError, Settings
 from resolver_mesh.models import AccountAccess, InterfaceEndpoint
 from resolver_mesh.names import REGION_PATTERN, private_dns_names
+
+# AWS STS throttles per account and Region with a request quota of its own, far above Route 53
+# Resolver's 5 calls/s (AWS Security Blog, "How to monitor and query IAM resources at scale -
+# Part 2"; re:Post "How do I resolve API throttling or Rate exceeded errors for IAM and AWS
+# STS?"). The home account's AssumeRole calls stay well below it.
+STS_CALLS_PER_SECOND = 50.0
+# Taken before any `Aws._lock`, never while holding one (re-entrant: making a client may assume
+# a member role, which makes the home account's STS client).
+_MAKING_CLIENTS = threading.RLock()
 
 
 class Aws:
@@ -61,13 +72,19 @@ class Aws:
         self._lock = threading.Lock()
 
     def client(self, service: str, region: str) -> Any:
+        key = (service, region)
         with self._lock:
-            key = (service, region)
-            if key not in self._clients:
-                self._clients[key] = self.session.client(
-                    service, region_name=region, config=self._config
-                )
-            return self._clients[key]
+            found = self._clients.get(key)
+        if found is None:
+            # One client at a time in the process: the first of a service parses its model
+            # into the shared loader, and a second thread would parse it again meanwhile.
+            with _MAKING_CLIENTS, self._lock:
+                found = self._clients.get(key)
+                if found is None:
+                    found = self._clients[key] = self.session.client(
+                        service, region_name=region, config=self._config
+                    )
+        return found
 
     def caller(self, region: str, budget: str = "route53resolver") -> Caller:
         """The caller of a Region's rate budget: the Resolver API's by default; the hubs table
@@ -75,7 +92,8 @@ class Aws:
         with self._lock:
             key = f"{budget}:{region}"
             if key not in self._callers:
-                limiter = RateLimiter(self.settings.calls_per_second)
+                rate = STS_CALLS_PER_SECOND if budget == "sts" else self.settings.calls_per_second
+                limiter = RateLimiter(rate)
                 self._callers[key] = Caller(limiter, self.settings.max_attempts)
             return self._callers[key]
 
@@ -129,6 +147,9 @@ class Aws:
             }
 
         core = botocore.session.get_session()
+        # The parsed service models, endpoint rules and partitions are the bulk of a session's
+        # memory (10-20 MiB): one loader for every account; credentials stay the account's own.
+        core.register_component("data_loader", self.session._session.get_component("data_loader"))
         core._credentials = DeferredRefreshableCredentials(assume, "assume-role")
         return boto3.session.Session(botocore_session=core, region_name=self.home_region)
 

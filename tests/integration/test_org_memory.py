@@ -1,0 +1,63 @@
+"""Memory at organisation scale: a cold no-op (a fresh process, as a cold Lambda) against the
+HTTP emulator costs little memory per member account (README: Organisation scale (engine)).
+
+Peak memory is measured, not time: it is stable from run to run once the service models are
+parsed once per process (`local/org.py` reads the child's `VmHWM`)."""
+
+from __future__ import annotations
+
+import boto3
+from meshkit import HOME_REGION
+
+from resolver_mesh.aws.session import Aws
+from resolver_mesh.config import Settings
+from resolver_mesh.local.emulator import LocalEmulator
+from resolver_mesh.local.org import ColdRun, build_org_mesh, cold_run
+from resolver_mesh.local.topology import ClientFactory
+from resolver_mesh.models import Request
+from resolver_mesh.reconcile import Reconciler
+
+MESH = "resolver-mesh"
+TABLE = "resolver-mesh-org-memory"
+REGIONS = [HOME_REGION, "us-east-2"]
+FEW, MANY = 4, 12
+# Measured here: 2.5 (each member account is read in both hub Regions: 4 clients); with a
+# botocore session (and service models) of its own per account: 38.
+MAX_MIB_PER_MEMBER = 4.0
+
+
+def cold_noop(aws: ClientFactory, emulator: LocalEmulator, members: int) -> ColdRun:
+    """A converged mesh with `members` member accounts, then one cold reconcile."""
+    emulator.reset()
+    build_org_mesh(aws, emulator.endpoint_url, REGIONS, members, TABLE, MESH)
+    settings = Settings(
+        table_name=TABLE,
+        mesh_id=MESH,
+        home_region=HOME_REGION,
+        mesh_regions=tuple(REGIONS),
+        calls_per_second=1000.0,
+    )
+    for _ in range(3):  # sharing across accounts takes a few passes
+        report = Reconciler(Aws(settings, boto3.session.Session())).run(Request(apply=True))
+        assert report.ok, report.errors
+    environment = {
+        "HUBS_TABLE_NAME": TABLE,
+        "MESH_ID": MESH,
+        "HOME_REGION": HOME_REGION,
+        "MESH_REGIONS": ",".join(REGIONS),
+        "CALLS_PER_SECOND": "1000",
+    }
+    return cold_run(environment)
+
+
+def test_a_cold_no_op_costs_little_memory_per_member_account(
+    aws: ClientFactory, emulator: LocalEmulator
+) -> None:
+    few, many = cold_noop(aws, emulator, FEW), cold_noop(aws, emulator, MANY)
+    for run in (few, many):
+        assert run.ok
+        assert run.counts == {}  # a no-op: converged before
+    # every member account was read: its role assumed, its Regions listed
+    assert many.calls["reads"] > few.calls["reads"] + (MANY - FEW)
+    per_member = (many.peak_mib - few.peak_mib) / (MANY - FEW)
+    assert per_member <= MAX_MIB_PER_MEMBER, f"{per_member:.1f} MiB per member account"

@@ -1,0 +1,98 @@
+"""The pure steps at organisation scale: planning and checking read each desired rule, share
+and change a fixed number of times, whatever the number of locations (counted, not timed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from resolver_mesh.desired import Desired, desired_rules, parse_hubs
+from resolver_mesh.models import Change, ChangeKind, Plan, RegionState, location
+from resolver_mesh.plan import make_plan
+from resolver_mesh.safety import Guard, check_plan
+
+from .builders import HOME, converged, hub_item, region_state
+
+MESH = "mesh"
+HUBS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1")
+READS_PER_ITEM = 6  # passes a step may make over one collection (check_plan makes 5)
+
+
+class Counted(tuple[Any, ...]):
+    """A tuple that counts the items handed out by every iteration over it."""
+
+    visits: int
+
+    def __new__(cls, items: Any) -> Counted:
+        made = super().__new__(cls, items)
+        made.visits = 0
+        return made
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in super().__iter__():
+            self.visits += 1
+            yield item
+
+
+def account(index: int) -> str:
+    return f"{100_000_000_001 + index:012d}"
+
+
+def org(accounts: int) -> tuple[Desired, dict[str, RegionState]]:
+    """Four hubs of the home account, converged, and `accounts` member accounts with one
+    shared VPC each (round robin over the hubs)."""
+    shared: dict[str, list[dict[str, str]]] = {region: [] for region in HUBS}
+    states = {region: region_state(region) for region in HUBS}
+    for index in range(accounts):
+        member, region = account(index), HUBS[index % len(HUBS)]
+        role = f"arn:aws:iam::{member}:role/resolver-mesh-member-{MESH}"
+        shared[region].append(
+            {"vpc_id": f"vpc-{index:017x}", "account_id": member, "role_arn": role}
+        )
+        states[location(region, member)] = RegionState(region, account=member)
+    items = [hub_item(region, shared_vpcs=shared[region]) for region in HUBS]
+    hub_set = parse_hubs(items, set(HUBS), HOME)
+    assert not hub_set.errors
+    desired = desired_rules(MESH, hub_set, states)
+    return desired, converged(MESH, desired, states)
+
+
+@pytest.mark.parametrize("accounts", [40, 160])
+def test_make_plan_reads_each_desired_rule_and_share_a_fixed_number_of_times(
+    accounts: int,
+) -> None:
+    desired, states = org(accounts)
+    rules, shares = Counted(desired.rules), Counted(desired.shares)
+    counted = replace(desired, rules=rules, shares=shares)
+    plan = make_plan(MESH, counted, states, set(states), home_account=HOME)
+    # the same plan as from plain tuples: one share created per hub, for its members
+    assert plan == make_plan(MESH, desired, states, set(states), home_account=HOME)
+    assert [c.kind for c in plan.changes] == [ChangeKind.CREATE_SHARE] * len(HUBS)
+    assert len(states) == accounts + len(HUBS)
+    assert len(shares) == accounts
+    assert 0 < rules.visits <= READS_PER_ITEM * len(rules)
+    assert 0 < shares.visits <= READS_PER_ITEM * len(shares)
+
+
+@pytest.mark.parametrize("accounts", [40, 160])
+def test_check_plan_reads_each_change_a_fixed_number_of_times(accounts: int) -> None:
+    _, states = org(accounts)
+    members = [where for where, state in states.items() if state.account]
+    changes = Counted(
+        Change(
+            ChangeKind.ASSOCIATE,
+            states[where].region,
+            f"d{n}.example.com.",
+            rule_id=f"rslvr-rr-{n}",
+            vpc_id="vpc-0000000000000aaaa",
+            account=states[where].account,
+        )
+        for where in members
+        for n in range(6)
+    )
+    verdict = check_plan(Plan(changes=changes), states, set(states), MESH, Guard())
+    assert verdict.allowed
+    assert 0 < changes.visits <= READS_PER_ITEM * len(changes)
