@@ -113,9 +113,11 @@ def test_direct_and_central_spokes_get_their_own_rules(
     }
     assert mesh.resync()["counts"] == {k: 0 for k in result["counts"]}
     listed = mesh.cli("hubs", "list").out.splitlines()
-    assert listed[0].split()[-3:] == ["ACCOUNT", "SPOKES", "SHARED"]
+    assert listed[0].split()[-4:] == ["ACCOUNT", "SPOKES", "SHARED", "DESCRIPTION"]
     [home] = [line for line in listed if line.startswith(HOME_REGION)]
-    assert home.endswith("-        2 central, 1 direct  0")
+    assert home.endswith(
+        "-        2 central, 1 direct  0       -"
+    )  # no account, 0 shared, no description
 
     mesh.update(HOME_REGION, spokes=None)
     removed = mesh.resync()

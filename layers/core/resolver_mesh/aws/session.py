@@ -238,7 +238,7 @@ class Aws:
         if not vpc_ids:
             return frozenset()
         ec2 = self.client("ec2", region)
-        raw = self.caller(region, "ec2").pages(
+        raw = self.caller(region).pages(  # the Region's one budget, as every read of it
             ec2.describe_vpcs, "Vpcs", Filters=[{"Name": "vpc-id", "Values": sorted(vpc_ids)}]
         )
         return frozenset(str(vpc["VpcId"]) for vpc in raw)
