@@ -109,13 +109,8 @@ class LatencyInjector:
 @contextmanager
 def injected_latency(emulator: LocalEmulator, latency: float) -> Iterator[LatencyInjector]:
     """Hold every request to `emulator` for `latency` seconds for the duration of the block."""
-    server = emulator.wsgi_server()
-    injector = LatencyInjector(server.app, latency)
-    server.app = injector
-    try:
+    with emulator.wrapped(lambda app: LatencyInjector(app, latency)) as injector:
         yield injector
-    finally:
-        server.app = injector.app
 
 
 @dataclass

@@ -177,13 +177,8 @@ class RefusedRoles:
 
 @pytest.fixture
 def refused_roles(emulator: LocalEmulator) -> Iterator[RefusedRoles]:
-    server = emulator.wsgi_server()
-    refusing = RefusedRoles(server.app)
-    server.app = refusing
-    try:
+    with emulator.wrapped(RefusedRoles) as refusing:
         yield refusing
-    finally:
-        server.app = refusing.app
 
 
 # --- 1. a hub in another account ----------------------------------------------------------------

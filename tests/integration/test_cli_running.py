@@ -212,29 +212,27 @@ class TestMissingTable:
 @contextmanager
 def resolver_writes_failing(emulator: LocalEmulator) -> Iterator[None]:
     """Every Route 53 Resolver write answers HTTP 500 InternalServiceErrorException."""
-    server = emulator.wsgi_server()
-    app = server.app
 
-    def failing(environ: dict[str, Any], start_response: Any) -> Any:
-        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
-        service, _, operation = target.partition(".")
-        if service == "Route53Resolver" and not operation.startswith(("List", "Get")):
-            body = json.dumps({"__type": "InternalServiceErrorException", "message": "test"})
-            start_response(
-                "500 Internal Server Error",
-                [
-                    ("Content-Type", "application/x-amz-json-1.1"),
-                    ("Content-Length", str(len(body))),
-                ],
-            )
-            return [body.encode()]
-        return app(environ, start_response)
+    def wrap(app: Any) -> Any:
+        def failing(environ: dict[str, Any], start_response: Any) -> Any:
+            target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+            service, _, operation = target.partition(".")
+            if service == "Route53Resolver" and not operation.startswith(("List", "Get")):
+                body = json.dumps({"__type": "InternalServiceErrorException", "message": "test"})
+                start_response(
+                    "500 Internal Server Error",
+                    [
+                        ("Content-Type", "application/x-amz-json-1.1"),
+                        ("Content-Length", str(len(body))),
+                    ],
+                )
+                return [body.encode()]
+            return app(environ, start_response)
 
-    server.app = failing
-    try:
+        return failing
+
+    with emulator.wrapped(wrap):
         yield
-    finally:
-        server.app = app
 
 
 def test_failed_writes_are_counted_apart_from_writes(

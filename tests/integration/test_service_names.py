@@ -143,14 +143,11 @@ def test_names_that_cannot_be_read_keep_their_rules(
 ) -> None:
     assert services_mesh.resync()["ok"]
     before = services_mesh.snapshot((E1, E2))
-    server = emulator.wsgi_server()
-    refusing = RefusedAction(server.app, "DescribeVpcEndpointServices")
-    server.app = refusing
-    try:
+    with emulator.wrapped(
+        lambda app: RefusedAction(app, "DescribeVpcEndpointServices")
+    ) as refusing:
         kept = services_mesh.resync()
         verified = services_mesh.cli("verify")
-    finally:
-        server.app = refusing.app
 
     assert refusing.refused > 0
     assert kept["changes"] == [], kept["changes"]

@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import socket
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from resolver_mesh.local.moto_ext import install_moto_extensions
 
 HOST = "127.0.0.1"
+Middleware = TypeVar("Middleware")
 LOCAL_EXTRAS_MISSING = "the local emulator needs the 'local' extras: pip install -e '.[local]'"
 
 
@@ -114,10 +117,22 @@ class LocalEmulator:
         return self._url
 
     def wsgi_server(self) -> Any:
-        """The running werkzeug server; its `app` may be wrapped (see `local.faults`)."""
+        """The running werkzeug server; its `app` may be wrapped (see `wrapped`)."""
         if self._server is None or self._server._server is None:
             raise RuntimeError("the emulator is not running")
         return self._server._server
+
+    @contextmanager
+    def wrapped(self, wrap: Callable[[Any], Middleware]) -> Iterator[Middleware]:
+        """For the block, the server runs `wrap(app)`: a WSGI middleware (faults, latency,
+        refusals) around the app it runs now, which comes back after the block."""
+        server = self.wsgi_server()
+        app = server.app
+        server.app = middleware = wrap(app)
+        try:
+            yield middleware
+        finally:
+            server.app = app
 
     def reset(self) -> None:
         """Forget every resource in every service, account and Region, and free its memory.

@@ -90,10 +90,5 @@ def injected_faults(
     emulator: LocalEmulator, rate: float, **options: Any
 ) -> Iterator[FaultInjector]:
     """Inject faults into `emulator` for the duration of the block."""
-    server = emulator.wsgi_server()
-    injector = FaultInjector(server.app, rate, **options)
-    server.app = injector
-    try:
+    with emulator.wrapped(lambda app: FaultInjector(app, rate, **options)) as injector:
         yield injector
-    finally:
-        server.app = injector.app

@@ -80,13 +80,8 @@ class RegionDenier:
 @contextmanager
 def denied_regions(emulator: LocalEmulator, regions: Iterable[str]) -> Iterator[RegionDenier]:
     """Deny every call in `regions` on `emulator` for the duration of the block."""
-    server = emulator.wsgi_server()
-    denier = RegionDenier(server.app, regions)
-    server.app = denier
-    try:
+    with emulator.wrapped(lambda app: RegionDenier(app, regions)) as denier:
         yield denier
-    finally:
-        server.app = denier.app
 
 
 @contextmanager
