@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=50)
     args = parser.parse_args()
 
-    from resolver_mesh.local.emulator import LocalEmulator, emulator_environment
+    from mesh_emulator.server import LocalEmulator, emulator_environment
 
     with LocalEmulator() as emulator:
         os.environ.update(emulator_environment(emulator.endpoint_url))

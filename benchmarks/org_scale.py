@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT / "layers" / "core"))
 import boto3  # noqa: E402
 from mesh_benchmark import benchmark_regions, injected_latency, isolate_from_aws  # noqa: E402
 
+from mesh_emulator.server import LocalEmulator, emulator_environment  # noqa: E402
 from resolver_mesh.aws.session import Aws  # noqa: E402
 from resolver_mesh.config import Settings  # noqa: E402
 from resolver_mesh.desired import Desired, desired_rules, parse_hubs  # noqa: E402
-from resolver_mesh.local.emulator import LocalEmulator, emulator_environment  # noqa: E402
 from resolver_mesh.local.org import ColdRun, build_org_mesh, cold_run  # noqa: E402
 from resolver_mesh.local.topology import CachedClients  # noqa: E402
 from resolver_mesh.models import (  # noqa: E402

@@ -50,9 +50,9 @@ sys.path.insert(0, str(ROOT / "layers" / "core"))
 
 import boto3  # noqa: E402
 
+from mesh_emulator.server import LocalEmulator, emulator_environment  # noqa: E402
 from resolver_mesh.aws.session import Aws  # noqa: E402
 from resolver_mesh.config import Settings  # noqa: E402
-from resolver_mesh.local.emulator import LocalEmulator, emulator_environment  # noqa: E402
 from resolver_mesh.local.topology import (  # noqa: E402
     KNOWN_REGIONS,
     CachedClients,

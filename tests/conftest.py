@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from resolver_mesh.local.emulator import LocalEmulator, emulator_environment
+from mesh_emulator.server import LocalEmulator, emulator_environment
 from resolver_mesh.local.topology import CachedClients, ClientFactory
 
 

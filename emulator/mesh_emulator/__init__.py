@@ -1,7 +1,27 @@
 """The local AWS emulator of resolver-mesh: moto, extended where the product needs more of AWS.
 
-One module per emulated service; none of it ships in the Lambda layer. `route53profiles` adds
-Amazon Route 53 Profiles, which moto lacks. The older extensions (Route 53 Resolver, RAM, service
-names, the server wrapper) still live in `resolver_mesh.local` while others edit them; a later
-step moves them here.
+One module per emulated service; none of it ships in the Lambda layer: `route53resolver`
+(Resolver rules as AWS checks them), `ram` (RAM sharing across accounts), `ec2` (endpoint
+service names, Regions newer than botocore), `route53profiles` (Route 53 Profiles, which moto
+lacks), `scp` (Regions denied by a service control policy), `faults` (injected failures) and
+`server` (`LocalEmulator`, moto's server on 127.0.0.1). Only `install` and `server`'s
+`require_local_extras` may be imported without moto (the `local` extras).
 """
+
+from __future__ import annotations
+
+
+def install() -> None:
+    """Patch every extension into moto, for `mock_aws` and the server alike.
+
+    Idempotent and safe from many threads: each extension installs itself once per process.
+    """
+    from mesh_emulator.ec2 import install_service_name_extensions
+    from mesh_emulator.ram import install_ram_extensions
+    from mesh_emulator.route53profiles import install_route53profiles
+    from mesh_emulator.route53resolver import install_resolver_extensions
+
+    install_resolver_extensions()
+    install_ram_extensions()
+    install_service_name_extensions()
+    install_route53profiles()

@@ -28,7 +28,7 @@ docs.aws.amazon.com/Route53/latest/APIReference/API_Operations_Route_53_Profiles
   Region) move them on: after `SETTINGS.pending_reads` reads (default 0: the next read) the
   association is COMPLETE, or gone.
 - `AssociateResourceToProfile` takes a Route 53 Resolver rule of the same Region that the account
-  owns or sees through RAM (`resolver_mesh.local.moto_ram`); `ResourceType` is the rule's type
+  owns or sees through RAM (`mesh_emulator.ram`); `ResourceType` is the rule's type
   (FORWARD, SYSTEM). Other resource types (hosted zones, firewall rule groups, endpoints) are not
   emulated (InvalidParameterException). The same rule twice, or two rules for one domain, in a
   Profile: ConflictException.
@@ -38,7 +38,7 @@ docs.aws.amazon.com/Route53/latest/APIReference/API_Operations_Route_53_Profiles
 - Tags on Profiles and Profile associations (`Tags` at creation, Tag/Untag/ListTagsForResource).
 
 RAM: the install lets moto's RAM share `profile` ARNs (moto only shares resource types it lists).
-With `resolver_mesh.local.moto_ram` installed (it adds `ListResources`), an account sees the
+With `mesh_emulator.ram` installed (it adds `ListResources`), an account sees the
 Profiles of accepted shares: listed `SHARED_WITH_ME`, readable and associable with its own VPCs
 (the association is the account's); the owner sees `SHARED_BY_ME`. Only the owner may change or
 delete a Profile or its resources (AccessDeniedException). RAM does not check that a shared

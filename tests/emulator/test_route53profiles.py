@@ -17,9 +17,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from mesh_emulator import route53profiles
+from mesh_emulator import install, route53profiles
 from mesh_emulator.route53profiles import SETTINGS, install_route53profiles, rule_for
-from resolver_mesh.local.moto_ext import install_moto_extensions
 from resolver_mesh.local.topology import ClientFactory
 
 REGION = "us-east-1"
@@ -35,8 +34,7 @@ def aws_in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    install_moto_extensions()
-    install_route53profiles()
+    install()
     with mock_aws():
         yield lambda service: boto3.client(service, region_name=REGION)
 

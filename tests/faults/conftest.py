@@ -23,7 +23,7 @@ from faultkit import (
     client_factory,
 )
 
-from resolver_mesh.local.emulator import LocalEmulator
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.local.topology import ClientFactory
 
 

@@ -42,9 +42,9 @@ import boto3
 import botocore.session
 from boto3.dynamodb.types import TypeSerializer
 
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.config import Settings
-from resolver_mesh.local.emulator import LocalEmulator
 from resolver_mesh.local.topology import (
     CachedClients,
     ClientFactory,

@@ -32,7 +32,7 @@ from faultkit import (
     tapped,
 )
 
-from resolver_mesh.local.emulator import LocalEmulator
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.local.lambda_events import FakeLambdaContext
 from resolver_mesh.models import Request
 

@@ -23,8 +23,8 @@ from faultkit import (
     tapped,
 )
 
-from resolver_mesh.local.emulator import LocalEmulator
-from resolver_mesh.local.faults import injected_faults
+from mesh_emulator.faults import injected_faults
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.report import Report
 
 # (rate, seed, max_attempts): the usual attempts (8) at three rates and several seeds, and one

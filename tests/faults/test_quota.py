@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from faultkit import FaultLedger, FaultMesh, tapped
 
-from resolver_mesh.local.emulator import LocalEmulator
+from mesh_emulator.server import LocalEmulator
 
 FULL = "us-east-2"
 QUOTA_ERROR = (

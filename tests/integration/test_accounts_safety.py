@@ -24,7 +24,7 @@ from test_spokes_accounts import (
     rules_and_vpcs,
 )
 
-from resolver_mesh.local.emulator import LocalEmulator
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.local.topology import (
     CachedClients,
     ClientFactory,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from resolver_mesh.local.emulator import (
+from mesh_emulator.server import (
     LOCAL_EXTRAS_MISSING,
     LocalEmulator,
     LocalExtrasMissingError,

@@ -20,9 +20,9 @@ import boto3
 import pytest
 from meshkit import HOME_REGION, VENV_BIN, Mesh, normalise
 
+from mesh_emulator.faults import injected_faults
+from mesh_emulator.server import LocalEmulator, emulator_environment
 from resolver_mesh.aws.calls import CONNECT_ATTEMPTS
-from resolver_mesh.local.emulator import LocalEmulator, emulator_environment
-from resolver_mesh.local.faults import injected_faults
 from resolver_mesh.local.topology import CachedClients, build_hub, create_hubs_table, hub_item
 
 SCRIPT = str(VENV_BIN / "resolver-mesh")

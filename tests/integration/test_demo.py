@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.local.demo import DEMO_REGIONS, JOINING_REGION, run_demo
-from resolver_mesh.local.emulator import LocalEmulator
 
 
 def test_demo_runs_and_ends_ok(emulator: LocalEmulator) -> None:

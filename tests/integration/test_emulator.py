@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from resolver_mesh.local import moto_ext
-from resolver_mesh.local.emulator import LocalEmulator
+from mesh_emulator import install
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.local.topology import (
     KNOWN_REGIONS,
     ClientFactory,
@@ -69,13 +69,13 @@ def resolver(aws: ClientFactory) -> Any:
 def test_extensions_install_once_from_many_threads() -> None:
     from moto.route53resolver.models import Route53ResolverBackend
 
-    threads = [threading.Thread(target=moto_ext.install_moto_extensions) for _ in range(8)]
+    threads = [threading.Thread(target=install) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     patched = Route53ResolverBackend.associate_resolver_rule
-    moto_ext.install_moto_extensions()
+    install()
     assert Route53ResolverBackend.associate_resolver_rule is patched
 
 

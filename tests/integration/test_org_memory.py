@@ -9,9 +9,9 @@ from __future__ import annotations
 import boto3
 from meshkit import HOME_REGION
 
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.config import Settings
-from resolver_mesh.local.emulator import LocalEmulator
 from resolver_mesh.local.org import ColdRun, build_org_mesh, cold_run
 from resolver_mesh.local.topology import ClientFactory
 from resolver_mesh.models import Request

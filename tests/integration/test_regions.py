@@ -5,7 +5,7 @@
 - `MESH_REGIONS` / `--mesh-regions` are checked before anything is read;
 - a Region an SCP denies is reported once as denied on a full resync (the run stays ok), is an
   error where a hub item is or where a request names it, and `EXCLUDED_REGIONS` are never read.
-The emulator extensions themselves (`resolver_mesh.local.regions`) are tested first.
+The emulator extensions themselves (`mesh_emulator.ec2`, `mesh_emulator.scp`) are tested first.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import pytest
 from botocore.exceptions import ClientError
 from meshkit import HOME_REGION, MESH_REGIONS, Mesh
 
+from mesh_emulator.ec2 import new_region
+from mesh_emulator.scp import denied_regions
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.config import ConfigError, Settings
-from resolver_mesh.local.emulator import LocalEmulator
-from resolver_mesh.local.regions import denied_regions, new_region
 from resolver_mesh.local.topology import ClientFactory, build_hub, hub_item
 
 NEW = "ap-futurex-1"  # botocore lists no such Region; its partition's pattern matches it

@@ -16,8 +16,8 @@ from meshkit import HOME_REGION, Mesh
 from test_accounts_safety import MEMBER_HUB_CIDR, RefusedRoles, reach, refused_roles
 from test_spokes_accounts import MEMBER, member
 
-from resolver_mesh.local.emulator import LocalEmulator
-from resolver_mesh.local.moto_services import PRIVATE_DNS_NAMES
+from mesh_emulator.ec2 import PRIVATE_DNS_NAMES
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.local.topology import (
     CachedClients,
     ClientFactory,

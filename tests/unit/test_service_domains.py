@@ -41,7 +41,7 @@ def state(region: str, n: int, *endpoints: InterfaceEndpoint) -> RegionState:
     )
 
 
-# The private DNS names AWS gives these services (see local/moto_services.py).
+# The private DNS names AWS gives these services (see mesh_emulator/ec2.py).
 NAMES = {
     "s3": ("s3", "s3-accesspoint", "s3-control"),
     "kms": ("kms",),

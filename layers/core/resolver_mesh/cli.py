@@ -353,7 +353,7 @@ def _run_table(args: argparse.Namespace, aws: Any) -> int:
 def _run_emulator(port: int) -> int:
     """Serve the local AWS emulator on 127.0.0.1 until Ctrl-C; print how to point clients at it."""
     try:
-        from resolver_mesh.local.emulator import LocalEmulator, require_local_extras, shell_exports
+        from mesh_emulator.server import LocalEmulator, require_local_extras, shell_exports
 
         require_local_extras()
         emulator = LocalEmulator(port).start()

@@ -22,7 +22,7 @@ MEMBER_EXTERNAL_ID = "resolver-mesh-demo"
 
 def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
     """Build, register, reconcile, change the world, reconcile again. Returns an exit status."""
-    from resolver_mesh.local.emulator import (
+    from mesh_emulator.server import (
         LocalEmulator,
         LocalExtrasMissingError,
         emulator_environment,

@@ -1,21 +1,15 @@
-"""Regions on the local emulator as AWS has them, beyond what moto 5.2.5 does.
+"""A service control policy that denies whole Regions, on the local emulator.
 
-- `denied_regions(emulator, regions)`: a service control policy that denies whole Regions. AWS
-  still lists such a Region as enabled (`DescribeRegions`), and refuses every call signed for
-  it: JSON services with `AccessDeniedException`, EC2 with `UnauthorizedOperation` (both HTTP
-  403, "with an explicit deny in a service control policy"). `RegionDenier` is that rule as a
-  WSGI middleware around the moto server; it reads the Region from the request's SigV4
-  credential scope and counts what it refused.
-- `new_region(name)`: a Region newer than botocore's lists: ec2 `DescribeRegions` reports it
-  (moto only lists botocore's Regions) and moto serves it (`MOTO_ALLOW_NONEXISTENT_REGION`,
-  and two availability zones), while the block runs; afterwards its state is dropped (a
-  reset could not rebuild it).
+`denied_regions(emulator, regions)`: AWS still lists such a Region as enabled (`DescribeRegions`),
+and refuses every call signed for it: JSON services with `AccessDeniedException`, EC2 with
+`UnauthorizedOperation` (both HTTP 403, "with an explicit deny in a service control policy").
+`RegionDenier` is that rule as a WSGI middleware around the moto server; it reads the Region from
+the request's SigV4 credential scope and counts what it refused.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections import Counter
@@ -23,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from resolver_mesh.local.emulator import LocalEmulator
+from mesh_emulator.server import LocalEmulator
 
 # SigV4: `Credential=AKID/20250101/us-east-2/route53resolver/aws4_request`
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
@@ -82,37 +76,3 @@ def denied_regions(emulator: LocalEmulator, regions: Iterable[str]) -> Iterator[
     """Deny every call in `regions` on `emulator` for the duration of the block."""
     with emulator.wrapped(lambda app: RegionDenier(app, regions)) as denier:
         yield denier
-
-
-@contextmanager
-def new_region(name: str, opt_in_status: str = "opt-in-not-required") -> Iterator[None]:
-    """While the block runs, `name` is a Region of the account that botocore does not list:
-    ec2 DescribeRegions reports it and moto serves requests signed for it."""
-    from moto.core.base_backend import BackendDict, backend_lock
-    from moto.ec2.models.availability_zones_and_regions import (
-        Region,
-        RegionsAndZonesBackend,
-        Zone,
-    )
-
-    region = Region(name, f"ec2.{name}.amazonaws.com", opt_in_status)
-    previous = os.environ.get("MOTO_ALLOW_NONEXISTENT_REGION")
-    RegionsAndZonesBackend.regions.append(region)
-    RegionsAndZonesBackend.zones[name] = [
-        Zone(name=f"{name}{letter}", region_name=name, zone_id=f"{name}-az{n}")
-        for n, letter in enumerate("ab", start=1)
-    ]
-    os.environ["MOTO_ALLOW_NONEXISTENT_REGION"] = "true"
-    try:
-        yield
-    finally:
-        RegionsAndZonesBackend.regions.remove(region)
-        del RegionsAndZonesBackend.zones[name]
-        with backend_lock:
-            for service in BackendDict._instances:  # type: ignore[misc]
-                for account in service.values():
-                    account.pop(name, None)
-        if previous is None:
-            os.environ.pop("MOTO_ALLOW_NONEXISTENT_REGION", None)
-        else:
-            os.environ["MOTO_ALLOW_NONEXISTENT_REGION"] = previous

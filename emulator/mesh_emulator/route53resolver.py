@@ -1,6 +1,6 @@
 """Make moto's Route 53 Resolver behave like AWS where resolver-mesh depends on it.
 
-moto 5.2.5 lacks or skips the following, so `install_moto_extensions` patches them onto
+moto 5.2.5 lacks or skips the following, so `install_resolver_extensions` patches them onto
 `moto.route53resolver` (backend class and response class; both `mock_aws` and an in-process
 `ThreadedMotoServer` dispatch through them, and a `/moto-api/reset` keeps them):
 
@@ -13,10 +13,7 @@ moto 5.2.5 lacks or skips the following, so `install_moto_extensions` patches th
 - `CreateResolverRule` appends a dot to a DomainName that already ends with one
   (`example.com.` came back as `example.com..`); AWS stores one trailing dot.
 - RAM sharing of rules across accounts (AssociateResourceShare, invitations, rules shared with
-  an account listed as `SHARED_WITH_ME` and associable there): `moto_ram.install_ram_extensions`.
-- `DescribeVpcEndpointServices` makes every service's private DNS name up from its service name;
-  the names AWS really gives (kinesis-streams: `kinesis.<r>...`, eks-auth: `eks-auth.<r>.api.aws`,
-  ...): `moto_services.install_service_name_extensions`.
+  an account listed as `SHARED_WITH_ME` and associable there): `mesh_emulator.ram`.
 
 Rule Names are already validated by moto (64 characters, AWS pattern, ValidationException) and the
 same check is applied to `UpdateResolverRule`.
@@ -30,9 +27,6 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address, ip_address
 from typing import Any
 
-from resolver_mesh.local.moto_ram import install_ram_extensions
-from resolver_mesh.local.moto_services import install_service_name_extensions
-
 MAX_TARGET_IPS = 6
 _MARKER = "_resolver_mesh_extensions"
 _lock = threading.Lock()
@@ -42,7 +36,7 @@ def _normalise(domain: str) -> str:
     return domain.strip().lower().rstrip(".") + "."
 
 
-def install_moto_extensions() -> None:
+def install_resolver_extensions() -> None:
     """Patch moto's route53resolver once; later calls (from any thread) do nothing."""
     from moto.route53resolver import exceptions as exc
     from moto.route53resolver.models import Route53ResolverBackend
@@ -181,5 +175,3 @@ def install_moto_extensions() -> None:
         ]
         for cls, attribute, value in patches:
             setattr(cls, attribute, value)
-        install_ram_extensions()
-        install_service_name_extensions()

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from resolver_mesh.local.emulator import LocalEmulator
+from mesh_emulator.server import LocalEmulator
 
 KINDS = ("throttle", "error", "lost", "slow")
 _ERRORS = {

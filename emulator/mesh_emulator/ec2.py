@@ -1,7 +1,13 @@
-"""Make moto's `DescribeVpcEndpointServices` give the private DNS names AWS gives.
+"""EC2 on the local emulator as AWS has it where moto 5.2.5 differs: service names, new Regions.
 
-moto 5.2.5 makes every service's name up from its service name (`<service>.<region>.amazonaws.com`),
-which AWS does not always do. `install_service_name_extensions` patches
+`new_region(name)`: a Region newer than botocore's lists: ec2 `DescribeRegions` reports it (moto
+only lists botocore's Regions) and moto serves it (`MOTO_ALLOW_NONEXISTENT_REGION`, and two
+availability zones), while the block runs; afterwards its state is dropped (a reset could not
+rebuild it).
+
+`DescribeVpcEndpointServices`: moto 5.2.5 makes every service's name up from its service name
+(`<service>.<region>.amazonaws.com`), which AWS does not always do.
+`install_service_name_extensions` patches
 `moto.ec2.models.vpcs.VPCBackend.describe_vpc_endpoint_services` so that the Interface services
 below answer with AWS's `PrivateDnsName` and `PrivateDnsNames` (the first name is the
 `PrivateDnsName`); every other service keeps moto's answer. Sources (AWS documentation and the
@@ -30,7 +36,10 @@ endpoint rules botocore ships):
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 # Service (after `com.amazonaws.<region>.`) -> its private DNS names, `{r}` for the Region.
@@ -82,3 +91,37 @@ def install_service_name_extensions() -> None:
 
         VPCBackend.describe_vpc_endpoint_services = describe_vpc_endpoint_services  # type: ignore[method-assign]
         setattr(VPCBackend, _MARKER, True)
+
+
+@contextmanager
+def new_region(name: str, opt_in_status: str = "opt-in-not-required") -> Iterator[None]:
+    """While the block runs, `name` is a Region of the account that botocore does not list:
+    ec2 DescribeRegions reports it and moto serves requests signed for it."""
+    from moto.core.base_backend import BackendDict, backend_lock
+    from moto.ec2.models.availability_zones_and_regions import (
+        Region,
+        RegionsAndZonesBackend,
+        Zone,
+    )
+
+    region = Region(name, f"ec2.{name}.amazonaws.com", opt_in_status)
+    previous = os.environ.get("MOTO_ALLOW_NONEXISTENT_REGION")
+    RegionsAndZonesBackend.regions.append(region)
+    RegionsAndZonesBackend.zones[name] = [
+        Zone(name=f"{name}{letter}", region_name=name, zone_id=f"{name}-az{n}")
+        for n, letter in enumerate("ab", start=1)
+    ]
+    os.environ["MOTO_ALLOW_NONEXISTENT_REGION"] = "true"
+    try:
+        yield
+    finally:
+        RegionsAndZonesBackend.regions.remove(region)
+        del RegionsAndZonesBackend.zones[name]
+        with backend_lock:
+            for service in BackendDict._instances:  # type: ignore[misc]
+                for account in service.values():
+                    account.pop(name, None)
+        if previous is None:
+            os.environ.pop("MOTO_ALLOW_NONEXISTENT_REGION", None)
+        else:
+            os.environ["MOTO_ALLOW_NONEXISTENT_REGION"] = previous

@@ -30,7 +30,8 @@ Route 53 Resolver (account B, the Region of the share)
   `GetResolverRule` return it with `ShareStatus: SHARED_WITH_ME` and the owner's `OwnerId`; the
   owner sees `SHARED_BY_ME` while the rule is in an ACTIVE share with a principal.
 - `AssociateResolverRule` / `DisassociateResolverRule` in B accept a visible rule; the association
-  lives in B (and the checks of `moto_ext`, RSLVR-00802 and RSLVR-00804, see shared rules too).
+  lives in B (and the checks of `route53resolver`, RSLVR-00802 and RSLVR-00804, see shared rules
+  too).
 - When a rule stops being visible to B (resource or principal removed, share deleted, rule
   deleted), B's associations of it disappear. The owner may delete a rule that other accounts
   have associated (AWS documents this; only the owner's own associations block the delete), and

@@ -1,9 +1,10 @@
 """An in-process AWS emulator (moto's ThreadedMotoServer) bound to 127.0.0.1.
 
-`LocalEmulator` installs the moto extensions, then serves every AWS API on one loopback port
-(port 0 picks a free one). Point boto3 at it with `emulator_environment(url)`. The server shares
-the process with its callers, so its state is global to the process: call `reset()` between tests
-(it also frees the memory moto would keep, see `drop_moto_backends`).
+`LocalEmulator` installs the emulator's extensions (`mesh_emulator.install`), then serves every
+AWS API on one loopback port (port 0 picks a free one). Point boto3 at it with
+`emulator_environment(url)`. The server shares the process with its callers, so its state is
+global to the process: call `reset()` between tests (it also frees the memory moto would keep,
+see `drop_moto_backends`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from resolver_mesh.local.moto_ext import install_moto_extensions
+from mesh_emulator import install
 
 HOST = "127.0.0.1"
 Middleware = TypeVar("Middleware")
@@ -96,7 +97,7 @@ class LocalEmulator:
             require_local_extras()
             if self._port:
                 _check_free(self._port)
-            install_moto_extensions()
+            install()
             werkzeug_log = logging.getLogger("werkzeug")
             if self._quiet and werkzeug_log.level == logging.NOTSET:
                 werkzeug_log.setLevel(logging.WARNING)  # one access-log line per request otherwise

@@ -1,4 +1,4 @@
-"""AWS RAM sharing of Resolver rules across accounts, as `local.moto_ram` emulates it.
+"""AWS RAM sharing of Resolver rules across accounts, as `mesh_emulator.ram` emulates it.
 
 Account A (moto's default account) owns the rules and shares them through RAM with account B,
 reached by assuming a role through the emulator's STS; both talk HTTP to one module-scoped
@@ -19,8 +19,8 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 
-from resolver_mesh.local.emulator import LocalEmulator, emulator_environment
-from resolver_mesh.local.moto_ext import install_moto_extensions
+from mesh_emulator import install
+from mesh_emulator.server import LocalEmulator, emulator_environment
 from resolver_mesh.local.topology import CachedClients, ClientFactory, HubResources, build_hub
 
 REGION = "us-east-1"
@@ -493,7 +493,7 @@ def test_the_extensions_also_work_in_process(
 ) -> None:
     from moto import mock_aws
 
-    install_moto_extensions()
+    install()
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     for name in list(os.environ):
