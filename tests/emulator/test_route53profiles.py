@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from mesh_emulator import install, route53profiles
-from mesh_emulator.route53profiles import SETTINGS, install_route53profiles, rule_for
+from mesh_emulator.route53profiles import SETTINGS, rule_for
 from resolver_mesh.local.topology import ClientFactory
 
 REGION = "us-east-1"
@@ -422,7 +422,7 @@ def test_a_direct_rule_and_a_profile_rule_for_one_domain_coexist_and_the_direct_
 
 
 def test_the_server_on_127_0_0_1_serves_route53profiles(aws: ClientFactory) -> None:
-    install_route53profiles()
+    """The emulator the suite serves (`LocalEmulator`, `mesh_emulator.install`) has Profiles."""
     profiles = aws("route53profiles", REGION)
     assert profiles.meta.endpoint_url.startswith("http://127.0.0.1:")
     profile = profiles.create_profile(Name="served", ClientToken="t")["Profile"]
