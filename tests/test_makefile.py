@@ -10,9 +10,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _dry_run(*args: str) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SAM", "MAKEFLAGS", "MFLAGS")}
+    # Run under `make test` too: no inherited make settings, no "Entering directory" lines.
+    inherited = ("SAM", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    env = {k: v for k, v in os.environ.items() if k not in inherited}
     done = subprocess.run(
-        ["make", "-n", *args],
+        ["make", "--no-print-directory", "-n", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
