@@ -86,7 +86,7 @@ def pause(seconds: float) -> None:
 
 def _unsupported(operation: Callable[..., Any], error: ClientError) -> str | None:
     """Why `error` says the endpoint lacks the operation (HTTP 501, or the HTML page a local
-    moto server's web server answers with when moto raises NotImplementedError), or None."""
+    moto server's web server answers with for an operation moto does not implement), or None."""
     metadata = error.response.get("ResponseMetadata", {})
     status = metadata.get("HTTPStatusCode", 0)
     headers = metadata.get("HTTPHeaders", {})
