@@ -72,16 +72,14 @@ from moto.core.base_backend import BackendDict, BaseBackend
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, BaseResponse, EmptyResult
 
+from mesh_emulator.ram import RULE_ARN
+
 SERVICE = "route53profiles"
 URL_BASE = r"https?://route53profiles\.(.+)\.amazonaws\.com"
 NAME = re.compile(r"^(?!^[0-9]+$)([a-zA-Z0-9\-_' ']+)$")
 MAX_NAME = 64
 MAX_PAGE = 100
 VPC_ID = re.compile(r"^vpc-[0-9a-f]+$")
-RULE_ARN = re.compile(
-    r"^arn:[\w-]+:route53resolver:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
-    r"resolver-rule/(?P<id>[\w-]+)$"
-)
 PROFILE_ARN = re.compile(
     r"^arn:[\w-]+:route53profiles:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
     r"(?P<kind>profile|profile-association)/(?P<id>[\w-]+)$"
