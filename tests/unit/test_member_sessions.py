@@ -44,3 +44,26 @@ def test_sts_has_its_own_budget_faster_than_the_resolver_one() -> None:
     assert sts.limiter._interval == 1.0 / STS_CALLS_PER_SECOND
     assert resolver.limiter._interval == 1.0 / 5.0
     assert STS_CALLS_PER_SECOND > 5.0
+
+
+def test_clients_of_every_account_share_one_class_per_service() -> None:
+    aws = home()
+    members = [aws.member(access(account)) for account in MEMBERS]
+    for service in ("route53resolver", "ec2", "ram"):
+        clients = [
+            a.client(service, r) for a in (aws, *members) for r in ("us-east-1", "eu-west-1")
+        ]
+        assert len({type(client) for client in clients}) == 1
+        assert len({id(client) for client in clients}) == len(clients)
+    # each client still signs as its own account and Region
+    first, second = (m.client("ec2", "eu-west-1") for m in members)
+    assert first._request_signer._credentials is not second._request_signer._credentials
+    assert first.meta.region_name == "eu-west-1"
+
+
+def test_clients_made_outside_the_mesh_keep_their_own_class() -> None:
+    home()  # the shared classes are in place
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    assert type(session.client("ec2")) is not type(session.client("ec2"))

@@ -7,7 +7,8 @@ Invariants:
 - Another account is reached through its own `Aws` (so its own rate limits: AWS counts them per
   account), whose credentials come from assuming the entry's role with its external id, when
   first used and again before they expire. Its botocore session shares the home session's data
-  loader, so the service models are parsed once per process, not once per account.
+  loader, so the service models are parsed once per process, not once per account, and its
+  clients share one client class per service (`_ClientClasses`), built once per process.
 - STS calls (AssumeRole, GetCallerIdentity) have a budget of their own, at `STS_CALLS_PER_SECOND`.
 - Regions are those of the home Region's partition only (`aws`, `aws-cn`, `aws-us-gov`,
   `aws-eusc`, ...): no other partition can be reached with the same credentials.
@@ -22,6 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 import boto3
+import botocore.client
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
@@ -43,6 +45,52 @@ STS_CALLS_PER_SECOND = 50.0
 # Taken before any `Aws._lock`, never while holding one (re-entrant: making a client may assume
 # a member role, which makes the home account's STS client).
 _MAKING_CLIENTS = threading.RLock()
+
+
+class _ClientClasses:
+    """One botocore client class per service for the clients `Aws` makes.
+
+    botocore builds a new class for every client it creates, with one method and one docstring
+    object per operation (about 1 MiB for EC2's 700 operations). The mesh makes a client per
+    (account, service, Region), so at organisation scale those classes were most of the memory
+    per member account. A class depends only on the service model and on the
+    `creating-client-class` handlers, which are the same in every session the mesh makes; so,
+    while `Aws` makes a client (`reusing()`, in this thread only), the first class built for a
+    service and API version is reused. Other code in the process is not affected. Should
+    botocore rename the method, clients are made as before (each with its own class).
+    """
+
+    def __init__(self) -> None:
+        self._classes: dict[tuple[str, str], type] = {}
+        self._local = threading.local()
+        self._build = getattr(botocore.client.ClientCreator, "_create_client_class", None)
+        if self._build is not None:
+
+            def class_for(creator: Any, service_name: str, service_model: Any) -> type:
+                return self._class_for(creator, service_name, service_model)
+
+            botocore.client.ClientCreator._create_client_class = class_for
+
+    def _class_for(self, creator: Any, service_name: str, service_model: Any) -> type:
+        assert self._build is not None
+        if not getattr(self._local, "active", False):
+            return self._build(creator, service_name, service_model)  # type: ignore[no-any-return]
+        key = (service_name, str(service_model.api_version))
+        found = self._classes.get(key)  # callers hold _MAKING_CLIENTS
+        if found is None:
+            found = self._classes[key] = self._build(creator, service_name, service_model)
+        return found
+
+    def make(self, session: boto3.session.Session, service: str, **arguments: Any) -> Any:
+        """`session.client(service, **arguments)`, with the shared class of its service."""
+        self._local.active = True
+        try:
+            return session.client(service, **arguments)
+        finally:
+            self._local.active = False
+
+
+_CLIENT_CLASSES = _ClientClasses()
 
 
 class Aws:
@@ -81,8 +129,8 @@ class Aws:
             with _MAKING_CLIENTS, self._lock:
                 found = self._clients.get(key)
                 if found is None:
-                    found = self._clients[key] = self.session.client(
-                        service, region_name=region, config=self._config
+                    found = self._clients[key] = _CLIENT_CLASSES.make(
+                        self.session, service, region_name=region, config=self._config
                     )
         return found
 
