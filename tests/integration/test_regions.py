@@ -5,7 +5,8 @@
 - `MESH_REGIONS` / `--mesh-regions` are checked before anything is read;
 - a Region an SCP denies is reported once as denied on a full resync (the run stays ok), is an
   error where a hub item is or where a request names it, and `EXCLUDED_REGIONS` are never read.
-The emulator extensions themselves (`mesh_emulator.ec2`, `mesh_emulator.scp`) are tested first.
+The emulator extensions themselves (`mesh_emulator.ec2`, `mesh_emulator.scp`) are tested in
+tests/emulator/test_regions_extensions.py.
 """
 
 from __future__ import annotations
@@ -32,37 +33,6 @@ SPARE = "ap-southeast-2"  # swept by the tests' MESH_REGIONS, no hub there
 
 def _code(error: pytest.ExceptionInfo[ClientError]) -> str:
     return str(error.value.response["Error"]["Code"])
-
-
-# --- the emulator extensions -------------------------------------------------------------------
-
-
-def test_a_denied_region_refuses_every_call_as_an_scp_does(
-    emulator: LocalEmulator, aws: ClientFactory
-) -> None:
-    with denied_regions(emulator, [SPARE]) as denier:
-        with pytest.raises(ClientError) as resolver_error:
-            aws("route53resolver", SPARE).list_resolver_rules()
-        with pytest.raises(ClientError) as ec2_error:
-            aws("ec2", SPARE).describe_vpcs()
-        assert aws("route53resolver", HOME_REGION).list_resolver_rules()["ResolverRules"] == []
-    assert _code(resolver_error) == "AccessDeniedException"
-    assert _code(ec2_error) == "UnauthorizedOperation"
-    assert "explicit deny in a service control policy" in str(resolver_error.value)
-    assert denier.refused == {SPARE: 2}
-    assert aws("route53resolver", SPARE).list_resolver_rules()["ResolverRules"] == []
-
-
-def test_a_new_region_is_listed_and_served_only_inside_the_block(aws: ClientFactory) -> None:
-    def listed() -> set[str]:
-        regions = aws("ec2", HOME_REGION).describe_regions(AllRegions=True)["Regions"]
-        return {r["RegionName"] for r in regions}
-
-    assert NEW not in boto3.session.Session().get_available_regions("route53resolver")
-    with new_region(NEW):
-        assert NEW in listed()
-        assert aws("route53resolver", NEW).list_resolver_rules()["ResolverRules"] == []
-    assert NEW not in listed()
 
 
 # --- Regions botocore does not list ------------------------------------------------------------
