@@ -9,6 +9,8 @@ from typing import Any
 
 from meshkit import HOME_REGION
 
+from mesh_emulator.scp import denied_regions
+
 E1, E2, W2 = "us-east-1", "us-east-2", "us-west-2"
 NAMES = 15  # 3 hubs x (2 default domains + the 3 names of the S3 interface endpoint)
 S3 = ("s3-accesspoint", "s3-control", "s3")  # the S3 names, in the order of the columns
@@ -181,3 +183,20 @@ def test_the_console_script_verifies(mesh: Any) -> None:
     result = mesh.script("verify", "--json", "--home-region", HOME_REGION)
     assert result.code == 0, result.err
     assert result.json["ok"] is True
+
+
+def test_an_excluded_region_is_never_read_and_its_names_are_unknown(
+    mesh: Any, emulator: Any, monkeypatch: Any
+) -> None:
+    resynced(mesh)
+    monkeypatch.setenv("EXCLUDED_REGIONS", W2)
+    mesh.mesh_regions = (E1, E2)
+
+    with denied_regions(emulator, [W2]) as denier:
+        result = mesh.cli("verify", "--json")
+
+    assert denier.refused == {}  # not one request signed for the excluded Region
+    assert result.code == 1
+    data = result.json
+    assert data["ok"] is False
+    assert any(W2 in error and "EXCLUDED_REGIONS" in error for error in data["errors"])

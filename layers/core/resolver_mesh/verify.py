@@ -544,8 +544,9 @@ def observe_mesh(aws: Aws, hub_set: HubSet) -> tuple[dict[str, RegionState], lis
     Region and account, and those of its spokes and shared VPCs), and in each hub's state the
     interface endpoints of its VPC with their services' names, read in parallel. Returns the
     states by location and the errors of the interface endpoint reads (a location that cannot
-    be read has `RegionState.error`)."""
+    be read has `RegionState.error`; one in `EXCLUDED_REGIONS` is never read, and says so)."""
     hubs = hub_set.enabled
+    excluded = frozenset(aws.settings.excluded_regions)
     errors: list[str] = []
     accounts = hub_set.accounts()
     locations = {row.location for hub in hubs.values() for row in _rows(hub)}
@@ -553,6 +554,8 @@ def observe_mesh(aws: Aws, hub_set: HubSet) -> tuple[dict[str, RegionState], lis
     def observe(where: str) -> RegionState:
         region, account = split_location(where)
         hub = hubs[region] if hubs[region].location == where else None
+        if region in excluded:
+            return RegionState(region, account=account, error="in EXCLUDED_REGIONS: not read")
         try:
             here = aws.member(accounts[account]) if account else aws
             state = here.resolver(region).read(
