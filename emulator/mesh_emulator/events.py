@@ -1,10 +1,22 @@
-"""Emulate the resource policy of an EventBridge bus that receives events from other accounts.
+"""Emulate two rules of EventBridge that moto 5.2.5 lacks: patterns on arrays of objects, and the
+resource policy of a bus that receives events from other accounts.
+
+Arrays of objects: EventBridge (its matcher, aws/event-ruler, README "JSON Array Matching")
+"crushes out" the array structure, so that a pattern `{"items": {"resourceId": [...]}}` matches
+an event whose `items` is a list of objects, one of which has a matching `resourceId` (CloudTrail
+writes EC2's lists so: `resourcesSet.items[].resourceId`). moto only flattened nested objects.
+`install_events_extensions` patches `moto.events.models.EventPattern._flatten_dict` so that the
+leaf values found through arrays are gathered as a list under the array's path; lists of plain
+values are unchanged. (Matching is per field, as Ruler's older `rulesForEvent`: two fields of one
+pattern may match in different elements of one array.)
+
+Bus policies:
 
 AWS delivers an event that a rule of account A sends to an event bus of account B only when B's
 bus policy lets A put events there ("Sending and receiving events between AWS accounts in Amazon
 EventBridge", EventBridge User Guide); a policy may name the account, or allow `"*"` under an
 `aws:PrincipalOrgID` condition (every account of one organisation). moto 5.2.5 delivers to any
-bus of any account. `install_event_bus_policies` patches `moto.events.models.Rule.send_to_targets`
+bus of any account. `install_events_extensions` patches `moto.events.models.Rule.send_to_targets`
 so that a target bus of another account receives the event only when its policy allows the
 sender; targets in the rule's own account, and other kinds of targets, are unchanged.
 
@@ -26,7 +38,7 @@ import json
 import threading
 from typing import Any
 
-_MARKER = "_mesh_event_bus_policies"
+_MARKER = "_mesh_events_extensions"
 _lock = threading.Lock()
 _PUT_EVENTS = frozenset({"events:PutEvents", "events:*"})
 
@@ -79,14 +91,49 @@ def _allows(statement: dict[str, Any], bus_arn: str, sender: str) -> bool:
     return True
 
 
-def install_event_bus_policies() -> None:
+def flatten(node: Any, prefix: str = "", result: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An event's fields by dotted path; through an array of objects, every element's leaf
+    values gathered as a list under the array's path (EventBridge's array crushing)."""
+    result = {} if result is None else result
+    if not isinstance(node, dict):
+        return result
+    for key, value in node.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value:
+            flatten(value, path, result)
+        elif isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+            _crush(value, path, result)
+        else:
+            result[path] = value
+    return result
+
+
+def _crush(values: list[Any], path: str, result: dict[str, Any]) -> None:
+    for value in values:
+        if isinstance(value, dict):
+            for found, leaf in flatten(value, path).items():
+                _gather(result, found, leaf)
+        elif isinstance(value, list):
+            _crush(value, path, result)
+        else:
+            _gather(result, path, value)
+
+
+def _gather(result: dict[str, Any], path: str, value: Any) -> None:
+    values = value if isinstance(value, list) else [value]
+    before = result.get(path, [])
+    result[path] = (before if isinstance(before, list) else [before]) + values
+
+
+def install_events_extensions() -> None:
     """Patch moto's EventBridge once; later calls (from any thread) do nothing."""
-    from moto.events.models import Rule, events_backends
+    from moto.events.models import EventPattern, Rule, events_backends
     from moto.utilities.arns import parse_arn
 
     with _lock:
         if getattr(Rule, _MARKER, False):
             return
+        EventPattern._flatten_dict = staticmethod(flatten)  # type: ignore[method-assign]
         original = Rule.send_to_targets
 
         def delivered(rule: Rule, target: dict[str, Any]) -> bool:

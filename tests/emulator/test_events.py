@@ -160,3 +160,30 @@ def test_policy_evaluation(document: str | None, sender: str, expected: bool) ->
 
 def test_an_organisation_condition_without_organisations_refuses(aws: ClientFactory) -> None:
     assert allows(policy(org_statement("o-abcdefghij")), BUS_ARN, OUTSIDER) is False
+
+
+# --- patterns on arrays of objects -------------------------------------------------------------
+
+
+def test_a_pattern_matches_a_field_of_any_object_of_an_array(aws: ClientFactory) -> None:
+    """EventBridge crushes arrays out of the path (aws/event-ruler, "JSON Array Matching")."""
+    events, sqs = aws("events", REGION), aws("sqs", REGION)
+    pattern = {"detail": {"items": {"resourceId": [{"prefix": "vpc-"}]}}}
+    events.put_rule(Name="vpcs", EventPattern=json.dumps(pattern))
+    url = sqs.create_queue(QueueName="vpcs")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_targets(Rule="vpcs", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
+    details = {
+        "one-vpc": {"items": [{"resourceId": "vpc-0a1b"}]},
+        "vpc-among-others": {"items": [{"resourceId": "subnet-01"}, {"resourceId": "vpc-0c"}]},
+        "nested-arrays": {"items": [[{"resourceId": "vpc-0d"}]]},
+        "subnets-only": {"items": [{"resourceId": "subnet-01"}, {"resourceId": "sg-02"}]},
+        "plain-list": {"items": ["vpc-0e"]},  # no resourceId field at all
+        "no-items": {"other": [{"resourceId": "vpc-0f"}]},
+    }
+    for name, detail in details.items():
+        entry = {"Source": "app", "DetailType": name, "Detail": json.dumps(detail)}
+        events.put_events(Entries=[entry])
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    matched = sorted(json.loads(m["Body"])["detail-type"] for m in messages)
+    assert matched == ["nested-arrays", "one-vpc", "vpc-among-others"]

@@ -22,22 +22,34 @@ FORWARDER = ROOT / "forwarder.yaml"
 EVENTS = ROOT / "events"
 
 ACCOUNT = "123456789012"  # moto's default account, and the samples'
+# The member account of the samples of VPC and tag changes, and of the member role's own call.
+MEMBER_ACCOUNT = "210987654321"
+MEMBER_SAMPLES = (
+    "cloudtrail-CreateVpc.json",
+    "cloudtrail-DeleteVpc.json",
+    "cloudtrail-CreateTags.json",
+    "cloudtrail-DeleteTags.json",
+    "cloudtrail-own-member-call.json",
+)
 HOME = "us-east-1"
 MESH_ID = "resolver-mesh"
 # The reconciler's role in the samples (cloudtrail-own-call.json); the rules get it as
 # ReconcilerRoleArn (forwarder.yaml) and as ReconcilerRole.Arn (template.yaml).
 OWN_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/resolver-mesh-ReconcilerRole-EXAMPLE"
+# The member role (member.yaml) the reconciler assumes in a member account.
+MEMBER_ROLE_NAME = f"resolver-mesh-member-{MESH_ID}"
 CENTRAL_BUS_NAME = f"{MESH_ID}-events"
 CENTRAL_BUS_ARN = f"arn:aws:events:{HOME}:{ACCOUNT}:event-bus/{CENTRAL_BUS_NAME}"
 FORWARD_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/resolver-mesh-forwarder-ForwardRole-EXAMPLE"
 CLOUDTRAIL = "AWS API Call via CloudTrail"
 
 
-def values(region: str = HOME) -> dict[str, str]:
-    """What every Ref / GetAtt / ${} of the two templates stands for in the tests."""
+def values(region: str = HOME, account: str = ACCOUNT) -> dict[str, str]:
+    """What every Ref / GetAtt / ${} of the two templates stands for in the tests; `account`:
+    the account a stack (a forwarder of the StackSet) is deployed in."""
     sqs = f"arn:aws:sqs:{region}:{ACCOUNT}"
     return {
-        "AWS::AccountId": ACCOUNT,
+        "AWS::AccountId": account,
         "AWS::Region": region,
         "AWS::Partition": "aws",
         "MeshId": MESH_ID,
@@ -47,7 +59,7 @@ def values(region: str = HOME) -> dict[str, str]:
         "CentralBusArn": CENTRAL_BUS_ARN,
         "CentralBus": CENTRAL_BUS_NAME,
         "CentralBus.Arn": CENTRAL_BUS_ARN,
-        "ForwardRole.Arn": FORWARD_ROLE_ARN,
+        "ForwardRole.Arn": FORWARD_ROLE_ARN.replace(ACCOUNT, account),
         "ReconcileQueue.Arn": f"{sqs}:{MESH_ID}-reconcile.fifo",
         "ReconcileDeadLetterQueue.Arn": f"{sqs}:{MESH_ID}-reconcile-dlq.fifo",
     }

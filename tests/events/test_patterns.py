@@ -20,10 +20,15 @@ from typing import Any
 
 import pytest
 from eventkit import (
+    ACCOUNT,
+    CENTRAL_BUS_ARN,
     CENTRAL_BUS_NAME,
     CLOUDTRAIL,
     FORWARDER,
     HOME,
+    MEMBER_ACCOUNT,
+    MEMBER_ROLE_NAME,
+    MEMBER_SAMPLES,
     OWN_ROLE_ARN,
     TEMPLATE,
     cloudtrail_samples,
@@ -33,12 +38,14 @@ from eventkit import (
     put,
     queue_arn,
     resolve,
+    resource,
     rules,
     sample,
     values,
 )
 
-from resolver_mesh.local.topology import ClientFactory
+from mesh_emulator.server import LocalEmulator
+from resolver_mesh.local.topology import ClientFactory, assumed_clients
 
 # The forwarder rule each sample is meant for (events/cloudtrail-<eventName>.json).
 MEANT_FOR = {
@@ -55,8 +62,18 @@ MEANT_FOR = {
     "DeleteResolverRule": "ResolverRuleDrift",
     "AssociateResolverRule": "ResolverRuleDrift",
     "DisassociateResolverRule": "ResolverRuleDrift",
+    "CreateVpc": "VpcChanges",
+    "DeleteVpc": "VpcChanges",
+    "CreateTags": "VpcTagChanges",
+    "DeleteTags": "VpcTagChanges",
 }
-NEVER = ("cloudtrail-failed-call.json", "cloudtrail-own-call.json")
+NEVER = (
+    "cloudtrail-failed-call.json",
+    "cloudtrail-own-call.json",
+    "cloudtrail-own-member-call.json",
+)
+MEMBER_REGION = "us-west-2"  # where the member account's forwarder probe runs
+OUTSIDER = "999999999999"  # an account outside the organisation
 REGION = "us-east-2"  # where the pattern tests run (any Region: patterns do not look at it)
 
 
@@ -96,13 +113,28 @@ class RuleProbe:
         return out
 
 
-def _forwarder_probe(aws: ClientFactory, region: str = REGION) -> RuleProbe:
+def _forwarder_probe(aws: ClientFactory, region: str = REGION, account: str = ACCOUNT) -> RuleProbe:
+    """The forwarder's rules as the stack in `account` has them (its member role ARN); the
+    probe runs in `region` (patterns do not look at the Region)."""
     probe = RuleProbe(aws, region)
     rules = pattern_rules(FORWARDER)
-    assert set(rules) == {"VpcEndpointChanges", "ResolverEndpointChanges", "ResolverRuleDrift"}
+    assert set(rules) == {
+        "VpcEndpointChanges",
+        "ResolverEndpointChanges",
+        "ResolverRuleDrift",
+        "VpcChanges",
+        "VpcTagChanges",
+    }
     for name, props in rules.items():
-        probe.add(name, resolve(props, values(region)))
+        probe.add(name, resolve(props, values(region, account)))
     return probe
+
+
+def _probe_of(aws: ClientFactory, file_name: str) -> RuleProbe:
+    """The probe of the account a sample comes from (a forwarder sees its account's calls)."""
+    if file_name in MEMBER_SAMPLES:
+        return _forwarder_probe(aws, MEMBER_REGION, MEMBER_ACCOUNT)
+    return _forwarder_probe(aws)
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,11 +142,11 @@ def _forwarder_probe(aws: ClientFactory, region: str = REGION) -> RuleProbe:
 
 
 def test_every_cloudtrail_sample_matches_exactly_its_rule(aws: ClientFactory) -> None:
-    probe = _forwarder_probe(aws)
+    home, member = _forwarder_probe(aws), _forwarder_probe(aws, MEMBER_REGION, MEMBER_ACCOUNT)
     samples = cloudtrail_samples()
     expected: dict[str, set[str]] = {}
     for file_name, event in samples.items():
-        put(probe.events, event)
+        put((member if file_name in MEMBER_SAMPLES else home).events, event)
         if file_name not in NEVER:
             event_name = file_name.removeprefix("cloudtrail-").removesuffix(".json")
             assert event["detail"]["eventName"] == event_name, file_name
@@ -122,12 +154,12 @@ def test_every_cloudtrail_sample_matches_exactly_its_rule(aws: ClientFactory) ->
     # Every trigger has its sample, and the two negatives are there.
     assert {k.split("/")[1] for k in expected} == set(MEANT_FOR)
     assert set(NEVER) <= set(samples)
-    assert probe.matched() == expected
+    assert home.matched() | member.matched() == expected
 
 
 @pytest.mark.parametrize("file_name", NEVER)
 def test_failed_and_own_calls_match_no_forwarder_rule(aws: ClientFactory, file_name: str) -> None:
-    probe = _forwarder_probe(aws)
+    probe = _probe_of(aws, file_name)
     event = sample(file_name)
     put(probe.events, event)
     # The same call, successful and by someone else, would have matched: the filter is what
@@ -138,7 +170,8 @@ def test_failed_and_own_calls_match_no_forwarder_rule(aws: ClientFactory, file_n
     control["detail"]["eventID"] = "control-" + control["detail"]["eventID"]
     issuer = control["detail"]["userIdentity"].get("sessionContext", {}).get("sessionIssuer")
     if issuer:
-        issuer["arn"] = "arn:aws:iam::123456789012:role/platform-terraform"
+        issuer["arn"] = f"arn:aws:iam::{control['account']}:role/platform-terraform"
+        issuer["userName"] = "platform-terraform"
     put(probe.events, control)
     assert probe.matched() == {_key(control): {"ResolverRuleDrift"}}
 
@@ -234,6 +267,7 @@ def test_central_bus_rule_takes_every_forwarded_event_and_nothing_else(
             expected[_key(event)] = {"CentralBusRule"}
     put(probe.events, sample("scheduled.json"), bus=CENTRAL_BUS_NAME)
     assert len(expected) == len(MEANT_FOR)
+    # The member role's calls are dropped here too, from every account, by the role's name.
     # The failed and own calls are dropped here too: a forwarder deployed with a stale
     # ReconcilerRoleArn cannot start a loop.
     assert probe.matched() == expected
@@ -295,3 +329,125 @@ def test_every_region_forwards_its_own_calls_in_order_through_one_group(
     assert received == sent  # all of them, once each, in order, origin kept
     assert {origin for _, origin in received} == set(regions)
     assert list(drain(sqs, dlq)) == []
+
+
+# --------------------------------------------------------------------------------------------
+# VPC tags, and member accounts: the forwarder StackSet -> the organisation's central bus
+
+
+def test_tag_changes_are_forwarded_when_they_touch_a_vpc(aws: ClientFactory) -> None:
+    probe = _forwarder_probe(aws, MEMBER_REGION, MEMBER_ACCOUNT)
+    tagged = sample("cloudtrail-CreateTags.json")
+    variants = {}
+    for tag, resources in (
+        ("subnet", ["subnet-0a1b2c3d4e5f60718"]),
+        ("instance-and-sg", ["i-0a1b2c3d4e5f60718", "sg-0a1b2c3d4e5f60718"]),
+        ("subnet-and-vpc", ["subnet-0a1b2c3d4e5f60718", "vpc-0a1b2c3d4e5f60718"]),
+    ):
+        event = copy.deepcopy(tagged)
+        event["detail"]["eventID"] = f"{tag}-{event['detail']['eventID']}"
+        items = [{"resourceId": r} for r in resources]
+        event["detail"]["requestParameters"]["resourcesSet"]["items"] = items
+        variants[tag] = event
+    for event in (tagged, *variants.values()):
+        put(probe.events, event)
+    assert probe.matched() == {
+        _key(tagged): {"VpcTagChanges"},
+        _key(variants["subnet-and-vpc"]): {"VpcTagChanges"},
+    }
+
+
+def _organisation_delivery(aws: ClientFactory, emulator: LocalEmulator) -> dict[str, Any]:
+    """The home stack with OrganizationId (its bus policy as the template has it), and the
+    forwarder StackSet's stack in us-west-2 of a member account of the organisation and of an
+    account outside it, each deployed with that account's clients."""
+    org = aws("organizations", HOME)
+    org_id = org.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    member = org.create_account(Email="m@example.com", AccountName="m")["CreateAccountStatus"]
+    sqs, queue, dlq = deploy_delivery(aws, [])
+    known = values(HOME) | {"OrganizationId": org_id}
+    policy = resource(TEMPLATE, "CentralBus")["Policy"]
+    statements = [s["Fn::If"][1] if "Fn::If" in s else s for s in policy["Statement"]]
+    document = resolve(policy | {"Statement": statements}, known)
+    aws("events", HOME).put_permission(EventBusName=CENTRAL_BUS_NAME, Policy=json.dumps(document))
+    senders = {}
+    for account in (member["AccountId"], OUTSIDER):
+        role = f"arn:aws:iam::{account}:role/stackset-execution"
+        clients = assumed_clients(aws, role, None, emulator.endpoint_url)
+        events = clients("events", MEMBER_REGION)
+        for props in resolve(pattern_rules(FORWARDER), values(MEMBER_REGION, account)).values():
+            (target,) = props["Targets"]
+            assert target["Arn"] == CENTRAL_BUS_ARN
+            assert target["RoleArn"].startswith(f"arn:aws:iam::{account}:role/")
+            events.put_rule(Name=props["Name"], EventPattern=json.dumps(props["EventPattern"]))
+            events.put_targets(Rule=props["Name"], Targets=props["Targets"])
+        senders[account] = events
+    return {
+        "sqs": sqs,
+        "queue": queue,
+        "dlq": dlq,
+        "member": member["AccountId"],
+        "policy": document,
+        **senders,
+    }
+
+
+def _from(account: str, file_name: str) -> dict[str, Any]:
+    """A member-account sample as `account` would log it."""
+    event = json.loads(json.dumps(sample(file_name)).replace(MEMBER_ACCOUNT, account))
+    assert isinstance(event, dict)
+    return event
+
+
+def test_member_account_events_reach_the_queue_through_the_organisation_bus_policy(
+    aws: ClientFactory, emulator: LocalEmulator
+) -> None:
+    world = _organisation_delivery(aws, emulator)
+    member = world["member"]
+    sent = []
+    for file_name in MEMBER_SAMPLES:
+        event = _from(member, file_name)
+        put(world[member], event)
+        if file_name != "cloudtrail-own-member-call.json":
+            sent.append(event["detail"]["eventID"])
+        put(world[OUTSIDER], _from(OUTSIDER, file_name))  # not in the organisation: refused
+
+    messages = list(drain(world["sqs"], world["queue"]))
+    bodies = [json.loads(m["Body"]) for m in messages]
+    assert [b["detail"]["eventID"] for b in bodies] == sent  # the member role's call: not
+    assert {b["detail"]["recipientAccountId"] for b in bodies} == {member}
+    assert {b["detail"]["awsRegion"] for b in bodies} <= {"us-east-1", "us-east-2", "us-west-2"}
+    assert {m["Attributes"]["MessageGroupId"] for m in messages} == {"reconcile"}
+    assert list(drain(world["sqs"], world["dlq"])) == []
+
+    # The outsider's forwarder works: once the policy names its account, its events arrive.
+    named = {
+        "Sid": "Outsider",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{OUTSIDER}:root"},
+        "Action": "events:PutEvents",
+        "Resource": CENTRAL_BUS_ARN,
+    }
+    policy = world["policy"] | {"Statement": [*world["policy"]["Statement"], named]}
+    aws("events", HOME).put_permission(EventBusName=CENTRAL_BUS_NAME, Policy=json.dumps(policy))
+    outsider = _from(OUTSIDER, "cloudtrail-CreateVpc.json")
+    put(world[OUTSIDER], outsider)
+    arrived = [json.loads(m["Body"]) for m in drain(world["sqs"], world["queue"])]
+    assert [b["detail"]["eventID"] for b in arrived] == [outsider["detail"]["eventID"]]
+
+
+def test_the_member_roles_calls_are_dropped_on_the_central_bus_too(aws: ClientFactory) -> None:
+    """A member account whose forwarder was deployed for another mesh id (a stale StackSet)
+    forwards the member role's call; the central bus's rule drops it by the role's name."""
+    probe = _central_probe(aws)
+    own = sample("cloudtrail-own-member-call.json")
+    issuer = own["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]
+    assert issuer["userName"] == MEMBER_ROLE_NAME
+    put(probe.events, own, bus=CENTRAL_BUS_NAME)
+    other = copy.deepcopy(own)
+    other["detail"]["eventID"] = "other-" + other["detail"]["eventID"]
+    other_issuer = other["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]
+    other_issuer["userName"] = "platform-terraform"
+    other_issuer["arn"] = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/platform-terraform"
+    put(probe.events, other, bus=CENTRAL_BUS_NAME)
+    assert probe.matched() == {_key(other): {"CentralBusRule"}}
