@@ -27,25 +27,28 @@ from eventkit import (
     FORWARDER,
     HOME,
     MEMBER_ACCOUNT,
+    MEMBER_REGION,
     MEMBER_ROLE_NAME,
     MEMBER_SAMPLES,
+    OUTSIDER,
     OWN_ROLE_ARN,
     TEMPLATE,
+    as_account,
     cloudtrail_samples,
     deploy_delivery,
+    deploy_organisation_delivery,
     drain,
     pattern_rules,
     put,
     queue_arn,
     resolve,
-    resource,
     rules,
     sample,
     values,
 )
 
 from mesh_emulator.server import LocalEmulator
-from resolver_mesh.local.topology import ClientFactory, assumed_clients
+from resolver_mesh.local.topology import ClientFactory
 
 # The forwarder rule each sample is meant for (events/cloudtrail-<eventName>.json).
 MEANT_FOR = {
@@ -72,8 +75,6 @@ NEVER = (
     "cloudtrail-own-call.json",
     "cloudtrail-own-member-call.json",
 )
-MEMBER_REGION = "us-west-2"  # where the member account's forwarder probe runs
-OUTSIDER = "999999999999"  # an account outside the organisation
 REGION = "us-east-2"  # where the pattern tests run (any Region: patterns do not look at it)
 
 
@@ -357,60 +358,18 @@ def test_tag_changes_are_forwarded_when_they_touch_a_vpc(aws: ClientFactory) -> 
     }
 
 
-def _organisation_delivery(aws: ClientFactory, emulator: LocalEmulator) -> dict[str, Any]:
-    """The home stack with OrganizationId (its bus policy as the template has it), and the
-    forwarder StackSet's stack in us-west-2 of a member account of the organisation and of an
-    account outside it, each deployed with that account's clients."""
-    org = aws("organizations", HOME)
-    org_id = org.create_organization(FeatureSet="ALL")["Organization"]["Id"]
-    member = org.create_account(Email="m@example.com", AccountName="m")["CreateAccountStatus"]
-    sqs, queue, dlq = deploy_delivery(aws, [])
-    known = values(HOME) | {"OrganizationId": org_id}
-    policy = resource(TEMPLATE, "CentralBus")["Policy"]
-    statements = [s["Fn::If"][1] if "Fn::If" in s else s for s in policy["Statement"]]
-    document = resolve(policy | {"Statement": statements}, known)
-    aws("events", HOME).put_permission(EventBusName=CENTRAL_BUS_NAME, Policy=json.dumps(document))
-    senders = {}
-    for account in (member["AccountId"], OUTSIDER):
-        role = f"arn:aws:iam::{account}:role/stackset-execution"
-        clients = assumed_clients(aws, role, None, emulator.endpoint_url)
-        events = clients("events", MEMBER_REGION)
-        for props in resolve(pattern_rules(FORWARDER), values(MEMBER_REGION, account)).values():
-            (target,) = props["Targets"]
-            assert target["Arn"] == CENTRAL_BUS_ARN
-            assert target["RoleArn"].startswith(f"arn:aws:iam::{account}:role/")
-            events.put_rule(Name=props["Name"], EventPattern=json.dumps(props["EventPattern"]))
-            events.put_targets(Rule=props["Name"], Targets=props["Targets"])
-        senders[account] = events
-    return {
-        "sqs": sqs,
-        "queue": queue,
-        "dlq": dlq,
-        "member": member["AccountId"],
-        "policy": document,
-        **senders,
-    }
-
-
-def _from(account: str, file_name: str) -> dict[str, Any]:
-    """A member-account sample as `account` would log it."""
-    event = json.loads(json.dumps(sample(file_name)).replace(MEMBER_ACCOUNT, account))
-    assert isinstance(event, dict)
-    return event
-
-
 def test_member_account_events_reach_the_queue_through_the_organisation_bus_policy(
     aws: ClientFactory, emulator: LocalEmulator
 ) -> None:
-    world = _organisation_delivery(aws, emulator)
+    world = deploy_organisation_delivery(aws, emulator)
     member = world["member"]
     sent = []
     for file_name in MEMBER_SAMPLES:
-        event = _from(member, file_name)
+        event = as_account(member, file_name)
         put(world[member], event)
         if file_name != "cloudtrail-own-member-call.json":
             sent.append(event["detail"]["eventID"])
-        put(world[OUTSIDER], _from(OUTSIDER, file_name))  # not in the organisation: refused
+        put(world[OUTSIDER], as_account(OUTSIDER, file_name))  # not in the organisation: refused
 
     messages = list(drain(world["sqs"], world["queue"]))
     bodies = [json.loads(m["Body"]) for m in messages]
@@ -430,7 +389,7 @@ def test_member_account_events_reach_the_queue_through_the_organisation_bus_poli
     }
     policy = world["policy"] | {"Statement": [*world["policy"]["Statement"], named]}
     aws("events", HOME).put_permission(EventBusName=CENTRAL_BUS_NAME, Policy=json.dumps(policy))
-    outsider = _from(OUTSIDER, "cloudtrail-CreateVpc.json")
+    outsider = as_account(OUTSIDER, "cloudtrail-CreateVpc.json")
     put(world[OUTSIDER], outsider)
     arrived = [json.loads(m["Body"]) for m in drain(world["sqs"], world["queue"])]
     assert [b["detail"]["eventID"] for b in arrived] == [outsider["detail"]["eventID"]]
