@@ -30,6 +30,8 @@ import cfnlint.api  # type: ignore[import-untyped]
 import cfnlint.decode  # type: ignore[import-untyped]
 import pytest
 
+from resolver_mesh.config import ORGANIZATION_PARENT
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"
@@ -322,6 +324,58 @@ def test_function_settings(template: dict[str, Any]) -> None:
 
     # The schedule moved to the ResyncSchedule rule, which queues like every other trigger.
     assert [e["Type"] for e in props["Events"].values()] == ["SQS"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "r-ab12",
+        "ou-ab12-cdef3456",
+        "ou-ab12-cdef3456,ou-ab12-99998888",
+        "r-ab12,ou-ab12-cdef3456",
+        "ou-ab12-cdef3456,",
+        ",r-ab12",
+        "ou-ab12-cdef3456, r-ab12",
+        "123456789012",
+        "o-ab12cdef34",
+        "OU-AB12-CDEF3456",
+        "ou-ab12",
+    ],
+)
+def test_member_ous_parameter_takes_what_the_setting_takes(
+    template: dict[str, Any], value: str
+) -> None:
+    """The parameter's pattern and MEMBER_OUS agree: a value CloudFormation accepts is never a
+    ConfigError at run time, and one it refuses would be."""
+    pattern = re.compile(template["Parameters"]["MemberOrganizationalUnits"]["AllowedPattern"])
+    parts = value.split(",")
+    setting_takes = value == "" or all(ORGANIZATION_PARENT.match(p) for p in parts)
+    assert bool(pattern.match(value)) is setting_takes
+
+
+def test_member_ous_reach_the_function_and_only_then_organizations(
+    template: dict[str, Any],
+) -> None:
+    (fn,) = _functions(template).values()
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["MEMBER_OUS"] == {"Ref": "MemberOrganizationalUnits"}
+    assert env["MEMBER_EXTERNAL_ID"] == {"Ref": "MemberExternalId"}
+    policies = template["Resources"]["ReconcilerRole"]["Properties"]["Policies"]
+    conditional = [p["Fn::If"] for p in policies if "Fn::If" in p]
+    [(condition, policy, otherwise)] = conditional
+    assert condition == "HasMemberOrganizationalUnits"
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert sorted(statement["Action"]) == [
+        "organizations:ListAccounts",
+        "organizations:ListAccountsForParent",
+        "organizations:ListOrganizationalUnitsForParent",
+    ]
+    unconditional = [p for p in policies if "Fn::If" not in p]
+    assert not any("organizations:" in json.dumps(p["PolicyDocument"]) for p in unconditional), (
+        "Organizations permissions only with MemberOrganizationalUnits"
+    )
 
 
 def test_log_group_has_retention_and_the_function_name(template: dict[str, Any]) -> None:
