@@ -8,10 +8,10 @@ Invariants:
   account), whose credentials come from assuming the entry's role with its external id, when
   first used and again before they expire. Its botocore session shares the home session's data
   loader, so the service models are parsed once per process, not once per account.
-- STS calls (AssumeRole, GetCallerIdentity) have a budget of their own, at `STS_CALLS_PER_SECOND`,
-  and so do AWS Organizations calls, at `ORGANIZATIONS_CALLS_PER_SECOND`.
+- STS calls (AssumeRole, GetCallerIdentity) have a budget of their own, at `STS_CALLS_PER_SECOND`.
 - Regions are those of the home Region's partition only (`aws`, `aws-cn`, `aws-us-gov`,
   `aws-eusc`, ...): no other partition can be reached with the same credentials.
+- AWS Organizations calls have a budget of their own, at `ORGANIZATIONS_CALLS_PER_SECOND`.
 """
 
 from __future__ import annotations
