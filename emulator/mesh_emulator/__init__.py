@@ -3,8 +3,9 @@
 One module per emulated service; none of it ships in the Lambda layer: `route53resolver`
 (Resolver rules as AWS checks them), `ram` (RAM sharing across accounts), `ec2` (endpoint
 service names, Regions newer than botocore), `route53profiles` (Route 53 Profiles, which moto
-lacks), `scp` (Regions denied by a service control policy), `faults` (injected failures) and
-`server` (`LocalEmulator`, moto's server on 127.0.0.1). Only `install` and `server`'s
+lacks), `events` (patterns on arrays of objects, bus policies for other accounts), `scp`
+(Regions denied by a service control policy), `faults` (injected failures) and `server`
+(`LocalEmulator`, moto's server on 127.0.0.1). Only `install` and `server`'s
 `require_local_extras` may be imported without moto (the `local` extras).
 """
 
@@ -17,6 +18,7 @@ def install() -> None:
     Idempotent and safe from many threads: each extension installs itself once per process.
     """
     from mesh_emulator.ec2 import install_service_name_extensions
+    from mesh_emulator.events import install_events_extensions
     from mesh_emulator.ram import install_ram_extensions
     from mesh_emulator.route53profiles import install_route53profiles
     from mesh_emulator.route53resolver import install_resolver_extensions
@@ -25,3 +27,4 @@ def install() -> None:
     install_ram_extensions()
     install_service_name_extensions()
     install_route53profiles()
+    install_events_extensions()

@@ -16,28 +16,44 @@ from typing import Any
 
 import cfnlint.decode  # type: ignore[import-untyped]
 
+from resolver_mesh.local.topology import assumed_clients
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 FORWARDER = ROOT / "forwarder.yaml"
 EVENTS = ROOT / "events"
 
 ACCOUNT = "123456789012"  # moto's default account, and the samples'
+# The member account of the samples of VPC and tag changes, and of the member role's own call.
+MEMBER_ACCOUNT = "210987654321"
+MEMBER_SAMPLES = (
+    "cloudtrail-CreateVpc.json",
+    "cloudtrail-DeleteVpc.json",
+    "cloudtrail-CreateTags.json",
+    "cloudtrail-DeleteTags.json",
+    "cloudtrail-own-member-call.json",
+)
 HOME = "us-east-1"
 MESH_ID = "resolver-mesh"
 # The reconciler's role in the samples (cloudtrail-own-call.json); the rules get it as
 # ReconcilerRoleArn (forwarder.yaml) and as ReconcilerRole.Arn (template.yaml).
 OWN_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/resolver-mesh-ReconcilerRole-EXAMPLE"
+# The member role (member.yaml) the reconciler assumes in a member account.
+MEMBER_ROLE_NAME = f"resolver-mesh-member-{MESH_ID}"
 CENTRAL_BUS_NAME = f"{MESH_ID}-events"
 CENTRAL_BUS_ARN = f"arn:aws:events:{HOME}:{ACCOUNT}:event-bus/{CENTRAL_BUS_NAME}"
 FORWARD_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/resolver-mesh-forwarder-ForwardRole-EXAMPLE"
 CLOUDTRAIL = "AWS API Call via CloudTrail"
+MEMBER_REGION = "us-west-2"  # where member accounts' forwarders run in the tests
+OUTSIDER = "999999999999"  # an account outside the organisation
 
 
-def values(region: str = HOME) -> dict[str, str]:
-    """What every Ref / GetAtt / ${} of the two templates stands for in the tests."""
+def values(region: str = HOME, account: str = ACCOUNT) -> dict[str, str]:
+    """What every Ref / GetAtt / ${} of the two templates stands for in the tests; `account`:
+    the account a stack (a forwarder of the StackSet) is deployed in."""
     sqs = f"arn:aws:sqs:{region}:{ACCOUNT}"
     return {
-        "AWS::AccountId": ACCOUNT,
+        "AWS::AccountId": account,
         "AWS::Region": region,
         "AWS::Partition": "aws",
         "MeshId": MESH_ID,
@@ -47,7 +63,7 @@ def values(region: str = HOME) -> dict[str, str]:
         "CentralBusArn": CENTRAL_BUS_ARN,
         "CentralBus": CENTRAL_BUS_NAME,
         "CentralBus.Arn": CENTRAL_BUS_ARN,
-        "ForwardRole.Arn": FORWARD_ROLE_ARN,
+        "ForwardRole.Arn": FORWARD_ROLE_ARN.replace(ACCOUNT, account),
         "ReconcileQueue.Arn": f"{sqs}:{MESH_ID}-reconcile.fifo",
         "ReconcileDeadLetterQueue.Arn": f"{sqs}:{MESH_ID}-reconcile-dlq.fifo",
     }
@@ -217,3 +233,52 @@ def deploy_delivery(aws: Any, regions: list[str]) -> tuple[Any, str, str]:
             events.put_rule(Name=props["Name"], EventPattern=json.dumps(props["EventPattern"]))
             events.put_targets(Rule=props["Name"], Targets=props["Targets"])
     return sqs, queue, dlq
+
+
+# --------------------------------------------------------------------------------------------
+# member accounts: the forwarder StackSet -> the organisation's central bus
+
+
+def deploy_organisation_delivery(
+    aws: Any, emulator: Any, region: str = MEMBER_REGION
+) -> dict[str, Any]:
+    """The home stack with OrganizationId (its bus policy as the template has it), and the
+    forwarder StackSet's stack in `region` of a member account of the organisation and of an
+    account outside it, each deployed with that account's clients."""
+    org = aws("organizations", HOME)
+    org_id = org.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    member = org.create_account(Email="m@example.com", AccountName="m")["CreateAccountStatus"]
+    sqs, queue, dlq = deploy_delivery(aws, [])
+    known = values(HOME) | {"OrganizationId": org_id}
+    policy = resource(TEMPLATE, "CentralBus")["Policy"]
+    statements = [s["Fn::If"][1] if "Fn::If" in s else s for s in policy["Statement"]]
+    document = resolve(policy | {"Statement": statements}, known)
+    aws("events", HOME).put_permission(EventBusName=CENTRAL_BUS_NAME, Policy=json.dumps(document))
+    senders = {}
+    for account in (member["AccountId"], OUTSIDER):
+        role = f"arn:aws:iam::{account}:role/stackset-execution"
+        clients = assumed_clients(aws, role, None, emulator.endpoint_url)
+        events = clients("events", region)
+        for props in resolve(pattern_rules(FORWARDER), values(region, account)).values():
+            (target,) = props["Targets"]
+            assert target["Arn"] == CENTRAL_BUS_ARN
+            assert target["RoleArn"].startswith(f"arn:aws:iam::{account}:role/")
+            events.put_rule(Name=props["Name"], EventPattern=json.dumps(props["EventPattern"]))
+            events.put_targets(Rule=props["Name"], Targets=props["Targets"])
+        senders[account] = events
+    return {
+        "sqs": sqs,
+        "queue": queue,
+        "dlq": dlq,
+        "member": member["AccountId"],
+        "root": org.list_roots()["Roots"][0]["Id"],
+        "policy": document,
+        **senders,
+    }
+
+
+def as_account(account: str, file_name: str) -> dict[str, Any]:
+    """A member-account sample as `account` would log it."""
+    event = json.loads(json.dumps(sample(file_name)).replace(MEMBER_ACCOUNT, account))
+    assert isinstance(event, dict)
+    return event

@@ -16,11 +16,17 @@ from eventkit import CLOUDTRAIL, FORWARDER, ROOT, load, pattern_rules
 
 CHECKOV = ROOT / ".venv" / "checkov" / "bin" / "checkov"  # installed by `make test`
 
+# The reconciler's own calls: its home role, and the member role it assumes in this account.
+MEMBER_ROLE = {
+    "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/resolver-mesh-member-${MeshId}"
+}
 OWN_ROLE_FILTER = [
     {
         "userIdentity": {
             "sessionContext": {
-                "sessionIssuer": {"arn": [{"anything-but": [{"Ref": "ReconcilerRoleArn"}]}]}
+                "sessionIssuer": {
+                    "arn": [{"anything-but": [{"Ref": "ReconcilerRoleArn"}, MEMBER_ROLE]}]
+                }
             }
         }
     },
@@ -55,7 +61,7 @@ def test_parameters_are_the_home_stack_outputs() -> None:
 
 def test_every_rule_forwards_successful_calls_of_others_to_the_central_bus() -> None:
     rules = pattern_rules(FORWARDER)
-    assert len(rules) == 3
+    assert len(rules) == 5
     for name, props in rules.items():
         pattern = props["EventPattern"]
         assert pattern["detail-type"] == [CLOUDTRAIL], name
@@ -74,7 +80,27 @@ def test_each_event_name_is_watched_by_exactly_one_rule() -> None:
     names: list[str] = []
     for props in pattern_rules(FORWARDER).values():
         names += props["EventPattern"]["detail"]["eventName"]
-    assert len(names) == len(set(names)) == 13
+    assert len(names) == len(set(names)) == 17
+
+
+def test_tag_changes_are_forwarded_only_for_vpcs() -> None:
+    detail = pattern_rules(FORWARDER)["VpcTagChanges"]["EventPattern"]["detail"]
+    assert detail["eventName"] == ["CreateTags", "DeleteTags"]
+    assert detail["requestParameters"] == {
+        "resourcesSet": {"items": {"resourceId": [{"prefix": "vpc-"}]}}
+    }
+    vpcs = pattern_rules(FORWARDER)["VpcChanges"]["EventPattern"]["detail"]
+    assert vpcs["eventName"] == ["CreateVpc", "DeleteVpc"]
+
+
+def test_fit_for_a_service_managed_stackset() -> None:
+    """The same parameters in every account and Region: no parameter names an account or a
+    Region that differs between the stack instances, no resource has a fixed physical name
+    that two instances in one account would share (rules and role are per Region)."""
+    template = load(FORWARDER)
+    assert set(template["Parameters"]) == {"MeshId", "CentralBusArn", "ReconcilerRoleArn"}
+    role = next(r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role")
+    assert "RoleName" not in role["Properties"]  # IAM is global: a fixed name would collide
 
 
 def _role(template: dict[str, Any]) -> dict[str, Any]:

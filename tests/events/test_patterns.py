@@ -20,14 +20,23 @@ from typing import Any
 
 import pytest
 from eventkit import (
+    ACCOUNT,
+    CENTRAL_BUS_ARN,
     CENTRAL_BUS_NAME,
     CLOUDTRAIL,
     FORWARDER,
     HOME,
+    MEMBER_ACCOUNT,
+    MEMBER_REGION,
+    MEMBER_ROLE_NAME,
+    MEMBER_SAMPLES,
+    OUTSIDER,
     OWN_ROLE_ARN,
     TEMPLATE,
+    as_account,
     cloudtrail_samples,
     deploy_delivery,
+    deploy_organisation_delivery,
     drain,
     pattern_rules,
     put,
@@ -38,6 +47,7 @@ from eventkit import (
     values,
 )
 
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.local.topology import ClientFactory
 
 # The forwarder rule each sample is meant for (events/cloudtrail-<eventName>.json).
@@ -55,8 +65,16 @@ MEANT_FOR = {
     "DeleteResolverRule": "ResolverRuleDrift",
     "AssociateResolverRule": "ResolverRuleDrift",
     "DisassociateResolverRule": "ResolverRuleDrift",
+    "CreateVpc": "VpcChanges",
+    "DeleteVpc": "VpcChanges",
+    "CreateTags": "VpcTagChanges",
+    "DeleteTags": "VpcTagChanges",
 }
-NEVER = ("cloudtrail-failed-call.json", "cloudtrail-own-call.json")
+NEVER = (
+    "cloudtrail-failed-call.json",
+    "cloudtrail-own-call.json",
+    "cloudtrail-own-member-call.json",
+)
 REGION = "us-east-2"  # where the pattern tests run (any Region: patterns do not look at it)
 
 
@@ -96,13 +114,28 @@ class RuleProbe:
         return out
 
 
-def _forwarder_probe(aws: ClientFactory, region: str = REGION) -> RuleProbe:
+def _forwarder_probe(aws: ClientFactory, region: str = REGION, account: str = ACCOUNT) -> RuleProbe:
+    """The forwarder's rules as the stack in `account` has them (its member role ARN); the
+    probe runs in `region` (patterns do not look at the Region)."""
     probe = RuleProbe(aws, region)
     rules = pattern_rules(FORWARDER)
-    assert set(rules) == {"VpcEndpointChanges", "ResolverEndpointChanges", "ResolverRuleDrift"}
+    assert set(rules) == {
+        "VpcEndpointChanges",
+        "ResolverEndpointChanges",
+        "ResolverRuleDrift",
+        "VpcChanges",
+        "VpcTagChanges",
+    }
     for name, props in rules.items():
-        probe.add(name, resolve(props, values(region)))
+        probe.add(name, resolve(props, values(region, account)))
     return probe
+
+
+def _probe_of(aws: ClientFactory, file_name: str) -> RuleProbe:
+    """The probe of the account a sample comes from (a forwarder sees its account's calls)."""
+    if file_name in MEMBER_SAMPLES:
+        return _forwarder_probe(aws, MEMBER_REGION, MEMBER_ACCOUNT)
+    return _forwarder_probe(aws)
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,11 +143,11 @@ def _forwarder_probe(aws: ClientFactory, region: str = REGION) -> RuleProbe:
 
 
 def test_every_cloudtrail_sample_matches_exactly_its_rule(aws: ClientFactory) -> None:
-    probe = _forwarder_probe(aws)
+    home, member = _forwarder_probe(aws), _forwarder_probe(aws, MEMBER_REGION, MEMBER_ACCOUNT)
     samples = cloudtrail_samples()
     expected: dict[str, set[str]] = {}
     for file_name, event in samples.items():
-        put(probe.events, event)
+        put((member if file_name in MEMBER_SAMPLES else home).events, event)
         if file_name not in NEVER:
             event_name = file_name.removeprefix("cloudtrail-").removesuffix(".json")
             assert event["detail"]["eventName"] == event_name, file_name
@@ -122,12 +155,12 @@ def test_every_cloudtrail_sample_matches_exactly_its_rule(aws: ClientFactory) ->
     # Every trigger has its sample, and the two negatives are there.
     assert {k.split("/")[1] for k in expected} == set(MEANT_FOR)
     assert set(NEVER) <= set(samples)
-    assert probe.matched() == expected
+    assert home.matched() | member.matched() == expected
 
 
 @pytest.mark.parametrize("file_name", NEVER)
 def test_failed_and_own_calls_match_no_forwarder_rule(aws: ClientFactory, file_name: str) -> None:
-    probe = _forwarder_probe(aws)
+    probe = _probe_of(aws, file_name)
     event = sample(file_name)
     put(probe.events, event)
     # The same call, successful and by someone else, would have matched: the filter is what
@@ -138,7 +171,8 @@ def test_failed_and_own_calls_match_no_forwarder_rule(aws: ClientFactory, file_n
     control["detail"]["eventID"] = "control-" + control["detail"]["eventID"]
     issuer = control["detail"]["userIdentity"].get("sessionContext", {}).get("sessionIssuer")
     if issuer:
-        issuer["arn"] = "arn:aws:iam::123456789012:role/platform-terraform"
+        issuer["arn"] = f"arn:aws:iam::{control['account']}:role/platform-terraform"
+        issuer["userName"] = "platform-terraform"
     put(probe.events, control)
     assert probe.matched() == {_key(control): {"ResolverRuleDrift"}}
 
@@ -234,6 +268,7 @@ def test_central_bus_rule_takes_every_forwarded_event_and_nothing_else(
             expected[_key(event)] = {"CentralBusRule"}
     put(probe.events, sample("scheduled.json"), bus=CENTRAL_BUS_NAME)
     assert len(expected) == len(MEANT_FOR)
+    # The member role's calls are dropped here too, from every account, by the role's name.
     # The failed and own calls are dropped here too: a forwarder deployed with a stale
     # ReconcilerRoleArn cannot start a loop.
     assert probe.matched() == expected
@@ -295,3 +330,83 @@ def test_every_region_forwards_its_own_calls_in_order_through_one_group(
     assert received == sent  # all of them, once each, in order, origin kept
     assert {origin for _, origin in received} == set(regions)
     assert list(drain(sqs, dlq)) == []
+
+
+# --------------------------------------------------------------------------------------------
+# VPC tags, and member accounts: the forwarder StackSet -> the organisation's central bus
+
+
+def test_tag_changes_are_forwarded_when_they_touch_a_vpc(aws: ClientFactory) -> None:
+    probe = _forwarder_probe(aws, MEMBER_REGION, MEMBER_ACCOUNT)
+    tagged = sample("cloudtrail-CreateTags.json")
+    variants = {}
+    for tag, resources in (
+        ("subnet", ["subnet-0a1b2c3d4e5f60718"]),
+        ("instance-and-sg", ["i-0a1b2c3d4e5f60718", "sg-0a1b2c3d4e5f60718"]),
+        ("subnet-and-vpc", ["subnet-0a1b2c3d4e5f60718", "vpc-0a1b2c3d4e5f60718"]),
+    ):
+        event = copy.deepcopy(tagged)
+        event["detail"]["eventID"] = f"{tag}-{event['detail']['eventID']}"
+        items = [{"resourceId": r} for r in resources]
+        event["detail"]["requestParameters"]["resourcesSet"]["items"] = items
+        variants[tag] = event
+    for event in (tagged, *variants.values()):
+        put(probe.events, event)
+    assert probe.matched() == {
+        _key(tagged): {"VpcTagChanges"},
+        _key(variants["subnet-and-vpc"]): {"VpcTagChanges"},
+    }
+
+
+def test_member_account_events_reach_the_queue_through_the_organisation_bus_policy(
+    aws: ClientFactory, emulator: LocalEmulator
+) -> None:
+    world = deploy_organisation_delivery(aws, emulator)
+    member = world["member"]
+    sent = []
+    for file_name in MEMBER_SAMPLES:
+        event = as_account(member, file_name)
+        put(world[member], event)
+        if file_name != "cloudtrail-own-member-call.json":
+            sent.append(event["detail"]["eventID"])
+        put(world[OUTSIDER], as_account(OUTSIDER, file_name))  # not in the organisation: refused
+
+    messages = list(drain(world["sqs"], world["queue"]))
+    bodies = [json.loads(m["Body"]) for m in messages]
+    assert [b["detail"]["eventID"] for b in bodies] == sent  # the member role's call: not
+    assert {b["detail"]["recipientAccountId"] for b in bodies} == {member}
+    assert {b["detail"]["awsRegion"] for b in bodies} <= {"us-east-1", "us-east-2", "us-west-2"}
+    assert {m["Attributes"]["MessageGroupId"] for m in messages} == {"reconcile"}
+    assert list(drain(world["sqs"], world["dlq"])) == []
+
+    # The outsider's forwarder works: once the policy names its account, its events arrive.
+    named = {
+        "Sid": "Outsider",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{OUTSIDER}:root"},
+        "Action": "events:PutEvents",
+        "Resource": CENTRAL_BUS_ARN,
+    }
+    policy = world["policy"] | {"Statement": [*world["policy"]["Statement"], named]}
+    aws("events", HOME).put_permission(EventBusName=CENTRAL_BUS_NAME, Policy=json.dumps(policy))
+    outsider = as_account(OUTSIDER, "cloudtrail-CreateVpc.json")
+    put(world[OUTSIDER], outsider)
+    arrived = [json.loads(m["Body"]) for m in drain(world["sqs"], world["queue"])]
+    assert [b["detail"]["eventID"] for b in arrived] == [outsider["detail"]["eventID"]]
+
+
+def test_the_member_roles_calls_are_dropped_on_the_central_bus_too(aws: ClientFactory) -> None:
+    """A member account whose forwarder was deployed for another mesh id (a stale StackSet)
+    forwards the member role's call; the central bus's rule drops it by the role's name."""
+    probe = _central_probe(aws)
+    own = sample("cloudtrail-own-member-call.json")
+    issuer = own["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]
+    assert issuer["userName"] == MEMBER_ROLE_NAME
+    put(probe.events, own, bus=CENTRAL_BUS_NAME)
+    other = copy.deepcopy(own)
+    other["detail"]["eventID"] = "other-" + other["detail"]["eventID"]
+    other_issuer = other["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]
+    other_issuer["userName"] = "platform-terraform"
+    other_issuer["arn"] = f"arn:aws:iam::{MEMBER_ACCOUNT}:role/platform-terraform"
+    put(probe.events, other, bus=CENTRAL_BUS_NAME)
+    assert probe.matched() == {_key(other): {"CentralBusRule"}}

@@ -20,6 +20,9 @@ from eventkit import (
     CLOUDTRAIL,
     EVENTS,
     HOME,
+    MEMBER_ACCOUNT,
+    MEMBER_ROLE_NAME,
+    MEMBER_SAMPLES,
     MESH_ID,
     OWN_ROLE_ARN,
     TEMPLATE,
@@ -72,7 +75,9 @@ def test_cloudtrail_sample_layout(file_name: str) -> None:
     assert set(event) == ENVELOPE | {"detail"}
     assert event["version"] == "0"
     assert event["detail-type"] == CLOUDTRAIL
-    assert event["account"] == ACCOUNT
+    # The VPC and tag samples, and the member role's own call, come from a member account.
+    account = MEMBER_ACCOUNT if file_name in MEMBER_SAMPLES else ACCOUNT
+    assert event["account"] == account
     assert TIME_RE.match(event["time"])
     assert REGION_RE.match(event["region"])
     assert isinstance(event["resources"], list)
@@ -86,20 +91,56 @@ def test_cloudtrail_sample_layout(file_name: str) -> None:
     assert detail["managementEvent"] is True
     assert detail["eventCategory"] == "Management"
     assert detail["readOnly"] is False
-    assert detail["recipientAccountId"] == ACCOUNT
+    assert detail["recipientAccountId"] == account
     identity = detail["userIdentity"]
     assert {"type", "principalId", "arn", "accountId"} <= set(identity)
     issuer = identity.get("sessionContext", {}).get("sessionIssuer")
     if identity["type"] == "AssumedRole":
         assert set(issuer) == ISSUER
-        assert issuer["arn"].startswith(f"arn:aws:iam::{ACCOUNT}:role/")
+        assert issuer["arn"].startswith(f"arn:aws:iam::{account}:role/")
+        assert issuer["arn"].endswith(f"/{issuer['userName']}")
+        assert issuer["accountId"] == identity["accountId"] == account
     else:
         assert issuer is None
     if file_name != "cloudtrail-failed-call.json":
         assert "errorCode" not in detail
         assert isinstance(detail["responseElements"], dict)
-    if file_name not in ("cloudtrail-failed-call.json", "cloudtrail-own-call.json"):
+    own = (
+        "cloudtrail-failed-call.json",
+        "cloudtrail-own-call.json",
+        "cloudtrail-own-member-call.json",
+    )
+    if file_name not in own:
         assert file_name == f"cloudtrail-{detail['eventName']}.json"
+
+
+def test_vpc_samples_have_ec2s_query_api_shapes() -> None:
+    """CreateVpc answers with the VPC; DeleteVpc names it; CreateTags/DeleteTags list their
+    resources in `resourcesSet.items[].resourceId` and tags in `tagSet.items` (EC2's query API
+    names lists `<name>Set` with `items`), and answer `_return`. A tag change on a VPC."""
+    created = sample("cloudtrail-CreateVpc.json")["detail"]
+    vpc = created["responseElements"]["vpc"]
+    assert vpc["vpcId"].startswith("vpc-")
+    assert vpc["ownerId"] == MEMBER_ACCOUNT
+    assert created["responseElements"]["requestId"] == created["requestID"]
+    deleted = sample("cloudtrail-DeleteVpc.json")["detail"]
+    assert deleted["requestParameters"] == {"vpcId": deleted["requestParameters"]["vpcId"]}
+    assert deleted["responseElements"] == {"requestId": deleted["requestID"], "_return": True}
+    for name in ("CreateTags", "DeleteTags"):
+        detail = sample(f"cloudtrail-{name}.json")["detail"]
+        resources = detail["requestParameters"]["resourcesSet"]["items"]
+        assert [r["resourceId"][:4] for r in resources] == ["vpc-"]
+        assert detail["requestParameters"]["tagSet"]["items"]
+        assert detail["responseElements"] == {"requestId": detail["requestID"], "_return": True}
+
+
+def test_own_member_call_is_the_member_role_in_a_member_account() -> None:
+    detail = sample("cloudtrail-own-member-call.json")["detail"]
+    issuer = detail["userIdentity"]["sessionContext"]["sessionIssuer"]
+    assert issuer["userName"] == MEMBER_ROLE_NAME
+    assert issuer["arn"] == f"arn:aws:iam::{MEMBER_ACCOUNT}:role/{MEMBER_ROLE_NAME}"
+    assert detail["eventName"] == "AssociateResolverRule"
+    assert "errorCode" not in detail
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,10 @@ HOME_REQUIRED_ACTIONS = {
 } | {"sts:AssumeRole"}
 
 # Actions without a resource type (Service Authorization Reference): the only ones on "*".
-STAR_READS = re.compile(r"^(route53resolver:List\w+|ec2:Describe\w+|ram:GetResourceShare\w*)$")
+STAR_READS = re.compile(
+    r"^(route53resolver:List\w+|ec2:Describe\w+|ram:GetResourceShare\w*"
+    r"|organizations:List(Accounts|AccountsForParent|OrganizationalUnitsForParent))$"
+)
 # Writes without a resource type: on "*" only when the request carries our owner tag.
 STAR_WRITES_IF_TAGGED = {"ram:CreateResourceShare"}
 # Writes allowed without our owner tag, and why (see the templates' comments):
@@ -136,7 +139,10 @@ def _role(template: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for policy in role.get("Policies", []):
-        yield from _as_list(policy["PolicyDocument"]["Statement"])
+        # A conditional policy (Fn::If [condition, policy, AWS::NoValue]): its policy.
+        for chosen in policy.get("Fn::If", [None, policy])[1:]:
+            if "PolicyDocument" in chosen:
+                yield from _as_list(chosen["PolicyDocument"]["Statement"])
 
 
 def _sub(value: Any) -> str:

@@ -30,6 +30,8 @@ import cfnlint.api  # type: ignore[import-untyped]
 import cfnlint.decode  # type: ignore[import-untyped]
 import pytest
 
+from resolver_mesh.config import ORGANIZATION_PARENT
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 EVENTS = ROOT / "events"
@@ -62,7 +64,8 @@ REQUIRED_ACTIONS = {
 
 # Actions without resource-level permissions: the only ones allowed on Resource "*".
 STAR_RESOURCE_OK = re.compile(
-    r"^(route53resolver:List\w+|ec2:Describe\w+|dynamodb:ListStreams|ram:GetResourceShare\w*)$"
+    r"^(route53resolver:List\w+|ec2:Describe\w+|dynamodb:ListStreams|ram:GetResourceShare\w*"
+    r"|organizations:List(Accounts|AccountsForParent|OrganizationalUnitsForParent))$"
 )
 # Writes without a resource type: on "*" only with the owner tag required on the request.
 STAR_RESOURCE_IF_TAGGED = {"ram:CreateResourceShare"}
@@ -113,7 +116,10 @@ def _statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]
         props = res.get("Properties", {})
         docs: list[Any] = []
         if res["Type"] == "AWS::IAM::Role":
-            docs += [p["PolicyDocument"] for p in props.get("Policies", [])]
+            for policy in props.get("Policies", []):
+                # A conditional policy (Fn::If [condition, policy, AWS::NoValue]): its policy.
+                chosen = policy.get("Fn::If", [None, policy])[1:]
+                docs += [p["PolicyDocument"] for p in chosen if "PolicyDocument" in p]
         elif res["Type"] in {"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"}:
             docs.append(props["PolicyDocument"])
         elif res["Type"] == "AWS::Serverless::Function":
@@ -318,6 +324,58 @@ def test_function_settings(template: dict[str, Any]) -> None:
 
     # The schedule moved to the ResyncSchedule rule, which queues like every other trigger.
     assert [e["Type"] for e in props["Events"].values()] == ["SQS"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "r-ab12",
+        "ou-ab12-cdef3456",
+        "ou-ab12-cdef3456,ou-ab12-99998888",
+        "r-ab12,ou-ab12-cdef3456",
+        "ou-ab12-cdef3456,",
+        ",r-ab12",
+        "ou-ab12-cdef3456, r-ab12",
+        "123456789012",
+        "o-ab12cdef34",
+        "OU-AB12-CDEF3456",
+        "ou-ab12",
+    ],
+)
+def test_member_ous_parameter_takes_what_the_setting_takes(
+    template: dict[str, Any], value: str
+) -> None:
+    """The parameter's pattern and MEMBER_OUS agree: a value CloudFormation accepts is never a
+    ConfigError at run time, and one it refuses would be."""
+    pattern = re.compile(template["Parameters"]["MemberOrganizationalUnits"]["AllowedPattern"])
+    parts = value.split(",")
+    setting_takes = value == "" or all(ORGANIZATION_PARENT.match(p) for p in parts)
+    assert bool(pattern.match(value)) is setting_takes
+
+
+def test_member_ous_reach_the_function_and_only_then_organizations(
+    template: dict[str, Any],
+) -> None:
+    (fn,) = _functions(template).values()
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert env["MEMBER_OUS"] == {"Ref": "MemberOrganizationalUnits"}
+    assert env["MEMBER_EXTERNAL_ID"] == {"Ref": "MemberExternalId"}
+    policies = template["Resources"]["ReconcilerRole"]["Properties"]["Policies"]
+    conditional = [p["Fn::If"] for p in policies if "Fn::If" in p]
+    [(condition, policy, otherwise)] = conditional
+    assert condition == "HasMemberOrganizationalUnits"
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert sorted(statement["Action"]) == [
+        "organizations:ListAccounts",
+        "organizations:ListAccountsForParent",
+        "organizations:ListOrganizationalUnitsForParent",
+    ]
+    unconditional = [p for p in policies if "Fn::If" not in p]
+    assert not any("organizations:" in json.dumps(p["PolicyDocument"]) for p in unconditional), (
+        "Organizations permissions only with MemberOrganizationalUnits"
+    )
 
 
 def test_log_group_has_retention_and_the_function_name(template: dict[str, Any]) -> None:
@@ -543,12 +601,29 @@ def test_schedule_is_a_rule_with_the_resync_rate(template: dict[str, Any]) -> No
 def test_central_bus_and_its_rule(template: dict[str, Any]) -> None:
     bus = _props(template, "CentralBus")
     assert bus["Name"] == {"Fn::Sub": "${MeshId}-events"}
-    (statement,) = bus["Policy"]["Statement"]
+    statement, organization = bus["Policy"]["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Action"] == "events:PutEvents"
     assert statement["Principal"] == {
         "AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
     }
+    # The organisation's accounts, by aws:PrincipalOrgID, only when OrganizationId is set.
+    condition, by_org, nothing = organization["Fn::If"]
+    assert condition == "HasOrganization"
+    assert nothing == {"Ref": "AWS::NoValue"}
+    assert by_org["Action"] == "events:PutEvents"
+    assert by_org["Resource"] == statement["Resource"]
+    assert by_org["Condition"] == {
+        "StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}
+    }
+    assert template["Conditions"]["HasOrganization"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "OrganizationId"}, ""]}]
+    }
+    org_id = re.compile(template["Parameters"]["OrganizationId"]["AllowedPattern"])
+    assert org_id.match("o-a1b2c3d4e5")
+    assert org_id.match("")
+    assert not org_id.match("r-a1b2")
+    assert not org_id.match("123456789012")
     rule = _props(template, "CentralBusRule")
     assert rule["EventBusName"] == {"Ref": "CentralBus"}
     pattern = rule["EventPattern"]
@@ -561,6 +636,9 @@ def test_central_bus_and_its_rule(template: dict[str, Any]) -> None:
         for branch in pattern["detail"]["$or"]
     ]
     assert issuer_filters == [[{"anything-but": [own]}], [{"exists": False}]]
+    # The member role's calls, in every account, by its name.
+    member = pattern["detail"]["$or"][0]["userIdentity"]["sessionContext"]["sessionIssuer"]
+    assert member["userName"] == [{"anything-but": [{"Fn::Sub": "resolver-mesh-member-${MeshId}"}]}]
 
 
 def test_queue_policy_lets_only_the_two_rules_send(template: dict[str, Any]) -> None:

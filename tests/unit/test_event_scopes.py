@@ -44,6 +44,38 @@ def test_rule_drift_scopes_to_its_own_region(name: str) -> None:
 @pytest.mark.parametrize(
     "name",
     [
+        "cloudtrail-CreateVpc.json",
+        "cloudtrail-DeleteVpc.json",
+        "cloudtrail-CreateTags.json",
+        "cloudtrail-DeleteTags.json",
+    ],
+)
+def test_vpc_and_vpc_tag_changes_of_a_member_account_scope_to_their_region(name: str) -> None:
+    """The samples come from a member account; they are scoped as the home account's are."""
+    event = load(name)
+    assert event["account"] != "123456789012"
+    assert event["detail"]["recipientAccountId"] == event["account"]
+    scope = scope_of(event, KNOWN)
+    assert scope.regions == frozenset({event["detail"]["awsRegion"]})
+    assert not scope.endpoint_change
+    request = request_from_event(event, KNOWN)
+    assert request is not None
+    assert request.apply
+    assert request.regions == (event["detail"]["awsRegion"],)
+    home = json.loads(json.dumps(event).replace(event["account"], "123456789012"))
+    assert scope_of(home, KNOWN) == scope
+
+
+def test_vpc_changes_in_several_regions_coalesce_to_those_regions() -> None:
+    events = [load(f"cloudtrail-{n}.json") for n in ("CreateVpc", "DeleteVpc", "CreateTags")]
+    request = combined(scope_of(event, KNOWN) for event in events)
+    assert request is not None
+    assert request.regions == ("us-east-1", "us-east-2", "us-west-2")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
         "cloudtrail-CreateResolverEndpoint.json",
         "cloudtrail-UpdateResolverEndpoint.json",
         "cloudtrail-DeleteResolverEndpoint.json",

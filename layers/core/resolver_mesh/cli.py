@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resolver_mesh.config import ConfigError, Settings, region_list
+from resolver_mesh.config import ConfigError, Settings, comma_list, region_list
 from resolver_mesh.desired import parse_hubs
 from resolver_mesh.models import Request
 from resolver_mesh.render import Style, hubs_text, report_text
@@ -46,6 +46,10 @@ def _settings_flags() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--excluded-regions", help="comma-separated Regions never read (EXCLUDED_REGIONS)"
+    )
+    group.add_argument(
+        "--member-ous",
+        help="comma-separated OU or root ids whose ACTIVE accounts are members (MEMBER_OUS)",
     )
     group.add_argument("--calls-per-second", type=float, help="rate per Region (CALLS_PER_SECOND)")
     group.add_argument("--profile", help="AWS profile (AWS_PROFILE)")
@@ -136,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     regions = getattr(args, "mesh_regions", None)
     excluded = getattr(args, "excluded_regions", None)
+    ous = getattr(args, "member_ous", None)
     return Settings.from_env(
         table_name=getattr(args, "table_name", None),
         mesh_id=getattr(args, "mesh_id", None),
@@ -143,6 +148,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         mesh_regions=region_list(regions) if regions is not None else None,
         excluded_regions=region_list(excluded) if excluded is not None else None,
         calls_per_second=getattr(args, "calls_per_second", None),
+        member_ous=comma_list(ous) if ous is not None else None,
     )
 
 

@@ -15,6 +15,9 @@
 | `ADOPT_UNMANAGED` | `false` | take over unowned rules for domains that have no rule of ours |
 | `READINESS_WAIT_SECONDS` | `120` | how long an event-driven run keeps looking at a new endpoint |
 | `READINESS_POLL_SECONDS` | `10` | how often it looks |
+| `MEMBER_ROLES` | (empty) | role ARNs (`arn|external id`) of accounts always swept |
+| `MEMBER_OUS` | (empty) | OU ids (`ou-...`) or root ids (`r-...`): ACTIVE accounts there |
+| `MEMBER_EXTERNAL_ID` | (empty) | the external id of the member role of `MEMBER_OUS` accounts |
 
 Invariant: a setting that cannot be parsed is a `ConfigError` naming the variable, never a default.
 Region lists are checked for their shape here; `Aws.check_settings_regions` checks that AWS knows
@@ -25,14 +28,19 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from resolver_mesh.models import AccountAccess
+from resolver_mesh.models import AccountAccess, ExternalId
 from resolver_mesh.names import MESH_ID_PATTERN, REGION_PATTERN
 from resolver_mesh.safety import Guard
+
+# The shapes of AWS Organizations parent ids (API reference: `ListAccountsForParent.ParentId`):
+# an organisational unit or a root.
+ORGANIZATION_PARENT = re.compile(r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$")
 
 
 class ConfigError(ValueError):
@@ -56,6 +64,10 @@ class Settings:
     # Other accounts swept whether or not an item names them (so that what an entry left there
     # is cleaned up once the entry is gone).
     member_roles: tuple[AccountAccess, ...] = ()
+    # Organisational units (or roots) whose ACTIVE accounts are members, reached through the
+    # role member.yaml creates (`member_role_name`) with `member_external_id`.
+    member_ous: tuple[str, ...] = ()
+    member_external_id: str | None = None
 
     def __post_init__(self) -> None:
         if not MESH_ID_PATTERN.match(self.mesh_id):
@@ -81,6 +93,18 @@ class Settings:
                     f"{setting}: {', '.join(map(repr, malformed))} is not a Region name"
                     " like 'us-east-2'"
                 )
+        malformed_ous = [p for p in self.member_ous if not ORGANIZATION_PARENT.match(p)]
+        if malformed_ous:
+            raise ConfigError(
+                f"MEMBER_OUS (--member-ous): {', '.join(map(repr, malformed_ous))} is not an"
+                " organisational unit id like 'ou-ab12-cdef3456' or a root id like 'r-ab12'"
+            )
+        if self.member_external_id is not None:
+            try:
+                TypeAdapter(ExternalId).validate_python(self.member_external_id)
+            except ValidationError as error:
+                problem = error.errors()[0]["msg"].removeprefix("Value error, ")
+                raise ConfigError(f"MEMBER_EXTERNAL_ID: {problem}") from None
         both = sorted(set(self.mesh_regions) & set(self.excluded_regions))
         if both:
             raise ConfigError(
@@ -94,6 +118,11 @@ class Settings:
             "MESH_REGIONS (--mesh-regions)": self.mesh_regions,
             "EXCLUDED_REGIONS (--excluded-regions)": self.excluded_regions,
         }
+
+    @property
+    def member_role_name(self) -> str:
+        """The name of the member role member.yaml creates in every member account."""
+        return f"resolver-mesh-member-{self.mesh_id}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -132,6 +161,8 @@ class Settings:
             "max_attempts": int(number("MAX_ATTEMPTS", cls.max_attempts, int)),
             "call_timeout_seconds": number("CALL_TIMEOUT_SECONDS", cls.call_timeout_seconds, float),
             "member_roles": _member_roles(env.get("MEMBER_ROLES", "")),
+            "member_ous": comma_list(env.get("MEMBER_OUS", "")),
+            "member_external_id": env.get("MEMBER_EXTERNAL_ID", "").strip() or None,
             "guard": Guard(
                 max_fraction=number("MAX_CHANGE_FRACTION", Guard.max_fraction, float),
                 min_rules=int(number("MIN_RULES_FOR_GUARD", Guard.min_rules, int)),
@@ -141,9 +172,14 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
 
+def comma_list(raw: str) -> tuple[str, ...]:
+    """The non-empty entries of a comma-separated list, stripped, in their order."""
+    return tuple(entry.strip() for entry in raw.split(",") if entry.strip())
+
+
 def region_list(raw: str) -> tuple[str, ...]:
     """A comma-separated list of Regions (`MESH_REGIONS`, `--mesh-regions`, ...)."""
-    return tuple(r.strip() for r in raw.split(",") if r.strip())
+    return comma_list(raw)
 
 
 def _member_roles(raw: str) -> tuple[AccountAccess, ...]:

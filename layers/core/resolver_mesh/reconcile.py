@@ -12,6 +12,9 @@ Invariants:
   first left, so concurrent triggers cause neither duplicates nor flapping.
 - Other accounts are read and written through their assumed role, location by location
   (`region@account`); an account that cannot be reached is a location that cannot be read.
+- With `MEMBER_OUS`, if the organisation cannot be read, nothing is planned or changed
+  anywhere (as when the hubs table cannot be read). An account our shares still name that is
+  no longer a member is swept in that pass (so unshared), then no longer visited.
 - `EXCLUDED_REGIONS` are never read or written, in any account; a report says which Regions
   were not swept because of them, and a hub item there is an error.
 - On a full resync, a Region without a hub item whose read AWS refuses by policy (an SCP) is
@@ -23,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import defaultdict
@@ -61,6 +65,7 @@ MAX_PARALLEL_REGIONS = 64
 _MESH_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
 _MESH_LOCKS_GUARD = threading.Lock()
 MAX_PASSES = 3
+ACCOUNT_ID = re.compile(r"^\d{12}$")  # a share's principal that is an account
 SHARE_KINDS = frozenset(
     {
         ChangeKind.CREATE_SHARE,
@@ -95,6 +100,7 @@ class Reconciler:
         self.aws = aws
         self.settings = aws.settings
         self._accounts: dict[str, AccountAccess] = {}  # the other accounts of this pass
+        self._members: dict[str, AccountAccess] | None = None  # of MEMBER_OUS, in this run
 
     def run(self, request: Request) -> Report:
         """One reconcile. Reconciles of one mesh in one process run one after the other."""
@@ -124,6 +130,7 @@ class Reconciler:
 
     def _run_locked(self, request: Request, started: float) -> Report:
         calls_before = self.aws.call_counts()
+        self._members = None  # the organisation is read once per run
         earlier: list[Report] = []
         report = self._new_report(request)
         try:
@@ -176,7 +183,17 @@ class Reconciler:
             return False
         excluded = frozenset(self.settings.excluded_regions)
         not_swept, regions = regions & excluded, regions - excluded
-        self._accounts = {a.account: a for a in self.settings.member_roles} | hub_set.accounts()
+        try:
+            members = self._organization_members()
+        except Exception as error:  # an unread member list must never read as "no members"
+            report.error(
+                "organization",
+                f"MEMBER_OUS {','.join(self.settings.member_ous)}: cannot list the accounts of"
+                f" the organisation, nothing is planned: {error}",
+            )
+            return False
+        explicit = {a.account: a for a in self.settings.member_roles} | hub_set.accounts()
+        self._accounts = members | explicit  # an explicit role wins for its account
         accounts = ["", *sorted(self._accounts)]
         member_regions = regions & set(hub_set.item_regions)
         scope = {location(r, a) for a in accounts for r in (member_regions if a else regions)}
@@ -189,6 +206,16 @@ class Reconciler:
             return self._observe(where, where in scope, reads, hub_set)
 
         states = per_region(observe, scope | reads.endpoints | set(reads.vpcs))
+        if leaving := self._leaving(states):  # swept once more: unshared, then not visited
+            self._accounts |= leaving
+            accounts += sorted(leaving)
+            swept = {location(r, a) for a in leaving for r in member_regions}
+            scope |= swept
+            states |= per_region(observe, swept)
+            report.notes.append(
+                f"no longer members, swept: {', '.join(sorted(leaving))}: our shares still"
+                " named them; once unshared they are no longer visited"
+            )
         if request.regions is None:
             # Our rules name the Region they forward to: a hub whose item is gone and whose
             # Region is not swept is still found through them, and its own rules removed.
@@ -293,6 +320,33 @@ class Reconciler:
                 report.error("regions", f"cannot list the account's enabled Regions: {error}")
                 swept = ()
         return (set(hub_set.item_regions) & known) | set(swept)
+
+    def _organization_members(self) -> dict[str, AccountAccess]:
+        """The ACTIVE accounts under `MEMBER_OUS` other than the reconciler's own, each with
+        the member role; read once per run. Raises when the organisation cannot be read."""
+        if self._members is None:
+            ous = self.settings.member_ous
+            found = self.aws.organization().active_accounts(ous) if ous else frozenset()
+            own = self.aws.account_id() if found else ""
+            self._members = {a: self.aws.member_access(a) for a in sorted(found - {own})}
+        return self._members
+
+    def _leaving(self, states: Mapping[str, RegionState]) -> dict[str, AccountAccess]:
+        """Accounts that our shares (read where the hubs are) still name but that are no
+        longer members of `MEMBER_OUS` nor named by items or `MEMBER_ROLES`: they are swept in
+        this pass, through the member role, which takes our shared rules off their VPCs and
+        unshares them; after that nothing of ours names them and they are no longer visited."""
+        if not self.settings.member_ous:
+            return {}
+        named = {
+            principal
+            for state in states.values()
+            for share in state.shares
+            for principal in share.principals
+            if ACCOUNT_ID.match(principal)
+        }
+        gone = named - set(self._accounts) - {self.aws.account_id()} if named else set()
+        return {account: self.aws.member_access(account) for account in sorted(gone)}
 
     def _aws_of(self, account: str) -> Aws:
         return self.aws.member(self._accounts[account]) if account else self.aws

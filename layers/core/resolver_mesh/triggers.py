@@ -6,6 +6,8 @@ Invariants:
   which a person is waiting on, is refused with an explanation. A failed call (`errorCode`)
   needs nothing: it changed nothing.
 - A batch of messages becomes one request over the union of their scopes (coalescing).
+- An event from a member account is scoped as one from the home account: by its Region (a
+  Region is reconciled in every account).
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ RESOLVER_ENDPOINT_CALLS = frozenset(
     }
 )
 VPC_ENDPOINT_CALLS = frozenset({"CreateVpcEndpoint", "ModifyVpcEndpoint", "DeleteVpcEndpoints"})
+# A VPC created or deleted, its tags changed (the forwarders pass CreateTags/DeleteTags on VPCs
+# only): the VPCs that join a hub of that Region, in any account.
+VPC_CALLS = frozenset({"CreateVpc", "DeleteVpc", "CreateTags", "DeleteTags"})
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ def _cloudtrail_scope(detail: Mapping[str, Any], known_regions: Collection[str])
         if direction == "OUTBOUND":  # only that Region's rules go through it
             return Scope(frozenset({region}), f"{where} (outbound endpoint)", endpoint_change=True)
         return Scope(ALL, f"{where}: inbound IPs are targets in every Region", endpoint_change=True)
+    if name in VPC_CALLS:  # from any account: a Region is reconciled in every account
+        return Scope(frozenset({region}), f"{where}: VPCs of that Region")
     if name in VPC_ENDPOINT_CALLS:
         return Scope(ALL, f"{where}: what the hub answers for, in every Region")
     return Scope(ALL, f"{where}: not a known trigger, every Region")

@@ -12,6 +12,7 @@ Invariants:
 - STS calls (AssumeRole, GetCallerIdentity) have a budget of their own, at `STS_CALLS_PER_SECOND`.
 - Regions are those of the home Region's partition only (`aws`, `aws-cn`, `aws-us-gov`,
   `aws-eusc`, ...): no other partition can be reached with the same credentials.
+- AWS Organizations calls have a budget of their own, at `ORGANIZATIONS_CALLS_PER_SECOND`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from botocore.exceptions import UnknownRegionError
 
 from resolver_mesh.aws.calls import Caller, RateLimiter
 from resolver_mesh.aws.hubs import HubsTable
+from resolver_mesh.aws.organizations import Organization
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.config import ConfigError, Settings
@@ -42,6 +44,12 @@ from resolver_mesh.names import REGION_PATTERN, private_dns_names
 # Part 2"; re:Post "How do I resolve API throttling or Rate exceeded errors for IAM and AWS
 # STS?"). The home account's AssumeRole calls stay well below it.
 STS_CALLS_PER_SECOND = 50.0
+# AWS Organizations publishes no per-operation request rate (awsdocs/aws-organizations-docs
+# issue 39: "I can't find any documentation about the throttling limit for any Organizations
+# APIs") and throttles busy organisations with TooManyRequestsException (awslabs/
+# aws-deployment-framework issues 781, 788). The walk is serial, one page at a time; this keeps
+# it gentle and leaves room for other tools of the organisation.
+ORGANIZATIONS_CALLS_PER_SECOND = 4.0
 # Taken before any `Aws._lock`, never while holding one (re-entrant: making a client may assume
 # a member role, which makes the home account's STS client).
 _MAKING_CLIENTS = threading.RLock()
@@ -140,7 +148,10 @@ class Aws:
         with self._lock:
             key = f"{budget}:{region}"
             if key not in self._callers:
-                rate = STS_CALLS_PER_SECOND if budget == "sts" else self.settings.calls_per_second
+                rate = {
+                    "sts": STS_CALLS_PER_SECOND,
+                    "organizations": ORGANIZATIONS_CALLS_PER_SECOND,
+                }.get(budget, self.settings.calls_per_second)
                 limiter = RateLimiter(rate)
                 self._callers[key] = Caller(limiter, self.settings.max_attempts)
             return self._callers[key]
@@ -200,6 +211,21 @@ class Aws:
         core.register_component("data_loader", self.session._session.get_component("data_loader"))
         core._credentials = DeferredRefreshableCredentials(assume, "assume-role")
         return boto3.session.Session(botocore_session=core, region_name=self.home_region)
+
+    def organization(self) -> Organization:
+        """AWS Organizations (a global service: its endpoint is chosen by the home Region's
+        partition), with a budget of its own."""
+        home = self.home_region
+        return Organization(self.client("organizations", home), self.caller(home, "organizations"))
+
+    def member_access(self, account: str) -> AccountAccess:
+        """How an account of `MEMBER_OUS` is reached: the member role member.yaml creates, with
+        `MEMBER_EXTERNAL_ID`."""
+        role = f"arn:{self.partition}:iam::{account}:role/{self.settings.member_role_name}"
+        fields = {"account_id": account, "role_arn": role}
+        if external := self.settings.member_external_id:
+            fields["external_id"] = external
+        return AccountAccess.model_validate(fields)
 
     def hubs_table(self) -> HubsTable:
         home = self.home_region

@@ -1,0 +1,62 @@
+"""The AWS Organizations adapter: the member accounts under organisational units or a root.
+
+Invariants:
+- Reads only: `ListAccounts` (a root: the whole organisation), `ListAccountsForParent` and
+  `ListOrganizationalUnitsForParent` (an OU and the OUs nested in it), every page, through the
+  one `Caller` of the Organizations budget. The number of calls is the number of pages, never
+  a function of accounts times accounts.
+- All or nothing: any error (AccessDenied, a parent that does not exist, throttling past the
+  retries) raises; a partial list of members is never returned.
+- Only accounts whose `Status` (and `State`, where AWS sends it) is ACTIVE are members: a
+  SUSPENDED, PENDING_CLOSURE or CLOSED account is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from resolver_mesh.aws.calls import Caller
+
+PAGE_SIZE = 20  # the largest MaxResults these three operations accept
+ACTIVE = "ACTIVE"
+
+
+class Organization:
+    """AWS Organizations, from the management account or a delegated administrator."""
+
+    def __init__(self, client: Any, caller: Caller) -> None:
+        self.client = client
+        self.call = caller
+
+    def active_accounts(self, parents: Collection[str]) -> frozenset[str]:
+        """The ids of the ACTIVE accounts under `parents` (OU ids, nested OUs included, or root
+        ids, meaning the whole organisation)."""
+        if any(parent.startswith("r-") for parent in parents):
+            return frozenset(_active(self._pages(self.client.list_accounts, "Accounts")))
+        found: set[str] = set()
+        waiting, seen = sorted(set(parents)), set(parents)
+        while waiting:
+            parent = waiting.pop()
+            accounts = self._pages(self.client.list_accounts_for_parent, "Accounts", parent)
+            found |= _active(accounts)
+            children = self._pages(
+                self.client.list_organizational_units_for_parent, "OrganizationalUnits", parent
+            )
+            for child in children:
+                if str(child["Id"]) not in seen:
+                    seen.add(str(child["Id"]))
+                    waiting.append(str(child["Id"]))
+        return frozenset(found)
+
+    def _pages(self, operation: Any, key: str, parent: str | None = None) -> Iterable[Any]:
+        where = {"ParentId": parent} if parent else {}
+        return self.call.pages(operation, key, MaxResults=PAGE_SIZE, **where)
+
+
+def _active(accounts: Iterable[dict[str, Any]]) -> set[str]:
+    return {
+        str(account["Id"])
+        for account in accounts
+        if account.get("Status") == ACTIVE and account.get("State", ACTIVE) == ACTIVE
+    }

@@ -1,0 +1,301 @@
+"""Member accounts from AWS Organizations (`MEMBER_OUS`): the Lambda handler against the HTTP
+emulator, where moto holds the organisation (nested OUs, more than 20 accounts, a suspended
+one) and every account is reached by assuming its member role.
+
+Every assertion reads the live state with plain boto3, in the account that holds it; a WSGI
+middleware in front of the emulator sees the Organizations and AssumeRole calls as AWS would.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from meshkit import HOME_REGION, Mesh
+from test_accounts_safety import shares, snapshot
+from test_spokes_accounts import of_vpc, rules_and_vpcs
+
+from mesh_emulator.server import LocalEmulator
+from resolver_mesh.local.topology import ClientFactory, assumed_clients
+
+EAST_2 = "us-east-2"
+ROLE_NAME = "resolver-mesh-member-resolver-mesh"  # member.yaml's name for MeshId resolver-mesh
+PEER_DOMAINS = {f"{EAST_2}.{d}." for d in ("amazonaws.com", "vpce.amazonaws.com")}
+ORGANIZATIONS_TARGET = "AWSOrganizationsV20161128."
+
+
+def role_of(account: str, name: str = ROLE_NAME) -> str:
+    return f"arn:aws:iam::{account}:role/{name}"
+
+
+@dataclass
+class Watch:
+    """WSGI middleware in front of the emulator: counts Organizations calls by operation,
+    records the roles assumed, and, while `deny_organizations` is set, answers every
+    Organizations call 400 AccessDeniedException as AWS does for a principal without the
+    permission (not the management account nor a delegated administrator)."""
+
+    app: Any
+    organizations: Counter[str] = field(default_factory=Counter)
+    assumed: list[str] = field(default_factory=list)
+    deny_organizations: bool = False
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if target.startswith(ORGANIZATIONS_TARGET):
+            self.organizations[target.removeprefix(ORGANIZATIONS_TARGET)] += 1
+            if self.deny_organizations:
+                payload = json.dumps(
+                    {
+                        "__type": "AccessDeniedException",
+                        "Message": "You don't have permissions to access this resource.",
+                    }
+                ).encode()
+                start_response(
+                    "400 Bad Request",
+                    [
+                        ("Content-Type", "application/x-amz-json-1.1"),
+                        ("Content-Length", str(len(payload))),
+                    ],
+                )
+                return [payload]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        form = urllib.parse.parse_qs(body.decode(errors="replace"))
+        if form.get("Action") == ["AssumeRole"]:
+            self.assumed.append(form.get("RoleArn", [""])[0])
+        return self.app(environ, start_response)
+
+
+@dataclass
+class Org:
+    """The organisation on the emulator: its root, OUs by name and accounts by OU name."""
+
+    client: Any
+    root: str
+    ous: dict[str, str]
+    accounts: dict[str, list[str]]
+    management: str
+
+    def move(self, account: str, source: str, destination: str) -> None:
+        self.client.move_account(
+            AccountId=account,
+            SourceParentId=self.ous[source],
+            DestinationParentId=self.ous[destination],
+        )
+
+
+@pytest.fixture
+def watch(emulator: LocalEmulator) -> Iterator[Watch]:
+    with emulator.wrapped(Watch) as watching:
+        yield watching
+
+
+@pytest.fixture
+def org(aws: ClientFactory) -> Org:
+    """The home account creates the organisation: OU `workloads` with 12 accounts, nested in
+    it `prod` with 10 (one of them suspended) and, under that, `deep` with 2; `sandbox`
+    beside `workloads` with 2. 26 accounts in all, 23 ACTIVE under `workloads`."""
+    client = aws("organizations", HOME_REGION)
+    client.create_organization(FeatureSet="ALL")
+    root = client.list_roots()["Roots"][0]["Id"]
+    ous = {"root": root}
+    for name, parent in (
+        ("workloads", "root"),
+        ("prod", "workloads"),
+        ("deep", "prod"),
+        ("sandbox", "root"),
+    ):
+        made = client.create_organizational_unit(ParentId=ous[parent], Name=name)
+        ous[name] = made["OrganizationalUnit"]["Id"]
+    accounts: dict[str, list[str]] = {}
+    for name, count in (("workloads", 12), ("prod", 10), ("deep", 2), ("sandbox", 2)):
+        accounts[name] = []
+        for n in range(count):
+            status = client.create_account(
+                Email=f"{name}{n}@example.com", AccountName=f"{name}-{n}"
+            )["CreateAccountStatus"]
+            client.move_account(
+                AccountId=status["AccountId"], SourceParentId=root, DestinationParentId=ous[name]
+            )
+            accounts[name].append(status["AccountId"])
+    client.close_account(AccountId=accounts["prod"][0])  # SUSPENDED from then on
+    management = aws("sts", HOME_REGION).get_caller_identity()["Account"]
+    return Org(client, root, ous, accounts, management)
+
+
+@pytest.fixture
+def pair(make_mesh: Callable[..., Mesh]) -> Mesh:
+    """Two hubs of the home account: us-east-1 (with a workload VPC) and us-east-2."""
+    return make_mesh(regions=(HOME_REGION, EAST_2))
+
+
+def members_in(result: dict[str, Any], region: str = HOME_REGION) -> set[str]:
+    """The other accounts a reconcile read in `region`."""
+    return {
+        where.split("@")[1]
+        for where in result["regions"]
+        if "@" in where and where.split("@")[0] == region
+    }
+
+
+def active_under_workloads(org: Org) -> set[str]:
+    return set(org.accounts["workloads"] + org.accounts["prod"][1:] + org.accounts["deep"])
+
+
+def test_every_active_account_of_an_ou_and_its_nested_ous_is_a_member(
+    pair: Mesh, org: Org, watch: Watch
+) -> None:
+    pair.monkeypatch.setenv("MEMBER_OUS", org.ous["workloads"])
+    result = pair.resync()
+    assert result["ok"], result["errors"]
+
+    expected = active_under_workloads(org)
+    assert len(expected) == 23
+    assert members_in(result) == members_in(result, EAST_2) == expected
+    assert org.accounts["prod"][0] not in members_in(result)  # SUSPENDED
+    assert not members_in(result) & set(org.accounts["sandbox"])
+    assert {role_of(a) for a in expected} <= set(watch.assumed)
+
+    # Bounded by pages: per OU its account pages and its child-OU pages, not per account.
+    per_ou = {"workloads": 12, "prod": 10, "deep": 2}
+    pages = sum(-(-n // 20) for n in per_ou.values()) + len(per_ou)
+    assert sum(watch.organizations.values()) <= pages
+    assert set(watch.organizations) == {
+        "ListAccountsForParent",
+        "ListOrganizationalUnitsForParent",
+    }
+
+    watch.organizations.clear()
+    again = pair.resync()
+    assert again["ok"]
+    assert again["changes"] == []
+    assert sum(watch.organizations.values()) <= pages  # once per reconcile, whatever the passes
+
+
+def test_a_root_id_makes_every_active_account_but_the_reconcilers_own_a_member(
+    pair: Mesh, org: Org, watch: Watch
+) -> None:
+    pair.monkeypatch.setenv("MEMBER_OUS", f"{org.ous['sandbox']},{org.root}")
+    result = pair.resync()
+    assert result["ok"], result["errors"]
+    every = {a for accounts in org.accounts.values() for a in accounts} - {org.accounts["prod"][0]}
+    assert members_in(result) == every
+    assert org.management not in members_in(result)
+    assert set(watch.organizations) == {"ListAccounts"}  # the whole organisation, page by page
+    assert sum(watch.organizations.values()) <= -(-(len(every) + 1) // 20)
+
+
+@pytest.mark.parametrize("why", ["an OU that does not exist", "AccessDenied", "no organisation"])
+def test_an_unreadable_organisation_changes_nothing_anywhere(
+    pair: Mesh, aws: ClientFactory, org: Org, watch: Watch, why: str
+) -> None:
+    pair.monkeypatch.setenv("MEMBER_OUS", org.ous["workloads"])
+    assert pair.resync()["ok"]
+    before = snapshot(pair, aws)
+    assert any(before.values())  # rules of ours that a wrong plan would delete
+
+    ous = org.ous["workloads"]
+    if why == "an OU that does not exist":
+        ous += ",ou-zzzz-99999999"
+    elif why == "AccessDenied":
+        watch.deny_organizations = True
+    else:
+        for parent in ("deep", "prod", "workloads", "sandbox"):
+            for account in org.accounts[parent]:
+                org.client.remove_account_from_organization(AccountId=account)
+            org.client.delete_organizational_unit(OrganizationalUnitId=org.ous[parent])
+        org.client.delete_organization()
+    pair.monkeypatch.setenv("MEMBER_OUS", ous)
+    pair.remove(EAST_2)  # a change that would delete rules everywhere, were it planned
+    result = pair.resync()
+
+    assert not result["ok"]
+    assert result["changes"] == []
+    [error] = [e for e in result["errors"] if e["kind"] == "organization"]
+    assert "MEMBER_OUS" in error["message"]
+    assert "nothing is planned" in error["message"]
+    assert snapshot(pair, aws) == before
+    assert pair.plan()["changes"] == []
+
+
+def test_an_account_that_leaves_the_ous_is_swept_then_no_longer_visited(
+    pair: Mesh, aws: ClientFactory, org: Org, emulator: LocalEmulator, watch: Watch
+) -> None:
+    leaving, staying = org.accounts["prod"][1], org.accounts["prod"][2]
+    pair.monkeypatch.setenv("MEMBER_OUS", org.ous["workloads"])
+    clients = {
+        a: assumed_clients(aws, role_of(a), None, emulator.endpoint_url) for a in (leaving, staying)
+    }
+    vpcs = {
+        a: c("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
+        for a, c in clients.items()
+    }
+    entries = [{"vpc_id": vpcs[a], "account_id": a, "role_arn": role_of(a)} for a in vpcs]
+    pair.update(HOME_REGION, shared_vpcs=entries)
+    assert pair.resync()["ok"]
+    for account, c in clients.items():
+        assert set(of_vpc(rules_and_vpcs(c), vpcs[account])) == PEER_DOMAINS
+    [share] = shares(aws).values()
+    assert share["PRINCIPAL"] == {leaving, staying}
+
+    # The account moves out of the OUs, and nothing names it any more.
+    org.move(leaving, "prod", "sandbox")
+    pair.update(HOME_REGION, shared_vpcs=[e for e in entries if e["account_id"] == staying])
+    result = pair.resync()
+    assert result["ok"], result["errors"]
+    swept = {(c["kind"], c.get("account")) for c in result["changes"]}
+    assert swept == {("disassociate", leaving), ("unshare", None)}, result["changes"]
+    [unshared] = [c for c in result["changes"] if c["kind"] == "unshare"]
+    assert unshared["principals"] == [leaving]
+    assert all(c["status"] == "applied" for c in result["changes"])
+    assert rules_and_vpcs(clients[leaving]) == {}  # shared rules no longer visible, nor used
+    assert all(vpcs[leaving] not in r["vpcs"] for r in rules_and_vpcs(aws).values())
+    [share] = shares(aws).values()
+    assert share["PRINCIPAL"] == {staying}
+    assert set(of_vpc(rules_and_vpcs(clients[staying]), vpcs[staying])) == PEER_DOMAINS
+
+    watch.assumed.clear()
+    later = pair.resync()
+    assert later["ok"]
+    assert later["changes"] == []
+    assert leaving not in members_in(later) | members_in(later, EAST_2)
+    assert role_of(leaving) not in watch.assumed
+
+
+def test_an_items_explicit_role_wins_for_its_account_and_other_accounts_still_work(
+    pair: Mesh, aws: ClientFactory, org: Org, emulator: LocalEmulator, watch: Watch
+) -> None:
+    member = org.accounts["workloads"][0]  # in the OU, named by the item with a role of its own
+    outsider = org.accounts["sandbox"][0]  # outside the OUs, named by the item only
+    custom = role_of(member, "custom-mesh-role")
+    pair.monkeypatch.setenv("MEMBER_OUS", org.ous["workloads"])
+    vpcs = {}
+    for account, role in ((member, custom), (outsider, role_of(outsider))):
+        c = assumed_clients(aws, role, "ext-id-1", emulator.endpoint_url)
+        vpcs[account] = (c, c("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"])
+    pair.update(
+        HOME_REGION,
+        shared_vpcs=[
+            {"vpc_id": vpc["VpcId"], "account_id": a, "role_arn": role, "external_id": "ext-id-1"}
+            for (a, role), (_, vpc) in zip(
+                ((member, custom), (outsider, role_of(outsider))), vpcs.values(), strict=True
+            )
+        ],
+    )
+    watch.assumed.clear()
+    result = pair.resync()
+    assert result["ok"], result["errors"]
+    assert custom in watch.assumed
+    assert role_of(member) not in watch.assumed
+    assert outsider in members_in(result)
+    assert members_in(result) == active_under_workloads(org) | {outsider}
+    for c, vpc in vpcs.values():
+        assert set(of_vpc(rules_and_vpcs(c), vpc["VpcId"])) == PEER_DOMAINS
