@@ -256,6 +256,9 @@ def test_an_account_that_leaves_the_ous_is_swept_then_no_longer_visited(
     [unshared] = [c for c in result["changes"] if c["kind"] == "unshare"]
     assert unshared["principals"] == [leaving]
     assert all(c["status"] == "applied" for c in result["changes"])
+    # said once, whatever pass swept it (sharing takes more than one)
+    [note] = [n for n in result["notes"] if n.startswith("no longer members, swept:")]
+    assert leaving in note
     assert rules_and_vpcs(clients[leaving]) == {}  # shared rules no longer visible, nor used
     assert all(vpcs[leaving] not in r["vpcs"] for r in rules_and_vpcs(aws).values())
     [share] = shares(aws).values()
@@ -266,6 +269,7 @@ def test_an_account_that_leaves_the_ous_is_swept_then_no_longer_visited(
     later = pair.resync()
     assert later["ok"]
     assert later["changes"] == []
+    assert not any(n.startswith("no longer members") for n in later["notes"])
     assert leaving not in members_in(later) | members_in(later, EAST_2)
     assert role_of(leaving) not in watch.assumed
 

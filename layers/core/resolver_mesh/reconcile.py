@@ -101,6 +101,7 @@ class Reconciler:
         self.settings = aws.settings
         self._accounts: dict[str, AccountAccess] = {}  # the other accounts of this pass
         self._members: dict[str, AccountAccess] | None = None  # of MEMBER_OUS, in this run
+        self._left: set[str] = set()  # accounts swept as no longer members, in this run
 
     def run(self, request: Request) -> Report:
         """One reconcile. Reconciles of one mesh in one process run one after the other."""
@@ -131,6 +132,7 @@ class Reconciler:
     def _run_locked(self, request: Request, started: float) -> Report:
         calls_before = self.aws.call_counts()
         self._members = None  # the organisation is read once per run
+        self._left = set()
         earlier: list[Report] = []
         report = self._new_report(request)
         try:
@@ -143,6 +145,11 @@ class Reconciler:
                 report = self._new_report(request)
         finally:
             report.include_earlier_passes(earlier)
+            if self._left:
+                report.notes.append(
+                    f"no longer members, swept: {', '.join(sorted(self._left))}: our shares"
+                    " still named them; once unshared they are no longer visited"
+                )
             calls = self.aws.call_counts() - calls_before
             kinds = ("reads", "writes", "failed_reads", "failed_writes")
             report.calls = {kind: calls[kind] for kind in kinds}
@@ -212,10 +219,7 @@ class Reconciler:
             swept = {location(r, a) for a in leaving for r in member_regions}
             scope |= swept
             states |= per_region(observe, swept)
-            report.notes.append(
-                f"no longer members, swept: {', '.join(sorted(leaving))}: our shares still"
-                " named them; once unshared they are no longer visited"
-            )
+            self._left |= set(leaving)  # noted once in the run's report (`_run_locked`)
         if request.regions is None:
             # Our rules name the Region they forward to: a hub whose item is gone and whose
             # Region is not swept is still found through them, and its own rules removed.
