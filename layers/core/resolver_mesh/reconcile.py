@@ -2,7 +2,9 @@
 
 Invariants:
 - If the hubs table cannot be read, nothing is planned or changed anywhere.
-- Regions are read, and written, in parallel; inside a Region the plan's order is kept.
+- Locations are read, and written, in parallel, one worker each up to `worker_cap()` (the
+  Lambda thread quota and the function's memory), the busiest first; inside a location the
+  plan's order is kept.
 - A change whose prerequisite failed (the rule was not created, the VPC not freed, the rule not
   disassociated) is skipped, never attempted against a half-made state.
 - `apply=False` makes no write call at all.
@@ -23,6 +25,7 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import defaultdict
@@ -53,9 +56,14 @@ from resolver_mesh.plan import SHARED_BY_ME, make_plan, managed_rules, rule_targ
 from resolver_mesh.report import Report
 from resolver_mesh.safety import check_plan
 
-# One thread per Region (they mostly wait on their Region's rate limit); fewer would make a
-# Region wait for another to finish, doubling the time of a 16-Region converge.
-MAX_PARALLEL_REGIONS = 64
+# Every location waits on its own rate limit, so each gets a worker of its own, up to a cap:
+# Lambda runs at most 1,024 processes and threads per execution environment (Lambda quotas);
+# half of them are left to botocore, Powertools and the runtime.
+MAX_WORKERS = 512
+# What a worker may hold while in a call (its stack, a response being parsed), generously (an
+# idle thread measures 16 KiB); the workers may take a quarter of the function's memory.
+WORKER_MIB = 0.5
+WORKERS_MEMORY_SHARE = 0.25
 # Reconciles of the same mesh in one process wait for each other (threads, warm Lambda). Across
 # processes, deterministic rule markers make concurrent creates meet instead of duplicating.
 _MESH_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
@@ -72,14 +80,31 @@ SHARE_KINDS = frozenset(
 )
 
 
-def per_region(work: Callable[[str], Any], regions: Iterable[str]) -> dict[str, Any]:
-    """`work(region)` for every Region at once, one thread each (they mostly wait on their
-    Region's rate limit); the results by Region."""
-    regions = sorted(set(regions))
-    if not regions:
+def worker_cap(memory_mib: float | None = None) -> int:
+    """How many locations may be worked on at once: `MAX_WORKERS`, fewer when the function's
+    memory (`memory_mib`, by default Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`; unset outside
+    Lambda) leaves less room."""
+    if memory_mib is None:
+        memory_mib = float(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 0) or None
+    if memory_mib is None:
+        return MAX_WORKERS
+    return max(1, min(MAX_WORKERS, int(memory_mib * WORKERS_MEMORY_SHARE / WORKER_MIB)))
+
+
+def per_region(
+    work: Callable[[str], Any],
+    locations: Iterable[str],
+    calls: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """`work(where)` for every location at once, one worker each up to `worker_cap()` (they
+    mostly wait on their location's rate limit); the results by location. With more locations
+    than workers, those with the most `calls` (an estimate) start first, so that the busiest
+    location, which bounds the whole, never waits behind quick ones."""
+    ordered = sorted(set(locations), key=lambda where: (-(calls or {}).get(where, 0), where))
+    if not ordered:
         return {}
-    with ThreadPoolExecutor(max_workers=min(len(regions), MAX_PARALLEL_REGIONS)) as pool:
-        return dict(zip(regions, pool.map(work, regions), strict=True))
+    with ThreadPoolExecutor(max_workers=min(len(ordered), worker_cap())) as pool:
+        return dict(zip(ordered, pool.map(work, ordered), strict=True))
 
 
 @dataclass
@@ -188,7 +213,7 @@ class Reconciler:
                 return RegionState(region, account=account, error="in EXCLUDED_REGIONS: not read")
             return self._observe(where, where in scope, reads, hub_set)
 
-        states = per_region(observe, scope | reads.endpoints | set(reads.vpcs))
+        states = per_region(observe, scope | reads.endpoints | set(reads.vpcs), _extra_reads(reads))
         if request.regions is None:
             # Our rules name the Region they forward to: a hub whose item is gone and whose
             # Region is not swept is still found through them, and its own rules removed.
@@ -376,7 +401,9 @@ class Reconciler:
         for change in plan.changes:
             by_location.setdefault(change.location, []).append(change)
         outcomes = per_region(
-            lambda where: self._apply_location(where, by_location[where]), by_location
+            lambda where: self._apply_location(where, by_location[where]),
+            by_location,
+            {where: len(changes) for where, changes in by_location.items()},
         )
         results: list[dict[str, Any]] = []
         for where in sorted(outcomes):
@@ -511,6 +538,18 @@ def _makes_way_for_nothing(
         and following.rule_id is None
         and (following.source, following.domain) not in created
     )
+
+
+def _extra_reads(reads: _Reads) -> dict[str, int]:
+    """An estimate of the reads each location needs beyond its rules and associations (its
+    endpoints and their IPs, its VPCs, shares, invitations): the order workers start in."""
+    calls: dict[str, int] = defaultdict(int)
+    for where in reads.endpoints:
+        calls[where] += 2
+    for group in (reads.vpcs, reads.share_owners, reads.share_receivers):
+        for where in group:
+            calls[where] += 1
+    return calls
 
 
 @dataclass(frozen=True)
