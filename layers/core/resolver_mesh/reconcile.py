@@ -21,6 +21,12 @@ Invariants:
 - Sharing spans accounts (rules are created, then shared, then associated by the receiver):
   while a pass that involves sharing changes something, another pass follows (at most
   `MAX_PASSES`), each planned from what it reads.
+- With `work` (the deployed function), a plan that passed the checks and cannot be applied
+  before the invocation ends is fanned out (one order per location, see `fanout`), and a
+  location is written only under its lease, in this invocation or in a worker's: never two
+  reconciles write one location at once. A worker applies an order only while the hub items
+  and the location still read as they were planned from; the pass after a wave is asked for
+  by its last worker (`MAX_PASSES` counts waves too).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +46,16 @@ from resolver_mesh.aws.hubs import MissingTableError
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
+from resolver_mesh.aws.work import Work
 from resolver_mesh.desired import Desired, HubSet, desired_rules, names_accounts, parse_hubs
+from resolver_mesh.fanout import (
+    ApplyOrder,
+    apply_seconds,
+    digest,
+    must_fan_out,
+    reads_shares,
+    state_digest,
+)
 from resolver_mesh.models import (
     AccountAccess,
     Change,
@@ -116,10 +132,12 @@ class _Applied:
 class Reconciler:
     """Runs one reconcile against AWS with the given settings and adapters."""
 
-    def __init__(self, aws: Aws) -> None:
+    def __init__(self, aws: Aws, work: Work | None = None) -> None:
         self.aws = aws
         self.settings = aws.settings
+        self.work = work
         self._accounts: dict[str, AccountAccess] = {}  # the other accounts of this pass
+        self._pass = 1  # counting the passes of earlier waves (`work.first_pass`)
 
     def run(self, request: Request) -> Report:
         """One reconcile. Reconciles of one mesh in one process run one after the other."""
@@ -151,14 +169,16 @@ class Reconciler:
         calls_before = self.aws.call_counts()
         earlier: list[Report] = []
         report = self._new_report(request)
+        self._pass = self.work.first_pass if self.work else 1
         try:
             while (
                 self._run(request, report)
-                and len(earlier) + 1 < MAX_PASSES
+                and self._pass < MAX_PASSES
                 and not stop_requested.is_set()
             ):
                 earlier.append(report)
                 report = self._new_report(request)
+                self._pass += 1
         finally:
             report.include_earlier_passes(earlier)
             calls = self.aws.call_counts() - calls_before
@@ -180,6 +200,7 @@ class Reconciler:
         more to do: new rules to share, shared rules to associate)."""
         try:
             items = self.aws.hubs_table().read_items()
+            hubs_digest = digest(items)
             home_account = self.aws.account_id() if names_accounts(items) else ""
         except MissingTableError as error:
             report.error("table", str(error))
@@ -261,8 +282,11 @@ class Reconciler:
         report.forced_past = list(verdict.refusals) if verdict.allowed and verdict.forced else []
         if not (request.apply and verdict.allowed):
             return False
-        self._apply(plan, report)
         sharing_regions = {share.region for share in desired.shares}
+        if self._fans_out(plan, report):
+            self._fan_out(plan, states, hubs_digest, sorted(sharing_regions), report)
+            return False  # the wave's last worker asks for the next pass
+        self._apply(plan, report)
         return any(_leads_to_sharing(change, sharing_regions) for change in report.changes)
 
     def check_item(
@@ -396,20 +420,159 @@ class Reconciler:
 
     # --- apply ---------------------------------------------------------------------------
 
+    def _fans_out(self, plan: Plan, report: Report) -> bool:
+        """Whether this pass's plan goes to workers: only when the deployment can fan out
+        and applying it here could outlast the invocation."""
+        if self.work is None or not self.work.settings.enabled or not plan.changes:
+            return False
+        estimate = apply_seconds(_by_location(plan), self.settings.calls_per_second, worker_cap())
+        left = self.work.seconds_left()
+        if not must_fan_out(estimate, left):
+            return False
+        report.notes.append(
+            f"fanned out: applying here would take about {estimate:.0f} s, with {left:.0f} s"
+            " left in the invocation"
+        )
+        return True
+
+    def _fan_out(
+        self,
+        plan: Plan,
+        states: Mapping[str, RegionState],
+        hubs_digest: str,
+        sharing_regions: list[str],
+        report: Report,
+    ) -> None:
+        """One order per location with changes, under one wave; a location whose order
+        could not be queued is reported, and finished in the wave as asking for a pass."""
+        assert self.work is not None
+        wave = str(uuid.uuid4())
+        by_location = _by_location_changes(plan)
+        orders = [
+            ApplyOrder(
+                mesh_id=self.settings.mesh_id,
+                wave=wave,
+                pass_number=self._pass,
+                location=where,
+                changes=tuple(changes),
+                hubs_digest=hubs_digest,
+                state_digest=state_digest(states[where], changes),
+                access=self._accounts.get(split_location(where)[1]),
+                sharing_regions=tuple(sharing_regions),
+            )
+            for where, changes in sorted(by_location.items())
+        ]
+        self.work.table.start_wave(wave, by_location, self._pass)
+        unsent = self.work.queues.send_orders(orders)
+        results: list[dict[str, Any]] = []
+        for order in orders:
+            why = unsent.get(order.location)
+            status = "not started" if why else "queued"
+            for change in order.changes:
+                results.append(change.as_dict() | {"status": status, "wave": wave})
+            if why:
+                report.error("fan_out", f"{order.location}: the apply order was not queued: {why}")
+                self.work.table.finish(wave, order.location, follow_up=True)
+        report.applied_changes(results)
+        report.notes.append(
+            f"wave {wave} (pass {self._pass}): {len(orders) - len(unsent)} location(s)"
+            f" queued on the apply queue, {len(plan.changes)} change(s)"
+        )
+
     def _apply(self, plan: Plan, report: Report) -> None:
-        by_location: dict[str, list[Change]] = {}
-        for change in plan.changes:
-            by_location.setdefault(change.location, []).append(change)
+        by_location = _by_location_changes(plan)
         outcomes = per_region(
-            lambda where: self._apply_location(where, by_location[where]),
+            lambda where: self._apply_leased(where, by_location[where]),
             by_location,
-            {where: len(changes) for where, changes in by_location.items()},
+            _by_location(plan),
         )
         results: list[dict[str, Any]] = []
         for where in sorted(outcomes):
             results.extend(outcomes[where].results)
             report.errors.extend(outcomes[where].errors)
         report.applied_changes(results)
+
+    def _apply_leased(self, where: str, changes: list[Change]) -> _Applied:
+        """`_apply_location` under the location's lease (when the deployment has leases);
+        while another reconcile holds it, nothing is started there and that is an error."""
+        if self.work is None or not self.work.settings.work_table:
+            return self._apply_location(where, changes)
+        holder = f"pass/{uuid.uuid4()}"
+        try:
+            leased = self.work.table.acquire(where, holder, self.work.lease_seconds())
+        except Exception as error:
+            return _not_started(where, changes, f"its lease could not be taken: {error}")
+        if not leased:
+            return _not_started(where, changes, "another reconcile holds its lease")
+        try:
+            return self._apply_location(where, changes)
+        finally:
+            self.work.table.release(where, holder)
+
+    def apply_order(self, order: ApplyOrder) -> Report:
+        """A worker's part of a fanned-out pass: the order's changes, applied under the
+        location's lease while the hub items and the location read as planned; then the
+        location finished in its wave (the last one asks for the next pass)."""
+        assert self.work is not None
+        where = order.location
+        report = Report(action="apply", trigger=f"wave {order.wave} (pass {order.pass_number})")
+        report.mesh_id, report.regions, report.planned = self.settings.mesh_id, [where], True
+        if order.mesh_id != self.settings.mesh_id:
+            report.error("order", f"an order of mesh {order.mesh_id!r}, not of this one")
+            return report
+        self._accounts = {order.access.account: order.access} if order.access else {}
+        changes = list(order.changes)
+        holder = f"wave/{order.wave}/{uuid.uuid4()}"
+        outcome: _Applied | None = None
+        if not self.work.table.acquire(where, holder, self.work.lease_seconds()):
+            report.notes.append(f"{where}: another reconcile holds its lease; re-planned next")
+        else:
+            try:
+                why = self._stale(order)
+                if why:
+                    report.notes.append(f"{where}: stale order ({why}); re-planned next")
+                else:
+                    outcome = self._apply_location(where, changes)
+            except Exception as error:  # the location or the table could not be read
+                report.error("order", f"{where}: {type(error).__name__}: {error}", where)
+            finally:
+                self.work.table.release(where, holder)
+        if outcome is None:
+            outcome = _not_started(where, changes, "not applied (see notes and errors)")
+            outcome.errors.clear()
+        report.errors.extend(outcome.errors)
+        report.applied_changes(outcome.results)
+        follow_up = (
+            bool(report.errors)
+            or any(r["status"] != "applied" for r in outcome.results)
+            or any(_leads_to_sharing(r, order.sharing_regions) for r in outcome.results)
+        )
+        end = self.work.table.finish(order.wave, where, follow_up)
+        if end is not None and end.follow_up and end.pass_number < MAX_PASSES:
+            self.work.queues.follow_up(self.settings.mesh_id, order.wave, end.pass_number)
+            report.notes.append(f"wave {order.wave} finished: pass {end.pass_number + 1} asked")
+        elif end is not None:
+            report.notes.append(f"wave {order.wave} finished")
+        return report
+
+    def _stale(self, order: ApplyOrder) -> str | None:
+        """Why an order no longer holds (the hub items or the location changed since it was
+        planned), or None."""
+        if digest(self.aws.hubs_table().read_items()) != order.hubs_digest:
+            return "the hub items changed since the plan"
+        region, account = split_location(order.location)
+        aws = self._aws_of(account)
+        state = aws.resolver(region).read(
+            rules=True, endpoints=False, read_tags=self.settings.adopt_unmanaged
+        )
+        shares, invitations = reads_shares(order.changes)
+        if shares:
+            state = replace(state, shares=aws.ram(region).our_shares(self.settings.mesh_id))
+        if invitations:
+            state = replace(state, invitations=aws.ram(region).pending_invitations())
+        if state_digest(state, order.changes) != order.state_digest:
+            return f"{order.location} changed since the plan"
+        return None
 
     def _apply_location(self, where: str, changes: list[Change]) -> _Applied:
         region, account = split_location(where)
@@ -505,6 +668,30 @@ class Reconciler:
             ram.delete_share(arn)
         else:
             ram.accept(arn)
+
+
+def _by_location_changes(plan: Plan) -> dict[str, list[Change]]:
+    """The plan's changes by location, each location's in the plan's order."""
+    by_location: dict[str, list[Change]] = {}
+    for change in plan.changes:
+        by_location.setdefault(change.location, []).append(change)
+    return by_location
+
+
+def _by_location(plan: Plan) -> dict[str, int]:
+    """How many changes each location has."""
+    return {where: len(changes) for where, changes in _by_location_changes(plan).items()}
+
+
+def _not_started(where: str, changes: list[Change], why: str) -> _Applied:
+    """Every change of a location reported as not started, with one error saying why."""
+    out = _Applied(
+        results=[c.as_dict() | {"status": "not started", "message": why} for c in changes]
+    )
+    out.errors.append(
+        {"kind": "apply", "region": where, "message": f"{where}: nothing applied: {why}"}
+    )
+    return out
 
 
 def _leads_to_sharing(result: Mapping[str, Any], sharing_regions: Collection[str]) -> bool:
