@@ -16,13 +16,24 @@ from typing import Any
 
 import pytest
 from meshkit import HOME_REGION, Mesh, app
+from test_spokes_accounts import (
+    EXTERNAL_ID,
+    MEMBER,
+    PEER_DOMAINS,
+    ROLE,
+    member,
+    of_vpc,
+    rules_and_vpcs,
+)
 
 from resolver_mesh.aws.calls import Caller, RateLimiter
-from resolver_mesh.aws.work import WorkTable
-from resolver_mesh.fanout import SAFETY_SECONDS
+from resolver_mesh.aws.work import MAX_BATCH_BYTES, WaveEnd, WorkQueues, WorkTable
+from resolver_mesh.fanout import SAFETY_SECONDS, ApplyOrder, FanoutSettings
 from resolver_mesh.local.lambda_events import FakeLambdaContext, sqs_event
-from resolver_mesh.local.topology import ClientFactory
+from resolver_mesh.local.topology import CachedClients, ClientFactory
+from resolver_mesh.models import Change, ChangeKind
 
+__all__ = ["member"]  # the fixture, shared with test_spokes_accounts
 WORK_TABLE = "resolver-mesh-work"
 
 
@@ -262,3 +273,94 @@ def test_a_crashed_order_goes_back_with_the_ones_after_it(
     assert failed == [m["MessageId"] for m in messages[crashing:]]
     assert mesh.observe("us-east-2").managed() == []
     assert len(result["reports"]) == 2  # the others applied
+
+
+def test_sharing_across_accounts_takes_waves_in_order(
+    mesh: Mesh, fan_out: FanOut, member: CachedClients, aws: ClientFactory
+) -> None:
+    """Make before break across accounts, fanned out: the hub's rules are created and shared
+    in one wave, accepted and associated by the member in the next, each planned after the
+    wave before it finished (the last worker asks for the next pass)."""
+    vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
+    shared = {"vpc_id": vpc, "account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
+    mesh.update(HOME_REGION, shared_vpcs=[shared])
+    result = invoke(mesh, {"action": "resync"}, ShortContext())
+    passes = [result]
+    while True:
+        assert passes[-1]["ok"], passes[-1]
+        reports = fan_out.run_workers(mesh)
+        assert all(r["ok"] for r in reports), reports
+        assert not [i for i in fan_out.items() if i["id"]["S"].startswith("lease#")]
+        follow_ups = fan_out.receive(fan_out.reconcile_url)
+        if not follow_ups:
+            break
+        (message,) = follow_ups
+        assert json.loads(message["Body"])["detail"]["pass"] == len(passes)
+        event = fan_out.batch(fan_out.reconcile_url, [message])
+        fan_out.delete(fan_out.reconcile_url, [message], set())
+        passes.append(invoke(mesh, event, ShortContext())["report"])
+    queued = [{c["kind"] for c in p["changes"] if c["status"] == "queued"} for p in passes]
+    # Each wave was planned from what the one before it left: rules before shares, shares
+    # before acceptance, acceptance before the member's associations (as in one invocation).
+    assert len(queued) == 3
+    assert {"create_rule", "create_share"} <= queued[0]
+    assert "accept_share" in queued[1]
+    assert "associate" in queued[2]
+    assert "accept_share" not in queued[0] | queued[2]
+    seen = rules_and_vpcs(member)
+    assert set(seen) == set(rules_and_vpcs(aws))
+    assert set(of_vpc(seen, vpc)) == PEER_DOMAINS
+    assert invoke(mesh, {"action": "plan"})["changes"] == []
+
+
+def test_leases_are_exclusive_until_given_back_or_expired(fan_out: FanOut) -> None:
+    now = [1_000_000.0]
+    table = fan_out.table()
+    table.clock = lambda: now[0]
+    assert table.acquire("us-east-1@111122223333", "a", 60)
+    assert not table.acquire("us-east-1@111122223333", "b", 60)
+    assert table.acquire("us-east-2@111122223333", "b", 60)  # another location
+    table.release("us-east-1@111122223333", "b")  # not b's: nothing happens
+    assert not table.acquire("us-east-1@111122223333", "b", 60)
+    now[0] += 62  # a's lease expired (a died)
+    assert table.acquire("us-east-1@111122223333", "b", 60)
+    table.release("us-east-1@111122223333", "a")  # a comes back late: b keeps it
+    assert not table.acquire("us-east-1@111122223333", "c", 60)
+    table.release("us-east-1@111122223333", "b")
+    assert table.acquire("us-east-1@111122223333", "c", 60)
+
+
+def test_a_wave_ends_once_whatever_the_redeliveries(fan_out: FanOut) -> None:
+    table = fan_out.table()
+    table.start_wave("w1", ["a", "b", "c"], 1)
+    assert table.finish("w1", "a", follow_up=False) is None
+    assert table.finish("w1", "a", follow_up=True) is None  # a redelivered order
+    assert table.finish("w1", "b", follow_up=False) is None
+    assert table.finish("w1", "c", follow_up=False) == WaveEnd(1, follow_up=False)
+    assert table.finish("w1", "c", follow_up=False) is None
+    assert table.finish("unknown", "a", follow_up=True) is None
+    table.start_wave("w2", ["a", "b"], 2)
+    assert table.finish("w2", "a", follow_up=True) is None
+    assert table.finish("w2", "b", follow_up=False) == WaveEnd(2, follow_up=True)
+
+
+def test_orders_go_in_batches_that_sqs_takes(fan_out: FanOut) -> None:
+    def order(where: str, changes: int) -> ApplyOrder:
+        change = Change(ChangeKind.ASSOCIATE, "us-east-1", "x" * 200 + ".", vpc_id="vpc-1")
+        return ApplyOrder("resolver-mesh", "w", 1, where, (change,) * changes, "h", "s")
+
+    size = len(order("l", 100).to_json().encode())
+    assert 20_000 < size < MAX_BATCH_BYTES // 4
+    orders = [order(f"us-east-1@{n:012d}", 100) for n in range(9)]
+    orders.append(order("us-west-2", 2000))  # over 256 KiB alone
+    caller = Caller(RateLimiter(1000.0))
+    queues = WorkQueues(FanoutSettings.from_env(), fan_out.aws("sqs", HOME_REGION), caller)
+    unsent = queues.send_orders(orders)
+    assert list(unsent) == ["us-west-2"]
+    assert "over SQS's limit" in unsent["us-west-2"]
+    per_batch = MAX_BATCH_BYTES // size
+    assert caller.counts["writes"] == -(-9 // per_batch)  # batches of whole orders
+    received = fan_out.receive(fan_out.apply_url)
+    assert sorted(json.loads(m["Body"])["location"] for m in received) == sorted(
+        o.location for o in orders[:9]
+    )

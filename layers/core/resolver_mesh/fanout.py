@@ -160,11 +160,20 @@ class ApplyOrder:
                 "changes": [change_to_json(c) for c in self.changes],
                 "hubs_digest": self.hubs_digest,
                 "state_digest": self.state_digest,
-                "access": self.access.model_dump(exclude_none=True) if self.access else None,
+                "access": _access_fields(self.access),
                 "sharing_regions": list(self.sharing_regions),
             },
             sort_keys=True,
         )
+
+
+def _access_fields(access: AccountAccess | None) -> dict[str, str] | None:
+    """How an account is reached, without what else the entry holds (a spoke's or shared
+    VPC's fields)."""
+    if access is None:
+        return None
+    fields = {name: getattr(access, name) for name in AccountAccess.model_fields}
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def order_from_json(body: str) -> ApplyOrder:

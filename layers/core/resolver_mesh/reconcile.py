@@ -462,7 +462,12 @@ class Reconciler:
             )
             for where, changes in sorted(by_location.items())
         ]
-        self.work.table.start_wave(wave, by_location, self._pass)
+        try:
+            self.work.table.start_wave(wave, by_location, self._pass)
+        except Exception as error:  # no wave, no orders: nothing goes anywhere
+            report.error("fan_out", f"the wave could not be started: {error}; nothing applied")
+            report.applied_changes([c.as_dict() | {"status": "not started"} for c in plan.changes])
+            return
         unsent = self.work.queues.send_orders(orders)
         results: list[dict[str, Any]] = []
         for order in orders:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,9 @@ from resolver_mesh.fanout import ApplyOrder, FanoutSettings, finished_event
 
 WORK_CALLS_PER_SECOND = 100.0
 SEND_BATCH = 10  # SendMessageBatch takes at most 10 messages
+# SQS's limit for one message and for the sum of a batch's messages (SendMessageBatch, API
+# reference): 256 KiB. A location's order is far smaller (a few KiB at 300 accounts).
+MAX_BATCH_BYTES = 262_144
 # Without a deadline (the CLI), a lease lasts as long as the longest Lambda invocation.
 LEASE_SECONDS_WITHOUT_DEADLINE = 900.0
 LEASE_MARGIN_SECONDS = 10.0
@@ -146,16 +149,15 @@ class WorkQueues:
         """Queue the orders, one message group per location; the locations whose order could
         not be queued, with why."""
         failed: dict[str, str] = {}
-        for start in range(0, len(orders), SEND_BATCH):
-            batch = orders[start : start + SEND_BATCH]
+        for batch, bodies in _batches(orders, failed):
             entries = [
                 {
                     "Id": str(n),
-                    "MessageBody": order.to_json(),
+                    "MessageBody": body,
                     "MessageGroupId": order.location,
                     "MessageDeduplicationId": _dedup_id(order.wave, order.location),
                 }
-                for n, order in enumerate(batch)
+                for n, (order, body) in enumerate(zip(batch, bodies, strict=True))
             ]
             try:
                 answer = self.call(
@@ -215,6 +217,30 @@ class Work:
     def lease_seconds(self) -> float:
         left = self.seconds_left()
         return (LEASE_SECONDS_WITHOUT_DEADLINE if left is None else left) + LEASE_MARGIN_SECONDS
+
+
+def _batches(
+    orders: list[ApplyOrder], too_large: dict[str, str]
+) -> Iterator[tuple[list[ApplyOrder], list[str]]]:
+    """The orders in batches SQS takes (at most `SEND_BATCH` messages, `MAX_BATCH_BYTES` in
+    all), with their bodies; an order too large for any batch goes to `too_large`."""
+    batch: list[ApplyOrder] = []
+    bodies: list[str] = []
+    size = 0
+    for order in orders:
+        body = order.to_json()
+        length = len(body.encode())
+        if length > MAX_BATCH_BYTES:
+            too_large[order.location] = f"its order is {length} bytes, over SQS's limit"
+            continue
+        if batch and (len(batch) == SEND_BATCH or size + length > MAX_BATCH_BYTES):
+            yield batch, bodies
+            batch, bodies, size = [], [], 0
+        batch.append(order)
+        bodies.append(body)
+        size += length
+    if batch:
+        yield batch, bodies
 
 
 def _dedup_id(wave: str, what: str) -> str:
