@@ -49,9 +49,11 @@ class ChildRun:
     warm_seconds: float
     peak_mib: float
     imports_mib: float
+    cpu_seconds: float
     calls: int
     busiest: str
     busiest_calls: int
+    bound_seconds: float
     peak_threads: int
     counts: dict[str, int]
     ok: bool
@@ -66,10 +68,13 @@ def _peak_mib() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
-def _budgets(aws: Any, account: str = "") -> Iterable[tuple[str, int]]:
-    """(budget@account, calls) for every rate budget of an `Aws` and its member accounts'."""
+def _budgets(aws: Any, account: str = "") -> Iterable[tuple[str, int, float]]:
+    """(budget@account, calls, seconds at the budget's rate) for every rate budget of an `Aws`
+    and of its member accounts'."""
     for key, caller in aws._callers.items():
-        yield f"{key}@{account or 'home'}", sum(caller.counts.values())
+        calls = sum(caller.counts.values())
+        rate = 1.0 / caller.limiter._interval
+        yield f"{key}@{account or 'home'}", calls, calls / rate
     for member_account, member in aws._members.items():
         yield from _budgets(member, member_account)
 
@@ -93,10 +98,10 @@ def child(warm: bool) -> None:
     watcher = threading.Thread(target=count_threads, daemon=True)
     watcher.start()
     aws = Aws(Settings.from_env())
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     report = Reconciler(aws).run(Request(apply=True, trigger="benchmark"))
-    seconds = time.monotonic() - started
-    budgets = dict(_budgets(aws))
+    seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+    budgets = {key: (calls, bound) for key, calls, bound in _budgets(aws)}
     warm_seconds = 0.0
     if warm:
         started = time.monotonic()
@@ -105,15 +110,17 @@ def child(warm: bool) -> None:
         if any(again.counts.values()):
             report.errors.append({"kind": "benchmark", "message": "the warm run changed things"})
     stop.set()
-    busiest = max(budgets, key=lambda key: budgets[key])
+    busiest = max(budgets, key=lambda key: budgets[key][1])
     result = ChildRun(
         seconds=seconds,
         warm_seconds=warm_seconds,
         peak_mib=_peak_mib(),
         imports_mib=imports,
+        cpu_seconds=cpu,
         calls=sum(report.calls.values()),
         busiest=busiest,
-        busiest_calls=budgets[busiest],
+        busiest_calls=budgets[busiest][0],
+        bound_seconds=budgets[busiest][1],
         peak_threads=peak_threads - 1,  # not the watcher
         counts={kind: n for kind, n in report.counts.items() if n},
         ok=report.ok,
@@ -203,11 +210,13 @@ def live_rows(
             if not converge.ok or not noop.ok or noop.counts:
                 raise SystemExit(f"{n}: not converged: {converge} / {noop}")
             locations = len(regions) * (n + 1)
-            bound = converge.busiest_calls / rate
+            bound = converge.bound_seconds
             rows.append(
                 f"| {n} | {locations} | {converge.seconds:.1f} | {converge.busiest_calls}"
                 f" ({converge.busiest}) | {bound:.1f} | {converge.seconds / bound:.2f}"
-                f" | {converge.calls} | {noop.seconds:.1f} | {noop.warm_seconds:.1f}"
+                f" | {converge.calls} | {converge.cpu_seconds * 1000 / locations:.0f}"
+                f" | {noop.seconds:.1f} | {noop.warm_seconds:.1f}"
+                f" | {noop.cpu_seconds * 1000 / locations:.0f}"
                 f" | {noop.peak_mib:.0f} | {converge.peak_mib:.0f} | {converge.peak_threads} |"
             )
             log(rows[-1])
@@ -250,10 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             "| member accounts | locations | converge (s) | busiest budget: calls | lower bound"
-            " (s) | converge / bound | calls | cold no-op (s) | warm no-op (s)"
-            " | no-op peak RSS (MiB) | converge peak RSS (MiB) | peak threads |"
+            " (s) | converge / bound | calls | converge CPU (ms/location) | cold no-op (s)"
+            " | warm no-op (s) | cold no-op CPU (ms/location) | no-op peak RSS (MiB)"
+            " | converge peak RSS (MiB) | peak threads |"
         )
-        print("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         print("\n".join(rows))
         print()
     if not args.skip_cpu:
