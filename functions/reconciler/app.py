@@ -66,21 +66,12 @@ def _reconciler() -> Reconciler:
 def _work(aws: Aws, context: Any, first_pass: int = 1) -> Work | None:
     """Fan-out and leases, when the template configured them; the deadline is the
     invocation's (none for a context without one, as in a local run)."""
-    settings = FanoutSettings.from_env()
-    if not settings.work_table:
-        return None
     remaining: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
 
     def seconds_left() -> float | None:
         return remaining() / 1000 if remaining else None
 
-    return Work.of(
-        settings,
-        lambda service: aws.client(service, aws.home_region),
-        aws.settings.max_attempts,
-        seconds_left,
-        first_pass,
-    )
+    return Work.of(aws, seconds_left, first_pass)
 
 
 def _bodies(records: list[dict[str, Any]]) -> list[Any]:

@@ -364,3 +364,18 @@ def test_orders_go_in_batches_that_sqs_takes(fan_out: FanOut) -> None:
     assert sorted(json.loads(m["Body"])["location"] for m in received) == sorted(
         o.location for o in orders[:9]
     )
+
+
+def test_the_cli_writes_under_leases_and_never_fans_out(mesh: Mesh, fan_out: FanOut) -> None:
+    assert fan_out.table().acquire("us-east-2", "a-worker", 600)
+    held = mesh.cli("apply", "--json")
+    assert held.code == 1
+    report = held.json
+    east_2 = {c["status"] for c in report["changes"] if c["region"] == "us-east-2"}
+    assert east_2 == {"not started"}
+    assert mesh.observe("us-east-2").managed() == []
+    assert fan_out.receive(fan_out.apply_url) == []  # no deadline: applied here, never queued
+    fan_out.table().release("us-east-2", "a-worker")
+    assert mesh.cli("apply", "--json").code == 0
+    assert fan_out.items() == []
+    mesh.assert_converged()

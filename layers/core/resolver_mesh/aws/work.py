@@ -26,6 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from resolver_mesh.aws.calls import Caller, RateLimiter, error_code
+from resolver_mesh.aws.session import Aws
 from resolver_mesh.fanout import ApplyOrder, FanoutSettings, finished_event
 
 WORK_CALLS_PER_SECOND = 100.0
@@ -198,18 +199,22 @@ class Work:
     @classmethod
     def of(
         cls,
-        settings: FanoutSettings,
-        client: Callable[[str], Any],
-        max_attempts: int,
-        seconds_left: Callable[[], float | None],
+        aws: Aws,
+        seconds_left: Callable[[], float | None] = lambda: None,
         first_pass: int = 1,
-    ) -> Work:
-        """`client(service)`: a client of the home Region."""
-        caller = Caller(RateLimiter(WORK_CALLS_PER_SECOND), max_attempts)
+        settings: FanoutSettings | None = None,
+    ) -> Work | None:
+        """The work of `aws`'s deployment (`settings`, by default from the environment); None
+        without a work table (no leases, no fan-out)."""
+        settings = settings or FanoutSettings.from_env()
+        if not settings.work_table:
+            return None
+        caller = Caller(RateLimiter(WORK_CALLS_PER_SECOND), aws.settings.max_attempts)
+        home = aws.home_region
         return cls(
             settings,
-            WorkTable(settings.work_table, client("dynamodb"), caller),
-            WorkQueues(settings, client("sqs"), caller),
+            WorkTable(settings.work_table, aws.client("dynamodb", home), caller),
+            WorkQueues(settings, aws.client("sqs", home), caller),
             seconds_left,
             first_pass,
         )
