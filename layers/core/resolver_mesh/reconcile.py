@@ -46,7 +46,7 @@ from resolver_mesh.aws.hubs import MissingTableError
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
-from resolver_mesh.aws.work import Work
+from resolver_mesh.aws.work import WORK_CALLS_PER_SECOND, Work
 from resolver_mesh.desired import Desired, HubSet, desired_rules, names_accounts, parse_hubs
 from resolver_mesh.fanout import (
     ApplyOrder,
@@ -425,7 +425,11 @@ class Reconciler:
         and applying it here could outlast the invocation."""
         if self.work is None or not self.work.settings.enabled or not plan.changes:
             return False
-        estimate = apply_seconds(_by_location(plan), self.settings.calls_per_second, worker_cap())
+        by_location = _by_location(plan)
+        estimate = max(  # the changes, and every location's lease taken and given back
+            apply_seconds(by_location, self.settings.calls_per_second, worker_cap()),
+            2 * len(by_location) / WORK_CALLS_PER_SECOND,
+        )
         left = self.work.seconds_left()
         if not must_fan_out(estimate, left):
             return False
@@ -456,7 +460,7 @@ class Reconciler:
                 location=where,
                 changes=tuple(changes),
                 hubs_digest=hubs_digest,
-                state_digest=state_digest(states[where], changes),
+                state_digest=state_digest(states.get(where) or _unread(where), changes),
                 access=self._accounts.get(split_location(where)[1]),
                 sharing_regions=tuple(sharing_regions),
             )
@@ -686,6 +690,14 @@ def _by_location_changes(plan: Plan) -> dict[str, list[Change]]:
 def _by_location(plan: Plan) -> dict[str, int]:
     """How many changes each location has."""
     return {where: len(changes) for where, changes in _by_location_changes(plan).items()}
+
+
+def _unread(where: str) -> RegionState:
+    """The state of a location with changes but no state read (none is expected: changes are
+    planned only where the state was read): empty, so its worker applies only into an empty
+    location."""
+    region, account = split_location(where)
+    return RegionState(region, account=account, error="not read")
 
 
 def _not_started(where: str, changes: list[Change], why: str) -> _Applied:

@@ -29,7 +29,7 @@ from resolver_mesh.aws.calls import Caller, RateLimiter, error_code
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.fanout import ApplyOrder, FanoutSettings, finished_event
 
-WORK_CALLS_PER_SECOND = 100.0
+WORK_CALLS_PER_SECOND = 500.0
 SEND_BATCH = 10  # SendMessageBatch takes at most 10 messages
 # SQS's limit for one message and for the sum of a batch's messages (SendMessageBatch, API
 # reference): 256 KiB. A location's order is far smaller (a few KiB at 300 accounts).
