@@ -9,6 +9,7 @@ a Lambda context with little time left, not by a large mesh.
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,11 +28,12 @@ from test_spokes_accounts import (
 )
 
 from resolver_mesh.aws.calls import Caller, RateLimiter
-from resolver_mesh.aws.work import MAX_BATCH_BYTES, WaveEnd, WorkQueues, WorkTable
-from resolver_mesh.fanout import SAFETY_SECONDS, ApplyOrder, FanoutSettings
+from resolver_mesh.aws.work import MAX_BATCH_BYTES, WaveEnd, Work, WorkQueues, WorkTable
+from resolver_mesh.fanout import SAFETY_SECONDS, ApplyOrder, FanoutSettings, order_from_json
 from resolver_mesh.local.lambda_events import FakeLambdaContext, sqs_event
 from resolver_mesh.local.topology import CachedClients, ClientFactory
 from resolver_mesh.models import Change, ChangeKind
+from resolver_mesh.reconcile import Reconciler
 
 __all__ = ["member"]  # the fixture, shared with test_spokes_accounts
 WORK_TABLE = "resolver-mesh-work"
@@ -379,3 +381,48 @@ def test_the_cli_writes_under_leases_and_never_fans_out(mesh: Mesh, fan_out: Fan
     assert mesh.cli("apply", "--json").code == 0
     assert fan_out.items() == []
     mesh.assert_converged()
+
+
+def test_two_orders_of_one_location_never_write_at_once(
+    mesh: Mesh, fan_out: FanOut, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two waves planned from the same state; their orders for us-east-2 run at the same time
+    (as if SQS's message group did not hold the second back): the lease lets one write."""
+    sqs = fan_out.aws("sqs", HOME_REGION)
+    waves = []
+    for _ in range(2):
+        assert invoke(mesh, {"action": "resync"}, ShortContext())["ok"]
+        messages = fan_out.receive(fan_out.apply_url)
+        for message in messages:
+            sqs.delete_message(QueueUrl=fan_out.apply_url, ReceiptHandle=message["ReceiptHandle"])
+        (body,) = [m["Body"] for m in messages if json.loads(m["Body"])["location"] == "us-east-2"]
+        waves.append(order_from_json(body))
+    inside, go = threading.Event(), threading.Event()
+    apply_location = app.Reconciler._apply_location
+
+    def held_open(self: Any, where: str, changes: Any) -> Any:
+        inside.set()
+        assert go.wait(60)
+        return apply_location(self, where, changes)
+
+    monkeypatch.setattr(app.Reconciler, "_apply_location", held_open)
+    mesh.activate()
+    aws = app._reconciler().aws
+    reports: dict[str, Any] = {}
+
+    def worker(order: ApplyOrder) -> None:
+        reports[order.wave] = Reconciler(aws, Work.of(aws)).apply_order(order)
+
+    first = threading.Thread(target=worker, args=(waves[0],))
+    first.start()
+    assert inside.wait(60)
+    worker(waves[1])  # while the first holds the lease
+    go.set()
+    first.join(60)
+    second = reports[waves[1].wave]
+    assert any("another reconcile holds its lease" in note for note in second.notes)
+    assert {c["status"] for c in second.changes} == {"not started"}
+    assert {c["status"] for c in reports[waves[0].wave].changes} == {"applied"}
+    east_2 = mesh.observe("us-east-2")
+    assert len(east_2.managed()) == 4  # once, not twice
+    assert all(len(east_2.vpcs_of(rule["Id"])) == 1 for rule in east_2.managed())
