@@ -143,6 +143,9 @@ def _apply_batch(aws: Aws, event: dict[str, Any], context: Any) -> dict[str, Any
     that is not an order, or whose order crashed, fails with every record after it."""
     records = list(event["Records"])
     metrics.add_metric(name="ApplyOrders", unit=MetricUnit.Count, value=len(records))
+    if _work(aws, context) is None:  # no leases, no waves: nothing may be applied
+        logger.error("apply orders need WORK_TABLE_NAME; the batch goes back to the queue")
+        return {"batchItemFailures": _failed_from(records, 0, aws, "APPLY_QUEUE_URL")}
     by_location: dict[str, list[tuple[int, Any]]] = {}
     failed: set[int] = set()
     guard = threading.Lock()

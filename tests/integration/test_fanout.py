@@ -426,3 +426,16 @@ def test_two_orders_of_one_location_never_write_at_once(
     east_2 = mesh.observe("us-east-2")
     assert len(east_2.managed()) == 4  # once, not twice
     assert all(len(east_2.vpcs_of(rule["Id"])) == 1 for rule in east_2.managed())
+
+
+def test_orders_without_a_work_table_go_back_unapplied(
+    mesh: Mesh, fan_out: FanOut, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert invoke(mesh, {"action": "resync"}, ShortContext())["ok"]
+    messages = fan_out.receive(fan_out.apply_url)
+    monkeypatch.delenv("WORK_TABLE_NAME")
+    result = invoke(mesh, fan_out.batch(fan_out.apply_url, messages))
+    assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == [
+        m["MessageId"] for m in messages
+    ]
+    assert managed(mesh) == 0
