@@ -140,22 +140,27 @@ def _hub_ids(region: str) -> tuple[str, str, str]:
     )
 
 
-def synthetic_mesh(accounts: int) -> tuple[list[dict[str, Any]], dict[str, RegionState]]:
-    """Hub items (4 hubs, `accounts` shared VPCs in round robin) and their locations' states
-    before any rule exists (hubs with endpoints; members with their VPC)."""
-    shared: dict[str, list[dict[str, str]]] = {region: [] for region in CPU_HUBS}
+def synthetic_mesh(
+    accounts: int, hubs: tuple[str, ...] = CPU_HUBS, vpcs: int = 0
+) -> tuple[list[dict[str, Any]], dict[str, RegionState]]:
+    """Hub items (`hubs`; `accounts` shared VPCs in round robin, or, with `vpcs`, that many
+    in every hub Region of every account) and their locations' states before any rule exists
+    (hubs with endpoints; members with their VPCs)."""
+    shared: dict[str, list[dict[str, str]]] = {region: [] for region in hubs}
     states: dict[str, RegionState] = {}
     for index in range(accounts):
         account = f"{100_000_000_001 + index:012d}"
-        region = CPU_HUBS[index % len(CPU_HUBS)]
-        vpc = f"vpc-{_hex(account, 17)}"
         role = f"arn:aws:iam::{account}:role/resolver-mesh-member-{MESH}"
-        shared[region].append({"vpc_id": vpc, "account_id": account, "role_arn": role})
-        states[location(region, account)] = RegionState(
-            region, account=account, vpcs=frozenset({vpc})
-        )
+        regions = hubs if vpcs else (hubs[index % len(hubs)],)
+        for region in regions:
+            ids = [f"vpc-{_hex(f'{account}{region}{n}', 17)}" for n in range(max(1, vpcs))]
+            for vpc in ids:
+                shared[region].append({"vpc_id": vpc, "account_id": account, "role_arn": role})
+            states[location(region, account)] = RegionState(
+                region, account=account, vpcs=frozenset(ids)
+            )
     items = []
-    for n, region in enumerate(CPU_HUBS):
+    for n, region in enumerate(hubs):
         vpc, inbound, outbound = _hub_ids(region)
         items.append(
             {
@@ -178,12 +183,14 @@ def synthetic_mesh(accounts: int) -> tuple[list[dict[str, Any]], dict[str, Regio
     return items, states
 
 
-def converged_states(desired: Desired, states: dict[str, RegionState]) -> dict[str, RegionState]:
+def converged_states(
+    desired: Desired, states: dict[str, RegionState], hubs: tuple[str, ...] = CPU_HUBS
+) -> dict[str, RegionState]:
     """`states` as a finished reconcile leaves them: the hubs' rules, shared with the member
-    accounts, which see them and associate them with their VPC."""
+    accounts, which see them and associate them with their VPCs."""
     out = dict(states)
     hub_rules: dict[str, tuple[ObservedRule, ...]] = {}
-    for region in CPU_HUBS:
+    for region in hubs:
         rules = tuple(
             ObservedRule(
                 id=f"rslvr-rr-{_hex(region + want.domain, 17)}",
@@ -250,15 +257,15 @@ def best_cpu(step: Callable[[], Any]) -> tuple[float, Any]:
     return best, result
 
 
-def cpu_rows(accounts: int) -> Iterable[str]:
-    items, bare = synthetic_mesh(accounts)
-    hub_set = parse_hubs(items, set(CPU_HUBS), HOME)
+def cpu_rows(accounts: int, hubs: tuple[str, ...] = CPU_HUBS, vpcs: int = 0) -> Iterable[str]:
+    items, bare = synthetic_mesh(accounts, hubs, vpcs)
+    hub_set = parse_hubs(items, set(hubs), HOME)
     if hub_set.errors:
         raise SystemExit(f"synthetic items are invalid: {hub_set.errors[:3]}")
     scope = set(bare)
     per_location = 1_000_000 / len(scope)  # microseconds per location
     desired_cpu, desired = best_cpu(lambda: desired_rules(MESH, hub_set, bare))
-    converged = converged_states(desired, bare)
+    converged = converged_states(desired, bare, hubs)
     for name, states in (("no-op", converged), ("re-associate", unassociated(converged))):
         plan_cpu, plan = best_cpu(
             lambda s=states: make_plan(MESH, desired, s, scope, home_account=HOME)

@@ -6,15 +6,23 @@ Events:
   the schedule): coalesced into one resync over the Regions they can affect, answered with a
   partial batch response;
 - any other event (the schedule, a CloudTrail event, a stream record invoked directly): scoped
-  the same way; anything not understood is a full resync.
+  the same way; anything not understood is a full resync;
+- an SQS batch from the apply queue (`APPLY_QUEUE_URL`): fanned-out apply orders, one location
+  each (see `resolver_mesh.fanout`), applied in parallel across locations and in order within
+  one; answered with a partial batch response and the `reports`.
+A pass that cannot be applied before the invocation ends fans out (when the template set
+`APPLY_QUEUE_URL`, `RECONCILE_QUEUE_URL` and `WORK_TABLE_NAME`).
 Returns the report as a JSON-serialisable dict. Configuration: see `resolver_mesh.config`.
 Run locally, the handler takes `context=None` (or no context at all).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 import uuid
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,9 +32,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from resolver_mesh.aws.queue import retry_soon
 from resolver_mesh.aws.session import Aws
+from resolver_mesh.aws.work import Work
 from resolver_mesh.config import Settings
+from resolver_mesh.fanout import (
+    BadOrderError,
+    FanoutSettings,
+    finished_pass,
+    from_queue,
+    order_from_json,
+)
 from resolver_mesh.models import Request
-from resolver_mesh.reconcile import Reconciler
+from resolver_mesh.reconcile import Reconciler, per_region
 from resolver_mesh.report import Report
 from resolver_mesh.triggers import BadRequestError, batch_from_sqs, is_sqs_batch, request_from_event
 
@@ -45,6 +61,28 @@ def _reconciler() -> Reconciler:
     if _aws is None or _aws.settings != settings:
         _aws = Aws(settings)
     return Reconciler(_aws)
+
+
+def _work(aws: Aws, context: Any, first_pass: int = 1) -> Work | None:
+    """Fan-out and leases, when the template configured them; the deadline is the
+    invocation's (none for a context without one, as in a local run)."""
+    remaining: Callable[[], int] | None = getattr(context, "get_remaining_time_in_millis", None)
+
+    def seconds_left() -> float | None:
+        return remaining() / 1000 if remaining else None
+
+    return Work.of(aws, seconds_left, first_pass)
+
+
+def _bodies(records: list[dict[str, Any]]) -> list[Any]:
+    """The JSON bodies of a batch's records (an unreadable one is None)."""
+    bodies: list[Any] = []
+    for record in records:
+        try:
+            bodies.append(json.loads(record.get("body") or ""))
+        except ValueError:
+            bodies.append(None)
+    return bodies
 
 
 def _record(report: Report) -> dict[str, Any]:
@@ -80,10 +118,13 @@ def _event_driven(reconciler: Reconciler, request: Request) -> dict[str, Any]:
     return result
 
 
-def _failed_from(records: list[dict[str, Any]], first: int, aws: Aws) -> list[dict[str, str]]:
-    """FIFO rule: the first failed record and every one after it go back to the queue, soon."""
+def _failed_from(
+    records: list[dict[str, Any]], first: int, aws: Aws, queue: str = "RECONCILE_QUEUE_URL"
+) -> list[dict[str, str]]:
+    """FIFO rule: the first failed record and every one after it go back to the queue (whose
+    URL the setting `queue` holds), soon."""
     failed = records[first:]
-    queue_url = os.environ.get("RECONCILE_QUEUE_URL")
+    queue_url = os.environ.get(queue)
     if queue_url and failed:
         try:
             retry_soon(
@@ -95,6 +136,48 @@ def _failed_from(records: list[dict[str, Any]], first: int, aws: Aws) -> list[di
         except Exception:
             logger.exception("could not shorten the visibility of the failed messages")
     return [{"itemIdentifier": str(r.get("messageId"))} for r in failed]
+
+
+def _apply_batch(aws: Aws, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Apply orders: locations in parallel, each location's orders in queue order. A record
+    that is not an order, or whose order crashed, fails with every record after it."""
+    records = list(event["Records"])
+    metrics.add_metric(name="ApplyOrders", unit=MetricUnit.Count, value=len(records))
+    if _work(aws, context) is None:  # no leases, no waves: nothing may be applied
+        logger.error("apply orders need WORK_TABLE_NAME; the batch goes back to the queue")
+        return {"batchItemFailures": _failed_from(records, 0, aws, "APPLY_QUEUE_URL")}
+    by_location: dict[str, list[tuple[int, Any]]] = {}
+    failed: set[int] = set()
+    guard = threading.Lock()
+    for index, record in enumerate(records):
+        try:
+            order = order_from_json(str(record.get("body") or ""))
+        except BadOrderError as error:
+            logger.error("not an apply order", extra={"error": str(error), "index": index})
+            failed.add(index)
+            continue
+        by_location.setdefault(order.location, []).append((index, order))
+
+    def apply(where: str) -> list[dict[str, Any]]:
+        done: list[dict[str, Any]] = []
+        orders = by_location[where]
+        for position, (_, order) in enumerate(orders):
+            try:
+                report = Reconciler(aws, _work(aws, context)).apply_order(order)
+            except Exception:
+                logger.exception("apply order failed", extra={"location": where})
+                with guard:  # FIFO: this location's later orders wait for this one
+                    failed.update(index for index, _ in orders[position:])
+                break
+            done.append(_record(report))
+        return done
+
+    reports = per_region(apply, by_location)
+    first = min(failed, default=len(records))
+    return {
+        "batchItemFailures": _failed_from(records, first, aws, "APPLY_QUEUE_URL"),
+        "reports": [report for where in sorted(reports) for report in reports[where]],
+    }
 
 
 def _sqs_batch(reconciler: Reconciler, event: dict[str, Any], known: Any) -> dict[str, Any]:
@@ -137,9 +220,16 @@ def _local_context() -> Any:
 @metrics.log_metrics
 def _handle(event: Any, context: LambdaContext) -> dict[str, Any]:
     reconciler = _reconciler()
-    known = reconciler.aws.known_regions()
+    aws = reconciler.aws
+    apply_queue = FanoutSettings.from_env().apply_queue_url
+    if is_sqs_batch(event) and from_queue(event["Records"][0], apply_queue):
+        return _apply_batch(aws, event, context)
+    known = aws.known_regions()
     if is_sqs_batch(event):
+        after = finished_pass(_bodies(list(event["Records"])))  # the pass after a wave
+        reconciler.work = _work(aws, context, first_pass=after + 1)
         return _sqs_batch(reconciler, event, known)
+    reconciler.work = _work(aws, context)
     try:
         request = request_from_event(event, known)
     except BadRequestError as error:

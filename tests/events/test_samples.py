@@ -33,6 +33,7 @@ from eventkit import (
     values,
 )
 
+from resolver_mesh.fanout import from_queue, order_from_json
 from resolver_mesh.names import (
     OWNER_TAG_KEY,
     TARGET_TAG_KEY,
@@ -344,9 +345,27 @@ def test_every_sample_file_is_covered() -> None:
         "dynamodb-stream-insert.json",
         "dynamodb-stream-remove.json",
         "sqs-batch.json",
+        "sqs-apply-batch.json",
         "scheduled.json",
         "manual-plan.json",
         "manual-resync.json",
         "manual-resync-scoped.json",
     }
     assert names == covered
+
+
+def test_the_apply_batch_holds_orders_from_the_templates_apply_queue() -> None:
+    """Fanned-out apply orders as the apply queue delivers them: one message group per
+    location, the queue's ARN, bodies that are orders of this mesh."""
+    batch = sample("sqs-apply-batch.json")
+    known = values(HOME) | {"ApplyDeadLetterQueue.Arn": "arn:aws:sqs:::apply-dlq.fifo"}
+    queue = resolve(resource(TEMPLATE, "ApplyQueue"), known)["QueueName"]
+    url = f"https://sqs.{HOME}.amazonaws.com/{ACCOUNT}/{queue}"
+    for record in batch["Records"]:
+        assert from_queue(record, url)
+        order = order_from_json(record["body"])
+        assert order.mesh_id == MESH_ID
+        assert record["attributes"]["MessageGroupId"] == order.location
+        assert all(change.location == order.location for change in order.changes)
+    accounts = {order_from_json(r["body"]).location for r in batch["Records"]}
+    assert accounts == {"us-east-2", "us-east-1@222222222222"}

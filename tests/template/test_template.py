@@ -60,6 +60,11 @@ REQUIRED_ACTIONS = {
     "dynamodb:Scan",
     "dynamodb:GetItem",
     "dynamodb:Query",
+    # fan-out: apply orders, the pass after a wave, leases and waves
+    "sqs:SendMessage",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:UpdateItem",
 }
 
 # Actions without resource-level permissions: the only ones allowed on Resource "*".
@@ -216,10 +221,18 @@ def test_samtranslator_transforms_offline(
     # Nothing invokes the function directly but people: the queue feeds it.
     perms = _resources_of_type(out, "AWS::Lambda::Permission")
     assert not any(p["Properties"]["Principal"] == "events.amazonaws.com" for p in perms.values())
-    (mapping,) = _resources_of_type(out, "AWS::Lambda::EventSourceMapping").values()
-    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["ReconcileQueue", "Arn"]}
-    assert mapping["Properties"]["BatchSize"] == 10
-    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    mappings = {
+        m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"]
+        for m in _resources_of_type(out, "AWS::Lambda::EventSourceMapping").values()
+    }
+    assert set(mappings) == {"ReconcileQueue", "ApplyQueue"}
+    for mapping in mappings.values():
+        assert mapping["BatchSize"] == 10
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "ScalingConfig" not in mappings["ReconcileQueue"]  # one group: one at a time anyway
+    assert mappings["ApplyQueue"]["ScalingConfig"] == {
+        "MaximumConcurrency": {"Ref": "ApplyConcurrency"}
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,9 +334,12 @@ def test_function_settings(template: dict[str, Any]) -> None:
     assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
 
     assert env["RECONCILE_QUEUE_URL"] == {"Ref": "ReconcileQueue"}
+    assert env["APPLY_QUEUE_URL"] == {"Ref": "ApplyQueue"}
+    assert env["WORK_TABLE_NAME"] == {"Ref": "WorkTable"}
 
-    # The schedule moved to the ResyncSchedule rule, which queues like every other trigger.
-    assert [e["Type"] for e in props["Events"].values()] == ["SQS"]
+    # The schedule moved to the ResyncSchedule rule, which queues like every other trigger;
+    # the apply queue carries fanned-out orders.
+    assert [e["Type"] for e in props["Events"].values()] == ["SQS", "SQS"]
 
 
 @pytest.mark.parametrize(
@@ -487,6 +503,14 @@ def test_iam_dynamodb_is_read_only_on_the_hubs_table(template: dict[str, Any]) -
             }, owner
             assert _as_list(st["Resource"]) == [{"Fn::GetAtt": ["HubsTable", "StreamArn"]}]
             continue
+        if _as_list(st["Resource"]) == [{"Fn::GetAtt": ["WorkTable", "Arn"]}]:
+            # leases and waves: conditional writes to the work table, nothing else
+            assert set(actions) == {
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:UpdateItem",
+            }, owner
+            continue
         assert set(actions) <= {"dynamodb:Scan", "dynamodb:GetItem", "dynamodb:Query"}, owner
         assert _as_list(st["Resource"]) == [{"Fn::GetAtt": ["HubsTable", "Arn"]}], owner
     assert seen == {"ReconcilerRole", "HubsTablePipeRole"}
@@ -549,18 +573,65 @@ def test_reconcile_queue_is_fifo_with_a_dead_letter_queue(template: dict[str, An
     assert dlq["RedriveAllowPolicy"]["redrivePermission"] == "byQueue"
 
 
-def test_visibility_timeout_is_at_least_six_function_timeouts(template: dict[str, Any]) -> None:
+@pytest.mark.parametrize("name", ["ReconcileQueue", "ApplyQueue"])
+def test_visibility_timeout_is_at_least_six_function_timeouts(
+    template: dict[str, Any], name: str
+) -> None:
     (fn,) = _functions(template).values()
-    queue = _props(template, "ReconcileQueue")
+    queue = _props(template, name)
     assert queue["VisibilityTimeout"] >= 6 * fn["Properties"]["Timeout"]
     assert queue["VisibilityTimeout"] <= 12 * 3600
+
+
+def test_apply_queue_is_fifo_per_location_with_a_dead_letter_queue(
+    template: dict[str, Any],
+) -> None:
+    queue = _props(template, "ApplyQueue")
+    assert queue["QueueName"] == {"Fn::Sub": "${MeshId}-apply.fifo"}
+    assert queue["FifoQueue"] is True
+    assert queue["ContentBasedDeduplication"] is False  # the sender names each order
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["ApplyDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 3,
+    }
+    dlq = _props(template, "ApplyDeadLetterQueue")
+    assert dlq["FifoQueue"] is True
+    alarm = _props(template, "ApplyDeadLetterAlarm")
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["ApplyDeadLetterQueue", "QueueName"]}
+    event = _functions(template)["ReconcilerFunction"]["Properties"]["Events"]["ApplyQueue"]
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["ApplyQueue", "Arn"]}
+    granted = {
+        action
+        for owner, st in _statements(template)
+        if owner == "ReconcilerRole" and props_arn(st) == "ApplyQueue"
+        for action in _as_list(st["Action"])
+    }
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:SendMessage"} <= granted
+
+
+def props_arn(statement: dict[str, Any]) -> str | None:
+    """The one resource of this template a statement names first by its ARN, if any."""
+    for resource in _as_list(statement.get("Resource", [])):
+        if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+            return str(resource["Fn::GetAtt"][0])
+    return None
+
+
+def test_work_table_expires_its_items(template: dict[str, Any]) -> None:
+    table = template["Resources"]["WorkTable"]
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
 
 
 def test_function_consumes_the_queue_with_partial_batch_responses(
     template: dict[str, Any],
 ) -> None:
     (fn,) = _functions(template).values()
-    (event,) = fn["Properties"]["Events"].values()
+    event = fn["Properties"]["Events"]["ReconcileQueue"]
     assert event["Type"] == "SQS"
     props = event["Properties"]
     assert props["Queue"] == {"Fn::GetAtt": ["ReconcileQueue", "Arn"]}
@@ -678,7 +749,7 @@ def test_pipe_from_the_hubs_stream(template: dict[str, Any]) -> None:
 
 def test_alarms_on_dead_letters_and_reconcile_errors(template: dict[str, Any]) -> None:
     alarms = _resources_of_type(template, "AWS::CloudWatch::Alarm")
-    assert set(alarms) == {"DeadLetterAlarm", "ReconcileErrorsAlarm"}
+    assert set(alarms) == {"DeadLetterAlarm", "ApplyDeadLetterAlarm", "ReconcileErrorsAlarm"}
     dead = alarms["DeadLetterAlarm"]["Properties"]
     assert dead["Namespace"] == "AWS/SQS"
     assert dead["MetricName"] == "ApproximateNumberOfMessagesVisible"

@@ -427,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from resolver_mesh.aws.session import Aws  # boto3 only for commands that talk to AWS
+    from resolver_mesh.aws.work import Work
     from resolver_mesh.reconcile import Reconciler
 
     try:
@@ -452,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 force=getattr(args, "force", False),
                 trigger="cli",
             )
-        report = _reconcile(Reconciler(aws), request)
+        report = _reconcile(Reconciler(aws, Work.of(aws)), request)
     except KeyboardInterrupt:
         print("resolver-mesh: aborted; calls in flight may have been made", file=sys.stderr)
         return EXIT_INTERRUPTED

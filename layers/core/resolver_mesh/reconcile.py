@@ -2,7 +2,9 @@
 
 Invariants:
 - If the hubs table cannot be read, nothing is planned or changed anywhere.
-- Regions are read, and written, in parallel; inside a Region the plan's order is kept.
+- Locations are read, and written, in parallel, one worker each up to `worker_cap()` (the
+  Lambda thread quota and the function's memory), the busiest first; inside a location the
+  plan's order is kept.
 - A change whose prerequisite failed (the rule was not created, the VPC not freed, the rule not
   disassociated) is skipped, never attempted against a half-made state.
 - `apply=False` makes no write call at all.
@@ -22,13 +24,21 @@ Invariants:
 - Sharing spans accounts (rules are created, then shared, then associated by the receiver):
   while a pass that involves sharing changes something, another pass follows (at most
   `MAX_PASSES`), each planned from what it reads.
+- With `work` (the deployed function), a plan that passed the checks and cannot be applied
+  before the invocation ends is fanned out (one order per location, see `fanout`), and a
+  location is written only under its lease, in this invocation or in a worker's: never two
+  reconciles write one location at once. A worker applies an order only while the hub items
+  and the location still read as they were planned from; the pass after a wave is asked for
+  by its last worker (`MAX_PASSES` counts waves too).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +50,16 @@ from resolver_mesh.aws.hubs import MissingTableError
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
+from resolver_mesh.aws.work import WORK_CALLS_PER_SECOND, Work
 from resolver_mesh.desired import Desired, HubSet, desired_rules, names_accounts, parse_hubs
+from resolver_mesh.fanout import (
+    ApplyOrder,
+    apply_seconds,
+    digest,
+    must_fan_out,
+    reads_shares,
+    state_digest,
+)
 from resolver_mesh.models import (
     AccountAccess,
     Change,
@@ -57,9 +76,14 @@ from resolver_mesh.plan import SHARED_BY_ME, make_plan, managed_rules, rule_targ
 from resolver_mesh.report import Report
 from resolver_mesh.safety import check_plan
 
-# One thread per Region (they mostly wait on their Region's rate limit); fewer would make a
-# Region wait for another to finish, doubling the time of a 16-Region converge.
-MAX_PARALLEL_REGIONS = 64
+# Every location waits on its own rate limit, so each gets a worker of its own, up to a cap:
+# Lambda runs at most 1,024 processes and threads per execution environment (Lambda quotas);
+# half of them are left to botocore, Powertools and the runtime.
+MAX_WORKERS = 512
+# What a worker may hold while in a call (its stack, a response being parsed), generously (an
+# idle thread measures 16 KiB); the workers may take a quarter of the function's memory.
+WORKER_MIB = 0.5
+WORKERS_MEMORY_SHARE = 0.25
 # Reconciles of the same mesh in one process wait for each other (threads, warm Lambda). Across
 # processes, deterministic rule markers make concurrent creates meet instead of duplicating.
 _MESH_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
@@ -77,14 +101,31 @@ SHARE_KINDS = frozenset(
 )
 
 
-def per_region(work: Callable[[str], Any], regions: Iterable[str]) -> dict[str, Any]:
-    """`work(region)` for every Region at once, one thread each (they mostly wait on their
-    Region's rate limit); the results by Region."""
-    regions = sorted(set(regions))
-    if not regions:
+def worker_cap(memory_mib: float | None = None) -> int:
+    """How many locations may be worked on at once: `MAX_WORKERS`, fewer when the function's
+    memory (`memory_mib`, by default Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`; unset outside
+    Lambda) leaves less room."""
+    if memory_mib is None:
+        memory_mib = float(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 0) or None
+    if memory_mib is None:
+        return MAX_WORKERS
+    return max(1, min(MAX_WORKERS, int(memory_mib * WORKERS_MEMORY_SHARE / WORKER_MIB)))
+
+
+def per_region(
+    work: Callable[[str], Any],
+    locations: Iterable[str],
+    calls: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """`work(where)` for every location at once, one worker each up to `worker_cap()` (they
+    mostly wait on their location's rate limit); the results by location. With more locations
+    than workers, those with the most `calls` (an estimate) start first, so that the busiest
+    location, which bounds the whole, never waits behind quick ones."""
+    ordered = sorted(set(locations), key=lambda where: (-(calls or {}).get(where, 0), where))
+    if not ordered:
         return {}
-    with ThreadPoolExecutor(max_workers=min(len(regions), MAX_PARALLEL_REGIONS)) as pool:
-        return dict(zip(regions, pool.map(work, regions), strict=True))
+    with ThreadPoolExecutor(max_workers=min(len(ordered), worker_cap())) as pool:
+        return dict(zip(ordered, pool.map(work, ordered), strict=True))
 
 
 @dataclass
@@ -96,12 +137,14 @@ class _Applied:
 class Reconciler:
     """Runs one reconcile against AWS with the given settings and adapters."""
 
-    def __init__(self, aws: Aws) -> None:
+    def __init__(self, aws: Aws, work: Work | None = None) -> None:
         self.aws = aws
         self.settings = aws.settings
+        self.work = work
         self._accounts: dict[str, AccountAccess] = {}  # the other accounts of this pass
         self._members: dict[str, AccountAccess] | None = None  # of MEMBER_OUS, in this run
         self._left: set[str] = set()  # accounts swept as no longer members, in this run
+        self._pass = 1  # counting the passes of earlier waves (`work.first_pass`)
 
     def run(self, request: Request) -> Report:
         """One reconcile. Reconciles of one mesh in one process run one after the other."""
@@ -135,14 +178,16 @@ class Reconciler:
         self._left = set()
         earlier: list[Report] = []
         report = self._new_report(request)
+        self._pass = self.work.first_pass if self.work else 1
         try:
             while (
                 self._run(request, report)
-                and len(earlier) + 1 < MAX_PASSES
+                and self._pass < MAX_PASSES
                 and not stop_requested.is_set()
             ):
                 earlier.append(report)
                 report = self._new_report(request)
+                self._pass += 1
         finally:
             report.include_earlier_passes(earlier)
             if self._left:
@@ -169,6 +214,7 @@ class Reconciler:
         more to do: new rules to share, shared rules to associate)."""
         try:
             items = self.aws.hubs_table().read_items()
+            hubs_digest = digest(items)
             home_account = self.aws.account_id() if names_accounts(items) else ""
         except MissingTableError as error:
             report.error("table", str(error))
@@ -212,7 +258,7 @@ class Reconciler:
                 return RegionState(region, account=account, error="in EXCLUDED_REGIONS: not read")
             return self._observe(where, where in scope, reads, hub_set)
 
-        states = per_region(observe, scope | reads.endpoints | set(reads.vpcs))
+        states = per_region(observe, scope | reads.endpoints | set(reads.vpcs), _extra_reads(reads))
         if leaving := self._leaving(states):  # swept once more: unshared, then not visited
             self._accounts |= leaving
             accounts += sorted(leaving)
@@ -267,8 +313,11 @@ class Reconciler:
         report.forced_past = list(verdict.refusals) if verdict.allowed and verdict.forced else []
         if not (request.apply and verdict.allowed):
             return False
-        self._apply(plan, report)
         sharing_regions = {share.region for share in desired.shares}
+        if self._fans_out(plan, report):
+            self._fan_out(plan, states, hubs_digest, sorted(sharing_regions), report)
+            return False  # the wave's last worker asks for the next pass
+        self._apply(plan, report)
         return any(_leads_to_sharing(change, sharing_regions) for change in report.changes)
 
     def check_item(
@@ -429,18 +478,168 @@ class Reconciler:
 
     # --- apply ---------------------------------------------------------------------------
 
+    def _fans_out(self, plan: Plan, report: Report) -> bool:
+        """Whether this pass's plan goes to workers: only when the deployment can fan out
+        and applying it here could outlast the invocation."""
+        if self.work is None or not self.work.settings.enabled or not plan.changes:
+            return False
+        by_location = _by_location(plan)
+        estimate = max(  # the changes, and every location's lease taken and given back
+            apply_seconds(by_location, self.settings.calls_per_second, worker_cap()),
+            2 * len(by_location) / WORK_CALLS_PER_SECOND,
+        )
+        left = self.work.seconds_left()
+        if not must_fan_out(estimate, left):
+            return False
+        report.notes.append(
+            f"fanned out: applying here would take about {estimate:.0f} s, with {left:.0f} s"
+            " left in the invocation"
+        )
+        return True
+
+    def _fan_out(
+        self,
+        plan: Plan,
+        states: Mapping[str, RegionState],
+        hubs_digest: str,
+        sharing_regions: list[str],
+        report: Report,
+    ) -> None:
+        """One order per location with changes, under one wave; a location whose order
+        could not be queued is reported, and finished in the wave as asking for a pass."""
+        assert self.work is not None
+        wave = str(uuid.uuid4())
+        by_location = _by_location_changes(plan)
+        orders = [
+            ApplyOrder(
+                mesh_id=self.settings.mesh_id,
+                wave=wave,
+                pass_number=self._pass,
+                location=where,
+                changes=tuple(changes),
+                hubs_digest=hubs_digest,
+                state_digest=state_digest(states.get(where) or _unread(where), changes),
+                access=self._accounts.get(split_location(where)[1]),
+                sharing_regions=tuple(sharing_regions),
+            )
+            for where, changes in sorted(by_location.items())
+        ]
+        try:
+            self.work.table.start_wave(wave, by_location, self._pass)
+        except Exception as error:  # no wave, no orders: nothing goes anywhere
+            report.error("fan_out", f"the wave could not be started: {error}; nothing applied")
+            report.applied_changes([c.as_dict() | {"status": "not started"} for c in plan.changes])
+            return
+        unsent = self.work.queues.send_orders(orders)
+        results: list[dict[str, Any]] = []
+        for order in orders:
+            why = unsent.get(order.location)
+            status = "not started" if why else "queued"
+            for change in order.changes:
+                results.append(change.as_dict() | {"status": status, "wave": wave})
+            if why:
+                report.error("fan_out", f"{order.location}: the apply order was not queued: {why}")
+                self.work.table.finish(wave, order.location, follow_up=True)
+        report.applied_changes(results)
+        report.notes.append(
+            f"wave {wave} (pass {self._pass}): {len(orders) - len(unsent)} location(s)"
+            f" queued on the apply queue, {len(plan.changes)} change(s)"
+        )
+
     def _apply(self, plan: Plan, report: Report) -> None:
-        by_location: dict[str, list[Change]] = {}
-        for change in plan.changes:
-            by_location.setdefault(change.location, []).append(change)
+        by_location = _by_location_changes(plan)
         outcomes = per_region(
-            lambda where: self._apply_location(where, by_location[where]), by_location
+            lambda where: self._apply_leased(where, by_location[where]),
+            by_location,
+            _by_location(plan),
         )
         results: list[dict[str, Any]] = []
         for where in sorted(outcomes):
             results.extend(outcomes[where].results)
             report.errors.extend(outcomes[where].errors)
         report.applied_changes(results)
+
+    def _apply_leased(self, where: str, changes: list[Change]) -> _Applied:
+        """`_apply_location` under the location's lease (when the deployment has leases);
+        while another reconcile holds it, nothing is started there and that is an error."""
+        if self.work is None or not self.work.settings.work_table:
+            return self._apply_location(where, changes)
+        holder = f"pass/{uuid.uuid4()}"
+        try:
+            leased = self.work.table.acquire(where, holder, self.work.lease_seconds())
+        except Exception as error:
+            return _not_started(where, changes, f"its lease could not be taken: {error}")
+        if not leased:
+            return _not_started(where, changes, "another reconcile holds its lease")
+        try:
+            return self._apply_location(where, changes)
+        finally:
+            self.work.table.release(where, holder)
+
+    def apply_order(self, order: ApplyOrder) -> Report:
+        """A worker's part of a fanned-out pass: the order's changes, applied under the
+        location's lease while the hub items and the location read as planned; then the
+        location finished in its wave (the last one asks for the next pass)."""
+        assert self.work is not None
+        where = order.location
+        report = Report(action="apply", trigger=f"wave {order.wave} (pass {order.pass_number})")
+        report.mesh_id, report.regions, report.planned = self.settings.mesh_id, [where], True
+        if order.mesh_id != self.settings.mesh_id:
+            report.error("order", f"an order of mesh {order.mesh_id!r}, not of this one")
+            return report
+        self._accounts = {order.access.account: order.access} if order.access else {}
+        changes = list(order.changes)
+        holder = f"wave/{order.wave}/{uuid.uuid4()}"
+        outcome: _Applied | None = None
+        if not self.work.table.acquire(where, holder, self.work.lease_seconds()):
+            report.notes.append(f"{where}: another reconcile holds its lease; re-planned next")
+        else:
+            try:
+                why = self._stale(order)
+                if why:
+                    report.notes.append(f"{where}: stale order ({why}); re-planned next")
+                else:
+                    outcome = self._apply_location(where, changes)
+            except Exception as error:  # the location or the table could not be read
+                report.error("order", f"{where}: {type(error).__name__}: {error}", where)
+            finally:
+                self.work.table.release(where, holder)
+        if outcome is None:
+            outcome = _not_started(where, changes, "not applied (see notes and errors)")
+            outcome.errors.clear()
+        report.errors.extend(outcome.errors)
+        report.applied_changes(outcome.results)
+        follow_up = (
+            bool(report.errors)
+            or any(r["status"] != "applied" for r in outcome.results)
+            or any(_leads_to_sharing(r, order.sharing_regions) for r in outcome.results)
+        )
+        end = self.work.table.finish(order.wave, where, follow_up)
+        if end is not None and end.follow_up and end.pass_number < MAX_PASSES:
+            self.work.queues.follow_up(self.settings.mesh_id, order.wave, end.pass_number)
+            report.notes.append(f"wave {order.wave} finished: pass {end.pass_number + 1} asked")
+        elif end is not None:
+            report.notes.append(f"wave {order.wave} finished")
+        return report
+
+    def _stale(self, order: ApplyOrder) -> str | None:
+        """Why an order no longer holds (the hub items or the location changed since it was
+        planned), or None."""
+        if digest(self.aws.hubs_table().read_items()) != order.hubs_digest:
+            return "the hub items changed since the plan"
+        region, account = split_location(order.location)
+        aws = self._aws_of(account)
+        state = aws.resolver(region).read(
+            rules=True, endpoints=False, read_tags=self.settings.adopt_unmanaged
+        )
+        shares, invitations = reads_shares(order.changes)
+        if shares:
+            state = replace(state, shares=aws.ram(region).our_shares(self.settings.mesh_id))
+        if invitations:
+            state = replace(state, invitations=aws.ram(region).pending_invitations())
+        if state_digest(state, order.changes) != order.state_digest:
+            return f"{order.location} changed since the plan"
+        return None
 
     def _apply_location(self, where: str, changes: list[Change]) -> _Applied:
         region, account = split_location(where)
@@ -538,6 +737,38 @@ class Reconciler:
             ram.accept(arn)
 
 
+def _by_location_changes(plan: Plan) -> dict[str, list[Change]]:
+    """The plan's changes by location, each location's in the plan's order."""
+    by_location: dict[str, list[Change]] = {}
+    for change in plan.changes:
+        by_location.setdefault(change.location, []).append(change)
+    return by_location
+
+
+def _by_location(plan: Plan) -> dict[str, int]:
+    """How many changes each location has."""
+    return {where: len(changes) for where, changes in _by_location_changes(plan).items()}
+
+
+def _unread(where: str) -> RegionState:
+    """The state of a location with changes but no state read (none is expected: changes are
+    planned only where the state was read): empty, so its worker applies only into an empty
+    location."""
+    region, account = split_location(where)
+    return RegionState(region, account=account, error="not read")
+
+
+def _not_started(where: str, changes: list[Change], why: str) -> _Applied:
+    """Every change of a location reported as not started, with one error saying why."""
+    out = _Applied(
+        results=[c.as_dict() | {"status": "not started", "message": why} for c in changes]
+    )
+    out.errors.append(
+        {"kind": "apply", "region": where, "message": f"{where}: nothing applied: {why}"}
+    )
+    return out
+
+
 def _leads_to_sharing(result: Mapping[str, Any], sharing_regions: Collection[str]) -> bool:
     """An applied change after which sharing has a next step: a share changed or accepted (the
     receiver can associate), a hub rule created where the hub shares its rules (it can be
@@ -569,6 +800,18 @@ def _makes_way_for_nothing(
         and following.rule_id is None
         and (following.source, following.domain) not in created
     )
+
+
+def _extra_reads(reads: _Reads) -> dict[str, int]:
+    """An estimate of the reads each location needs beyond its rules and associations (its
+    endpoints and their IPs, its VPCs, shares, invitations): the order workers start in."""
+    calls: dict[str, int] = defaultdict(int)
+    for where in reads.endpoints:
+        calls[where] += 2
+    for group in (reads.vpcs, reads.share_owners, reads.share_receivers):
+        for where in group:
+            calls[where] += 1
+    return calls
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,208 @@
+"""The pure part of fan-out: when to fan out, orders as messages, digests of what was planned
+from."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+
+import pytest
+
+from resolver_mesh.fanout import (
+    SAFETY_SECONDS,
+    ApplyOrder,
+    BadOrderError,
+    FanoutSettings,
+    apply_seconds,
+    digest,
+    finished_event,
+    finished_pass,
+    from_queue,
+    must_fan_out,
+    order_from_json,
+    state_digest,
+)
+from resolver_mesh.models import (
+    AccountAccess,
+    Change,
+    ChangeKind,
+    ObservedAssociation,
+    ObservedRule,
+    ObservedShare,
+    RegionState,
+    Target,
+)
+
+ACCOUNT = "111122223333"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/resolver-mesh-member-mesh"
+
+
+def rule(rule_id: str, *ips: str) -> ObservedRule:
+    return ObservedRule(
+        id=rule_id,
+        domain="us-east-2.amazonaws.com.",
+        rule_type="FORWARD",
+        name="n",
+        status="COMPLETE",
+        endpoint_id="rslvr-out-1",
+        targets=frozenset(Target(ip) for ip in ips),
+        creator_request_id="resolver-mesh/mesh/us-east-2/x",
+    )
+
+
+CHANGES = (
+    Change(
+        ChangeKind.CREATE_RULE,
+        "us-east-1",
+        "us-east-2.amazonaws.com.",
+        name="mesh-us-east-2",
+        endpoint_id="rslvr-out-1",
+        targets=(Target("10.0.0.1"), Target("fd00::1", 5353)),
+        target_region="us-east-2",
+        reason="new hub",
+    ),
+    Change(ChangeKind.ASSOCIATE, "us-east-1", "us-east-2.amazonaws.com.", vpc_id="vpc-1", name="a"),
+    Change(
+        ChangeKind.SHARE,
+        "us-east-1",
+        "",
+        share_arn="arn:aws:ram:us-east-1:123456789012:resource-share/s",
+        resources=("arn:r1", "arn:r2"),
+        principals=(ACCOUNT,),
+    ),
+    Change(
+        ChangeKind.DISASSOCIATE,
+        "us-east-1",
+        "x.example.",
+        rule_id="rslvr-rr-1",
+        vpc_id="vpc-2",
+        account=ACCOUNT,
+        owner="123456789012",
+        source="vpc-9",
+    ),
+)
+
+
+def test_an_order_survives_its_message_exactly() -> None:
+    order = ApplyOrder(
+        mesh_id="mesh",
+        wave="w-1",
+        pass_number=2,
+        location=f"us-east-1@{ACCOUNT}",
+        changes=CHANGES,
+        hubs_digest="h",
+        state_digest="s",
+        access=AccountAccess(account_id=ACCOUNT, role_arn=ROLE, external_id="ext-id-1"),
+        sharing_regions=("us-east-1", "us-west-2"),
+    )
+    body = order.to_json()
+    assert json.loads(body)["kind"] == "resolver-mesh/apply"
+    assert order_from_json(body) == order
+    home = replace(order, access=None, location="us-east-1")
+    assert order_from_json(home.to_json()) == home
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("not json", "not JSON"),
+        ('{"kind": "something else"}', "not an apply order"),
+        ('{"kind": "resolver-mesh/apply", "mesh_id": "m"}', "KeyError"),
+        (
+            '{"kind": "resolver-mesh/apply", "mesh_id": "m", "wave": "w", "pass": 1,'
+            ' "location": "us-east-1", "hubs_digest": "h", "state_digest": "s",'
+            ' "changes": [{"kind": "associate", "region": "us-east-1", "domain": "d",'
+            ' "colour": "red"}]}',
+            "unknown field(s) colour",
+        ),
+        (
+            '{"kind": "resolver-mesh/apply", "mesh_id": "m", "wave": "w", "pass": 1,'
+            ' "location": "us-east-1", "hubs_digest": "h", "state_digest": "s",'
+            ' "changes": [{"kind": "explode", "region": "us-east-1", "domain": "d"}]}',
+            "ValueError",
+        ),
+    ],
+)
+def test_a_bad_order_says_what_is_wrong(body: str, why: str) -> None:
+    with pytest.raises(BadOrderError, match=re.escape(why)):
+        order_from_json(body)
+
+
+def test_state_digest_ignores_listing_order_and_sees_every_change() -> None:
+    rules = (rule("r1", "10.0.0.1", "10.0.0.2"), rule("r2", "10.0.0.3"))
+    associations = (
+        ObservedAssociation("a1", "r1", "vpc-1", "COMPLETE"),
+        ObservedAssociation("a2", "r2", "vpc-1", "COMPLETE"),
+    )
+    state = RegionState("us-east-1", rules=rules, associations=associations)
+    same = RegionState(
+        "us-east-1", rules=rules[::-1], associations=associations[::-1], endpoints=()
+    )
+    assert state_digest(state, CHANGES[:2]) == state_digest(same, CHANGES[:2])
+    for changed in (
+        replace(state, rules=(rule("r1", "10.0.0.1"), rules[1])),  # a target less
+        replace(state, associations=associations[:1]),  # an association gone
+        replace(state, associations=(replace(associations[0], status="CREATING"),)),
+        replace(state, rules=(*rules, rule("r3"))),  # a rule more
+    ):
+        assert state_digest(changed, CHANGES[:2]) != state_digest(state, CHANGES[:2])
+
+
+def test_state_digest_covers_shares_only_when_the_changes_touch_them() -> None:
+    state = RegionState("us-east-1")
+    shared = replace(state, shares=(ObservedShare("arn:s", "n", frozenset({"arn:r"})),))
+    rule_changes, share_changes = CHANGES[:2], CHANGES[2:3]
+    assert state_digest(state, rule_changes) == state_digest(shared, rule_changes)
+    assert state_digest(state, share_changes) != state_digest(shared, share_changes)
+
+
+def test_digest_of_items_ignores_set_order() -> None:
+    one = [{"region": "us-east-1", "vpc_ids": {"vpc-1", "vpc-2", "vpc-3"}}]
+    two = [{"region": "us-east-1", "vpc_ids": {"vpc-3", "vpc-1", "vpc-2"}}]
+    assert digest(one) == digest(two)
+    assert digest(one) != digest([{"region": "us-east-1", "vpc_ids": {"vpc-1"}}])
+
+
+def test_apply_seconds_is_the_busiest_location_or_the_share_per_worker() -> None:
+    assert apply_seconds({}, 5, 10) == 0
+    assert apply_seconds({"a": 50, "b": 10}, 5, 10) == 10  # the busiest: 50 calls at 5/s
+    assert apply_seconds({f"l{n}": 10 for n in range(100)}, 5, 10) == 20  # 1000 / 5 / 10
+
+
+@pytest.mark.parametrize(
+    ("estimate", "left", "fans_out"),
+    [
+        (10.0, None, False),  # no deadline: the CLI never fans out
+        (10.0, 10.0 + SAFETY_SECONDS, False),  # exactly fits
+        (10.5, 10.0 + SAFETY_SECONDS, True),
+        (0.5, 20.0, True),  # less than the safety margin left
+        (200.0, 300.0, False),
+    ],
+)
+def test_must_fan_out_at_the_boundary(estimate: float, left: float | None, fans_out: bool) -> None:
+    assert must_fan_out(estimate, left) is fans_out
+
+
+def test_settings_enable_fan_out_only_with_all_three() -> None:
+    full = {"APPLY_QUEUE_URL": "a", "RECONCILE_QUEUE_URL": "r", "WORK_TABLE_NAME": "w"}
+    assert FanoutSettings.from_env(full).enabled
+    for missing in full:
+        assert not FanoutSettings.from_env({k: v for k, v in full.items() if k != missing}).enabled
+
+
+def test_finished_events_carry_their_pass() -> None:
+    messages = [finished_event("mesh", "w1", 1), {"detail-type": "Scheduled Event"}, None]
+    assert finished_pass(messages) == 1
+    assert finished_pass([*messages, finished_event("mesh", "w2", 2)]) == 2
+    assert finished_pass([{"detail-type": "Scheduled Event", "detail": {}}]) == 0
+
+
+def test_records_are_told_apart_by_their_queue() -> None:
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/mesh-apply.fifo"
+    record = {"eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:mesh-apply.fifo"}
+    assert from_queue(record, url)
+    assert not from_queue(record, url.replace("mesh-apply", "mesh-reconcile"))
+    assert not from_queue(record, url.replace("123456789012", "210987654321"))
+    assert not from_queue(record, "")
+    assert not from_queue({}, url)
