@@ -48,6 +48,7 @@ def _settings_flags() -> argparse.ArgumentParser:
         "--excluded-regions", help="comma-separated Regions never read (EXCLUDED_REGIONS)"
     )
     group.add_argument("--calls-per-second", type=float, help="rate per Region (CALLS_PER_SECOND)")
+    group.add_argument("--delivery", help="how hub VPCs get the rules: rules or profile (DELIVERY)")
     group.add_argument("--profile", help="AWS profile (AWS_PROFILE)")
     group.add_argument("--json", action="store_true", help="machine-readable JSON output")
     return common
@@ -143,6 +144,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         mesh_regions=region_list(regions) if regions is not None else None,
         excluded_regions=region_list(excluded) if excluded is not None else None,
         calls_per_second=getattr(args, "calls_per_second", None),
+        delivery=getattr(args, "delivery", None),
     )
 
 

@@ -18,7 +18,10 @@ Invariants:
   reported as denied, with a note, not as an error; anywhere else a refused read is an error.
 - Sharing spans accounts (rules are created, then shared, then associated by the receiver):
   while a pass that involves sharing changes something, another pass follows (at most
-  `MAX_PASSES`), each planned from what it reads.
+  `MAX_PASSES`), each planned from what it reads. So do Profiles (a rule is created, then put
+  in the Profile; the Profile serves a VPC, then the VPC's direct associations go).
+- Profiles are read where our hub rules are, or where a hub delivers through a Profile; a
+  failed Profile read makes the location unreadable (nothing changes there).
 """
 
 from __future__ import annotations
@@ -33,14 +36,17 @@ from typing import Any
 
 from resolver_mesh.aws.calls import CallInterruptedError, is_denied, stop_requested
 from resolver_mesh.aws.hubs import MissingTableError
+from resolver_mesh.aws.profiles import ProfilesRegion
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.desired import Desired, HubSet, desired_rules, names_accounts, parse_hubs
 from resolver_mesh.models import (
+    PROFILE_KINDS,
     AccountAccess,
     Change,
     ChangeKind,
+    Delivery,
     ItemError,
     Plan,
     RegionState,
@@ -49,7 +55,8 @@ from resolver_mesh.models import (
     split_location,
 )
 from resolver_mesh.names import creator_request_ids
-from resolver_mesh.plan import SHARED_BY_ME, make_plan, managed_rules, rule_target
+from resolver_mesh.plan import SHARED_BY_ME, make_plan, managed_rules, rule_source, rule_target
+from resolver_mesh.profiles import plan_profiles, vpc_deliveries, with_profile_changes
 from resolver_mesh.report import Report
 from resolver_mesh.safety import check_plan
 
@@ -212,15 +219,22 @@ class Reconciler:
         full_resync = request.regions is None
         hub_regions = hub_set.item_regions if full_resync else None
         self._report_state(report, desired, states, scope, hub_regions)
+        profiles = plan_profiles(
+            self.settings.mesh_id, hub_set, desired, states, scope, self.settings.delivery
+        )
+        report.pending += profiles.pending
+        for failed in profiles.failed:
+            report.error("profile", failed)
 
         plan = make_plan(
             self.settings.mesh_id,
-            desired,
+            profiles.desired,
             states,
             scope,
             adopt=self.settings.adopt_unmanaged,
             home_account=home_account,
         )
+        plan = with_profile_changes(plan, profiles)
         verdict = check_plan(
             plan,
             states,
@@ -238,7 +252,11 @@ class Reconciler:
             return False
         self._apply(plan, report)
         sharing_regions = {share.region for share in desired.shares}
-        return any(_leads_to_sharing(change, sharing_regions) for change in report.changes)
+        return any(
+            _leads_to_sharing(change, sharing_regions)
+            or _leads_to_profile(change, hub_set, self.settings.delivery)
+            for change in report.changes
+        )
 
     def check_item(
         self, items: list[dict[str, Any]], region: str
@@ -325,6 +343,8 @@ class Reconciler:
                 state = replace(state, shares=aws.ram(region).our_shares(self.settings.mesh_id))
             if where in reads.share_receivers:
                 state = replace(state, invitations=aws.ram(region).pending_invitations())
+            if rules and self._profiles_here(state, hub if hub_here else None):
+                state = replace(state, profiles=aws.profiles(region).read(self.settings.mesh_id))
             return state
         except Exception as error:
             return RegionState(
@@ -333,6 +353,14 @@ class Reconciler:
                 error=f"{type(error).__name__}: {error}",
                 denied=is_denied(error),
             )
+
+    def _profiles_here(self, state: RegionState, hub: Any) -> bool:
+        """Whether a Profile of ours may be here: our hub rules are, or the hub delivers
+        through a Profile."""
+        mesh_id = self.settings.mesh_id
+        if hub is not None and "profile" in vpc_deliveries(hub, self.settings.delivery).values():
+            return True
+        return any(not rule_source(rule, mesh_id) for rule in managed_rules(state, mesh_id))
 
     def _report_state(
         self,
@@ -389,15 +417,20 @@ class Reconciler:
         aws = self._aws_of(account)
         resolver, ram = aws.resolver(region), aws.ram(region)
         created: dict[tuple[str, str], str] = {}  # (source, domain) -> rule created in this run
+        new_profile: str | None = None  # the Profile created in this run
         undeletable: set[str] = set()  # rules whose disassociation failed
         occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
         out = _Applied()
         for change, following in zip(changes, [*changes[1:], None], strict=True):
-            is_rule = change.kind not in SHARE_KINDS
+            is_profile = change.kind in PROFILE_KINDS
+            is_rule = change.kind not in SHARE_KINDS and not is_profile
             rule_id = change.rule_id or created.get((change.source, change.domain))
+            profile_id = change.profile_id or new_profile
             status, message = "applied", ""
             if stop_requested.is_set():
                 status = "not started"
+            elif is_profile and profile_id is None and change.kind is not ChangeKind.CREATE_PROFILE:
+                status, message = "skipped", "the Profile was not created"
             elif is_rule and rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
                 status, message = "skipped", f"the rule for {change.domain} was not created"
             elif _makes_way_for_nothing(change, following, created):
@@ -410,6 +443,11 @@ class Reconciler:
                 try:
                     if is_rule:
                         rule_id = self._write(resolver, change, rule_id)
+                    elif is_profile:
+                        profile_id = self._write_profile(aws.profiles(region), change, profile_id)
+                        new_profile = new_profile or (
+                            profile_id if change.kind is ChangeKind.CREATE_PROFILE else None
+                        )
                     else:
                         self._write_share(ram, change)
                     if change.kind is ChangeKind.CREATE_RULE:
@@ -426,6 +464,8 @@ class Reconciler:
             result = change.as_dict() | {"status": status}
             if rule_id:
                 result["rule_id"] = rule_id
+            if is_profile and profile_id:
+                result["profile_id"] = profile_id
             if message:
                 result["message"] = message
                 what = change.domain or change.share_arn or change.name or ""
@@ -464,6 +504,28 @@ class Reconciler:
             resolver.delete_rule(rule_id)
         return rule_id
 
+    def _write_profile(
+        self, profiles: ProfilesRegion, change: Change, profile_id: str | None
+    ) -> str:
+        """Make one change to our Profile; returns the Profile's id."""
+        mesh_id = self.settings.mesh_id
+        if change.kind is ChangeKind.CREATE_PROFILE:
+            return profiles.create_profile(mesh_id)
+        assert profile_id is not None
+        if change.kind is ChangeKind.PROFILE_ADD_RULE:
+            for arn in change.resources:
+                profiles.add_rule(profile_id, arn, str(change.name))
+        elif change.kind is ChangeKind.PROFILE_REMOVE_RULE:
+            for arn in change.resources:
+                profiles.remove_rule(profile_id, arn)
+        elif change.kind is ChangeKind.ASSOCIATE_PROFILE:
+            profiles.associate(profile_id, str(change.vpc_id), mesh_id)
+        elif change.kind is ChangeKind.DISASSOCIATE_PROFILE:
+            profiles.disassociate(profile_id, str(change.vpc_id))
+        else:
+            profiles.delete_profile(profile_id)
+        return profile_id
+
     def _write_share(self, ram: RamRegion, change: Change) -> None:
         """Make one change to a share of ours, or accept one."""
         arn = str(change.share_arn)
@@ -495,6 +557,24 @@ def _leads_to_sharing(result: Mapping[str, Any], sharing_regions: Collection[str
             and result["region"] in sharing_regions
         )
         or bool(result.get("owner"))
+    )
+
+
+def _leads_to_profile(result: Mapping[str, Any], hub_set: HubSet, default: Delivery) -> bool:
+    """An applied change after which a Profile has a next step: a Profile change (the Profile
+    may now serve a VPC, or stop to), or a hub rule created at a hub that uses Profiles (it
+    can be put in the Profile)."""
+    if result["status"] != "applied":
+        return False
+    kind = ChangeKind(result["kind"])
+    if kind in PROFILE_KINDS:
+        return True
+    hub = hub_set.hubs.get(result["region"])
+    return (
+        kind is ChangeKind.CREATE_RULE
+        and not result.get("source")
+        and hub is not None
+        and "profile" in vpc_deliveries(hub, default).values()
     )
 
 
