@@ -76,6 +76,8 @@ class ProfilePlan:
 
     desired: Desired
     changes: dict[str, list[Change]] = field(default_factory=dict)
+    # Locations where our Profile is or should be: any change there may let it move on.
+    active: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -158,10 +160,9 @@ class _LocationProfiles:
             for domain, rules in candidates.items()
         }
 
-    @property
     def profile_vpcs(self) -> list[str]:
-        """The VPCs that get the rules through our Profile (a VPC with a Profile not ours
-        falls back to rules)."""
+        """The VPCs that get the rules through our Profile; a VPC with a Profile not ours
+        falls back to rules (noted)."""
         found = []
         for vpc, mode in self.modes.items():
             if mode != "profile":
@@ -193,19 +194,19 @@ class _LocationProfiles:
             self.changes.append(
                 self._change(ChangeKind.CREATE_PROFILE, None, "VPCs use the hub's Profile")
             )
-        if self.keeper is not None:
-            # The rules stay in the Profile while any VPC holds it (on its way out included).
-            held = any(self._is_keeper(a) for a in self.by_vpc.values())
-            self._plan_resources(keeper_id, bool(profile_vpcs) or held)
-        elif profile_vpcs:
-            self._plan_resources(None, True)
+        held = any(self._is_keeper(a) for a in self.by_vpc.values())
+        if profile_vpcs or held:
+            # The rules stay in the Profile while any VPC holds it (on its way out included);
+            # an unused Profile is deleted with them (DeleteProfile asks only that no VPC
+            # holds it).
+            self._plan_resources(keeper_id)
         for vpc in profile_vpcs:
             self._plan_association(vpc, keeper_id)
         self._retire_associations(profile_vpcs)
 
-    def _plan_resources(self, keeper_id: str | None, needed: bool) -> None:
+    def _plan_resources(self, keeper_id: str | None) -> None:
         held = {r.resource_arn: r.status for r in self._held()}
-        wanted = set(self.wanted.values()) if needed else set()
+        wanted = set(self.wanted.values())
         domain_of = {r.arn: r.domain for r in self.hub_rules}
         for arn, status in sorted(held.items()):
             if status == FAILED:
@@ -224,7 +225,7 @@ class _LocationProfiles:
                 )
         stale = {domain_of.get(a) for a, s in held.items() if a not in wanted and s != "DELETING"}
         for domain, arn in sorted(self.wanted.items()):
-            if not needed or arn in held:
+            if arn in held:
                 continue
             if domain in stale:  # one rule per domain in a Profile: the old one leaves first
                 self.notes.append(f"{self.where}: the Profile changes its rule for {domain}")
@@ -335,10 +336,12 @@ def plan_profiles(
         planner = _LocationProfiles(
             mesh_id, state, hub, rules_at.get(where, []), default, desired.protected_targets
         )
-        profile_vpcs = planner.profile_vpcs
+        profile_vpcs = planner.profile_vpcs()
         for rule in rules_at.get(where, []):
             narrowed[id(rule)] = planner.narrowed(rule, profile_vpcs)
         planner.plan(profile_vpcs)
+        if profile_vpcs or planner.keeper is not None:
+            out.active.add(where)
         if planner.changes:
             out.changes[where] = planner.changes
         out.notes += planner.notes

@@ -46,7 +46,6 @@ from resolver_mesh.models import (
     AccountAccess,
     Change,
     ChangeKind,
-    Delivery,
     ItemError,
     Plan,
     RegionState,
@@ -253,8 +252,7 @@ class Reconciler:
         self._apply(plan, report)
         sharing_regions = {share.region for share in desired.shares}
         return any(
-            _leads_to_sharing(change, sharing_regions)
-            or _leads_to_profile(change, hub_set, self.settings.delivery)
+            _leads_to_sharing(change, sharing_regions) or _leads_to_profile(change, profiles.active)
             for change in report.changes
         )
 
@@ -560,22 +558,11 @@ def _leads_to_sharing(result: Mapping[str, Any], sharing_regions: Collection[str
     )
 
 
-def _leads_to_profile(result: Mapping[str, Any], hub_set: HubSet, default: Delivery) -> bool:
-    """An applied change after which a Profile has a next step: a Profile change (the Profile
-    may now serve a VPC, or stop to), or a hub rule created at a hub that uses Profiles (it
-    can be put in the Profile)."""
-    if result["status"] != "applied":
-        return False
-    kind = ChangeKind(result["kind"])
-    if kind in PROFILE_KINDS:
-        return True
-    hub = hub_set.hubs.get(result["region"])
-    return (
-        kind is ChangeKind.CREATE_RULE
-        and not result.get("source")
-        and hub is not None
-        and "profile" in vpc_deliveries(hub, default).values()
-    )
+def _leads_to_profile(result: Mapping[str, Any], active: Collection[str]) -> bool:
+    """An applied change where our Profile is or should be: the Profile may have a next step
+    (a new rule to hold, a VPC it now serves, a VPC that now has its rules directly)."""
+    where = location(result["region"], result.get("account", ""))
+    return result["status"] == "applied" and where in active
 
 
 def _makes_way_for_nothing(
