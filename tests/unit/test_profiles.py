@@ -1,0 +1,212 @@
+"""The Profile planner (resolver_mesh.profiles), pure: hub items and observed states in, the
+narrowed rules and the Profile changes out, merged into the rule plan as a reconcile does."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from resolver_mesh.desired import desired_rules, parse_hubs
+from resolver_mesh.models import (
+    ChangeKind,
+    Delivery,
+    ObservedProfile,
+    ObservedProfileAssociation,
+    ObservedProfileResource,
+    Plan,
+    ProfileState,
+    RegionState,
+)
+from resolver_mesh.plan import make_plan
+from resolver_mesh.profiles import ProfilePlan, plan_profiles, vpc_deliveries, with_profile_changes
+
+from .builders import converged, hub_item, ids, region_state
+
+MESH = "mesh"
+R, R2 = "us-east-1", "us-east-2"
+HUB_VPC = ids(R).vpc
+WORKLOAD = "vpc-0aaaaaaaaaaaaaaa1"
+OURS = ObservedProfile("rp-ours", f"arn:aws:route53profiles:{R}:1:profile/rp-ours", "n", ours=True)
+THEIRS = ObservedProfile("rp-theirs", f"arn:aws:route53profiles:{R}:1:profile/rp-theirs", "x")
+
+
+def world(**fields: Any) -> tuple[Any, dict[str, RegionState]]:
+    """Two hubs (us-east-1 with a workload VPC), converged in rules mode."""
+    items = [hub_item(R, vpc_ids=[WORKLOAD], **fields), hub_item(R2)]
+    hub_set = parse_hubs(items, frozenset({R, R2}))
+    states = {region: region_state(region) for region in (R, R2)}
+    return hub_set, converged(MESH, desired_rules(MESH, hub_set, states), states)
+
+
+def plan_of(
+    hub_set: Any, states: dict[str, RegionState], default: Delivery = "rules"
+) -> tuple[Plan, ProfilePlan]:
+    desired = desired_rules(MESH, hub_set, states)
+    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), default)
+    plan = make_plan(MESH, profiles.desired, states, set(states))
+    return with_profile_changes(plan, profiles), profiles
+
+
+def kinds(plan: Plan, region: str = R) -> list[str]:
+    return [c.kind.value for c in plan.changes if c.region == region]
+
+
+def hub_arns(state: RegionState) -> list[str]:
+    return sorted(rule.arn for rule in state.rules)
+
+
+def with_profile(
+    state: RegionState,
+    vpcs: dict[str, str],
+    *,
+    resource_status: str = "COMPLETE",
+    direct: bool = True,
+    profile: ObservedProfile = OURS,
+) -> RegionState:
+    """`state` with `profile` holding all its rules and associated with `vpcs` (VPC: status);
+    `direct=False` drops the direct associations."""
+    resources = tuple(
+        ObservedProfileResource(f"rpr-{n}", profile.id, arn, resource_status)
+        for n, arn in enumerate(hub_arns(state))
+    )
+    associations = tuple(
+        ObservedProfileAssociation(f"rpassoc-{vpc}", profile.id, vpc, status)
+        for vpc, status in vpcs.items()
+    )
+    found = ProfileState((profile,), associations, resources if profile.ours else ())
+    return replace(state, profiles=found, associations=state.associations if direct else ())
+
+
+def test_deliveries_come_from_the_vpc_then_the_item_then_the_mesh() -> None:
+    hub_set, _ = world(delivery="profile", vpc_delivery={WORKLOAD: "rules"})
+    assert vpc_deliveries(hub_set.hubs[R], "rules") == {HUB_VPC: "profile", WORKLOAD: "rules"}
+    plain, _ = world()
+    assert set(vpc_deliveries(plain.hubs[R], "profile").values()) == {"profile"}
+
+
+def test_an_unknown_delivery_and_a_stranger_vpc_are_errors_naming_the_field() -> None:
+    items = [
+        hub_item(R, delivery="profiles"),
+        hub_item(R2, vpc_delivery={WORKLOAD: "profile"}),
+    ]
+    hub_set = parse_hubs(items, frozenset({R, R2}))
+    assert sorted((e.region, e.field) for e in hub_set.errors) == [
+        (R, "delivery"),
+        (R2, "vpc_delivery"),
+    ]
+
+
+def test_rules_mode_with_profiles_read_and_none_of_ours_plans_nothing() -> None:
+    hub_set, states = world()
+    states[R] = replace(states[R], profiles=ProfileState())
+    plan, profiles = plan_of(hub_set, states)
+    assert plan.changes == ()
+    assert profiles.active == set()
+
+
+def test_profile_mode_first_makes_the_profile_and_keeps_the_direct_rules() -> None:
+    hub_set, states = world()
+    states = {w: replace(s, profiles=ProfileState()) for w, s in states.items()}
+    plan, _ = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == ["create_profile"] + ["profile_add_rule"] * 2 + ["associate_profile"] * 2
+    assert {c.profile_id for c in plan.changes} == {None}  # the Profile made in this run
+    assert {c.vpc_id for c in plan.changes if c.vpc_id} == {HUB_VPC, WORKLOAD, ids(R2).vpc}
+
+
+def test_direct_rules_go_only_once_the_profile_serves_them() -> None:
+    hub_set, states = world()
+    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE", WORKLOAD: "CREATING"})
+    plan, profiles = plan_of(hub_set, states, "profile")
+    gone = {(c.kind, c.vpc_id) for c in plan.changes if c.region == R}
+    assert gone == {(ChangeKind.DISASSOCIATE, HUB_VPC)}
+    assert len(kinds(plan)) == 2  # the hub VPC's 2 rules; the workload VPC waits
+    assert profiles.pending == [f"{R}: Profile on {WORKLOAD} CREATING"]
+
+
+def test_a_rule_still_creating_in_the_profile_keeps_its_direct_association() -> None:
+    hub_set, states = world()
+    vpcs = {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}
+    states[R] = with_profile(states[R], vpcs, resource_status="CREATING")
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == []
+    assert len(profiles.pending) == 2
+
+
+def test_a_converged_profile_mesh_plans_nothing() -> None:
+    hub_set, states = world()
+    vpcs = {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}
+    states[R] = with_profile(states[R], vpcs, direct=False)
+    plan, _ = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == []
+
+
+def test_a_vpc_that_has_neither_waits_for_the_profile() -> None:
+    hub_set, states = world()
+    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE"}, direct=False)
+    plan, _ = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == ["associate_profile"]  # no direct association for the workload VPC
+
+
+def test_a_foreign_profile_is_kept_and_its_vpc_gets_the_rules() -> None:
+    hub_set, states = world()
+    foreign = ProfileState(
+        (THEIRS,), (ObservedProfileAssociation("rpassoc-x", THEIRS.id, WORKLOAD, "COMPLETE"),)
+    )
+    states[R] = replace(states[R], profiles=foreign)
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert not [c for c in plan.changes if c.vpc_id == WORKLOAD]
+    assert any(WORKLOAD in note and THEIRS.id in note for note in profiles.notes)
+    associated = [c.vpc_id for c in plan.changes if c.kind is ChangeKind.ASSOCIATE_PROFILE]
+    assert associated == [HUB_VPC]  # us-east-2's Profiles were not read: nothing there
+
+
+@pytest.mark.parametrize(("direct", "expected"), [(True, "disassociate_profile"), (False, None)])
+def test_back_to_rules_the_profile_leaves_once_the_rules_are_direct(
+    direct: bool, expected: str | None
+) -> None:
+    hub_set, states = world()
+    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}, direct=direct)
+    plan, _ = plan_of(hub_set, states, "rules")
+    profile_kinds = {k for k in kinds(plan) if "profile" in k}
+    assert profile_kinds == ({expected} if expected else set())
+    if not direct:
+        assert kinds(plan) == ["associate"] * 4
+
+
+def test_an_unused_profile_of_ours_is_deleted_and_a_foreign_one_never() -> None:
+    hub_set, states = world()
+    states[R] = with_profile(states[R], {})
+    plan, _ = plan_of(hub_set, states, "rules")
+    assert kinds(plan) == ["delete_profile"]
+    states[R] = with_profile(states[R], {}, profile=THEIRS)
+    plan, _ = plan_of(hub_set, states, "rules")
+    assert kinds(plan) == []
+
+
+def test_a_failed_resource_is_reported_and_left_alone() -> None:
+    hub_set, states = world()
+    vpcs = {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}
+    states[R] = with_profile(states[R], vpcs, resource_status="FAILED")
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert len(profiles.failed) == 2
+    assert kinds(plan) == []
+
+
+def test_a_rule_leaves_the_profile_before_it_is_deleted() -> None:
+    _, states = world()
+    vpcs = {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}
+    states[R] = with_profile(states[R], vpcs, direct=False)
+    alone = parse_hubs([hub_item(R, vpc_ids=[WORKLOAD])], frozenset({R, R2}))
+    plan, _ = plan_of(alone, states, "profile")
+    assert kinds(plan) == ["profile_remove_rule"] * 2 + ["delete_rule"] * 2
+
+
+def test_an_unreadable_or_unread_location_gets_no_profile_change() -> None:
+    hub_set, states = world()
+    states[R] = replace(states[R], error="ThrottlingException")
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == []
+    assert R not in profiles.active
+    assert kinds(plan, R2) == []  # us-east-2's Profiles were not read: nothing planned there
