@@ -73,7 +73,10 @@ HOME_REQUIRED_ACTIONS = {
 } | {"sts:AssumeRole"}
 
 # Actions without a resource type (Service Authorization Reference): the only ones on "*".
-STAR_READS = re.compile(r"^(route53resolver:List\w+|ec2:Describe\w+|ram:GetResourceShare\w*)$")
+STAR_READS = re.compile(
+    r"^(route53resolver:List\w+|ec2:Describe\w+|ram:GetResourceShare\w*"
+    r"|route53profiles:List(Profiles|ProfileAssociations|ProfileResourceAssociations))$"
+)
 # Writes without a resource type: on "*" only when the request carries our owner tag.
 STAR_WRITES_IF_TAGGED = {"ram:CreateResourceShare"}
 # Writes allowed without our owner tag, and why (see the templates' comments):
@@ -325,7 +328,8 @@ def test_member_grants_what_the_reconciler_calls(member: dict[str, Any]) -> None
     granted = _granted(_role(member, "MemberRole"))
     assert granted >= MEMBER_REQUIRED_ACTIONS, sorted(MEMBER_REQUIRED_ACTIONS - granted)
     # Nothing the reconciler does not call in a member account.
-    assert not {a for a in granted if a.split(":")[0] not in {"route53resolver", "ram", "ec2"}}
+    services = {"route53resolver", "route53profiles", "ram", "ec2"}
+    assert not {a for a in granted if a.split(":")[0] not in services}
     assert "ec2:DescribeRegions" not in granted  # Regions are discovered at home
 
 

@@ -62,7 +62,8 @@ REQUIRED_ACTIONS = {
 
 # Actions without resource-level permissions: the only ones allowed on Resource "*".
 STAR_RESOURCE_OK = re.compile(
-    r"^(route53resolver:List\w+|ec2:Describe\w+|dynamodb:ListStreams|ram:GetResourceShare\w*)$"
+    r"^(route53resolver:List\w+|ec2:Describe\w+|dynamodb:ListStreams|ram:GetResourceShare\w*"
+    r"|route53profiles:List(Profiles|ProfileAssociations|ProfileResourceAssociations))$"
 )
 # Writes without a resource type: on "*" only with the owner tag required on the request.
 STAR_RESOURCE_IF_TAGGED = {"ram:CreateResourceShare"}
