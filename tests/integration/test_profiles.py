@@ -237,3 +237,17 @@ def test_a_failed_profile_read_freezes_the_location(
     assert result["calls"]["writes"] == 0
     assert our_profile(profile_mesh.aws, HOME_REGION) == before
     assert_every_vpc_resolves_every_peer(profile_mesh, member)
+
+
+def test_verify_reasons_through_the_profile(profile_mesh: Mesh) -> None:
+    assert profile_mesh.resync()["ok"]
+    result = profile_mesh.cli("verify", "--json")
+    assert result.code == 0, result.out
+    data = result.json
+    private = [c for c in data["cells"] if c["status"] == "private"]
+    assert private
+    assert data["counts"]["gap"] == 0
+    assert all(c.get("profile_id", "").startswith("rp-") for c in private)
+    assert " P" in profile_mesh.cli("verify").out
+    mermaid = profile_mesh.cli("verify", "--format", "mermaid").out
+    assert '-->|"Profile: ' in mermaid

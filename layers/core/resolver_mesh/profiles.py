@@ -46,8 +46,8 @@ from resolver_mesh.plan import managed_rules, rule_source, rule_target
 COMPLETE = "COMPLETE"
 IN_FLIGHT = ("CREATING", "UPDATING", "DELETING")
 FAILED = "FAILED"
-# Kinds after which a Profile rule or association may serve a VPC: the direct associations
-# they replace, and the Profiles they retire, wait for a look at the result.
+# A location's Profile changes go right before the first of these: after the rules they need
+# exist, and before a rule leaves (a rule leaves the Profile before it is deleted).
 _BREAKING = (
     ChangeKind.DISASSOCIATE,
     ChangeKind.DELETE_RULE,
@@ -60,13 +60,6 @@ def vpc_deliveries(hub: HubItem, default: Delivery) -> dict[str, Delivery]:
     """How each VPC of the hub (`vpc_id`, `vpc_ids`) gets the hub's rules."""
     mode = hub.delivery or default
     return {vpc: hub.vpc_delivery.get(vpc, mode) for vpc in sorted(hub.associated_vpc_ids)}
-
-
-def uses_profiles(hub_set: HubSet, default: Delivery) -> bool:
-    """Whether any valid hub delivers through a Profile."""
-    return any(
-        "profile" in vpc_deliveries(hub, default).values() for hub in hub_set.enabled.values()
-    )
 
 
 @dataclass
