@@ -55,7 +55,7 @@ def test_parameters_are_the_home_stack_outputs() -> None:
 
 def test_every_rule_forwards_successful_calls_of_others_to_the_central_bus() -> None:
     rules = pattern_rules(FORWARDER)
-    assert len(rules) == 3
+    assert len(rules) == 4
     for name, props in rules.items():
         pattern = props["EventPattern"]
         assert pattern["detail-type"] == [CLOUDTRAIL], name
@@ -74,7 +74,7 @@ def test_each_event_name_is_watched_by_exactly_one_rule() -> None:
     names: list[str] = []
     for props in pattern_rules(FORWARDER).values():
         names += props["EventPattern"]["detail"]["eventName"]
-    assert len(names) == len(set(names)) == 13
+    assert len(names) == len(set(names)) == 13 + 7  # Resolver and EC2, Route 53 Profiles
 
 
 def _role(template: dict[str, Any]) -> dict[str, Any]:

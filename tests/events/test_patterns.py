@@ -55,6 +55,8 @@ MEANT_FOR = {
     "DeleteResolverRule": "ResolverRuleDrift",
     "AssociateResolverRule": "ResolverRuleDrift",
     "DisassociateResolverRule": "ResolverRuleDrift",
+    "DisassociateProfile": "ProfileDrift",
+    "DisassociateResourceFromProfile": "ProfileDrift",
 }
 NEVER = ("cloudtrail-failed-call.json", "cloudtrail-own-call.json")
 REGION = "us-east-2"  # where the pattern tests run (any Region: patterns do not look at it)
@@ -99,7 +101,12 @@ class RuleProbe:
 def _forwarder_probe(aws: ClientFactory, region: str = REGION) -> RuleProbe:
     probe = RuleProbe(aws, region)
     rules = pattern_rules(FORWARDER)
-    assert set(rules) == {"VpcEndpointChanges", "ResolverEndpointChanges", "ResolverRuleDrift"}
+    assert set(rules) == {
+        "VpcEndpointChanges",
+        "ResolverEndpointChanges",
+        "ResolverRuleDrift",
+        "ProfileDrift",
+    }
     for name, props in rules.items():
         probe.add(name, resolve(props, values(region)))
     return probe

@@ -553,7 +553,7 @@ def test_central_bus_and_its_rule(template: dict[str, Any]) -> None:
     rule = _props(template, "CentralBusRule")
     assert rule["EventBusName"] == {"Ref": "CentralBus"}
     pattern = rule["EventPattern"]
-    assert sorted(pattern["source"]) == ["aws.ec2", "aws.route53resolver"]
+    assert sorted(pattern["source"]) == ["aws.ec2", "aws.route53profiles", "aws.route53resolver"]
     assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
     assert pattern["detail"]["errorCode"] == [{"exists": False}]
     own = {"Fn::GetAtt": ["ReconcilerRole", "Arn"]}

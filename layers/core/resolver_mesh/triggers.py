@@ -64,6 +64,18 @@ RESOLVER_ENDPOINT_CALLS = frozenset(
     }
 )
 VPC_ENDPOINT_CALLS = frozenset({"CreateVpcEndpoint", "ModifyVpcEndpoint", "DeleteVpcEndpoints"})
+# Route 53 Profiles: a Profile (ours or one that holds a VPC of ours) lives in one Region.
+PROFILE_CALLS = frozenset(
+    {
+        "CreateProfile",
+        "DeleteProfile",
+        "AssociateProfile",
+        "DisassociateProfile",
+        "AssociateResourceToProfile",
+        "DisassociateResourceFromProfile",
+        "UpdateProfileResourceAssociation",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,8 @@ def _cloudtrail_scope(detail: Mapping[str, Any], known_regions: Collection[str])
         return Scope(ALL, f"{where}: unknown Region, every Region")
     if name in DRIFT_CALLS:
         return Scope(frozenset({region}), f"{where}: rules of that Region")
+    if name in PROFILE_CALLS:
+        return Scope(frozenset({region}), f"{where}: Profiles of that Region")
     if name in RESOLVER_ENDPOINT_CALLS:
         response = detail.get("responseElements") or {}
         endpoint = response.get("resolverEndpoint") if isinstance(response, Mapping) else None
