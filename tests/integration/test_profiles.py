@@ -136,6 +136,10 @@ def test_profile_mode_converges_over_three_regions_and_two_accounts(
 ) -> None:
     result = profile_mesh.resync()
     assert result["ok"], result
+    # 12 rules (3 Regions x 2 peers x 2 domains); per Region one Profile, its 4 rules and its
+    # VPCs (2 in us-east-1): no rule association at all
+    assert result["calls"]["writes"] == 12 + 3 * (1 + 4) + (2 + 1 + 1)
+    assert result["counts"]["associate"] == 0
     for region in REGIONS:
         clients = clients_of(profile_mesh, member, region)
         profile = our_profile(clients, region)

@@ -210,3 +210,15 @@ def test_an_unreadable_or_unread_location_gets_no_profile_change() -> None:
     assert kinds(plan) == []
     assert R not in profiles.active
     assert kinds(plan, R2) == []  # us-east-2's Profiles were not read: nothing planned there
+
+
+def test_a_profile_near_its_vpc_quota_is_noted() -> None:
+    workloads = [f"vpc-{n:017x}" for n in range(1, 900)]
+    items = [hub_item(R, vpc_ids=workloads, delivery="profile"), hub_item(R2)]
+    hub_set = parse_hubs(items, frozenset({R, R2}))
+    states = {region: region_state(region, profiles=ProfileState()) for region in (R, R2)}
+    _, profiles = plan_of(hub_set, states)
+    assert any("900 VPCs" in note and "1000" in note for note in profiles.notes)
+    fewer = parse_hubs([hub_item(R, vpc_ids=workloads[:-1], delivery="profile")], frozenset({R}))
+    _, profiles = plan_of(fewer, {R: states[R]})
+    assert not any("quota" in note for note in profiles.notes)

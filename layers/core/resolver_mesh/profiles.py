@@ -44,6 +44,10 @@ from resolver_mesh.names import profile_name
 from resolver_mesh.plan import managed_rules, rule_source, rule_target
 
 COMPLETE = "COMPLETE"
+# Default quota: VPCs one Profile can be associated with (API Reference, AssociateProfile: "a
+# Profile can be associated with 1000 of VPCs (and you can request a higher quota)").
+MAX_VPCS_PER_PROFILE = 1000
+NEAR_QUOTA = 0.9  # a plan notes a Profile at this share of the quota
 IN_FLIGHT = ("CREATING", "UPDATING", "DELETING")
 FAILED = "FAILED"
 # A location's Profile changes go right before the first of these: after the rules they need
@@ -195,6 +199,11 @@ class _LocationProfiles:
             self._plan_resources(keeper_id)
         for vpc in profile_vpcs:
             self._plan_association(vpc, keeper_id)
+        if len(profile_vpcs) >= NEAR_QUOTA * MAX_VPCS_PER_PROFILE:
+            self.notes.append(
+                f"{self.where}: the Profile serves {len(profile_vpcs)} VPCs of its account; the"
+                f" default quota is {MAX_VPCS_PER_PROFILE} VPCs per Profile"
+            )
         self._retire_associations(profile_vpcs)
 
     def _plan_resources(self, keeper_id: str | None) -> None:
