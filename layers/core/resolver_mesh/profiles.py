@@ -75,6 +75,8 @@ class ProfilePlan:
     changes: dict[str, list[Change]] = field(default_factory=dict)
     # Locations where our Profile is or should be: any change there may let it move on.
     active: set[str] = field(default_factory=set)
+    # (location, VPC, domain) our Profile serves: a direct association there may go.
+    served: set[tuple[str, str, str]] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -344,6 +346,9 @@ def plan_profiles(
         planner.plan(profile_vpcs)
         if profile_vpcs or planner.keeper is not None:
             out.active.add(where)
+        out.served |= {
+            (where, vpc, domain) for vpc in profile_vpcs for domain in planner.served[vpc]
+        }
         if planner.changes:
             out.changes[where] = planner.changes
         out.notes += planner.notes
@@ -358,11 +363,14 @@ def plan_profiles(
 def with_profile_changes(plan: Plan, profiles: ProfilePlan) -> Plan:
     """The plan with each location's Profile changes after its creates, updates and
     associations, and before its first disassociation, unshare or deletion."""
-    if not profiles.changes:
-        return replace(plan, notes=plan.notes + tuple(profiles.notes))
     changes: list[Change] = []
     placed: set[str] = set()
     for change in plan.changes:
+        if (
+            change.kind is ChangeKind.DISASSOCIATE
+            and (change.location, change.vpc_id, change.domain) in profiles.served
+        ):
+            change = replace(change, reason="the VPC's Route 53 Profile serves it")
         where = change.location
         if where not in placed and where in profiles.changes and change.kind in _BREAKING:
             changes.extend(profiles.changes[where])

@@ -88,7 +88,9 @@ class Report:
         their changes, counts and apply errors come first."""
         if not earlier:
             return
-        self.notes.append(f"sharing across accounts took {len(earlier) + 1} passes")
+        self.notes.append(
+            f"sharing across accounts or Route 53 Profiles took {len(earlier) + 1} passes"
+        )
         self.applied = self.applied or any(report.applied for report in earlier)
         self.planned = self.planned or any(report.planned for report in earlier)
         self.changes = [change for report in earlier for change in report.changes] + self.changes
