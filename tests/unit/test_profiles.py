@@ -222,3 +222,28 @@ def test_a_profile_near_its_vpc_quota_is_noted() -> None:
     fewer = parse_hubs([hub_item(R, vpc_ids=workloads[:-1], delivery="profile")], frozenset({R}))
     _, profiles = plan_of(fewer, {R: states[R]})
     assert not any("quota" in note for note in profiles.notes)
+
+
+def test_a_vpc_the_rules_are_meant_for_beyond_the_item_follows_the_hubs_delivery() -> None:
+    """A VPC that joins by other means (by tag) is in the desired rules' VPCs only."""
+    hub_set, states = world(delivery="profile")
+    states = {w: replace(s, profiles=ProfileState()) for w, s in states.items()}
+    joined = "vpc-0bbbbbbbbbbbbbbb2"
+    desired = desired_rules(MESH, hub_set, states)
+    rules = tuple(
+        replace(r, vpc_ids=r.vpc_ids | {joined}) if r.region == R else r for r in desired.rules
+    )
+    profiles = plan_profiles(MESH, hub_set, replace(desired, rules=rules), states, {R}, "rules")
+    associated = {c.vpc_id for c in profiles.changes[R] if c.kind is ChangeKind.ASSOCIATE_PROFILE}
+    assert associated == {HUB_VPC, WORKLOAD, joined}
+
+
+def test_the_profile_of_ours_that_vpcs_hold_is_the_one_kept() -> None:
+    hub_set, states = world()
+    stray = replace(OURS, id="rp-aaaa-stray")  # sorts first, but no VPC holds it
+    state = with_profile(states[R], {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}, direct=False)
+    assert state.profiles is not None
+    states[R] = replace(state, profiles=replace(state.profiles, profiles=(stray, OURS)))
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == []
+    assert any(stray.id in note for note in profiles.notes)

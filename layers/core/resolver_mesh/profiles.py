@@ -60,10 +60,14 @@ _BREAKING = (
 )
 
 
-def vpc_deliveries(hub: HubItem, default: Delivery) -> dict[str, Delivery]:
-    """How each VPC of the hub (`vpc_id`, `vpc_ids`) gets the hub's rules."""
+def vpc_deliveries(
+    hub: HubItem, default: Delivery, others: Collection[str] = ()
+) -> dict[str, Delivery]:
+    """How each VPC of the hub (`vpc_id`, `vpc_ids`, and `others` its rules are meant for,
+    such as VPCs that join by tag) gets the hub's rules."""
     mode = hub.delivery or default
-    return {vpc: hub.vpc_delivery.get(vpc, mode) for vpc in sorted(hub.associated_vpc_ids)}
+    vpcs = sorted(hub.associated_vpc_ids | set(others))
+    return {vpc: hub.vpc_delivery.get(vpc, mode) for vpc in vpcs}
 
 
 @dataclass
@@ -99,16 +103,20 @@ class _LocationProfiles:
         self.state = state
         self.where = state.location
         self.profiles = state.profiles
-        self.modes = vpc_deliveries(hub, default) if hub else {}
+        meant_for = {vpc for rule in rules for vpc in rule.vpc_ids}
+        self.modes = vpc_deliveries(hub, default, meant_for) if hub else {}
         self.rules = rules  # the desired hub rules of this location
         self.protected = protected
         self.changes: list[Change] = []
         self.notes: list[str] = []
         self.pending: list[str] = []
         self.failed: list[str] = []
+        holders: dict[str, int] = defaultdict(int)  # Profile -> VPCs holding it
+        for association in self.profiles.associations:
+            holders[association.profile_id] += 1
         own = sorted(
             (p for p in self.profiles.profiles if p.ours and p.share_status != "SHARED_WITH_ME"),
-            key=lambda p: p.id,
+            key=lambda p: (-holders[p.id], p.id),
         )
         self.keeper: ObservedProfile | None = own[0] if own else None
         for duplicate in own[1:]:
