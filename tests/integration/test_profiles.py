@@ -255,3 +255,60 @@ def test_verify_reasons_through_the_profile(profile_mesh: Mesh) -> None:
     assert " P" in profile_mesh.cli("verify").out
     mermaid = profile_mesh.cli("verify", "--format", "mermaid").out
     assert '-->|"Profile: ' in mermaid
+
+
+def test_a_shared_vpc_of_another_account_gets_the_hubs_profile_through_ram(
+    make_mesh: Callable[..., Mesh], member: CachedClients
+) -> None:
+    mesh = make_mesh(REGIONS[:2])
+    vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.108.0.0/16")["Vpc"]["VpcId"]
+    shared = {"vpc_id": vpc, "delivery": "profile", **ACCESS}
+    mesh.update(HOME_REGION, shared_vpcs=[shared])
+    result = mesh.resync()
+    assert result["ok"], result
+
+    profile = our_profile(mesh.aws, HOME_REGION)
+    held = member("route53profiles", HOME_REGION).list_profile_associations(ResourceId=vpc)
+    assert [a["ProfileId"] for a in held["ProfileAssociations"]] == [profile["id"]]
+    assert direct_vpcs(member, HOME_REGION) == set()  # no shared rule associated there
+    for domain in peer_domains(mesh, HOME_REGION):
+        found = rule_for(MEMBER, HOME_REGION, vpc, f"host.{domain}")
+        assert found is not None, domain
+    assert direct_vpcs(mesh.aws, HOME_REGION) == set(vpcs_of(mesh.items[HOME_REGION]))
+    again = mesh.resync()
+    assert again["ok"], again
+    assert again["calls"]["writes"] == 0
+
+    mesh.update(HOME_REGION, shared_vpcs=[{**shared, "delivery": "rules"}])
+    back = mesh.resync()
+    assert back["ok"], back
+    assert (
+        member("route53profiles", HOME_REGION).list_profile_associations(ResourceId=vpc)[
+            "ProfileAssociations"
+        ]
+        == []
+    )
+    for domain in peer_domains(mesh, HOME_REGION):
+        assert rule_for(MEMBER, HOME_REGION, vpc, f"host.{domain}") is not None, domain
+
+
+def test_a_live_shared_vpc_moves_to_the_profile_without_losing_a_name(
+    make_mesh: Callable[..., Mesh], member: CachedClients
+) -> None:
+    mesh = make_mesh(REGIONS[:2])
+    vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.108.0.0/16")["Vpc"]["VpcId"]
+    shared = {"vpc_id": vpc, **ACCESS}
+    mesh.update(HOME_REGION, shared_vpcs=[shared])
+    assert mesh.resync()["ok"]
+    assert direct_vpcs(member, HOME_REGION) == {vpc}
+
+    mesh.update(HOME_REGION, shared_vpcs=[{**shared, "delivery": "profile"}])
+    for _ in range(3):  # one pass at a time would do too: every step keeps the names
+        result = mesh.resync()
+        assert result["ok"], result
+        for domain in peer_domains(mesh, HOME_REGION):
+            assert rule_for(MEMBER, HOME_REGION, vpc, f"host.{domain}") is not None, domain
+    assert direct_vpcs(member, HOME_REGION) == set()
+    held = member("route53profiles", HOME_REGION).list_profile_associations(ResourceId=vpc)
+    assert len(held["ProfileAssociations"]) == 1
+    assert mesh.resync()["calls"]["writes"] == 0

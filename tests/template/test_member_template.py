@@ -422,8 +422,9 @@ def test_rules_and_shares_of_this_mesh_only(
             assert _owner_condition(st) == OWNER_REQUEST_TAG, action
     for action in ("ram:CreateResourceShare", "ram:AssociateResourceShare"):
         for st in by_action[action]:
-            only_rules = st["Condition"]["StringEqualsIfExists"]["ram:RequestedResourceType"]
-            assert only_rules == "route53resolver:ResolverRule", action
+            only_ours = st["Condition"]["StringEqualsIfExists"]["ram:RequestedResourceType"]
+            # rules, and the hub's Route 53 Profile (DELIVERY=profile with shared VPCs)
+            assert only_ours == ["route53resolver:ResolverRule", "route53profiles:Profile"], action
     # Tagging a share may not take one another mesh owns.
     (tag_share,) = by_action["ram:TagResource"]
     assert tag_share["Condition"]["StringEqualsIfExists"] == {OWNER_RESOURCE_TAG: MESH}

@@ -165,9 +165,11 @@ class Spoke(AccountAccess):
 
 class SharedVpc(AccountAccess):
     """A VPC of another account that uses the hub's rules: they are shared with its account
-    through AWS RAM and associated there."""
+    through AWS RAM and associated there (`delivery` `rules`), or the hub's Route 53 Profile is
+    shared and associated with it (`profile`); None: the hub's delivery."""
 
     vpc_id: VpcId
+    delivery: Delivery | None = None
 
 
 class HubItem(AccountAccess):

@@ -39,9 +39,10 @@ from resolver_mesh.models import (
     ObservedRule,
     Plan,
     RegionState,
+    location,
 )
 from resolver_mesh.names import profile_name
-from resolver_mesh.plan import managed_rules, rule_source, rule_target
+from resolver_mesh.plan import managed_rules, rule_source, rule_target, shared_with_us
 
 COMPLETE = "COMPLETE"
 # Default quota: VPCs one Profile can be associated with (API Reference, AssociateProfile: "a
@@ -81,6 +82,8 @@ class ProfilePlan:
     active: set[str] = field(default_factory=set)
     # (location, VPC, domain) our Profile serves: a direct association there may go.
     served: set[tuple[str, str, str]] = field(default_factory=set)
+    # By hub location: what its RAM share holds besides the rules (its Profile).
+    also_shared: dict[str, frozenset[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -107,6 +110,9 @@ class _LocationProfiles:
         self.modes = vpc_deliveries(hub, default, meant_for) if hub else {}
         self.rules = rules  # the desired hub rules of this location
         self.protected = protected
+        # VPCs of other accounts that use (or still hold) the Profile through our RAM share
+        self.remote_needed = False
+        self.remote_held = False
         self.changes: list[Change] = []
         self.notes: list[str] = []
         self.pending: list[str] = []
@@ -137,6 +143,7 @@ class _LocationProfiles:
         self.served: dict[str, set[str]] = defaultdict(set)  # VPC -> domains our Profile serves
         complete = {r.resource_arn for r in held if r.status == COMPLETE}
         serving = {d for d, arn in self.wanted.items() if arn in complete}
+        self.serving = serving
         for vpc, association in self.by_vpc.items():
             if self._is_keeper(association) and association.status == COMPLETE:
                 self.served[vpc] = serving
@@ -197,12 +204,13 @@ class _LocationProfiles:
 
     def plan(self, profile_vpcs: list[str]) -> None:
         keeper_id = self.keeper.id if self.keeper else None
-        if profile_vpcs and self.keeper is None:
+        needed = bool(profile_vpcs) or self.remote_needed
+        if needed and self.keeper is None:
             self.changes.append(
                 self._change(ChangeKind.CREATE_PROFILE, None, "VPCs use the hub's Profile")
             )
-        held = any(self._is_keeper(a) for a in self.by_vpc.values())
-        if profile_vpcs or held:
+        held = any(self._is_keeper(a) for a in self.by_vpc.values()) or self.remote_held
+        if needed or held:
             # The rules stay in the Profile while any VPC holds it (on its way out included);
             # an unused Profile is deleted with them (DeleteProfile asks only that no VPC
             # holds it).
@@ -293,7 +301,7 @@ class _LocationProfiles:
             self.changes.append(
                 self._change(ChangeKind.DISASSOCIATE_PROFILE, self.keeper.id, reason, vpc_id=vpc)
             )
-        if not profile_vpcs and not ours:
+        if not (profile_vpcs or ours or self.remote_needed or self.remote_held):
             self.changes.append(
                 self._change(ChangeKind.DELETE_PROFILE, self.keeper.id, "no VPC uses the Profile")
             )
@@ -321,6 +329,120 @@ class _LocationProfiles:
         )
 
 
+class _ReceivedProfile:
+    """The hub's Profile where it is shared (another account of the Region): associated with
+    the shared VPCs of `profile` delivery, taken off the others once they have every hub
+    domain through the shared rules. The owner's Profile and what it serves come from
+    `owner` (its location was read too)."""
+
+    def __init__(
+        self, state: RegionState, owner: _LocationProfiles, modes: Mapping[str, Delivery]
+    ) -> None:
+        assert state.profiles is not None
+        assert owner.keeper is not None
+        self.state = state
+        self.where = state.location
+        self.owner = owner
+        self.keeper = owner.keeper
+        self.modes = modes
+        self.visible = any(p.arn == self.keeper.arn for p in state.profiles.profiles)
+        self.by_vpc = {a.vpc_id: a for a in state.profiles.associations}
+        shared = {
+            r.id: r.domain
+            for r in shared_with_us(state, owner.mesh_id)
+            if r.arn in owner.wanted.values() or r.arn in {x.arn for x in owner.hub_rules}
+        }
+        self.direct: dict[str, set[str]] = defaultdict(set)
+        for association in state.associations:
+            if association.status == COMPLETE and association.rule_id in shared:
+                self.direct[association.vpc_id].add(shared[association.rule_id])
+        self.changes: list[Change] = []
+        self.notes: list[str] = []
+        self.pending: list[str] = []
+        self.failed: list[str] = []
+
+    def profile_vpcs(self) -> list[str]:
+        found = []
+        for vpc, mode in sorted(self.modes.items()):
+            association = self.by_vpc.get(vpc)
+            if mode != "profile":
+                continue
+            if association is not None and association.profile_id != self.keeper.id:
+                self.notes.append(
+                    f"{self.where}: {vpc} keeps Profile {association.profile_id} (not ours):"
+                    " the hub's shared rules are associated with it instead"
+                )
+                continue
+            found.append(vpc)
+        return found
+
+    def served(self, vpc: str) -> bool:
+        """Whether our Profile answers every hub domain in the VPC."""
+        association = self.by_vpc.get(vpc)
+        wanted = {rule.domain for rule in self.owner.rules}
+        return (
+            association is not None
+            and association.profile_id == self.keeper.id
+            and association.status == COMPLETE
+            and bool(wanted)
+            and wanted <= self.owner.serving
+        )
+
+    def unlisted(self, vpc: str) -> bool:
+        """A VPC of `profile` delivery leaves the share's VPCs (its shared rules go, or are
+        never associated) once the Profile serves it, or while it has none of them."""
+        return self.served(vpc) or not self.direct[vpc]
+
+    def plan(self, profile_vpcs: list[str]) -> None:
+        for vpc in profile_vpcs:
+            association = self.by_vpc.get(vpc)
+            if association is None and not self.visible:
+                self.notes.append(f"{self.where}: waiting for the hub's Profile to be shared")
+            elif association is None:
+                self.changes.append(self._change(ChangeKind.ASSOCIATE_PROFILE, vpc))
+            elif association.status == FAILED:
+                self.failed.append(f"{self.where}: Profile association {association.id} FAILED")
+            elif association.status in IN_FLIGHT:
+                self.pending.append(f"{self.where}: Profile on {vpc} {association.status}")
+        wanted = {rule.domain for rule in self.owner.rules}
+        for vpc, association in sorted(self.by_vpc.items()):
+            if association.profile_id != self.keeper.id or vpc in profile_vpcs:
+                continue
+            if association.status in IN_FLIGHT:
+                self.pending.append(f"{self.where}: Profile on {vpc} {association.status}")
+            elif vpc not in self.modes or wanted <= self.direct[vpc]:
+                self.changes.append(self._change(ChangeKind.DISASSOCIATE_PROFILE, vpc))
+            else:
+                self.notes.append(
+                    f"{self.where}: {vpc} keeps our Profile until the shared rules are on it"
+                )
+
+    def _change(self, kind: ChangeKind, vpc: str) -> Change:
+        reason = "shared VPC uses the hub's Profile"
+        if kind is ChangeKind.DISASSOCIATE_PROFILE:
+            reason = "shared VPC no longer uses the hub's Profile"
+        return Change(
+            kind,
+            self.state.region,
+            "",
+            vpc_id=vpc,
+            name=profile_name(self.owner.mesh_id),
+            reason=reason,
+            account=self.state.account,
+            profile_id=self.keeper.id,
+            owner=self.keeper.arn.split(":")[4],
+        )
+
+
+def shared_deliveries(hub: HubItem, default: Delivery) -> dict[str, dict[str, Delivery]]:
+    """By receiving account: how each shared VPC of the hub gets the hub's rules."""
+    mode = hub.delivery or default
+    found: dict[str, dict[str, Delivery]] = defaultdict(dict)
+    for shared in hub.shared_vpcs:
+        found[shared.account][shared.vpc_id] = shared.delivery or mode
+    return found
+
+
 def plan_profiles(
     mesh_id: str,
     hub_set: HubSet,
@@ -338,6 +460,7 @@ def plan_profiles(
         if not rule.source:
             rules_at[rule.location].append(rule)
     narrowed: dict[int, DesiredRule] = {}
+    owners: dict[str, _LocationProfiles] = {}
     for where in sorted(scope):
         state = states.get(where)
         if state is None or state.error or state.profiles is None:
@@ -348,6 +471,9 @@ def plan_profiles(
         planner = _LocationProfiles(
             mesh_id, state, hub, rules_at.get(where, []), default, desired.protected_targets
         )
+        owners[where] = planner
+        if hub is not None:
+            _remote_use(planner, hub, states, default)
         profile_vpcs = planner.profile_vpcs()
         for rule in rules_at.get(where, []):
             narrowed[id(rule)] = planner.narrowed(rule, profile_vpcs)
@@ -365,7 +491,68 @@ def plan_profiles(
     if narrowed:
         rules = tuple(narrowed.get(id(rule), rule) for rule in desired.rules)
         out.desired = replace(desired, rules=rules)
+    _plan_received(out, hub_set, states, scope, owners, default)
     return out
+
+
+def _remote_use(
+    owner: _LocationProfiles,
+    hub: HubItem,
+    states: Mapping[str, RegionState],
+    default: Delivery,
+) -> None:
+    """Whether shared VPCs need the owner's Profile, or still hold it (a receiving location
+    that could not be read counts as holding it)."""
+    for account, modes in shared_deliveries(hub, default).items():
+        owner.remote_needed |= "profile" in modes.values()
+        state = states.get(location(hub.region, account))
+        if state is None or state.error or state.profiles is None:
+            owner.remote_held |= owner.keeper is not None
+        elif owner.keeper is not None:
+            owner.remote_held |= any(
+                a.profile_id == owner.keeper.id for a in state.profiles.associations
+            )
+
+
+def _plan_received(
+    out: ProfilePlan,
+    hub_set: HubSet,
+    states: Mapping[str, RegionState],
+    scope: Collection[str],
+    owners: Mapping[str, _LocationProfiles],
+    default: Delivery,
+) -> None:
+    """The hub's Profile in the accounts of its shared VPCs; shared VPCs of `profile` delivery
+    leave the shares' VPCs once the Profile serves them (their shared rules can go), or while
+    they have no shared rule (they wait for the Profile)."""
+    dropped: dict[tuple[str, str], set[str]] = defaultdict(set)  # (Region, account) -> VPCs
+    for hub in sorted(hub_set.enabled.values(), key=lambda h: h.region):
+        owner = owners.get(hub.location)
+        if owner is None or owner.keeper is None:
+            continue
+        if owner.remote_needed or owner.remote_held:
+            out.also_shared[hub.location] = frozenset({owner.keeper.arn})
+        for account, modes in sorted(shared_deliveries(hub, default).items()):
+            where = location(hub.region, account)
+            state = states.get(where)
+            if where not in scope or state is None or state.error or state.profiles is None:
+                continue
+            receiver = _ReceivedProfile(state, owner, modes)
+            profile_vpcs = receiver.profile_vpcs()
+            receiver.plan(profile_vpcs)
+            dropped[(hub.region, account)] |= {v for v in profile_vpcs if receiver.unlisted(v)}
+            out.active.add(where)
+            if receiver.changes:
+                out.changes.setdefault(where, []).extend(receiver.changes)
+            out.notes += receiver.notes
+            out.pending += receiver.pending
+            out.failed += receiver.failed
+    if any(dropped.values()):
+        shares = tuple(
+            replace(s, vpc_ids=s.vpc_ids - dropped[(s.region, s.principal)])
+            for s in out.desired.shares
+        )
+        out.desired = replace(out.desired, shares=shares)
 
 
 def with_profile_changes(plan: Plan, profiles: ProfilePlan) -> Plan:

@@ -55,7 +55,12 @@ from resolver_mesh.models import (
 )
 from resolver_mesh.names import creator_request_ids
 from resolver_mesh.plan import SHARED_BY_ME, make_plan, managed_rules, rule_source, rule_target
-from resolver_mesh.profiles import plan_profiles, vpc_deliveries, with_profile_changes
+from resolver_mesh.profiles import (
+    plan_profiles,
+    shared_deliveries,
+    vpc_deliveries,
+    with_profile_changes,
+)
 from resolver_mesh.report import Report
 from resolver_mesh.safety import check_plan
 
@@ -232,6 +237,7 @@ class Reconciler:
             scope,
             adopt=self.settings.adopt_unmanaged,
             home_account=home_account,
+            also_shared=profiles.also_shared,
         )
         plan = with_profile_changes(plan, profiles)
         verdict = check_plan(
@@ -341,7 +347,8 @@ class Reconciler:
                 state = replace(state, shares=aws.ram(region).our_shares(self.settings.mesh_id))
             if where in reads.share_receivers:
                 state = replace(state, invitations=aws.ram(region).pending_invitations())
-            if rules and self._profiles_here(state, hub if hub_here else None):
+            receiving = where in reads.share_receivers
+            if rules and self._profiles_here(state, hub if hub_here else None, receiving):
                 state = replace(state, profiles=aws.profiles(region).read(self.settings.mesh_id))
             return state
         except Exception as error:
@@ -352,11 +359,17 @@ class Reconciler:
                 denied=is_denied(error),
             )
 
-    def _profiles_here(self, state: RegionState, hub: Any) -> bool:
-        """Whether a Profile of ours may be here: our hub rules are, or the hub delivers
-        through a Profile."""
+    def _profiles_here(self, state: RegionState, hub: Any, receiving: bool) -> bool:
+        """Whether a Profile of ours may be here: our hub rules are, the hub delivers through
+        a Profile, or shared VPCs of a hub are here (its Profile may be shared with them)."""
         mesh_id = self.settings.mesh_id
-        if hub is not None and "profile" in vpc_deliveries(hub, self.settings.delivery).values():
+        default = self.settings.delivery
+        if receiving:
+            return True
+        if hub is not None and (
+            "profile" in vpc_deliveries(hub, default).values()
+            or any("profile" in m.values() for m in shared_deliveries(hub, default).values())
+        ):
             return True
         return any(not rule_source(rule, mesh_id) for rule in managed_rules(state, mesh_id))
 
