@@ -22,7 +22,7 @@ from resolver_mesh.models import (
 from resolver_mesh.plan import make_plan
 from resolver_mesh.profiles import ProfilePlan, plan_profiles, vpc_deliveries, with_profile_changes
 
-from .builders import converged, hub_item, ids, region_state
+from .builders import HOME, converged, hub_item, ids, region_state
 
 MESH = "mesh"
 R, R2 = "us-east-1", "us-east-2"
@@ -247,3 +247,64 @@ def test_the_profile_of_ours_that_vpcs_hold_is_the_one_kept() -> None:
     plan, profiles = plan_of(hub_set, states, "profile")
     assert kinds(plan) == []
     assert any(stray.id in note for note in profiles.notes)
+
+
+MEMBER = "222222222222"
+THERE = f"{R}@{MEMBER}"
+SHARED_VPC = "vpc-0ccccccccccccccc3"
+
+
+def shared_world(delivery: str) -> tuple[Any, dict[str, RegionState]]:
+    """us-east-1's hub (its VPCs by rules) with a VPC of another account, Profile `OURS`
+    holding all its rules; the other account sees the Profile through RAM."""
+    shared = {
+        "vpc_id": SHARED_VPC,
+        "account_id": MEMBER,
+        "role_arn": f"arn:aws:iam::{MEMBER}:role/mesh",
+        "delivery": delivery,
+    }
+    items = [hub_item(R, vpc_ids=[WORKLOAD], shared_vpcs=[shared]), hub_item(R2)]
+    hub_set = parse_hubs(items, frozenset({R, R2}), HOME)
+    states = {R: region_state(R), R2: region_state(R2)}
+    states = converged(MESH, desired_rules(MESH, hub_set, states), states)
+    states[R] = with_profile(states[R], {})
+    seen = replace(OURS, ours=False, share_status="SHARED_WITH_ME")
+    states[THERE] = RegionState(R, account=MEMBER, profiles=ProfileState((seen,)))
+    return hub_set, states
+
+
+def plan_shared(hub_set: Any, states: dict[str, RegionState]) -> tuple[Plan, ProfilePlan]:
+    desired = desired_rules(MESH, hub_set, states)
+    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), "rules")
+    plan = make_plan(
+        MESH,
+        profiles.desired,
+        states,
+        set(states),
+        home_account=HOME,
+        also_shared=profiles.also_shared,
+    )
+    return with_profile_changes(plan, profiles), profiles
+
+
+def test_a_shared_vpc_of_profile_delivery_gets_the_hubs_profile() -> None:
+    hub_set, states = shared_world("profile")
+    plan, profiles = plan_shared(hub_set, states)
+    there = [c for c in plan.changes if c.location == THERE]
+    assert [(c.kind, c.vpc_id, c.profile_id) for c in there if "profile" in c.kind.value] == [
+        (ChangeKind.ASSOCIATE_PROFILE, SHARED_VPC, OURS.id)
+    ]
+    assert not [c for c in there if c.kind is ChangeKind.ASSOCIATE]  # waits for the Profile
+    assert profiles.also_shared == {R: frozenset({OURS.arn})}
+    created = [c for c in plan.changes if c.kind is ChangeKind.CREATE_SHARE]
+    assert [OURS.arn in c.resources for c in created] == [True]
+
+
+def test_a_profile_another_account_may_hold_is_never_deleted() -> None:
+    hub_set, states = shared_world("rules")
+    states[THERE] = replace(states[THERE], error="AccessDenied")
+    plan, _ = plan_shared(hub_set, states)
+    assert ChangeKind.DELETE_PROFILE not in {c.kind for c in plan.changes}
+    readable, states = shared_world("rules")
+    plan, _ = plan_shared(readable, states)
+    assert ChangeKind.DELETE_PROFILE in {c.kind for c in plan.changes}

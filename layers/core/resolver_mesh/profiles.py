@@ -347,11 +347,8 @@ class _ReceivedProfile:
         self.modes = modes
         self.visible = any(p.arn == self.keeper.arn for p in state.profiles.profiles)
         self.by_vpc = {a.vpc_id: a for a in state.profiles.associations}
-        shared = {
-            r.id: r.domain
-            for r in shared_with_us(state, owner.mesh_id)
-            if r.arn in owner.wanted.values() or r.arn in {x.arn for x in owner.hub_rules}
-        }
+        hub_arns = {rule.arn for rule in owner.hub_rules}
+        shared = {r.id: r.domain for r in shared_with_us(state, owner.mesh_id) if r.arn in hub_arns}
         self.direct: dict[str, set[str]] = defaultdict(set)
         for association in state.associations:
             if association.status == COMPLETE and association.rule_id in shared:
