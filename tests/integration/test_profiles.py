@@ -312,3 +312,38 @@ def test_a_live_shared_vpc_moves_to_the_profile_without_losing_a_name(
     held = member("route53profiles", HOME_REGION).list_profile_associations(ResourceId=vpc)
     assert len(held["ProfileAssociations"]) == 1
     assert mesh.resync()["calls"]["writes"] == 0
+
+
+def test_profile_states_on_their_way_are_waited_on_bounded(
+    profile_mesh: Mesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mesh_emulator import route53profiles
+    from resolver_mesh.aws.session import Aws
+    from resolver_mesh.config import Settings
+    from resolver_mesh.models import Request
+    from resolver_mesh.reconcile import Reconciler
+
+    monkeypatch.setattr(route53profiles.SETTINGS, "pending_reads", 4)
+    profile_mesh.activate()
+    request = Request(apply=True)
+    slept: list[float] = []
+    reports = Reconciler(Aws(Settings.from_env())).run_until_ready(
+        request, 0.0, 10.0, sleep=slept.append, profiles_wait_seconds=120.0
+    )
+    assert reports[0].profiles_pending
+    assert any("Profile" in p for p in reports[0].pending)
+    assert len(reports) > 1
+    assert slept == [10.0] * (len(reports) - 1)
+    assert all(r.ok for r in reports), [r.as_dict() for r in reports]
+    assert reports[-1].pending == []
+    assert reports[-1].changes == []
+
+    profile = our_profile(profile_mesh.aws, HOME_REGION)  # a VPC taken off by hand
+    workload = profile_mesh.items[HOME_REGION]["vpc_ids"][0]
+    profile_mesh.aws("route53profiles", HOME_REGION).disassociate_profile(
+        ProfileId=profile["id"], ResourceId=workload
+    )
+    monkeypatch.setattr(route53profiles.SETTINGS, "pending_reads", 100)
+    once = Reconciler(Aws(Settings.from_env())).run_until_ready(request, 0.0, 10.0)
+    assert len(once) == 1  # no wait asked for: the next trigger looks again
+    assert once[0].profiles_pending

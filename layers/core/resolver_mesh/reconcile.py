@@ -123,12 +123,19 @@ class Reconciler:
         wait_seconds: float,
         poll_seconds: float,
         sleep: Callable[[float], None] = time.sleep,
+        profiles_wait_seconds: float = 0.0,
     ) -> list[Report]:
         """Run, then run again while a hub endpoint is still becoming ready, for at most
-        `wait_seconds`: no event says when a new endpoint turns OPERATIONAL."""
-        deadline = time.monotonic() + wait_seconds
+        `wait_seconds` (no event says when a new endpoint turns OPERATIONAL), or while a Route
+        53 Profile of ours is on its way, for at most `profiles_wait_seconds`."""
+        started = time.monotonic()
         reports = [self.run(request)]
-        while reports[-1].pending and time.monotonic() + poll_seconds <= deadline:
+
+        def deadline() -> float:
+            longer = profiles_wait_seconds if reports[-1].profiles_pending else 0.0
+            return started + max(wait_seconds, longer)
+
+        while reports[-1].pending and time.monotonic() + poll_seconds <= deadline():
             sleep(poll_seconds)
             reports.append(self.run(request))
         return reports
@@ -227,6 +234,7 @@ class Reconciler:
             self.settings.mesh_id, hub_set, desired, states, scope, self.settings.delivery
         )
         report.pending += profiles.pending
+        report.profiles_pending = bool(profiles.pending)
         for failed in profiles.failed:
             report.error("profile", failed)
 

@@ -31,6 +31,7 @@ class Report:
     degraded: list[str] = field(default_factory=list)
     denied_regions: list[str] = field(default_factory=list)  # refused by policy; not errors
     pending: list[str] = field(default_factory=list)
+    profiles_pending: bool = False  # some of `pending` is a Route 53 Profile on its way
     notes: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     forced_past: list[str] = field(default_factory=list)
