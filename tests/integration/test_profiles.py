@@ -275,6 +275,12 @@ def test_a_shared_vpc_of_another_account_gets_the_hubs_profile_through_ram(
         found = rule_for(MEMBER, HOME_REGION, vpc, f"host.{domain}")
         assert found is not None, domain
     assert direct_vpcs(mesh.aws, HOME_REGION) == set(vpcs_of(mesh.items[HOME_REGION]))
+    verified = mesh.cli("verify", "--json")
+    assert verified.code == 0, verified.out
+    cells = [c for c in verified.json["cells"] if c["vpc_id"] == vpc]
+    assert cells
+    assert {c["status"] for c in cells} <= {"private", "local"}
+    assert all(c.get("profile_id") == profile["id"] for c in cells if c["status"] == "private")
     again = mesh.resync()
     assert again["ok"], again
     assert again["calls"]["writes"] == 0

@@ -249,13 +249,20 @@ class _World:
         association = next((a for a in state.profiles.associations if a.vpc_id == vpc_id), None)
         if association is None or association.status != "COMPLETE":
             return None, []
+        # A Profile shared with this account holds rules of the hub's location: look there too.
         arns = {
             r.resource_arn
-            for r in state.profiles.resources
+            for other in self.states.values()
+            for r in (other.profiles.resources if other.profiles else ())
             if r.profile_id == association.profile_id and r.status == "COMPLETE"
         }
-        live = [r for r in state.rules if r.arn in arns and r.status not in INACTIVE_RULE]
-        return association.profile_id, live
+        live = {
+            r.id: r
+            for other in self.states.values()
+            for r in other.rules
+            if r.arn in arns and r.status not in INACTIVE_RULE
+        }
+        return association.profile_id, sorted(live.values(), key=lambda r: r.id)
 
     def target_hub(self, rule: ObservedRule) -> str | None:
         """The hub whose inbound endpoint the rule's targets point at (or our marker names)."""
@@ -598,9 +605,8 @@ def observe_mesh(aws: Aws, hub_set: HubSet) -> tuple[dict[str, RegionState], lis
                 inbound_ids=(hub.inbound_endpoint_id,) if hub else (),
             )
             state = replace(state, account=account)
-            if hub is not None:  # only a hub's VPCs get our Profile
-                profiles = here.profiles(region).read(aws.settings.mesh_id)
-                state = replace(state, profiles=profiles)
+            profiles = here.profiles(region).read(aws.settings.mesh_id)
+            state = replace(state, profiles=profiles)
         except Exception as error:
             return RegionState(region, account=account, error=f"{type(error).__name__}: {error}")
         if hub is not None:
