@@ -3,7 +3,8 @@
 A hub's VPCs (`vpc_id`, `vpc_ids`) get the hub Region's rules either associated one by one
 (`rules`, the default) or through one Route 53 Profile of ours per location (`profile`): the
 Profile holds the mesh's hub rules of the location and is associated with those VPCs. The mode
-is per mesh (`Settings.delivery`), per hub item (`delivery`) and per VPC (`vpc_delivery`).
+is per mesh (`Settings.delivery`), per hub item (`delivery`), per VPC (`vpc_delivery`) and per
+shared VPC of another account (its entry's `delivery`).
 
 Invariants:
 - Only a Profile that carries our owner tag (and our name) is ever changed or deleted; a VPC
@@ -13,6 +14,10 @@ Invariants:
   Profile is COMPLETE on the VPC and holds our rule for that domain COMPLETE; it loses our
   Profile only once every hub domain of the location is associated with it directly and
   COMPLETE. A VPC that has neither waits for the Profile instead of getting both.
+- A shared VPC (another account) of `profile` delivery gets the hub's Profile through the
+  hub's RAM share (`also_shared`), with the same make before break against the shared rules;
+  the hub keeps its Profile, and keeps sharing it, while another account holds it or cannot be
+  read.
 - Nothing is written while a Profile, association or resource is on its way (CREATING,
   UPDATING, DELETING): that is `pending`; FAILED is reported and left alone.
 - Only locations whose Profiles were read (`RegionState.profiles`) are planned here; a failed
