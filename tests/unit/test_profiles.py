@@ -308,3 +308,12 @@ def test_a_profile_another_account_may_hold_is_never_deleted() -> None:
     readable, states = shared_world("rules")
     plan, _ = plan_shared(readable, states)
     assert ChangeKind.DELETE_PROFILE in {c.kind for c in plan.changes}
+
+
+def test_an_overridden_direct_association_counts_as_in_place_for_the_way_back() -> None:
+    hub_set, states = world()
+    state = with_profile(states[R], {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"})
+    overridden = tuple(replace(a, status="OVERRIDDEN") for a in state.associations)
+    states[R] = replace(state, associations=overridden)
+    plan, _ = plan_of(hub_set, states, "rules")
+    assert kinds(plan) == ["disassociate_profile"] * 2

@@ -50,6 +50,10 @@ from resolver_mesh.names import profile_name
 from resolver_mesh.plan import managed_rules, rule_source, rule_target, shared_with_us
 
 COMPLETE = "COMPLETE"
+# A direct association in place: COMPLETE, or OVERRIDDEN (a status AWS documents for rule
+# associations without saying when; if a Profile rule overrides it, it answers once the
+# Profile goes).
+IN_PLACE = (COMPLETE, "OVERRIDDEN")
 # Default quota: VPCs one Profile can be associated with (API Reference, AssociateProfile: "a
 # Profile can be associated with 1000 of VPCs (and you can request a higher quota)").
 MAX_VPCS_PER_PROFILE = 1000
@@ -141,7 +145,7 @@ class _LocationProfiles:
         self.direct: dict[str, set[str]] = defaultdict(set)  # VPC -> domains associated, COMPLETE
         domains = {r.id: r.domain for r in self.hub_rules}
         for direct in state.associations:
-            if direct.status == COMPLETE and direct.rule_id in domains:
+            if direct.status in IN_PLACE and direct.rule_id in domains:
                 self.direct[direct.vpc_id].add(domains[direct.rule_id])
         held = self._held()
         self.wanted = self._wanted_resources(held)
@@ -356,7 +360,7 @@ class _ReceivedProfile:
         shared = {r.id: r.domain for r in shared_with_us(state, owner.mesh_id) if r.arn in hub_arns}
         self.direct: dict[str, set[str]] = defaultdict(set)
         for association in state.associations:
-            if association.status == COMPLETE and association.rule_id in shared:
+            if association.status in IN_PLACE and association.rule_id in shared:
                 self.direct[association.vpc_id].add(shared[association.rule_id])
         self.changes: list[Change] = []
         self.notes: list[str] = []
