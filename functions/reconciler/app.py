@@ -109,10 +109,16 @@ def _record(report: Report) -> dict[str, Any]:
 
 def _event_driven(reconciler: Reconciler, request: Request) -> dict[str, Any]:
     """Reconcile; after a Resolver endpoint event, again while the endpoint is on its way
-    (bounded): no event says when it becomes OPERATIONAL."""
+    (bounded): no event says when it becomes OPERATIONAL. So for a Route 53 Profile of ours
+    on its way, after any event."""
     settings = reconciler.settings
     wait = settings.readiness_wait_seconds if request.await_endpoints else 0.0
-    reports = reconciler.run_until_ready(request, wait, settings.readiness_poll_seconds)
+    reports = reconciler.run_until_ready(
+        request,
+        wait,
+        settings.readiness_poll_seconds,
+        profiles_wait_seconds=settings.readiness_wait_seconds,
+    )
     result = _record(reports[-1])
     result["passes"] = len(reports)
     return result

@@ -61,7 +61,7 @@ def test_parameters_are_the_home_stack_outputs() -> None:
 
 def test_every_rule_forwards_successful_calls_of_others_to_the_central_bus() -> None:
     rules = pattern_rules(FORWARDER)
-    assert len(rules) == 5
+    assert len(rules) == 6
     for name, props in rules.items():
         pattern = props["EventPattern"]
         assert pattern["detail-type"] == [CLOUDTRAIL], name
@@ -80,7 +80,7 @@ def test_each_event_name_is_watched_by_exactly_one_rule() -> None:
     names: list[str] = []
     for props in pattern_rules(FORWARDER).values():
         names += props["EventPattern"]["detail"]["eventName"]
-    assert len(names) == len(set(names)) == 17
+    assert len(names) == len(set(names)) == 17 + 7  # Resolver and EC2, Route 53 Profiles
 
 
 def test_tag_changes_are_forwarded_only_for_vpcs() -> None:

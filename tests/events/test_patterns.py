@@ -69,6 +69,8 @@ MEANT_FOR = {
     "DeleteVpc": "VpcChanges",
     "CreateTags": "VpcTagChanges",
     "DeleteTags": "VpcTagChanges",
+    "DisassociateProfile": "ProfileDrift",
+    "DisassociateResourceFromProfile": "ProfileDrift",
 }
 NEVER = (
     "cloudtrail-failed-call.json",
@@ -125,6 +127,7 @@ def _forwarder_probe(aws: ClientFactory, region: str = REGION, account: str = AC
         "ResolverRuleDrift",
         "VpcChanges",
         "VpcTagChanges",
+        "ProfileDrift",
     }
     for name, props in rules.items():
         probe.add(name, resolve(props, values(region, account)))

@@ -66,7 +66,11 @@ DETAIL_REQUIRED = {
     "eventCategory",
 }
 ISSUER = {"type", "principalId", "arn", "accountId", "userName"}
-SOURCES = {"aws.ec2": "ec2.amazonaws.com", "aws.route53resolver": "route53resolver.amazonaws.com"}
+SOURCES = {
+    "aws.ec2": "ec2.amazonaws.com",
+    "aws.route53resolver": "route53resolver.amazonaws.com",
+    "aws.route53profiles": "route53profiles.amazonaws.com",
+}
 CLOUDTRAIL_FILES = sorted(cloudtrail_samples())
 
 

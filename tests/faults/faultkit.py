@@ -73,8 +73,16 @@ WRITE_OPERATIONS = frozenset(
         "AssociateResolverRule",
         "DisassociateResolverRule",
         "TagResource",  # adopting a rule (ADOPT_UNMANAGED) tags it
+        # Route 53 Profiles (DELIVERY=profile)
+        "CreateProfile",
+        "DeleteProfile",
+        "AssociateProfile",
+        "DisassociateProfile",
+        "AssociateResourceToProfile",
+        "DisassociateResourceFromProfile",
     }
 )
+KILLED_SERVICES = ("route53resolver", "route53profiles")
 # A generous client timeout: on a busy machine any emulator call can take a second or more, and
 # a timed-out call is retried, which would add attempts no test asked for.
 FAST = {"calls_per_second": 200.0, "call_timeout_seconds": 30.0, "max_attempts": 8}
@@ -292,10 +300,11 @@ class KillSwitch:
         self._serial = threading.Lock()
 
     def install(self, session: boto3.session.Session) -> boto3.session.Session:
-        session.events.register("before-call.route53resolver", self._before)
-        session.events.register("after-call.route53resolver", self._after)
-        for operation in WRITE_OPERATIONS:  # after-call-error names no model: one per write
-            session.events.register(f"after-call-error.route53resolver.{operation}", self._error)
+        for service in KILLED_SERVICES:
+            session.events.register(f"before-call.{service}", self._before)
+            session.events.register(f"after-call.{service}", self._after)
+            for operation in WRITE_OPERATIONS:  # after-call-error names no model: one per write
+                session.events.register(f"after-call-error.{service}.{operation}", self._error)
         return session
 
     def _before(self, model: Any, **_: Any) -> None:

@@ -25,7 +25,7 @@ from resolver_mesh.models import Request
 
 PER_SECOND = 5
 EPSILON = 1e-6  # floating-point sums of 1/5 s intervals
-ON_THE_RESOLVER_BUDGET = ("route53resolver", "ec2")
+ON_THE_RESOLVER_BUDGET = ("route53resolver", "ec2", "route53profiles")  # Profiles: see README
 
 
 class GrantLog:

@@ -26,10 +26,17 @@ def test_demo_runs_and_ends_ok(emulator: LocalEmulator) -> None:
     assert "http://127.0.0.1:" in text
     assert "NOT OK" not in text
     summaries = [line for line in every_line if line.startswith("ok: ")]
-    assert len(summaries) == 6  # plan, resync, second resync, join, new inbound IP, spokes
+    # plan, resync, second resync, join, new inbound IP, spokes, us-east-2 to a Profile
+    assert len(summaries) == 7
     assert " 0 writes" in summaries[2]  # the second resync straight after does nothing
     # one spoke of each mode, and a VPC of the second account using the hub's rules
     assert "7 create rule, 13 associate, 1 create share, 1 accept share" in summaries[5]
+    # us-east-2's hub VPC: the Profile with the 6 rules first, then the 6 direct associations go
+    assert (
+        "6 disassociate, 1 create profile, 6 profile add rule, 1 associate profile"
+        in (summaries[6])
+    )
+    assert "6 rules, VPCs vpc-" in text
     accounts = text.split("== Forwarding rules in us-east-1, in both accounts", 1)[1]
     member = accounts.split("us-east-1 in account 222222222222", 1)[1].split("==", 1)[0]
     central = [line for line in member.splitlines() if "shared" not in line and "->" in line]

@@ -51,9 +51,13 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     run_until_ready = Reconciler.run_until_ready
 
     def with_fake_sleep(
-        self: Reconciler, request: Request, wait_seconds: float, poll_seconds: float
+        self: Reconciler,
+        request: Request,
+        wait_seconds: float,
+        poll_seconds: float,
+        **waits: float,  # profiles_wait_seconds
     ) -> list[Report]:
-        return run_until_ready(self, request, wait_seconds, poll_seconds, fake.sleep)
+        return run_until_ready(self, request, wait_seconds, poll_seconds, fake.sleep, **waits)
 
     monkeypatch.setattr(Reconciler, "run_until_ready", with_fake_sleep)
     return fake

@@ -75,7 +75,8 @@ HOME_REQUIRED_ACTIONS = {
 # Actions without a resource type (Service Authorization Reference): the only ones on "*".
 STAR_READS = re.compile(
     r"^(route53resolver:List\w+|ec2:Describe\w+|ram:GetResourceShare\w*"
-    r"|organizations:List(Accounts|AccountsForParent|OrganizationalUnitsForParent))$"
+    r"|organizations:List(Accounts|AccountsForParent|OrganizationalUnitsForParent)"
+    r"|route53profiles:List(Profiles|ProfileAssociations|ProfileResourceAssociations))$"
 )
 # Writes without a resource type: on "*" only when the request carries our owner tag.
 STAR_WRITES_IF_TAGGED = {"ram:CreateResourceShare"}
@@ -331,7 +332,8 @@ def test_member_grants_what_the_reconciler_calls(member: dict[str, Any]) -> None
     granted = _granted(_role(member, "MemberRole"))
     assert granted >= MEMBER_REQUIRED_ACTIONS, sorted(MEMBER_REQUIRED_ACTIONS - granted)
     # Nothing the reconciler does not call in a member account.
-    assert not {a for a in granted if a.split(":")[0] not in {"route53resolver", "ram", "ec2"}}
+    services = {"route53resolver", "route53profiles", "ram", "ec2"}
+    assert not {a for a in granted if a.split(":")[0] not in services}
     assert "ec2:DescribeRegions" not in granted  # Regions are discovered at home
 
 
@@ -424,8 +426,9 @@ def test_rules_and_shares_of_this_mesh_only(
             assert _owner_condition(st) == OWNER_REQUEST_TAG, action
     for action in ("ram:CreateResourceShare", "ram:AssociateResourceShare"):
         for st in by_action[action]:
-            only_rules = st["Condition"]["StringEqualsIfExists"]["ram:RequestedResourceType"]
-            assert only_rules == "route53resolver:ResolverRule", action
+            only_ours = st["Condition"]["StringEqualsIfExists"]["ram:RequestedResourceType"]
+            # rules, and the hub's Route 53 Profile (DELIVERY=profile with shared VPCs)
+            assert only_ours == ["route53resolver:ResolverRule", "route53profiles:Profile"], action
     # Tagging a share may not take one another mesh owns.
     (tag_share,) = by_action["ram:TagResource"]
     assert tag_share["Condition"]["StringEqualsIfExists"] == {OWNER_RESOURCE_TAG: MESH}

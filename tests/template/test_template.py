@@ -70,7 +70,8 @@ REQUIRED_ACTIONS = {
 # Actions without resource-level permissions: the only ones allowed on Resource "*".
 STAR_RESOURCE_OK = re.compile(
     r"^(route53resolver:List\w+|ec2:Describe\w+|dynamodb:ListStreams|ram:GetResourceShare\w*"
-    r"|organizations:List(Accounts|AccountsForParent|OrganizationalUnitsForParent))$"
+    r"|organizations:List(Accounts|AccountsForParent|OrganizationalUnitsForParent)"
+    r"|route53profiles:List(Profiles|ProfileAssociations|ProfileResourceAssociations))$"
 )
 # Writes without a resource type: on "*" only with the owner tag required on the request.
 STAR_RESOURCE_IF_TAGGED = {"ram:CreateResourceShare"}
@@ -698,7 +699,7 @@ def test_central_bus_and_its_rule(template: dict[str, Any]) -> None:
     rule = _props(template, "CentralBusRule")
     assert rule["EventBusName"] == {"Ref": "CentralBus"}
     pattern = rule["EventPattern"]
-    assert sorted(pattern["source"]) == ["aws.ec2", "aws.route53resolver"]
+    assert sorted(pattern["source"]) == ["aws.ec2", "aws.route53profiles", "aws.route53resolver"]
     assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
     assert pattern["detail"]["errorCode"] == [{"exists": False}]
     own = {"Fn::GetAtt": ["ReconcilerRole", "Arn"]}

@@ -33,6 +33,8 @@ def load(name: str) -> Any:
         "cloudtrail-DeleteResolverRule.json",
         "cloudtrail-AssociateResolverRule.json",
         "cloudtrail-DisassociateResolverRule.json",
+        "cloudtrail-DisassociateProfile.json",
+        "cloudtrail-DisassociateResourceFromProfile.json",
     ],
 )
 def test_rule_drift_scopes_to_its_own_region(name: str) -> None:

@@ -52,6 +52,7 @@ def _settings_flags() -> argparse.ArgumentParser:
         help="comma-separated OU or root ids whose ACTIVE accounts are members (MEMBER_OUS)",
     )
     group.add_argument("--calls-per-second", type=float, help="rate per Region (CALLS_PER_SECOND)")
+    group.add_argument("--delivery", help="how hub VPCs get the rules: rules or profile (DELIVERY)")
     group.add_argument("--profile", help="AWS profile (AWS_PROFILE)")
     group.add_argument("--json", action="store_true", help="machine-readable JSON output")
     return common
@@ -149,6 +150,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         excluded_regions=region_list(excluded) if excluded is not None else None,
         calls_per_second=getattr(args, "calls_per_second", None),
         member_ous=comma_list(ous) if ous is not None else None,
+        delivery=getattr(args, "delivery", None),
     )
 
 

@@ -18,6 +18,7 @@
 | `MEMBER_ROLES` | (empty) | role ARNs (`arn|external id`) of accounts always swept |
 | `MEMBER_OUS` | (empty) | OU ids (`ou-...`) or root ids (`r-...`): ACTIVE accounts there |
 | `MEMBER_EXTERNAL_ID` | (empty) | the external id of the member role of `MEMBER_OUS` accounts |
+| `DELIVERY` | `rules` | how hub VPCs get the rules: `rules` (associated one by one) or `profile` |
 
 Invariant: a setting that cannot be parsed is a `ConfigError` naming the variable, never a default.
 Region lists are checked for their shape here; `Aws.check_settings_regions` checks that AWS knows
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter, ValidationError
 
-from resolver_mesh.models import AccountAccess, ExternalId
+from resolver_mesh.models import DELIVERIES, AccountAccess, Delivery, ExternalId
 from resolver_mesh.names import MESH_ID_PATTERN, REGION_PATTERN
 from resolver_mesh.safety import Guard
 
@@ -60,6 +61,7 @@ class Settings:
     adopt_unmanaged: bool = False
     readiness_wait_seconds: float = 120.0
     readiness_poll_seconds: float = 10.0
+    delivery: Delivery = "rules"
     guard: Guard = field(default_factory=Guard)
     # Other accounts swept whether or not an item names them (so that what an entry left there
     # is cleaned up once the entry is gone).
@@ -82,6 +84,10 @@ class Settings:
             raise ConfigError("READINESS_WAIT_SECONDS must be a finite number of seconds")
         if not 0 < self.readiness_poll_seconds < math.inf:
             raise ConfigError("READINESS_POLL_SECONDS must be a finite number above 0")
+        if self.delivery not in DELIVERIES:
+            raise ConfigError(
+                f"DELIVERY (--delivery) {self.delivery!r}: must be one of {', '.join(DELIVERIES)}"
+            )
         if self.max_attempts < 1:
             raise ConfigError("MAX_ATTEMPTS must be at least 1")
         if not 0 <= self.guard.max_fraction <= 1:  # NaN fails this test too
@@ -153,6 +159,7 @@ class Settings:
                 "READINESS_POLL_SECONDS", cls.readiness_poll_seconds, float
             ),
             "table_name": env.get("HUBS_TABLE_NAME", "").strip() or cls.table_name,
+            "delivery": env.get("DELIVERY", "").strip().lower() or cls.delivery,
             "mesh_id": env.get("MESH_ID", "").strip() or cls.mesh_id,
             "home_region": env.get("HOME_REGION", "").strip() or None,
             "mesh_regions": region_list(env.get("MESH_REGIONS", "")),

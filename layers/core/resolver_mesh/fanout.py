@@ -23,7 +23,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from resolver_mesh.models import AccountAccess, Change, ChangeKind, RegionState, Target
+from resolver_mesh.models import (
+    PROFILE_KINDS,
+    AccountAccess,
+    Change,
+    ChangeKind,
+    RegionState,
+    Target,
+)
 
 ORDER_KIND = "resolver-mesh/apply"
 FINISHED_DETAIL_TYPE = "resolver-mesh fan-out finished"
@@ -97,7 +104,8 @@ def digest(value: Any) -> str:
 
 def state_digest(state: RegionState, changes: Iterable[Change]) -> str:
     """The digest of what a location's changes depend on: its rules and associations, and its
-    shares or invitations when the changes touch them. Listing order does not matter."""
+    shares, invitations or Profiles when the changes touch them. Listing order does not
+    matter."""
     kinds = {change.kind for change in changes}
     parts: dict[str, Any] = {
         "rules": sorted((_canonical(r) for r in state.rules), key=json.dumps),
@@ -107,13 +115,27 @@ def state_digest(state: RegionState, changes: Iterable[Change]) -> str:
         parts["shares"] = sorted((_canonical(s) for s in state.shares), key=json.dumps)
     if ChangeKind.ACCEPT_SHARE in kinds:
         parts["invitations"] = sorted((_canonical(i) for i in state.invitations), key=json.dumps)
+    if kinds & PROFILE_KINDS:
+        profiles = state.profiles
+        parts["profiles"] = (
+            {
+                name: sorted((_canonical(p) for p in getattr(profiles, name)), key=json.dumps)
+                for name in ("profiles", "associations", "resources")
+            }
+            if profiles is not None
+            else None
+        )
     return digest(parts)
 
 
-def reads_shares(changes: Iterable[Change]) -> tuple[bool, bool]:
-    """Whether a worker must read the location's shares, and its invitations."""
+def worker_reads(changes: Iterable[Change]) -> tuple[bool, bool, bool]:
+    """Whether a worker must read the location's shares, its invitations, its Profiles."""
     kinds = {change.kind for change in changes}
-    return bool(kinds & SHARE_CHANGES), ChangeKind.ACCEPT_SHARE in kinds
+    return (
+        bool(kinds & SHARE_CHANGES),
+        ChangeKind.ACCEPT_SHARE in kinds,
+        bool(kinds & PROFILE_KINDS),
+    )
 
 
 def change_to_json(change: Change) -> dict[str, Any]:
@@ -148,6 +170,7 @@ class ApplyOrder:
     state_digest: str
     access: AccountAccess | None = None  # how to reach the location's account (None: home)
     sharing_regions: tuple[str, ...] = ()  # where hubs share rules (for the next pass)
+    profile_active: bool = False  # a Profile of ours is or should be here (for the next pass)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -162,6 +185,7 @@ class ApplyOrder:
                 "state_digest": self.state_digest,
                 "access": _access_fields(self.access),
                 "sharing_regions": list(self.sharing_regions),
+                "profile_active": self.profile_active,
             },
             sort_keys=True,
         )
@@ -196,6 +220,7 @@ def order_from_json(body: str) -> ApplyOrder:
             state_digest=str(data["state_digest"]),
             access=AccountAccess(**access) if access else None,
             sharing_regions=tuple(data.get("sharing_regions", ())),
+            profile_active=bool(data.get("profile_active", False)),
         )
     except BadOrderError:
         raise

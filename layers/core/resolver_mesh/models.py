@@ -42,6 +42,9 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$"
 _EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 _TEMPLATE_FIELD = re.compile(r"\{([^}]*)\}")
 _SERVICE_NAME = re.compile(rf"^com\.amazonaws\.({REGION_NAME})\.([a-z0-9.-]+)$")
+# How a VPC gets the mesh's hub rules: associated one by one, or through one Route 53 Profile.
+Delivery = Literal["rules", "profile"]
+DELIVERIES: tuple[Delivery, ...] = ("rules", "profile")
 
 
 def _matching(pattern: re.Pattern[str], example: str, kind: str = "an id") -> AfterValidator:
@@ -162,9 +165,11 @@ class Spoke(AccountAccess):
 
 class SharedVpc(AccountAccess):
     """A VPC of another account that uses the hub's rules: they are shared with its account
-    through AWS RAM and associated there."""
+    through AWS RAM and associated there (`delivery` `rules`), or the hub's Route 53 Profile is
+    shared and associated with it (`profile`); None: the hub's delivery."""
 
     vpc_id: VpcId
+    delivery: Delivery | None = None
 
 
 class HubItem(AccountAccess):
@@ -181,6 +186,8 @@ class HubItem(AccountAccess):
     description: StrictStr | None = None
     spokes: tuple[Spoke, ...] = ()
     shared_vpcs: tuple[SharedVpc, ...] = ()
+    delivery: Delivery | None = None  # None: the mesh's DELIVERY
+    vpc_delivery: dict[VpcId, Delivery] = {}  # per VPC of `vpc_id` and `vpc_ids`
 
     @field_validator("vpc_ids", "domains", "peers", mode="before")
     @classmethod
@@ -235,6 +242,11 @@ class HubItem(AccountAccess):
         if self.peers and self.region in self.peers:
             raise ValueError("peers: a hub cannot peer with its own Region")
         self._vpcs_have_one_role()
+        strangers = sorted(set(self.vpc_delivery) - self.associated_vpc_ids)
+        if strangers:
+            raise ValueError(
+                f"vpc_delivery: {strangers[0]} is neither vpc_id nor in vpc_ids of this hub"
+            )
         return self
 
     def _vpcs_have_one_role(self) -> None:
@@ -434,6 +446,49 @@ class ObservedInvitation:
 
 
 @dataclass(frozen=True)
+class ObservedProfile:
+    """A Route 53 Profile the account owns or sees through RAM; `ours`: it carries our owner
+    tag (a Profile shared with the account is ours when its ARN is one of ours where it lives)."""
+
+    id: str
+    arn: str
+    name: str
+    owner_id: str = ""
+    share_status: str = ""
+    ours: bool = False
+
+
+@dataclass(frozen=True)
+class ObservedProfileAssociation:
+    """A Profile associated with a VPC of the account (`ListProfileAssociations`)."""
+
+    id: str
+    profile_id: str
+    vpc_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ObservedProfileResource:
+    """A Resolver rule held by a Profile of ours (`ListProfileResourceAssociations`)."""
+
+    id: str
+    profile_id: str
+    resource_arn: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ProfileState:
+    """The Profiles of one location as read: every Profile it sees, every Profile association
+    of its VPCs, and the resources of our Profiles."""
+
+    profiles: tuple[ObservedProfile, ...] = ()
+    associations: tuple[ObservedProfileAssociation, ...] = ()
+    resources: tuple[ObservedProfileResource, ...] = ()
+
+
+@dataclass(frozen=True)
 class RegionState:
     """Everything read in one account's Region ("" = the reconciler's own account).
     `error` set means it could not be read; `denied`, that AWS refused the read by policy
@@ -451,6 +506,7 @@ class RegionState:
     invitations: tuple[ObservedInvitation, ...] = ()  # read where shares should arrive
     # The VPCs named by items here that exist (DescribeVpcs); None: not looked at.
     vpcs: frozenset[str] | None = None
+    profiles: ProfileState | None = None  # None: not read (nothing of ours could be there)
 
     @property
     def location(self) -> str:
@@ -513,6 +569,24 @@ class ChangeKind(StrEnum):
     UNSHARE = "unshare"
     DELETE_SHARE = "delete_share"
     ACCEPT_SHARE = "accept_share"
+    CREATE_PROFILE = "create_profile"
+    PROFILE_ADD_RULE = "profile_add_rule"
+    ASSOCIATE_PROFILE = "associate_profile"
+    DISASSOCIATE_PROFILE = "disassociate_profile"
+    PROFILE_REMOVE_RULE = "profile_remove_rule"
+    DELETE_PROFILE = "delete_profile"
+
+
+PROFILE_KINDS = frozenset(
+    {
+        ChangeKind.CREATE_PROFILE,
+        ChangeKind.PROFILE_ADD_RULE,
+        ChangeKind.ASSOCIATE_PROFILE,
+        ChangeKind.DISASSOCIATE_PROFILE,
+        ChangeKind.PROFILE_REMOVE_RULE,
+        ChangeKind.DELETE_PROFILE,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -537,6 +611,7 @@ class Change:
     resources: tuple[str, ...] = ()
     principals: tuple[str, ...] = ()
     owner: str = ""  # the account that shares the rule with this one (receiving side)
+    profile_id: str | None = None  # None for a Profile created earlier in the same plan
 
     @property
     def location(self) -> str:
@@ -558,6 +633,7 @@ class Change:
             "target_region": self.target_region,
             "share_arn": self.share_arn,
             "owner": self.owner or None,
+            "profile_id": self.profile_id,
         }
         data.update({k: v for k, v in optional.items() if v is not None})
         if self.targets:
@@ -604,9 +680,13 @@ class Plan:
 
 
 def count_kinds(kinds: Iterable[str]) -> dict[str, int]:
-    """Changes by kind: every rule kind, and the share kinds that occur (a mesh that shares
-    nothing reports only rule kinds)."""
-    totals = {kind.value: 0 for kind in ChangeKind if not kind.value.endswith("share")}
+    """Changes by kind: every rule kind, and the share and Profile kinds that occur (a mesh
+    that shares nothing and uses no Profile reports only rule kinds)."""
+    totals = {
+        kind.value: 0
+        for kind in ChangeKind
+        if not kind.value.endswith("share") and kind not in PROFILE_KINDS
+    }
     for kind in kinds:
         totals[kind] = totals.get(kind, 0) + 1
     return totals

@@ -76,6 +76,11 @@ def share_name(mesh_id: str) -> str:
     return f"{MARKER}-{mesh_id}"
 
 
+def profile_name(mesh_id: str) -> str:
+    """The name of our Route 53 Profile in every location (the owner tag decides, not it)."""
+    return f"{MARKER}-{mesh_id}"
+
+
 def ownership_prefix(mesh_id: str) -> str:
     """The CreatorRequestId prefix that marks a rule as owned by this mesh."""
     return f"{MARKER}/{mesh_id}/"

@@ -179,6 +179,7 @@ class _RegionPlanner:
         self.home_account = home_account
         self.protected_targets = desired.protected_targets
         self.by_location = by_location
+        self.also_shared: Mapping[str, frozenset[str]] = {}
         self.frozen_sources = by_location.frozen_sources.get(self.where, set())
         self.wanted: dict[_Key, DesiredRule] = {
             (rule.source, rule.domain): rule for rule in by_location.rules.get(self.where, ())
@@ -435,6 +436,8 @@ class _RegionPlanner:
             rule for (source, _), rules in self.ours.items() if not source for rule in rules
         ]
         resources = {r.arn for r in hub_rules if r.arn and r.id not in deleted and principals}
+        if principals:  # more of ours to share, such as the hub's Route 53 Profile
+            resources |= self.also_shared.get(self.where, frozenset())
         shares = sorted(self.state.shares, key=lambda share: share.arn)
         keeper = shares[0] if shares and principals else None
         for extra in shares[1 if keeper else 0 :]:
@@ -588,13 +591,15 @@ def make_plan(
     *,
     adopt: bool = False,
     home_account: str = "",
+    also_shared: Mapping[str, frozenset[str]] | None = None,
 ) -> Plan:
     """Changes for the locations in `scope` (`states` keys), ordered per location; locations
     sorted by name.
 
     With `adopt`, a hub domain without a rule of ours takes over the best unowned rule for it
     (tagging it ours) instead of creating a new one. `home_account` is the reconciler's own
-    account id, needed only to share rules with it or from it.
+    account id, needed only to share rules with it or from it. `also_shared`: more ARNs of
+    ours the hub's share of a location must hold (its Route 53 Profile).
     """
     changes: list[Change] = []
     conflicts: list[Conflict] = []
@@ -614,6 +619,7 @@ def make_plan(
         planner = _RegionPlanner(
             mesh_id, state, desired, adopt, home_account, receivers, by_location
         )
+        planner.also_shared = also_shared or {}
         planner.plan()
         planners.append(planner)
     # Receivers follow the hub's choice of rule per domain, known once its location is planned.

@@ -23,7 +23,10 @@ Invariants:
   reported as denied, with a note, not as an error; anywhere else a refused read is an error.
 - Sharing spans accounts (rules are created, then shared, then associated by the receiver):
   while a pass that involves sharing changes something, another pass follows (at most
-  `MAX_PASSES`), each planned from what it reads.
+  `MAX_PASSES`), each planned from what it reads. So do Profiles (a rule is created, then put
+  in the Profile; the Profile serves a VPC, then the VPC's direct associations go).
+- Profiles are read where our hub rules are, or where a hub delivers through a Profile; a
+  failed Profile read makes the location unreadable (nothing changes there).
 - With `work` (the deployed function), a plan that passed the checks and cannot be applied
   before the invocation ends is fanned out (one order per location, see `fanout`), and a
   location is written only under its lease, in this invocation or in a worker's: never two
@@ -47,6 +50,7 @@ from typing import Any
 
 from resolver_mesh.aws.calls import CallInterruptedError, is_denied, stop_requested
 from resolver_mesh.aws.hubs import MissingTableError
+from resolver_mesh.aws.profiles import ProfilesRegion
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
@@ -57,10 +61,11 @@ from resolver_mesh.fanout import (
     apply_seconds,
     digest,
     must_fan_out,
-    reads_shares,
     state_digest,
+    worker_reads,
 )
 from resolver_mesh.models import (
+    PROFILE_KINDS,
     AccountAccess,
     Change,
     ChangeKind,
@@ -72,7 +77,13 @@ from resolver_mesh.models import (
     split_location,
 )
 from resolver_mesh.names import creator_request_ids
-from resolver_mesh.plan import SHARED_BY_ME, make_plan, managed_rules, rule_target
+from resolver_mesh.plan import SHARED_BY_ME, make_plan, managed_rules, rule_source, rule_target
+from resolver_mesh.profiles import (
+    plan_profiles,
+    shared_deliveries,
+    vpc_deliveries,
+    with_profile_changes,
+)
 from resolver_mesh.report import Report
 from resolver_mesh.safety import check_plan
 
@@ -162,12 +173,19 @@ class Reconciler:
         wait_seconds: float,
         poll_seconds: float,
         sleep: Callable[[float], None] = time.sleep,
+        profiles_wait_seconds: float = 0.0,
     ) -> list[Report]:
         """Run, then run again while a hub endpoint is still becoming ready, for at most
-        `wait_seconds`: no event says when a new endpoint turns OPERATIONAL."""
-        deadline = time.monotonic() + wait_seconds
+        `wait_seconds` (no event says when a new endpoint turns OPERATIONAL), or while a Route
+        53 Profile of ours is on its way, for at most `profiles_wait_seconds`."""
+        started = time.monotonic()
         reports = [self.run(request)]
-        while reports[-1].pending and time.monotonic() + poll_seconds <= deadline:
+
+        def deadline() -> float:
+            longer = profiles_wait_seconds if reports[-1].profiles_pending else 0.0
+            return started + max(wait_seconds, longer)
+
+        while reports[-1].pending and time.monotonic() + poll_seconds <= deadline():
             sleep(poll_seconds)
             reports.append(self.run(request))
         return reports
@@ -289,15 +307,24 @@ class Reconciler:
         full_resync = request.regions is None
         hub_regions = hub_set.item_regions if full_resync else None
         self._report_state(report, desired, states, scope, hub_regions)
+        profiles = plan_profiles(
+            self.settings.mesh_id, hub_set, desired, states, scope, self.settings.delivery
+        )
+        report.pending += profiles.pending
+        report.profiles_pending = bool(profiles.pending)
+        for failed in profiles.failed:
+            report.error("profile", failed)
 
         plan = make_plan(
             self.settings.mesh_id,
-            desired,
+            profiles.desired,
             states,
             scope,
             adopt=self.settings.adopt_unmanaged,
             home_account=home_account,
+            also_shared=profiles.also_shared,
         )
+        plan = with_profile_changes(plan, profiles)
         verdict = check_plan(
             plan,
             states,
@@ -315,10 +342,15 @@ class Reconciler:
             return False
         sharing_regions = {share.region for share in desired.shares}
         if self._fans_out(plan, report):
-            self._fan_out(plan, states, hubs_digest, sorted(sharing_regions), report)
+            self._fan_out(
+                plan, states, hubs_digest, sorted(sharing_regions), profiles.active, report
+            )
             return False  # the wave's last worker asks for the next pass
         self._apply(plan, report)
-        return any(_leads_to_sharing(change, sharing_regions) for change in report.changes)
+        return any(
+            _leads_to_sharing(change, sharing_regions) or _leads_to_profile(change, profiles.active)
+            for change in report.changes
+        )
 
     def check_item(
         self, items: list[dict[str, Any]], region: str
@@ -432,6 +464,9 @@ class Reconciler:
                 state = replace(state, shares=aws.ram(region).our_shares(self.settings.mesh_id))
             if where in reads.share_receivers:
                 state = replace(state, invitations=aws.ram(region).pending_invitations())
+            receiving = where in reads.share_receivers
+            if rules and self._profiles_here(state, hub if hub_here else None, receiving):
+                state = replace(state, profiles=aws.profiles(region).read(self.settings.mesh_id))
             return state
         except Exception as error:
             return RegionState(
@@ -440,6 +475,20 @@ class Reconciler:
                 error=f"{type(error).__name__}: {error}",
                 denied=is_denied(error),
             )
+
+    def _profiles_here(self, state: RegionState, hub: Any, receiving: bool) -> bool:
+        """Whether a Profile of ours may be here: our hub rules are, the hub delivers through
+        a Profile, or shared VPCs of a hub are here (its Profile may be shared with them)."""
+        mesh_id = self.settings.mesh_id
+        default = self.settings.delivery
+        if receiving:
+            return True
+        if hub is not None and (
+            "profile" in vpc_deliveries(hub, default).values()
+            or any("profile" in m.values() for m in shared_deliveries(hub, default).values())
+        ):
+            return True
+        return any(not rule_source(rule, mesh_id) for rule in managed_rules(state, mesh_id))
 
     def _report_state(
         self,
@@ -503,6 +552,7 @@ class Reconciler:
         states: Mapping[str, RegionState],
         hubs_digest: str,
         sharing_regions: list[str],
+        profile_active: Collection[str],
         report: Report,
     ) -> None:
         """One order per location with changes, under one wave; a location whose order
@@ -521,6 +571,7 @@ class Reconciler:
                 state_digest=state_digest(states.get(where) or _unread(where), changes),
                 access=self._accounts.get(split_location(where)[1]),
                 sharing_regions=tuple(sharing_regions),
+                profile_active=where in profile_active,
             )
             for where, changes in sorted(by_location.items())
         ]
@@ -613,6 +664,7 @@ class Reconciler:
             bool(report.errors)
             or any(r["status"] != "applied" for r in outcome.results)
             or any(_leads_to_sharing(r, order.sharing_regions) for r in outcome.results)
+            or (order.profile_active and any(r["status"] == "applied" for r in outcome.results))
         )
         end = self.work.table.finish(order.wave, where, follow_up)
         if end is not None and end.follow_up and end.pass_number < MAX_PASSES:
@@ -632,11 +684,13 @@ class Reconciler:
         state = aws.resolver(region).read(
             rules=True, endpoints=False, read_tags=self.settings.adopt_unmanaged
         )
-        shares, invitations = reads_shares(order.changes)
+        shares, invitations, profiles = worker_reads(order.changes)
         if shares:
             state = replace(state, shares=aws.ram(region).our_shares(self.settings.mesh_id))
         if invitations:
             state = replace(state, invitations=aws.ram(region).pending_invitations())
+        if profiles:
+            state = replace(state, profiles=aws.profiles(region).read(self.settings.mesh_id))
         if state_digest(state, order.changes) != order.state_digest:
             return f"{order.location} changed since the plan"
         return None
@@ -646,15 +700,20 @@ class Reconciler:
         aws = self._aws_of(account)
         resolver, ram = aws.resolver(region), aws.ram(region)
         created: dict[tuple[str, str], str] = {}  # (source, domain) -> rule created in this run
+        new_profile: str | None = None  # the Profile created in this run
         undeletable: set[str] = set()  # rules whose disassociation failed
         occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
         out = _Applied()
         for change, following in zip(changes, [*changes[1:], None], strict=True):
-            is_rule = change.kind not in SHARE_KINDS
+            is_profile = change.kind in PROFILE_KINDS
+            is_rule = change.kind not in SHARE_KINDS and not is_profile
             rule_id = change.rule_id or created.get((change.source, change.domain))
+            profile_id = change.profile_id or new_profile
             status, message = "applied", ""
             if stop_requested.is_set():
                 status = "not started"
+            elif is_profile and profile_id is None and change.kind is not ChangeKind.CREATE_PROFILE:
+                status, message = "skipped", "the Profile was not created"
             elif is_rule and rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
                 status, message = "skipped", f"the rule for {change.domain} was not created"
             elif _makes_way_for_nothing(change, following, created):
@@ -667,6 +726,11 @@ class Reconciler:
                 try:
                     if is_rule:
                         rule_id = self._write(resolver, change, rule_id)
+                    elif is_profile:
+                        profile_id = self._write_profile(aws.profiles(region), change, profile_id)
+                        new_profile = new_profile or (
+                            profile_id if change.kind is ChangeKind.CREATE_PROFILE else None
+                        )
                     else:
                         self._write_share(ram, change)
                     if change.kind is ChangeKind.CREATE_RULE:
@@ -683,6 +747,8 @@ class Reconciler:
             result = change.as_dict() | {"status": status}
             if rule_id:
                 result["rule_id"] = rule_id
+            if is_profile and profile_id:
+                result["profile_id"] = profile_id
             if message:
                 result["message"] = message
                 what = change.domain or change.share_arn or change.name or ""
@@ -720,6 +786,28 @@ class Reconciler:
         else:
             resolver.delete_rule(rule_id)
         return rule_id
+
+    def _write_profile(
+        self, profiles: ProfilesRegion, change: Change, profile_id: str | None
+    ) -> str:
+        """Make one change to our Profile; returns the Profile's id."""
+        mesh_id = self.settings.mesh_id
+        if change.kind is ChangeKind.CREATE_PROFILE:
+            return profiles.create_profile(mesh_id)
+        assert profile_id is not None
+        if change.kind is ChangeKind.PROFILE_ADD_RULE:
+            for arn in change.resources:
+                profiles.add_rule(profile_id, arn, str(change.name))
+        elif change.kind is ChangeKind.PROFILE_REMOVE_RULE:
+            for arn in change.resources:
+                profiles.remove_rule(profile_id, arn)
+        elif change.kind is ChangeKind.ASSOCIATE_PROFILE:
+            profiles.associate(profile_id, str(change.vpc_id), mesh_id)
+        elif change.kind is ChangeKind.DISASSOCIATE_PROFILE:
+            profiles.disassociate(profile_id, str(change.vpc_id))
+        else:
+            profiles.delete_profile(profile_id)
+        return profile_id
 
     def _write_share(self, ram: RamRegion, change: Change) -> None:
         """Make one change to a share of ours, or accept one."""
@@ -785,6 +873,13 @@ def _leads_to_sharing(result: Mapping[str, Any], sharing_regions: Collection[str
         )
         or bool(result.get("owner"))
     )
+
+
+def _leads_to_profile(result: Mapping[str, Any], active: Collection[str]) -> bool:
+    """An applied change where our Profile is or should be: the Profile may have a next step
+    (a new rule to hold, a VPC it now serves, a VPC that now has its rules directly)."""
+    where = location(result["region"], result.get("account", ""))
+    return result["status"] == "applied" and where in active
 
 
 def _makes_way_for_nothing(

@@ -24,6 +24,12 @@ _SYMBOLS = {
     "unshare": "<",
     "delete_share": "-",
     "accept_share": "*",
+    "create_profile": "+",
+    "profile_add_rule": ">",
+    "associate_profile": ">",
+    "disassociate_profile": "<",
+    "profile_remove_rule": "<",
+    "delete_profile": "-",
 }
 _COLOURS = {"*": "34", "+": "32", "~": "33", ">": "36", "<": "35", "-": "31", "!": "31", "ok": "32"}
 
@@ -52,6 +58,12 @@ def _change_line(change: Mapping[str, Any]) -> str:
         what = change.get("name") or change.get("share_arn", "?")
         what += f": {rules} rule(s)" if rules else ""
         what += f", account(s) {', '.join(accounts)}" if accounts else ""
+    elif "profile" in kind:
+        what = change.get("profile_id") or change.get("name") or "the new Profile"
+        if change.get("resources"):
+            what += f": {domain or change['resources'][0]}"
+        if change.get("vpc_id"):
+            what += f" {'from' if kind.startswith('dis') else 'with'} {change['vpc_id']}"
     elif kind == "adopt_rule":
         what = f"{domain} ({change.get('rule_id', '?')}) -> {change.get('target_region', '?')}"
     elif kind in ("create_rule", "update_rule"):
@@ -62,11 +74,12 @@ def _change_line(change: Mapping[str, Any]) -> str:
     else:
         what = f"{domain} ({change.get('rule_id', '?')})"
     label = kind.replace("_", " ")
+    label = f"{label:<13}" if len(label) < 13 else f"{label} "
     reason = f"  ({change['reason']})" if change.get("reason") else ""
     status = change.get("status", "planned")
     message = f": {change['message']}" if change.get("message") else ""
     suffix = "" if status in ("planned", "applied") else f"  [{status}{message}]"
-    return f"{label:<13}{what}{reason}{suffix}"
+    return f"{label}{what}{reason}{suffix}"
 
 
 def report_text(report: Mapping[str, Any], style: Style) -> str:

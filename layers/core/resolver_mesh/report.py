@@ -31,6 +31,7 @@ class Report:
     degraded: list[str] = field(default_factory=list)
     denied_regions: list[str] = field(default_factory=list)  # refused by policy; not errors
     pending: list[str] = field(default_factory=list)
+    profiles_pending: bool = False  # some of `pending` is a Route 53 Profile on its way
     notes: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     forced_past: list[str] = field(default_factory=list)
@@ -88,7 +89,9 @@ class Report:
         their changes, counts and apply errors come first."""
         if not earlier:
             return
-        self.notes.append(f"sharing across accounts took {len(earlier) + 1} passes")
+        self.notes.append(
+            f"sharing across accounts or Route 53 Profiles took {len(earlier) + 1} passes"
+        )
         self.applied = self.applied or any(report.applied for report in earlier)
         self.planned = self.planned or any(report.planned for report in earlier)
         self.changes = [change for report in earlier for change in report.changes] + self.changes

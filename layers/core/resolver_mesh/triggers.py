@@ -69,6 +69,18 @@ VPC_ENDPOINT_CALLS = frozenset({"CreateVpcEndpoint", "ModifyVpcEndpoint", "Delet
 # A VPC created or deleted, its tags changed (the forwarders pass CreateTags/DeleteTags on VPCs
 # only): the VPCs that join a hub of that Region, in any account.
 VPC_CALLS = frozenset({"CreateVpc", "DeleteVpc", "CreateTags", "DeleteTags"})
+# Route 53 Profiles: a Profile (ours or one that holds a VPC of ours) lives in one Region.
+PROFILE_CALLS = frozenset(
+    {
+        "CreateProfile",
+        "DeleteProfile",
+        "AssociateProfile",
+        "DisassociateProfile",
+        "AssociateResourceToProfile",
+        "DisassociateResourceFromProfile",
+        "UpdateProfileResourceAssociation",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,8 @@ def _cloudtrail_scope(detail: Mapping[str, Any], known_regions: Collection[str])
         return Scope(ALL, f"{where}: unknown Region, every Region")
     if name in DRIFT_CALLS:
         return Scope(frozenset({region}), f"{where}: rules of that Region")
+    if name in PROFILE_CALLS:
+        return Scope(frozenset({region}), f"{where}: Profiles of that Region")
     if name in RESOLVER_ENDPOINT_CALLS:
         response = detail.get("responseElements") or {}
         endpoint = response.get("resolverEndpoint") if isinstance(response, Mapping) else None

@@ -7,7 +7,11 @@ as `apply` forwards them (`desired.target_domains`: its domains and, with `{serv
 private DNS names of its interface endpoints) and the private DNS names of every interface
 endpoint of a hub VPC (`s3.us-east-2.amazonaws.com`). The owner of a name is the hub whose
 names cover it most specifically. For each cell, the rules associated with the VPC are matched,
-the most specific domain winning, as Route 53 Resolver does:
+the most specific domain winning, as Route 53 Resolver does. A VPC's rules are those
+associated with it directly plus those of its Route 53 Profile (association `COMPLETE`, rule
+`COMPLETE` in it; read for our Profiles). For one domain the direct rule is taken to win (AWS
+does not document it; the mesh's switch between deliveries does not depend on it); a cell
+answered through the Profile names it (`profile_id`, `P` in the text, "Profile" in mermaid):
 
 | status | meaning | a problem? |
 |---|---|---|
@@ -103,6 +107,7 @@ class Cell:
     missing_ips: tuple[str, ...] = ()
     path: tuple[str, ...] = ()  # Regions a looping name goes through
     detail: str = ""
+    profile_id: str | None = None  # the VPC's Profile, when its rule answers
 
     @property
     def problem(self) -> bool:
@@ -124,6 +129,7 @@ class Cell:
             "missing_ips": list(self.missing_ips),
             "path": list(self.path),
             "detail": self.detail,
+            "profile_id": self.profile_id,
         }
         data.update({k: v for k, v in optional.items() if v})
         return data
@@ -215,7 +221,8 @@ class _World:
 
     def matching_rules(self, where: str, vpc_id: str, name: str) -> list[ObservedRule]:
         """The live rules associated with the VPC (of location `where`) whose domain covers
-        `name`, the most specific first."""
+        `name`, the most specific first: direct ones, and those of its Profile for domains
+        no direct rule covers."""
         state = self.states[where]
         rules = {rule.id: rule for rule in state.rules if rule.status not in INACTIVE_RULE}
         found = {
@@ -226,7 +233,36 @@ class _World:
             and association.rule_id in rules
             and _covers(rules[association.rule_id].domain, name)
         }
+        direct = {rule.domain for rule in found.values()}
+        _, held = self.profile_rules(where, vpc_id)
+        for rule in held:
+            if rule.domain not in direct and _covers(rule.domain, name):
+                found[rule.id] = rule
         return sorted(found.values(), key=lambda r: (-len(r.domain), r.id))
+
+    def profile_rules(self, where: str, vpc_id: str) -> tuple[str | None, list[ObservedRule]]:
+        """The VPC's Profile (when `COMPLETE` on it) and the live rules it holds `COMPLETE`
+        (read for our Profiles only)."""
+        state = self.states[where]
+        if state.profiles is None:
+            return None, []
+        association = next((a for a in state.profiles.associations if a.vpc_id == vpc_id), None)
+        if association is None or association.status != "COMPLETE":
+            return None, []
+        # A Profile shared with this account holds rules of the hub's location: look there too.
+        arns = {
+            r.resource_arn
+            for other in self.states.values()
+            for r in (other.profiles.resources if other.profiles else ())
+            if r.profile_id == association.profile_id and r.status == "COMPLETE"
+        }
+        live = {
+            r.id: r
+            for other in self.states.values()
+            for r in other.rules
+            if r.arn in arns and r.status not in INACTIVE_RULE
+        }
+        return association.profile_id, sorted(live.values(), key=lambda r: r.id)
 
     def target_hub(self, rule: ObservedRule) -> str | None:
         """The hub whose inbound endpoint the rule's targets point at (or our marker names)."""
@@ -266,11 +302,14 @@ def _resolve(world: _World, row: Row, name: str, owner: str) -> Cell:
             return _with(cell, status="local", detail="answered in its own Region")
         return _with(cell, status="public", detail="no rule: the recursive resolver answers")
     winner = rules[0]
+    profile_id, held = world.profile_rules(row.location, vpc_id)
+    direct = {a.rule_id for a in world.states[row.location].associations if a.vpc_id == vpc_id}
     cell = _with(
         cell,
         rule_id=winner.id,
         rule_domain=winner.domain,
         targets=tuple(sorted(t.ip for t in winner.targets)),
+        profile_id=profile_id if winner in held and winner.id not in direct else None,
     )
     rivals = [r.id for r in rules[1:] if r.domain == winner.domain]
     if rivals:
@@ -460,7 +499,8 @@ def short_name(name: str) -> str:
 
 def cell_text(cell: Cell) -> str:
     if cell.status == "private":
-        return f"→ {cell.via} ✓" + ("*" if cell.missing_ips else "")
+        mark = ("*" if cell.missing_ips else "") + (" P" if cell.profile_id else "")
+        return f"→ {cell.via} ✓{mark}"
     if cell.status == "stale":
         return f"→ {cell.via} STALE"
     if cell.status == "unknown":
@@ -487,6 +527,8 @@ def matrix_text(matrix: Matrix) -> str:
             "  " + "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
             for line in table
         ]
+    if any(c.profile_id for c in matrix.cells):
+        lines.append("  P: through the VPC's Route 53 Profile (not a direct rule association)")
     if any(c.missing_ips for c in matrix.cells if c.status == "private"):
         lines.append(
             "  * the hub has ATTACHED IPs the rule does not target yet (a resync adds them)"
@@ -525,10 +567,12 @@ def matrix_mermaid(matrix: Matrix) -> str:
         if target is None or cell.status in ("local", "public", "unknown"):
             continue
         label = "ok" if cell.status == "private" else cell.status.upper()
+        if label == "ok" and cell.profile_id:
+            label = "Profile"
         edges.setdefault((cell.region, target, label), set()).add(short_name(cell.name))
     for (source, target, label), names in sorted(edges.items()):
-        if label == "ok":
-            text = ", ".join(sorted(names))
+        if label in ("ok", "Profile"):
+            text = ("Profile: " if label == "Profile" else "") + ", ".join(sorted(names))
             lines.append(f'  {_node(source)} -->|"{text}"| {_node(target)}')
         else:
             text = f"{label}: " + ", ".join(sorted(names))
@@ -564,6 +608,8 @@ def observe_mesh(aws: Aws, hub_set: HubSet) -> tuple[dict[str, RegionState], lis
                 inbound_ids=(hub.inbound_endpoint_id,) if hub else (),
             )
             state = replace(state, account=account)
+            profiles = here.profiles(region).read(aws.settings.mesh_id)
+            state = replace(state, profiles=profiles)
         except Exception as error:
             return RegionState(region, account=account, error=f"{type(error).__name__}: {error}")
         if hub is not None:

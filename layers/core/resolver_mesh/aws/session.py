@@ -33,6 +33,7 @@ from botocore.exceptions import UnknownRegionError
 from resolver_mesh.aws.calls import Caller, RateLimiter
 from resolver_mesh.aws.hubs import HubsTable
 from resolver_mesh.aws.organizations import Organization
+from resolver_mesh.aws.profiles import ProfilesRegion
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.config import ConfigError, Settings
@@ -158,6 +159,10 @@ class Aws:
 
     def resolver(self, region: str) -> ResolverRegion:
         return ResolverRegion(region, self.client("route53resolver", region), self.caller(region))
+
+    def profiles(self, region: str) -> ProfilesRegion:
+        """Route 53 Profiles of the Region, under the Region's Resolver budget."""
+        return ProfilesRegion(region, self.client("route53profiles", region), self.caller(region))
 
     def ram(self, region: str) -> RamRegion:
         return RamRegion(region, self.client("ram", region), self.caller(region, "ram"))

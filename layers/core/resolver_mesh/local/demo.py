@@ -161,9 +161,24 @@ def run_demo(port: int = 0, out: Callable[[str], None] = print) -> int:
         out(report_text(last.as_dict(), style))
         step("Forwarding rules in us-east-1, in both accounts")
         show_rules(["us-east-1"], aws.member(AccountAccess.model_validate(access)))
+        step(
+            "us-east-2 switches to delivery through a Route 53 Profile: the Profile first,"
+            " then the direct associations go (make before break)"
+        )
+        aws.hubs_table().put_item(hub_item(us_east_2, delivery="profile"))
+        switched = reconciler.run(Request(apply=True, trigger="demo"))
+        out(report_text(switched.as_dict(), style))
+        profiles = aws.profiles("us-east-2").read(settings.mesh_id)
+        for profile in (p for p in profiles.profiles if p.ours):
+            held = [r for r in profiles.resources if r.profile_id == profile.id]
+            vpcs = [a.vpc_id for a in profiles.associations if a.profile_id == profile.id]
+            out(
+                f"  Profile {profile.id} ({profile.name}): {len(held)} rules,"
+                f" VPCs {', '.join(vpcs)}"
+            )
         step("Forwarding rules per Region, at the end")
         show_rules()
-    ok = first.ok and last.ok
+    ok = first.ok and last.ok and switched.ok
     out("")
     out("The demo is over; the emulator has stopped." if ok else "The demo hit errors (above).")
     return 0 if ok else 1

@@ -1,0 +1,587 @@
+"""Route 53 Profiles as the delivery of a hub's rules. Pure, no I/O.
+
+A hub's VPCs (`vpc_id`, `vpc_ids`) get the hub Region's rules either associated one by one
+(`rules`, the default) or through one Route 53 Profile of ours per location (`profile`): the
+Profile holds the mesh's hub rules of the location and is associated with those VPCs. The mode
+is per mesh (`Settings.delivery`), per hub item (`delivery`), per VPC (`vpc_delivery`) and per
+shared VPC of another account (its entry's `delivery`).
+
+Invariants:
+- Only a Profile that carries our owner tag (and our name) is ever changed or deleted; a VPC
+  whose Profile is not ours keeps it and gets the rules associated directly (reported).
+- Make before break, whichever of a direct association and a Profile rule wins for one domain
+  (AWS does not document it): a VPC loses the direct association of a domain only once our
+  Profile is COMPLETE on the VPC and holds our rule for that domain COMPLETE; it loses our
+  Profile only once every hub domain of the location is associated with it directly and
+  COMPLETE. A VPC that has neither waits for the Profile instead of getting both.
+- A shared VPC (another account) of `profile` delivery gets the hub's Profile through the
+  hub's RAM share (`also_shared`), with the same make before break against the shared rules;
+  the hub keeps its Profile, and keeps sharing it, while another account holds it or cannot be
+  read.
+- Nothing is written while a Profile, association or resource is on its way (CREATING,
+  UPDATING, DELETING): that is `pending`; FAILED is reported and left alone.
+- Only locations whose Profiles were read (`RegionState.profiles`) are planned here; a failed
+  read makes the whole location unreadable (nothing changes there).
+- A plan for a state it produced is empty.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+
+from resolver_mesh.desired import Desired, HubSet
+from resolver_mesh.models import (
+    Change,
+    ChangeKind,
+    Delivery,
+    DesiredRule,
+    HubItem,
+    ObservedProfile,
+    ObservedProfileAssociation,
+    ObservedProfileResource,
+    ObservedRule,
+    Plan,
+    RegionState,
+    location,
+)
+from resolver_mesh.names import profile_name
+from resolver_mesh.plan import managed_rules, rule_source, rule_target, shared_with_us
+
+COMPLETE = "COMPLETE"
+# A direct association in place: COMPLETE, or OVERRIDDEN (a status AWS documents for rule
+# associations without saying when; if a Profile rule overrides it, it answers once the
+# Profile goes).
+IN_PLACE = (COMPLETE, "OVERRIDDEN")
+# Default quota: VPCs one Profile can be associated with (API Reference, AssociateProfile: "a
+# Profile can be associated with 1000 of VPCs (and you can request a higher quota)").
+MAX_VPCS_PER_PROFILE = 1000
+NEAR_QUOTA = 0.9  # a plan notes a Profile at this share of the quota
+IN_FLIGHT = ("CREATING", "UPDATING", "DELETING")
+FAILED = "FAILED"
+# A location's Profile changes go right before the first of these: after the rules they need
+# exist, and before a rule leaves (a rule leaves the Profile before it is deleted).
+_BREAKING = (
+    ChangeKind.DISASSOCIATE,
+    ChangeKind.DELETE_RULE,
+    ChangeKind.UNSHARE,
+    ChangeKind.DELETE_SHARE,
+)
+
+
+def vpc_deliveries(
+    hub: HubItem, default: Delivery, others: Collection[str] = ()
+) -> dict[str, Delivery]:
+    """How each VPC of the hub (`vpc_id`, `vpc_ids`, and `others` its rules are meant for,
+    such as VPCs that join by tag) gets the hub's rules."""
+    mode = hub.delivery or default
+    vpcs = sorted(hub.associated_vpc_ids | set(others))
+    return {vpc: hub.vpc_delivery.get(vpc, mode) for vpc in vpcs}
+
+
+@dataclass
+class ProfilePlan:
+    """The rules narrowed to the direct associations still needed, the Profile changes by
+    location (in order), and what waits or failed."""
+
+    desired: Desired
+    changes: dict[str, list[Change]] = field(default_factory=dict)
+    # Locations where our Profile is or should be: any change there may let it move on.
+    active: set[str] = field(default_factory=set)
+    # (location, VPC, domain) our Profile serves: a direct association there may go.
+    served: set[tuple[str, str, str]] = field(default_factory=set)
+    # By hub location: what its RAM share holds besides the rules (its Profile).
+    also_shared: dict[str, frozenset[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+class _LocationProfiles:
+    """The Profile of one location: what it must hold and serve, and the changes to get there."""
+
+    def __init__(
+        self,
+        mesh_id: str,
+        state: RegionState,
+        hub: HubItem | None,
+        rules: list[DesiredRule],
+        default: Delivery,
+        protected: Collection[str],
+    ) -> None:
+        assert state.profiles is not None
+        self.mesh_id = mesh_id
+        self.state = state
+        self.where = state.location
+        self.profiles = state.profiles
+        meant_for = {vpc for rule in rules for vpc in rule.vpc_ids}
+        self.modes = vpc_deliveries(hub, default, meant_for) if hub else {}
+        self.rules = rules  # the desired hub rules of this location
+        self.protected = protected
+        # VPCs of other accounts that use (or still hold) the Profile through our RAM share
+        self.remote_needed = False
+        self.remote_held = False
+        self.changes: list[Change] = []
+        self.notes: list[str] = []
+        self.pending: list[str] = []
+        self.failed: list[str] = []
+        holders: dict[str, int] = defaultdict(int)  # Profile -> VPCs holding it
+        for association in self.profiles.associations:
+            holders[association.profile_id] += 1
+        own = sorted(
+            (p for p in self.profiles.profiles if p.ours and p.share_status != "SHARED_WITH_ME"),
+            key=lambda p: (-holders[p.id], p.id),
+        )
+        self.keeper: ObservedProfile | None = own[0] if own else None
+        for duplicate in own[1:]:
+            self.notes.append(f"{self.where}: duplicate Profile of ours {duplicate.id} left as is")
+        self.by_vpc: dict[str, ObservedProfileAssociation] = {
+            a.vpc_id: a for a in self.profiles.associations
+        }
+        self.hub_rules = [
+            r for r in managed_rules(state, mesh_id) if not rule_source(r, mesh_id) and r.arn
+        ]
+        self.direct: dict[str, set[str]] = defaultdict(set)  # VPC -> domains associated, COMPLETE
+        domains = {r.id: r.domain for r in self.hub_rules}
+        for direct in state.associations:
+            if direct.status in IN_PLACE and direct.rule_id in domains:
+                self.direct[direct.vpc_id].add(domains[direct.rule_id])
+        held = self._held()
+        self.wanted = self._wanted_resources(held)
+        self.served: dict[str, set[str]] = defaultdict(set)  # VPC -> domains our Profile serves
+        complete = {r.resource_arn for r in held if r.status == COMPLETE}
+        serving = {d for d, arn in self.wanted.items() if arn in complete}
+        self.serving = serving
+        for vpc, association in self.by_vpc.items():
+            if self._is_keeper(association) and association.status == COMPLETE:
+                self.served[vpc] = serving
+
+    def _is_keeper(self, association: ObservedProfileAssociation) -> bool:
+        return self.keeper is not None and association.profile_id == self.keeper.id
+
+    def _held(self) -> list[ObservedProfileResource]:
+        if self.keeper is None:
+            return []
+        return [r for r in self.profiles.resources if r.profile_id == self.keeper.id]
+
+    def _wanted_resources(self, held: list[ObservedProfileResource]) -> dict[str, str]:
+        """Domain -> ARN of the rule of ours the Profile must hold: the rule that forwards the
+        domain where the hub wants it (the one already held first), and rules kept for an
+        unreadable hub."""
+        in_profile = {r.resource_arn for r in held if r.status not in ("DELETING", FAILED)}
+        targets = {rule.domain: rule.target_region for rule in self.rules}
+        candidates: dict[str, list[ObservedRule]] = defaultdict(list)
+        for rule in self.hub_rules:
+            target = rule_target(rule, self.mesh_id)
+            if targets.get(rule.domain) == target or (
+                rule.domain not in targets and target in self.protected
+            ):
+                candidates[rule.domain].append(rule)
+        return {
+            domain: min(rules, key=lambda r: (r.arn not in in_profile, r.id)).arn
+            for domain, rules in candidates.items()
+        }
+
+    def profile_vpcs(self) -> list[str]:
+        """The VPCs that get the rules through our Profile; a VPC with a Profile not ours
+        falls back to rules (noted)."""
+        found = []
+        for vpc, mode in self.modes.items():
+            if mode != "profile":
+                continue
+            association = self.by_vpc.get(vpc)
+            if association is not None and not self._is_keeper(association):
+                self.notes.append(
+                    f"{self.where}: {vpc} keeps Profile {association.profile_id} (not ours):"
+                    " the hub's rules are associated with it directly instead"
+                )
+                continue
+            found.append(vpc)
+        return found
+
+    def narrowed(self, rule: DesiredRule, profile_vpcs: Collection[str]) -> DesiredRule:
+        """The rule's VPCs that still need it associated directly: those of `rules`, and those
+        of `profile` the Profile does not serve yet for the domain, while they have it."""
+        keep = {
+            vpc
+            for vpc in rule.vpc_ids
+            if vpc not in profile_vpcs
+            or (rule.domain not in self.served[vpc] and rule.domain in self.direct[vpc])
+        }
+        return replace(rule, vpc_ids=frozenset(keep))
+
+    def plan(self, profile_vpcs: list[str]) -> None:
+        keeper_id = self.keeper.id if self.keeper else None
+        needed = bool(profile_vpcs) or self.remote_needed
+        if needed and self.keeper is None:
+            self.changes.append(
+                self._change(ChangeKind.CREATE_PROFILE, None, "VPCs use the hub's Profile")
+            )
+        held = any(self._is_keeper(a) for a in self.by_vpc.values()) or self.remote_held
+        if needed or held:
+            # The rules stay in the Profile while any VPC holds it (on its way out included);
+            # an unused Profile is deleted with them (DeleteProfile asks only that no VPC
+            # holds it).
+            self._plan_resources(keeper_id)
+        for vpc in profile_vpcs:
+            self._plan_association(vpc, keeper_id)
+        if len(profile_vpcs) >= NEAR_QUOTA * MAX_VPCS_PER_PROFILE:
+            self.notes.append(
+                f"{self.where}: the Profile serves {len(profile_vpcs)} VPCs of its account; the"
+                f" default quota is {MAX_VPCS_PER_PROFILE} VPCs per Profile"
+            )
+        self._retire_associations(profile_vpcs)
+
+    def _plan_resources(self, keeper_id: str | None) -> None:
+        held = {r.resource_arn: r.status for r in self._held()}
+        wanted = set(self.wanted.values())
+        domain_of = {r.arn: r.domain for r in self.hub_rules}
+        for arn, status in sorted(held.items()):
+            if status == FAILED:
+                self.failed.append(f"{self.where}: Profile {keeper_id} holds {arn} as FAILED")
+            elif status in IN_FLIGHT:
+                self.pending.append(f"{self.where}: Profile rule {arn} {status}")
+            elif arn not in wanted:
+                self.changes.append(
+                    self._change(
+                        ChangeKind.PROFILE_REMOVE_RULE,
+                        keeper_id,
+                        "rule no longer wanted in the Profile",
+                        resources=(arn,),
+                        domain=domain_of.get(arn, ""),
+                    )
+                )
+        stale = {domain_of.get(a) for a, s in held.items() if a not in wanted and s != "DELETING"}
+        for domain, arn in sorted(self.wanted.items()):
+            if arn in held:
+                continue
+            if domain in stale:  # one rule per domain in a Profile: the old one leaves first
+                self.notes.append(f"{self.where}: the Profile changes its rule for {domain}")
+            self.changes.append(
+                self._change(
+                    ChangeKind.PROFILE_ADD_RULE,
+                    keeper_id,
+                    "rule not in the Profile",
+                    resources=(arn,),
+                    domain=domain,
+                )
+            )
+
+    def _plan_association(self, vpc: str, keeper_id: str | None) -> None:
+        association = self.by_vpc.get(vpc)
+        if association is None:
+            self.changes.append(
+                self._change(
+                    ChangeKind.ASSOCIATE_PROFILE, keeper_id, "VPC uses the Profile", vpc_id=vpc
+                )
+            )
+        elif association.status == FAILED:
+            self.failed.append(f"{self.where}: Profile association {association.id} FAILED")
+        elif association.status in IN_FLIGHT:
+            self.pending.append(f"{self.where}: Profile on {vpc} {association.status}")
+
+    def _retire_associations(self, profile_vpcs: list[str]) -> None:
+        """Our Profile leaves a VPC that no longer uses it once the VPC has every hub domain
+        associated directly (or is no longer the hub's at all); an unused Profile is deleted
+        once no VPC of the account holds it."""
+        if self.keeper is None:
+            return
+        ours = [a for a in self.by_vpc.values() if self._is_keeper(a)]
+        wanted_domains = {rule.domain for rule in self.rules}
+        for association in sorted(ours, key=lambda a: a.vpc_id):
+            vpc = association.vpc_id
+            if vpc in profile_vpcs:
+                continue
+            if association.status in IN_FLIGHT:
+                self.pending.append(f"{self.where}: Profile on {vpc} {association.status}")
+                continue
+            if vpc in self.modes:
+                missing = sorted(wanted_domains - self.direct[vpc])
+                if missing:
+                    self.notes.append(
+                        f"{self.where}: {vpc} keeps our Profile until {missing[0]} is"
+                        " associated with it directly"
+                    )
+                    continue
+                reason = "VPC uses rules associated directly"
+            else:
+                reason = "VPC no longer listed"
+            self.changes.append(
+                self._change(ChangeKind.DISASSOCIATE_PROFILE, self.keeper.id, reason, vpc_id=vpc)
+            )
+        if not (profile_vpcs or ours or self.remote_needed or self.remote_held):
+            self.changes.append(
+                self._change(ChangeKind.DELETE_PROFILE, self.keeper.id, "no VPC uses the Profile")
+            )
+
+    def _change(
+        self,
+        kind: ChangeKind,
+        profile_id: str | None,
+        reason: str,
+        *,
+        vpc_id: str | None = None,
+        resources: tuple[str, ...] = (),
+        domain: str = "",
+    ) -> Change:
+        return Change(
+            kind,
+            self.state.region,
+            domain,
+            vpc_id=vpc_id,
+            name=profile_name(self.mesh_id),
+            reason=reason,
+            account=self.state.account,
+            resources=resources,
+            profile_id=profile_id,
+        )
+
+
+class _ReceivedProfile:
+    """The hub's Profile where it is shared (another account of the Region): associated with
+    the shared VPCs of `profile` delivery, taken off the others once they have every hub
+    domain through the shared rules. The owner's Profile and what it serves come from
+    `owner` (its location was read too)."""
+
+    def __init__(
+        self, state: RegionState, owner: _LocationProfiles, modes: Mapping[str, Delivery]
+    ) -> None:
+        assert state.profiles is not None
+        assert owner.keeper is not None
+        self.state = state
+        self.where = state.location
+        self.owner = owner
+        self.keeper = owner.keeper
+        self.modes = modes
+        self.visible = any(p.arn == self.keeper.arn for p in state.profiles.profiles)
+        self.by_vpc = {a.vpc_id: a for a in state.profiles.associations}
+        hub_arns = {rule.arn for rule in owner.hub_rules}
+        shared = {r.id: r.domain for r in shared_with_us(state, owner.mesh_id) if r.arn in hub_arns}
+        self.direct: dict[str, set[str]] = defaultdict(set)
+        for association in state.associations:
+            if association.status in IN_PLACE and association.rule_id in shared:
+                self.direct[association.vpc_id].add(shared[association.rule_id])
+        self.changes: list[Change] = []
+        self.notes: list[str] = []
+        self.pending: list[str] = []
+        self.failed: list[str] = []
+
+    def profile_vpcs(self) -> list[str]:
+        found = []
+        for vpc, mode in sorted(self.modes.items()):
+            association = self.by_vpc.get(vpc)
+            if mode != "profile":
+                continue
+            if association is not None and association.profile_id != self.keeper.id:
+                self.notes.append(
+                    f"{self.where}: {vpc} keeps Profile {association.profile_id} (not ours):"
+                    " the hub's shared rules are associated with it instead"
+                )
+                continue
+            found.append(vpc)
+        return found
+
+    def served(self, vpc: str) -> bool:
+        """Whether our Profile answers every hub domain in the VPC."""
+        association = self.by_vpc.get(vpc)
+        wanted = {rule.domain for rule in self.owner.rules}
+        return (
+            association is not None
+            and association.profile_id == self.keeper.id
+            and association.status == COMPLETE
+            and bool(wanted)
+            and wanted <= self.owner.serving
+        )
+
+    def unlisted(self, vpc: str) -> bool:
+        """A VPC of `profile` delivery leaves the share's VPCs (its shared rules go, or are
+        never associated) once the Profile serves it, or while it has none of them."""
+        return self.served(vpc) or not self.direct[vpc]
+
+    def plan(self, profile_vpcs: list[str]) -> None:
+        for vpc in profile_vpcs:
+            association = self.by_vpc.get(vpc)
+            if association is None and not self.visible:
+                self.notes.append(f"{self.where}: waiting for the hub's Profile to be shared")
+            elif association is None:
+                self.changes.append(self._change(ChangeKind.ASSOCIATE_PROFILE, vpc))
+            elif association.status == FAILED:
+                self.failed.append(f"{self.where}: Profile association {association.id} FAILED")
+            elif association.status in IN_FLIGHT:
+                self.pending.append(f"{self.where}: Profile on {vpc} {association.status}")
+        wanted = {rule.domain for rule in self.owner.rules}
+        for vpc, association in sorted(self.by_vpc.items()):
+            if association.profile_id != self.keeper.id or vpc in profile_vpcs:
+                continue
+            if association.status in IN_FLIGHT:
+                self.pending.append(f"{self.where}: Profile on {vpc} {association.status}")
+            elif vpc not in self.modes or wanted <= self.direct[vpc]:
+                self.changes.append(self._change(ChangeKind.DISASSOCIATE_PROFILE, vpc))
+            else:
+                self.notes.append(
+                    f"{self.where}: {vpc} keeps our Profile until the shared rules are on it"
+                )
+
+    def _change(self, kind: ChangeKind, vpc: str) -> Change:
+        reason = "shared VPC uses the hub's Profile"
+        if kind is ChangeKind.DISASSOCIATE_PROFILE:
+            reason = "shared VPC no longer uses the hub's Profile"
+        return Change(
+            kind,
+            self.state.region,
+            "",
+            vpc_id=vpc,
+            name=profile_name(self.owner.mesh_id),
+            reason=reason,
+            account=self.state.account,
+            profile_id=self.keeper.id,
+            owner=self.keeper.arn.split(":")[4],
+        )
+
+
+def shared_deliveries(hub: HubItem, default: Delivery) -> dict[str, dict[str, Delivery]]:
+    """By receiving account: how each shared VPC of the hub gets the hub's rules."""
+    mode = hub.delivery or default
+    found: dict[str, dict[str, Delivery]] = defaultdict(dict)
+    for shared in hub.shared_vpcs:
+        found[shared.account][shared.vpc_id] = shared.delivery or mode
+    return found
+
+
+def plan_profiles(
+    mesh_id: str,
+    hub_set: HubSet,
+    desired: Desired,
+    states: Mapping[str, RegionState],
+    scope: Collection[str],
+    default: Delivery,
+) -> ProfilePlan:
+    """Narrow the hub rules' VPCs to the direct associations still needed, and plan the
+    Profiles of every location in `scope` whose Profiles were read."""
+    out = ProfilePlan(desired)
+    hubs = {hub.location: hub for hub in hub_set.enabled.values() if hub.outbound_endpoint_id}
+    rules_at: dict[str, list[DesiredRule]] = defaultdict(list)
+    for rule in desired.rules:
+        if not rule.source:
+            rules_at[rule.location].append(rule)
+    narrowed: dict[int, DesiredRule] = {}
+    owners: dict[str, _LocationProfiles] = {}
+    for where in sorted(scope):
+        state = states.get(where)
+        if state is None or state.error or state.profiles is None:
+            continue
+        if state.region in desired.frozen_regions:
+            continue
+        hub = hubs.get(where)
+        planner = _LocationProfiles(
+            mesh_id, state, hub, rules_at.get(where, []), default, desired.protected_targets
+        )
+        owners[where] = planner
+        if hub is not None:
+            _remote_use(planner, hub, states, default)
+        profile_vpcs = planner.profile_vpcs()
+        for rule in rules_at.get(where, []):
+            narrowed[id(rule)] = planner.narrowed(rule, profile_vpcs)
+        planner.plan(profile_vpcs)
+        if profile_vpcs or planner.keeper is not None:
+            out.active.add(where)
+        out.served |= {
+            (where, vpc, domain) for vpc in profile_vpcs for domain in planner.served[vpc]
+        }
+        if planner.changes:
+            out.changes[where] = planner.changes
+        out.notes += planner.notes
+        out.pending += planner.pending
+        out.failed += planner.failed
+    if narrowed:
+        rules = tuple(narrowed.get(id(rule), rule) for rule in desired.rules)
+        out.desired = replace(desired, rules=rules)
+    _plan_received(out, hub_set, states, scope, owners, default)
+    return out
+
+
+def _remote_use(
+    owner: _LocationProfiles,
+    hub: HubItem,
+    states: Mapping[str, RegionState],
+    default: Delivery,
+) -> None:
+    """Whether shared VPCs need the owner's Profile, or still hold it (a receiving location
+    that could not be read counts as holding it)."""
+    for account, modes in shared_deliveries(hub, default).items():
+        owner.remote_needed |= "profile" in modes.values()
+        state = states.get(location(hub.region, account))
+        if state is None or state.error or state.profiles is None:
+            owner.remote_held |= owner.keeper is not None
+        elif owner.keeper is not None:
+            owner.remote_held |= any(
+                a.profile_id == owner.keeper.id for a in state.profiles.associations
+            )
+
+
+def _plan_received(
+    out: ProfilePlan,
+    hub_set: HubSet,
+    states: Mapping[str, RegionState],
+    scope: Collection[str],
+    owners: Mapping[str, _LocationProfiles],
+    default: Delivery,
+) -> None:
+    """The hub's Profile in the accounts of its shared VPCs; shared VPCs of `profile` delivery
+    leave the shares' VPCs once the Profile serves them (their shared rules can go), or while
+    they have no shared rule (they wait for the Profile)."""
+    dropped: dict[tuple[str, str], set[str]] = defaultdict(set)  # (Region, account) -> VPCs
+    for hub in sorted(hub_set.enabled.values(), key=lambda h: h.region):
+        owner = owners.get(hub.location)
+        if owner is None or owner.keeper is None:
+            continue
+        if owner.remote_needed or owner.remote_held:
+            out.also_shared[hub.location] = frozenset({owner.keeper.arn})
+        for account, modes in sorted(shared_deliveries(hub, default).items()):
+            where = location(hub.region, account)
+            state = states.get(where)
+            if where not in scope or state is None or state.error or state.profiles is None:
+                continue
+            receiver = _ReceivedProfile(state, owner, modes)
+            profile_vpcs = receiver.profile_vpcs()
+            receiver.plan(profile_vpcs)
+            dropped[(hub.region, account)] |= {v for v in profile_vpcs if receiver.unlisted(v)}
+            out.active.add(where)
+            if receiver.changes:
+                out.changes.setdefault(where, []).extend(receiver.changes)
+            out.notes += receiver.notes
+            out.pending += receiver.pending
+            out.failed += receiver.failed
+    if any(dropped.values()):
+        shares = tuple(
+            replace(s, vpc_ids=s.vpc_ids - dropped[(s.region, s.principal)])
+            for s in out.desired.shares
+        )
+        out.desired = replace(out.desired, shares=shares)
+
+
+def with_profile_changes(plan: Plan, profiles: ProfilePlan) -> Plan:
+    """The plan with each location's Profile changes after its creates, updates and
+    associations, and before its first disassociation, unshare or deletion."""
+    changes: list[Change] = []
+    placed: set[str] = set()
+    for change in plan.changes:
+        if (
+            change.kind is ChangeKind.DISASSOCIATE
+            and (change.location, change.vpc_id, change.domain) in profiles.served
+        ):
+            change = replace(change, reason="the VPC's Route 53 Profile serves it")
+        where = change.location
+        if where not in placed and where in profiles.changes and change.kind in _BREAKING:
+            changes.extend(profiles.changes[where])
+            placed.add(where)
+        changes.append(change)
+    by_location: dict[str, list[Change]] = defaultdict(list)
+    for change in changes:
+        by_location[change.location].append(change)
+    for where, extra in profiles.changes.items():
+        if where not in placed:
+            by_location[where].extend(extra)
+    ordered = [change for where in sorted(by_location) for change in by_location[where]]
+    return replace(plan, changes=tuple(ordered), notes=plan.notes + tuple(profiles.notes))

@@ -1,0 +1,355 @@
+"""Route 53 Profiles as the delivery, end to end: the Lambda handler against the HTTP emulator.
+
+Resolution is checked with the emulator's `rule_for`, which answers which rule a query in a VPC
+meets (direct associations and the VPC's Profile, most specific domain first). The live state
+is read with plain boto3 in the account that holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+from meshkit import HOME_REGION, Mesh, domains_of, normalise
+
+from mesh_emulator.route53profiles import rule_for
+from resolver_mesh.local.topology import (
+    CachedClients,
+    ClientFactory,
+    assumed_clients,
+    build_hub,
+)
+
+HOME_ACCOUNT = "123456789012"
+MEMBER = "222222222222"
+ROLE = f"arn:aws:iam::{MEMBER}:role/resolver-mesh-member-resolver-mesh"
+EXTERNAL_ID = "mesh-external-id"
+MEMBER_REGION = "us-west-2"
+REGIONS = (HOME_REGION, "us-east-2", MEMBER_REGION)
+ACCESS = {"account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
+
+
+@pytest.fixture
+def member(aws: ClientFactory, emulator: Any) -> CachedClients:
+    """Clients of the second account, as its administrator would use them."""
+    return assumed_clients(aws, ROLE, EXTERNAL_ID, emulator.endpoint_url)
+
+
+@pytest.fixture
+def profile_mesh(
+    make_mesh: Callable[..., Mesh], member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> Mesh:
+    """Three hubs, the one of us-west-2 in a second account, all delivering through Profiles
+    (the mesh's `DELIVERY`); us-east-1 has a workload VPC."""
+    monkeypatch.setenv("DELIVERY", "profile")
+    return make_mesh(
+        REGIONS,
+        hubs={MEMBER_REGION: build_hub(member, MEMBER_REGION)},
+        items={MEMBER_REGION: ACCESS},
+    )
+
+
+def clients_of(mesh: Mesh, member: CachedClients, region: str) -> ClientFactory:
+    return member if mesh.items[region].get("account_id") == MEMBER else mesh.aws
+
+
+def account_of(mesh: Mesh, region: str) -> str:
+    return str(mesh.items[region].get("account_id", HOME_ACCOUNT))
+
+
+def vpcs_of(item: Mapping[str, Any]) -> list[str]:
+    return [item["vpc_id"], *item.get("vpc_ids", [])]
+
+
+def peer_domains(mesh: Mesh, region: str) -> set[str]:
+    return {d for peer, item in mesh.items.items() if peer != region for d in domains_of(item)}
+
+
+def assert_every_vpc_resolves_every_peer(mesh: Mesh, member: CachedClients) -> None:
+    """Each VPC of each hub meets a rule of ours for every name of every peer hub."""
+    for region, item in mesh.items.items():
+        resolver = clients_of(mesh, member, region)("route53resolver", region)
+        rules = {
+            r["Id"]: r
+            for page in resolver.get_paginator("list_resolver_rules").paginate()
+            for r in page["ResolverRules"]
+        }
+        for vpc in vpcs_of(item):
+            for domain in peer_domains(mesh, region):
+                found = rule_for(account_of(mesh, region), region, vpc, f"host.{domain}")
+                assert found is not None, (region, vpc, domain)
+                rule = rules[found]
+                assert normalise(rule["DomainName"]) == domain, (region, vpc, domain)
+                assert rule["CreatorRequestId"].startswith("resolver-mesh/"), (region, vpc)
+
+
+def our_profile(clients: ClientFactory, region: str) -> dict[str, Any]:
+    """Our Profile of a location: its id, its rules' ARNs and its VPCs (exactly one Profile)."""
+    profiles = clients("route53profiles", region)
+    summaries = profiles.list_profiles()["ProfileSummaries"]
+    ours = [
+        p
+        for p in summaries
+        if profiles.list_tags_for_resource(ResourceArn=p["Arn"])["Tags"].get("resolver-mesh:owner")
+        == "resolver-mesh"
+    ]
+    assert len(ours) == 1, summaries
+    profile_id = ours[0]["Id"]
+    resources = profiles.list_profile_resource_associations(ProfileId=profile_id)
+    associations = profiles.list_profile_associations(ProfileId=profile_id)
+    return {
+        "id": profile_id,
+        "rules": {r["ResourceArn"] for r in resources["ProfileResourceAssociations"]},
+        "statuses": {r["Status"] for r in resources["ProfileResourceAssociations"]},
+        "vpcs": {a["ResourceId"] for a in associations["ProfileAssociations"]},
+    }
+
+
+def direct_vpcs(clients: ClientFactory, region: str) -> set[str]:
+    """The VPCs that have a rule of ours associated directly."""
+    resolver = clients("route53resolver", region)
+    ours = {
+        r["Id"]
+        for r in resolver.list_resolver_rules(MaxResults=100)["ResolverRules"]
+        if r["CreatorRequestId"].startswith("resolver-mesh/")
+    }
+    return {
+        a["VPCId"]
+        for page in resolver.get_paginator("list_resolver_rule_associations").paginate()
+        for a in page["ResolverRuleAssociations"]
+        if a["ResolverRuleId"] in ours
+    }
+
+
+def hub_rule_arns(clients: ClientFactory, region: str) -> set[str]:
+    resolver = clients("route53resolver", region)
+    return {
+        r["Arn"]
+        for r in resolver.list_resolver_rules(MaxResults=100)["ResolverRules"]
+        if r["CreatorRequestId"].startswith("resolver-mesh/")
+    }
+
+
+def test_profile_mode_converges_over_three_regions_and_two_accounts(
+    profile_mesh: Mesh, member: CachedClients
+) -> None:
+    result = profile_mesh.resync()
+    assert result["ok"], result
+    # 12 rules (3 Regions x 2 peers x 2 domains); per Region one Profile, its 4 rules and its
+    # VPCs (2 in us-east-1): no rule association at all
+    assert result["calls"]["writes"] == 12 + 3 * (1 + 4) + (2 + 1 + 1)
+    assert result["counts"]["associate"] == 0
+    for region in REGIONS:
+        clients = clients_of(profile_mesh, member, region)
+        profile = our_profile(clients, region)
+        assert profile["rules"] == hub_rule_arns(clients, region)
+        assert len(profile["rules"]) == 4  # 2 peers x 2 domains
+        assert profile["statuses"] == {"COMPLETE"}
+        assert profile["vpcs"] == set(vpcs_of(profile_mesh.items[region]))
+        assert direct_vpcs(clients, region) == set(), "a VPC kept direct associations"
+    assert_every_vpc_resolves_every_peer(profile_mesh, member)
+
+    again = profile_mesh.resync()
+    assert again["ok"], again
+    assert again["calls"]["writes"] == 0
+    assert [c for c in again["changes"] if c["status"] == "applied"] == []
+
+
+def test_a_profile_changed_by_hand_is_repaired(profile_mesh: Mesh, member: CachedClients) -> None:
+    assert profile_mesh.resync()["ok"]
+    profiles = profile_mesh.aws("route53profiles", HOME_REGION)
+    profile = our_profile(profile_mesh.aws, HOME_REGION)
+    removed = sorted(profile["rules"])[0]
+    profiles.disassociate_resource_from_profile(ProfileId=profile["id"], ResourceArn=removed)
+    workload = profile_mesh.items[HOME_REGION]["vpc_ids"][0]
+    profiles.disassociate_profile(ProfileId=profile["id"], ResourceId=workload)
+    assert removed not in our_profile(profile_mesh.aws, HOME_REGION)["rules"]  # reads settle
+
+    result = profile_mesh.resync()
+    assert result["ok"], result
+    kinds = sorted(c["kind"] for c in result["changes"] if c["status"] == "applied")
+    assert kinds == ["associate_profile", "profile_add_rule"]
+    repaired = our_profile(profile_mesh.aws, HOME_REGION)
+    assert removed in repaired["rules"]
+    assert workload in repaired["vpcs"]
+    assert_every_vpc_resolves_every_peer(profile_mesh, member)
+
+
+def test_a_vpc_with_a_foreign_profile_keeps_it_and_gets_rules(
+    profile_mesh: Mesh, member: CachedClients
+) -> None:
+    profiles = profile_mesh.aws("route53profiles", HOME_REGION)
+    foreign = profiles.create_profile(Name="someone-elses", ClientToken="foreign-1")["Profile"]
+    workload = profile_mesh.items[HOME_REGION]["vpc_ids"][0]
+    profiles.associate_profile(Name="theirs", ProfileId=foreign["Id"], ResourceId=workload)
+
+    result = profile_mesh.resync()
+    assert result["ok"], result
+    assert any(workload in note and foreign["Id"] in note for note in result["notes"])
+    held = profiles.list_profile_associations(ResourceId=workload)["ProfileAssociations"]
+    assert [a["ProfileId"] for a in held] == [foreign["Id"]]
+    assert direct_vpcs(profile_mesh.aws, HOME_REGION) == {workload}
+    assert our_profile(profile_mesh.aws, HOME_REGION)["vpcs"] == {
+        profile_mesh.items[HOME_REGION]["vpc_id"]
+    }
+    assert_every_vpc_resolves_every_peer(profile_mesh, member)
+    assert profile_mesh.resync()["calls"]["writes"] == 0
+
+
+def test_a_hub_item_and_a_vpc_override_the_mesh_delivery(
+    make_mesh: Callable[..., Mesh], member: CachedClients
+) -> None:
+    mesh = make_mesh(REGIONS[:2])
+    workload = mesh.items[HOME_REGION]["vpc_ids"][0]
+    mesh.update(HOME_REGION, delivery="profile", vpc_delivery={workload: "rules"})
+    result = mesh.resync()
+    assert result["ok"], result
+    assert our_profile(mesh.aws, HOME_REGION)["vpcs"] == {mesh.items[HOME_REGION]["vpc_id"]}
+    assert direct_vpcs(mesh.aws, HOME_REGION) == {workload}
+    assert direct_vpcs(mesh.aws, "us-east-2") == {mesh.items["us-east-2"]["vpc_id"]}
+    assert mesh.aws("route53profiles", "us-east-2").list_profiles()["ProfileSummaries"] == []
+    assert_every_vpc_resolves_every_peer(mesh, member)
+
+
+def test_an_unknown_delivery_is_an_item_error_naming_the_field(
+    make_mesh: Callable[..., Mesh],
+) -> None:
+    mesh = make_mesh(REGIONS[:2])
+    assert mesh.resync()["ok"]
+    mesh.update(HOME_REGION, delivery="profiles")
+    result = mesh.resync()
+    errors = [e for e in result["errors"] if e["kind"] == "hub_item"]
+    assert [(e["region"], e["field"]) for e in errors] == [(HOME_REGION, "delivery")]
+    assert result["calls"]["writes"] == 0
+
+
+def test_a_failed_profile_read_freezes_the_location(
+    profile_mesh: Mesh, member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resolver_mesh.aws.profiles import ProfilesRegion
+
+    assert profile_mesh.resync()["ok"]
+    before = our_profile(profile_mesh.aws, HOME_REGION)
+
+    def broken(self: ProfilesRegion, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("ListProfiles failed")
+
+    monkeypatch.setattr(ProfilesRegion, "read", broken)
+    result = profile_mesh.resync()
+    assert not result["ok"]
+    assert result["calls"]["writes"] == 0
+    assert our_profile(profile_mesh.aws, HOME_REGION) == before
+    assert_every_vpc_resolves_every_peer(profile_mesh, member)
+
+
+def test_verify_reasons_through_the_profile(profile_mesh: Mesh) -> None:
+    assert profile_mesh.resync()["ok"]
+    result = profile_mesh.cli("verify", "--json")
+    assert result.code == 0, result.out
+    data = result.json
+    private = [c for c in data["cells"] if c["status"] == "private"]
+    assert private
+    assert data["counts"]["gap"] == 0
+    assert all(c.get("profile_id", "").startswith("rp-") for c in private)
+    assert " P" in profile_mesh.cli("verify").out
+    mermaid = profile_mesh.cli("verify", "--format", "mermaid").out
+    assert '-->|"Profile: ' in mermaid
+
+
+def test_a_shared_vpc_of_another_account_gets_the_hubs_profile_through_ram(
+    make_mesh: Callable[..., Mesh], member: CachedClients
+) -> None:
+    mesh = make_mesh(REGIONS[:2])
+    vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.108.0.0/16")["Vpc"]["VpcId"]
+    shared = {"vpc_id": vpc, "delivery": "profile", **ACCESS}
+    mesh.update(HOME_REGION, shared_vpcs=[shared])
+    result = mesh.resync()
+    assert result["ok"], result
+
+    profile = our_profile(mesh.aws, HOME_REGION)
+    held = member("route53profiles", HOME_REGION).list_profile_associations(ResourceId=vpc)
+    assert [a["ProfileId"] for a in held["ProfileAssociations"]] == [profile["id"]]
+    assert direct_vpcs(member, HOME_REGION) == set()  # no shared rule associated there
+    for domain in peer_domains(mesh, HOME_REGION):
+        found = rule_for(MEMBER, HOME_REGION, vpc, f"host.{domain}")
+        assert found is not None, domain
+    assert direct_vpcs(mesh.aws, HOME_REGION) == set(vpcs_of(mesh.items[HOME_REGION]))
+    verified = mesh.cli("verify", "--json")
+    assert verified.code == 0, verified.out
+    cells = [c for c in verified.json["cells"] if c["vpc_id"] == vpc]
+    assert cells
+    assert {c["status"] for c in cells} <= {"private", "local"}
+    assert all(c.get("profile_id") == profile["id"] for c in cells if c["status"] == "private")
+    again = mesh.resync()
+    assert again["ok"], again
+    assert again["calls"]["writes"] == 0
+
+    mesh.update(HOME_REGION, shared_vpcs=[{**shared, "delivery": "rules"}])
+    back = mesh.resync()
+    assert back["ok"], back
+    assert (
+        member("route53profiles", HOME_REGION).list_profile_associations(ResourceId=vpc)[
+            "ProfileAssociations"
+        ]
+        == []
+    )
+    for domain in peer_domains(mesh, HOME_REGION):
+        assert rule_for(MEMBER, HOME_REGION, vpc, f"host.{domain}") is not None, domain
+
+
+def test_a_live_shared_vpc_moves_to_the_profile_without_losing_a_name(
+    make_mesh: Callable[..., Mesh], member: CachedClients
+) -> None:
+    mesh = make_mesh(REGIONS[:2])
+    vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.108.0.0/16")["Vpc"]["VpcId"]
+    shared = {"vpc_id": vpc, **ACCESS}
+    mesh.update(HOME_REGION, shared_vpcs=[shared])
+    assert mesh.resync()["ok"]
+    assert direct_vpcs(member, HOME_REGION) == {vpc}
+
+    mesh.update(HOME_REGION, shared_vpcs=[{**shared, "delivery": "profile"}])
+    for _ in range(3):  # one pass at a time would do too: every step keeps the names
+        result = mesh.resync()
+        assert result["ok"], result
+        for domain in peer_domains(mesh, HOME_REGION):
+            assert rule_for(MEMBER, HOME_REGION, vpc, f"host.{domain}") is not None, domain
+    assert direct_vpcs(member, HOME_REGION) == set()
+    held = member("route53profiles", HOME_REGION).list_profile_associations(ResourceId=vpc)
+    assert len(held["ProfileAssociations"]) == 1
+    assert mesh.resync()["calls"]["writes"] == 0
+
+
+def test_profile_states_on_their_way_are_waited_on_bounded(
+    profile_mesh: Mesh, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mesh_emulator import route53profiles
+    from resolver_mesh.aws.session import Aws
+    from resolver_mesh.config import Settings
+    from resolver_mesh.models import Request
+    from resolver_mesh.reconcile import Reconciler
+
+    monkeypatch.setattr(route53profiles.SETTINGS, "pending_reads", 4)
+    profile_mesh.activate()
+    request = Request(apply=True)
+    slept: list[float] = []
+    reports = Reconciler(Aws(Settings.from_env())).run_until_ready(
+        request, 0.0, 10.0, sleep=slept.append, profiles_wait_seconds=120.0
+    )
+    assert reports[0].profiles_pending
+    assert any("Profile" in p for p in reports[0].pending)
+    assert len(reports) > 1
+    assert slept == [10.0] * (len(reports) - 1)
+    assert all(r.ok for r in reports), [r.as_dict() for r in reports]
+    assert reports[-1].pending == []
+    assert reports[-1].changes == []
+
+    profile = our_profile(profile_mesh.aws, HOME_REGION)  # a VPC taken off by hand
+    workload = profile_mesh.items[HOME_REGION]["vpc_ids"][0]
+    profile_mesh.aws("route53profiles", HOME_REGION).disassociate_profile(
+        ProfileId=profile["id"], ResourceId=workload
+    )
+    monkeypatch.setattr(route53profiles.SETTINGS, "pending_reads", 100)
+    once = Reconciler(Aws(Settings.from_env())).run_until_ready(request, 0.0, 10.0)
+    assert len(once) == 1  # no wait asked for: the next trigger looks again
+    assert once[0].profiles_pending

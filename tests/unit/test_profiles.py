@@ -1,0 +1,319 @@
+"""The Profile planner (resolver_mesh.profiles), pure: hub items and observed states in, the
+narrowed rules and the Profile changes out, merged into the rule plan as a reconcile does."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from resolver_mesh.desired import desired_rules, parse_hubs
+from resolver_mesh.models import (
+    ChangeKind,
+    Delivery,
+    ObservedProfile,
+    ObservedProfileAssociation,
+    ObservedProfileResource,
+    Plan,
+    ProfileState,
+    RegionState,
+)
+from resolver_mesh.plan import make_plan
+from resolver_mesh.profiles import ProfilePlan, plan_profiles, vpc_deliveries, with_profile_changes
+
+from .builders import HOME, converged, hub_item, ids, region_state
+
+MESH = "mesh"
+R, R2 = "us-east-1", "us-east-2"
+HUB_VPC = ids(R).vpc
+WORKLOAD = "vpc-0aaaaaaaaaaaaaaa1"
+OURS = ObservedProfile("rp-ours", f"arn:aws:route53profiles:{R}:1:profile/rp-ours", "n", ours=True)
+THEIRS = ObservedProfile("rp-theirs", f"arn:aws:route53profiles:{R}:1:profile/rp-theirs", "x")
+
+
+def world(**fields: Any) -> tuple[Any, dict[str, RegionState]]:
+    """Two hubs (us-east-1 with a workload VPC), converged in rules mode."""
+    items = [hub_item(R, vpc_ids=[WORKLOAD], **fields), hub_item(R2)]
+    hub_set = parse_hubs(items, frozenset({R, R2}))
+    states = {region: region_state(region) for region in (R, R2)}
+    return hub_set, converged(MESH, desired_rules(MESH, hub_set, states), states)
+
+
+def plan_of(
+    hub_set: Any, states: dict[str, RegionState], default: Delivery = "rules"
+) -> tuple[Plan, ProfilePlan]:
+    desired = desired_rules(MESH, hub_set, states)
+    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), default)
+    plan = make_plan(MESH, profiles.desired, states, set(states))
+    return with_profile_changes(plan, profiles), profiles
+
+
+def kinds(plan: Plan, region: str = R) -> list[str]:
+    return [c.kind.value for c in plan.changes if c.region == region]
+
+
+def hub_arns(state: RegionState) -> list[str]:
+    return sorted(rule.arn for rule in state.rules)
+
+
+def with_profile(
+    state: RegionState,
+    vpcs: dict[str, str],
+    *,
+    resource_status: str = "COMPLETE",
+    direct: bool = True,
+    profile: ObservedProfile = OURS,
+) -> RegionState:
+    """`state` with `profile` holding all its rules and associated with `vpcs` (VPC: status);
+    `direct=False` drops the direct associations."""
+    resources = tuple(
+        ObservedProfileResource(f"rpr-{n}", profile.id, arn, resource_status)
+        for n, arn in enumerate(hub_arns(state))
+    )
+    associations = tuple(
+        ObservedProfileAssociation(f"rpassoc-{vpc}", profile.id, vpc, status)
+        for vpc, status in vpcs.items()
+    )
+    found = ProfileState((profile,), associations, resources if profile.ours else ())
+    return replace(state, profiles=found, associations=state.associations if direct else ())
+
+
+def test_deliveries_come_from_the_vpc_then_the_item_then_the_mesh() -> None:
+    hub_set, _ = world(delivery="profile", vpc_delivery={WORKLOAD: "rules"})
+    assert vpc_deliveries(hub_set.hubs[R], "rules") == {HUB_VPC: "profile", WORKLOAD: "rules"}
+    plain, _ = world()
+    assert set(vpc_deliveries(plain.hubs[R], "profile").values()) == {"profile"}
+
+
+def test_an_unknown_delivery_and_a_stranger_vpc_are_errors_naming_the_field() -> None:
+    items = [
+        hub_item(R, delivery="profiles"),
+        hub_item(R2, vpc_delivery={WORKLOAD: "profile"}),
+    ]
+    hub_set = parse_hubs(items, frozenset({R, R2}))
+    assert sorted((e.region, e.field) for e in hub_set.errors) == [
+        (R, "delivery"),
+        (R2, "vpc_delivery"),
+    ]
+
+
+def test_rules_mode_with_profiles_read_and_none_of_ours_plans_nothing() -> None:
+    hub_set, states = world()
+    states[R] = replace(states[R], profiles=ProfileState())
+    plan, profiles = plan_of(hub_set, states)
+    assert plan.changes == ()
+    assert profiles.active == set()
+
+
+def test_profile_mode_first_makes_the_profile_and_keeps_the_direct_rules() -> None:
+    hub_set, states = world()
+    states = {w: replace(s, profiles=ProfileState()) for w, s in states.items()}
+    plan, _ = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == ["create_profile"] + ["profile_add_rule"] * 2 + ["associate_profile"] * 2
+    assert {c.profile_id for c in plan.changes} == {None}  # the Profile made in this run
+    assert {c.vpc_id for c in plan.changes if c.vpc_id} == {HUB_VPC, WORKLOAD, ids(R2).vpc}
+
+
+def test_direct_rules_go_only_once_the_profile_serves_them() -> None:
+    hub_set, states = world()
+    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE", WORKLOAD: "CREATING"})
+    plan, profiles = plan_of(hub_set, states, "profile")
+    gone = {(c.kind, c.vpc_id) for c in plan.changes if c.region == R}
+    assert gone == {(ChangeKind.DISASSOCIATE, HUB_VPC)}
+    assert len(kinds(plan)) == 2  # the hub VPC's 2 rules; the workload VPC waits
+    assert profiles.pending == [f"{R}: Profile on {WORKLOAD} CREATING"]
+
+
+def test_a_rule_still_creating_in_the_profile_keeps_its_direct_association() -> None:
+    hub_set, states = world()
+    vpcs = {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}
+    states[R] = with_profile(states[R], vpcs, resource_status="CREATING")
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == []
+    assert len(profiles.pending) == 2
+
+
+def test_a_converged_profile_mesh_plans_nothing() -> None:
+    hub_set, states = world()
+    vpcs = {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}
+    states[R] = with_profile(states[R], vpcs, direct=False)
+    plan, _ = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == []
+
+
+def test_a_vpc_that_has_neither_waits_for_the_profile() -> None:
+    hub_set, states = world()
+    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE"}, direct=False)
+    plan, _ = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == ["associate_profile"]  # no direct association for the workload VPC
+
+
+def test_a_foreign_profile_is_kept_and_its_vpc_gets_the_rules() -> None:
+    hub_set, states = world()
+    foreign = ProfileState(
+        (THEIRS,), (ObservedProfileAssociation("rpassoc-x", THEIRS.id, WORKLOAD, "COMPLETE"),)
+    )
+    states[R] = replace(states[R], profiles=foreign)
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert not [c for c in plan.changes if c.vpc_id == WORKLOAD]
+    assert any(WORKLOAD in note and THEIRS.id in note for note in profiles.notes)
+    associated = [c.vpc_id for c in plan.changes if c.kind is ChangeKind.ASSOCIATE_PROFILE]
+    assert associated == [HUB_VPC]  # us-east-2's Profiles were not read: nothing there
+
+
+@pytest.mark.parametrize(("direct", "expected"), [(True, "disassociate_profile"), (False, None)])
+def test_back_to_rules_the_profile_leaves_once_the_rules_are_direct(
+    direct: bool, expected: str | None
+) -> None:
+    hub_set, states = world()
+    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}, direct=direct)
+    plan, _ = plan_of(hub_set, states, "rules")
+    profile_kinds = {k for k in kinds(plan) if "profile" in k}
+    assert profile_kinds == ({expected} if expected else set())
+    if not direct:
+        assert kinds(plan) == ["associate"] * 4
+
+
+def test_an_unused_profile_of_ours_is_deleted_and_a_foreign_one_never() -> None:
+    hub_set, states = world()
+    states[R] = with_profile(states[R], {})
+    plan, _ = plan_of(hub_set, states, "rules")
+    assert kinds(plan) == ["delete_profile"]
+    states[R] = with_profile(states[R], {}, profile=THEIRS)
+    plan, _ = plan_of(hub_set, states, "rules")
+    assert kinds(plan) == []
+
+
+def test_a_failed_resource_is_reported_and_left_alone() -> None:
+    hub_set, states = world()
+    vpcs = {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}
+    states[R] = with_profile(states[R], vpcs, resource_status="FAILED")
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert len(profiles.failed) == 2
+    assert kinds(plan) == []
+
+
+def test_a_rule_leaves_the_profile_before_it_is_deleted() -> None:
+    _, states = world()
+    vpcs = {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}
+    states[R] = with_profile(states[R], vpcs, direct=False)
+    alone = parse_hubs([hub_item(R, vpc_ids=[WORKLOAD])], frozenset({R, R2}))
+    plan, _ = plan_of(alone, states, "profile")
+    assert kinds(plan) == ["profile_remove_rule"] * 2 + ["delete_rule"] * 2
+
+
+def test_an_unreadable_or_unread_location_gets_no_profile_change() -> None:
+    hub_set, states = world()
+    states[R] = replace(states[R], error="ThrottlingException")
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == []
+    assert R not in profiles.active
+    assert kinds(plan, R2) == []  # us-east-2's Profiles were not read: nothing planned there
+
+
+def test_a_profile_near_its_vpc_quota_is_noted() -> None:
+    workloads = [f"vpc-{n:017x}" for n in range(1, 900)]
+    items = [hub_item(R, vpc_ids=workloads, delivery="profile"), hub_item(R2)]
+    hub_set = parse_hubs(items, frozenset({R, R2}))
+    states = {region: region_state(region, profiles=ProfileState()) for region in (R, R2)}
+    _, profiles = plan_of(hub_set, states)
+    assert any("900 VPCs" in note and "1000" in note for note in profiles.notes)
+    fewer = parse_hubs([hub_item(R, vpc_ids=workloads[:-1], delivery="profile")], frozenset({R}))
+    _, profiles = plan_of(fewer, {R: states[R]})
+    assert not any("quota" in note for note in profiles.notes)
+
+
+def test_a_vpc_the_rules_are_meant_for_beyond_the_item_follows_the_hubs_delivery() -> None:
+    """A VPC that joins by other means (by tag) is in the desired rules' VPCs only."""
+    hub_set, states = world(delivery="profile")
+    states = {w: replace(s, profiles=ProfileState()) for w, s in states.items()}
+    joined = "vpc-0bbbbbbbbbbbbbbb2"
+    desired = desired_rules(MESH, hub_set, states)
+    rules = tuple(
+        replace(r, vpc_ids=r.vpc_ids | {joined}) if r.region == R else r for r in desired.rules
+    )
+    profiles = plan_profiles(MESH, hub_set, replace(desired, rules=rules), states, {R}, "rules")
+    associated = {c.vpc_id for c in profiles.changes[R] if c.kind is ChangeKind.ASSOCIATE_PROFILE}
+    assert associated == {HUB_VPC, WORKLOAD, joined}
+
+
+def test_the_profile_of_ours_that_vpcs_hold_is_the_one_kept() -> None:
+    hub_set, states = world()
+    stray = replace(OURS, id="rp-aaaa-stray")  # sorts first, but no VPC holds it
+    state = with_profile(states[R], {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}, direct=False)
+    assert state.profiles is not None
+    states[R] = replace(state, profiles=replace(state.profiles, profiles=(stray, OURS)))
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == []
+    assert any(stray.id in note for note in profiles.notes)
+
+
+MEMBER = "222222222222"
+THERE = f"{R}@{MEMBER}"
+SHARED_VPC = "vpc-0ccccccccccccccc3"
+
+
+def shared_world(delivery: str) -> tuple[Any, dict[str, RegionState]]:
+    """us-east-1's hub (its VPCs by rules) with a VPC of another account, Profile `OURS`
+    holding all its rules; the other account sees the Profile through RAM."""
+    shared = {
+        "vpc_id": SHARED_VPC,
+        "account_id": MEMBER,
+        "role_arn": f"arn:aws:iam::{MEMBER}:role/mesh",
+        "delivery": delivery,
+    }
+    items = [hub_item(R, vpc_ids=[WORKLOAD], shared_vpcs=[shared]), hub_item(R2)]
+    hub_set = parse_hubs(items, frozenset({R, R2}), HOME)
+    states = {R: region_state(R), R2: region_state(R2)}
+    states = converged(MESH, desired_rules(MESH, hub_set, states), states)
+    states[R] = with_profile(states[R], {})
+    seen = replace(OURS, ours=False, share_status="SHARED_WITH_ME")
+    states[THERE] = RegionState(R, account=MEMBER, profiles=ProfileState((seen,)))
+    return hub_set, states
+
+
+def plan_shared(hub_set: Any, states: dict[str, RegionState]) -> tuple[Plan, ProfilePlan]:
+    desired = desired_rules(MESH, hub_set, states)
+    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), "rules")
+    plan = make_plan(
+        MESH,
+        profiles.desired,
+        states,
+        set(states),
+        home_account=HOME,
+        also_shared=profiles.also_shared,
+    )
+    return with_profile_changes(plan, profiles), profiles
+
+
+def test_a_shared_vpc_of_profile_delivery_gets_the_hubs_profile() -> None:
+    hub_set, states = shared_world("profile")
+    plan, profiles = plan_shared(hub_set, states)
+    there = [c for c in plan.changes if c.location == THERE]
+    assert [(c.kind, c.vpc_id, c.profile_id) for c in there if "profile" in c.kind.value] == [
+        (ChangeKind.ASSOCIATE_PROFILE, SHARED_VPC, OURS.id)
+    ]
+    assert not [c for c in there if c.kind is ChangeKind.ASSOCIATE]  # waits for the Profile
+    assert profiles.also_shared == {R: frozenset({OURS.arn})}
+    created = [c for c in plan.changes if c.kind is ChangeKind.CREATE_SHARE]
+    assert [OURS.arn in c.resources for c in created] == [True]
+
+
+def test_a_profile_another_account_may_hold_is_never_deleted() -> None:
+    hub_set, states = shared_world("rules")
+    states[THERE] = replace(states[THERE], error="AccessDenied")
+    plan, _ = plan_shared(hub_set, states)
+    assert ChangeKind.DELETE_PROFILE not in {c.kind for c in plan.changes}
+    readable, states = shared_world("rules")
+    plan, _ = plan_shared(readable, states)
+    assert ChangeKind.DELETE_PROFILE in {c.kind for c in plan.changes}
+
+
+def test_an_overridden_direct_association_counts_as_in_place_for_the_way_back() -> None:
+    hub_set, states = world()
+    state = with_profile(states[R], {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"})
+    overridden = tuple(replace(a, status="OVERRIDDEN") for a in state.associations)
+    states[R] = replace(state, associations=overridden)
+    plan, _ = plan_of(hub_set, states, "rules")
+    assert kinds(plan) == ["disassociate_profile"] * 2
