@@ -32,8 +32,9 @@ from resolver_mesh.aws.hubs import HubsTable
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.config import ConfigError, Settings
+from resolver_mesh.desired import TaggedVpcs
 from resolver_mesh.models import AccountAccess, InterfaceEndpoint
-from resolver_mesh.names import REGION_PATTERN, private_dns_names
+from resolver_mesh.names import MESH_TAG_KEY, REGION_PATTERN, private_dns_names
 
 # AWS STS throttles per account and Region with a request quota of its own, far above Route 53
 # Resolver's 5 calls/s (AWS Security Blog, "How to monitor and query IAM resources at scale -
@@ -242,6 +243,28 @@ class Aws:
             ec2.describe_vpcs, "Vpcs", Filters=[{"Name": "vpc-id", "Values": sorted(vpc_ids)}]
         )
         return frozenset(str(vpc["VpcId"]) for vpc in raw)
+
+    def tagged_vpcs(self, region: str, mesh_id: str) -> TaggedVpcs:
+        """The VPCs this account sees in `region` tagged `MESH_TAG_KEY` = `mesh_id`: one
+        DescribeVpcs with a tag filter (every page) on the Region's one budget, split by owner
+        (a VPC shared with this account through VPC sharing is another account's). Errors
+        propagate: an unread tag is never read as "no tag"."""
+        ec2 = self.client("ec2", region)
+        raw = list(
+            self.caller(region).pages(
+                ec2.describe_vpcs,
+                "Vpcs",
+                Filters=[{"Name": f"tag:{MESH_TAG_KEY}", "Values": [mesh_id]}],
+            )
+        )
+        if not raw:
+            return TaggedVpcs()
+        me = self.account_id()  # a member's is known; the home account's is read once
+        owners = {str(vpc["VpcId"]): str(vpc.get("OwnerId") or me) for vpc in raw}
+        return TaggedVpcs(
+            owned=frozenset(vpc for vpc, owner in owners.items() if owner == me),
+            foreign={vpc: owner for vpc, owner in owners.items() if owner != me},
+        )
 
     @property
     def partition(self) -> str:
