@@ -257,11 +257,18 @@ def test_a_new_rule_reaches_the_vpcs_of_an_unknown_location_too() -> None:
     assert not [c for c in changes if c.kind is ChangeKind.DISASSOCIATE]
 
 
-def shared_states(hub_set: HubSet, *accounts: str) -> dict[str, RegionState]:
-    """Converged for `accounts` joined by tag in Region A (one VPC each), share accepted."""
+def shared_states(
+    hub_set: HubSet, *accounts: str, aws_arns: bool = False
+) -> dict[str, RegionState]:
+    """Converged for `accounts` joined by tag in Region A (one VPC each), share accepted;
+    with `aws_arns`, rule ARNs end in the rule's id, as AWS's do."""
     vpcs = {MEMBER: MEMBER_VPC, OTHER: OTHER_VPC}
     read = {location(A, a): TaggedVpcs(owned=frozenset({vpcs[a]})) for a in accounts}
     states, _ = converged_with(hub_set, join_by_tag(MESH, hub_set, read | tags(home=set())))
+    if aws_arns:
+        arn = f"arn:aws:route53resolver:{A}:{HOME}:resolver-rule/"
+        rules = tuple(replace(rule, arn=arn + rule.id) for rule in states[A].rules)
+        states[A] = replace(states[A], rules=rules)
     states[A] = replace(states[A], shares=(share_of(states, *accounts),))
     for account in accounts:
         states[location(A, account)] = received(states, account, (vpcs[account],))
@@ -356,3 +363,21 @@ def test_a_spoke_vpc_is_never_kept_on_the_hub_rules_while_tags_are_unknown() -> 
     assert SPOKE_OUT in {rule.endpoint_id for rule in desired.rules}
     hub_rules = [r for r in desired.rules if r.location == A and not r.source]
     assert all(SPOKE_VPC not in r.vpc_ids for r in hub_rules)
+
+
+def test_a_rule_taken_out_of_the_share_and_off_receiving_vpcs_counts_once() -> None:
+    hub_set = hubs()
+    states = shared_states(hub_set, MEMBER, OTHER, aws_arns=True)
+    read = tags(home=set(), member=set(), other=set())
+    leaving = plan(hub_set, states, join_by_tag(MESH, hub_set, read))
+    [withdrawn] = [c for c in leaving.changes if c.kind is ChangeKind.DELETE_SHARE]
+    assert len(withdrawn.resources) == 4
+    taken = [c for c in leaving.changes if c.kind is ChangeKind.DISASSOCIATE]
+    assert len(taken) == 8  # the same 4 rules, off one VPC in each of two accounts
+    verdict = check_plan(leaving, states, set(states), MESH, Guard(0.3, 1), staying={A, B, C})
+    assert verdict.refusals == (
+        "the plan would delete 0 and retarget 0 and stop sharing 4 of the 12 managed rules"
+        " in Regions whose hub stays, more than 30%",
+    )
+    allowed = check_plan(leaving, states, set(states), MESH, Guard(0.5, 1), staying={A, B, C})
+    assert allowed.allowed

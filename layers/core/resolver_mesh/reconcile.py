@@ -193,6 +193,12 @@ class Reconciler:
         scope = {location(r, a) for a in accounts for r in (member_regions if a else regions)}
         tagged: dict[str, TaggedVpcs] = per_region(self._read_tags, scope)
         joined = join_by_tag(self.settings.mesh_id, hub_set, tagged)
+        if not home_account and _shares_beyond_items(joined, tagged):
+            try:  # invitations are accepted from, and shares read for, this account's id
+                home_account = self.aws.account_id()
+            except Exception as error:
+                report.error("account", f"cannot read the reconciler's own account id: {error}")
+                return False
         reads = _Reads.of(hub_set, joined)
 
         def observe(where: str) -> RegionState:
@@ -522,6 +528,14 @@ class Reconciler:
             ram.delete_share(arn)
         else:
             ram.accept(arn)
+
+
+def _shares_beyond_items(joined: Joined, tagged: Mapping[str, TaggedVpcs]) -> bool:
+    """Whether sharing may involve accounts no item names: a VPC of another account than its
+    hub's joined by tag, or a member account whose tags could not be read (its share stays)."""
+    return any(vpc.shared for vpc in joined.vpcs) or any(
+        read.error and split_location(where)[1] for where, read in tagged.items()
+    )
 
 
 def _leads_to_sharing(result: Mapping[str, Any], sharing_regions: Collection[str]) -> bool:
