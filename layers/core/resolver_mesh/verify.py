@@ -26,7 +26,9 @@ it is flagged `missing_ips` (a resync adds them) but is not a problem.
 The I/O part (`observe_mesh`, through `Aws`) reads every hub Region in parallel
 through the rate-limited adapters of `resolver_mesh.aws`: one `ResolverRegion.read` with rules
 and endpoints, one paginated `DescribeVpcEndpoints` per hub VPC and one
-`DescribeVpcEndpointServices` for the services its endpoints use.
+`DescribeVpcEndpointServices` for the services its endpoints use. Before that, `verify` reads
+the VPCs tagged to join the mesh (`with_tagged_vpcs`, one DescribeVpcs per account and enabled
+hub Region) and lists them in their hubs, so that they are rows like the VPCs the items list.
 
 Invariants: `verify_mesh` is pure and deterministic (sorted rows, columns and problems); it
 never writes; `Matrix.ok` is False whenever a cell is a problem or something could not be read.
