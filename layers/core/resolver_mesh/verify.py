@@ -585,11 +585,12 @@ def observe_mesh(aws: Aws, hub_set: HubSet) -> tuple[dict[str, RegionState], lis
 
 def with_tagged_vpcs(aws: Aws, hub_set: HubSet) -> tuple[HubSet, list[str], list[str]]:
     """`hub_set` with the VPCs that join its hubs by tag listed in them, as a reconcile would
-    have them join (one tag read per account and enabled hub Region, in the accounts of
-    `MEMBER_ROLES` and of the items); the tag reads that failed (errors) and the tagged VPCs
-    that cannot join (notes)."""
+    have them join (one tag read per account and enabled hub Region outside
+    `EXCLUDED_REGIONS`, in the accounts of `MEMBER_ROLES` and of the items); the tag reads that
+    failed (errors) and the tagged VPCs that cannot join (notes)."""
     accesses = {a.account: a for a in aws.settings.member_roles} | hub_set.accounts()
-    where = {location(r, a) for r in hub_set.enabled for a in ("", *accesses)}
+    regions = set(hub_set.enabled) - set(aws.settings.excluded_regions)  # never read
+    where = {location(r, a) for r in regions for a in ("", *accesses)}
 
     def read(at: str) -> TaggedVpcs:
         region, account = split_location(at)
