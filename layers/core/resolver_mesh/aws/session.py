@@ -9,6 +9,7 @@ Invariants:
   first used and again before they expire. Its botocore session shares the home session's data
   loader, so the service models are parsed once per process, not once per account.
 - STS calls (AssumeRole, GetCallerIdentity) have a budget of their own, at `STS_CALLS_PER_SECOND`.
+- The clients `Aws` makes share one botocore service model per service (`_ServiceModels`).
 - Regions are those of the home Region's partition only (`aws`, `aws-cn`, `aws-us-gov`,
   `aws-eusc`, ...): no other partition can be reached with the same credentials.
 """
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
 import boto3
+import botocore.client
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
@@ -79,7 +82,7 @@ class Aws:
         if found is None:
             # One client at a time in the process: the first of a service parses its model
             # into the shared loader, and a second thread would parse it again meanwhile.
-            with _MAKING_CLIENTS, self._lock:
+            with _MAKING_CLIENTS, self._lock, _SERVICE_MODELS.shared():
                 found = self._clients.get(key)
                 if found is None:
                     found = self._clients[key] = self.session.client(
@@ -342,3 +345,49 @@ class Aws:
 def _reach(access: AccountAccess) -> tuple[str, str | None, str | None]:
     """What makes two entries reach an account the same way."""
     return access.account, access.role_arn, access.external_id
+
+
+class _ServiceModels:
+    """One botocore service model per service (and API version) for the clients `Aws` makes.
+
+    botocore gives every client a `ServiceModel` of its own, and making an EC2 client builds the
+    model of each of EC2's ~700 operations (to look for endpoint discovery): about 0.3 MiB per
+    EC2 client, and the mesh makes one per (account, Region) to read the VPCs' tags. A service
+    model only describes the API (operations and shapes, read-only once built), so while `Aws`
+    makes a client (`shared()`, in this thread only) the first one built for a service is
+    reused. Other code in the process is not affected; should botocore rename the method,
+    clients get their own models as before.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str | None], Any] = {}
+        self._local = threading.local()
+        self._load = getattr(botocore.client.ClientCreator, "_load_service_model", None)
+        if self._load is not None:
+
+            def model_for(creator: Any, service_name: str, api_version: str | None = None) -> Any:
+                return self._model_for(creator, service_name, api_version)
+
+            botocore.client.ClientCreator._load_service_model = model_for
+
+    def _model_for(self, creator: Any, service_name: str, api_version: str | None) -> Any:
+        assert self._load is not None
+        if not getattr(self._local, "active", False):
+            return self._load(creator, service_name, api_version)
+        key = (service_name, api_version)
+        found = self._models.get(key)  # callers hold _MAKING_CLIENTS
+        if found is None:
+            found = self._models[key] = self._load(creator, service_name, api_version)
+        return found
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Clients made in this block (in this thread) share their service's model."""
+        self._local.active = True
+        try:
+            yield
+        finally:
+            self._local.active = False
+
+
+_SERVICE_MODELS = _ServiceModels()
