@@ -101,7 +101,7 @@ def test_a_tagged_vpc_joins_its_regions_hub_as_workload_or_shared_vpc() -> None:
     assert joined.refused == ()
     assert joined.local(A) == {WORK}
     assert joined.shared(A) == {MEMBER: {MEMBER_VPC}}
-    assert joined.known == {A, location(A, MEMBER)}
+    assert joined.unread == set()
     assert [v.as_dict() for v in joined.vpcs] == [
         {"region": A, "vpc_id": WORK, "role": "workload"},
         {"region": A, "account": MEMBER, "vpc_id": MEMBER_VPC, "role": "shared"},
@@ -171,7 +171,7 @@ def test_a_vpc_listed_and_tagged_is_simply_a_workload_vpc() -> None:
 
 def test_a_failed_tag_read_joins_nothing_and_refuses_nothing() -> None:
     joined = join_by_tag(MESH, hubs(hub_item(B)), tags(home="AccessDenied", member={WORK}))
-    assert joined.known == {location(A, MEMBER)}
+    assert joined.unread == {A}
     assert [line.split()[0] for line in joined.refused] == [WORK]  # only the read one
 
 
@@ -190,7 +190,7 @@ def test_joined_vpcs_get_the_hub_rules_and_the_share_like_listed_ones() -> None:
     # the same as listing them in the item
     shared = {"vpc_id": MEMBER_VPC, **in_member()}
     listed = hubs(hub_item(A, vpc_ids=[WORK], shared_vpcs=[shared]), hub_item(B), hub_item(C))
-    same = desire(listed, world(MEMBER, OTHER), Joined(known=joined.known))
+    same = desire(listed, world(MEMBER, OTHER), Joined())
     assert same.rules == desired.rules
     assert same.shares == desired.shares
 
@@ -231,14 +231,15 @@ def test_a_vpc_joins_then_leaves_when_its_tag_goes_and_nothing_else_changes() ->
     assert len(leaving.changes) == 4
 
 
-@pytest.mark.parametrize("unread", ["failed", "not read"])
+@pytest.mark.parametrize(
+    "error", ["ThrottlingException: Rate exceeded", "UnauthorizedOperation: denied"]
+)
 def test_while_the_hub_accounts_tags_are_unknown_its_joined_vpcs_keep_the_rules(
-    unread: str,
+    error: str,
 ) -> None:
     hub_set = hubs()
     states, _ = converged_with(hub_set, join_by_tag(MESH, hub_set, tags(home={WORK})))
-    read = tags(home="ThrottlingException: Rate exceeded") if unread == "failed" else {}
-    unknown = join_by_tag(MESH, hub_set, read)
+    unknown = join_by_tag(MESH, hub_set, tags(home=error))
     assert plan(hub_set, states, unknown).changes == ()
     # the rest keeps reconciling: a VPC listed in the item is still associated
     listed = hubs(hub_item(A, vpc_ids=[WORK_B]), hub_item(B), hub_item(C))
@@ -307,6 +308,19 @@ def test_while_a_receiving_accounts_tags_are_unknown_its_share_and_vpcs_stay(
     assert plan(hub_set, states, join_by_tag(MESH, hub_set, read)).changes == ()
 
 
+def test_an_account_whose_tags_were_not_looked_at_has_no_vpc_that_joins() -> None:
+    """An account swept once more as it leaves the mesh: its tags are not read, and what its
+    VPCs used goes (only a failed read keeps it)."""
+    hub_set = hubs()
+    states = shared_states(hub_set, MEMBER, OTHER)
+    read = tags(home=set(), member={MEMBER_VPC})  # OTHER: not looked at
+    changes = plan(hub_set, states, join_by_tag(MESH, hub_set, read)).changes
+    unshared = [c.principals for c in changes if c.kind is ChangeKind.UNSHARE]
+    assert unshared == [(OTHER,)]
+    leaving = {(c.account, c.vpc_id) for c in changes if c.kind is ChangeKind.DISASSOCIATE}
+    assert leaving == {(OTHER, OTHER_VPC)}
+
+
 def test_an_unknown_account_with_no_vpc_left_on_the_rules_stays_a_principal() -> None:
     hub_set = hubs()
     states = shared_states(hub_set, MEMBER, OTHER)
@@ -355,14 +369,17 @@ def test_the_guard_counts_shared_rules_that_tagged_vpcs_leave() -> None:
 
 
 def test_a_spoke_vpc_is_never_kept_on_the_hub_rules_while_tags_are_unknown() -> None:
-    items = [hub_item(A, spokes=[spoke()]), hub_item(B), hub_item(C)]
-    hub_set = hubs(*items)
-    states = world()
+    """A VPC that was a workload VPC and is now a spoke leaves the hub's rules, whatever the
+    tags: a spoke's rules are its own."""
+    before = hubs(hub_item(A, vpc_ids=[SPOKE_VPC]), hub_item(B), hub_item(C))
+    states, _ = converged_with(before, Joined())
     states[A] = replace(states[A], endpoints=(*states[A].endpoints, spoke_endpoint()))
-    desired = desire(hub_set, states, join_by_tag(MESH, hub_set, {}))
-    assert SPOKE_OUT in {rule.endpoint_id for rule in desired.rules}
-    hub_rules = [r for r in desired.rules if r.location == A and not r.source]
-    assert all(SPOKE_VPC not in r.vpc_ids for r in hub_rules)
+    now = hubs(hub_item(A, spokes=[spoke()]), hub_item(B), hub_item(C))
+    changes = plan(now, states, join_by_tag(MESH, now, tags(home="error"))).changes
+    hub_rule_ids = {r.id for r in managed_rules(states[A], MESH)}
+    leaving = {(c.rule_id, c.vpc_id) for c in changes if c.kind is ChangeKind.DISASSOCIATE}
+    assert leaving == {(rule_id, SPOKE_VPC) for rule_id in hub_rule_ids}
+    assert SPOKE_OUT in {c.endpoint_id for c in changes if c.kind is ChangeKind.CREATE_RULE}
 
 
 def test_a_rule_taken_out_of_the_share_and_off_receiving_vpcs_counts_once() -> None:

@@ -18,9 +18,10 @@ Invariants:
   on its own.
 - States are keyed by location (`models.location`): the Region, or `region@account`.
 - VPCs that join by tag (`join_by_tag`) are workload VPCs like listed ones: in the hub's account
-  like `vpc_ids`, in another like `shared_vpcs`. Where the tags could not be read (`Joined.known`
-  lacks the location), which VPCs joined is unknown, never "none": the VPCs there that use the
-  hub's rules keep them, and an account the hub shares its rules with stays shared.
+  like `vpc_ids`, in another like `shared_vpcs`. Where the tag read failed (`Joined.unread`),
+  which VPCs joined is unknown, never "none": the VPCs there that use the hub's rules keep
+  them, and an account the hub shares its rules with stays shared. A location whose tags were
+  not looked at (an account leaving the mesh, a Region out of scope) has no VPC that joins.
 """
 
 from __future__ import annotations
@@ -134,11 +135,11 @@ class JoinedVpc:
 @dataclass(frozen=True)
 class Joined:
     """The VPCs that join hubs by tag, one line per tagged VPC that cannot (`refused`), and the
-    locations whose tags were read (`known`): anywhere else which VPCs joined is unknown."""
+    locations whose tag read failed (`unread`): there, which VPCs joined is unknown."""
 
     vpcs: tuple[JoinedVpc, ...] = ()
     refused: tuple[str, ...] = ()
-    known: frozenset[str] = frozenset()
+    unread: frozenset[str] = frozenset()
 
     def local(self, region: str) -> frozenset[str]:
         """The joined VPCs of the hub's own account in `region` (like `vpc_ids`)."""
@@ -245,8 +246,8 @@ def join_by_tag(mesh_id: str, hub_set: HubSet, tagged: Mapping[str, TaggedVpcs])
             f" join: {why}; nothing is done to it"
             for vpc_id, why in sorted(problems.items())
         )
-    known = frozenset(where for where, read in tagged.items() if not read.error)
-    return Joined(vpcs=tuple(sorted(joined)), refused=tuple(refused), known=known)
+    unread = frozenset(where for where, read in tagged.items() if read.error)
+    return Joined(vpcs=tuple(sorted(joined)), refused=tuple(refused), unread=unread)
 
 
 def _our_hub_rule_ids(state: RegionState, mesh_id: str, *, received: bool) -> set[str]:
@@ -714,7 +715,7 @@ def _workload_vpcs(
     if joined is None:
         return found
     found |= joined.local(hub.region)
-    if hub.location not in joined.known:
+    if hub.location in joined.unread:
         spokes = {spoke.vpc_id for spoke in hub.spokes}
         found |= _vpcs_using(states.get(hub.location), mesh_id, received=False) - spokes
     return found
@@ -727,14 +728,14 @@ def _kept_receivers(
     joined: Joined,
     home_account: str,
 ) -> dict[str, frozenset[str]]:
-    """The other accounts of the hub's Region whose tags are unknown and that use the hub's
+    """The other accounts of the hub's Region whose tag read failed and that use the hub's
     rules now (their VPCs that do) or are among its share's principals: they stay as they are."""
     hub_state = states.get(hub.location)
     principals = {p for share in (hub_state.shares if hub_state else ()) for p in share.principals}
     kept: dict[str, frozenset[str]] = {}
     for where, state in sorted(states.items()):
         region, account = split_location(where)
-        if region != hub.region or account == hub.account or where in joined.known:
+        if region != hub.region or account == hub.account or where not in joined.unread:
             continue
         using = _vpcs_using(state, mesh_id, received=True)
         if using or (account or home_account) in principals:
