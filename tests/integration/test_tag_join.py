@@ -12,14 +12,21 @@ from typing import Any
 
 import pytest
 from meshkit import DEFAULT_MESH_ID, HOME_REGION, Mesh
-from test_accounts_safety import THIRD, THIRD_ROLE, domains, third
+from test_accounts_safety import MEMBER_HUB_CIDR, THIRD, THIRD_ROLE, domains, pair, reach, third
 from test_spokes_accounts import EXTERNAL_ID, MEMBER, ROLE, member, of_vpc, rules_and_vpcs
 
 from mesh_emulator.faults import FaultInjector, injected_faults
 from mesh_emulator.server import LocalEmulator
-from resolver_mesh.local.topology import CachedClients, ClientFactory, build_spoke, spoke_item
+from resolver_mesh.local.topology import (
+    CachedClients,
+    ClientFactory,
+    build_hub,
+    build_spoke,
+    hub_item,
+    spoke_item,
+)
 
-__all__ = ["member", "third"]  # the fixtures, shared with the other multi-account tests
+__all__ = ["member", "pair", "third"]  # fixtures shared with the other multi-account tests
 
 TAG_KEY = "resolver-mesh:mesh"
 TAG_FILTER = f"tag:{TAG_KEY}"  # as it appears in a DescribeVpcs form body
@@ -289,3 +296,33 @@ def test_verify_shows_tag_joined_vpcs_like_listed_ones(
     cells = {(c["vpc_id"], c["name"]): c for c in result.json["cells"]}
     assert cells[member_east_1, "us-west-2.amazonaws.com."]["status"] == "private"
     assert cells[home_east_2, "us-east-1.amazonaws.com."]["status"] == "private"
+
+
+def test_a_home_vpc_joins_a_hub_of_a_member_account_through_its_share(
+    pair: Mesh, member: CachedClients, aws: ClientFactory
+) -> None:
+    west = build_hub(member, WEST_2, MEMBER_HUB_CIDR)
+    pair.put(hub_item(west, **reach()))
+    member_vpc = tagged_vpc(member, WEST_2, "10.241.0.0/16")  # the hub's account: a workload
+    home_vpc = tagged_vpc(aws, WEST_2, "10.242.0.0/16")  # another account: shared
+    result = pair.resync()
+    assert result["ok"], result["errors"]
+    assert sorted(result["joined"], key=lambda v: v["vpc_id"]) == sorted(
+        [
+            {"region": WEST_2, "account": MEMBER, "vpc_id": member_vpc, "role": "workload"},
+            {"region": WEST_2, "vpc_id": home_vpc, "role": "shared"},
+        ],
+        key=lambda v: v["vpc_id"],
+    )
+    peers = domains(HOME_REGION, EAST_2)
+    assert used_by(member, WEST_2, member_vpc) == peers
+    assert used_by(aws, WEST_2, home_vpc) == peers
+    assert principals(member, WEST_2) == {aws("sts", HOME_REGION).get_caller_identity()["Account"]}
+    assert pair.resync()["changes"] == []
+
+    untag(aws, WEST_2, home_vpc)
+    left = pair.resync()
+    assert left["ok"], left["errors"]
+    assert used_by(aws, WEST_2, home_vpc) == set()
+    assert principals(member, WEST_2) == set()
+    assert used_by(member, WEST_2, member_vpc) == peers
