@@ -5,20 +5,28 @@ answers, with probability `rate` each, one of:
 - `throttle`: HTTP 400 `ThrottlingException` (nothing done);
 - `error`: HTTP 500 `InternalServiceErrorException` (nothing done);
 - `lost`: the request IS carried out, then HTTP 500 is returned (the reply was lost);
-- `slow`: the reply is delayed by `delay` seconds (longer than the client's timeout).
+- `slow`: the reply is delayed by `delay` seconds (longer than the client's timeout);
+- `denied` (only when asked for): HTTP 403, refused by policy (nothing done).
+Query-protocol services (EC2) are chosen by fragments of their form body (`queries`:
+`Action=DescribeVpcs`, an URL-encoded filter) and answered in their XML error shape with their
+codes (`RequestLimitExceeded`, `InternalError`, `UnauthorizedOperation`). `regions` limits the
+faults to requests signed for those Regions.
 Decisions come from a seeded generator, so a run can be repeated; `injected` counts them.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import random
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import unquote_plus
 
 from mesh_emulator.server import LocalEmulator
 
@@ -27,7 +35,15 @@ _ERRORS = {
     "throttle": ("400 Bad Request", "ThrottlingException", "Rate exceeded"),
     "error": ("500 Internal Server Error", "InternalServiceErrorException", "injected failure"),
     "lost": ("500 Internal Server Error", "InternalServiceErrorException", "reply lost"),
+    "denied": ("403 Forbidden", "AccessDeniedException", "injected: not authorized"),
 }
+_QUERY_ERRORS = {
+    "throttle": ("503 Service Unavailable", "RequestLimitExceeded", "Request limit exceeded."),
+    "error": ("500 Internal Server Error", "InternalError", "injected failure"),
+    "lost": ("500 Internal Server Error", "InternalError", "reply lost"),
+    "denied": ("403 Forbidden", "UnauthorizedOperation", "injected: not authorized"),
+}
+_SIGNED_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
 
 StartResponse = Callable[..., Any]
 
@@ -43,8 +59,12 @@ class FaultInjector:
         services: Iterable[str] = ("Route53Resolver",),
         seed: int = 0,
         delay: float = 1.5,
+        queries: Iterable[str] = (),
+        regions: Iterable[str] | None = None,
     ) -> None:
         self.app = app
+        self.queries = tuple(queries)
+        self.regions = None if regions is None else frozenset(regions)
         self.rate = rate
         self.kinds = tuple(kinds)
         self.services = tuple(services)
@@ -54,9 +74,25 @@ class FaultInjector:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
 
-    def _choose(self, environ: dict[str, Any]) -> str | None:
+    def _chosen(self, environ: dict[str, Any]) -> bool:
+        """Whether the request is one of those faults are injected into (Region, service or
+        query); a query's body is read, then put back for the app."""
+        if self.regions is not None:
+            signed = _SIGNED_REGION.search(str(environ.get("HTTP_AUTHORIZATION", "")))
+            if not signed or signed.group(1) not in self.regions:
+                return False
         target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
-        if not any(target.startswith(service) for service in self.services):
+        if target:
+            return any(target.startswith(service) for service in self.services)
+        if not self.queries:
+            return False
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        form = unquote_plus(body.decode(errors="replace"))
+        return any(query in form for query in self.queries)
+
+    def _choose(self, environ: dict[str, Any]) -> str | None:
+        if not self._chosen(environ):
             return None
         with self._lock:
             self.requests += 1
@@ -76,11 +112,20 @@ class FaultInjector:
         if kind == "lost":
             body = b"".join(self.app(environ, lambda *args, **kwargs: None))
             del body  # carried out; the reply never reaches the client
-        status, code, message = _ERRORS[kind]
-        payload = json.dumps({"__type": code, "message": message}).encode()
+        if environ.get("HTTP_X_AMZ_TARGET"):
+            status, code, message = _ERRORS[kind]
+            payload = json.dumps({"__type": code, "message": message}).encode()
+            content_type = "application/x-amz-json-1.1"
+        else:
+            status, code, message = _QUERY_ERRORS[kind]
+            payload = (
+                f"<?xml version='1.0' encoding='UTF-8'?><Response><Errors><Error><Code>{code}"
+                f"</Code><Message>{message}</Message></Error></Errors>"
+                "<RequestID>injected</RequestID></Response>"
+            ).encode()
+            content_type = "text/xml"
         start_response(
-            status,
-            [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(payload)))],
+            status, [("Content-Type", content_type), ("Content-Length", str(len(payload)))]
         )
         return [payload]
 

@@ -17,12 +17,17 @@ Invariants:
   associated with the spoke VPC. A spoke whose endpoint is degraded (not OPERATIONAL) is frozen
   on its own.
 - States are keyed by location (`models.location`): the Region, or `region@account`.
+- VPCs that join by tag (`join_by_tag`) are workload VPCs like listed ones: in the hub's account
+  like `vpc_ids`, in another like `shared_vpcs`. Where the tag read failed (`Joined.unread`),
+  which VPCs joined is unknown, never "none": the VPCs there that use the hub's rules keep
+  them, and an account the hub shares its rules with stays shared. A location whose tags were
+  not looked at (an account leaving the mesh, a Region out of scope) has no VPC that joins.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,11 +43,13 @@ from resolver_mesh.models import (
     InterfaceEndpoint,
     ItemError,
     RegionState,
+    SharedVpc,
     Spoke,
     Target,
     location,
+    split_location,
 )
-from resolver_mesh.names import rule_name
+from resolver_mesh.names import MESH_TAG_KEY, owned_source, owned_target_region, rule_name
 
 USABLE_ENDPOINT_STATUS = "OPERATIONAL"
 # Statuses an endpoint leaves by itself, with no event to say so: worth looking at again soon.
@@ -96,6 +103,173 @@ class Desired:
     frozen_sources: frozenset[tuple[str, str]] = frozenset()
     shares: tuple[DesiredShare, ...] = ()
     hub_locations: Mapping[str, str] = field(default_factory=dict)  # enabled hub -> location
+
+
+@dataclass(frozen=True)
+class TaggedVpcs:
+    """One location's tag read (DescribeVpcs filtered on `MESH_TAG_KEY` = the mesh id): the
+    tagged VPCs its account owns, and those it sees that another account owns (VPC sharing), by
+    owner. `error` set: the read failed, so which VPCs are tagged there is unknown."""
+
+    owned: frozenset[str] = frozenset()
+    foreign: Mapping[str, str] = field(default_factory=dict)  # VPC id -> owner account
+    error: str | None = None
+
+
+@dataclass(frozen=True, order=True)
+class JoinedVpc:
+    """A VPC that joins the hub of its Region by tag; `shared` when it is in another account
+    than the hub's (it uses the hub's rules through the hub's RAM share)."""
+
+    region: str
+    account: str
+    vpc_id: str
+    shared: bool
+
+    def as_dict(self) -> dict[str, str]:
+        account = {"account": self.account} if self.account else {}
+        role = "shared" if self.shared else "workload"
+        return {"region": self.region, **account, "vpc_id": self.vpc_id, "role": role}
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The VPCs that join hubs by tag, one line per tagged VPC that cannot (`refused`), and the
+    locations whose tag read failed (`unread`): there, which VPCs joined is unknown."""
+
+    vpcs: tuple[JoinedVpc, ...] = ()
+    refused: tuple[str, ...] = ()
+    unread: frozenset[str] = frozenset()
+
+    def local(self, region: str) -> frozenset[str]:
+        """The joined VPCs of the hub's own account in `region` (like `vpc_ids`)."""
+        return frozenset(v.vpc_id for v in self.vpcs if v.region == region and not v.shared)
+
+    def shared(self, region: str) -> dict[str, set[str]]:
+        """The joined VPCs of other accounts in `region`, by account (like `shared_vpcs`)."""
+        found: dict[str, set[str]] = defaultdict(set)
+        for vpc in self.vpcs:
+            if vpc.region == region and vpc.shared:
+                found[vpc.account].add(vpc.vpc_id)
+        return found
+
+    def listed(self, hub_set: HubSet, accesses: Mapping[str, AccountAccess]) -> HubSet:
+        """`hub_set` with the joined VPCs written into their hubs' `vpc_ids` and `shared_vpcs`
+        (an account is reached through `accesses`), for readers that go by the items."""
+        hubs = dict(hub_set.hubs)
+        for region, hub in hub_set.hubs.items():
+            local = sorted(self.local(region) - hub.associated_vpc_ids)
+            listed = {(entry.account, entry.vpc_id) for entry in hub.shared_vpcs}
+            shared = [
+                SharedVpc.model_validate(
+                    {
+                        **(accesses[account].model_dump(exclude_none=True) if account else {}),
+                        "vpc_id": vpc_id,
+                    }
+                )
+                for account, vpcs in sorted(self.shared(region).items())
+                for vpc_id in sorted(vpcs)
+                if (account, vpc_id) not in listed and (not account or account in accesses)
+            ]
+            if local or shared:
+                update = {
+                    "vpc_ids": (*hub.vpc_ids, *local),
+                    "shared_vpcs": (*hub.shared_vpcs, *shared),
+                }
+                hubs[region] = hub.model_copy(update=update)
+        return HubSet(hubs=hubs, errors=hub_set.errors, item_regions=hub_set.item_regions)
+
+
+def _listed_roles(hub_set: HubSet) -> dict[str, list[tuple[str, str, str]]]:
+    """Every VPC the valid items name: VPC id -> (hub Region, account, role) per entry."""
+    roles: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for region, hub in hub_set.hubs.items():
+        roles[hub.vpc_id].append((region, hub.account, "the hub VPC"))
+        for vpc_id in hub.vpc_ids:
+            roles[vpc_id].append((region, hub.account, "a workload VPC (vpc_ids)"))
+        for spoke in hub.spokes:
+            roles[spoke.vpc_id].append((region, spoke.account, "a spoke"))
+        for shared in hub.shared_vpcs:
+            roles[shared.vpc_id].append((region, shared.account, "a shared VPC (shared_vpcs)"))
+    return roles
+
+
+_SAME_AS_JOINING = frozenset(
+    {"the hub VPC", "a workload VPC (vpc_ids)", "a shared VPC (shared_vpcs)"}
+)
+
+
+def _why_not_joining(
+    hub_set: HubSet, where: str, vpc_id: str, roles: Mapping[str, list[tuple[str, str, str]]]
+) -> str | None:
+    """Why a tagged VPC cannot join the hub of its Region; None when it can. A VPC its hub's
+    item already lists as a VPC that uses the hub's rules simply stays one."""
+    region, account = split_location(where)
+    if region not in hub_set.item_regions:
+        return f"there is no hub item for {region}"
+    hub = hub_set.hubs.get(region)
+    if hub is None:
+        return f"the hub item of {region} has errors"
+    if not hub.enabled:
+        return f"the hub of {region} is disabled"
+    for listed_region, listed_account, role in sorted(roles.get(vpc_id, ())):
+        if (listed_region, listed_account) == (region, account) and role in _SAME_AS_JOINING:
+            continue
+        return f"it is already listed as {role} in the hub item of {listed_region}"
+    return None
+
+
+def join_by_tag(mesh_id: str, hub_set: HubSet, tagged: Mapping[str, TaggedVpcs]) -> Joined:
+    """The VPCs of `tagged` (tag reads by location) that join their Region's hub, and a line
+    for each that cannot (no hub, a disabled or invalid one, listed in another role, owned by
+    another account)."""
+    roles = _listed_roles(hub_set)
+    joined: list[JoinedVpc] = []
+    refused: list[str] = []
+    for where, read in sorted(tagged.items()):
+        if read.error:
+            continue
+        region, account = split_location(where)
+        whose = f"account {account}" if account else "the home account"
+        problems = {
+            vpc: f"account {owner} owns it (VPC sharing): only its owner's tag counts"
+            for vpc, owner in read.foreign.items()
+        }
+        for vpc_id in sorted(read.owned):
+            if why := _why_not_joining(hub_set, where, vpc_id, roles):
+                problems[vpc_id] = why
+            else:
+                hub = hub_set.hubs[region]
+                joined.append(JoinedVpc(region, account, vpc_id, account != hub.account))
+        refused.extend(
+            f"{vpc_id} ({region}, {whose}) is tagged {MESH_TAG_KEY}={mesh_id} but does not"
+            f" join: {why}; nothing is done to it"
+            for vpc_id, why in sorted(problems.items())
+        )
+    unread = frozenset(where for where, read in tagged.items() if read.error)
+    return Joined(vpcs=tuple(sorted(joined)), refused=tuple(refused), unread=unread)
+
+
+def _our_hub_rule_ids(state: RegionState, mesh_id: str, *, received: bool) -> set[str]:
+    """The live hub rules of ours at a location: its own, or (`received`) those shared with it."""
+    return {
+        rule.id
+        for rule in state.rules
+        if rule.status != "DELETING"
+        and (rule.share_status == "SHARED_WITH_ME") == received
+        and (owned_target_region(rule.creator_request_id, mesh_id) or rule.owner_tag == mesh_id)
+        and not owned_source(rule.creator_request_id, mesh_id)
+    }
+
+
+def _vpcs_using(state: RegionState | None, mesh_id: str, *, received: bool) -> frozenset[str]:
+    """The VPCs associated with our hub rules at a location (nothing, when it was not read)."""
+    if state is None or state.error:
+        return frozenset()
+    rules = _our_hub_rule_ids(state, mesh_id, received=received)
+    return frozenset(
+        a.vpc_id for a in state.associations if a.rule_id in rules and a.status != "DELETING"
+    )
 
 
 def _item_region(item: Mapping[str, Any]) -> str:
@@ -402,10 +576,18 @@ def _check_spokes(enabled: Mapping[str, HubItem], states: Mapping[str, RegionSta
     return found
 
 
-def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionState]) -> Desired:
-    """Every rule (and share) the mesh wants, given the hubs and what their locations look like
-    now (`states` by location). Every part of every item is checked first: a Region whose item
-    has any error is frozen and protected as a whole, whichever part the error is in."""
+def desired_rules(
+    mesh_id: str,
+    hub_set: HubSet,
+    states: Mapping[str, RegionState],
+    joined: Joined | None = None,
+    home_account: str = "",
+) -> Desired:
+    """Every rule (and share) the mesh wants, given the hubs, the VPCs that join them by tag
+    (`joined`; None: none looked for) and what their locations look like now (`states` by
+    location). Every part of every item is checked first: a Region whose item has any error is
+    frozen and protected as a whole, whichever part the error is in. `home_account` is the
+    reconciler's own account id, when known (to find it among a share's principals)."""
     errors = list(hub_set.errors)
     degraded: list[str] = []
     frozen = set(hub_set.invalid_regions)
@@ -447,7 +629,8 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
             continue
         peers = [r for r in hub.peer_regions(enabled) if r not in protected]
         if hub.outbound_endpoint_id:
-            source_vpcs[(hub.location, "")] = hub.associated_vpc_ids
+            workload = _workload_vpcs(mesh_id, hub, joined, states)
+            source_vpcs[(hub.location, "")] = workload
             for target_region in peers:
                 for domain in domains_of(target_region):
                     local = _own_cross_region_endpoint(states.get(hub.location), domain)
@@ -463,7 +646,7 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
                         target_region=target_region,
                         endpoint_id=hub.outbound_endpoint_id,
                         name=rule_name(mesh_id, domain),
-                        vpc_ids=hub.associated_vpc_ids,
+                        vpc_ids=workload,
                         targets=health[target_region].targets,
                         account=hub.account,
                     )
@@ -484,7 +667,7 @@ def desired_rules(mesh_id: str, hub_set: HubSet, states: Mapping[str, RegionStat
         pending=frozenset(pending),
         source_vpcs=source_vpcs,
         frozen_sources=frozenset(spokes.frozen),
-        shares=tuple(_shares(enabled, frozen)),
+        shares=tuple(_shares(mesh_id, enabled, frozen, states, joined, home_account)),
         hub_locations={region: hub.location for region, hub in enabled.items()},
     )
 
@@ -523,15 +706,66 @@ def _spoke_rules(
     ]
 
 
-def _shares(enabled: Mapping[str, HubItem], frozen: Collection[str]) -> list[DesiredShare]:
-    """One share per (hub, receiving account) whose VPCs use the hub's rules."""
+def _workload_vpcs(
+    mesh_id: str, hub: HubItem, joined: Joined | None, states: Mapping[str, RegionState]
+) -> frozenset[str]:
+    """The VPCs of the hub's account that use its rules: the hub VPC, `vpc_ids`, those joined
+    by tag and, while the tags there are unknown, every VPC that uses the rules now."""
+    found = hub.associated_vpc_ids
+    if joined is None:
+        return found
+    found |= joined.local(hub.region)
+    if hub.location in joined.unread:
+        spokes = {spoke.vpc_id for spoke in hub.spokes}
+        found |= _vpcs_using(states.get(hub.location), mesh_id, received=False) - spokes
+    return found
+
+
+def _kept_receivers(
+    mesh_id: str,
+    hub: HubItem,
+    states: Mapping[str, RegionState],
+    joined: Joined,
+    home_account: str,
+) -> dict[str, frozenset[str]]:
+    """The other accounts of the hub's Region whose tag read failed and that use the hub's
+    rules now (their VPCs that do) or are among its share's principals: they stay as they are."""
+    hub_state = states.get(hub.location)
+    principals = {p for share in (hub_state.shares if hub_state else ()) for p in share.principals}
+    kept: dict[str, frozenset[str]] = {}
+    for where, state in sorted(states.items()):
+        region, account = split_location(where)
+        if region != hub.region or account == hub.account or where not in joined.unread:
+            continue
+        using = _vpcs_using(state, mesh_id, received=True)
+        if using or (account or home_account) in principals:
+            kept[account] = using
+    return kept
+
+
+def _shares(
+    mesh_id: str,
+    enabled: Mapping[str, HubItem],
+    frozen: Collection[str],
+    states: Mapping[str, RegionState],
+    joined: Joined | None,
+    home_account: str,
+) -> list[DesiredShare]:
+    """One share per (hub, receiving account) whose VPCs use the hub's rules: listed, joined by
+    tag, or kept while the account's tags are unknown."""
     shares: list[DesiredShare] = []
     for region, hub in sorted(enabled.items()):
         if region in frozen or not hub.outbound_endpoint_id:
             continue
-        by_account: dict[str, set[str]] = {}
+        by_account: dict[str, set[str]] = defaultdict(set)
         for shared in hub.shared_vpcs:
-            by_account.setdefault(shared.account, set()).add(shared.vpc_id)
+            by_account[shared.account].add(shared.vpc_id)
+        if joined is not None:
+            for account, vpcs in joined.shared(region).items():
+                by_account[account] |= vpcs
+            kept = _kept_receivers(mesh_id, hub, states, joined, home_account)
+            for account, using in kept.items():
+                by_account[account] |= using
         shares.extend(
             DesiredShare(region, hub.account, account, frozenset(vpcs))
             for account, vpcs in sorted(by_account.items())

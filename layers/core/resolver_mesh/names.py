@@ -22,6 +22,9 @@ from collections.abc import Iterable
 MARKER = "resolver-mesh"
 OWNER_TAG_KEY = "resolver-mesh:owner"
 TARGET_TAG_KEY = "resolver-mesh:target"
+# A VPC tagged `resolver-mesh:mesh=<mesh id>` joins the hub of its Region (README, "VPCs that
+# join by tag"): one key, so that a VPC joins one mesh at most.
+MESH_TAG_KEY = "resolver-mesh:mesh"
 MESH_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
 # A Region name: a 2-4 letter area, one or more words, a number (what every partition's
 # regionRegex in botocore's partitions.json allows today, without naming the areas).

@@ -21,6 +21,8 @@ Invariants:
   were not swept because of them, and a hub item there is an error.
 - On a full resync, a Region without a hub item whose read AWS refuses by policy (an SCP) is
   reported as denied, with a note, not as an error; anywhere else a refused read is an error.
+- VPCs join hubs by tag: one tag read (DescribeVpcs) per location swept, before the rest is
+  read. A location whose tag read fails is reported, and what its VPCs use is kept as it is.
 - Sharing spans accounts (rules are created, then shared, then associated by the receiver):
   while a pass that involves sharing changes something, another pass follows (at most
   `MAX_PASSES`), each planned from what it reads. So do Profiles (a rule is created, then put
@@ -55,7 +57,16 @@ from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.aws.work import WORK_CALLS_PER_SECOND, Work
-from resolver_mesh.desired import Desired, HubSet, desired_rules, names_accounts, parse_hubs
+from resolver_mesh.desired import (
+    Desired,
+    HubSet,
+    Joined,
+    TaggedVpcs,
+    desired_rules,
+    join_by_tag,
+    names_accounts,
+    parse_hubs,
+)
 from resolver_mesh.fanout import (
     ApplyOrder,
     apply_seconds,
@@ -76,7 +87,7 @@ from resolver_mesh.models import (
     location,
     split_location,
 )
-from resolver_mesh.names import creator_request_ids
+from resolver_mesh.names import MESH_TAG_KEY, creator_request_ids
 from resolver_mesh.plan import SHARED_BY_ME, make_plan, managed_rules, rule_source, rule_target
 from resolver_mesh.profiles import (
     plan_profiles,
@@ -268,7 +279,15 @@ class Reconciler:
         accounts = ["", *sorted(self._accounts)]
         member_regions = regions & set(hub_set.item_regions)
         scope = {location(r, a) for a in accounts for r in (member_regions if a else regions)}
-        reads = _Reads.of(hub_set)
+        tagged: dict[str, TaggedVpcs] = per_region(self._read_tags, scope)
+        joined = join_by_tag(self.settings.mesh_id, hub_set, tagged)
+        if not home_account and _shares_beyond_items(joined, tagged):
+            try:  # invitations are accepted from, and shares read for, this account's id
+                home_account = self.aws.account_id()
+            except Exception as error:
+                report.error("account", f"cannot read the reconciler's own account id: {error}")
+                return False
+        reads = _Reads.of(hub_set, joined)
 
         def observe(where: str) -> RegionState:
             region, account = split_location(where)
@@ -303,10 +322,11 @@ class Reconciler:
                 f"not swept (excluded): {', '.join(sorted(not_swept))}: EXCLUDED_REGIONS are"
                 " never read, so rules of ours left there are not found or removed"
             )
-        desired = desired_rules(self.settings.mesh_id, hub_set, states)
+        desired = desired_rules(self.settings.mesh_id, hub_set, states, joined, home_account)
         full_resync = request.regions is None
         hub_regions = hub_set.item_regions if full_resync else None
         self._report_state(report, desired, states, scope, hub_regions)
+        self._report_joined(report, joined, tagged, states)
         profiles = plan_profiles(
             self.settings.mesh_id, hub_set, desired, states, scope, self.settings.delivery
         )
@@ -436,6 +456,14 @@ class Reconciler:
     def _aws_of(self, account: str) -> Aws:
         return self.aws.member(self._accounts[account]) if account else self.aws
 
+    def _read_tags(self, where: str) -> TaggedVpcs:
+        """The VPCs tagged to join this mesh at one location; a failed read says why."""
+        region, account = split_location(where)
+        try:
+            return self._aws_of(account).tagged_vpcs(region, self.settings.mesh_id)
+        except Exception as error:
+            return TaggedVpcs(error=f"{type(error).__name__}: {error}")
+
     def _observe(self, where: str, rules: bool, reads: _Reads, hub_set: HubSet) -> RegionState:
         region, account = split_location(where)
         hub = hub_set.hubs.get(region)
@@ -524,6 +552,28 @@ class Reconciler:
             for where, s in states.items()
             if where in scope and not s.error
         )
+
+    def _report_joined(
+        self,
+        report: Report,
+        joined: Joined,
+        tagged: Mapping[str, TaggedVpcs],
+        states: Mapping[str, RegionState],
+    ) -> None:
+        """Who joined by tag, who cannot and why, and the tag reads that failed (an error,
+        unless the location could not be read at all: that error is reported already)."""
+        report.joined = [vpc.as_dict() for vpc in joined.vpcs]
+        report.not_joined = list(joined.refused)
+        for where, read in sorted(tagged.items()):
+            state = states.get(where)
+            if read.error and (state is None or not state.error):
+                report.error(
+                    "tags",
+                    f"{where}: cannot read the VPCs tagged {MESH_TAG_KEY}={self.settings.mesh_id}"
+                    f" ({read.error}): the VPCs there that use the mesh's rules keep them, and"
+                    " shares with the account stay as they are",
+                    where,
+                )
 
     # --- apply ---------------------------------------------------------------------------
 
@@ -857,6 +907,14 @@ def _not_started(where: str, changes: list[Change], why: str) -> _Applied:
     return out
 
 
+def _shares_beyond_items(joined: Joined, tagged: Mapping[str, TaggedVpcs]) -> bool:
+    """Whether sharing may involve accounts no item names: a VPC of another account than its
+    hub's joined by tag, or a member account whose tags could not be read (its share stays)."""
+    return any(vpc.shared for vpc in joined.vpcs) or any(
+        read.error and split_location(where)[1] for where, read in tagged.items()
+    )
+
+
 def _leads_to_sharing(result: Mapping[str, Any], sharing_regions: Collection[str]) -> bool:
     """An applied change after which sharing has a next step: a share changed or accepted (the
     receiver can associate), a hub rule created where the hub shares its rules (it can be
@@ -920,8 +978,10 @@ class _Reads:
     vpcs: Mapping[str, frozenset[str]] = field(default_factory=dict)  # location -> VPC ids
 
     @classmethod
-    def of(cls, hub_set: HubSet) -> _Reads:
+    def of(cls, hub_set: HubSet, joined: Joined | None = None) -> _Reads:
+        """What the items (and the VPCs that joined by tag, which were just seen) need read."""
         enabled = hub_set.enabled.values()
+        joined = joined or Joined()
         vpcs: dict[str, set[str]] = defaultdict(set)
         for hub in enabled:
             vpcs[hub.location] |= hub.associated_vpc_ids
@@ -940,10 +1000,13 @@ class _Reads:
                     *(location(hub.region, s.account) for s in hub.spokes if s.enabled),
                 )
             ),
-            share_owners=frozenset(hub.location for hub in enabled if hub.shared_vpcs),
+            share_owners=frozenset(
+                hub.location for hub in enabled if hub.shared_vpcs or joined.shared(hub.region)
+            ),
             share_receivers=frozenset(
                 location(hub.region, shared.account)
                 for hub in enabled
                 for shared in hub.shared_vpcs
-            ),
+            )
+            | {location(vpc.region, vpc.account) for vpc in joined.vpcs if vpc.shared},
         )

@@ -104,9 +104,14 @@ def report_text(report: Mapping[str, Any], style: Style) -> str:
     elif not report.get("changes"):
         in_step = report.get("ok")
         lines.append(f"  no changes{': every Region is in step' if in_step else ' (see below)'}")
+    joined = report.get("joined") or []
+    if joined:
+        lines.append(style.bold("Joined by tag:"))
+        lines += [f"  - {_joined_line(vpc)}" for vpc in joined]
     for title, key in (
         ("Refused", "refused"),
         ("Conflicts", "conflicts"),
+        ("Not joined", "not_joined"),
         ("Errors", "errors"),
         ("Degraded", "degraded"),
         ("Notes", "notes"),
@@ -121,6 +126,12 @@ def report_text(report: Mapping[str, Any], style: Style) -> str:
         lines.append(style(_interrupted_text(report), "!"))
     lines.append(summary_text(report, style))
     return "\n".join(lines)
+
+
+def _joined_line(vpc: Mapping[str, Any]) -> str:
+    """`vpc-1 (account 222222222222) uses the hub of us-east-1 (shared)`."""
+    account = f" (account {vpc['account']})" if vpc.get("account") else ""
+    return f"{vpc['vpc_id']}{account} uses the hub of {vpc['region']} ({vpc['role']})"
 
 
 def _title(report: Mapping[str, Any]) -> str:

@@ -2,7 +2,8 @@
 
 Invariants: `as_dict()` is JSON-serialisable and `ok` is False whenever there is an error,
 a conflict, a refusal or an interruption, so callers (the CLI's exit status, alarms) can rely on
-it. `planned` is False when the run stopped before it could plan (the hubs could not be read, a
+it (a tagged VPC that cannot join, `not_joined`, is a line to read, not an error). `planned`
+is False when the run stopped before it could plan (the hubs could not be read, a
 bad request): such a report never claims that anything is in step.
 """
 
@@ -36,6 +37,8 @@ class Report:
     refused: list[str] = field(default_factory=list)
     forced_past: list[str] = field(default_factory=list)
     managed_rules: int = 0
+    joined: list[dict[str, str]] = field(default_factory=list)  # VPCs that joined by tag
+    not_joined: list[str] = field(default_factory=list)  # tagged VPCs that cannot, and why
     calls: dict[str, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
 
@@ -123,6 +126,8 @@ class Report:
             "refused": self.refused,
             "forced_past": self.forced_past,
             "managed_rules": self.managed_rules,
+            "joined": self.joined,
+            "not_joined": self.not_joined,
             "calls": self.calls,
             "duration_seconds": self.duration_seconds,
         }

@@ -60,12 +60,17 @@ def _mass_change(
     dropped = sum(1 for c in in_counted if c.kind is ChangeKind.DELETE_RULE)
     retargeted = sum(1 for c in in_counted if c.kind is ChangeKind.UPDATE_RULE and c.targets)
     # A rule no longer shared leaves every VPC of the other account at once; a shared rule
-    # taken off a VPC of the receiving account counts once per rule.
-    unshared = sum(
-        len(c.resources)
-        for c in in_counted
-        if c.kind in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE)
-    ) + len({c.rule_id for c in plan.changes if c.kind is ChangeKind.DISASSOCIATE and c.owner})
+    # taken off a VPC of the receiving account counts once per rule, and once in all: taken
+    # out of the share and off the receiving VPCs in one plan is one rule (ARNs end in its id).
+    unshared = len(
+        {
+            arn.rsplit("/", 1)[-1]
+            for c in in_counted
+            if c.kind in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE)
+            for arn in c.resources
+        }
+        | {c.rule_id for c in plan.changes if c.kind is ChangeKind.DISASSOCIATE and c.owner}
+    )
     if base and dropped + retargeted + unshared > guard.max_fraction * base:
         withdrawn = f" and stop sharing {unshared}" if unshared else ""
         return [

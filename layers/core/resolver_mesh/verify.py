@@ -30,7 +30,9 @@ it is flagged `missing_ips` (a resync adds them) but is not a problem.
 The I/O part (`observe_mesh`, through `Aws`) reads every hub Region in parallel
 through the rate-limited adapters of `resolver_mesh.aws`: one `ResolverRegion.read` with rules
 and endpoints, one paginated `DescribeVpcEndpoints` per hub VPC and one
-`DescribeVpcEndpointServices` for the services its endpoints use.
+`DescribeVpcEndpointServices` for the services its endpoints use. Before that, `verify` reads
+the VPCs tagged to join the mesh (`with_tagged_vpcs`, one DescribeVpcs per account and enabled
+hub Region) and lists them in their hubs, so that they are rows like the VPCs the items list.
 
 Invariants: `verify_mesh` is pure and deterministic (sorted rows, columns and problems); it
 never writes; `Matrix.ok` is False whenever a cell is a problem or something could not be read.
@@ -42,7 +44,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from resolver_mesh.desired import HubSet, names_accounts, parse_hubs, target_domains
+from resolver_mesh.desired import (
+    HubSet,
+    TaggedVpcs,
+    join_by_tag,
+    names_accounts,
+    parse_hubs,
+    target_domains,
+)
 from resolver_mesh.models import (
     HubItem,
     ObservedRule,
@@ -50,7 +59,7 @@ from resolver_mesh.models import (
     location,
     split_location,
 )
-from resolver_mesh.names import normalise_domain
+from resolver_mesh.names import MESH_TAG_KEY, normalise_domain
 from resolver_mesh.plan import rule_target
 from resolver_mesh.reconcile import per_region
 
@@ -623,13 +632,45 @@ def observe_mesh(aws: Aws, hub_set: HubSet) -> tuple[dict[str, RegionState], lis
     return per_region(observe, locations), errors
 
 
+def with_tagged_vpcs(aws: Aws, hub_set: HubSet) -> tuple[HubSet, list[str], list[str]]:
+    """`hub_set` with the VPCs that join its hubs by tag listed in them, as a reconcile would
+    have them join (one tag read per account and enabled hub Region outside
+    `EXCLUDED_REGIONS`, in the accounts of `MEMBER_ROLES` and of the items); the tag reads that
+    failed (errors) and the tagged VPCs that cannot join (notes)."""
+    accesses = {a.account: a for a in aws.settings.member_roles} | hub_set.accounts()
+    regions = set(hub_set.enabled) - set(aws.settings.excluded_regions)  # never read
+    where = {location(r, a) for r in regions for a in ("", *accesses)}
+
+    def read(at: str) -> TaggedVpcs:
+        region, account = split_location(at)
+        try:
+            here = aws.member(accesses[account]) if account else aws
+            return here.tagged_vpcs(region, aws.settings.mesh_id)
+        except Exception as error:
+            return TaggedVpcs(error=f"{type(error).__name__}: {error}")
+
+    tagged = per_region(read, where)
+    joined = join_by_tag(aws.settings.mesh_id, hub_set, tagged)
+    errors = [
+        f"{at}: cannot read the VPCs tagged {MESH_TAG_KEY}: {found.error}"
+        for at, found in sorted(tagged.items())
+        if found.error
+    ]
+    return joined.listed(hub_set, accesses), errors, list(joined.refused)
+
+
 def verify(aws: Aws) -> Matrix:
-    """Read the table and the live state, and build the matrix."""
+    """Read the table, the VPCs that join by tag and the live state, and build the matrix."""
     items = aws.hubs_table().read_items()
     home_account = aws.account_id() if names_accounts(items) else None
     hub_set = parse_hubs(
         items, aws.known_regions(str(i.get("region")) for i in items), home_account
     )
+    hub_set, tag_errors, not_joined = with_tagged_vpcs(aws, hub_set)
     states, errors = observe_mesh(aws, hub_set)
     matrix = verify_mesh(aws.settings.mesh_id, hub_set, states)
-    return replace(matrix, errors=(*matrix.errors, *errors)) if errors else matrix
+    return replace(
+        matrix,
+        errors=(*matrix.errors, *tag_errors, *errors),
+        notes=(*matrix.notes, *not_joined),
+    )

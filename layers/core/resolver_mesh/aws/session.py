@@ -10,6 +10,7 @@ Invariants:
   loader, so the service models are parsed once per process, not once per account, and its
   clients share one client class per service (`_ClientClasses`), built once per process.
 - STS calls (AssumeRole, GetCallerIdentity) have a budget of their own, at `STS_CALLS_PER_SECOND`.
+- The clients `Aws` makes share one botocore service model per service (`_ServiceModels`).
 - Regions are those of the home Region's partition only (`aws`, `aws-cn`, `aws-us-gov`,
   `aws-eusc`, ...): no other partition can be reached with the same credentials.
 - AWS Organizations calls have a budget of their own, at `ORGANIZATIONS_CALLS_PER_SECOND`.
@@ -19,7 +20,8 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -37,8 +39,9 @@ from resolver_mesh.aws.profiles import ProfilesRegion
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.config import ConfigError, Settings
+from resolver_mesh.desired import TaggedVpcs
 from resolver_mesh.models import AccountAccess, InterfaceEndpoint
-from resolver_mesh.names import REGION_PATTERN, private_dns_names
+from resolver_mesh.names import MESH_TAG_KEY, REGION_PATTERN, private_dns_names
 
 # AWS STS throttles per account and Region with a request quota of its own, far above Route 53
 # Resolver's 5 calls/s (AWS Security Blog, "How to monitor and query IAM resources at scale -
@@ -135,7 +138,7 @@ class Aws:
         if found is None:
             # One client at a time in the process: the first of a service parses its model
             # into the shared loader, and a second thread would parse it again meanwhile.
-            with _MAKING_CLIENTS, self._lock:
+            with _MAKING_CLIENTS, self._lock, _SERVICE_MODELS.shared():
                 found = self._clients.get(key)
                 if found is None:
                     found = self._clients[key] = _CLIENT_CLASSES.make(
@@ -322,6 +325,28 @@ class Aws:
         )
         return frozenset(str(vpc["VpcId"]) for vpc in raw)
 
+    def tagged_vpcs(self, region: str, mesh_id: str) -> TaggedVpcs:
+        """The VPCs this account sees in `region` tagged `MESH_TAG_KEY` = `mesh_id`: one
+        DescribeVpcs with a tag filter (every page) on the Region's one budget, split by owner
+        (a VPC shared with this account through VPC sharing is another account's). Errors
+        propagate: an unread tag is never read as "no tag"."""
+        ec2 = self.client("ec2", region)
+        raw = list(
+            self.caller(region).pages(
+                ec2.describe_vpcs,
+                "Vpcs",
+                Filters=[{"Name": f"tag:{MESH_TAG_KEY}", "Values": [mesh_id]}],
+            )
+        )
+        if not raw:
+            return TaggedVpcs()
+        me = self.account_id()  # a member's is known; the home account's is read once
+        owners = {str(vpc["VpcId"]): str(vpc.get("OwnerId") or me) for vpc in raw}
+        return TaggedVpcs(
+            owned=frozenset(vpc for vpc, owner in owners.items() if owner == me),
+            foreign={vpc: owner for vpc, owner in owners.items() if owner != me},
+        )
+
     @property
     def partition(self) -> str:
         """The home Region's partition, from botocore's partition table, whose Region patterns
@@ -398,3 +423,49 @@ class Aws:
 def _reach(access: AccountAccess) -> tuple[str, str | None, str | None]:
     """What makes two entries reach an account the same way."""
     return access.account, access.role_arn, access.external_id
+
+
+class _ServiceModels:
+    """One botocore service model per service (and API version) for the clients `Aws` makes.
+
+    botocore gives every client a `ServiceModel` of its own, and making an EC2 client builds the
+    model of each of EC2's ~700 operations (to look for endpoint discovery): about 0.3 MiB per
+    EC2 client, and the mesh makes one per (account, Region) to read the VPCs' tags. A service
+    model only describes the API (operations and shapes, read-only once built), so while `Aws`
+    makes a client (`shared()`, in this thread only) the first one built for a service is
+    reused. Other code in the process is not affected; should botocore rename the method,
+    clients get their own models as before.
+    """
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str | None], Any] = {}
+        self._local = threading.local()
+        self._load = getattr(botocore.client.ClientCreator, "_load_service_model", None)
+        if self._load is not None:
+
+            def model_for(creator: Any, service_name: str, api_version: str | None = None) -> Any:
+                return self._model_for(creator, service_name, api_version)
+
+            botocore.client.ClientCreator._load_service_model = model_for
+
+    def _model_for(self, creator: Any, service_name: str, api_version: str | None) -> Any:
+        assert self._load is not None
+        if not getattr(self._local, "active", False):
+            return self._load(creator, service_name, api_version)
+        key = (service_name, api_version)
+        found = self._models.get(key)  # callers hold _MAKING_CLIENTS
+        if found is None:
+            found = self._models[key] = self._load(creator, service_name, api_version)
+        return found
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Clients made in this block (in this thread) share their service's model."""
+        self._local.active = True
+        try:
+            yield
+        finally:
+            self._local.active = False
+
+
+_SERVICE_MODELS = _ServiceModels()

@@ -1,0 +1,328 @@
+"""VPCs that join hubs by tag, end to end: the Lambda handler against the HTTP emulator, VPCs
+tagged `resolver-mesh:mesh=<MESH_ID>` in the home account and in two member accounts (reached
+by assuming their roles, listed in MEMBER_ROLES), in several hub Regions.
+
+Every assertion reads the live state with plain boto3, in the account that holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from meshkit import DEFAULT_MESH_ID, HOME_REGION, Mesh
+from test_accounts_safety import MEMBER_HUB_CIDR, THIRD, THIRD_ROLE, domains, pair, reach, third
+from test_spokes_accounts import EXTERNAL_ID, MEMBER, ROLE, member, of_vpc, rules_and_vpcs
+
+from mesh_emulator.faults import FaultInjector, injected_faults
+from mesh_emulator.server import LocalEmulator
+from resolver_mesh.local.topology import (
+    CachedClients,
+    ClientFactory,
+    build_hub,
+    build_spoke,
+    hub_item,
+    spoke_item,
+)
+
+__all__ = ["member", "pair", "third"]  # fixtures shared with the other multi-account tests
+
+TAG_KEY = "resolver-mesh:mesh"
+TAG_FILTER = f"tag:{TAG_KEY}"  # as it appears in a DescribeVpcs form body
+EAST_2, WEST_2 = "us-east-2", "us-west-2"
+NO_HUB = "eu-west-1"  # swept (MESH_REGIONS), no hub item
+
+
+def tagged_vpc(
+    clients: ClientFactory, region: str, cidr: str, mesh_id: str = DEFAULT_MESH_ID
+) -> str:
+    ec2 = clients("ec2", region)
+    vpc = str(ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"])
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": TAG_KEY, "Value": mesh_id}])
+    return vpc
+
+
+def untag(clients: ClientFactory, region: str, vpc: str) -> None:
+    clients("ec2", region).delete_tags(Resources=[vpc], Tags=[{"Key": TAG_KEY}])
+
+
+def used_by(clients: ClientFactory, region: str, vpc: str) -> set[str]:
+    """The domains of the mesh's rules (own or shared) associated with `vpc`."""
+    return set(of_vpc(rules_and_vpcs(clients, region), vpc))
+
+
+def principals(clients: ClientFactory, region: str) -> set[str]:
+    """The accounts the hub account's active shares of `region` are shared with."""
+    ram = clients("ram", region)
+    found: set[str] = set()
+    for share in ram.get_resource_shares(resourceOwner="SELF")["resourceShares"]:
+        if share["status"] != "ACTIVE":
+            continue
+        listed = ram.get_resource_share_associations(
+            associationType="PRINCIPAL", resourceShareArns=[share["resourceShareArn"]]
+        )["resourceShareAssociations"]
+        found |= {a["associatedEntity"] for a in listed if a["status"] == "ASSOCIATED"}
+    return found
+
+
+def applied(result: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [c for c in result["changes"] if c["kind"] == kind and c["status"] == "applied"]
+
+
+@pytest.fixture
+def members(mesh: Mesh, member: CachedClients, third: CachedClients) -> Mesh:
+    """The seed mesh, with MEMBER and THIRD listed in MEMBER_ROLES (no item names them)."""
+    roles = f"{ROLE}|{EXTERNAL_ID},{THIRD_ROLE}|{EXTERNAL_ID}"
+    mesh.monkeypatch.setenv("MEMBER_ROLES", roles)
+    return mesh
+
+
+@pytest.fixture
+def tag_reads(emulator: LocalEmulator) -> Iterator[FaultInjector]:
+    """Counts the tag reads (DescribeVpcs with the tag filter) that reach the emulator."""
+    with injected_faults(emulator, 0.0, services=(), queries=(TAG_FILTER,)) as counter:
+        yield counter
+
+
+def test_vpcs_join_and_leave_by_tag_across_accounts_and_regions(
+    members: Mesh, member: CachedClients, third: CachedClients, aws: ClientFactory
+) -> None:
+    home_east_2 = tagged_vpc(aws, EAST_2, "10.201.0.0/16")
+    member_east_1 = tagged_vpc(member, HOME_REGION, "10.202.0.0/16")
+    member_west_2 = tagged_vpc(member, WEST_2, "10.203.0.0/16")
+    third_east_1 = tagged_vpc(third, HOME_REGION, "10.204.0.0/16")
+
+    result = members.resync()
+    assert result["ok"], result["errors"]
+    assert sorted(result["joined"], key=lambda v: (v["region"], v["vpc_id"])) == sorted(
+        [
+            {"region": HOME_REGION, "account": MEMBER, "vpc_id": member_east_1, "role": "shared"},
+            {"region": HOME_REGION, "account": THIRD, "vpc_id": third_east_1, "role": "shared"},
+            {"region": EAST_2, "vpc_id": home_east_2, "role": "workload"},
+            {"region": WEST_2, "account": MEMBER, "vpc_id": member_west_2, "role": "shared"},
+        ],
+        key=lambda v: (v["region"], v["vpc_id"]),
+    )
+    assert result["not_joined"] == []
+    assert used_by(aws, EAST_2, home_east_2) == domains(HOME_REGION, WEST_2)
+    assert used_by(member, HOME_REGION, member_east_1) == domains(EAST_2, WEST_2)
+    assert used_by(third, HOME_REGION, third_east_1) == domains(EAST_2, WEST_2)
+    assert used_by(member, WEST_2, member_west_2) == domains(HOME_REGION, EAST_2)
+    assert principals(aws, HOME_REGION) == {MEMBER, THIRD}
+    assert principals(aws, WEST_2) == {MEMBER}
+
+    again = members.resync()
+    assert again["ok"], again["errors"]
+    assert again["changes"] == []
+    assert again["calls"]["writes"] == 0
+
+    # The tag goes: the VPC leaves, and the account its last VPC of the Region was in is unshared.
+    untag(member, WEST_2, member_west_2)
+    left = members.resync()
+    assert left["ok"], left["errors"]
+    assert used_by(member, WEST_2, member_west_2) == set()
+    assert principals(aws, WEST_2) == set()
+    assert used_by(member, HOME_REGION, member_east_1) == domains(EAST_2, WEST_2)  # untouched
+
+    # The VPC is deleted: gone from the tag read, it leaves; its account is unshared.
+    resolver = third("route53resolver", HOME_REGION)
+    for rule_id in of_vpc(rules_and_vpcs(third), third_east_1).values():
+        resolver.disassociate_resolver_rule(ResolverRuleId=rule_id["Id"], VPCId=third_east_1)
+    third("ec2", HOME_REGION).delete_vpc(VpcId=third_east_1)
+    gone = members.resync()
+    assert gone["ok"], gone["errors"]
+    assert principals(aws, HOME_REGION) == {MEMBER}
+    assert rules_and_vpcs(third) == {}
+
+    untag(aws, EAST_2, home_east_2)
+    home_left = members.resync()
+    assert home_left["ok"], home_left["errors"]
+    assert {c["vpc_id"] for c in applied(home_left, "disassociate")} == {home_east_2}
+    assert used_by(aws, EAST_2, home_east_2) == set()
+    assert [v["vpc_id"] for v in home_left["joined"]] == [member_east_1]
+    assert members.resync()["changes"] == []
+
+
+def test_one_tag_read_per_location_whatever_the_number_of_vpcs(
+    members: Mesh, member: CachedClients, aws: ClientFactory, tag_reads: FaultInjector
+) -> None:
+    for n in range(3):
+        tagged_vpc(member, HOME_REGION, f"10.21{n}.0.0/16")
+        tagged_vpc(aws, HOME_REGION, f"10.22{n}.0.0/16")
+    assert members.resync()["ok"]
+    before = tag_reads.requests
+    quiet = members.resync()
+    assert quiet["changes"] == []
+    assert len(quiet["joined"]) == 6
+    # home: every swept Region; members: the hub Regions (3 hub items, 2 member accounts)
+    swept = quiet["regions"]
+    assert len(swept) == len(members.mesh_regions) + 2 * 3
+    assert tag_reads.requests - before == len(swept)
+
+
+def test_a_tagged_vpc_that_cannot_join_is_reported_once_and_left_alone(
+    members: Mesh, member: CachedClients, aws: ClientFactory
+) -> None:
+    spoke = build_spoke(aws, HOME_REGION, "10.230.0.0/16", "spoke")
+    members.update(HOME_REGION, spokes=[spoke_item(spoke, "direct")])
+    lonely = tagged_vpc(aws, NO_HUB, "10.231.0.0/16")
+    other_mesh = tagged_vpc(member, HOME_REGION, "10.232.0.0/16", mesh_id="another-mesh")
+    ec2 = aws("ec2", HOME_REGION)
+    ec2.create_tags(Resources=[spoke.vpc_id], Tags=[{"Key": TAG_KEY, "Value": DEFAULT_MESH_ID}])
+    members.update(WEST_2, enabled=False)
+    disabled = tagged_vpc(member, WEST_2, "10.233.0.0/16")
+
+    result = members.resync()
+    assert result["ok"], result["errors"]
+    assert result["joined"] == []
+    lines = result["not_joined"]
+    assert len(lines) == 3, lines
+    [no_hub] = [line for line in lines if lonely in line]
+    assert f"({NO_HUB}, the home account)" in no_hub
+    assert "no hub item" in no_hub
+    [spoke_line] = [line for line in lines if spoke.vpc_id in line]
+    assert "already listed as a spoke" in spoke_line
+    [disabled_line] = [line for line in lines if disabled in line]
+    assert f"({WEST_2}, account {MEMBER})" in disabled_line
+    assert "disabled" in disabled_line
+    assert all(other_mesh not in line for line in lines)  # another mesh's tag is not ours
+    assert used_by(aws, NO_HUB, lonely) == set()
+    assert rules_and_vpcs(aws, NO_HUB) == {}
+    assert used_by(member, HOME_REGION, other_mesh) == set()
+    assert used_by(member, WEST_2, disabled) == set()
+    spoke_rules = rules_and_vpcs(aws)
+    assert {d for d, r in of_vpc(spoke_rules, spoke.vpc_id).items()} == domains(EAST_2)
+
+    text = members.cli("apply")
+    assert text.code == 0, text.out
+    assert "Not joined:" in text.out
+    assert text.out.count(lonely) == 1
+
+
+def test_the_cli_shows_who_joined(members: Mesh, member: CachedClients, aws: ClientFactory) -> None:
+    vpc = tagged_vpc(member, HOME_REGION, "10.240.0.0/16")
+    done = members.cli("apply", "--json")
+    assert done.code == 0, done.out
+    assert done.json["joined"] == [
+        {"region": HOME_REGION, "account": MEMBER, "vpc_id": vpc, "role": "shared"}
+    ]
+    text = members.cli("plan")
+    assert "Joined by tag:" in text.out
+    assert f"{vpc} (account {MEMBER}) uses the hub of {HOME_REGION} (shared)" in text.out
+
+
+def test_a_failing_tag_read_keeps_what_joined_and_the_rest_keeps_reconciling(
+    members: Mesh, member: CachedClients, aws: ClientFactory, emulator: LocalEmulator
+) -> None:
+    home_east_2 = tagged_vpc(aws, EAST_2, "10.201.0.0/16")
+    member_east_1 = tagged_vpc(member, HOME_REGION, "10.202.0.0/16")
+    assert members.resync()["ok"]
+    untag(aws, EAST_2, home_east_2)
+    untag(member, HOME_REGION, member_east_1)
+    listed = aws("ec2", EAST_2).create_vpc(CidrBlock="10.205.0.0/16")["Vpc"]["VpcId"]
+    members.update(EAST_2, vpc_ids=[listed])
+
+    for kind in ("denied", "throttle"):
+        with injected_faults(
+            emulator, 1.0, kinds=(kind,), services=(), queries=(TAG_FILTER,)
+        ) as injector:
+            result = members.resync()
+        assert injector.injected[kind] > 0
+        assert not result["ok"]
+        failed = [e for e in result["errors"] if e["kind"] == "tags"]
+        assert {e["region"] for e in failed} == set(result["regions"])
+        assert all("keep them" in e["message"] for e in failed)
+        kinds = {c["kind"] for c in result["changes"]}
+        assert not kinds & {"disassociate", "unshare", "delete_share", "delete_rule"}
+        assert used_by(aws, EAST_2, home_east_2) == domains(HOME_REGION, WEST_2)
+        assert used_by(member, HOME_REGION, member_east_1) == domains(EAST_2, WEST_2)
+        assert principals(aws, HOME_REGION) == {MEMBER}
+        # the listed VPC joined meanwhile: the rest of the item keeps reconciling
+        assert used_by(aws, EAST_2, listed) == domains(HOME_REGION, WEST_2)
+
+    # Tags unreadable in us-east-1 only: the member's VPC there stays; us-east-2's VPC leaves.
+    with injected_faults(
+        emulator, 1.0, kinds=("error",), services=(), queries=(TAG_FILTER,), regions=(HOME_REGION,)
+    ):
+        partial = members.resync()
+    assert {e["region"] for e in partial["errors"]} == {
+        HOME_REGION,
+        f"{HOME_REGION}@{MEMBER}",
+        f"{HOME_REGION}@{THIRD}",
+    }
+    assert used_by(aws, EAST_2, home_east_2) == set()
+    assert used_by(member, HOME_REGION, member_east_1) == domains(EAST_2, WEST_2)
+
+    healed = members.resync()
+    assert healed["ok"], healed["errors"]
+    assert used_by(member, HOME_REGION, member_east_1) == set()
+    assert principals(aws, HOME_REGION) == set()
+
+
+def test_the_mass_change_guard_holds_when_many_tagged_vpcs_leave_at_once(
+    members: Mesh, member: CachedClients, third: CachedClients, aws: ClientFactory
+) -> None:
+    vpcs = {
+        (member, HOME_REGION): tagged_vpc(member, HOME_REGION, "10.202.0.0/16"),
+        (member, WEST_2): tagged_vpc(member, WEST_2, "10.203.0.0/16"),
+        (third, HOME_REGION): tagged_vpc(third, HOME_REGION, "10.204.0.0/16"),
+    }
+    assert members.resync()["ok"]
+    for (clients, region), vpc in vpcs.items():
+        untag(clients, region, vpc)
+    refused = members.resync()
+    assert refused["refused"], refused
+    assert not [c for c in refused["changes"] if c["status"] == "applied"]
+    for (clients, region), vpc in vpcs.items():
+        assert used_by(clients, region, vpc), (region, vpc)
+
+    forced = members.resync(force=True)
+    assert forced["ok"], forced["errors"]
+    for (clients, region), vpc in vpcs.items():
+        assert used_by(clients, region, vpc) == set()
+
+
+def test_verify_shows_tag_joined_vpcs_like_listed_ones(
+    members: Mesh, member: CachedClients, aws: ClientFactory
+) -> None:
+    home_east_2 = tagged_vpc(aws, EAST_2, "10.201.0.0/16")
+    member_east_1 = tagged_vpc(member, HOME_REGION, "10.202.0.0/16")
+    assert members.resync()["ok"]
+    result = members.cli("verify", "--json")
+    assert result.code == 0, result.out
+    roles = {(v["vpc_id"], v["role"], v.get("account", "")) for v in result.json["vpcs"]}
+    assert {(home_east_2, "workload", ""), (member_east_1, "shared", MEMBER)} <= roles
+    cells = {(c["vpc_id"], c["name"]): c for c in result.json["cells"]}
+    assert cells[member_east_1, "us-west-2.amazonaws.com."]["status"] == "private"
+    assert cells[home_east_2, "us-east-1.amazonaws.com."]["status"] == "private"
+
+
+def test_a_home_vpc_joins_a_hub_of_a_member_account_through_its_share(
+    pair: Mesh, member: CachedClients, aws: ClientFactory
+) -> None:
+    west = build_hub(member, WEST_2, MEMBER_HUB_CIDR)
+    pair.put(hub_item(west, **reach()))
+    member_vpc = tagged_vpc(member, WEST_2, "10.241.0.0/16")  # the hub's account: a workload
+    home_vpc = tagged_vpc(aws, WEST_2, "10.242.0.0/16")  # another account: shared
+    result = pair.resync()
+    assert result["ok"], result["errors"]
+    assert sorted(result["joined"], key=lambda v: v["vpc_id"]) == sorted(
+        [
+            {"region": WEST_2, "account": MEMBER, "vpc_id": member_vpc, "role": "workload"},
+            {"region": WEST_2, "vpc_id": home_vpc, "role": "shared"},
+        ],
+        key=lambda v: v["vpc_id"],
+    )
+    peers = domains(HOME_REGION, EAST_2)
+    assert used_by(member, WEST_2, member_vpc) == peers
+    assert used_by(aws, WEST_2, home_vpc) == peers
+    assert principals(member, WEST_2) == {aws("sts", HOME_REGION).get_caller_identity()["Account"]}
+    assert pair.resync()["changes"] == []
+
+    untag(aws, WEST_2, home_vpc)
+    left = pair.resync()
+    assert left["ok"], left["errors"]
+    assert used_by(aws, WEST_2, home_vpc) == set()
+    assert principals(member, WEST_2) == set()
+    assert used_by(member, WEST_2, member_vpc) == peers

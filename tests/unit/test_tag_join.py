@@ -1,0 +1,400 @@
+"""VPCs that join hubs by tag: who joins, who cannot and why, what the mesh then wants, and
+what is kept while a location's tags cannot be read. Pure: no AWS."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from resolver_mesh.desired import (
+    Desired,
+    HubSet,
+    Joined,
+    JoinedVpc,
+    TaggedVpcs,
+    desired_rules,
+    join_by_tag,
+    parse_hubs,
+)
+from resolver_mesh.models import AccountAccess, ChangeKind, Plan, RegionState, location
+from resolver_mesh.names import MESH_TAG_KEY
+from resolver_mesh.plan import make_plan, managed_rules
+from resolver_mesh.safety import Guard, check_plan
+
+from .builders import HOME, converged, hub_item, ids, region_state
+from .test_spokes_accounts import (
+    MEMBER,
+    OTHER,
+    OTHER_ROLE,
+    ROLE,
+    SPOKE_OUT,
+    SPOKE_VPC,
+    in_member,
+    received,
+    share_of,
+    spoke,
+    spoke_endpoint,
+)
+
+MESH = "mesh"
+A, B, C, D = "us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"
+KNOWN = {A, B, C, D}
+WORK = "vpc-00000000000001111"  # tagged in the home account, Region A
+WORK_B = "vpc-00000000000002222"  # tagged in the home account, Region B
+MEMBER_VPC = "vpc-00000000000003333"  # tagged in MEMBER, Region A
+OTHER_VPC = "vpc-00000000000004444"  # tagged in OTHER, Region A
+ACCESSES = {
+    MEMBER: AccountAccess(account_id=MEMBER, role_arn=ROLE),
+    OTHER: AccountAccess(account_id=OTHER, role_arn=OTHER_ROLE),
+}
+
+
+def hubs(*items: dict[str, Any]) -> HubSet:
+    return parse_hubs(list(items) or [hub_item(A), hub_item(B), hub_item(C)], KNOWN, HOME)
+
+
+def tags(**found: Any) -> dict[str, TaggedVpcs]:
+    """Tag reads of Region A: `home=`, `member=`, `other=` VPC ids (a string is an error)."""
+    accounts = {"home": "", "member": MEMBER, "other": OTHER}
+    return {
+        location(A, accounts[who]): TaggedVpcs(error=vpcs)
+        if isinstance(vpcs, str)
+        else TaggedVpcs(owned=frozenset(vpcs))
+        for who, vpcs in found.items()
+    }
+
+
+def world(*accounts: str) -> dict[str, RegionState]:
+    """The three hubs' Regions and Region A of `accounts`, all readable, nothing there yet."""
+    states = {r: region_state(r) for r in (A, B, C)}
+    for account in accounts:
+        states[location(A, account)] = RegionState(A, account=account)
+    return states
+
+
+def desire(
+    hub_set: HubSet, states: dict[str, RegionState], joined: Joined, home: str = HOME
+) -> Desired:
+    return desired_rules(MESH, hub_set, states, joined, home)
+
+
+def plan(hub_set: HubSet, states: dict[str, RegionState], joined: Joined, home: str = HOME) -> Plan:
+    desired = desire(hub_set, states, joined, home)
+    return make_plan(MESH, desired, states, set(states), home_account=home)
+
+
+def rule_vpcs(desired: Desired, where: str = A) -> set[frozenset[str]]:
+    return {rule.vpc_ids for rule in desired.rules if rule.location == where}
+
+
+# --- who joins ---------------------------------------------------------------------------------
+
+
+def test_a_tagged_vpc_joins_its_regions_hub_as_workload_or_shared_vpc() -> None:
+    joined = join_by_tag(MESH, hubs(), tags(home={WORK}, member={MEMBER_VPC}))
+    assert joined.vpcs == (
+        JoinedVpc(A, "", WORK, shared=False),
+        JoinedVpc(A, MEMBER, MEMBER_VPC, shared=True),
+    )
+    assert joined.refused == ()
+    assert joined.local(A) == {WORK}
+    assert joined.shared(A) == {MEMBER: {MEMBER_VPC}}
+    assert joined.unread == set()
+    assert [v.as_dict() for v in joined.vpcs] == [
+        {"region": A, "vpc_id": WORK, "role": "workload"},
+        {"region": A, "account": MEMBER, "vpc_id": MEMBER_VPC, "role": "shared"},
+    ]
+
+
+def test_a_vpc_of_the_hubs_own_member_account_is_a_workload_vpc_and_home_is_shared() -> None:
+    hub_set = hubs(hub_item(A, **in_member()), hub_item(B))
+    joined = join_by_tag(MESH, hub_set, tags(home={WORK}, member={MEMBER_VPC}))
+    assert joined.local(A) == {MEMBER_VPC}
+    assert joined.shared(A) == {"": {WORK}}
+
+
+@pytest.mark.parametrize(
+    ("items", "vpc", "why"),
+    [
+        ([hub_item(B), hub_item(C)], WORK, f"there is no hub item for {A}"),
+        ([hub_item(A, enabled=False), hub_item(B)], WORK, f"the hub of {A} is disabled"),
+        ([hub_item(A, peers=["nowhere-1"]), hub_item(B)], WORK, f"the hub item of {A} has errors"),
+        (
+            [hub_item(A, spokes=[spoke()]), hub_item(B)],
+            SPOKE_VPC,
+            f"it is already listed as a spoke in the hub item of {A}",
+        ),
+        (
+            [hub_item(A), hub_item(B, vpc_ids=[WORK])],
+            WORK,
+            f"it is already listed as a workload VPC (vpc_ids) in the hub item of {B}",
+        ),
+        (
+            [hub_item(A), hub_item(B)],
+            ids(B).vpc,
+            f"it is already listed as the hub VPC in the hub item of {B}",
+        ),
+    ],
+)
+def test_a_tagged_vpc_that_cannot_join_gets_one_line_naming_vpc_account_region_and_why(
+    items: list[dict[str, Any]], vpc: str, why: str
+) -> None:
+    joined = join_by_tag(MESH, hubs(*items), tags(home={vpc}))
+    assert joined.vpcs == ()
+    assert joined.refused == (
+        f"{vpc} ({A}, the home account) is tagged {MESH_TAG_KEY}={MESH} but does not join:"
+        f" {why}; nothing is done to it",
+    )
+
+
+def test_a_vpc_shared_into_a_member_account_joins_only_through_its_owner() -> None:
+    read = {location(A, MEMBER): TaggedVpcs(foreign={OTHER_VPC: OTHER})}
+    joined = join_by_tag(MESH, hubs(), read)
+    assert joined.vpcs == ()
+    [line] = joined.refused
+    assert line.startswith(f"{OTHER_VPC} ({A}, account {MEMBER}) is tagged")
+    assert f"account {OTHER} owns it" in line
+
+
+def test_a_vpc_listed_and_tagged_is_simply_a_workload_vpc() -> None:
+    shared = {"vpc_id": MEMBER_VPC, **in_member()}
+    hub_set = hubs(hub_item(A, vpc_ids=[WORK], shared_vpcs=[shared]), hub_item(B), hub_item(C))
+    joined = join_by_tag(MESH, hub_set, tags(home={WORK, ids(A).vpc}, member={MEMBER_VPC}))
+    assert joined.refused == ()
+    states = world(MEMBER)
+    desired = desire(hub_set, states, joined)
+    assert rule_vpcs(desired) == {frozenset({ids(A).vpc, WORK})}
+    assert [(s.principal, s.vpc_ids) for s in desired.shares] == [(MEMBER, {MEMBER_VPC})]
+
+
+def test_a_failed_tag_read_joins_nothing_and_refuses_nothing() -> None:
+    joined = join_by_tag(MESH, hubs(hub_item(B)), tags(home="AccessDenied", member={WORK}))
+    assert joined.unread == {A}
+    assert [line.split()[0] for line in joined.refused] == [WORK]  # only the read one
+
+
+# --- what the mesh then wants ------------------------------------------------------------------
+
+
+def test_joined_vpcs_get_the_hub_rules_and_the_share_like_listed_ones() -> None:
+    hub_set = hubs()
+    joined = join_by_tag(MESH, hub_set, tags(home={WORK}, member={MEMBER_VPC}, other=set()))
+    desired = desire(hub_set, world(MEMBER, OTHER), joined)
+    assert rule_vpcs(desired) == {frozenset({ids(A).vpc, WORK})}
+    assert desired.source_vpcs[(A, "")] == {ids(A).vpc, WORK}
+    assert [(s.region, s.owner, s.principal, s.vpc_ids) for s in desired.shares] == [
+        (A, "", MEMBER, {MEMBER_VPC})
+    ]
+    # the same as listing them in the item
+    shared = {"vpc_id": MEMBER_VPC, **in_member()}
+    listed = hubs(hub_item(A, vpc_ids=[WORK], shared_vpcs=[shared]), hub_item(B), hub_item(C))
+    same = desire(listed, world(MEMBER, OTHER), Joined())
+    assert same.rules == desired.rules
+    assert same.shares == desired.shares
+
+
+def test_listed_writes_the_joined_vpcs_into_their_hubs() -> None:
+    hub_set = hubs()
+    joined = join_by_tag(MESH, hub_set, tags(home={WORK}, member={MEMBER_VPC}))
+    listed = joined.listed(hub_set, ACCESSES)
+    assert listed.hubs[A].vpc_ids == (WORK,)
+    [entry] = listed.hubs[A].shared_vpcs
+    assert (entry.vpc_id, entry.account, entry.role_arn) == (MEMBER_VPC, MEMBER, ROLE)
+    assert listed.hubs[B] == hub_set.hubs[B]
+
+
+# --- joining and leaving, planned --------------------------------------------------------------
+
+
+def converged_with(
+    hub_set: HubSet, joined: Joined, *accounts: str
+) -> tuple[dict[str, RegionState], Desired]:
+    """The hub account's locations as a finished reconcile leaves them for `joined`."""
+    states = world(*accounts)
+    desired = desire(hub_set, states, joined)
+    return converged(MESH, desired, states), desired
+
+
+def test_a_vpc_joins_then_leaves_when_its_tag_goes_and_nothing_else_changes() -> None:
+    hub_set = hubs()
+    before, _ = converged_with(hub_set, join_by_tag(MESH, hub_set, tags(home=set())))
+    joining = plan(hub_set, before, join_by_tag(MESH, hub_set, tags(home={WORK})))
+    assert {(c.kind, c.vpc_id) for c in joining.changes} == {(ChangeKind.ASSOCIATE, WORK)}
+    assert len(joining.changes) == 4  # one per peer domain
+
+    after, _ = converged_with(hub_set, join_by_tag(MESH, hub_set, tags(home={WORK})))
+    assert plan(hub_set, after, join_by_tag(MESH, hub_set, tags(home={WORK}))).changes == ()
+    leaving = plan(hub_set, after, join_by_tag(MESH, hub_set, tags(home=set())))
+    assert {(c.kind, c.vpc_id) for c in leaving.changes} == {(ChangeKind.DISASSOCIATE, WORK)}
+    assert len(leaving.changes) == 4
+
+
+@pytest.mark.parametrize(
+    "error", ["ThrottlingException: Rate exceeded", "UnauthorizedOperation: denied"]
+)
+def test_while_the_hub_accounts_tags_are_unknown_its_joined_vpcs_keep_the_rules(
+    error: str,
+) -> None:
+    hub_set = hubs()
+    states, _ = converged_with(hub_set, join_by_tag(MESH, hub_set, tags(home={WORK})))
+    unknown = join_by_tag(MESH, hub_set, tags(home=error))
+    assert plan(hub_set, states, unknown).changes == ()
+    # the rest keeps reconciling: a VPC listed in the item is still associated
+    listed = hubs(hub_item(A, vpc_ids=[WORK_B]), hub_item(B), hub_item(C))
+    changes = plan(listed, states, unknown).changes
+    assert {(c.kind, c.vpc_id) for c in changes} == {(ChangeKind.ASSOCIATE, WORK_B)}
+
+
+def test_a_new_rule_reaches_the_vpcs_of_an_unknown_location_too() -> None:
+    """Kept means every VPC that uses the hub's rules keeps using them, new rules included."""
+    two = hubs(hub_item(A), hub_item(B))
+    states, _ = converged_with(two, join_by_tag(MESH, two, tags(home={WORK})))
+    three = hubs()
+    changes = plan(three, states, join_by_tag(MESH, three, tags(home="error"))).changes
+    associated = {c.vpc_id for c in changes if c.kind is ChangeKind.ASSOCIATE and c.location == A}
+    assert associated == {ids(A).vpc, WORK}
+    assert not [c for c in changes if c.kind is ChangeKind.DISASSOCIATE]
+
+
+def shared_states(
+    hub_set: HubSet, *accounts: str, aws_arns: bool = False
+) -> dict[str, RegionState]:
+    """Converged for `accounts` joined by tag in Region A (one VPC each), share accepted;
+    with `aws_arns`, rule ARNs end in the rule's id, as AWS's do."""
+    vpcs = {MEMBER: MEMBER_VPC, OTHER: OTHER_VPC}
+    read = {location(A, a): TaggedVpcs(owned=frozenset({vpcs[a]})) for a in accounts}
+    states, _ = converged_with(hub_set, join_by_tag(MESH, hub_set, read | tags(home=set())))
+    if aws_arns:
+        arn = f"arn:aws:route53resolver:{A}:{HOME}:resolver-rule/"
+        rules = tuple(replace(rule, arn=arn + rule.id) for rule in states[A].rules)
+        states[A] = replace(states[A], rules=rules)
+    states[A] = replace(states[A], shares=(share_of(states, *accounts),))
+    for account in accounts:
+        states[location(A, account)] = received(states, account, (vpcs[account],))
+    return states
+
+
+def test_a_converged_shared_join_plans_nothing() -> None:
+    hub_set = hubs()
+    states = shared_states(hub_set, MEMBER)
+    read = tags(home=set(), member={MEMBER_VPC})
+    assert plan(hub_set, states, join_by_tag(MESH, hub_set, read)).changes == ()
+
+
+def test_the_last_tagged_vpc_of_an_account_leaving_unshares_the_account() -> None:
+    hub_set = hubs()
+    states = shared_states(hub_set, MEMBER, OTHER)
+    read = tags(home=set(), member={MEMBER_VPC}, other=set())
+    changes = plan(hub_set, states, join_by_tag(MESH, hub_set, read)).changes
+    assert [(c.kind, c.principals) for c in changes if c.kind is ChangeKind.UNSHARE] == [
+        (ChangeKind.UNSHARE, (OTHER,))
+    ]
+    leaving = {(c.account, c.vpc_id) for c in changes if c.kind is ChangeKind.DISASSOCIATE}
+    assert leaving == {(OTHER, OTHER_VPC)}
+    assert not [c for c in changes if c.kind is ChangeKind.DELETE_RULE]
+
+
+@pytest.mark.parametrize("receiver", ["readable", "unreadable"])
+def test_while_a_receiving_accounts_tags_are_unknown_its_share_and_vpcs_stay(
+    receiver: str,
+) -> None:
+    hub_set = hubs()
+    states = shared_states(hub_set, MEMBER, OTHER)
+    if receiver == "unreadable":
+        states[location(A, OTHER)] = RegionState(A, account=OTHER, error="AccessDenied")
+    read = tags(home=set(), member={MEMBER_VPC}, other="AccessDenied: DescribeVpcs")
+    assert plan(hub_set, states, join_by_tag(MESH, hub_set, read)).changes == ()
+
+
+def test_an_account_whose_tags_were_not_looked_at_has_no_vpc_that_joins() -> None:
+    """An account swept once more as it leaves the mesh: its tags are not read, and what its
+    VPCs used goes (only a failed read keeps it)."""
+    hub_set = hubs()
+    states = shared_states(hub_set, MEMBER, OTHER)
+    read = tags(home=set(), member={MEMBER_VPC})  # OTHER: not looked at
+    changes = plan(hub_set, states, join_by_tag(MESH, hub_set, read)).changes
+    unshared = [c.principals for c in changes if c.kind is ChangeKind.UNSHARE]
+    assert unshared == [(OTHER,)]
+    leaving = {(c.account, c.vpc_id) for c in changes if c.kind is ChangeKind.DISASSOCIATE}
+    assert leaving == {(OTHER, OTHER_VPC)}
+
+
+def test_an_unknown_account_with_no_vpc_left_on_the_rules_stays_a_principal() -> None:
+    hub_set = hubs()
+    states = shared_states(hub_set, MEMBER, OTHER)
+    states[location(A, OTHER)] = received(states, OTHER, ())  # shared, nothing associated yet
+    read = tags(home=set(), member={MEMBER_VPC}, other="error")
+    assert plan(hub_set, states, join_by_tag(MESH, hub_set, read)).changes == ()
+
+
+def test_an_unknown_account_that_is_not_shared_with_is_not_added() -> None:
+    hub_set = hubs()
+    states = shared_states(hub_set, MEMBER)
+    states[location(A, OTHER)] = RegionState(A, account=OTHER)
+    read = tags(home=set(), member={MEMBER_VPC}, other="error")
+    assert plan(hub_set, states, join_by_tag(MESH, hub_set, read)).changes == ()
+
+
+def test_the_home_account_joins_a_hub_of_a_member_account_through_its_share() -> None:
+    hub_set = hubs(hub_item(A, **in_member()), hub_item(B), hub_item(C))
+    states = {r: region_state(r) for r in (B, C)}
+    states[location(A, MEMBER)] = region_state(A, account=MEMBER)
+    states[A] = RegionState(A)
+    joined = join_by_tag(MESH, hub_set, tags(home={WORK}, member=set()))
+    desired = desire(hub_set, states, joined)
+    assert [(s.owner, s.principal, s.vpc_ids) for s in desired.shares] == [(MEMBER, "", {WORK})]
+    states = converged(MESH, desired, states)
+    changes = make_plan(MESH, desired, states, set(states), home_account=HOME).changes
+    [create] = [c for c in changes if c.kind is ChangeKind.CREATE_SHARE]
+    assert (create.account, create.principals) == (MEMBER, (HOME,))
+
+
+def test_the_guard_counts_shared_rules_that_tagged_vpcs_leave() -> None:
+    hub_set = hubs()
+    states = shared_states(hub_set, MEMBER, OTHER)
+    read = tags(home=set(), member=set(), other=set())
+    leaving = plan(hub_set, states, join_by_tag(MESH, hub_set, read))
+    kinds = {c.kind for c in leaving.changes}
+    assert kinds == {ChangeKind.DELETE_SHARE, ChangeKind.DISASSOCIATE}
+    managed = sum(len(managed_rules(s, MESH)) for s in states.values())
+    shared_rules = len(managed_rules(states[A], MESH))
+    assert shared_rules > 0.25 * managed
+    strict = check_plan(leaving, states, set(states), MESH, Guard(0.25, 1), staying={A, B, C})
+    assert not strict.allowed
+    assert "stop sharing" in strict.refusals[0]
+    lenient = check_plan(leaving, states, set(states), MESH, Guard(0.7, 1), staying={A, B, C})
+    assert lenient.allowed
+
+
+def test_a_spoke_vpc_is_never_kept_on_the_hub_rules_while_tags_are_unknown() -> None:
+    """A VPC that was a workload VPC and is now a spoke leaves the hub's rules, whatever the
+    tags: a spoke's rules are its own."""
+    before = hubs(hub_item(A, vpc_ids=[SPOKE_VPC]), hub_item(B), hub_item(C))
+    states, _ = converged_with(before, Joined())
+    states[A] = replace(states[A], endpoints=(*states[A].endpoints, spoke_endpoint()))
+    now = hubs(hub_item(A, spokes=[spoke()]), hub_item(B), hub_item(C))
+    changes = plan(now, states, join_by_tag(MESH, now, tags(home="error"))).changes
+    hub_rule_ids = {r.id for r in managed_rules(states[A], MESH)}
+    leaving = {(c.rule_id, c.vpc_id) for c in changes if c.kind is ChangeKind.DISASSOCIATE}
+    assert leaving == {(rule_id, SPOKE_VPC) for rule_id in hub_rule_ids}
+    assert SPOKE_OUT in {c.endpoint_id for c in changes if c.kind is ChangeKind.CREATE_RULE}
+
+
+def test_a_rule_taken_out_of_the_share_and_off_receiving_vpcs_counts_once() -> None:
+    hub_set = hubs()
+    states = shared_states(hub_set, MEMBER, OTHER, aws_arns=True)
+    read = tags(home=set(), member=set(), other=set())
+    leaving = plan(hub_set, states, join_by_tag(MESH, hub_set, read))
+    [withdrawn] = [c for c in leaving.changes if c.kind is ChangeKind.DELETE_SHARE]
+    assert len(withdrawn.resources) == 4
+    taken = [c for c in leaving.changes if c.kind is ChangeKind.DISASSOCIATE]
+    assert len(taken) == 8  # the same 4 rules, off one VPC in each of two accounts
+    verdict = check_plan(leaving, states, set(states), MESH, Guard(0.3, 1), staying={A, B, C})
+    assert verdict.refusals == (
+        "the plan would delete 0 and retarget 0 and stop sharing 4 of the 12 managed rules"
+        " in Regions whose hub stays, more than 30%",
+    )
+    allowed = check_plan(leaving, states, set(states), MESH, Guard(0.5, 1), staying={A, B, C})
+    assert allowed.allowed
