@@ -8,7 +8,7 @@ Invariants:
   account), whose credentials come from assuming the entry's role with its external id, when
   first used and again before they expire. Its botocore session shares the home session's data
   loader, so the service models are parsed once per process, not once per account, and its
-  clients share one client class per service (`_ClientClasses`), built once per process.
+  clients share one client class and one service model per service (`_SharedClientParts`).
 - STS calls (AssumeRole, GetCallerIdentity) have a budget of their own, at `STS_CALLS_PER_SECOND`.
 - The clients `Aws` makes share one botocore service model per service (`_ServiceModels`).
 - Regions are those of the home Region's partition only (`aws`, `aws-cn`, `aws-us-gov`,
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -59,50 +59,54 @@ ORGANIZATIONS_CALLS_PER_SECOND = 4.0
 _MAKING_CLIENTS = threading.RLock()
 
 
-class _ClientClasses:
-    """One botocore client class per service for the clients `Aws` makes.
+class _SharedClientParts:
+    """One botocore client class and one service model per service (and API version) for the
+    clients `Aws` makes.
 
-    botocore builds a new class for every client it creates, with one method and one docstring
-    object per operation (about 1 MiB for EC2's 700 operations). The mesh makes a client per
-    (account, service, Region), so at organisation scale those classes were most of the memory
-    per member account. A class depends only on the service model and on the
-    `creating-client-class` handlers, which are the same in every session the mesh makes; so,
-    while `Aws` makes a client (`reusing()`, in this thread only), the first class built for a
-    service and API version is reused. Other code in the process is not affected. Should
-    botocore rename the method, clients are made as before (each with its own class).
+    For every client, botocore builds a new class, with one method and one docstring object
+    per operation (about 1 MiB for EC2's ~700 operations), and a `ServiceModel` of its own,
+    building the model of every operation to look for endpoint discovery (about 0.3 MiB for
+    EC2). The mesh makes a client per (account, service, Region), so at organisation scale
+    those were most of the memory per member account. Both depend only on the service's API
+    description and on the `creating-client-class` handlers, the same in every session the
+    mesh makes, and are read-only once built; so, while `Aws` makes a client (`active()`, in
+    this thread only), the first ones built for a service are reused. Other code in the
+    process is not affected. Should botocore rename a method, clients get their own as before.
     """
 
     def __init__(self) -> None:
-        self._classes: dict[tuple[str, str], type] = {}
+        self._parts: dict[tuple[str, str, str | None], Any] = {}
         self._local = threading.local()
-        self._build = getattr(botocore.client.ClientCreator, "_create_client_class", None)
-        if self._build is not None:
+        self._share("_create_client_class", lambda name, model: (name, str(model.api_version)))
+        self._share("_load_service_model", lambda name, api_version=None: (name, api_version))
 
-            def class_for(creator: Any, service_name: str, service_model: Any) -> type:
-                return self._class_for(creator, service_name, service_model)
+    def _share(self, method: str, key_of: Callable[..., tuple[str, str | None]]) -> None:
+        build = getattr(botocore.client.ClientCreator, method, None)
+        if build is None:
+            return
 
-            botocore.client.ClientCreator._create_client_class = class_for
+        def shared(creator: Any, *args: Any, **kwargs: Any) -> Any:
+            if not getattr(self._local, "active", False):
+                return build(creator, *args, **kwargs)
+            key = (method, *key_of(*args, **kwargs))
+            found = self._parts.get(key)  # callers hold _MAKING_CLIENTS
+            if found is None:
+                found = self._parts[key] = build(creator, *args, **kwargs)
+            return found
 
-    def _class_for(self, creator: Any, service_name: str, service_model: Any) -> type:
-        assert self._build is not None
-        if not getattr(self._local, "active", False):
-            return self._build(creator, service_name, service_model)  # type: ignore[no-any-return]
-        key = (service_name, str(service_model.api_version))
-        found = self._classes.get(key)  # callers hold _MAKING_CLIENTS
-        if found is None:
-            found = self._classes[key] = self._build(creator, service_name, service_model)
-        return found
+        setattr(botocore.client.ClientCreator, method, shared)
 
-    def make(self, session: boto3.session.Session, service: str, **arguments: Any) -> Any:
-        """`session.client(service, **arguments)`, with the shared class of its service."""
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Clients made in this block (in this thread) share their service's class and model."""
         self._local.active = True
         try:
-            return session.client(service, **arguments)
+            yield
         finally:
             self._local.active = False
 
 
-_CLIENT_CLASSES = _ClientClasses()
+_SHARED_CLIENT_PARTS = _SharedClientParts()
 
 
 class Aws:
@@ -138,11 +142,11 @@ class Aws:
         if found is None:
             # One client at a time in the process: the first of a service parses its model
             # into the shared loader, and a second thread would parse it again meanwhile.
-            with _MAKING_CLIENTS, self._lock, _SERVICE_MODELS.shared():
+            with _MAKING_CLIENTS, self._lock, _SHARED_CLIENT_PARTS.active():
                 found = self._clients.get(key)
                 if found is None:
-                    found = self._clients[key] = _CLIENT_CLASSES.make(
-                        self.session, service, region_name=region, config=self._config
+                    found = self._clients[key] = self.session.client(
+                        service, region_name=region, config=self._config
                     )
         return found
 
@@ -423,49 +427,3 @@ class Aws:
 def _reach(access: AccountAccess) -> tuple[str, str | None, str | None]:
     """What makes two entries reach an account the same way."""
     return access.account, access.role_arn, access.external_id
-
-
-class _ServiceModels:
-    """One botocore service model per service (and API version) for the clients `Aws` makes.
-
-    botocore gives every client a `ServiceModel` of its own, and making an EC2 client builds the
-    model of each of EC2's ~700 operations (to look for endpoint discovery): about 0.3 MiB per
-    EC2 client, and the mesh makes one per (account, Region) to read the VPCs' tags. A service
-    model only describes the API (operations and shapes, read-only once built), so while `Aws`
-    makes a client (`shared()`, in this thread only) the first one built for a service is
-    reused. Other code in the process is not affected; should botocore rename the method,
-    clients get their own models as before.
-    """
-
-    def __init__(self) -> None:
-        self._models: dict[tuple[str, str | None], Any] = {}
-        self._local = threading.local()
-        self._load = getattr(botocore.client.ClientCreator, "_load_service_model", None)
-        if self._load is not None:
-
-            def model_for(creator: Any, service_name: str, api_version: str | None = None) -> Any:
-                return self._model_for(creator, service_name, api_version)
-
-            botocore.client.ClientCreator._load_service_model = model_for
-
-    def _model_for(self, creator: Any, service_name: str, api_version: str | None) -> Any:
-        assert self._load is not None
-        if not getattr(self._local, "active", False):
-            return self._load(creator, service_name, api_version)
-        key = (service_name, api_version)
-        found = self._models.get(key)  # callers hold _MAKING_CLIENTS
-        if found is None:
-            found = self._models[key] = self._load(creator, service_name, api_version)
-        return found
-
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        """Clients made in this block (in this thread) share their service's model."""
-        self._local.active = True
-        try:
-            yield
-        finally:
-            self._local.active = False
-
-
-_SERVICE_MODELS = _ServiceModels()
