@@ -507,6 +507,8 @@ class RegionState:
     # The VPCs named by items here that exist (DescribeVpcs); None: not looked at.
     vpcs: frozenset[str] | None = None
     profiles: ProfileState | None = None  # None: not read (nothing of ours could be there)
+    # Why Profiles could not be read where none of ours was expected (a note, not an error).
+    profiles_unread: str | None = None
 
     @property
     def location(self) -> str:

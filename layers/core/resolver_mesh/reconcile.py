@@ -492,9 +492,15 @@ class Reconciler:
                 state = replace(state, shares=aws.ram(region).our_shares(self.settings.mesh_id))
             if where in reads.share_receivers:
                 state = replace(state, invitations=aws.ram(region).pending_invitations())
-            receiving = where in reads.share_receivers
-            if rules and self._profiles_here(state, hub if hub_here else None, receiving):
-                state = replace(state, profiles=aws.profiles(region).read(self.settings.mesh_id))
+            reading = self._profile_reading(state, hub, hub_here, where in reads.share_receivers)
+            if rules and reading:
+                try:
+                    read = aws.profiles(region).read(self.settings.mesh_id, lean=reading == "lean")
+                    state = replace(state, profiles=read)
+                except Exception as error:
+                    if reading == "full":
+                        raise  # the location delivers through a Profile: unreadable
+                    state = replace(state, profiles_unread=f"{type(error).__name__}: {error}")
             return state
         except Exception as error:
             return RegionState(
@@ -504,19 +510,30 @@ class Reconciler:
                 denied=is_denied(error),
             )
 
-    def _profiles_here(self, state: RegionState, hub: Any, receiving: bool) -> bool:
-        """Whether a Profile of ours may be here: our hub rules are, the hub delivers through
-        a Profile, or shared VPCs of a hub are here (its Profile may be shared with them)."""
-        mesh_id = self.settings.mesh_id
-        default = self.settings.delivery
-        if receiving:
-            return True
-        if hub is not None and (
-            "profile" in vpc_deliveries(hub, default).values()
-            or any("profile" in m.values() for m in shared_deliveries(hub, default).values())
-        ):
-            return True
-        return any(not rule_source(rule, mesh_id) for rule in managed_rules(state, mesh_id))
+    def _profile_reading(
+        self, state: RegionState, hub: Any, hub_here: bool, receiving: bool
+    ) -> str | None:
+        """How Profiles are read here: "full" where a hub delivers through a Profile (its own
+        location, or an account its Profile is shared with), so that a failed read makes the
+        location unreadable; "lean" where our hub rules are or shared rules arrive, only to find
+        a Profile of ours left from an earlier delivery (one `ListProfiles` when there is none,
+        and a failed read is a note); None elsewhere."""
+        mesh_id, default = self.settings.mesh_id, self.settings.delivery
+        if hub is not None and hub.enabled:
+            shared = shared_deliveries(hub, default)
+            if hub_here and (
+                "profile" in vpc_deliveries(hub, default).values()
+                or any("profile" in modes.values() for modes in shared.values())
+            ):
+                return "full"
+            if receiving and (
+                (hub.delivery or default) == "profile"
+                or "profile" in shared.get(state.account, {}).values()
+            ):
+                return "full"
+        if receiving or any(not rule_source(r, mesh_id) for r in managed_rules(state, mesh_id)):
+            return "lean"
+        return None
 
     def _report_state(
         self,
@@ -540,6 +557,12 @@ class Reconciler:
             elif state.error:
                 report.error(
                     "region", f"{where}: cannot read Route 53 Resolver: {state.error}", where
+                )
+            elif state.profiles_unread:
+                report.notes.append(
+                    f"{where}: cannot read Route 53 Profiles ({state.profiles_unread}): no hub"
+                    " delivers through a Profile here, so the rules are reconciled; a Profile of"
+                    " ours left here from an earlier delivery is not pruned"
                 )
         if report.denied_regions:
             report.notes.append(

@@ -41,27 +41,25 @@ class ProfilesRegion:
     def _pages(self, operation: Any, key: str, **kwargs: Any) -> Iterable[Any]:
         return self.call.pages(operation, key, MaxResults=PAGE_SIZE, **kwargs)
 
-    def read(self, mesh_id: str, our_arns: Collection[str] = ()) -> ProfileState:
+    def read(
+        self, mesh_id: str, our_arns: Collection[str] = (), lean: bool = False
+    ) -> ProfileState:
         """Every Profile the account sees (ours marked), every Profile association of its VPCs,
-        and the rules our own Profiles hold."""
+        and the rules our own Profiles hold. `lean`: where no Profile of ours is expected, no
+        more than `ListProfiles` unless one has our name."""
         name = profile_name(mesh_id)
-        profiles = []
-        for summary in self._pages(self.client.list_profiles, "ProfileSummaries"):
-            shared = summary.get("ShareStatus") == "SHARED_WITH_ME"
-            ours = (
-                summary["Arn"] in our_arns
-                if shared
-                else (summary.get("Name") == name and self._tagged_ours(summary["Arn"], mesh_id))
+        summaries = list(self._pages(self.client.list_profiles, "ProfileSummaries"))
+        if lean and not any(summary.get("Name") == name for summary in summaries):
+            return ProfileState(tuple(_observed(summary, ours=False) for summary in summaries))
+        profiles = [
+            _observed(
+                summary,
+                ours=summary["Arn"] in our_arns
+                if summary.get("ShareStatus") == "SHARED_WITH_ME"
+                else summary.get("Name") == name and self._tagged_ours(summary["Arn"], mesh_id),
             )
-            profiles.append(
-                ObservedProfile(
-                    id=summary["Id"],
-                    arn=summary["Arn"],
-                    name=summary.get("Name", ""),
-                    share_status=summary.get("ShareStatus", ""),
-                    ours=ours,
-                )
-            )
+            for summary in summaries
+        ]
         associations = tuple(
             ObservedProfileAssociation(
                 id=a["Id"], profile_id=a["ProfileId"], vpc_id=a["ResourceId"], status=a["Status"]
@@ -164,3 +162,13 @@ class ProfilesRegion:
         except ClientError as error:
             if error_code(error) not in _GONE:
                 raise
+
+
+def _observed(summary: dict[str, Any], ours: bool) -> ObservedProfile:
+    return ObservedProfile(
+        id=summary["Id"],
+        arn=summary["Arn"],
+        name=summary.get("Name", ""),
+        share_status=summary.get("ShareStatus", ""),
+        ours=ours,
+    )
