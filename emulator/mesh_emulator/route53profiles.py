@@ -35,6 +35,12 @@ docs.aws.amazon.com/Route53/latest/APIReference/API_Operations_Route_53_Profiles
 - `DeleteProfile` fails with ConflictException while a VPC (of any account) is associated
   (DeleteProfile reference); it answers DELETED and drops the Profile's resource associations.
 - Lists page with `NextToken` / `MaxResults` (1..100); a bad token: InvalidNextTokenException.
+- Default quotas (Developer Guide, "Quotas on Route 53 Profiles",
+  Route53/latest/DeveloperGuide/DNSLimitations.html#limits-api-entities-route53-profiles), in
+  `SETTINGS`: 5 Profiles per account and Region, 1,000 VPCs per Profile (the VPCs of every
+  account that holds it through RAM count: "Working with shared Route 53 Profiles", Instance
+  quotas), 1,000 Resolver rules per Profile. The call past one is a LimitExceededException
+  (an error every one of the three calls documents) naming the quota; nothing is written.
 - Tags on Profiles and Profile associations (`Tags` at creation, Tag/Untag/ListTagsForResource).
 
 RAM: the install lets moto's RAM share `profile` ARNs (moto only shares resource types it lists).
@@ -94,6 +100,10 @@ class Settings:
     """Knobs of the emulation (module-wide, so one server in the process obeys them too)."""
 
     pending_reads: int = 0  # reads that still see CREATING / UPDATING / DELETING
+    # Default quotas (Developer Guide, "Quotas on Route 53 Profiles"); raise them as AWS would
+    max_profiles: int = 5  # Profiles one account owns in a Region
+    max_vpcs_per_profile: int = 1000  # VPCs of every account together
+    max_rules_per_profile: int = 1000
 
 
 SETTINGS = Settings()
@@ -112,6 +122,14 @@ def _not_found(kind: str, identifier: str) -> ProfilesError:
     return ProfilesError(
         "ResourceNotFoundException", f"{kind} '{identifier}' does not exist", ResourceType=kind
     )
+
+
+def _check_quota(what: str, used: int, quota: int, kind: str) -> None:
+    """LimitExceededException (nothing written) when one more would pass `quota`."""
+    if used >= quota:
+        raise ProfilesError(
+            "LimitExceededException", f"{what}: {used}, the quota is {quota}", ResourceType=kind
+        )
 
 
 def _now() -> datetime:
@@ -364,6 +382,12 @@ class Route53ProfilesBackend(BaseBackend):
                         FieldName="ClientToken",
                     )
                 return profile.description(self._share_status(profile))
+        _check_quota(
+            "Profiles in the account and Region",
+            len(self.profiles),
+            SETTINGS.max_profiles,
+            "PROFILE",
+        )
         profile_id = _new_id("rp")
         profile = Profile(
             id=profile_id,
@@ -434,6 +458,18 @@ class Route53ProfilesBackend(BaseBackend):
                     f"'{association.profile_id}' ({association.id}); a VPC can have only one",
                     ResourceType="VPC",
                 )
+        held = sum(
+            1
+            for backend in self._others()
+            for association in backend.associations.values()
+            if association.profile_id == profile.id and association.status != "DELETING"
+        )
+        _check_quota(
+            f"VPCs of Profile '{profile.id}'",
+            held,
+            SETTINGS.max_vpcs_per_profile,
+            "PROFILE_ASSOCIATION",
+        )
         association_id = _new_id("rpassoc")
         association = ProfileAssociation(
             status="CREATING",
@@ -523,6 +559,17 @@ class Route53ProfilesBackend(BaseBackend):
                     f"Profile '{profile.id}' already holds '{resource.resource_arn}' "
                     f"({resource.id}) for domain '{resource.domain}'",
                 )
+        held = sum(
+            1
+            for resource in self.resources.values()
+            if resource.profile_id == profile.id and resource.status != "DELETING"
+        )
+        _check_quota(
+            f"rules of Profile '{profile.id}'",
+            held,
+            SETTINGS.max_rules_per_profile,
+            "PROFILE_RESOURCE_ASSOCIATION",
+        )
         association = ResourceAssociation(
             status="CREATING",
             id=_new_id("rpr"),

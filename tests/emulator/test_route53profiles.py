@@ -381,6 +381,73 @@ def test_a_profile_shared_through_ram_is_associable_in_the_other_account(
     assert b_vpc in blocked["Message"]
 
 
+# --- quotas ------------------------------------------------------------------------------------
+
+
+def test_the_sixth_profile_of_an_account_is_refused(aws_in_process: Clients) -> None:
+    profiles = [new_profile(aws_in_process, f"p{n}") for n in range(5)]
+    error = error_of(lambda: new_profile(aws_in_process, "p5"))
+    assert error["Code"] == "LimitExceededException"
+    assert "quota is 5" in error["Message"]
+    listed = aws_in_process("route53profiles").list_profiles()["ProfileSummaries"]
+    assert sorted(p["Id"] for p in listed) == sorted(p["Id"] for p in profiles)
+    assert new_profile(aws_in_process, "p0")["Id"] == profiles[0]["Id"]  # a retry still answers
+    assert new_profile(member(aws_in_process), "p5")  # the quota is the account's own
+
+
+def test_vpcs_of_every_account_count_against_a_profiles_vpc_quota(
+    aws_in_process: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quota lowered to 2: one VPC of the owner, one of the account it is shared with."""
+    monkeypatch.setattr(SETTINGS, "max_vpcs_per_profile", 2)
+    profile = new_profile(aws_in_process)
+    profiles = aws_in_process("route53profiles")
+    profiles.associate_profile(
+        Name="a", ProfileId=profile["Id"], ResourceId=new_vpc(aws_in_process)
+    )
+    b = member(aws_in_process)
+    share_arn = aws_in_process("ram").create_resource_share(
+        name="profiles", resourceArns=[profile["Arn"]], principals=[MEMBER]
+    )["resourceShare"]["resourceShareArn"]
+    invitation = b("ram").get_resource_share_invitations(resourceShareArns=[share_arn])[
+        "resourceShareInvitations"
+    ][0]
+    b("ram").accept_resource_share_invitation(
+        resourceShareInvitationArn=invitation["resourceShareInvitationArn"]
+    )
+    b("route53profiles").associate_profile(Name="b", ProfileId=profile["Id"], ResourceId=new_vpc(b))
+    third = new_vpc(aws_in_process)
+
+    error = error_of(
+        lambda: profiles.associate_profile(Name="c", ProfileId=profile["Id"], ResourceId=third)
+    )
+
+    assert error["Code"] == "LimitExceededException"
+    assert profiles.list_profile_associations(ResourceId=third)["ProfileAssociations"] == []
+
+
+def test_a_profile_takes_rules_up_to_its_quota(
+    aws_in_process: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SETTINGS, "max_rules_per_profile", 1)
+    profiles = aws_in_process("route53profiles")
+    profile_id = new_profile(aws_in_process)["Id"]
+    first, second = (new_rule(aws_in_process, f"{n}.example.com") for n in ("one", "two"))
+    profiles.associate_resource_to_profile(
+        Name="one", ProfileId=profile_id, ResourceArn=first["Arn"]
+    )
+
+    error = error_of(
+        lambda: profiles.associate_resource_to_profile(
+            Name="two", ProfileId=profile_id, ResourceArn=second["Arn"]
+        )
+    )
+
+    assert error["Code"] == "LimitExceededException"
+    held = profiles.list_profile_resource_associations(ProfileId=profile_id)
+    assert [r["ResourceArn"] for r in held["ProfileResourceAssociations"]] == [first["Arn"]]
+
+
 # --- a rule associated directly and a rule of the Profile --------------------------------------
 
 

@@ -290,25 +290,33 @@ class KillSwitch:
     Installed on a boto3 Session before `Aws` creates its clients. Writes are made one at a
     time (the switch holds a lock from `before-call` to `after-call`), so "after write k" is
     exact even though Regions are written in parallel; reads stay parallel. `after=None` only
-    counts.
+    counts. `services` and `writes` widen what is killed (RAM, say).
     """
 
-    def __init__(self, after: int | None = None) -> None:
+    def __init__(
+        self,
+        after: int | None = None,
+        *,
+        services: tuple[str, ...] = KILLED_SERVICES,
+        writes: frozenset[str] = WRITE_OPERATIONS,
+    ) -> None:
         self.after = after
+        self.services = services
+        self.writes = writes
         self.completed: list[str] = []
         self.killed = False
         self._serial = threading.Lock()
 
     def install(self, session: boto3.session.Session) -> boto3.session.Session:
-        for service in KILLED_SERVICES:
+        for service in self.services:
             session.events.register(f"before-call.{service}", self._before)
             session.events.register(f"after-call.{service}", self._after)
-            for operation in WRITE_OPERATIONS:  # after-call-error names no model: one per write
+            for operation in self.writes:  # after-call-error names no model: one per write
                 session.events.register(f"after-call-error.{service}.{operation}", self._error)
         return session
 
     def _before(self, model: Any, **_: Any) -> None:
-        if model.name not in WRITE_OPERATIONS:
+        if model.name not in self.writes:
             return
         self._serial.acquire()
         if self.killed:
@@ -316,7 +324,7 @@ class KillSwitch:
             raise Killed(f"{model.name} after the kill")
 
     def _after(self, model: Any, http_response: Any, **_: Any) -> None:
-        if model.name not in WRITE_OPERATIONS:
+        if model.name not in self.writes:
             return
         try:
             if http_response.status_code < 300:

@@ -353,3 +353,30 @@ def test_profile_states_on_their_way_are_waited_on_bounded(
     once = Reconciler(Aws(Settings.from_env())).run_until_ready(request, 0.0, 10.0)
     assert len(once) == 1  # no wait asked for: the next trigger looks again
     assert once[0].profiles_pending
+
+
+def test_an_account_at_its_profiles_quota_keeps_the_rules_and_says_why(
+    make_mesh: Callable[..., Mesh], member: CachedClients
+) -> None:
+    """us-east-1's account already has the 5 Profiles AWS allows (the emulator refuses a
+    sixth): the hub's VPCs keep the rules associated directly, us-east-2 moves to its Profile."""
+    mesh = make_mesh(REGIONS[:2])
+    assert mesh.resync()["ok"]
+    profiles = mesh.aws("route53profiles", HOME_REGION)
+    for n in range(5):
+        profiles.create_profile(Name=f"team-{n}", ClientToken=f"team-{n}")
+    mesh.update(HOME_REGION, delivery="profile")
+    mesh.update("us-east-2", delivery="profile")
+    for _ in range(3):
+        result = mesh.resync()
+        assert [e["message"] for e in result["errors"]] == [
+            f"{HOME_REGION}: the account has 5 Profiles, the quota is 5 per account and Region:"
+            " its VPCs get the rules associated directly"
+        ]
+        assert_every_vpc_resolves_every_peer(mesh, member)
+    assert result["calls"]["writes"] == 0
+    assert result["calls"]["failed_writes"] == 0  # AWS was never asked for a sixth
+    assert len(profiles.list_profiles()["ProfileSummaries"]) == 5
+    assert direct_vpcs(mesh.aws, HOME_REGION) == set(vpcs_of(mesh.items[HOME_REGION]))
+    assert our_profile(mesh.aws, "us-east-2")["vpcs"] == {mesh.items["us-east-2"]["vpc_id"]}
+    assert direct_vpcs(mesh.aws, "us-east-2") == set()

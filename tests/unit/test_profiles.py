@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from resolver_mesh import profiles as profiles_module
 from resolver_mesh.desired import desired_rules, parse_hubs
 from resolver_mesh.models import (
     ChangeKind,
@@ -212,16 +213,144 @@ def test_an_unreadable_or_unread_location_gets_no_profile_change() -> None:
     assert kinds(plan, R2) == []  # us-east-2's Profiles were not read: nothing planned there
 
 
-def test_a_profile_near_its_vpc_quota_is_noted() -> None:
-    workloads = [f"vpc-{n:017x}" for n in range(1, 900)]
+def vpcs_world(count: int, associated: int = 0) -> tuple[Any, dict[str, RegionState]]:
+    """us-east-1's hub in `profile` delivery with `count` VPCs (its own included), the first
+    `associated` of them already on our Profile; us-east-2 not read for Profiles."""
+    workloads = [f"vpc-{n:017x}" for n in range(1, count)]
     items = [hub_item(R, vpc_ids=workloads, delivery="profile"), hub_item(R2)]
     hub_set = parse_hubs(items, frozenset({R, R2}))
-    states = {region: region_state(region, profiles=ProfileState()) for region in (R, R2)}
-    _, profiles = plan_of(hub_set, states)
-    assert any("900 VPCs" in note and "1000" in note for note in profiles.notes)
-    fewer = parse_hubs([hub_item(R, vpc_ids=workloads[:-1], delivery="profile")], frozenset({R}))
-    _, profiles = plan_of(fewer, {R: states[R]})
-    assert not any("quota" in note for note in profiles.notes)
+    vpcs = sorted([HUB_VPC, *workloads])[:associated]
+    held = tuple(ObservedProfileAssociation(f"rpassoc-{v}", OURS.id, v, "COMPLETE") for v in vpcs)
+    found = ProfileState((OURS,), held) if associated else ProfileState()
+    return hub_set, {R: region_state(R, profiles=found), R2: region_state(R2)}
+
+
+def associated_vpcs(plan: Plan) -> list[str | None]:
+    return [c.vpc_id for c in plan.changes if c.kind is ChangeKind.ASSOCIATE_PROFILE]
+
+
+@pytest.mark.parametrize(
+    ("count", "near", "over"), [(899, False, False), (900, True, False), (1000, True, False)]
+)
+def test_vpcs_up_to_the_quota_are_associated_and_noted_from_nine_tenths(
+    count: int, near: bool, over: bool
+) -> None:
+    hub_set, states = vpcs_world(count)
+    plan, profiles = plan_of(hub_set, states)
+    assert len(associated_vpcs(plan)) == count
+    noted = [n for n in profiles.notes if "VPCs associated with the Profile" in n]
+    assert noted == (
+        [
+            f"{R}: {count} VPCs associated with the Profile after this plan, close to"
+            " the quota of 1000"
+        ]
+        if near
+        else []
+    )
+    assert profiles.failed == []
+
+
+def test_one_vpc_over_the_quota_associates_none_and_they_fall_back_to_rules() -> None:
+    hub_set, states = vpcs_world(1001)
+    plan, profiles = plan_of(hub_set, states)
+    assert associated_vpcs(plan) == []
+    assert ChangeKind.CREATE_PROFILE not in {c.kind for c in plan.changes}
+    assert profiles.failed == [
+        f"{R}: 1001 more VPCs would take the Profile to 1001 VPCs, over the quota of 1000 VPCs"
+        " per Profile: none is associated, they get the rules associated directly"
+    ]
+    # the rules stay meant for every VPC: associated directly, as in `rules` delivery
+    assert all(len(r.vpc_ids) == 1001 for r in profiles.desired.rules if r.region == R)
+
+
+def test_vpcs_already_on_the_profile_count_and_keep_it_when_new_ones_would_overflow() -> None:
+    hub_set, states = vpcs_world(1001, associated=999)
+    plan, profiles = plan_of(hub_set, states)
+    assert associated_vpcs(plan) == []
+    assert "2 more VPCs would take the Profile to 1001 VPCs" in profiles.failed[0]
+    assert ChangeKind.DISASSOCIATE_PROFILE not in {c.kind for c in plan.changes}
+    exactly, states = vpcs_world(1000, associated=999)
+    plan, profiles = plan_of(exactly, states)
+    assert len(associated_vpcs(plan)) == 1
+    assert profiles.failed == []
+
+
+def test_vpcs_of_other_accounts_count_against_the_owners_profile() -> None:
+    """The shared VPC of another account takes the hub's Profile; `taken` other VPCs of that
+    account already hold it, and the hub's own 2 VPCs use `profile` delivery too."""
+
+    def plan_with(taken: int) -> tuple[Plan, ProfilePlan]:
+        hub_set, states = shared_world("profile")
+        item = hub_item(R, vpc_ids=[WORKLOAD], delivery="profile")
+        item["shared_vpcs"] = [s.model_dump() for s in hub_set.hubs[R].shared_vpcs]
+        hub_set = parse_hubs([item, hub_item(R2)], frozenset({R, R2}), HOME)
+        held = tuple(
+            ObservedProfileAssociation(f"rpassoc-{n}", OURS.id, f"vpc-{n:017x}", "COMPLETE")
+            for n in range(taken)
+        )
+        there = states[THERE]
+        assert there.profiles is not None
+        states[THERE] = replace(there, profiles=replace(there.profiles, associations=held))
+        return plan_shared(hub_set, states)
+
+    plan, profiles = plan_with(997)  # 997 + 3 new = 1000
+    assert sorted(map(str, associated_vpcs(plan))) == sorted([HUB_VPC, WORKLOAD, SHARED_VPC])
+    assert profiles.failed == []
+    plan, profiles = plan_with(998)  # 998 + 3 new = 1001: none, in either account
+    assert associated_vpcs(plan) == []
+    assert profiles.failed == [
+        f"{R}: 3 more VPCs would take the Profile to 1001 VPCs, over the quota of 1000 VPCs per"
+        " Profile: none is associated, they get the rules associated directly"
+    ]
+    # the shared VPC stays with the share's VPCs: it gets the shared rules instead
+    assert any(SHARED_VPC in share.vpc_ids for share in profiles.desired.shares)
+
+
+def test_a_sixth_profile_is_never_made_and_the_vpcs_keep_their_rules() -> None:
+    hub_set, states = world()
+    others = tuple(
+        ObservedProfile(f"rp-other{n}", f"arn:aws:route53profiles:{R}:1:profile/rp-other{n}", "o")
+        for n in range(5)
+    )
+    states[R] = replace(states[R], profiles=ProfileState(others))
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == []  # converged in rules: the direct rules stay
+    assert profiles.failed == [
+        f"{R}: the account has 5 Profiles, the quota is 5 per account and Region: its VPCs get"
+        " the rules associated directly"
+    ]
+    shared = replace(others[4], share_status="SHARED_WITH_ME")  # another account's: not counted
+    states[R] = replace(states[R], profiles=ProfileState((*others[:4], shared)))
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert kinds(plan)[0] == "create_profile"
+    assert f"{R}: 5 Profiles of the account after this plan, close to the quota of 5" in (
+        profiles.notes
+    )
+    assert profiles.failed == []
+
+
+def test_more_rules_than_a_profile_takes_are_never_added(monkeypatch: pytest.MonkeyPatch) -> None:
+    """us-east-1 has 2 hub rules; the quota is lowered to test both sides of it."""
+    hub_set, states = world()
+    states = {w: replace(s, profiles=ProfileState()) for w, s in states.items()}
+    monkeypatch.setattr(profiles_module, "MAX_RULES_PER_PROFILE", 2)
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert kinds(plan).count("profile_add_rule") == 2
+    assert f"{R}: 2 rules in the Profile after this plan, close to the quota of 2" in (
+        profiles.notes
+    )
+    monkeypatch.setattr(profiles_module, "MAX_RULES_PER_PROFILE", 1)
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert kinds(plan) == []
+    assert profiles.failed[0].startswith(f"{R}: the Profile would hold 2 rules, over the quota")
+    held = with_profile(states[R], {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}, direct=False)
+    assert held.profiles is not None
+    one_held = replace(held.profiles, resources=held.profiles.resources[:1])
+    states[R] = replace(held, profiles=one_held)
+    plan, profiles = plan_of(hub_set, states, "profile")
+    assert "profile_add_rule" not in kinds(plan)  # AWS would refuse the second rule
+    # the VPCs fall back to rules: associated directly first, the Profile stays meanwhile
+    assert kinds(plan) == ["associate"] * 4
 
 
 def test_a_vpc_the_rules_are_meant_for_beyond_the_item_follows_the_hubs_delivery() -> None:

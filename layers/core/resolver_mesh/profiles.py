@@ -20,6 +20,11 @@ Invariants:
   read.
 - Nothing is written while a Profile, association or resource is on its way (CREATING,
   UPDATING, DELETING): that is `pending`; FAILED is reported and left alone.
+- Quotas are known before AWS says no: a Profile that would be one too many for the account,
+  or hold more rules than a Profile takes, is neither made nor grown, and its VPCs fall back to
+  rules; VPCs that would take the Profile past its VPC quota (all accounts together) are none
+  of them associated and fall back to rules. Each is reported as failed for the location,
+  never a write AWS would refuse midway; a quota used to `NEAR_QUOTA` or more is noted.
 - Only locations whose Profiles were read (`RegionState.profiles`) are planned here; a failed
   read makes the whole location unreadable (nothing changes there).
 - A plan for a state it produced is empty.
@@ -54,10 +59,15 @@ COMPLETE = "COMPLETE"
 # associations without saying when; if a Profile rule overrides it, it answers once the
 # Profile goes).
 IN_PLACE = (COMPLETE, "OVERRIDDEN")
-# Default quota: VPCs one Profile can be associated with (API Reference, AssociateProfile: "a
-# Profile can be associated with 1000 of VPCs (and you can request a higher quota)").
-MAX_VPCS_PER_PROFILE = 1000
-NEAR_QUOTA = 0.9  # a plan notes a Profile at this share of the quota
+# Default quotas (Developer Guide, "Quotas on Route 53 Profiles",
+# https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/DNSLimitations.html#limits-api-entities-route53-profiles;
+# AssociateProfile in the API Reference says the same of VPCs). The VPCs of every account that
+# holds a Profile through RAM count against the owner's Profile; only the Profiles quota is
+# each account's own (Developer Guide, "Working with shared Route 53 Profiles", Instance quotas).
+MAX_PROFILES_PER_REGION = 5  # Profiles one account owns in a Region
+MAX_VPCS_PER_PROFILE = 1000  # VPCs associated with one Profile, all accounts together
+MAX_RULES_PER_PROFILE = 1000  # Resolver rules one Profile holds
+NEAR_QUOTA = 0.9  # a plan notes a quota used to this share or more (within 10% of it)
 IN_FLIGHT = ("CREATING", "UPDATING", "DELETING")
 FAILED = "FAILED"
 # A location's Profile changes go right before the first of these: after the rules they need
@@ -122,6 +132,12 @@ class _LocationProfiles:
         # VPCs of other accounts that use (or still hold) the Profile through our RAM share
         self.remote_needed = False
         self.remote_held = False
+        self.remote_associated = 0  # VPCs of other accounts associated with our Profile
+        self.remote_new = 0  # shared VPCs of `profile` delivery not associated yet
+        # Quotas: `refused`, the Profile is neither made nor grown (its VPCs fall back to
+        # rules); `closed`, it takes no new VPC.
+        self.refused = False
+        self.closed = False
         self.changes: list[Change] = []
         self.notes: list[str] = []
         self.pending: list[str] = []
@@ -198,7 +214,54 @@ class _LocationProfiles:
                 )
                 continue
             found.append(vpc)
+        return self._within_quotas(found)
+
+    def _within_quotas(self, found: list[str]) -> list[str]:
+        """`found` as the Profile quotas allow (see the module's invariants)."""
+        wanted = bool(found) or self.remote_needed
+        if self.keeper is None and wanted:
+            owned = sum(1 for p in self.profiles.profiles if p.share_status != "SHARED_WITH_ME")
+            if owned >= MAX_PROFILES_PER_REGION:
+                return self._refuse(
+                    f"the account has {owned} Profiles, the quota is {MAX_PROFILES_PER_REGION}"
+                    " per account and Region"
+                )
+            self._near("Profiles of the account", owned + 1, MAX_PROFILES_PER_REGION)
+        if wanted or self.keeper is not None:
+            rules = len(self.wanted)
+            if rules > MAX_RULES_PER_PROFILE:
+                return self._refuse(
+                    f"the Profile would hold {rules} rules, over the quota of"
+                    f" {MAX_RULES_PER_PROFILE} rules per Profile"
+                )
+            self._near("rules in the Profile", rules, MAX_RULES_PER_PROFILE)
+        held = [vpc for vpc in found if vpc in self.by_vpc]
+        new = len(found) - len(held) + (self.remote_new if self.remote_needed else 0)
+        local = sum(1 for a in self.by_vpc.values() if self._is_keeper(a))
+        total = local + self.remote_associated + new
+        if new and total > MAX_VPCS_PER_PROFILE:
+            self.closed = True
+            self.failed.append(
+                f"{self.where}: {new} more VPCs would take the Profile to {total} VPCs, over the"
+                f" quota of {MAX_VPCS_PER_PROFILE} VPCs per Profile: none is associated, they"
+                " get the rules associated directly"
+            )
+            return held
+        self._near("VPCs associated with the Profile", total, MAX_VPCS_PER_PROFILE)
         return found
+
+    def _refuse(self, why: str) -> list[str]:
+        """No Profile change that AWS would refuse: its VPCs fall back to rules."""
+        self.refused = self.closed = True
+        self.remote_needed = False
+        self.failed.append(f"{self.where}: {why}: its VPCs get the rules associated directly")
+        return []
+
+    def _near(self, what: str, used: int, quota: int) -> None:
+        if used >= NEAR_QUOTA * quota:
+            self.notes.append(
+                f"{self.where}: {used} {what} after this plan, close to the quota of {quota}"
+            )
 
     def narrowed(self, rule: DesiredRule, profile_vpcs: Collection[str]) -> DesiredRule:
         """The rule's VPCs that still need it associated directly: those of `rules`, and those
@@ -226,11 +289,6 @@ class _LocationProfiles:
             self._plan_resources(keeper_id)
         for vpc in profile_vpcs:
             self._plan_association(vpc, keeper_id)
-        if len(profile_vpcs) >= NEAR_QUOTA * MAX_VPCS_PER_PROFILE:
-            self.notes.append(
-                f"{self.where}: the Profile serves {len(profile_vpcs)} VPCs of its account; the"
-                f" default quota is {MAX_VPCS_PER_PROFILE} VPCs per Profile"
-            )
         self._retire_associations(profile_vpcs)
 
     def _plan_resources(self, keeper_id: str | None) -> None:
@@ -254,7 +312,7 @@ class _LocationProfiles:
                 )
         stale = {domain_of.get(a) for a, s in held.items() if a not in wanted and s != "DELETING"}
         for domain, arn in sorted(self.wanted.items()):
-            if arn in held:
+            if arn in held or self.refused:
                 continue
             if domain in stale:  # one rule per domain in a Profile: the old one leaves first
                 self.notes.append(f"{self.where}: the Profile changes its rule for {domain}")
@@ -379,6 +437,8 @@ class _ReceivedProfile:
                     " the hub's shared rules are associated with it instead"
                 )
                 continue
+            if self.owner.refused or (self.owner.closed and association is None):
+                continue  # over a Profile quota (reported by the owner): the shared rules
             found.append(vpc)
         return found
 
@@ -508,16 +568,30 @@ def _remote_use(
     default: Delivery,
 ) -> None:
     """Whether shared VPCs need the owner's Profile, or still hold it (a receiving location
-    that could not be read counts as holding it)."""
+    that could not be read counts as holding it), and how many VPCs of other accounts hold it
+    or would take it (for its VPC quota)."""
     for account, modes in shared_deliveries(hub, default).items():
         owner.remote_needed |= "profile" in modes.values()
         state = states.get(location(hub.region, account))
         if state is None or state.error or state.profiles is None:
             owner.remote_held |= owner.keeper is not None
-        elif owner.keeper is not None:
+            continue
+        associated = {a.vpc_id for a in state.profiles.associations}
+        owner.remote_new += sum(
+            1 for vpc, mode in modes.items() if mode == "profile" and vpc not in associated
+        )
+        if owner.keeper is not None:
             owner.remote_held |= any(
                 a.profile_id == owner.keeper.id for a in state.profiles.associations
             )
+    if owner.keeper is not None:
+        owner.remote_associated = sum(
+            1
+            for where, state in states.items()
+            if where != owner.where and state.region == hub.region and state.profiles
+            for a in state.profiles.associations
+            if a.profile_id == owner.keeper.id
+        )
 
 
 def _plan_received(
