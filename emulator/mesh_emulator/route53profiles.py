@@ -50,15 +50,18 @@ Profiles of accepted shares: listed `SHARED_WITH_ME`, readable and associable wi
 delete a Profile or its resources (AccessDeniedException). RAM does not check that a shared
 Profile exists.
 
-A rule associated directly with a VPC and a rule for the same domain in the VPC's Profile: NOT
-confirmed from AWS documentation. The pages found say only that the most specific domain wins
-among the rules associated with a VPC (Developer Guide, "How Resolver determines whether the
-domain name in a query matches any rules", Route53/latest/DeveloperGuide/resolver-overview-
-forward-vpc-to-network-domain-name-matches.html), that a VPC has one Profile (AssociateProfile
-reference), and that `ResolverRuleAssociation.Status` may be `OVERRIDDEN` (API Reference,
+A rule associated directly with a VPC and a rule for the same domain in the VPC's Profile: the
+Developer Guide's Profiles page ("How Route 53 Profile settings are prioritized",
+Route53/latest/DeveloperGuide/profiles.html#profiles-priority) gives the VPC's local settings
+precedence for the same domain (read through a search index). Other pages say that the most
+specific domain wins among the rules associated with a VPC (Developer Guide, "How Resolver
+determines whether the domain name in a query matches any rules", Route53/latest/
+DeveloperGuide/resolver-overview-forward-vpc-to-network-domain-name-matches.html), that a VPC
+has one Profile (AssociateProfile reference; newer pages allow several, by priority: not
+emulated), and that `ResolverRuleAssociation.Status` may be `OVERRIDDEN` (API Reference,
 ResolverRuleAssociation), without saying when. The emulator therefore refuses neither call,
-leaves both associations COMPLETE, and `rule_for(...)` answers with the working assumption that
-for one domain the directly associated rule wins over the Profile's.
+leaves both associations COMPLETE, and `rule_for(...)` lets the directly associated rule win
+over the Profile's for one domain.
 """
 
 from __future__ import annotations
