@@ -322,7 +322,9 @@ def test_function_settings(template: dict[str, Any]) -> None:
     props = fn["Properties"]
     assert props["Handler"] == "app.lambda_handler"
     assert props["Timeout"] == 300
-    assert props["MemorySize"] == 256
+    assert props["MemorySize"] == {"Ref": "FunctionMemory"}
+    memory = template["Parameters"]["FunctionMemory"]
+    assert (memory["Default"], memory["MinValue"], memory["MaxValue"]) == (1024, 256, 10240)
     env = props["Environment"]["Variables"]
     assert env["HUBS_TABLE_NAME"] == {"Ref": "HubsTable"}
     assert env["MESH_ID"] == {"Ref": "MeshId"}
