@@ -23,6 +23,7 @@ from test_spokes_accounts import of_vpc, rules_and_vpcs
 
 from mesh_emulator.server import LocalEmulator
 from resolver_mesh.local.topology import ClientFactory, assumed_clients
+from resolver_mesh.names import MESH_TAG_KEY
 
 EAST_2 = "us-east-2"
 ROLE_NAME = "resolver-mesh-member-resolver-mesh"  # member.yaml's name for MeshId resolver-mesh
@@ -303,3 +304,45 @@ def test_an_items_explicit_role_wins_for_its_account_and_other_accounts_still_wo
     assert members_in(result) == active_under_workloads(org) | {outsider}
     for c, vpc in vpcs.values():
         assert set(of_vpc(rules_and_vpcs(c), vpc["VpcId"])) == PEER_DOMAINS
+
+
+def test_vpcs_tagged_in_twenty_accounts_of_the_ous_join_and_the_guard_holds_over_them(
+    pair: Mesh, aws: ClientFactory, org: Org, emulator: LocalEmulator
+) -> None:
+    """Organisation scale end to end: the 23 ACTIVE accounts under `workloads` are members
+    through the OU alone, each tags one VPC and it joins the home Region's hub (shared through
+    RAM, accepted, associated) with no item naming it; a no-op writes nothing; and a change
+    that would take the rules off every one of them is refused as a whole before any write."""
+    members = sorted(active_under_workloads(org))
+    assert len(members) >= 20
+    pair.monkeypatch.setenv("MEMBER_OUS", org.ous["workloads"])
+    clients = {a: assumed_clients(aws, role_of(a), None, emulator.endpoint_url) for a in members}
+    tag = {"ResourceType": "vpc", "Tags": [{"Key": MESH_TAG_KEY, "Value": pair.mesh_id}]}
+    vpcs = {
+        a: c("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16", TagSpecifications=[tag])[
+            "Vpc"
+        ]["VpcId"]
+        for a, c in clients.items()
+    }
+
+    result = pair.resync()
+    assert result["ok"], result["errors"]
+    assert {(j["account"], j["vpc_id"]) for j in result["joined"]} >= set(vpcs.items())
+    for account, c in clients.items():
+        assert set(of_vpc(rules_and_vpcs(c), vpcs[account])) == PEER_DOMAINS, account
+    [share] = shares(aws).values()
+    assert share["PRINCIPAL"] == set(members)
+    assert (
+        pair.resync()["counts"]
+        == pair.plan()["counts"]
+        == {kind: 0 for kind in pair.resync()["counts"]}
+    )
+
+    before = snapshot(pair, aws)
+    pair.remove(EAST_2)  # every member VPC would lose its 2 rules to us-east-2
+    refused = pair.resync()
+    assert refused["refused"], refused
+    assert not [c for c in refused["changes"] if c["status"] == "applied"]
+    assert snapshot(pair, aws) == before
+    for account, c in clients.items():
+        assert set(of_vpc(rules_and_vpcs(c), vpcs[account])) == PEER_DOMAINS, account

@@ -344,3 +344,34 @@ def test_associations_per_region_quota(
         forced = quota_verdict(10, existing, plan_changes, force=True)
         assert not forced.allowed
         assert forced.forced is False
+
+
+@pytest.mark.parametrize(
+    ("managed", "deferred", "deleted", "allowed", "words"),
+    [
+        pytest.param(4, 4, 0, False, "every managed rule (4)", id="all-4-deferred"),
+        pytest.param(4, 2, 2, False, "every managed rule (4)", id="2-deferred-2-deleted"),
+        pytest.param(4, 3, 0, True, None, id="3-of-4-deferred-below-min"),
+        pytest.param(10, 6, 0, False, "delete 6", id="6-of-10-deferred"),
+        pytest.param(10, 3, 2, True, None, id="5-of-10-exactly-half"),
+        pytest.param(10, 3, 3, False, "delete 6", id="3-deferred-3-deleted"),
+    ],
+)
+def test_rules_kept_until_receivers_let_go_count_as_deleted_by_the_first_pass(
+    managed: int, deferred: int, deleted: int, allowed: bool, words: str | None
+) -> None:
+    """A rule shared with other accounts is retired in two passes: first off their VPCs (which
+    the guard does not count as deletions), then deleted. The first pass is judged with the
+    deletions it begins, so that a plan the guard refuses is never half applied."""
+    states = {R: RegionState(R, rules=rules(managed))}
+    plan = Plan(
+        changes=tuple(changes(DELETE, deleted)),
+        deferred_deletes=(R,) * deferred,
+    )
+    result = check_plan(plan, states, {R}, MESH, GUARD)
+    assert result.allowed is allowed
+    if words is None:
+        assert result.refusals == ()
+    else:
+        (refusal,) = result.refusals
+        assert words in refusal

@@ -558,6 +558,7 @@ def test_the_owner_keeps_a_shared_rule_a_receiver_still_uses_and_the_receiver_wa
     ]
     assert not [c for c in owner if c.kind is ChangeKind.DELETE_RULE]
     assert any("while another account may still use it" in n for n in plan.notes)
+    assert plan.deferred_deletes == (A,)  # deleted later: the guard counts it now
     # The receiver keeps the old rule on its VPC until the new one is shared and visible.
     assert [c for c in plan.changes if c.account == MEMBER] == []
 

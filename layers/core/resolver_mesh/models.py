@@ -676,6 +676,9 @@ class Plan:
     changes: tuple[Change, ...] = ()
     conflicts: tuple[Conflict, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    # The locations of rules this plan retires but keeps until the accounts they are shared
+    # with have let go (a later pass deletes them): one entry per rule.
+    deferred_deletes: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         return count_kinds(change.kind.value for change in self.changes)

@@ -51,6 +51,9 @@ class _RegionPlan:
     unshares: list[Change] = field(default_factory=list)
     disassociations: list[Change] = field(default_factory=list)
     deletions: list[Change] = field(default_factory=list)
+    # Rules retired here but kept until the accounts they are shared with let go (their
+    # location): deleted by a later pass, so the guard counts them with this plan's deletions.
+    deferred: list[str] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -365,6 +368,7 @@ class _RegionPlanner:
                 f"{self.where}: kept {rule.id} ({rule.domain}) while another account may still"
                 " use it through our share"
             )
+            self.out.deferred.append(self.where)
             return
         for vpc_id in sorted(self.vpcs_of[rule.id]):
             self.out.disassociations.append(self._disassociate(rule, vpc_id, reason))
@@ -604,6 +608,7 @@ def make_plan(
     changes: list[Change] = []
     conflicts: list[Conflict] = []
     notes: list[str] = []
+    deferred: list[str] = []
     receivers = _Receivers.of(mesh_id, desired, states)
     by_location = _ByLocation.of(desired)
     planners: list[_RegionPlanner] = []
@@ -631,4 +636,10 @@ def make_plan(
         changes.extend(planner.out.changes())
         conflicts.extend(planner.out.conflicts)
         notes.extend(planner.out.notes)
-    return Plan(changes=tuple(changes), conflicts=tuple(conflicts), notes=tuple(notes))
+        deferred.extend(planner.out.deferred)
+    return Plan(
+        changes=tuple(changes),
+        conflicts=tuple(conflicts),
+        notes=tuple(notes),
+        deferred_deletes=tuple(deferred),
+    )

@@ -4,7 +4,9 @@ Invariants:
 - A plan that would leave no managed rule where some exist is refused unless forced: an empty or
   unreadable desired state must never read as "delete everything".
 - A plan that deletes or retargets more than `max_fraction` of the managed rules in scope is
-  refused unless forced, once at least `min_rules` managed rules exist. "More than" is strict:
+  refused unless forced, once at least `min_rules` managed rules exist. A rule kept until the
+  accounts it is shared with let go (`Plan.deferred_deletes`) counts as deleted by the plan
+  that begins its retirement. "More than" is strict:
   exactly the fraction passes. The fraction counts the Regions whose hub stays in the mesh, so
   removing one hub of four (or of three) passes the default of one half.
 - Per-Region quotas (rules, associations) are checked before AWS says no.
@@ -49,7 +51,11 @@ def _mass_change(
     plan: Plan, managed: dict[str, int], counted: Collection[str], guard: Guard
 ) -> list[str]:
     total = sum(managed.values())
-    deletes = sum(1 for c in plan.changes if c.kind is ChangeKind.DELETE_RULE)
+    # A rule retired now but deleted once the accounts it is shared with let go is a deletion of
+    # this plan: judged with the first pass, whose writes (taking it off those accounts' VPCs)
+    # begin it, not with the last.
+    deletes = len(plan.deferred_deletes)
+    deletes += sum(1 for c in plan.changes if c.kind is ChangeKind.DELETE_RULE)
     creates = sum(1 for c in plan.changes if c.kind is ChangeKind.CREATE_RULE)
     if total and total - deletes + creates == 0:
         return [f"the plan would remove every managed rule ({total}) in scope"]
@@ -58,6 +64,7 @@ def _mass_change(
     base = sum(managed[where] for where in counted)
     in_counted = [c for c in plan.changes if c.location in counted]
     dropped = sum(1 for c in in_counted if c.kind is ChangeKind.DELETE_RULE)
+    dropped += sum(1 for where in plan.deferred_deletes if where in counted)
     retargeted = sum(1 for c in in_counted if c.kind is ChangeKind.UPDATE_RULE and c.targets)
     # A rule no longer shared leaves every VPC of the other account at once; a shared rule
     # taken off a VPC of the receiving account counts once per rule, and once in all: taken
