@@ -130,10 +130,13 @@ def child(warm: bool) -> None:
 
 
 def run_child(environment: dict[str, str], warm: bool) -> ChildRun:
+    from resolver_mesh.local.org import FUNCTION_PROCESS_ENVIRONMENT
+
     command = [sys.executable, __file__, "--child"] + (["--warm"] if warm else [])
+    process = {**FUNCTION_PROCESS_ENVIRONMENT, **environment}  # as template.yaml sets them
     done = subprocess.run(
         command,
-        env={**os.environ, **environment, "PYTHONPATH": str(ROOT / "layers" / "core")},
+        env={**os.environ, **process, "PYTHONPATH": str(ROOT / "layers" / "core")},
         capture_output=True,
         text=True,
         check=False,

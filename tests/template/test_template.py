@@ -31,6 +31,7 @@ import cfnlint.decode  # type: ignore[import-untyped]
 import pytest
 
 from resolver_mesh.config import ORGANIZATION_PARENT
+from resolver_mesh.local.org import FUNCTION_PROCESS_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -335,6 +336,9 @@ def test_function_settings(template: dict[str, Any]) -> None:
     assert env["POWERTOOLS_SERVICE_NAME"] == "resolver-mesh"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "ResolverMesh"
     assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    # the process settings the memory tests and benchmarks run their cold processes with
+    for name, value in FUNCTION_PROCESS_ENVIRONMENT.items():
+        assert env[name] == value
 
     assert env["RECONCILE_QUEUE_URL"] == {"Ref": "ReconcileQueue"}
     assert env["APPLY_QUEUE_URL"] == {"Ref": "ApplyQueue"}

@@ -33,6 +33,9 @@ from resolver_mesh.local.topology import (
 FIRST_MEMBER = 100_000_000_001  # member account ids count up from here
 MEMBER_VPC_CIDR = "10.200.0.0/16"  # every member's VPC: accounts never see each other's
 MIB = 1024 * 1024
+# What template.yaml sets in the function's environment for the process itself (not for the
+# mesh): a cold run here has it too, so that its memory is the function's.
+FUNCTION_PROCESS_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2"}
 _serializer = TypeSerializer()
 
 
@@ -91,7 +94,7 @@ def cold_run(environment: dict[str, str], *, apply: bool = True) -> ColdRun:
     command = [sys.executable, "-m", "resolver_mesh.local.org"] + (["--apply"] if apply else [])
     done = subprocess.run(  # noqa: S603 (this interpreter, this module)
         command,
-        env={**os.environ, **environment},
+        env={**os.environ, **FUNCTION_PROCESS_ENVIRONMENT, **environment},
         capture_output=True,
         text=True,
         check=False,
