@@ -4,8 +4,9 @@ One module per emulated service; none of it ships in the Lambda layer: `route53r
 (Resolver rules as AWS checks them), `ram` (RAM sharing across accounts), `ec2` (endpoint
 service names, Regions newer than botocore), `route53profiles` (Route 53 Profiles, which moto
 lacks), `events` (patterns on arrays of objects, bus policies for other accounts), `scp`
-(Regions denied by a service control policy), `faults` (injected failures) and `server`
-(`LocalEmulator`, moto's server on 127.0.0.1). Only `install` and `server`'s
+(Regions denied by a service control policy), `faults` (injected failures), `server`
+(`LocalEmulator`, moto's server on 127.0.0.1) and `tls` (an https endpoint on 127.0.0.1 with
+a CA of its own). Only `install` and `server`'s
 `require_local_extras` may be imported without moto (the `local` extras).
 """
 
