@@ -1,10 +1,12 @@
 """An https endpoint on 127.0.0.1 with a certificate authority of its own, for what the http
 emulator cannot show: how clients verify TLS (tests, benchmarks/client_costs.py).
 
-`LoopbackTls` answers every POST with STS GetCallerIdentity's response, so that a call takes
-botocore's whole https path (signing, urllib3, the handshake, parsing). `ca_bundle` verifies
-its certificate (issued for the IP address 127.0.0.1); `other_bundle` is another CA's, which
-must not. One connection per call (HTTP/1.0): every call makes a new TLS connection.
+`LoopbackTls` answers STS AssumeRole (credentials that never expire) and any other query-API
+call (STS, EC2: `Action=...`) with GetCallerIdentity's response, and JSON APIs (Route 53
+Resolver, RAM, Route 53 Profiles) with `{}`, so that a call takes botocore's whole https path
+(signing, urllib3, the handshake, parsing) and finds nothing. `ca_bundle` verifies its
+certificate (issued for the IP address 127.0.0.1); `other_bundle` is another CA's, which must
+not. One connection per call (HTTP/1.0): every call makes a new TLS connection.
 """
 
 from __future__ import annotations
@@ -55,16 +57,37 @@ def _certificate(subject: str, key: Any, issuer: Any = None, ca: bool = False) -
     return built.sign(signer, hashes.SHA256())
 
 
+_ASSUMED = (
+    '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>'
+    "<Credentials><AccessKeyId>ASIATLS</AccessKeyId><SecretAccessKey>tls</SecretAccessKey>"
+    "<SessionToken>tls</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>"
+    f"<AssumedRoleUser><AssumedRoleId>AROATLS:tls</AssumedRoleId><Arn>arn:aws:sts::{ACCOUNT}:"
+    "assumed-role/tls/tls</Arn></AssumedRoleUser></AssumeRoleResult>"
+    "<ResponseMetadata><RequestId>tls</RequestId></ResponseMetadata></AssumeRoleResponse>"
+).encode()
+
+
 class _Identity(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if b"Action=AssumeRole" in body:
+            self._answer("text/xml", _ASSUMED)
+        elif b"Action=" in body:
+            self._answer("text/xml", _IDENTITY)
+        else:
+            self._answer("application/json", b"{}")
+
+    def do_GET(self) -> None:
+        self._answer("application/json", b"{}")
+
+    def _answer(self, content_type: str, body: bytes) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(_IDENTITY)))
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(_IDENTITY)
+        self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

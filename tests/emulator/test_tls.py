@@ -38,3 +38,29 @@ def test_it_answers_get_caller_identity_over_https() -> None:
             aws_secret_access_key="testing",
         )
         assert sts.get_caller_identity()["Account"] == ACCOUNT
+
+
+def test_it_answers_assume_role_and_every_api_the_mesh_reads() -> None:
+    with LoopbackTls() as tls:
+        settings = {
+            "region_name": "us-east-1",
+            "endpoint_url": tls.endpoint_url,
+            "verify": str(tls.ca_bundle),
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+        }
+        sts = boto3.client("sts", **settings)
+        role = "arn:aws:iam::210987654321:role/resolver-mesh-member-resolver-mesh"
+        assumed = sts.assume_role(RoleArn=role, RoleSessionName="tls")["Credentials"]
+        assert assumed["AccessKeyId"] == "ASIATLS"
+        assert boto3.client("ec2", **settings).describe_vpcs().get("Vpcs", []) == []
+        assert (
+            boto3.client("route53resolver", **settings)
+            .list_resolver_rules()
+            .get("ResolverRules", [])
+            == []
+        )
+        ram = boto3.client("ram", **settings)
+        assert ram.get_resource_share_invitations().get("resourceShareInvitations", []) == []
+        profiles = boto3.client("route53profiles", **settings)
+        assert profiles.list_profiles().get("ProfileSummaries", []) == []

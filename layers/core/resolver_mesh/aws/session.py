@@ -30,6 +30,7 @@ from typing import Any
 import boto3
 import botocore.client
 import botocore.hooks
+import botocore.regions
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
@@ -82,9 +83,11 @@ class _SharedHandlers(botocore.hooks._PrefixTrie):  # type: ignore[misc]
         super().__init__()
         self._base = base
 
-    def prefix_search(self, key: str) -> deque[Any]:
+    def prefix_search(self, key: str) -> tuple[Any, ...]:
+        """The handlers of `key`, as a tuple: the emitter keeps it for every event the client
+        emits (botocore's deque takes about 600 bytes even when empty)."""
         if self._base is None:
-            return super().prefix_search(key)  # type: ignore[no-any-return]
+            return tuple(super().prefix_search(key))
         parts = key.split(".")
         collected: deque[Any] = deque()
         nodes: list[tuple[_Node | None, _Node | None, int]] = [(self._base, self._root, 0)]
@@ -99,7 +102,7 @@ class _SharedHandlers(botocore.hooks._PrefixTrie):  # type: ignore[misc]
                 pair = (_child(base, part), _child(own, part))
                 if pair != (None, None):
                     nodes.append((*pair, index + 1))
-        return collected
+        return tuple(collected)
 
     def remove_item(self, key: str, value: Any) -> None:
         if self._base is not None:
@@ -172,6 +175,10 @@ class _SharedClientParts:
     share one copy per session instead (`_SharedHandlers`), taken again whenever the session's
     handlers change (`_handlers_digest`), and keep only their own additions.
 
+    Each client also parses its service's endpoint rules into an `EndpointProvider` of its own
+    (about 5 KiB); the provider is a pure function of a call's parameters (its cache is keyed by
+    them), so the clients `Aws` makes share one per service's rules.
+
     And every client gets a TLS context of its own, into which urllib3 loads the CA bundle on
     each new connection (about 680 KiB and 17 ms of CPU for certifi's bundle), so an
     organisation paid that for each of its (account, service, Region) clients. The clients
@@ -187,6 +194,7 @@ class _SharedClientParts:
             weakref.WeakKeyDictionary()
         )
         self._share_handlers()
+        self._share_endpoint_providers()
         self._tls: dict[str, Any] = {}  # CA bundle -> its one TLS context
 
     def _share_handlers(self) -> None:
@@ -220,6 +228,24 @@ class _SharedClientParts:
             return found
 
         setattr(botocore.client.ClientCreator, method, shared)
+
+    def _share_endpoint_providers(self) -> None:
+        provider = getattr(botocore.regions, "EndpointProvider", None)
+        if provider is None:
+            return
+        made: dict[tuple[int, int], tuple[Any, Any, Any]] = {}  # with the data: ids stay theirs
+
+        def shared_provider(ruleset_data: Any, partition_data: Any) -> Any:
+            if not getattr(self._local, "active", False):
+                return provider(ruleset_data=ruleset_data, partition_data=partition_data)
+            key = (id(ruleset_data), id(partition_data))
+            found = made.get(key)  # callers hold _MAKING_CLIENTS
+            if found is None:
+                built = provider(ruleset_data=ruleset_data, partition_data=partition_data)
+                found = made[key] = (ruleset_data, partition_data, built)
+            return found[2]
+
+        botocore.regions.EndpointProvider = shared_provider
 
     def share_tls(self, client: Any) -> None:
         """Verify the client's https connections with the process's one TLS context for its CA
