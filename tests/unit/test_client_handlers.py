@@ -13,7 +13,7 @@ import boto3
 import botocore.hooks
 import pytest
 
-from resolver_mesh.aws.session import Aws, _SharedHandlers
+from resolver_mesh.aws.session import Aws, _SessionHandlers, _SharedHandlers
 from resolver_mesh.config import Settings
 from resolver_mesh.models import AccountAccess
 
@@ -72,7 +72,8 @@ def test_every_event_finds_the_handlers_a_plain_copy_finds(service: str) -> None
         # botocore's own copy, for a client made the same way
         plain = owner.session.client(service, region_name="eu-west-1", config=owner._config)
         assert isinstance(handlers_of(shared), _SharedHandlers)
-        assert type(handlers_of(plain)) is botocore.hooks._PrefixTrie
+        assert not isinstance(handlers_of(plain), _SharedHandlers)  # a full copy of its own
+        assert handlers_of(plain)._root is not handlers_of(shared)._base
         names = events_of(plain, handlers_of(plain))
         assert len(names) > 100
         for name in names:
@@ -96,6 +97,31 @@ def test_clients_of_a_session_share_one_copy_taken_again_when_the_session_change
     assert added in list(handlers_of(third).prefix_search("before-call.ec2.DescribeVpcs"))
     # a client made before has what a copy taken then would have: not the new handler
     assert added not in list(handlers_of(first).prefix_search("before-call.ec2.DescribeVpcs"))
+
+
+def test_a_member_session_lends_its_handlers_and_copies_them_before_a_change() -> None:
+    aws = Aws(Settings(home_region="us-east-1"), session())
+    role = f"arn:aws:iam::{MEMBER}:role/resolver-mesh-member-resolver-mesh"
+    member = aws.member(AccountAccess(account_id=MEMBER, role_arn=role))
+    lent = member.session._session._events._emitter._handlers
+    assert isinstance(lent, _SessionHandlers)
+    first = member.client("ec2", "us-east-1")
+    second = member.client("ram", "eu-west-1")
+    assert handlers_of(first)._base is handlers_of(second)._base is lent._root  # no copy
+    before = list(handlers_of(first).prefix_search("before-call.ec2.DescribeVpcs"))
+
+    def added(**kwargs: Any) -> None: ...
+
+    member.session.events.register("before-call.ec2", added)  # the session changes
+    assert lent._root is not handlers_of(first)._base  # it took a copy of its own first
+    assert list(handlers_of(first).prefix_search("before-call.ec2.DescribeVpcs")) == before
+    third = member.client("ec2", "eu-west-1")
+    assert added in handlers_of(third).prefix_search("before-call.ec2.DescribeVpcs")
+    member.session.events.unregister("before-call.ec2", added)
+    assert added in handlers_of(third).prefix_search("before-call.ec2.DescribeVpcs")
+    assert added not in member.session._session._events._emitter._handlers.prefix_search(
+        "before-call.ec2.DescribeVpcs"
+    )
 
 
 def test_a_client_s_own_handlers_stay_its_own() -> None:

@@ -116,6 +116,31 @@ class _SharedHandlers(botocore.hooks._PrefixTrie):  # type: ignore[misc]
         return copied
 
 
+class _SessionHandlers(botocore.hooks._PrefixTrie):  # type: ignore[misc]
+    """The handlers of a member account's session, lent to the clients `Aws` makes as their
+    base instead of copied for each. A change after lending gives the session a copy of its
+    own first, so a client keeps what it was lent, as it would keep a copy."""
+
+    _root: _Node
+    _lent = False
+
+    def lend(self) -> _Node:
+        self._lent = True
+        return self._root
+
+    def append_item(self, *args: Any, **kwargs: Any) -> None:
+        self._keep_lent()
+        super().append_item(*args, **kwargs)
+
+    def remove_item(self, *args: Any, **kwargs: Any) -> None:
+        self._keep_lent()
+        super().remove_item(*args, **kwargs)
+
+    def _keep_lent(self) -> None:
+        if self._lent:
+            self._root, self._lent = self._recursive_copy(self._root), False
+
+
 def _child(node: _Node | None, part: str) -> _Node | None:
     return None if node is None else node["children"].get(part)
 
@@ -172,8 +197,9 @@ class _SharedClientParts:
 
     Every client also gets a copy of its session's event handlers (about 90 KiB: some 140
     handlers in 200 trie nodes), to which it adds a few of its own. The clients `Aws` makes
-    share one copy per session instead (`_SharedHandlers`), taken again whenever the session's
-    handlers change (`_handlers_digest`), and keep only their own additions.
+    share their session's instead (`_SharedHandlers`) and keep only their own additions: a
+    member account's session lends them its own (`_SessionHandlers`); of another session, they
+    share one copy, taken again whenever its handlers change (`_handlers_digest`).
 
     Each client also parses its service's endpoint rules into an `EndpointProvider` of its own
     (about 5 KiB); the provider is a pure function of a call's parameters (its cache is keyed by
@@ -202,7 +228,11 @@ class _SharedClientParts:
         plain_copy = trie.__copy__
 
         def shared_copy(session_handlers: Any) -> Any:
-            if not getattr(self._local, "active", False) or type(session_handlers) is not trie:
+            if not getattr(self._local, "active", False):
+                return plain_copy(session_handlers)
+            if isinstance(session_handlers, _SessionHandlers):  # a member account's session
+                return _SharedHandlers(session_handlers.lend())
+            if type(session_handlers) is not trie:
                 return plain_copy(session_handlers)
             held = _handlers_digest(session_handlers._root)  # callers hold _MAKING_CLIENTS
             digest, base = self._handlers.get(session_handlers, (b"", None))
@@ -394,7 +424,9 @@ class Aws:
                 "expiry_time": credentials["Expiration"].isoformat(),
             }
 
-        core = botocore.session.get_session()
+        emitter = botocore.hooks.HierarchicalEmitter()
+        emitter._handlers = _SessionHandlers()  # lent to this account's clients, not copied
+        core = botocore.session.Session(event_hooks=emitter)
         # The parsed service models, endpoint rules and partitions are the bulk of a session's
         # memory (10-20 MiB): one loader for every account; credentials stay the account's own.
         core.register_component("data_loader", self.session._session.get_component("data_loader"))
