@@ -9,7 +9,8 @@ Invariants:
   while both digests still match what it reads (otherwise the order is stale: nothing is
   applied, and the next pass re-plans).
 - The estimate is conservative: one call per change at the location's rate, the busiest
-  location bounding the whole; more locations than workers add their share.
+  location bounding the whole; more locations than workers add their share; and the process
+  makes every call on one core, its share of which Lambda sets by the function's memory.
 - Orders round-trip through JSON exactly (`order_from_json(order.to_json()) == order`).
 """
 
@@ -38,6 +39,14 @@ FINISHED_SOURCE = "resolver-mesh"
 # Left unused at the end of an invocation before it fans out: reporting, a slow call, a
 # retry. A plan whose apply would end closer to the timeout than this is fanned out.
 SAFETY_SECONDS = 30.0
+# The CPU one AWS call costs this process: botocore's serialising, signing and parsing, and
+# the planning around it. Measured 1.9-2.5 ms per call (benchmarks/org_benchmark.py: converge
+# CPU over calls, on a 2.x GHz core); rounded up.
+CPU_SECONDS_PER_CALL = 0.003
+# Lambda gives a function the equivalent of one vCPU at 1,769 MB, in proportion to its memory
+# (Lambda developer guide, "Configure Lambda function memory"); the interpreter runs Python
+# on one core at a time, however many more the function has.
+MEMORY_MB_PER_VCPU = 1769.0
 SHARE_CHANGES = frozenset(
     {ChangeKind.CREATE_SHARE, ChangeKind.SHARE, ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE}
 )
@@ -78,6 +87,13 @@ def apply_seconds(changes_by_location: Mapping[str, int], rate: float, workers: 
     busiest = max(changes_by_location.values()) / rate
     shared = sum(changes_by_location.values()) / rate / max(1, workers)
     return max(busiest, shared)
+
+
+def process_seconds(calls: int, memory_mib: float | None) -> float:
+    """How long this process takes to make `calls` AWS calls, at `CPU_SECONDS_PER_CALL` on
+    the function's share of one core (`memory_mib`; None, outside Lambda: a whole core)."""
+    share = min(1.0, memory_mib / MEMORY_MB_PER_VCPU) if memory_mib else 1.0
+    return calls * CPU_SECONDS_PER_CALL / share
 
 
 def must_fan_out(estimate_seconds: float, seconds_left: float | None) -> bool:

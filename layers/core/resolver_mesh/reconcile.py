@@ -72,6 +72,7 @@ from resolver_mesh.fanout import (
     apply_seconds,
     digest,
     must_fan_out,
+    process_seconds,
     state_digest,
     worker_reads,
 )
@@ -123,12 +124,17 @@ SHARE_KINDS = frozenset(
 )
 
 
+def function_memory() -> float | None:
+    """The function's memory in MB (Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`; None outside
+    Lambda)."""
+    return float(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 0) or None
+
+
 def worker_cap(memory_mib: float | None = None) -> int:
     """How many locations may be worked on at once: `MAX_WORKERS`, fewer when the function's
-    memory (`memory_mib`, by default Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`; unset outside
-    Lambda) leaves less room."""
+    memory (`memory_mib`, by default `function_memory()`) leaves less room."""
     if memory_mib is None:
-        memory_mib = float(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") or 0) or None
+        memory_mib = function_memory()
     if memory_mib is None:
         return MAX_WORKERS
     return max(1, min(MAX_WORKERS, int(memory_mib * WORKERS_MEMORY_SHARE / WORKER_MIB)))
@@ -609,6 +615,7 @@ class Reconciler:
         estimate = max(  # the changes, and every location's lease taken and given back
             apply_seconds(by_location, self.settings.calls_per_second, worker_cap()),
             2 * len(by_location) / WORK_CALLS_PER_SECOND,
+            process_seconds(sum(by_location.values()) + 2 * len(by_location), function_memory()),
         )
         left = self.work.seconds_left()
         if not must_fan_out(estimate, left):
