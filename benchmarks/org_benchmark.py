@@ -10,7 +10,10 @@
    calls per second. In fresh Python processes (as a cold Lambda): a *converge* from nothing
    (every pass, as one invocation makes them), then a *cold no-op* and, in the same process,
    a *warm no-op*. Reported: wall time, the busiest location budget's calls and the lower
-   bound it sets (calls / rate), peak RSS (`VmHWM`), the peak worker threads.
+   bound it sets (calls / rate); the *bound by pass*, the sum over the converge's passes of
+   each pass's busiest budget (sharing with other accounts takes passes that follow each
+   other: rules and shares, acceptance, associations); peak RSS (`VmHWM`), the peak worker
+   threads.
 2. *Pure steps* (no I/O) at `--accounts`: `desired_rules`, `make_plan` and `check_plan` on
    states built directly for the same shape, CPU per location (see org_scale.py).
 
@@ -54,6 +57,7 @@ class ChildRun:
     busiest: str
     busiest_calls: int
     bound_seconds: float
+    pass_bounds: list[float]
     peak_threads: int
     counts: dict[str, int]
     ok: bool
@@ -98,6 +102,25 @@ def child(warm: bool) -> None:
     watcher = threading.Thread(target=count_threads, daemon=True)
     watcher.start()
     aws = Aws(Settings.from_env())
+    pass_bounds: list[float] = []  # per pass: its busiest budget's calls at that budget's rate
+    one_pass = Reconciler._run
+
+    def counted_pass(reconciler: Reconciler, *args: Any) -> bool:
+        before = {key: calls for key, calls, _ in _budgets(aws)}
+        more = one_pass(reconciler, *args)
+        pass_bounds.append(
+            max(
+                (
+                    (calls - before.get(key, 0)) * seconds / calls
+                    for key, calls, seconds in _budgets(aws)
+                    if calls
+                ),
+                default=0.0,
+            )
+        )
+        return more
+
+    Reconciler._run = counted_pass  # type: ignore[method-assign,assignment]
     started, cpu = time.monotonic(), time.process_time()
     report = Reconciler(aws).run(Request(apply=True, trigger="benchmark"))
     seconds, cpu = time.monotonic() - started, time.process_time() - cpu
@@ -121,6 +144,7 @@ def child(warm: bool) -> None:
         busiest=busiest,
         busiest_calls=budgets[busiest][0],
         bound_seconds=budgets[busiest][1],
+        pass_bounds=pass_bounds,
         peak_threads=peak_threads - 1,  # not the watcher
         counts={kind: n for kind, n in report.counts.items() if n},
         ok=report.ok,
@@ -214,9 +238,12 @@ def live_rows(
                 raise SystemExit(f"{n}: not converged: {converge} / {noop}")
             locations = len(regions) * (n + 1)
             bound = converge.bound_seconds
+            by_pass = sum(converge.pass_bounds)
             rows.append(
                 f"| {n} | {locations} | {converge.seconds:.1f} | {converge.busiest_calls}"
                 f" ({converge.busiest}) | {bound:.1f} | {converge.seconds / bound:.2f}"
+                f" | {len(converge.pass_bounds)}: {by_pass:.1f}"
+                f" | {converge.seconds / by_pass:.2f}"
                 f" | {converge.calls} | {converge.cpu_seconds * 1000 / locations:.0f}"
                 f" | {noop.seconds:.1f} | {noop.warm_seconds:.1f}"
                 f" | {noop.cpu_seconds * 1000 / locations:.0f}"
@@ -262,11 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             "| member accounts | locations | converge (s) | busiest budget: calls | lower bound"
-            " (s) | converge / bound | calls | converge CPU (ms/location) | cold no-op (s)"
-            " | warm no-op (s) | cold no-op CPU (ms/location) | no-op peak RSS (MiB)"
-            " | converge peak RSS (MiB) | peak threads |"
+            " (s) | converge / bound | passes: bound by pass (s) | converge / bound by pass"
+            " | calls | converge CPU (ms/location) | cold no-op (s) | warm no-op (s)"
+            " | cold no-op CPU (ms/location) | no-op peak RSS (MiB) | converge peak RSS (MiB)"
+            " | peak threads |"
         )
-        print("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         print("\n".join(rows))
         print()
     if not args.skip_cpu:
