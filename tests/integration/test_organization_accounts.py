@@ -488,3 +488,46 @@ def test_a_tag_joined_account_that_leaves_with_its_role_refused_only_loses_the_s
     assert later["changes"] == []
     assert refused_roles.refused == 0  # not visited again
     assert leaving not in members_in(later) | members_in(later, EAST_2)
+
+
+def test_an_account_tag_joined_in_every_hub_region_leaves_without_tripping_the_guard(
+    mesh: Mesh, aws: ClientFactory, org: Org, emulator: LocalEmulator
+) -> None:
+    """Three hubs (12 managed rules, over the guard's minimum of 10) and three accounts whose
+    VPCs joined by tag in every hub Region: one account leaving withdraws every hub rule from
+    that one account, a third of the accounts using each rule, which is not a mass change."""
+    accounts = org.accounts["prod"][1:4]
+    leaving, staying = accounts[0], accounts[1:]
+    mesh.monkeypatch.setenv("MEMBER_OUS", org.ous["workloads"])
+    clients = {a: assumed_clients(aws, role_of(a), None, emulator.endpoint_url) for a in accounts}
+    tag = {"ResourceType": "vpc", "Tags": [{"Key": MESH_TAG_KEY, "Value": mesh.mesh_id}]}
+    vpcs = {
+        (a, region): c("ec2", region).create_vpc(
+            CidrBlock="10.200.0.0/16", TagSpecifications=[tag]
+        )["Vpc"]["VpcId"]
+        for a, c in clients.items()
+        for region in mesh.hubs
+    }
+    first = mesh.resync()
+    assert first["ok"], first["errors"]
+    assert len(first["joined"]) == len(vpcs) == 9
+    assert first["managed_rules"] == 12
+    before = {a: snapshot(mesh, clients[a]) for a in staying}
+    home_before = snapshot(mesh, aws)
+
+    org.move(leaving, "prod", "sandbox")
+    result = mesh.resync()
+
+    assert result["ok"], result["errors"]
+    assert not result["refused"]
+    assert {(c["kind"], c.get("account"), c["status"]) for c in result["changes"]} == {
+        ("disassociate", leaving, "applied"),
+        ("unshare", None, "applied"),
+    }
+    assert {c["vpc_id"] for c in result["changes"] if c["kind"] == "disassociate"} == {
+        vpc for (a, _), vpc in vpcs.items() if a == leaving
+    }
+    for region in mesh.hubs:
+        assert rules_and_vpcs(clients[leaving], region) == {}
+    assert snapshot(mesh, aws) == home_before
+    assert {a: snapshot(mesh, clients[a]) for a in staying} == before
