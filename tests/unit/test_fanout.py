@@ -276,6 +276,12 @@ def share(kind: ChangeKind, *principals: str) -> Change:
         pytest.param(E1, [share(ChangeKind.SHARE, OTHER, MEMBER)], (AT_MEMBER,), id="extended"),
         pytest.param(E1, [share(ChangeKind.SHARE, OTHER)], (), id="shared-for-a-listed-vpc"),
         pytest.param(E1, [share(ChangeKind.UNSHARE, OTHER)], (AT_OTHER,), id="withdrawn"),
+        pytest.param(
+            E1,
+            [share(ChangeKind.DELETE_SHARE, OTHER, MEMBER, "333333333333")],
+            (AT_MEMBER, AT_OTHER),  # 3333... was not read: nothing of the plan came from it
+            id="share-deleted",
+        ),
         pytest.param(E1, [disassociate("vpc-gone")], (E1,), id="a-vpc-that-left-by-tag"),
         pytest.param(E1, [disassociate("vpc-hub")], (), id="a-listed-vpc-let-go"),
         pytest.param(E1, CHANGES[:1], (), id="rule-changes"),

@@ -146,7 +146,7 @@ class TagBasis:
             elif change.kind in (ChangeKind.CREATE_SHARE, ChangeKind.SHARE):
                 receivers = {self._receiver(change.region, p) for p in change.principals}
                 found |= receivers & set(joined)
-            elif change.kind is ChangeKind.UNSHARE:
+            elif change.kind in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE):
                 found |= {self._receiver(change.region, p) for p in change.principals} & read
         return tuple(sorted(found))
 
