@@ -26,9 +26,10 @@ from test_spokes_accounts import (
     of_vpc,
     rules_and_vpcs,
 )
-from test_tag_join import tag_reads, tagged_vpc, untag
+from test_tag_join import TAG_FILTER, tag_reads, tagged_vpc, untag
 
-from mesh_emulator.faults import FaultInjector
+from mesh_emulator.faults import FaultInjector, injected_faults
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.aws.calls import Caller, RateLimiter
 from resolver_mesh.aws.work import MAX_BATCH_BYTES, WaveEnd, Work, WorkQueues, WorkTable
 from resolver_mesh.fanout import SAFETY_SECONDS, ApplyOrder, FanoutSettings, order_from_json
@@ -520,4 +521,23 @@ def test_a_share_for_an_account_whose_tag_went_is_stale(
     assert any(f"the VPCs tagged at {HOME_REGION}@{MEMBER}" in n for n in report["notes"]), report
     assert {c["status"] for c in report["changes"]} == {"not started"}
     assert aws("ram", HOME_REGION).get_resource_shares(resourceOwner="SELF")["resourceShares"] == []
+    assert len(fan_out.receive(fan_out.reconcile_url)) == 1
+
+
+def test_an_order_whose_tags_cannot_be_read_again_is_stale(
+    mesh: Mesh, fan_out: FanOut, aws: ClientFactory, emulator: LocalEmulator
+) -> None:
+    """The worker cannot read the tags the order depends on (AccessDenied): unknown is not
+    "unchanged", so nothing is applied and a pass is asked for."""
+    assert invoke(mesh, {"action": "resync"})["ok"]
+    vpc = tagged_vpc(aws, HOME_REGION, "10.212.0.0/16")
+    assert invoke(mesh, {"action": "resync"}, ShortContext())["ok"]
+    with injected_faults(emulator, 1.0, kinds=("denied",), services=(), queries=(TAG_FILTER,)):
+        (report,) = fan_out.run_workers(mesh)
+    assert any(
+        f"the VPCs tagged at {HOME_REGION} could not be read" in n and "UnauthorizedOperation" in n
+        for n in report["notes"]
+    ), report
+    assert {c["status"] for c in report["changes"]} == {"not started"}
+    assert all(vpc not in r["vpcs"] for r in rules_and_vpcs(aws).values())
     assert len(fan_out.receive(fan_out.reconcile_url)) == 1
