@@ -26,7 +26,10 @@ from test_spokes_accounts import (
     of_vpc,
     rules_and_vpcs,
 )
+from test_tag_join import TAG_FILTER, tag_reads, tagged_vpc, untag
 
+from mesh_emulator.faults import FaultInjector, injected_faults
+from mesh_emulator.server import LocalEmulator
 from resolver_mesh.aws.calls import Caller, RateLimiter
 from resolver_mesh.aws.work import MAX_BATCH_BYTES, WaveEnd, Work, WorkQueues, WorkTable
 from resolver_mesh.fanout import SAFETY_SECONDS, ApplyOrder, FanoutSettings, order_from_json
@@ -35,7 +38,7 @@ from resolver_mesh.local.topology import CachedClients, ClientFactory
 from resolver_mesh.models import Change, ChangeKind
 from resolver_mesh.reconcile import Reconciler
 
-__all__ = ["member"]  # the fixture, shared with test_spokes_accounts
+__all__ = ["member", "tag_reads"]  # fixtures shared with test_spokes_accounts, test_tag_join
 WORK_TABLE = "resolver-mesh-work"
 
 
@@ -439,3 +442,102 @@ def test_orders_without_a_work_table_go_back_unapplied(
         m["MessageId"] for m in messages
     ]
     assert managed(mesh) == 0
+
+
+def visible_again(fan_out: FanOut, messages: list[dict[str, Any]]) -> None:
+    fan_out.aws("sqs", HOME_REGION).change_message_visibility_batch(
+        QueueUrl=fan_out.apply_url,
+        Entries=[
+            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+            for n, m in enumerate(messages)
+        ],
+    )
+
+
+def test_a_tag_removed_after_the_fan_out_makes_the_order_stale(
+    mesh: Mesh, fan_out: FanOut, aws: ClientFactory, tag_reads: FaultInjector
+) -> None:
+    """A VPC joins by tag; the pass that would associate it fans out; its tag goes before the
+    worker runs: that order is stale (nothing applied, a pass asked for), while the order of
+    another location, which no tag explains, reads no tag and is applied."""
+    assert invoke(mesh, {"action": "resync"})["ok"]
+    vpc = tagged_vpc(aws, HOME_REGION, "10.210.0.0/16")
+    east_2 = mesh.observe("us-east-2").managed()[0]
+    hub_vpc = mesh.hubs["us-east-2"].vpc_id
+    resolver = aws("route53resolver", "us-east-2")
+    resolver.disassociate_resolver_rule(VPCId=hub_vpc, ResolverRuleId=east_2["Id"])
+    result = invoke(mesh, {"action": "resync"}, ShortContext())
+    assert result["ok"], result
+    queued = {(c["region"], c["kind"], c["vpc_id"]) for c in result["changes"]}
+    assert queued == {(HOME_REGION, "associate", vpc), ("us-east-2", "associate", hub_vpc)}
+
+    messages = fan_out.receive(fan_out.apply_url)
+    orders = {o.location: o for o in (order_from_json(m["Body"]) for m in messages)}
+    assert orders[HOME_REGION].tag_locations == (HOME_REGION,)
+    assert orders["us-east-2"].tag_locations == ()
+    visible_again(fan_out, messages)
+    untag(aws, HOME_REGION, vpc)
+    before = tag_reads.requests
+    reports = {r["regions"][0]: r for r in fan_out.run_workers(mesh)}
+
+    assert tag_reads.requests - before == 1  # the home order's, not us-east-2's
+    stale = reports[HOME_REGION]
+    assert any(
+        "stale order (us-east-1 or the VPCs tagged at us-east-1 changed since the plan)" in n
+        for n in stale["notes"]
+    ), stale
+    assert {c["status"] for c in stale["changes"]} == {"not started"}
+    assert all(vpc not in r["vpcs"] for r in rules_and_vpcs(aws).values())
+    assert {c["status"] for c in reports["us-east-2"]["changes"]} == {"applied"}
+    assert mesh.observe("us-east-2").vpcs_of(east_2["Id"]) == {hub_vpc}
+    (finished,) = fan_out.receive(fan_out.reconcile_url)  # the stale order asks for a pass
+    follow_up = invoke(mesh, fan_out.batch(fan_out.reconcile_url, [finished]))
+    assert follow_up["report"]["ok"], follow_up
+    assert follow_up["report"]["changes"] == []
+    assert follow_up["report"]["joined"] == []
+
+
+def test_a_share_for_an_account_whose_tag_went_is_stale(
+    mesh: Mesh, fan_out: FanOut, member: CachedClients, aws: ClientFactory
+) -> None:
+    """The hub's order shares its rules with a member account because the member tagged a
+    VPC; the tag goes before the worker runs: the share is not made."""
+    mesh.monkeypatch.setenv("MEMBER_ROLES", f"{ROLE}|{EXTERNAL_ID}")
+    assert invoke(mesh, {"action": "resync"})["ok"]
+    vpc = tagged_vpc(member, HOME_REGION, "10.211.0.0/16")
+    result = invoke(mesh, {"action": "resync"}, ShortContext())
+    assert result["ok"], result
+    assert [(c["kind"], c.get("principals")) for c in result["changes"]] == [
+        ("create_share", [MEMBER])
+    ]
+    (message,) = fan_out.receive(fan_out.apply_url)
+    order = order_from_json(message["Body"])
+    assert order.tag_locations == (f"{HOME_REGION}@{MEMBER}",)
+    assert [a.account for a in order.tag_access] == [MEMBER]
+    visible_again(fan_out, [message])
+    untag(member, HOME_REGION, vpc)
+
+    (report,) = fan_out.run_workers(mesh)
+    assert any(f"the VPCs tagged at {HOME_REGION}@{MEMBER}" in n for n in report["notes"]), report
+    assert {c["status"] for c in report["changes"]} == {"not started"}
+    assert aws("ram", HOME_REGION).get_resource_shares(resourceOwner="SELF")["resourceShares"] == []
+    assert len(fan_out.receive(fan_out.reconcile_url)) == 1
+
+
+def test_an_order_whose_tags_cannot_be_read_again_is_stale(
+    mesh: Mesh, fan_out: FanOut, aws: ClientFactory, emulator: LocalEmulator
+) -> None:
+    """The worker cannot read the tags the order depends on (AccessDenied): unknown is not
+    "unchanged", so nothing is applied and a pass is asked for."""
+    assert invoke(mesh, {"action": "resync"})["ok"]
+    vpc = tagged_vpc(aws, HOME_REGION, "10.212.0.0/16")
+    assert invoke(mesh, {"action": "resync"}, ShortContext())["ok"]
+    with injected_faults(emulator, 1.0, kinds=("denied",), services=(), queries=(TAG_FILTER,)):
+        (report,) = fan_out.run_workers(mesh)
+    assert any(
+        f"the VPCs tagged at {HOME_REGION} could not be read" in n and "UnauthorizedOperation" in n
+        for n in report["notes"]
+    ), report
+    assert {c["status"] for c in report["changes"]} == {"not started"}
+    assert all(vpc not in r["vpcs"] for r in rules_and_vpcs(aws).values())
+    assert len(fan_out.receive(fan_out.reconcile_url)) == 1

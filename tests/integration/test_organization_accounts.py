@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from meshkit import HOME_REGION, Mesh
-from test_accounts_safety import shares, snapshot
+from test_accounts_safety import RefusedRoles, refused_roles, shares, snapshot
 from test_spokes_accounts import of_vpc, rules_and_vpcs
 
 from mesh_emulator.server import LocalEmulator
@@ -29,6 +29,8 @@ EAST_2 = "us-east-2"
 ROLE_NAME = "resolver-mesh-member-resolver-mesh"  # member.yaml's name for MeshId resolver-mesh
 PEER_DOMAINS = {f"{EAST_2}.{d}." for d in ("amazonaws.com", "vpce.amazonaws.com")}
 ORGANIZATIONS_TARGET = "AWSOrganizationsV20161128."
+
+__all__ = ["refused_roles"]  # the fixture, shared with test_accounts_safety
 
 
 def role_of(account: str, name: str = ROLE_NAME) -> str:
@@ -346,3 +348,186 @@ def test_vpcs_tagged_in_twenty_accounts_of_the_ous_join_and_the_guard_holds_over
     assert snapshot(pair, aws) == before
     for account, c in clients.items():
         assert set(of_vpc(rules_and_vpcs(c), vpcs[account])) == PEER_DOMAINS, account
+
+
+@dataclass
+class TagJoined:
+    """Two accounts of `prod` whose VPCs joined the home hub by tag alone (no item names
+    them): `leaving` is about to leave the organisation's OUs, `staying` stays."""
+
+    leaving: str
+    staying: str
+    clients: dict[str, ClientFactory]
+    vpcs: dict[str, str]
+
+
+def leave(org: Org, account: str, how: str) -> None:
+    if how == "moved out of the OUs":
+        org.move(account, "prod", "sandbox")
+    else:
+        org.client.remove_account_from_organization(AccountId=account)
+
+
+@pytest.fixture
+def tag_joined(pair: Mesh, aws: ClientFactory, org: Org, emulator: LocalEmulator) -> TagJoined:
+    leaving, staying = org.accounts["prod"][1], org.accounts["prod"][2]
+    pair.monkeypatch.setenv("MEMBER_OUS", org.ous["workloads"])
+    clients = {
+        a: assumed_clients(aws, role_of(a), None, emulator.endpoint_url) for a in (leaving, staying)
+    }
+    tag = {"ResourceType": "vpc", "Tags": [{"Key": MESH_TAG_KEY, "Value": pair.mesh_id}]}
+    vpcs = {
+        a: c("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16", TagSpecifications=[tag])[
+            "Vpc"
+        ]["VpcId"]
+        for a, c in clients.items()
+    }
+    first = pair.resync()
+    assert first["ok"], first["errors"]
+    assert {(j["account"], j["vpc_id"], j["role"]) for j in first["joined"]} == {
+        (a, vpc, "shared") for a, vpc in vpcs.items()
+    }
+    for account, c in clients.items():
+        assert set(of_vpc(rules_and_vpcs(c), vpcs[account])) == PEER_DOMAINS
+    [share] = shares(aws).values()
+    assert share["PRINCIPAL"] == {leaving, staying}
+    return TagJoined(leaving, staying, clients, vpcs)
+
+
+@pytest.mark.parametrize("how", ["moved out of the OUs", "removed from the organisation"])
+def test_a_tag_joined_account_that_leaves_is_swept_then_no_longer_visited(
+    pair: Mesh, aws: ClientFactory, org: Org, watch: Watch, tag_joined: TagJoined, how: str
+) -> None:
+    """The account's VPC joined by tag only: once the account leaves, the next reconcile
+    takes the shared rules off that VPC (through the member role the StackSet retains) and
+    the account off the share, says so once, and changes nothing else; then it is forgotten."""
+    leaving, staying, clients, vpcs = (
+        tag_joined.leaving,
+        tag_joined.staying,
+        tag_joined.clients,
+        tag_joined.vpcs,
+    )
+    home_before = snapshot(pair, aws)
+    staying_before = snapshot(pair, clients[staying])
+
+    leave(org, leaving, how)
+    result = pair.resync()
+
+    assert result["ok"], result["errors"]
+    assert not result["refused"]
+    swept = {(c["kind"], c.get("account")) for c in result["changes"]}
+    assert swept == {("disassociate", leaving), ("unshare", None)}, result["changes"]
+    assert {c["vpc_id"] for c in result["changes"] if c["kind"] == "disassociate"} == {
+        vpcs[leaving]
+    }
+    [unshared] = [c for c in result["changes"] if c["kind"] == "unshare"]
+    assert unshared["principals"] == [leaving]
+    assert all(c["status"] == "applied" for c in result["changes"])
+    [note] = [n for n in result["notes"] if n.startswith("no longer members, swept:")]
+    assert leaving in note
+    assert {j["account"] for j in result["joined"]} == {staying}
+    assert rules_and_vpcs(clients[leaving]) == {}  # shared rules no longer visible, nor used
+    [share] = shares(aws).values()
+    assert share["PRINCIPAL"] == {staying}
+    # Nothing else changed: the hub's rules and the staying member's associations.
+    assert snapshot(pair, aws) == home_before
+    assert snapshot(pair, clients[staying]) == staying_before
+
+    watch.assumed.clear()
+    later = pair.resync()
+    assert later["ok"], later["errors"]
+    assert later["changes"] == []
+    assert not any(n.startswith("no longer members") for n in later["notes"])
+    assert leaving not in members_in(later) | members_in(later, EAST_2)
+    assert role_of(leaving) not in watch.assumed
+
+
+def test_a_tag_joined_account_that_leaves_with_its_role_refused_only_loses_the_share(
+    pair: Mesh,
+    aws: ClientFactory,
+    org: Org,
+    watch: Watch,
+    tag_joined: TagJoined,
+    refused_roles: RefusedRoles,
+) -> None:
+    """The account left and its member role no longer lets the reconciler in: its location
+    is reported unreadable once, nothing is written there, the share stops naming it, and
+    nothing is deleted anywhere else (the hub's rules, the other member's associations)."""
+    leaving, staying, clients = tag_joined.leaving, tag_joined.staying, tag_joined.clients
+    home_before = snapshot(pair, aws)
+    staying_before = snapshot(pair, clients[staying])
+    assert rules_and_vpcs(clients[leaving])  # the shared rules, on its tagged VPC
+
+    leave(org, leaving, "moved out of the OUs")
+    refused_roles.accounts = frozenset({leaving})
+    pair.monkeypatch.setattr("app._aws", None)  # a cold start: no credentials cached
+    result = pair.resync()
+
+    assert refused_roles.refused > 0
+    assert not result["ok"]
+    assert not result["refused"]
+    unreadable = {e["region"] for e in result["errors"]}
+    assert unreadable == {f"{r}@{leaving}" for r in (HOME_REGION, EAST_2)}, result["errors"]
+    assert all("AccessDenied" in e["message"] for e in result["errors"])
+    assert [(c["kind"], c["status"]) for c in result["changes"]] == [("unshare", "applied")]
+    [unshared] = [c for c in result["changes"] if c["kind"] == "unshare"]
+    assert unshared["principals"] == [leaving]
+    [note] = [n for n in result["notes"] if n.startswith("no longer members, swept:")]
+    assert leaving in note
+    [share] = shares(aws).values()
+    assert share["PRINCIPAL"] == {staying}
+    assert snapshot(pair, aws) == home_before
+    assert snapshot(pair, clients[staying]) == staying_before
+    refused_roles.accounts = frozenset()
+    assert rules_and_vpcs(clients[leaving]) == {}  # unshared: RAM took the rules away
+
+    refused_roles.accounts = frozenset({leaving})
+    refused_roles.refused = 0
+    later = pair.resync()
+    assert later["ok"], later["errors"]
+    assert later["changes"] == []
+    assert refused_roles.refused == 0  # not visited again
+    assert leaving not in members_in(later) | members_in(later, EAST_2)
+
+
+def test_an_account_tag_joined_in_every_hub_region_leaves_without_tripping_the_guard(
+    mesh: Mesh, aws: ClientFactory, org: Org, emulator: LocalEmulator
+) -> None:
+    """Three hubs (12 managed rules, over the guard's minimum of 10) and three accounts whose
+    VPCs joined by tag in every hub Region: one account leaving withdraws every hub rule from
+    that one account, a third of the accounts using each rule, which is not a mass change."""
+    accounts = org.accounts["prod"][1:4]
+    leaving, staying = accounts[0], accounts[1:]
+    mesh.monkeypatch.setenv("MEMBER_OUS", org.ous["workloads"])
+    clients = {a: assumed_clients(aws, role_of(a), None, emulator.endpoint_url) for a in accounts}
+    tag = {"ResourceType": "vpc", "Tags": [{"Key": MESH_TAG_KEY, "Value": mesh.mesh_id}]}
+    vpcs = {
+        (a, region): c("ec2", region).create_vpc(
+            CidrBlock="10.200.0.0/16", TagSpecifications=[tag]
+        )["Vpc"]["VpcId"]
+        for a, c in clients.items()
+        for region in mesh.hubs
+    }
+    first = mesh.resync()
+    assert first["ok"], first["errors"]
+    assert len(first["joined"]) == len(vpcs) == 9
+    assert first["managed_rules"] == 12
+    before = {a: snapshot(mesh, clients[a]) for a in staying}
+    home_before = snapshot(mesh, aws)
+
+    org.move(leaving, "prod", "sandbox")
+    result = mesh.resync()
+
+    assert result["ok"], result["errors"]
+    assert not result["refused"]
+    assert {(c["kind"], c.get("account"), c["status"]) for c in result["changes"]} == {
+        ("disassociate", leaving, "applied"),
+        ("unshare", None, "applied"),
+    }
+    assert {c["vpc_id"] for c in result["changes"] if c["kind"] == "disassociate"} == {
+        vpc for (a, _), vpc in vpcs.items() if a == leaving
+    }
+    for region in mesh.hubs:
+        assert rules_and_vpcs(clients[leaving], region) == {}
+    assert snapshot(mesh, aws) == home_before
+    assert {a: snapshot(mesh, clients[a]) for a in staying} == before

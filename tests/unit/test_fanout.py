@@ -9,11 +9,13 @@ from dataclasses import replace
 
 import pytest
 
+from resolver_mesh.desired import Joined, JoinedVpc, TaggedVpcs
 from resolver_mesh.fanout import (
     SAFETY_SECONDS,
     ApplyOrder,
     BadOrderError,
     FanoutSettings,
+    TagBasis,
     apply_seconds,
     digest,
     finished_event,
@@ -101,6 +103,17 @@ def test_an_order_survives_its_message_exactly() -> None:
     assert order_from_json(body) == order
     home = replace(order, access=None, location="us-east-1")
     assert order_from_json(home.to_json()) == home
+    other = AccountAccess(account_id="4" * 12, role_arn=ROLE.replace(ACCOUNT, "4" * 12))
+    tag_locations = ("us-east-1", f"us-east-1@{'4' * 12}")
+    tagged = replace(order, tag_locations=tag_locations, tag_access=(other,))
+    assert order_from_json(tagged.to_json()) == tagged
+
+
+def test_an_order_of_before_tags_reads_as_depending_on_none() -> None:
+    order = ApplyOrder("mesh", "w", 1, "us-east-1", CHANGES, "h", "s")
+    data = json.loads(order.to_json())
+    del data["tag_locations"], data["tag_access"]
+    assert order_from_json(json.dumps(data)) == order
 
 
 @pytest.mark.parametrize(
@@ -206,3 +219,104 @@ def test_records_are_told_apart_by_their_queue() -> None:
     assert not from_queue(record, url.replace("123456789012", "210987654321"))
     assert not from_queue(record, "")
     assert not from_queue({}, url)
+
+
+# --- tags in an order's digest ----------------------------------------------------------------
+
+HOME, MEMBER, OTHER = "123456789012", "111111111111", "222222222222"
+E1 = "us-east-1"
+AT_MEMBER, AT_OTHER = f"{E1}@{MEMBER}", f"{E1}@{OTHER}"
+RULE_ARNS = ("arn:aws:route53resolver:us-east-1:123456789012:resolver-rule/rslvr-rr-1",)
+
+
+def basis() -> TagBasis:
+    """Home VPC vpc-t and MEMBER's vpc-m joined the us-east-1 hub by tag; the items name the
+    hub VPC vpc-hub at home and OTHER's vpc-o (a listed shared VPC)."""
+    reads = {
+        E1: TaggedVpcs(owned=frozenset({"vpc-t"})),
+        AT_MEMBER: TaggedVpcs(owned=frozenset({"vpc-m"})),
+        AT_OTHER: TaggedVpcs(),
+    }
+    joined = Joined(vpcs=(JoinedVpc(E1, "", "vpc-t", False), JoinedVpc(E1, MEMBER, "vpc-m", True)))
+    listed = {E1: frozenset({"vpc-hub"}), AT_OTHER: frozenset({"vpc-o"})}
+    return TagBasis(reads, joined, listed, HOME)
+
+
+def associate(vpc: str, account: str = "") -> Change:
+    return Change(ChangeKind.ASSOCIATE, E1, "d.", rule_id="r", vpc_id=vpc, account=account)
+
+
+def disassociate(vpc: str, account: str = "") -> Change:
+    return Change(ChangeKind.DISASSOCIATE, E1, "d.", rule_id="r", vpc_id=vpc, account=account)
+
+
+def share(kind: ChangeKind, *principals: str) -> Change:
+    return Change(kind, E1, "", share_arn="arn:s", resources=RULE_ARNS, principals=principals)
+
+
+@pytest.mark.parametrize(
+    ("where", "changes", "depends_on"),
+    [
+        pytest.param(E1, [associate("vpc-t")], (E1,), id="a-home-vpc-that-joined"),
+        pytest.param(E1, [associate("vpc-hub")], (), id="a-listed-vpc"),
+        pytest.param(AT_MEMBER, [associate("vpc-m", MEMBER)], (AT_MEMBER,), id="a-member-vpc"),
+        pytest.param(
+            AT_MEMBER,
+            [Change(ChangeKind.ACCEPT_SHARE, E1, "", share_arn="arn:s", account=MEMBER)],
+            (AT_MEMBER,),
+            id="accepting-for-a-vpc-that-joined",
+        ),
+        pytest.param(
+            AT_OTHER,
+            [Change(ChangeKind.ACCEPT_SHARE, E1, "", share_arn="arn:s", account=OTHER)],
+            (),
+            id="accepting-for-a-listed-vpc",
+        ),
+        pytest.param(E1, [share(ChangeKind.CREATE_SHARE, MEMBER)], (AT_MEMBER,), id="share-made"),
+        pytest.param(E1, [share(ChangeKind.SHARE, OTHER, MEMBER)], (AT_MEMBER,), id="extended"),
+        pytest.param(E1, [share(ChangeKind.SHARE, OTHER)], (), id="shared-for-a-listed-vpc"),
+        pytest.param(E1, [share(ChangeKind.UNSHARE, OTHER)], (AT_OTHER,), id="withdrawn"),
+        pytest.param(
+            E1,
+            [share(ChangeKind.DELETE_SHARE, OTHER, MEMBER, "333333333333")],
+            (AT_MEMBER, AT_OTHER),  # 3333... was not read: nothing of the plan came from it
+            id="share-deleted",
+        ),
+        pytest.param(E1, [disassociate("vpc-gone")], (E1,), id="a-vpc-that-left-by-tag"),
+        pytest.param(E1, [disassociate("vpc-hub")], (), id="a-listed-vpc-let-go"),
+        pytest.param(E1, CHANGES[:1], (), id="rule-changes"),
+    ],
+)
+def test_an_order_depends_on_the_tags_that_explain_its_changes(
+    where: str, changes: list[Change], depends_on: tuple[str, ...]
+) -> None:
+    assert basis().locations(where, changes) == depends_on
+
+
+def test_only_successful_tag_reads_are_depended_on() -> None:
+    unread = TaggedVpcs(error="AccessDenied")
+    tags = TagBasis({E1: unread, AT_OTHER: unread}, Joined(), {}, HOME)
+    assert tags.locations(E1, [disassociate("vpc-gone"), share(ChangeKind.UNSHARE, OTHER)]) == ()
+
+
+def test_the_home_account_as_a_principal_is_the_home_location() -> None:
+    """A hub of a member account shares with the home account, whose VPC joined by tag."""
+    joined = Joined(vpcs=(JoinedVpc(E1, "", "vpc-t", True),))
+    tags = TagBasis({E1: TaggedVpcs(owned=frozenset({"vpc-t"}))}, joined, {}, HOME)
+    assert tags.locations(AT_MEMBER, [share(ChangeKind.CREATE_SHARE, HOME)]) == (E1,)
+
+
+def test_state_digest_covers_the_tag_reads_it_is_given() -> None:
+    state = RegionState(E1)
+    changes = [associate("vpc-t")]
+    read = {E1: TaggedVpcs(owned=frozenset({"vpc-t", "vpc-u"}))}
+    assert state_digest(state, changes, {}) == state_digest(state, changes)
+    assert state_digest(state, changes, read) != state_digest(state, changes)
+    same = {E1: TaggedVpcs(owned=frozenset({"vpc-u", "vpc-t"}))}
+    assert state_digest(state, changes, read) == state_digest(state, changes, same)
+    for changed in (
+        TaggedVpcs(owned=frozenset({"vpc-u"})),  # the tag removed from vpc-t
+        TaggedVpcs(owned=frozenset({"vpc-t", "vpc-u"}), foreign={"vpc-x": OTHER}),
+        TaggedVpcs(error="Throttling"),
+    ):
+        assert state_digest(state, changes, {E1: changed}) != state_digest(state, changes, read)

@@ -66,3 +66,27 @@ def test_failed_calls_are_shown_apart() -> None:
     failed["calls"] = {"reads": 3, "writes": 0, "failed_reads": 1, "failed_writes": 24}
     last = report_text(failed, PLAIN).splitlines()[-1]
     assert "3 reads, 0 writes, 1 failed reads, 24 failed writes in " in last
+
+
+def test_earlier_passes_keep_the_errors_of_locations_not_read_again() -> None:
+    """An account swept once as it left (read in pass 1 only) keeps its unreadable error in
+    the run's report; a location the last pass read again is reported by that pass alone."""
+    leaving, home = "us-east-1@222222222222", "us-east-1"
+    first = Report(action="resync", regions=[home, leaving], planned=True)
+    first.error("region", f"{leaving}: cannot read Route 53 Resolver: AccessDenied", leaving)
+    first.error("region", f"{home}: cannot read Route 53 Resolver: Throttling", home)
+    first.error("tags", f"{leaving}: cannot read the VPCs tagged", leaving)
+    first.error("hub_item", "us-east-1: bad field", home)
+    first.error("apply", "associate failed", home)
+    second = Report(action="resync", regions=[leaving], planned=True)
+    second.error("region", f"{leaving}: cannot read Route 53 Resolver: AccessDenied again", leaving)
+    last = Report(action="resync", regions=[home], planned=True)
+
+    last.include_earlier_passes([first, second])
+
+    assert [(e["kind"], e["message"]) for e in last.errors] == [
+        ("apply", "associate failed"),
+        ("region", f"{leaving}: cannot read Route 53 Resolver: AccessDenied again"),
+        ("tags", f"{leaving}: cannot read the VPCs tagged"),
+    ]
+    assert not last.ok

@@ -12,6 +12,7 @@ from resolver_mesh.models import (
     ChangeKind,
     ObservedAssociation,
     ObservedRule,
+    ObservedShare,
     Plan,
     RegionState,
     Target,
@@ -375,3 +376,102 @@ def test_rules_kept_until_receivers_let_go_count_as_deleted_by_the_first_pass(
     else:
         (refusal,) = result.refusals
         assert words in refusal
+
+
+# --- shared rules withdrawn from some of the accounts that use them ---------------------------
+
+A1, A2, A3 = "111111111111", "222222222222", "333333333333"
+SHARE_ARN = "arn:aws:ram:us-east-1:123456789012:resource-share/s"
+
+
+def shared_with(*accounts: str, managed: int = 12) -> dict[str, RegionState]:
+    """The hub location: `managed` rules of ours, all in one share with `accounts`."""
+    ours = rules(managed)
+    share = ObservedShare(
+        SHARE_ARN,
+        "resolver-mesh-m",
+        resources=frozenset(f"arn:aws:route53resolver:{R}:1:resolver-rule/{r.id}" for r in ours),
+        principals=frozenset(accounts),
+    )
+    return {R: RegionState(R, rules=ours, shares=(share,))}
+
+
+def unshare(states: dict[str, RegionState], *accounts: str) -> Change:
+    [share] = states[R].shares
+    return Change(
+        ChangeKind.UNSHARE,
+        R,
+        "",
+        share_arn=SHARE_ARN,
+        resources=tuple(sorted(share.resources)),
+        principals=accounts,
+    )
+
+
+def taken_off(states: dict[str, RegionState], account: str) -> list[Change]:
+    """A receiving account's VPC lets go of every shared rule."""
+    return [
+        Change(
+            ChangeKind.DISASSOCIATE,
+            R,
+            r.domain,
+            rule_id=r.id,
+            vpc_id="vpc-r",
+            account=account,
+            owner="123456789012",
+        )
+        for r in states[R].rules
+    ]
+
+
+def guard_on(states: dict[str, RegionState], plan_changes: list[Change], guard: Guard) -> Verdict:
+    return check_plan(Plan(changes=tuple(plan_changes)), states, {R}, MESH, guard)
+
+
+@pytest.mark.parametrize(
+    ("receivers", "leaving", "fraction", "allowed"),
+    [
+        pytest.param(3, 1, 0.5, True, id="1-of-3-accounts-counts-a-third"),
+        pytest.param(3, 1, 1 / 3, True, id="1-of-3-exactly-a-third-passes"),
+        pytest.param(3, 1, 0.3, False, id="1-of-3-over-0.3"),
+        pytest.param(3, 2, 0.5, False, id="2-of-3-over-half"),
+        pytest.param(2, 1, 0.5, True, id="1-of-2-exactly-half-passes"),
+        pytest.param(1, 1, 0.99, False, id="the-only-account-counts-every-rule"),
+    ],
+)
+def test_a_rule_withdrawn_from_some_accounts_counts_for_their_part(
+    receivers: int, leaving: int, fraction: float, allowed: bool
+) -> None:
+    accounts = (A1, A2, A3)[:receivers]
+    states = shared_with(*accounts)
+    plan_changes = [unshare(states, *accounts[:leaving])]
+    for account in accounts[:leaving]:
+        plan_changes += taken_off(states, account)  # and off their VPCs: the same rules
+    result = guard_on(states, plan_changes, Guard(fraction, 10))
+    assert result.allowed is allowed
+    if not allowed:
+        worth = round(12 * leaving / receivers, 1)
+        assert f"stop sharing {worth:g} of the 12 managed rules" in result.refusals[0]
+
+
+def test_a_rule_whose_receivers_are_unknown_counts_whole() -> None:
+    states = {R: RegionState(R, rules=rules(12))}  # no share read: who else uses them is unknown
+    taken = [
+        Change(
+            ChangeKind.DISASSOCIATE, R, r.domain, rule_id=r.id, vpc_id="v", account=A1, owner="o"
+        )
+        for r in states[R].rules[:7]
+    ]
+    [refusal] = guard_on(states, taken, GUARD).refusals
+    assert "stop sharing 7 of the 12" in refusal
+    assert guard_on(states, taken[:6], GUARD).allowed
+
+
+def test_deleting_a_share_withdraws_its_rules_from_every_account() -> None:
+    states = shared_with(A1, A2, A3)
+    [share] = states[R].shares
+    deleted = Change(
+        ChangeKind.DELETE_SHARE, R, "", share_arn=SHARE_ARN, resources=tuple(share.resources)
+    )
+    [refusal] = guard_on(states, [deleted], GUARD).refusals
+    assert "stop sharing 12 of the 12" in refusal

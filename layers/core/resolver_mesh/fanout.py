@@ -8,6 +8,10 @@ Invariants:
   and the digest of the location's state they were planned from. A worker applies them only
   while both digests still match what it reads (otherwise the order is stale: nothing is
   applied, and the next pass re-plans).
+- Where the changes depend on tags (`TagBasis.locations`: a VPC that joined or left by tag,
+  a share made for, or withdrawn from, an account whose VPCs join by tag), the state digest
+  also covers those locations' tag reads, and the worker reads them again; an order that
+  depends on no tag costs no tag read.
 - The estimate is conservative: one call per change at the location's rate, the busiest
   location bounding the whole; more locations than workers add their share; and the process
   makes every call on one core, its share of which Lambda sets by the function's memory.
@@ -20,10 +24,11 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from resolver_mesh.desired import Joined, TaggedVpcs
 from resolver_mesh.models import (
     PROFILE_KINDS,
     AccountAccess,
@@ -31,6 +36,7 @@ from resolver_mesh.models import (
     ChangeKind,
     RegionState,
     Target,
+    location,
 )
 
 ORDER_KIND = "resolver-mesh/apply"
@@ -50,6 +56,10 @@ MEMORY_MB_PER_VCPU = 1769.0
 SHARE_CHANGES = frozenset(
     {ChangeKind.CREATE_SHARE, ChangeKind.SHARE, ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE}
 )
+JOINING = frozenset(
+    {ChangeKind.ASSOCIATE, ChangeKind.ASSOCIATE_PROFILE, ChangeKind.ACCEPT_SHARE}
+)  # changes that a VPC joined by tag at their own location explains
+LEAVING = frozenset({ChangeKind.DISASSOCIATE, ChangeKind.DISASSOCIATE_PROFILE})
 
 
 class BadOrderError(ValueError):
@@ -118,15 +128,63 @@ def digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def state_digest(state: RegionState, changes: Iterable[Change]) -> str:
-    """The digest of what a location's changes depend on: its rules and associations, and its
-    shares, invitations or Profiles when the changes touch them. Listing order does not
-    matter."""
+@dataclass(frozen=True)
+class TagBasis:
+    """What a pass knew of the tags: the tag reads by location (`reads`), the VPCs that
+    joined by tag, the VPCs the items name by location (`listed`) and the reconciler's own
+    account id (`home_account`, as a share names it; "" when not known)."""
+
+    reads: Mapping[str, TaggedVpcs]
+    joined: Joined
+    listed: Mapping[str, Collection[str]]
+    home_account: str = ""
+
+    def locations(self, where: str, changes: Iterable[Change]) -> tuple[str, ...]:
+        """The locations whose tag reads the changes of `where` depend on, sorted: `where`
+        when a change associates (or accepts a share for) a VPC that joined by tag there, or
+        takes the hub's rules off a VPC the items do not name there (it left by tag); a
+        receiving account's location when a share is made for it because its VPCs joined by
+        tag, or withdrawn from it while its tags were read. Only successful reads count (a
+        failed one planned nothing there from tags)."""
+        read = {w for w, tags in self.reads.items() if not tags.error}
+        joined: dict[str, set[str]] = {}
+        for vpc in self.joined.vpcs:
+            joined.setdefault(location(vpc.region, vpc.account), set()).add(vpc.vpc_id)
+        here = joined.get(where, set())
+        found: set[str] = set()
+        for change in changes:
+            if change.kind in JOINING and (
+                change.vpc_id in here or (change.kind is ChangeKind.ACCEPT_SHARE and here)
+            ):
+                found.add(where)
+            elif change.kind in LEAVING and change.vpc_id not in self.listed.get(where, ()):
+                found |= {where} & read
+            elif change.kind in (ChangeKind.CREATE_SHARE, ChangeKind.SHARE):
+                receivers = {self._receiver(change.region, p) for p in change.principals}
+                found |= receivers & set(joined)
+            elif change.kind in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE):
+                found |= {self._receiver(change.region, p) for p in change.principals} & read
+        return tuple(sorted(found))
+
+    def _receiver(self, region: str, principal: str) -> str:
+        return location(region, "" if principal == self.home_account else principal)
+
+
+def state_digest(
+    state: RegionState,
+    changes: Iterable[Change],
+    tags: Mapping[str, TaggedVpcs] | None = None,
+) -> str:
+    """The digest of what a location's changes depend on: its rules and associations, its
+    shares, invitations or Profiles when the changes touch them, and the tag reads `tags` (by
+    location; see `TagBasis.locations`) when given. Listing order does not matter."""
     kinds = {change.kind for change in changes}
     parts: dict[str, Any] = {
         "rules": sorted((_canonical(r) for r in state.rules), key=json.dumps),
         "associations": sorted((_canonical(a) for a in state.associations), key=json.dumps),
     }
+    if tags:
+        parts["tags"] = {where: _canonical(read) for where, read in sorted(tags.items())}
     if kinds & SHARE_CHANGES:
         parts["shares"] = sorted((_canonical(s) for s in state.shares), key=json.dumps)
     if ChangeKind.ACCEPT_SHARE in kinds:
@@ -187,6 +245,8 @@ class ApplyOrder:
     access: AccountAccess | None = None  # how to reach the location's account (None: home)
     sharing_regions: tuple[str, ...] = ()  # where hubs share rules (for the next pass)
     profile_active: bool = False  # a Profile of ours is or should be here (for the next pass)
+    tag_locations: tuple[str, ...] = ()  # whose tag reads the state digest covers
+    tag_access: tuple[AccountAccess, ...] = ()  # how to reach their accounts (home: none)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -202,6 +262,8 @@ class ApplyOrder:
                 "access": _access_fields(self.access),
                 "sharing_regions": list(self.sharing_regions),
                 "profile_active": self.profile_active,
+                "tag_locations": list(self.tag_locations),
+                "tag_access": [_access_fields(access) for access in self.tag_access],
             },
             sort_keys=True,
         )
@@ -237,6 +299,8 @@ def order_from_json(body: str) -> ApplyOrder:
             access=AccountAccess(**access) if access else None,
             sharing_regions=tuple(data.get("sharing_regions", ())),
             profile_active=bool(data.get("profile_active", False)),
+            tag_locations=tuple(str(w) for w in data.get("tag_locations", ())),
+            tag_access=tuple(AccountAccess(**a) for a in data.get("tag_access", ())),
         )
     except BadOrderError:
         raise

@@ -32,8 +32,9 @@ Invariants:
 - With `work` (the deployed function), a plan that passed the checks and cannot be applied
   before the invocation ends is fanned out (one order per location, see `fanout`), and a
   location is written only under its lease, in this invocation or in a worker's: never two
-  reconciles write one location at once. A worker applies an order only while the hub items
-  and the location still read as they were planned from; the pass after a wave is asked for
+  reconciles write one location at once. A worker applies an order only while the hub items,
+  the location and the tags its changes depend on still read as they were planned from (an
+  order that depends on no tag reads none); the pass after a wave is asked for
   by its last worker (`MAX_PASSES` counts waves too).
 """
 
@@ -69,6 +70,7 @@ from resolver_mesh.desired import (
 )
 from resolver_mesh.fanout import (
     ApplyOrder,
+    TagBasis,
     apply_seconds,
     digest,
     must_fan_out,
@@ -368,8 +370,9 @@ class Reconciler:
             return False
         sharing_regions = {share.region for share in desired.shares}
         if self._fans_out(plan, report):
+            tags = TagBasis(tagged, joined, reads.vpcs, home_account)
             self._fan_out(
-                plan, states, hubs_digest, sorted(sharing_regions), profiles.active, report
+                plan, states, hubs_digest, tags, sorted(sharing_regions), profiles.active, report
             )
             return False  # the wave's last worker asks for the next pass
         self._apply(plan, report)
@@ -631,6 +634,7 @@ class Reconciler:
         plan: Plan,
         states: Mapping[str, RegionState],
         hubs_digest: str,
+        tags: TagBasis,
         sharing_regions: list[str],
         profile_active: Collection[str],
         report: Report,
@@ -640,21 +644,27 @@ class Reconciler:
         assert self.work is not None
         wave = str(uuid.uuid4())
         by_location = _by_location_changes(plan)
-        orders = [
-            ApplyOrder(
-                mesh_id=self.settings.mesh_id,
-                wave=wave,
-                pass_number=self._pass,
-                location=where,
-                changes=tuple(changes),
-                hubs_digest=hubs_digest,
-                state_digest=state_digest(states.get(where) or _unread(where), changes),
-                access=self._accounts.get(split_location(where)[1]),
-                sharing_regions=tuple(sharing_regions),
-                profile_active=where in profile_active,
+        orders = []
+        for where, changes in sorted(by_location.items()):
+            tag_locations = tags.locations(where, changes)
+            read = {w: tags.reads[w] for w in tag_locations}
+            tag_accounts = sorted({split_location(w)[1] for w in tag_locations} - {""})
+            orders.append(
+                ApplyOrder(
+                    mesh_id=self.settings.mesh_id,
+                    wave=wave,
+                    pass_number=self._pass,
+                    location=where,
+                    changes=tuple(changes),
+                    hubs_digest=hubs_digest,
+                    state_digest=state_digest(states.get(where) or _unread(where), changes, read),
+                    access=self._accounts.get(split_location(where)[1]),
+                    sharing_regions=tuple(sharing_regions),
+                    profile_active=where in profile_active,
+                    tag_locations=tag_locations,
+                    tag_access=tuple(self._accounts[a] for a in tag_accounts),
+                )
             )
-            for where, changes in sorted(by_location.items())
-        ]
         try:
             self.work.table.start_wave(wave, by_location, self._pass)
         except Exception as error:  # no wave, no orders: nothing goes anywhere
@@ -718,7 +728,8 @@ class Reconciler:
         if order.mesh_id != self.settings.mesh_id:
             report.error("order", f"an order of mesh {order.mesh_id!r}, not of this one")
             return report
-        self._accounts = {order.access.account: order.access} if order.access else {}
+        reached = (order.access, *order.tag_access)
+        self._accounts = {access.account: access for access in reached if access}
         changes = list(order.changes)
         holder = f"wave/{order.wave}/{uuid.uuid4()}"
         outcome: _Applied | None = None
@@ -755,8 +766,8 @@ class Reconciler:
         return report
 
     def _stale(self, order: ApplyOrder) -> str | None:
-        """Why an order no longer holds (the hub items or the location changed since it was
-        planned), or None."""
+        """Why an order no longer holds (the hub items, the location or the tags its changes
+        depend on changed since it was planned, or could not be read again), or None."""
         if digest(self.aws.hubs_table().read_items()) != order.hubs_digest:
             return "the hub items changed since the plan"
         region, account = split_location(order.location)
@@ -771,8 +782,13 @@ class Reconciler:
             state = replace(state, invitations=aws.ram(region).pending_invitations())
         if profiles:
             state = replace(state, profiles=aws.profiles(region).read(self.settings.mesh_id))
-        if state_digest(state, order.changes) != order.state_digest:
-            return f"{order.location} changed since the plan"
+        tags = {where: self._read_tags(where) for where in order.tag_locations}
+        for where, read in sorted(tags.items()):
+            if read.error:
+                return f"the VPCs tagged at {where} could not be read ({read.error})"
+        if state_digest(state, order.changes, tags) != order.state_digest:
+            tagged = f" or the VPCs tagged at {', '.join(sorted(tags))}" if tags else ""
+            return f"{order.location}{tagged} changed since the plan"
         return None
 
     def _apply_location(self, where: str, changes: list[Change]) -> _Applied:

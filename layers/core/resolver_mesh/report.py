@@ -14,6 +14,8 @@ from typing import Any
 
 from resolver_mesh.models import ItemError, Plan, count_kinds
 
+LOCATION_READS = frozenset({"region", "tags"})  # errors of reading one location's state
+
 
 @dataclass
 class Report:
@@ -89,7 +91,9 @@ class Report:
 
     def include_earlier_passes(self, earlier: list[Report]) -> None:
         """Fold in the passes before this one (sharing across accounts takes more than one):
-        their changes, counts and apply errors come first."""
+        their changes, counts and apply errors come first, and so do their errors about
+        locations this pass did not read again (an account swept once as it left the
+        members): what this pass read, it reports afresh."""
         if not earlier:
             return
         self.notes.append(
@@ -102,7 +106,13 @@ class Report:
             for kind, count in report.counts.items():
                 self.counts[kind] = self.counts.get(kind, 0) + count
         applied = [e for report in earlier for e in report.errors if e["kind"] == "apply"]
-        self.errors = applied + self.errors
+        unread = {  # the latest pass's word on each location
+            (e["kind"], e.get("region")): e
+            for report in earlier
+            for e in report.errors
+            if e["kind"] in LOCATION_READS and e.get("region") not in self.regions
+        }
+        self.errors = applied + list(unread.values()) + self.errors
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -6,7 +6,8 @@ Invariants:
 - A plan that deletes or retargets more than `max_fraction` of the managed rules in scope is
   refused unless forced, once at least `min_rules` managed rules exist. A rule kept until the
   accounts it is shared with let go (`Plan.deferred_deletes`) counts as deleted by the plan
-  that begins its retirement. "More than" is strict:
+  that begins its retirement; a shared rule withdrawn from some of the accounts it is shared
+  with counts for their part of those accounts (all of them: one rule). "More than" is strict:
   exactly the fraction passes. The fraction counts the Regions whose hub stays in the mesh, so
   removing one hub of four (or of three) passes the default of one half.
 - Per-Region quotas (rules, associations) are checked before AWS says no.
@@ -18,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from resolver_mesh.models import ChangeKind, Plan, RegionState
+from resolver_mesh.models import Change, ChangeKind, Plan, RegionState
 from resolver_mesh.plan import GONE, managed_rules
 
 RULES_PER_REGION = 1000
@@ -48,7 +49,11 @@ class Verdict:
 
 
 def _mass_change(
-    plan: Plan, managed: dict[str, int], counted: Collection[str], guard: Guard
+    plan: Plan,
+    managed: dict[str, int],
+    counted: Collection[str],
+    guard: Guard,
+    states: Mapping[str, RegionState],
 ) -> list[str]:
     total = sum(managed.values())
     # A rule retired now but deleted once the accounts it is shared with let go is a deletion of
@@ -66,25 +71,41 @@ def _mass_change(
     dropped = sum(1 for c in in_counted if c.kind is ChangeKind.DELETE_RULE)
     dropped += sum(1 for where in plan.deferred_deletes if where in counted)
     retargeted = sum(1 for c in in_counted if c.kind is ChangeKind.UPDATE_RULE and c.targets)
-    # A rule no longer shared leaves every VPC of the other account at once; a shared rule
-    # taken off a VPC of the receiving account counts once per rule, and once in all: taken
-    # out of the share and off the receiving VPCs in one plan is one rule (ARNs end in its id).
-    unshared = len(
-        {
-            arn.rsplit("/", 1)[-1]
-            for c in in_counted
-            if c.kind in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE)
-            for arn in c.resources
-        }
-        | {c.rule_id for c in plan.changes if c.kind is ChangeKind.DISASSOCIATE and c.owner}
-    )
+    unshared = _withdrawn(plan, in_counted, states)
     if base and dropped + retargeted + unshared > guard.max_fraction * base:
-        withdrawn = f" and stop sharing {unshared}" if unshared else ""
+        withdrawn = f" and stop sharing {round(unshared, 1):g}" if unshared else ""
         return [
             f"the plan would delete {dropped} and retarget {retargeted}{withdrawn} of the {base}"
             f" managed rules in Regions whose hub stays, more than {guard.max_fraction:.0%}"
         ]
     return []
+
+
+def _withdrawn(plan: Plan, in_counted: list[Change], states: Mapping[str, RegionState]) -> float:
+    """Shared rules withdrawn, in rules: each rule counts for the part of the accounts it is
+    shared with (our shares in `states`) that lose it, taken out of the share for them or off
+    their VPCs. A rule withdrawn from every account counts 1, once however many changes
+    withdraw it (rule ARNs end in its id); from one account of three, a third. A rule whose
+    receivers are unknown counts 1 for any account that loses it."""
+    receivers: dict[str, set[str]] = defaultdict(set)
+    for state in states.values():
+        for share in state.shares:
+            for arn in share.resources:
+                receivers[arn.rsplit("/", 1)[-1]] |= share.principals
+    losing: dict[str, set[str]] = defaultdict(set)
+    for change in in_counted:
+        if change.kind in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE):
+            for arn in change.resources:
+                rule_id = arn.rsplit("/", 1)[-1]
+                every = change.kind is ChangeKind.DELETE_SHARE or not change.principals
+                losing[rule_id] |= receivers[rule_id] if every else set(change.principals)
+    for change in plan.changes:
+        if change.kind is ChangeKind.DISASSOCIATE and change.owner and change.rule_id:
+            losing[change.rule_id].add(change.account)  # "": the home account
+    return sum(
+        min(1.0, len(accounts) / len(receivers[rule_id])) if receivers[rule_id] else 1.0
+        for rule_id, accounts in losing.items()
+    )
 
 
 def _quotas(plan: Plan, states: Mapping[str, RegionState]) -> tuple[list[str], list[str]]:
@@ -137,7 +158,7 @@ def check_plan(
     readable = {w: s for w, s in states.items() if w in scope and not s.error}
     managed = {where: len(managed_rules(state, mesh_id)) for where, state in readable.items()}
     counted = {w for w, s in readable.items() if staying is None or s.region in staying}
-    refusals = _mass_change(plan, managed, counted, guard)
+    refusals = _mass_change(plan, managed, counted, guard, readable)
     quota_problems, warnings = _quotas(plan, readable)
     # Quotas are AWS's, not ours: forcing cannot lift them.
     return Verdict(
