@@ -50,6 +50,7 @@ class ChildRun:
 
     seconds: float
     warm_seconds: float
+    warm_cpu_seconds: float
     peak_mib: float
     imports_mib: float
     cpu_seconds: float
@@ -125,11 +126,11 @@ def child(warm: bool) -> None:
     report = Reconciler(aws).run(Request(apply=True, trigger="benchmark"))
     seconds, cpu = time.monotonic() - started, time.process_time() - cpu
     budgets = {key: (calls, bound) for key, calls, bound in _budgets(aws)}
-    warm_seconds = 0.0
+    warm_seconds = warm_cpu = 0.0
     if warm:
-        started = time.monotonic()
+        started, warm_cpu = time.monotonic(), time.process_time()
         again = Reconciler(aws).run(Request(apply=True, trigger="benchmark, warm"))
-        warm_seconds = time.monotonic() - started
+        warm_seconds, warm_cpu = time.monotonic() - started, time.process_time() - warm_cpu
         if any(again.counts.values()):
             report.errors.append({"kind": "benchmark", "message": "the warm run changed things"})
     stop.set()
@@ -137,6 +138,7 @@ def child(warm: bool) -> None:
     result = ChildRun(
         seconds=seconds,
         warm_seconds=warm_seconds,
+        warm_cpu_seconds=warm_cpu,
         peak_mib=_peak_mib(),
         imports_mib=imports,
         cpu_seconds=cpu,
@@ -247,6 +249,7 @@ def live_rows(
                 f" | {converge.calls} | {converge.cpu_seconds * 1000 / locations:.0f}"
                 f" | {noop.seconds:.1f} | {noop.warm_seconds:.1f}"
                 f" | {noop.cpu_seconds * 1000 / locations:.0f}"
+                f" | {noop.warm_cpu_seconds * 1000 / locations:.0f}"
                 f" | {noop.peak_mib:.0f} | {converge.peak_mib:.0f} | {converge.peak_threads} |"
             )
             log(rows[-1])
@@ -291,10 +294,12 @@ def main(argv: list[str] | None = None) -> int:
             "| member accounts | locations | converge (s) | busiest budget: calls | lower bound"
             " (s) | converge / bound | passes: bound by pass (s) | converge / bound by pass"
             " | calls | converge CPU (ms/location) | cold no-op (s) | warm no-op (s)"
-            " | cold no-op CPU (ms/location) | no-op peak RSS (MiB) | converge peak RSS (MiB)"
-            " | peak threads |"
+            " | cold no-op CPU (ms/location) | warm no-op CPU (ms/location)"
+            " | no-op peak RSS (MiB) | converge peak RSS (MiB) | peak threads |"
         )
-        print("|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print(
+            "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        )
         print("\n".join(rows))
         print()
     if not args.skip_cpu:
