@@ -44,15 +44,6 @@ SERVICES = {
     "route53profiles": "list_profiles",
 }
 REGIONS = ["us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-2"]
-MIB = 1024 * 1024
-
-
-def _peak_mib() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / MIB
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def child(variant: str, accounts: int, regions: list[str]) -> None:
@@ -60,6 +51,7 @@ def child(variant: str, accounts: int, regions: list[str]) -> None:
 
     from resolver_mesh.aws.session import _SHARED_CLIENT_PARTS, Aws
     from resolver_mesh.config import Settings
+    from resolver_mesh.local.org import peak_mib
     from resolver_mesh.models import AccountAccess
 
     if variant == "mesh, TLS per client":
@@ -67,7 +59,7 @@ def child(variant: str, accounts: int, regions: list[str]) -> None:
     home = boto3.session.Session(region_name=regions[0])
     aws = Aws(Settings(home_region=regions[0]), home)
     aws.client("sts", regions[0])  # the home account's clients are not the members'
-    imports, started = _peak_mib(), time.process_time()
+    imports, started = peak_mib(), time.process_time()
     kept = []  # a reconcile keeps its clients until it ends
     for index in range(accounts):
         account = f"{200000000000 + index:012d}"
@@ -88,7 +80,7 @@ def child(variant: str, accounts: int, regions: list[str]) -> None:
             getattr(client, SERVICES[client.meta.service_model.service_name])()
         kept += made
     print(
-        json.dumps({"peak": _peak_mib(), "imports": imports, "cpu": time.process_time() - started})
+        json.dumps({"peak": peak_mib(), "imports": imports, "cpu": time.process_time() - started})
     )
 
 

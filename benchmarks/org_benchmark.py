@@ -41,7 +41,6 @@ sys.path.insert(0, str(ROOT / "emulator"))
 
 MESH = "resolver-mesh"
 TABLE = "resolver-mesh-org-benchmark"
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -65,14 +64,6 @@ class ChildRun:
     errors: list[str]
 
 
-def _peak_mib() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / MIB
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
-
-
 def _budgets(aws: Any, account: str = "") -> Iterable[tuple[str, int, float]]:
     """(budget@account, calls, seconds at the budget's rate) for every rate budget of an `Aws`
     and of its member accounts'."""
@@ -88,10 +79,11 @@ def child(warm: bool) -> None:
     """Run one reconcile (apply) as the scheduled resync does; with `warm`, another one."""
     from resolver_mesh.aws.session import Aws
     from resolver_mesh.config import Settings
+    from resolver_mesh.local.org import peak_mib
     from resolver_mesh.models import Request
     from resolver_mesh.reconcile import Reconciler
 
-    imports = _peak_mib()
+    imports = peak_mib()
     peak_threads = threading.active_count()
     stop = threading.Event()
 
@@ -139,7 +131,7 @@ def child(warm: bool) -> None:
         seconds=seconds,
         warm_seconds=warm_seconds,
         warm_cpu_seconds=warm_cpu,
-        peak_mib=_peak_mib(),
+        peak_mib=peak_mib(),
         imports_mib=imports,
         cpu_seconds=cpu,
         calls=sum(report.calls.values()),

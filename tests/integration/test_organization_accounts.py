@@ -12,7 +12,7 @@ import io
 import json
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -308,6 +308,17 @@ def test_an_items_explicit_role_wins_for_its_account_and_other_accounts_still_wo
         assert set(of_vpc(rules_and_vpcs(c), vpc["VpcId"])) == PEER_DOMAINS
 
 
+def tagged_vpc_each(clients: Mapping[str, ClientFactory], mesh_id: str) -> dict[str, str]:
+    """One VPC tagged to join `mesh_id` in the home Region of each account: account -> VPC."""
+    tag = {"ResourceType": "vpc", "Tags": [{"Key": MESH_TAG_KEY, "Value": mesh_id}]}
+    return {
+        account: client("ec2", HOME_REGION).create_vpc(
+            CidrBlock="10.200.0.0/16", TagSpecifications=[tag]
+        )["Vpc"]["VpcId"]
+        for account, client in clients.items()
+    }
+
+
 def test_vpcs_tagged_in_twenty_accounts_of_the_ous_join_and_the_guard_holds_over_them(
     pair: Mesh, aws: ClientFactory, org: Org, emulator: LocalEmulator
 ) -> None:
@@ -319,13 +330,7 @@ def test_vpcs_tagged_in_twenty_accounts_of_the_ous_join_and_the_guard_holds_over
     assert len(members) >= 20
     pair.monkeypatch.setenv("MEMBER_OUS", org.ous["workloads"])
     clients = {a: assumed_clients(aws, role_of(a), None, emulator.endpoint_url) for a in members}
-    tag = {"ResourceType": "vpc", "Tags": [{"Key": MESH_TAG_KEY, "Value": pair.mesh_id}]}
-    vpcs = {
-        a: c("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16", TagSpecifications=[tag])[
-            "Vpc"
-        ]["VpcId"]
-        for a, c in clients.items()
-    }
+    vpcs = tagged_vpc_each(clients, pair.mesh_id)
 
     result = pair.resync()
     assert result["ok"], result["errors"]
@@ -375,13 +380,7 @@ def tag_joined(pair: Mesh, aws: ClientFactory, org: Org, emulator: LocalEmulator
     clients = {
         a: assumed_clients(aws, role_of(a), None, emulator.endpoint_url) for a in (leaving, staying)
     }
-    tag = {"ResourceType": "vpc", "Tags": [{"Key": MESH_TAG_KEY, "Value": pair.mesh_id}]}
-    vpcs = {
-        a: c("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16", TagSpecifications=[tag])[
-            "Vpc"
-        ]["VpcId"]
-        for a, c in clients.items()
-    }
+    vpcs = tagged_vpc_each(clients, pair.mesh_id)
     first = pair.resync()
     assert first["ok"], first["errors"]
     assert {(j["account"], j["vpc_id"], j["role"]) for j in first["joined"]} == {

@@ -105,7 +105,7 @@ def cold_run(environment: dict[str, str], *, apply: bool = True) -> ColdRun:
     return ColdRun(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _peak_mib() -> float:
+def peak_mib() -> float:
     """Peak resident memory of this process since it started (`VmHWM`). Not `ru_maxrss`: Linux
     keeps that across exec, so a child would report its parent's peak when larger."""
     with open("/proc/self/status", encoding="ascii") as status:
@@ -121,12 +121,12 @@ def _child(apply: bool) -> None:
     from resolver_mesh.models import Request
     from resolver_mesh.reconcile import Reconciler
 
-    imports = _peak_mib()
+    imports = peak_mib()
     started = time.monotonic()
     report = Reconciler(Aws(Settings.from_env())).run(Request(apply=apply, trigger="cold run"))
     seconds = time.monotonic() - started
     result = ColdRun(
-        peak_mib=_peak_mib(),
+        peak_mib=peak_mib(),
         imports_mib=imports,
         seconds=seconds,
         calls=dict(report.calls),
