@@ -8,7 +8,9 @@ Invariants:
   account), whose credentials come from assuming the entry's role with its external id, when
   first used and again before they expire. Its botocore session shares the home session's data
   loader, so the service models are parsed once per process, not once per account, and its
-  clients share one client class and one service model per service (`_SharedClientParts`).
+  clients share one client class and one service model per service, one endpoint provider per
+  service, its session's event handlers, and one TLS context per CA bundle
+  (`_SharedClientParts`): each as botocore would build it for the client alone.
 - STS calls (AssumeRole, GetCallerIdentity) have a budget of their own, at `STS_CALLS_PER_SECOND`.
 - The clients `Aws` makes share one botocore service model per service (`_ServiceModels`).
 - Regions are those of the home Region's partition only (`aws`, `aws-cn`, `aws-us-gov`,
