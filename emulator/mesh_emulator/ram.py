@@ -18,10 +18,15 @@ RAM (per account and Region)
 - `GetResourceShareAssociations` reports the share's current entities as `ASSOCIATED` (moto
   echoed the `associationStatus` filter as the status), those of a DELETED share as
   `DISASSOCIATED`, and pages.
-- An account principal other than the owner gets an invitation (accounts outside one
-  Organization): `GetResourceShareInvitations` in the principal's account lists it `PENDING`;
-  `AcceptResourceShareInvitation` / `RejectResourceShareInvitation` answer it. Removing the
-  principal, or deleting the share, removes the invitation.
+- An account principal other than the owner gets an invitation: `GetResourceShareInvitations`
+  in the principal's account lists it `PENDING`; `AcceptResourceShareInvitation` /
+  `RejectResourceShareInvitation` answer it. Removing the principal, or deleting the share,
+  removes the invitation.
+- Except within an organisation whose management account enabled sharing with it
+  (`EnableSharingWithAwsOrganization`): an account of the same organisation as the share's
+  owner gets no invitation, and the shared resources are available to it at once (RAM User
+  Guide, *Enable resource sharing within AWS Organizations*: "you can share resources without
+  using invitations"). Accounts outside it still get one.
 - `ListResources` (`SELF` / `OTHER-ACCOUNTS`) and `ListPendingInvitationResources` are added.
 
 Route 53 Resolver (account B, the Region of the share)
@@ -87,6 +92,8 @@ class Invitation:
     receiver: str
     timestamp: float
     status: str = "PENDING"
+    # none was sent: the receiver is in the owner's organisation, which shares without them
+    within_organization: bool = False
 
 
 @dataclass
@@ -333,7 +340,11 @@ def _find_invitation(account: str, region: str, invitation_arn: str | None) -> t
         for share in list(ram.resource_shares):
             extras = _state(ram).get(share.arn)
             invitation = None if extras is None else extras.invitations.get(account)
-            if invitation is not None and invitation.arn == invitation_arn:
+            if (
+                invitation is not None
+                and invitation.arn == invitation_arn
+                and not invitation.within_organization
+            ):
                 return share, invitation
     raise _error(
         "ResourceShareInvitationArnNotFoundException",
@@ -395,16 +406,44 @@ def _check_resources(ram: Any, arns: list[str]) -> None:
 
 
 def _invite(ram: Any, share: Any, principals: list[str]) -> None:
+    """Invite each new account principal; one of the owner's organisation, when it shares
+    without invitations, is recorded as accepted instead, and no invitation is listed."""
     extras = _extras(ram, share.arn)
     for principal in principals:
         if _is_external(share, principal) and principal not in extras.invitations:
+            within = _shares_without_invitations(share.owning_account_id, principal, ram.partition)
             extras.invitations[principal] = Invitation(
                 arn=f"arn:{ram.partition}:ram:{ram.region_name}:{share.owning_account_id}:"
                 f"resource-share-invitation/{uuid.uuid4()}",
                 sender=share.owning_account_id,
                 receiver=principal,
                 timestamp=time.time(),
+                status="ACCEPTED" if within else "PENDING",
+                within_organization=within,
             )
+
+
+_SHARING_ENABLED = "_resolver_mesh_ram_sharing_enabled"  # on moto's FakeOrganization
+
+
+def _organization_of(account: str, partition: str) -> Any:
+    """The moto organisation `account` belongs to (as its management account or a member),
+    or None."""
+    from moto.organizations.models import organizations_backends
+
+    management, _ = organizations_backends.master_accounts.get(account, (account, partition))
+    backend = dict.get(dict.get(organizations_backends, management) or {}, partition)
+    return None if backend is None else backend.org
+
+
+def _shares_without_invitations(owner: str, principal: str, partition: str) -> bool:
+    """Whether `owner` and `principal` are in one organisation that enabled RAM sharing."""
+    organization = _organization_of(owner, partition)
+    return (
+        organization is not None
+        and getattr(organization, _SHARING_ENABLED, False)
+        and _organization_of(principal, partition) is organization
+    )
 
 
 def _add(ram: Any, share: Any, resources: list[str], principals: list[str]) -> None:
@@ -482,6 +521,7 @@ def install_ram_extensions() -> None:
         if getattr(ResourceAccessManagerBackend, _MARKER, False):
             return
 
+        original_enable_sharing = ResourceAccessManagerBackend.enable_sharing_with_aws_organization
         original_create_share = ResourceAccessManagerBackend.create_resource_share
         original_delete_share = ResourceAccessManagerBackend.delete_resource_share
         original_resolver_init = Route53ResolverBackend.__init__
@@ -489,6 +529,11 @@ def install_ram_extensions() -> None:
         original_rule_description = ResolverRule.description
 
         # --- RAM backend -----------------------------------------------------------------------
+
+        def enable_sharing_with_aws_organization(self: Any) -> dict[str, Any]:
+            answer: dict[str, Any] = original_enable_sharing(self)  # the management account's
+            setattr(self.organizations_backend.org, _SHARING_ENABLED, True)
+            return answer
 
         def create_resource_share(self: Any, **kwargs: Any) -> dict[str, Any]:
             with _state_lock:
@@ -668,6 +713,7 @@ def install_ram_extensions() -> None:
                     invitation = None if extras is None else extras.invitations.get(self.account_id)
                     if (
                         invitation is None
+                        or invitation.within_organization  # none was sent
                         or (invitation_arns and invitation.arn not in invitation_arns)
                         or (resource_share_arns and share.arn not in resource_share_arns)
                     ):
@@ -954,6 +1000,11 @@ def install_ram_extensions() -> None:
                 ResourceAccessManagerResponse,
                 "list_pending_invitation_resources",
                 list_pending_invitation_resources_response,
+            ),
+            (
+                ResourceAccessManagerBackend,
+                "enable_sharing_with_aws_organization",
+                enable_sharing_with_aws_organization,
             ),
             (Route53ResolverBackend, "__init__", resolver_init),
             (Route53ResolverBackend, "_validate_resolver_rule_id", validate_resolver_rule_id),

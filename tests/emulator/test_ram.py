@@ -518,3 +518,64 @@ def test_the_extensions_also_work_in_process(
             resourceShareArn=world.invitations()[0]["resourceShareArn"]
         )
         assert associations_of(member) == []
+
+
+def organisation_member(world: World, enable_sharing: bool) -> CachedClients:
+    """A's organisation (RAM sharing with it enabled, or not) and the clients of an account
+    created in it (a botocore session of their own: B keeps its credentials)."""
+    organizations = world.owner("organizations", REGION)
+    organizations.create_organization(FeatureSet="ALL")
+    account = organizations.create_account(Email="m@example.com", AccountName="member")[
+        "CreateAccountStatus"
+    ]["AccountId"]
+    if enable_sharing:
+        assert world.owner("ram", REGION).enable_sharing_with_aws_organization()["returnValue"]
+    credentials = world.owner("sts", REGION).assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/resolver-mesh-member-demo",
+        RoleSessionName="resolver-mesh-test",
+    )["Credentials"]
+    core = botocore.session.get_session()
+    core.set_credentials(
+        credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"]
+    )
+    return CachedClients(boto3.session.Session(botocore_session=core, region_name=REGION), None)
+
+
+def test_an_organisation_that_shares_without_invitations_makes_rules_available_at_once(
+    world: World,
+) -> None:
+    inside = organisation_member(world, enable_sharing=True)
+    account = inside("sts", REGION).get_caller_identity()["Account"]
+    rule = world.rule()
+    share_arn = world.share(rule, principals=(account, MEMBER))
+
+    # in the organisation: no invitation, the rule is there at once and can be associated
+    invitations = inside("ram", REGION).get_resource_share_invitations()
+    assert invitations["resourceShareInvitations"] == []
+    (seen,) = rules_of(inside).values()
+    assert (seen["Id"], seen["ShareStatus"]) == (rule["Id"], "SHARED_WITH_ME")
+    vpc = inside("ec2", REGION).create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    inside("route53resolver", REGION).associate_resolver_rule(ResolverRuleId=rule["Id"], VPCId=vpc)
+    # outside it (B): an invitation, and nothing until it is accepted
+    assert [i["resourceShareArn"] for i in world.invitations()] == [share_arn]
+    assert rule["Id"] not in rules_of(world.member)
+    # the principal leaves the share: the rule and its association go, as for any principal
+    world.owner("ram", REGION).disassociate_resource_share(
+        resourceShareArn=share_arn, principals=[account]
+    )
+    assert rules_of(inside) == {}
+    assert associations_of(inside) == []
+
+
+def test_without_sharing_enabled_an_account_of_the_organisation_is_invited(world: World) -> None:
+    inside = organisation_member(world, enable_sharing=False)
+    account = inside("sts", REGION).get_caller_identity()["Account"]
+    share_arn = world.share(world.rule(), principals=(account,))
+    invitations = inside("ram", REGION).get_resource_share_invitations()
+    assert [i["resourceShareArn"] for i in invitations["resourceShareInvitations"]] == [share_arn]
+    assert rules_of(inside) == {}
+
+
+def test_only_the_management_account_enables_sharing_with_the_organisation(world: World) -> None:
+    code, _ = error_of(lambda: world.member("ram", REGION).enable_sharing_with_aws_organization())
+    assert code == "OperationNotPermittedException"

@@ -319,6 +319,36 @@ def tagged_vpc_each(clients: Mapping[str, ClientFactory], mesh_id: str) -> dict[
     }
 
 
+@pytest.mark.parametrize("sharing_enabled", [True, False])
+def test_an_organisation_that_shares_without_invitations_converges_a_pass_sooner(
+    pair: Mesh, aws: ClientFactory, org: Org, emulator: LocalEmulator, sharing_enabled: bool
+) -> None:
+    """With RAM sharing enabled in the organisation, its accounts get the hub's rules without
+    invitations (the emulator follows the RAM User Guide): nothing is accepted, and the
+    members' associations come in the pass after the share, two passes in all instead of
+    three. Without it, every member accepts an invitation first."""
+    if sharing_enabled:
+        aws("ram", HOME_REGION).enable_sharing_with_aws_organization()
+    members = sorted(org.accounts["deep"] + org.accounts["workloads"][:2])
+    pair.monkeypatch.setenv("MEMBER_OUS", org.ous["workloads"])
+    clients = {a: assumed_clients(aws, role_of(a), None, emulator.endpoint_url) for a in members}
+    vpcs = tagged_vpc_each(clients, pair.mesh_id)
+
+    result = pair.resync()
+    assert result["ok"], result["errors"]
+    for account, c in clients.items():
+        assert set(of_vpc(rules_and_vpcs(c), vpcs[account])) == PEER_DOMAINS, account
+    accepted = result["counts"].get("accept_share", 0)
+    passes = "sharing across accounts or Route 53 Profiles took {} passes"
+    if sharing_enabled:
+        assert accepted == 0
+        assert passes.format(2) in result["notes"]
+    else:
+        assert accepted == len(members)
+        assert passes.format(3) in result["notes"]
+    assert pair.resync()["changes"] == []
+
+
 def test_vpcs_tagged_in_twenty_accounts_of_the_ous_join_and_the_guard_holds_over_them(
     pair: Mesh, aws: ClientFactory, org: Org, emulator: LocalEmulator
 ) -> None:

@@ -796,6 +796,7 @@ class Reconciler:
         aws = self._aws_of(account)
         resolver, ram = aws.resolver(region), aws.ram(region)
         created: dict[tuple[str, str], str] = {}  # (source, domain) -> rule created in this run
+        hub_rules_created: list[str] = []  # their ARNs, for the hub's share of this location
         new_profile: str | None = None  # the Profile created in this run
         undeletable: set[str] = set()  # rules whose disassociation failed
         occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
@@ -828,9 +829,12 @@ class Reconciler:
                             profile_id if change.kind is ChangeKind.CREATE_PROFILE else None
                         )
                     else:
+                        change = _with_created_hub_rules(change, hub_rules_created)
                         self._write_share(ram, change)
                     if change.kind is ChangeKind.CREATE_RULE:
                         created[(change.source, change.domain)] = str(rule_id)
+                        if not change.source:
+                            hub_rules_created.append(_rule_arn(aws, region, str(rule_id)))
                 except CallInterruptedError:
                     status = "not started"  # nothing of it was written (see `Caller`)
                 except Exception as error:
@@ -921,6 +925,23 @@ class Reconciler:
             ram.accept(arn)
 
 
+def _with_created_hub_rules(change: Change, arns: list[str]) -> Change:
+    """The hub's share (made or extended) with the hub rules created before it in this
+    location's apply: the plan, made before they existed, could not name them, and the next
+    pass would add them (the hub's share holds all its live rules). A rule is COMPLETE once
+    created, so it can be shared at once, and the receivers associate it a pass sooner."""
+    if change.kind not in (ChangeKind.CREATE_SHARE, ChangeKind.SHARE) or not arns:
+        return change
+    return replace(change, resources=tuple(sorted({*change.resources, *arns})))
+
+
+def _rule_arn(aws: Aws, region: str, rule_id: str) -> str:
+    """A Resolver rule's ARN (its documented form, as AWS and the emulator give it)."""
+    return (
+        f"arn:{aws.partition}:route53resolver:{region}:{aws.account_id()}:resolver-rule/{rule_id}"
+    )
+
+
 def _by_location_changes(plan: Plan) -> dict[str, list[Change]]:
     """The plan's changes by location, each location's in the plan's order."""
     by_location: dict[str, list[Change]] = {}
@@ -964,7 +985,8 @@ def _shares_beyond_items(joined: Joined, tagged: Mapping[str, TaggedVpcs]) -> bo
 def _leads_to_sharing(result: Mapping[str, Any], sharing_regions: Collection[str]) -> bool:
     """An applied change after which sharing has a next step: a share changed or accepted (the
     receiver can associate), a hub rule created where the hub shares its rules (it can be
-    shared), a receiving VPC moved to another shared rule (the owner can let the old go)."""
+    shared), a shared rule taken off a receiving VPC (the owner can let it go). A shared rule
+    put on a receiving VPC ends its sharing: nothing waits for it."""
     if result["status"] != "applied":
         return False
     kind = ChangeKind(result["kind"])
@@ -975,7 +997,7 @@ def _leads_to_sharing(result: Mapping[str, Any], sharing_regions: Collection[str
             and not result.get("source")
             and result["region"] in sharing_regions
         )
-        or bool(result.get("owner"))
+        or (bool(result.get("owner")) and kind is ChangeKind.DISASSOCIATE)
     )
 
 
