@@ -126,6 +126,10 @@ SHARE_KINDS = frozenset(
 )
 
 
+# The share changes that make or extend the hub's share.
+SHARE_GROWS = frozenset({ChangeKind.CREATE_SHARE, ChangeKind.SHARE})
+
+
 def function_memory() -> float | None:
     """The function's memory in MB (Lambda's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`; None outside
     Lambda)."""
@@ -796,7 +800,7 @@ class Reconciler:
         aws = self._aws_of(account)
         resolver, ram = aws.resolver(region), aws.ram(region)
         created: dict[tuple[str, str], str] = {}  # (source, domain) -> rule created in this run
-        hub_rules_created: list[str] = []  # their ARNs, for the hub's share of this location
+        hub_rules_created: list[str] = []  # their ids, for the hub's share of this location
         new_profile: str | None = None  # the Profile created in this run
         undeletable: set[str] = set()  # rules whose disassociation failed
         occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
@@ -829,12 +833,14 @@ class Reconciler:
                             profile_id if change.kind is ChangeKind.CREATE_PROFILE else None
                         )
                     else:
-                        change = _with_created_hub_rules(change, hub_rules_created)
+                        if hub_rules_created and change.kind in SHARE_GROWS:
+                            arns = [_rule_arn(aws, region, r) for r in hub_rules_created]
+                            change = _with_created_hub_rules(change, arns)
                         self._write_share(ram, change)
                     if change.kind is ChangeKind.CREATE_RULE:
                         created[(change.source, change.domain)] = str(rule_id)
                         if not change.source:
-                            hub_rules_created.append(_rule_arn(aws, region, str(rule_id)))
+                            hub_rules_created.append(str(rule_id))
                 except CallInterruptedError:
                     status = "not started"  # nothing of it was written (see `Caller`)
                 except Exception as error:
@@ -930,7 +936,7 @@ def _with_created_hub_rules(change: Change, arns: list[str]) -> Change:
     location's apply: the plan, made before they existed, could not name them, and the next
     pass would add them (the hub's share holds all its live rules). A rule is COMPLETE once
     created, so it can be shared at once, and the receivers associate it a pass sooner."""
-    if change.kind not in (ChangeKind.CREATE_SHARE, ChangeKind.SHARE) or not arns:
+    if change.kind not in SHARE_GROWS or not arns:
         return change
     return replace(change, resources=tuple(sorted({*change.resources, *arns})))
 
