@@ -4,7 +4,8 @@ One module per emulated service; none of it ships in the Lambda layer: `route53r
 (Resolver rules as AWS checks them), `ram` (RAM sharing across accounts), `ec2` (endpoint
 service names, Regions newer than botocore), `route53profiles` (Route 53 Profiles, which moto
 lacks), `events` (patterns on arrays of objects, bus policies for other accounts), `scp`
-(Regions denied by a service control policy), `faults` (injected failures), `server`
+(Regions denied by a service control policy), `dispatch` (moto's request dispatch without
+the lookups it repeats on every request), `faults` (injected failures), `server`
 (`LocalEmulator`, moto's server on 127.0.0.1) and `tls` (an https endpoint on 127.0.0.1 with
 a CA of its own). Only `install` and `server`'s
 `require_local_extras` may be imported without moto (the `local` extras).
@@ -18,12 +19,14 @@ def install() -> None:
 
     Idempotent and safe from many threads: each extension installs itself once per process.
     """
+    from mesh_emulator.dispatch import install_dispatch_speedups
     from mesh_emulator.ec2 import install_service_name_extensions
     from mesh_emulator.events import install_events_extensions
     from mesh_emulator.ram import install_ram_extensions
     from mesh_emulator.route53profiles import install_route53profiles
     from mesh_emulator.route53resolver import install_resolver_extensions
 
+    install_dispatch_speedups()
     install_resolver_extensions()
     install_ram_extensions()
     install_service_name_extensions()

@@ -1,4 +1,5 @@
-"""An in-process AWS emulator (moto's ThreadedMotoServer) bound to 127.0.0.1.
+"""An in-process AWS emulator (moto's ThreadedMotoServer, whose connections stay open between
+requests as AWS's do: `mesh_emulator.keepalive`) bound to 127.0.0.1.
 
 `LocalEmulator` installs the emulator's extensions (`mesh_emulator.install`), then serves every
 AWS API on one loopback port (port 0 picks a free one). Point boto3 at it with
@@ -101,9 +102,9 @@ class LocalEmulator:
             werkzeug_log = logging.getLogger("werkzeug")
             if self._quiet and werkzeug_log.level == logging.NOTSET:
                 werkzeug_log.setLevel(logging.WARNING)  # one access-log line per request otherwise
-            from moto.server import ThreadedMotoServer
+            from mesh_emulator.keepalive import KeepAliveMotoServer
 
-            server = ThreadedMotoServer(ip_address=HOST, port=self._port, verbose=False)
+            server = KeepAliveMotoServer(ip_address=HOST, port=self._port, verbose=False)
             server.start()
             _, port = server.get_host_and_port()
             self._server = server
@@ -116,6 +117,10 @@ class LocalEmulator:
         if self._url is None:
             raise RuntimeError("LocalEmulator is not started")
         return self._url
+
+    def open_connections(self) -> int:
+        """The client connections the server holds open now (kept alive between requests)."""
+        return len(self.wsgi_server().opened)
 
     def wsgi_server(self) -> Any:
         """The running werkzeug server; its `app` may be wrapped (see `wrapped`)."""

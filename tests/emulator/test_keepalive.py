@@ -1,0 +1,216 @@
+"""The emulator keeps HTTP/1.1 connections open between requests, as AWS endpoints do
+(`mesh_emulator.keepalive`), and moto's dispatch answers as before without repeating its
+lookups (`mesh_emulator.dispatch`)."""
+
+from __future__ import annotations
+
+import http.client
+import inspect
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mesh_emulator.server import HOST, LocalEmulator
+from resolver_mesh.local.topology import ClientFactory
+
+REGION = "us-east-1"
+_AUTH = (
+    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/route53resolver/aws4_request,"
+    " SignedHeaders=host, Signature=0"
+)
+
+
+def _resolver_headers(target: str) -> dict[str, str]:
+    return {
+        "X-Amz-Target": f"Route53Resolver.{target}",
+        "Content-Type": "application/x-amz-json-1.1",
+        "Authorization": _AUTH,
+    }
+
+
+@pytest.fixture
+def server() -> Iterator[LocalEmulator]:
+    """An emulator of its own: the tests stop it, or count its connections."""
+    with LocalEmulator() as emulator:
+        yield emulator
+
+
+def _connection(emulator: LocalEmulator) -> http.client.HTTPConnection:
+    port = int(emulator.endpoint_url.rsplit(":", 1)[1])
+    return http.client.HTTPConnection(HOST, port, timeout=10)
+
+
+def test_an_sdk_client_makes_its_calls_on_one_connection(server: LocalEmulator) -> None:
+    import boto3
+
+    client = boto3.client(
+        "route53resolver",
+        region_name=REGION,
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    opened: list[Any] = []
+    client.meta.events.register("before-send", lambda **kwargs: opened.append(1))
+    for _ in range(5):
+        assert client.list_resolver_rules()["ResolverRules"] == []
+    assert len(opened) == 5
+    assert server.open_connections() == 1
+    assert server.wsgi_server().opened.accepted == 1  # one socket for five calls
+
+
+def test_requests_with_bodies_follow_each_other_on_one_connection(server: LocalEmulator) -> None:
+    """Each body is read to its end: the next request starts where it stops."""
+    connection = _connection(server)
+    bodies = [
+        json.dumps({"MaxResults": 5, "Filters": [{"Name": "Name", "Values": ["x" * size]}]})
+        for size in (1, 300, 70_000)  # the last one larger than a socket read
+    ]
+    for body in bodies:
+        connection.request(
+            "POST", "/", body=body.encode(), headers=_resolver_headers("ListResolverRules")
+        )
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.getheader("Connection") is None
+        assert json.loads(response.read())["ResolverRules"] == []
+    assert server.open_connections() == 1
+    connection.close()
+
+
+def test_an_error_answer_keeps_the_connection_usable(server: LocalEmulator) -> None:
+    connection = _connection(server)
+    connection.request(
+        "POST",
+        "/",
+        body=json.dumps({"ResolverRuleId": "rslvr-rr-missing"}).encode(),
+        headers=_resolver_headers("GetResolverRule"),
+    )
+    missing = connection.getresponse()
+    assert missing.status == 400
+    assert "ResourceNotFoundException" in missing.read().decode()
+    connection.request("POST", "/", body=b"{}", headers=_resolver_headers("ListResolverRules"))
+    assert connection.getresponse().status == 200
+    connection.close()
+
+
+@pytest.mark.parametrize(
+    ("version", "headers"),
+    [
+        pytest.param("HTTP/1.0", {}, id="http-1.0"),
+        pytest.param("HTTP/1.1", {"Connection": "close"}, id="connection-close"),
+    ],
+)
+def test_other_requests_are_answered_and_their_connection_closed(
+    server: LocalEmulator, version: str, headers: dict[str, str]
+) -> None:
+    port = int(server.endpoint_url.rsplit(":", 1)[1])
+    body = b"{}"
+    head = {**_resolver_headers("ListResolverRules"), **headers, "Content-Length": "2"}
+    request = (
+        f"POST / {version}\r\nHost: {HOST}:{port}\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in head.items())
+        + "\r\n"
+    ).encode() + body
+    with socket.create_connection((HOST, port), timeout=10) as raw:
+        raw.sendall(request)
+        answer = b""
+        while chunk := raw.recv(65536):  # the server closes: the loop ends
+            answer += chunk
+    assert answer.split(b"\r\n", 1)[0].endswith(b"200 OK")
+    assert b'"ResolverRules": []' in answer
+
+
+def test_a_chunked_request_is_answered_by_werkzeug_and_closed(server: LocalEmulator) -> None:
+    connection = _connection(server)
+    connection.request(
+        "POST",
+        "/",
+        body=iter([b"{", b"}"]),
+        headers={**_resolver_headers("ListResolverRules"), "Transfer-Encoding": "chunked"},
+        encode_chunked=True,
+    )
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.getheader("Connection") == "close"
+    assert json.loads(response.read())["ResolverRules"] == []
+
+
+def test_a_failing_application_answers_500_and_closes(server: LocalEmulator) -> None:
+    def failing(environ: dict[str, Any], start_response: Any) -> Any:
+        raise RuntimeError("broken on purpose")
+
+    with server.wrapped(lambda app: failing):
+        connection = _connection(server)
+        connection.request("POST", "/", body=b"{}", headers=_resolver_headers("ListResolverRules"))
+        response = connection.getresponse()
+        assert response.status == 500
+        assert response.getheader("Connection") == "close"
+        response.read()
+
+
+def test_a_stopped_emulator_closes_the_connections_it_kept() -> None:
+    emulator = LocalEmulator().start()
+    connection = _connection(emulator)
+    connection.request("POST", "/", body=b"{}", headers=_resolver_headers("ListResolverRules"))
+    connection.getresponse().read()
+    assert emulator.open_connections() == 1
+    server = emulator.wsgi_server()
+    emulator.stop()
+    assert len(server.opened) == 0
+    connection.sock.settimeout(10)
+    assert connection.sock.recv(1) == b""  # closed by the server: no answer comes on it
+    connection.close()
+
+
+def test_dispatch_finds_the_same_actions_as_moto() -> None:
+    """`_FunctionNames` answers `in` as `inspect.getmembers(cls, inspect.isfunction)` does, for
+    every name of the response classes of the services the mesh uses."""
+    from moto.ec2.responses import EC2Response
+    from moto.ram.responses import ResourceAccessManagerResponse
+    from moto.route53resolver.responses import Route53ResolverResponse
+    from moto.sts.responses import TokenResponse
+
+    from mesh_emulator import install
+    from mesh_emulator.dispatch import _FunctionNames
+    from mesh_emulator.route53profiles import Route53ProfilesResponse
+
+    install()
+    for owner in (
+        EC2Response,
+        ResourceAccessManagerResponse,
+        Route53ResolverResponse,
+        Route53ProfilesResponse,
+        TokenResponse,
+    ):
+        moto_names = {name for name, _ in inspect.getmembers(owner, inspect.isfunction)}
+        names = _FunctionNames(owner)
+        candidates = set(dir(owner)) | {"list_resolver_rules", "no_such_action", "", "__init__"}
+        for name in candidates:
+            assert (name in names) == (name in moto_names), (owner.__name__, name)
+        assert 3 not in names
+
+
+def test_moto_s_package_is_not_listed_for_every_request(
+    aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from moto import backends
+
+    listed: list[str] = []
+    listdir = os.listdir
+
+    def counted(path: Any = ".") -> list[str]:
+        listed.append(str(path))
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", counted)
+    for _ in range(3):
+        aws("route53resolver", REGION).list_resolver_rules()
+    assert not [path for path in listed if path.rstrip("/").endswith("moto")]
+    assert "route53resolver" in backends.list_of_moto_modules()
+    assert "ec2" in backends.list_of_moto_modules()
