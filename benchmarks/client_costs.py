@@ -55,7 +55,7 @@ def child(variant: str, accounts: int, regions: list[str]) -> None:
     from resolver_mesh.models import AccountAccess
 
     if variant == "mesh, TLS per client":
-        _SHARED_CLIENT_PARTS.share_tls = lambda client: None  # type: ignore[method-assign]
+        _SHARED_CLIENT_PARTS.share_http = lambda client: None  # type: ignore[method-assign]
     home = boto3.session.Session(region_name=regions[0])
     aws = Aws(Settings(home_region=regions[0]), home)
     aws.client("sts", regions[0])  # the home account's clients are not the members'

@@ -13,11 +13,12 @@
    bound it sets (calls / rate); the *bound by pass*, the sum over the converge's passes of
    each pass's busiest budget (sharing with other accounts takes passes that follow each
    other: rules and shares, acceptance, associations); peak RSS (`VmHWM`), the peak worker
-   threads.
+   threads, and the sockets the no-op process holds open at its end (its clients'
+   connections, which the emulator keeps alive as AWS does).
 2. *Pure steps* (no I/O) at `--accounts`: `desired_rules`, `make_plan` and `check_plan` on
    states built directly for the same shape, CPU per location (see org_scale.py).
 
-Figures, not tests: they depend on the machine and on the emulator, which serves about 300
+Figures, not tests: they depend on the machine and on the emulator, which serves about 400
 calls per second on 2 CPUs (every Region's and account's calls share it).
 """
 
@@ -59,6 +60,7 @@ class ChildRun:
     bound_seconds: float
     pass_bounds: list[float]
     peak_threads: int
+    open_sockets: int
     counts: dict[str, int]
     ok: bool
     errors: list[str]
@@ -79,7 +81,7 @@ def child(warm: bool) -> None:
     """Run one reconcile (apply) as the scheduled resync does; with `warm`, another one."""
     from resolver_mesh.aws.session import Aws
     from resolver_mesh.config import Settings
-    from resolver_mesh.local.org import peak_mib
+    from resolver_mesh.local.org import open_sockets, peak_mib
     from resolver_mesh.models import Request
     from resolver_mesh.reconcile import Reconciler
 
@@ -140,6 +142,7 @@ def child(warm: bool) -> None:
         bound_seconds=budgets[busiest][1],
         pass_bounds=pass_bounds,
         peak_threads=peak_threads - 1,  # not the watcher
+        open_sockets=open_sockets(),  # its clients' connections, kept for their next calls
         counts={kind: n for kind, n in report.counts.items() if n},
         ok=report.ok,
         errors=[str(e.get("message")) for e in report.errors[:5]],
@@ -242,7 +245,8 @@ def live_rows(
                 f" | {noop.seconds:.1f} | {noop.warm_seconds:.1f}"
                 f" | {noop.cpu_seconds * 1000 / locations:.0f}"
                 f" | {noop.warm_cpu_seconds * 1000 / locations:.0f}"
-                f" | {noop.peak_mib:.0f} | {converge.peak_mib:.0f} | {converge.peak_threads} |"
+                f" | {noop.peak_mib:.0f} | {converge.peak_mib:.0f} | {converge.peak_threads}"
+                f" | {noop.open_sockets} |"
             )
             log(rows[-1])
     return rows
@@ -287,10 +291,11 @@ def main(argv: list[str] | None = None) -> int:
             " (s) | converge / bound | passes: bound by pass (s) | converge / bound by pass"
             " | calls | converge CPU (ms/location) | cold no-op (s) | warm no-op (s)"
             " | cold no-op CPU (ms/location) | warm no-op CPU (ms/location)"
-            " | no-op peak RSS (MiB) | converge peak RSS (MiB) | peak threads |"
+            " | no-op peak RSS (MiB) | converge peak RSS (MiB) | peak threads"
+            " | open sockets after the no-ops |"
         )
         print(
-            "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         )
         print("\n".join(rows))
         print()

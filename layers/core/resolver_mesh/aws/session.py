@@ -9,8 +9,10 @@ Invariants:
   first used and again before they expire. Its botocore session shares the home session's data
   loader, so the service models are parsed once per process, not once per account, and its
   clients share one client class and one service model per service, one endpoint provider per
-  service, its session's event handlers, and one TLS context per CA bundle
-  (`_SharedClientParts`): each as botocore would build it for the client alone.
+  service, its session's event handlers, one HTTP session (connection pool) per endpoint and
+  one TLS context per CA bundle (`_SharedClientParts`): each as botocore would build it for the
+  client alone. So the sockets the process keeps open grow with the endpoints (services and
+  Regions), never with the accounts.
 - STS calls (AssumeRole, GetCallerIdentity) have a budget of their own, at `STS_CALLS_PER_SECOND`.
 - The clients `Aws` makes share one botocore service model per service (`_ServiceModels`).
 - Regions are those of the home Region's partition only (`aws`, `aws-cn`, `aws-us-gov`,
@@ -61,6 +63,11 @@ STS_CALLS_PER_SECOND = 50.0
 # aws-deployment-framework issues 781, 788). The walk is serial, one page at a time; this keeps
 # it gentle and leaves room for other tools of the organisation.
 ORGANIZATIONS_CALLS_PER_SECOND = 4.0
+# The connections to one endpoint (a service in a Region), shared by every account's client of
+# it (`_SharedClientParts.share_http`): at most this many are open, whatever the number of
+# accounts; a call waits for one when all are busy. Lambda allows 1,024 file descriptors: 8 per
+# endpoint hold 120 endpoints (the 4 services read in every Region, in 29 Regions).
+POOL_CONNECTIONS = 8
 # Taken before any `Aws._lock`, never while holding one (re-entrant: making a client may assume
 # a member role, which makes the home account's STS client).
 _MAKING_CLIENTS = threading.RLock()
@@ -207,10 +214,14 @@ class _SharedClientParts:
     (about 5 KiB); the provider is a pure function of a call's parameters (its cache is keyed by
     them), so the clients `Aws` makes share one per service's rules.
 
-    And every client gets a TLS context of its own, into which urllib3 loads the CA bundle on
-    each new connection (about 680 KiB and 17 ms of CPU for certifi's bundle), so an
-    organisation paid that for each of its (account, service, Region) clients. The clients
-    `Aws` makes share one context per CA bundle, loaded once (`share_tls`).
+    And every client gets an HTTP session of its own, whose pool keeps its connections open
+    after a call: a socket (file descriptor) per (account, service, Region) client, 24 per
+    member account at 6 hub Regions, where Lambda allows 1,024 file descriptors in all; and a
+    TLS handshake per client. The clients `Aws` makes share one session per endpoint (service
+    and Region) and connection settings, whatever their account (`share_http`); and one TLS
+    context per CA bundle, into which the bundle is loaded once (botocore loads it into a
+    context of the client's own on each new connection: about 680 KiB and 17 ms of CPU for
+    certifi's bundle).
     """
 
     def __init__(self) -> None:
@@ -224,6 +235,7 @@ class _SharedClientParts:
         self._share_handlers()
         self._share_endpoint_providers()
         self._tls: dict[str, Any] = {}  # CA bundle -> its one TLS context
+        self._http: dict[tuple[Any, ...], URLLib3Session] = {}  # endpoint, settings -> session
 
     def _share_handlers(self) -> None:
         trie = botocore.hooks._PrefixTrie
@@ -279,18 +291,52 @@ class _SharedClientParts:
 
         botocore.regions.EndpointProvider = shared_provider
 
-    def share_tls(self, client: Any) -> None:
-        """Verify the client's https connections with the process's one TLS context for its CA
-        bundle, into which the bundle was loaded once. Verification is unchanged: the same
+    def share_http(self, client: Any) -> None:
+        """Give the client the process's one HTTP session for its endpoint (service and Region)
+        and connection settings, whatever its account; the first such client's becomes it.
+
+        A connection carries no credentials (every request is signed on its own), so one pool
+        per endpoint serves every account, with at most `max_pool_connections` sockets open (a
+        call waits for a free one: the pool blocks). A client that connects through a proxy
+        keeps its own session."""
+        endpoint = getattr(client, "_endpoint", None)
+        http = getattr(endpoint, "http_session", None)
+        proxies = getattr(getattr(http, "_proxy_config", None), "_proxies", None)
+        if endpoint is None or not isinstance(http, URLLib3Session) or proxies:
+            return
+        key = (
+            client.meta.service_model.service_name,
+            client.meta.region_name,
+            endpoint.host,
+            repr(http._verify),
+            repr(http._timeout),
+            http._max_pool_connections,
+            repr(http._socket_options),
+            repr((http._cert_file, http._key_file)),
+        )
+        shared = self._http.get(key)  # callers hold _MAKING_CLIENTS
+        if shared is None:
+            pools = getattr(getattr(http, "_manager", None), "connection_pool_kw", None)
+            if not isinstance(pools, dict):
+                return  # not the urllib3 botocore is known with: botocore's own way
+            pools["block"] = True  # at most `max_pool_connections` open: a call waits for one
+            self._share_tls(http)
+            self._http[key] = http
+        elif shared is not http:
+            endpoint.http_session = shared
+            http.close()  # never used: no connection to close
+
+    def _share_tls(self, http: URLLib3Session) -> None:
+        """Verify the session's https connections with the process's one TLS context for its
+        CA bundle, into which the bundle was loaded once. Verification is unchanged: the same
         bundle, the same checks (urllib3 sets them on the context for every connection). A
-        client that does not verify, or connects through a proxy, keeps botocore's way."""
-        http = getattr(getattr(client, "_endpoint", None), "http_session", None)
-        verify = getattr(http, "_verify", None)
+        session that does not verify keeps botocore's way."""
+        verify = http._verify
         pools = getattr(getattr(http, "_manager", None), "connection_pool_kw", None)
-        if not isinstance(http, URLLib3Session) or not verify or not isinstance(pools, dict):
+        if not verify or not isinstance(pools, dict):
             return
         bundle = get_cert_path(verify)
-        context = self._tls.get(bundle)  # callers hold _MAKING_CLIENTS
+        context = self._tls.get(bundle)
         if context is None:
             context = create_urllib3_context()
             context.load_verify_locations(bundle)
@@ -299,9 +345,18 @@ class _SharedClientParts:
         set_up = http._setup_ssl_cert
 
         def setup_ssl_cert(pool: Any, url: str, verify: Any) -> None:
-            set_up(pool, url, verify)
-            if pool.ca_certs == bundle and pool.conn_kw.get("ssl_context") is context:
-                pool.ca_certs = None  # loaded into the context already: not again
+            # Set on the pool before every request, and read by any thread that opens a
+            # connection: never the bundle where the context holds it already.
+            shared = pool.conn_kw.get("ssl_context") is context
+            if (
+                shared
+                and verify
+                and url.lower().startswith("https")
+                and (get_cert_path(verify) == bundle)
+            ):
+                pool.cert_reqs, pool.ca_certs = "CERT_REQUIRED", None
+            else:
+                set_up(pool, url, verify)
 
         http._setup_ssl_cert = setup_ssl_cert
 
@@ -332,7 +387,7 @@ class Aws:
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=min(5.0, settings.call_timeout_seconds),
             read_timeout=settings.call_timeout_seconds,
-            max_pool_connections=4,
+            max_pool_connections=POOL_CONNECTIONS,
         )
         self._clients: dict[tuple[str, str], Any] = {}
         self._callers: dict[str, Caller] = {}
@@ -355,7 +410,7 @@ class Aws:
                 found = self._clients.get(key)
                 if found is None:
                     found = self.session.client(service, region_name=region, config=self._config)
-                    _SHARED_CLIENT_PARTS.share_tls(found)
+                    _SHARED_CLIENT_PARTS.share_http(found)
                     self._clients[key] = found
         return found
 

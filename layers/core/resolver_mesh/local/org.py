@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -78,11 +79,13 @@ def build_org_mesh(
 @dataclass(frozen=True)
 class ColdRun:
     """One reconcile in a fresh process: its peak RSS, the same before the reconcile started
-    (imports only), its wall time and what it did."""
+    (imports only), its wall time, the sockets it holds open at its end (the connections its
+    clients keep for their next calls, as a warm function keeps them) and what it did."""
 
     peak_mib: float
     imports_mib: float
     seconds: float
+    open_sockets: int
     calls: dict[str, int]
     counts: dict[str, int]
     ok: bool
@@ -115,6 +118,15 @@ def peak_mib() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
+def open_sockets() -> int:
+    """The sockets this process holds open (its file descriptors that are sockets; Linux)."""
+    found = 0
+    for descriptor in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed meanwhile
+            found += os.readlink(f"/proc/self/fd/{descriptor}").startswith("socket:")
+    return found
+
+
 def _child(apply: bool) -> None:
     from resolver_mesh.aws.session import Aws
     from resolver_mesh.config import Settings
@@ -123,12 +135,15 @@ def _child(apply: bool) -> None:
 
     imports = peak_mib()
     started = time.monotonic()
-    report = Reconciler(Aws(Settings.from_env())).run(Request(apply=apply, trigger="cold run"))
+    aws = Aws(Settings.from_env())  # kept, as a warm function keeps it, with its clients
+    report = Reconciler(aws).run(Request(apply=apply, trigger="cold run"))
     seconds = time.monotonic() - started
+    sockets = open_sockets()
     result = ColdRun(
         peak_mib=peak_mib(),
         imports_mib=imports,
         seconds=seconds,
+        open_sockets=sockets,
         calls=dict(report.calls),
         counts={kind: n for kind, n in report.counts.items() if n},
         ok=report.ok,

@@ -1,0 +1,98 @@
+"""The clients `Aws` makes for one endpoint (a service in a Region) share one connection pool,
+whatever their account (`_SharedClientParts.share_http`), through the emulator over HTTP, whose
+connections stay open between calls as AWS's do.
+
+An SDK client keeps its connections open for its next calls: one socket (file descriptor) per
+(account, service, Region) client made the process run out of Lambda's 1,024 at about 40
+member accounts over 6 hub Regions. Shared, the open sockets are bounded by the endpoints and
+`POOL_CONNECTIONS`, not by the accounts."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+import pytest
+
+from mesh_emulator.server import LocalEmulator
+from resolver_mesh.aws.session import POOL_CONNECTIONS, Aws
+from resolver_mesh.config import Settings
+from resolver_mesh.local.topology import ClientFactory
+from resolver_mesh.models import AccountAccess
+
+REGION = "us-east-1"
+ACCOUNTS = 30  # more than POOL_CONNECTIONS: each would have had a socket of its own
+
+
+def home() -> Aws:
+    return Aws(Settings(home_region=REGION), boto3.session.Session())
+
+
+def members(aws: Aws, count: int) -> list[Aws]:
+    return [
+        aws.member(
+            AccountAccess(
+                account_id=f"{300000000000 + index:012d}",
+                role_arn=f"arn:aws:iam::{300000000000 + index:012d}:role/resolver-mesh-member",
+            )
+        )
+        for index in range(count)
+    ]
+
+
+def session_of(client: Any) -> Any:
+    return client._endpoint.http_session
+
+
+def test_the_accounts_clients_of_one_endpoint_share_one_pool(
+    aws: ClientFactory, emulator: LocalEmulator
+) -> None:
+    accounts = members(home(), ACCOUNTS)
+    clients = [account.client("route53resolver", REGION) for account in accounts]
+    assert len({id(session_of(client)) for client in clients}) == 1
+    for account in accounts:  # its role assumed now (deferred otherwise), on STS's connections
+        account.session.get_credentials().get_frozen_credentials()
+    accepted = emulator.wsgi_server().opened.accepted
+    barrier = threading.Barrier(ACCOUNTS)
+    answers: list[list[Any]] = []
+
+    def call(client: Any) -> None:
+        barrier.wait()  # all at once: more calls in flight than the pool has connections
+        answers.append(client.list_resolver_rules()["ResolverRules"])
+
+    threads = [threading.Thread(target=call, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [[]] * ACCOUNTS
+    opened = emulator.wsgi_server().opened.accepted - accepted
+    assert opened <= POOL_CONNECTIONS  # botocore's own pools: one connection per account
+    # Every call was signed with its own account's credentials on the shared connections.
+    identities = {
+        account.client("sts", REGION).get_caller_identity()["Account"] for account in accounts
+    }
+    assert identities == {account.access.account_id for account in accounts if account.access}
+
+
+def test_other_endpoints_and_settings_get_pools_of_their_own(aws: ClientFactory) -> None:
+    first, second = members(home(), 2)
+    shared = session_of(first.client("ec2", REGION))
+    assert session_of(second.client("ec2", REGION)) is shared
+    assert session_of(first.client("ec2", "eu-west-1")) is not shared
+    assert session_of(first.client("ram", REGION)) is not shared
+    slower = Aws(Settings(home_region=REGION, call_timeout_seconds=29.0), boto3.session.Session())
+    assert session_of(slower.client("ec2", REGION)) is not shared
+
+
+def test_a_client_through_a_proxy_keeps_its_own_pool(
+    aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    first, second = members(home(), 2)
+    one, other = first.client("route53profiles", REGION), second.client("route53profiles", REGION)
+    assert session_of(one)._proxy_config.proxy_url_for(one._endpoint.host)
+    assert session_of(one) is not session_of(other)
