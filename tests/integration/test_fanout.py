@@ -280,12 +280,13 @@ def test_a_crashed_order_goes_back_with_the_ones_after_it(
     assert len(result["reports"]) == 2  # the others applied
 
 
-def test_sharing_across_accounts_takes_waves_in_order(
+def test_sharing_across_accounts_takes_two_waves_in_order(
     mesh: Mesh, fan_out: FanOut, member: CachedClients, aws: ClientFactory
 ) -> None:
     """Make before break across accounts, fanned out: the hub's rules are created and shared
-    in one wave, accepted and associated by the member in the next, each planned after the
-    wave before it finished (the last worker asks for the next pass)."""
+    in one wave, accepted and associated by the member in the next (one order: the
+    acceptance, then the associations, under the member location's lease), planned after the
+    first wave finished (its last worker asks for the next pass); the second asks for none."""
     vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
     shared = {"vpc_id": vpc, "account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
     mesh.update(HOME_REGION, shared_vpcs=[shared])
@@ -305,13 +306,16 @@ def test_sharing_across_accounts_takes_waves_in_order(
         fan_out.delete(fan_out.reconcile_url, [message], set())
         passes.append(invoke(mesh, event, ShortContext())["report"])
     queued = [{c["kind"] for c in p["changes"] if c["status"] == "queued"} for p in passes]
-    # Each wave was planned from what the one before it left: rules before shares, shares
-    # before acceptance, acceptance before the member's associations (as in one invocation).
-    assert len(queued) == 3
+    # Each wave was planned from what the one before it left: rules and shares first, then
+    # the member's acceptance and, in its same order, its associations of the shared rules.
+    assert len(queued) == 2
     assert {"create_rule", "create_share"} <= queued[0]
-    assert "accept_share" in queued[1]
-    assert "associate" in queued[2]
-    assert "accept_share" not in queued[0] | queued[2]
+    assert "accept_share" not in queued[0]
+    in_member = [c for c in passes[1]["changes"] if c.get("account") == MEMBER]
+    kinds = [c["kind"] for c in in_member]
+    assert kinds[0] == "accept_share"
+    assert set(kinds[1:]) == {"associate"}
+    assert {c["share_arn"] for c in in_member} == {in_member[0]["share_arn"]}
     seen = rules_and_vpcs(member)
     assert set(seen) == set(rules_and_vpcs(aws))
     assert set(of_vpc(seen, vpc)) == PEER_DOMAINS

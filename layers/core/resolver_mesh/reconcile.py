@@ -816,7 +816,7 @@ class Reconciler:
             is_rule = change.kind not in SHARE_KINDS and not is_profile
             rule_id = change.rule_id or created.get((change.source, change.domain))
             profile_id = change.profile_id or new_profile
-            status, message = "applied", ""
+            status, message, why = "applied", "", ""
             if stop_requested.is_set():
                 status = "not started"
             elif is_profile and profile_id is None and change.kind is not ChangeKind.CREATE_PROFILE:
@@ -853,12 +853,9 @@ class Reconciler:
                             hub_rules_created.append(str(rule_id))
                 except CallInterruptedError:
                     status = "not started"  # nothing of it was written (see `Caller`)
-                except RuleNotVisibleError as waiting:  # the next pass associates it
-                    status = "waiting"
-                    out.notes.append(
-                        f"{where}: {change.vpc_id} waits for {change.domain}: {waiting}; the"
-                        " next pass associates it"
-                    )
+                except RuleNotVisibleError as waiting:  # not an error: the next pass does it
+                    status, why = "waiting", f"{waiting}; the next pass associates it"
+                    out.notes.append(f"{where}: {change.vpc_id} waits for {change.domain}: {why}")
                 except Exception as error:
                     status, message = "failed", f"{type(error).__name__}: {error}"
                     if change.kind is ChangeKind.DISASSOCIATE and rule_id:
@@ -871,6 +868,8 @@ class Reconciler:
                 result["rule_id"] = rule_id
             if is_profile and profile_id:
                 result["profile_id"] = profile_id
+            if status == "waiting":
+                result["message"] = why
             if message:
                 result["message"] = message
                 what = change.domain or change.share_arn or change.name or ""
