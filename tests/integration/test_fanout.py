@@ -29,7 +29,9 @@ from test_spokes_accounts import (
 from test_tag_join import TAG_FILTER, tag_reads, tagged_vpc, untag
 
 from mesh_emulator.faults import FaultInjector, injected_faults
+from mesh_emulator.ram import arrival_lag
 from mesh_emulator.server import LocalEmulator
+from resolver_mesh.aws import resolver
 from resolver_mesh.aws.calls import Caller, RateLimiter
 from resolver_mesh.aws.work import MAX_BATCH_BYTES, WaveEnd, Work, WorkQueues, WorkTable
 from resolver_mesh.fanout import SAFETY_SECONDS, ApplyOrder, FanoutSettings, order_from_json
@@ -320,6 +322,42 @@ def test_sharing_across_accounts_takes_two_waves_in_order(
     assert set(seen) == set(rules_and_vpcs(aws))
     assert set(of_vpc(seen, vpc)) == PEER_DOMAINS
     assert invoke(mesh, {"action": "plan"})["changes"] == []
+
+
+def test_a_workers_shared_rules_that_do_not_arrive_in_time_ask_for_the_next_wave(
+    mesh: Mesh,
+    fan_out: FanOut,
+    member: CachedClients,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The member's order accepts its invitation, then its associations wait for the shared
+    rules (the emulator's arrival lag) and give up: `waiting`, with a note, not an error; the
+    wave's last worker asks for the next pass, which associates them once they have arrived."""
+    monkeypatch.setattr(resolver, "ARRIVAL_WAITS", (0.05,))
+    vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
+    shared = {"vpc_id": vpc, "account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
+    mesh.update(HOME_REGION, shared_vpcs=[shared])
+    assert invoke(mesh, {"action": "resync"}, ShortContext())["ok"]
+    assert all(r["ok"] for r in fan_out.run_workers(mesh))
+    (message,) = fan_out.receive(fan_out.reconcile_url)
+    fan_out.delete(fan_out.reconcile_url, [message], set())
+    with arrival_lag(3600.0):
+        second = invoke(mesh, fan_out.batch(fan_out.reconcile_url, [message]), ShortContext())
+        assert second["report"]["ok"]
+        reports = fan_out.run_workers(mesh)
+    [worker] = [r for r in reports if r["regions"] == [f"{HOME_REGION}@{MEMBER}"]]
+    assert worker["ok"]
+    assert worker["errors"] == []
+    statuses = [(c["kind"], c["status"]) for c in worker["changes"]]
+    assert statuses == [("accept_share", "applied")] + [("associate", "waiting")] * 4
+    assert len([n for n in worker["notes"] if f"{vpc} waits for" in n]) == 4
+    assert any(n.endswith("pass 3 asked") for r in reports for n in r["notes"])
+    (follow_up,) = fan_out.receive(fan_out.reconcile_url)
+    fan_out.delete(fan_out.reconcile_url, [follow_up], set())
+    third = invoke(mesh, fan_out.batch(fan_out.reconcile_url, [follow_up]), ShortContext())
+    assert third["report"]["ok"]
+    assert all(r["ok"] for r in fan_out.run_workers(mesh))
+    assert set(of_vpc(rules_and_vpcs(member), vpc)) == PEER_DOMAINS
 
 
 def test_leases_are_exclusive_until_given_back_or_expired(fan_out: FanOut) -> None:
