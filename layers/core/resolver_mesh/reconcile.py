@@ -25,11 +25,12 @@ Invariants:
   read. A location whose tag read fails is reported, and what its VPCs use is kept as it is.
 - Sharing spans accounts (rules are created and shared, then accepted and associated by the
   receiver in one pass): while a pass that involves sharing changes something, another pass
-  follows (at most `MAX_PASSES`), each planned from what it reads. An association planned with
-  the acceptance of its share is applied only after that acceptance succeeded; while its rule
-  is not visible yet (after a bounded wait) it is `waiting`, a note says why, and another pass
-  follows: not an error. So do Profiles (a rule is created, then put
-  in the Profile; the Profile serves a VPC, then the VPC's direct associations go).
+  follows (at most `MAX_PASSES`), each planned from what it reads. So do Profiles (a rule is
+  created, then put in the Profile; the Profile serves a VPC, then the VPC's direct
+  associations go).
+- An association planned with the acceptance of its share is applied only after that
+  acceptance succeeded; while its rule is not visible yet (after a bounded wait) it is
+  `waiting`, a note says why, and another pass follows: not an error.
 - Profiles are read where our hub rules are, or where a hub delivers through a Profile; a
   failed Profile read makes the location unreadable (nothing changes there).
 - With `work` (the deployed function), a plan that passed the checks and cannot be applied
