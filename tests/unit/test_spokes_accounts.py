@@ -410,6 +410,23 @@ def test_the_receiving_account_accepts_and_associates_its_vpcs_in_one_plan() -> 
     assert plan_for(shared_items(MEMBER), states)[2].changes == ()
 
 
+def test_two_invitations_to_shares_of_ours_holding_one_rule_associate_it_once() -> None:
+    """A duplicate share of ours (the hub deletes it in this plan) was also sent: both are
+    accepted, and each rule goes on each listed VPC once."""
+    states, _ = shared_world(MEMBER)
+    share = share_of(states, MEMBER)
+    duplicate = replace(share, arn=share.arn + "-duplicate")
+    states[A] = replace(states[A], shares=(share, duplicate))
+    member = location(A, MEMBER)
+    second = replace(invited(states), arn="arn:invitation-2", share_arn=duplicate.arn)
+    states[member] = replace(states[member], invitations=(invited(states), second))
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    in_member = [c for c in plan.changes if c.account == MEMBER]
+    assert [c.kind for c in in_member[:2]] == [ChangeKind.ACCEPT_SHARE] * 2
+    associations = in_member[2:]
+    assert len({(c.domain, c.vpc_id) for c in associations}) == len(associations) == 4
+
+
 def test_an_invitation_to_a_share_not_of_ours_gets_neither_acceptance_nor_association() -> None:
     states, _ = shared_world(MEMBER)
     states[A] = replace(states[A], shares=(share_of(states, MEMBER),))

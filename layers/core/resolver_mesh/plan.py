@@ -582,7 +582,8 @@ class _RegionPlanner:
                 continue
             ours = [r for r in self.shared if r.domain == domain]
             ours += [r for (_, d), rules in self.ours.items() if d == domain for r in rules]
-            for vpc_id in sorted(listed):
+            planned = {c.vpc_id for c in self.out.associations if c.domain == domain}
+            for vpc_id in sorted(listed - planned):  # once, with two invitations to our shares
                 if self._conflicts(domain, vpc_id, keeper.id):
                     continue
                 if (domain, vpc_id) not in freed and any(
