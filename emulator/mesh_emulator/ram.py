@@ -28,6 +28,10 @@ RAM (per account and Region)
   Guide, *Enable resource sharing within AWS Organizations*: "you can share resources without
   using invitations"). Accounts outside it still get one.
 - `ListResources` (`SELF` / `OTHER-ACCOUNTS`) and `ListPendingInvitationResources` are added.
+- `arrival_lag(seconds)` (a context manager, off by default): the resources of a share become
+  available to an account only `seconds` after it accepted the invitation, as on AWS, where
+  they arrive asynchronously after `AcceptResourceShareInvitation`; meanwhile its rules are
+  unknown there (`ResourceNotFoundException`).
 
 Route 53 Resolver (account B, the Region of the share)
 - A rule of another account is visible to B while it is a resource of an ACTIVE share whose
@@ -53,12 +57,15 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 _MARKER = "_resolver_mesh_ram_extensions"
 _STATE = "_resolver_mesh_ram_state"
 _lock = threading.Lock()  # install once
+_arrival = {"lag": 0.0}  # seconds between an acceptance and its resources (`arrival_lag`)
 _state_lock = threading.RLock()  # every change to shares, invitations and cross-account links
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
@@ -94,6 +101,7 @@ class Invitation:
     status: str = "PENDING"
     # none was sent: the receiver is in the owner's organisation, which shares without them
     within_organization: bool = False
+    accepted_at: float = 0.0  # when the receiver accepted it (time.time())
 
 
 @dataclass
@@ -169,8 +177,21 @@ def _owned_rule(owner: str, region: str, arn: str) -> Any:
     return None if backend is None else dict.get(backend.resolver_rules, match["id"])
 
 
+@contextmanager
+def arrival_lag(seconds: float) -> Iterator[None]:
+    """For the block, the resources of a share reach an account `seconds` after it accepts
+    the invitation (invitations accepted before the block count from their acceptance)."""
+    before = _arrival["lag"]
+    _arrival["lag"] = seconds
+    try:
+        yield
+    finally:
+        _arrival["lag"] = before
+
+
 def _accepted(ram: Any, share: Any, account: str) -> bool:
-    """True if `account` accepted the invitation to the ACTIVE `share` (of `ram`)."""
+    """True if `account` accepted the invitation to the ACTIVE `share` (of `ram`), and its
+    resources have arrived (`arrival_lag`)."""
     extras = _state(ram).get(share.arn)
     invitation = None if extras is None else extras.invitations.get(account)
     return (
@@ -178,6 +199,7 @@ def _accepted(ram: Any, share: Any, account: str) -> bool:
         and account in share.principals
         and invitation is not None
         and invitation.status == "ACCEPTED"
+        and time.time() >= invitation.accepted_at + _arrival["lag"]
     )
 
 
@@ -739,6 +761,8 @@ def install_ram_extensions() -> None:
                         f"{invitation.status.lower()}",
                     )
                 invitation.status = status
+                if status == "ACCEPTED":
+                    invitation.accepted_at = time.time()
                 return {"resourceShareInvitation": _describe_invitation(share, invitation)}
 
         def list_pending_invitation_resources(

@@ -8,6 +8,7 @@ reached by assuming a role through the emulator's STS; both talk HTTP to one mod
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mesh_emulator import install
+from mesh_emulator.ram import arrival_lag
 from mesh_emulator.server import LocalEmulator, emulator_environment
 from resolver_mesh.local.topology import CachedClients, ClientFactory, HubResources, build_hub
 
@@ -260,6 +262,48 @@ def test_the_member_associates_a_shared_rule_with_its_own_vpc(world: World) -> N
 
     resolver.disassociate_resolver_rule(ResolverRuleId=rule["Id"], VPCId=world.member_vpc)
     assert associations_of(world.member) == []
+
+
+def test_with_an_arrival_lag_an_accepted_shares_rules_arrive_only_after_it(world: World) -> None:
+    """AWS makes an accepted share's resources available asynchronously: with the knob on, the
+    rule stays unknown to the member for the lag after its acceptance, then arrives."""
+    rule, later = world.rule(), world.rule("later.example.com")
+    resolver = world.member("route53resolver", REGION)
+    with arrival_lag(0.5):
+        share_arn = world.share(rule)
+        accepted = world.accept(share_arn)
+        assert accepted["status"] == "ACCEPTED"
+        assert rules_of(world.member) == {}
+        assert error_of(lambda: resolver.get_resolver_rule(ResolverRuleId=rule["Id"]))[0] == (
+            "ResourceNotFoundException"
+        )
+        code, _ = error_of(
+            lambda: resolver.associate_resolver_rule(
+                ResolverRuleId=rule["Id"], VPCId=world.member_vpc, Name="early"
+            )
+        )
+        assert code == "ResourceNotFoundException"
+        time.sleep(0.6)  # the lag has passed (whatever the machine's load: time only grows)
+        assert list(rules_of(world.member)) == [rule["Id"]]
+        resolver.associate_resolver_rule(
+            ResolverRuleId=rule["Id"], VPCId=world.member_vpc, Name="on-time"
+        )
+        # a resource added to a share accepted long ago arrives at once, as on AWS
+        world.owner("ram", REGION).associate_resource_share(
+            resourceShareArn=share_arn, resourceArns=[later["Arn"]]
+        )
+        assert set(rules_of(world.member)) == {rule["Id"], later["Id"]}
+    assert [(a["ResolverRuleId"], a["VPCId"]) for a in associations_of(world.member)] == [
+        (rule["Id"], world.member_vpc)
+    ]
+
+
+def test_without_an_arrival_lag_an_accepted_shares_rules_are_there_at_once(world: World) -> None:
+    rule = world.rule()
+    with arrival_lag(3600.0):
+        pass  # the knob is off again after its block
+    world.shared(rule)
+    assert list(rules_of(world.member)) == [rule["Id"]]
 
 
 def test_the_member_cannot_change_or_delete_a_shared_rule(world: World) -> None:

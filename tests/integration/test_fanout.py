@@ -29,7 +29,9 @@ from test_spokes_accounts import (
 from test_tag_join import TAG_FILTER, tag_reads, tagged_vpc, untag
 
 from mesh_emulator.faults import FaultInjector, injected_faults
+from mesh_emulator.ram import arrival_lag
 from mesh_emulator.server import LocalEmulator
+from resolver_mesh.aws import resolver
 from resolver_mesh.aws.calls import Caller, RateLimiter
 from resolver_mesh.aws.work import MAX_BATCH_BYTES, WaveEnd, Work, WorkQueues, WorkTable
 from resolver_mesh.fanout import SAFETY_SECONDS, ApplyOrder, FanoutSettings, order_from_json
@@ -280,12 +282,13 @@ def test_a_crashed_order_goes_back_with_the_ones_after_it(
     assert len(result["reports"]) == 2  # the others applied
 
 
-def test_sharing_across_accounts_takes_waves_in_order(
+def test_sharing_across_accounts_takes_two_waves_in_order(
     mesh: Mesh, fan_out: FanOut, member: CachedClients, aws: ClientFactory
 ) -> None:
     """Make before break across accounts, fanned out: the hub's rules are created and shared
-    in one wave, accepted and associated by the member in the next, each planned after the
-    wave before it finished (the last worker asks for the next pass)."""
+    in one wave, accepted and associated by the member in the next (one order: the
+    acceptance, then the associations, under the member location's lease), planned after the
+    first wave finished (its last worker asks for the next pass); the second asks for none."""
     vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
     shared = {"vpc_id": vpc, "account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
     mesh.update(HOME_REGION, shared_vpcs=[shared])
@@ -305,17 +308,56 @@ def test_sharing_across_accounts_takes_waves_in_order(
         fan_out.delete(fan_out.reconcile_url, [message], set())
         passes.append(invoke(mesh, event, ShortContext())["report"])
     queued = [{c["kind"] for c in p["changes"] if c["status"] == "queued"} for p in passes]
-    # Each wave was planned from what the one before it left: rules before shares, shares
-    # before acceptance, acceptance before the member's associations (as in one invocation).
-    assert len(queued) == 3
+    # Each wave was planned from what the one before it left: rules and shares first, then
+    # the member's acceptance and, in its same order, its associations of the shared rules.
+    assert len(queued) == 2
     assert {"create_rule", "create_share"} <= queued[0]
-    assert "accept_share" in queued[1]
-    assert "associate" in queued[2]
-    assert "accept_share" not in queued[0] | queued[2]
+    assert "accept_share" not in queued[0]
+    in_member = [c for c in passes[1]["changes"] if c.get("account") == MEMBER]
+    kinds = [c["kind"] for c in in_member]
+    assert kinds[0] == "accept_share"
+    assert set(kinds[1:]) == {"associate"}
+    assert {c["share_arn"] for c in in_member} == {in_member[0]["share_arn"]}
     seen = rules_and_vpcs(member)
     assert set(seen) == set(rules_and_vpcs(aws))
     assert set(of_vpc(seen, vpc)) == PEER_DOMAINS
     assert invoke(mesh, {"action": "plan"})["changes"] == []
+
+
+def test_a_workers_shared_rules_that_do_not_arrive_in_time_ask_for_the_next_wave(
+    mesh: Mesh,
+    fan_out: FanOut,
+    member: CachedClients,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The member's order accepts its invitation, then its associations wait for the shared
+    rules (the emulator's arrival lag) and give up: `waiting`, with a note, not an error; the
+    wave's last worker asks for the next pass, which associates them once they have arrived."""
+    monkeypatch.setattr(resolver, "ARRIVAL_WAITS", (0.05,))
+    vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
+    shared = {"vpc_id": vpc, "account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
+    mesh.update(HOME_REGION, shared_vpcs=[shared])
+    assert invoke(mesh, {"action": "resync"}, ShortContext())["ok"]
+    assert all(r["ok"] for r in fan_out.run_workers(mesh))
+    (message,) = fan_out.receive(fan_out.reconcile_url)
+    fan_out.delete(fan_out.reconcile_url, [message], set())
+    with arrival_lag(3600.0):
+        second = invoke(mesh, fan_out.batch(fan_out.reconcile_url, [message]), ShortContext())
+        assert second["report"]["ok"]
+        reports = fan_out.run_workers(mesh)
+    [worker] = [r for r in reports if r["regions"] == [f"{HOME_REGION}@{MEMBER}"]]
+    assert worker["ok"]
+    assert worker["errors"] == []
+    statuses = [(c["kind"], c["status"]) for c in worker["changes"]]
+    assert statuses == [("accept_share", "applied")] + [("associate", "waiting")] * 4
+    assert len([n for n in worker["notes"] if f"{vpc} waits for" in n]) == 4
+    assert any(n.endswith("pass 3 asked") for r in reports for n in r["notes"])
+    (follow_up,) = fan_out.receive(fan_out.reconcile_url)
+    fan_out.delete(fan_out.reconcile_url, [follow_up], set())
+    third = invoke(mesh, fan_out.batch(fan_out.reconcile_url, [follow_up]), ShortContext())
+    assert third["report"]["ok"]
+    assert all(r["ok"] for r in fan_out.run_workers(mesh))
+    assert set(of_vpc(rules_and_vpcs(member), vpc)) == PEER_DOMAINS
 
 
 def test_leases_are_exclusive_until_given_back_or_expired(fan_out: FanOut) -> None:

@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 from meshkit import HOME_REGION, Mesh, normalise, targets_of
 
+from mesh_emulator.ram import arrival_lag
+from resolver_mesh.aws import resolver
+from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.local.topology import (
     CachedClients,
     ClientFactory,
@@ -198,6 +201,102 @@ def test_a_shared_vpc_in_another_account_gets_the_hub_rules_through_ram(
     shares = aws("ram", HOME_REGION).get_resource_shares(resourceOwner="SELF")["resourceShares"]
     assert all(s["status"] in ("DELETED", "DELETING") for s in shares)
     assert len(rules_and_vpcs(aws)) == 4  # the hub's own rules stay
+
+
+def share_with_member(mesh: Mesh, member: CachedClients) -> str:
+    """A VPC of the member account listed as a shared VPC of the home hub; its id."""
+    vpc: str = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
+    shared = {"vpc_id": vpc, "account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
+    mesh.update(HOME_REGION, shared_vpcs=[shared])
+    return vpc
+
+
+def test_an_invited_account_accepts_and_associates_in_one_pass_two_in_all(
+    mesh: Mesh, member: CachedClients, aws: ClientFactory
+) -> None:
+    """The hub creates and shares its rules in the first pass; the member accepts the
+    invitation and associates the shared rules in the second, in that order; no third."""
+    vpc = share_with_member(mesh, member)
+    result = mesh.resync()
+    assert result["ok"], result["errors"]
+    assert "sharing across accounts or Route 53 Profiles took 2 passes" in result["notes"]
+    in_member = [c for c in result["changes"] if c.get("account") == MEMBER]
+    assert [c["kind"] for c in in_member] == ["accept_share"] + ["associate"] * 4
+    assert {c["status"] for c in in_member} == {"applied"}
+    assert {c["share_arn"] for c in in_member} == {in_member[0]["share_arn"]}
+    assert set(of_vpc(rules_and_vpcs(member), vpc)) == PEER_DOMAINS
+    assert {c["rule_id"] for c in in_member[1:]} == set(rules_and_vpcs(aws))
+    assert mesh.resync()["changes"] == []
+
+
+def test_shared_rules_that_arrive_after_the_acceptance_are_waited_for(
+    mesh: Mesh, member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RAM makes an accepted share's rules available a moment later (the emulator's arrival
+    lag): the association waits for them (bounded) and succeeds in the same pass."""
+    monkeypatch.setattr(resolver, "ARRIVAL_WAITS", (0.2, 0.4, 0.8))  # more than the lag
+    vpc = share_with_member(mesh, member)
+    with arrival_lag(0.3):
+        result = mesh.resync()
+    assert result["ok"], result["errors"]
+    assert "sharing across accounts or Route 53 Profiles took 2 passes" in result["notes"]
+    assert set(of_vpc(rules_and_vpcs(member), vpc)) == PEER_DOMAINS
+
+
+def test_shared_rules_that_do_not_arrive_in_time_ask_for_another_pass_without_an_error(
+    mesh: Mesh, member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resolver, "ARRIVAL_WAITS", (0.05, 0.05))
+    vpc = share_with_member(mesh, member)
+    with arrival_lag(3600.0):
+        result = mesh.resync()
+        assert result["ok"], result["errors"]
+        assert result["errors"] == []
+        waiting = [c for c in result["changes"] if c["status"] == "waiting"]
+        assert [(c["kind"], c["account"], c["vpc_id"]) for c in waiting] == [
+            ("associate", MEMBER, vpc)
+        ] * 4
+        assert result["counts"]["accept_share"] == 1
+        in_member = [c for c in result["changes"] if c.get("account") == MEMBER]
+        assert [c["kind"] for c in in_member] == ["accept_share"] + ["associate"] * 4
+        assert [c for c in in_member if c["status"] == "applied"] == in_member[:1]
+        assert {c["message"] for c in waiting} == {
+            f"{c['rule_id']} is not visible in {HOME_REGION} yet, 0.1 s after its share was"
+            " accepted; the next pass associates it"
+            for c in waiting
+        }
+        # the pass it asked for ran: the rules are not visible there yet, nothing to do
+        assert "sharing across accounts or Route 53 Profiles took 3 passes" in result["notes"]
+        assert rules_and_vpcs(member) == {}
+    later = mesh.resync()  # they have arrived: the usual path associates them
+    assert later["ok"], later["errors"]
+    assert later["counts"]["associate"] == 4
+    assert set(of_vpc(rules_and_vpcs(member), vpc)) == PEER_DOMAINS
+
+
+def test_associations_whose_share_was_not_accepted_are_not_attempted(
+    mesh: Mesh, member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vpc = share_with_member(mesh, member)
+
+    def refused(self: RamRegion, invitation_arn: str) -> None:
+        raise RuntimeError(f"injected: {invitation_arn} not accepted")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RamRegion, "accept", refused)
+        result = mesh.resync()
+    assert not result["ok"]
+    in_member = [c for c in result["changes"] if c.get("account") == MEMBER]
+    assert [(c["kind"], c["status"]) for c in in_member] == [("accept_share", "failed")] + [
+        ("associate", "skipped")
+    ] * 4
+    assert {c["message"] for c in in_member[1:]} == {
+        "the share that brings the rule was not accepted"
+    }
+    assert rules_and_vpcs(member) == {}
+    again = mesh.resync()
+    assert again["ok"], again["errors"]
+    assert set(of_vpc(rules_and_vpcs(member), vpc)) == PEER_DOMAINS
 
 
 def test_verify_follows_spokes_and_shared_vpcs_into_every_account(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from resolver_mesh.models import Change, ChangeKind
-from resolver_mesh.reconcile import _leads_to_sharing, _with_created_hub_rules
+from resolver_mesh.reconcile import _leads_to_sharing, _sharing_goes_on, _with_created_hub_rules
 
 KNOWN = "arn:aws:route53resolver:us-east-1:111122223333:resolver-rule/rslvr-rr-old"
 NEW = "arn:aws:route53resolver:us-east-1:111122223333:resolver-rule/rslvr-rr-new"
@@ -61,9 +61,41 @@ def applied(kind: ChangeKind, **fields: str) -> dict[str, str]:
         (applied(ChangeKind.DISASSOCIATE, owner="111122223333"), True),  # the hub may let go
         (applied(ChangeKind.ASSOCIATE), False),  # a rule of this account's own
         ({**applied(ChangeKind.CREATE_SHARE), "status": "failed"}, False),
+        ({**applied(ChangeKind.ASSOCIATE, owner="111122223333"), "status": "waiting"}, True),
     ],
 )
 def test_which_applied_changes_ask_for_another_pass(
     result: dict[str, str], next_pass: bool
 ) -> None:
     assert _leads_to_sharing(result, {"us-east-1"}) is next_pass
+
+
+INVITATION = "arn:aws:ram:us-east-1:111122223333:resource-share-invitation/i"
+
+
+@pytest.mark.parametrize(
+    ("associations", "next_pass"),
+    [
+        ([], True),  # nothing associated with it: the next pass sees the rules and does
+        (["applied", "applied"], False),  # accepted and associated in one pass
+        (["applied", "waiting"], True),  # one rule did not arrive in time
+        (["failed"], True),  # reported; the next pass plans it again from what it reads
+        (["skipped"], True),
+    ],
+)
+def test_an_acceptance_asks_for_another_pass_only_when_its_rules_were_not_put_on_vpcs(
+    associations: list[str], next_pass: bool
+) -> None:
+    accept = applied(ChangeKind.ACCEPT_SHARE, share_arn=INVITATION)
+    results = [accept] + [
+        {**applied(ChangeKind.ASSOCIATE, owner="111122223333", share_arn=INVITATION), "status": s}
+        for s in associations
+    ]
+    assert _sharing_goes_on(results, {"us-east-1"}) is next_pass
+
+
+def test_an_association_with_another_invitation_does_not_settle_this_acceptance() -> None:
+    accept = applied(ChangeKind.ACCEPT_SHARE, share_arn=INVITATION)
+    other = applied(ChangeKind.ASSOCIATE, owner="111122223333", share_arn=INVITATION + "2")
+    assert _sharing_goes_on([accept, other], {"us-east-1"})
+    assert not _sharing_goes_on([other], {"us-east-1"})

@@ -366,29 +366,179 @@ def received(states: dict[str, RegionState], account: str, vpcs: tuple[str, ...]
     return RegionState(A, rules=rules, associations=associations, account=account)
 
 
-def test_the_receiving_account_accepts_then_associates_its_vpcs() -> None:
+def invited(states: dict[str, RegionState], account: str = MEMBER) -> ObservedInvitation:
+    """The invitation `account` has to our share of the hub's rules (read where the hub is)."""
+    ours = states[A].shares[0].arn
+    return ObservedInvitation(f"arn:invitation-{account}", "resolver-mesh-mesh", HOME, ours)
+
+
+def test_the_receiving_account_accepts_and_associates_its_vpcs_in_one_plan() -> None:
     states, _ = shared_world(MEMBER)
     states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
     member = location(A, MEMBER)
-    ours = states[A].shares[0].arn
-    invitation = ObservedInvitation("arn:invitation", "resolver-mesh-mesh", HOME, ours)
     stranger = ObservedInvitation("arn:stranger", "resolver-mesh-mesh", OTHER, "arn:theirs")
     # a share of the hub account under our name but not tagged ours (so not read as ours)
     untagged = ObservedInvitation("arn:untagged", "resolver-mesh-mesh", HOME, "arn:untagged-share")
+    invitation = invited(states)
     states[member] = replace(states[member], invitations=(invitation, stranger, untagged))
     _, _, plan = plan_for(shared_items(MEMBER), states)
-    assert [(c.kind, c.share_arn) for c in plan.changes] == [
-        (ChangeKind.ACCEPT_SHARE, "arn:invitation")
-    ]
+    [accept, *associations] = plan.changes
+    assert (accept.kind, accept.share_arn, accept.account) == (
+        ChangeKind.ACCEPT_SHARE,
+        invitation.arn,
+        MEMBER,
+    )
+    # the hub's keeper rules, as read where the hub is, each on the listed VPC
+    hub_rules = {r.id: r for r in managed_rules(states[A], MESH)}
+    assert len(associations) == len(hub_rules) == 4
+    for change in associations:
+        rule = hub_rules[change.rule_id or ""]
+        assert change.kind is ChangeKind.ASSOCIATE
+        assert (change.account, change.vpc_id) == (MEMBER, SHARED_C)
+        assert (change.domain, change.name) == (rule.domain, rule.name)
+        assert change.target_region == owned_target_region(rule.creator_request_id, MESH)
+        assert (change.owner, change.share_arn) == (HOME, invitation.arn)
 
+    # once the rules are visible, the usual path: nothing waits for an invitation any more
     states[member] = received(states, MEMBER, ())
     _, _, plan = plan_for(shared_items(MEMBER), states)
     associations = [c for c in plan.changes if c.kind is ChangeKind.ASSOCIATE]
     assert len(associations) == len(plan.changes) == 4
-    assert {(c.account, c.vpc_id) for c in associations} == {(MEMBER, SHARED_C)}
+    assert {(c.account, c.vpc_id, c.share_arn) for c in associations} == {(MEMBER, SHARED_C, None)}
 
     states[member] = received(states, MEMBER, (SHARED_C,))
     assert plan_for(shared_items(MEMBER), states)[2].changes == ()
+
+
+def test_two_invitations_to_shares_of_ours_holding_one_rule_associate_it_once() -> None:
+    """A duplicate share of ours (the hub deletes it in this plan) was also sent: both are
+    accepted, and each rule goes on each listed VPC once."""
+    states, _ = shared_world(MEMBER)
+    share = share_of(states, MEMBER)
+    duplicate = replace(share, arn=share.arn + "-duplicate")
+    states[A] = replace(states[A], shares=(share, duplicate))
+    member = location(A, MEMBER)
+    second = replace(invited(states), arn="arn:invitation-2", share_arn=duplicate.arn)
+    states[member] = replace(states[member], invitations=(invited(states), second))
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    in_member = [c for c in plan.changes if c.account == MEMBER]
+    assert [c.kind for c in in_member[:2]] == [ChangeKind.ACCEPT_SHARE] * 2
+    associations = in_member[2:]
+    assert len({(c.domain, c.vpc_id) for c in associations}) == len(associations) == 4
+
+
+def test_an_invitation_to_a_share_not_of_ours_gets_neither_acceptance_nor_association() -> None:
+    states, _ = shared_world(MEMBER)
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
+    member = location(A, MEMBER)
+    ours = invited(states)
+    foreign = (
+        replace(ours, arn="arn:untagged", share_arn="arn:untagged-share"),  # not tagged ours
+        replace(ours, arn="arn:stranger", sender=OTHER),  # our share's ARN, another sender
+    )
+    states[member] = replace(states[member], invitations=foreign)
+    assert plan_for(shared_items(MEMBER), states)[2].changes == ()
+
+
+def test_nothing_is_accepted_or_associated_while_the_hubs_location_is_not_read() -> None:
+    states, _ = shared_world(MEMBER)
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
+    member = location(A, MEMBER)
+    states[member] = replace(states[member], invitations=(invited(states),))
+    states[A] = RegionState(A, error="ThrottlingException")
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    assert [c for c in plan.changes if c.account == MEMBER] == []
+
+
+def test_only_the_hub_rules_the_accepted_share_holds_are_associated() -> None:
+    states, _ = shared_world(MEMBER)
+    share = share_of(states, MEMBER)
+    [held, *_] = sorted(share.resources)
+    states[A] = replace(states[A], shares=(replace(share, resources=frozenset({held})),))
+    member = location(A, MEMBER)
+    states[member] = replace(states[member], invitations=(invited(states),))
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    in_member = [c for c in plan.changes if c.account == MEMBER]
+    assert [c.kind for c in in_member] == [ChangeKind.ACCEPT_SHARE, ChangeKind.ASSOCIATE]
+    [rule] = [r for r in managed_rules(states[A], MESH) if r.arn == held]
+    assert in_member[1].rule_id == rule.id
+    # the hub adds the others to its share in the same plan; the next pass associates them
+    [extend] = [c for c in plan.changes if c.kind is ChangeKind.SHARE]
+    assert len(extend.resources) == 3
+
+
+def test_an_accepted_share_finds_the_same_conflicts_as_a_visible_one() -> None:
+    states, _ = shared_world(MEMBER)
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
+    member = location(A, MEMBER)
+    theirs = ObservedRule(
+        "rslvr-rr-theirs",
+        f"{B}.amazonaws.com.",
+        "FORWARD",
+        "t",
+        "COMPLETE",
+        None,
+        frozenset(),
+        "someone-else",
+    )
+    states[member] = replace(
+        states[member],
+        invitations=(invited(states),),
+        rules=(theirs,),
+        associations=(ObservedAssociation("x", theirs.id, SHARED_C, "COMPLETE"),),
+    )
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    [conflict] = plan.conflicts
+    assert (conflict.account, conflict.vpc_id, conflict.their_rule_id) == (
+        MEMBER,
+        SHARED_C,
+        theirs.id,
+    )
+    assert conflict.our_rule_id in {r.id for r in managed_rules(states[A], MESH)}
+    associations = [c for c in plan.changes if c.kind is ChangeKind.ASSOCIATE]
+    assert len(associations) == 3
+    assert f"{B}.amazonaws.com." not in {c.domain for c in associations}
+
+
+def test_a_vpc_holding_another_rule_of_ours_for_the_domain_waits_for_the_next_pass() -> None:
+    """A shared rule of ours (an older share) already serves the domain on the VPC: AWS allows
+    one rule per domain, and the new rule is not visible yet to swap them make-before-break."""
+    states, _ = shared_world(MEMBER)
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
+    member = location(A, MEMBER)
+    [old] = [r for r in managed_rules(states[A], MESH) if r.domain == f"{B}.amazonaws.com."]
+    older = replace(old, id="rslvr-rr-older", arn=old.arn + "-older")
+    states[A] = replace(states[A], rules=(*states[A].rules, older))
+    visible = replace(older, share_status="SHARED_WITH_ME", owner_id=HOME)
+    states[member] = replace(
+        states[member],
+        invitations=(invited(states),),
+        rules=(visible,),
+        associations=(ObservedAssociation("x", visible.id, SHARED_C, "COMPLETE"),),
+    )
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    in_member = [c for c in plan.changes if c.account == MEMBER]
+    assert in_member[0].kind is ChangeKind.ACCEPT_SHARE
+    associated = {c.domain for c in in_member if c.kind is ChangeKind.ASSOCIATE}
+    assert len(associated) == 3
+    assert old.domain not in associated
+    assert not [c for c in in_member if c.kind is ChangeKind.DISASSOCIATE]
+    assert plan.conflicts == ()
+
+
+def test_the_guard_counts_associations_planned_with_an_acceptance_against_the_quota() -> None:
+    states, _ = shared_world(MEMBER)
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
+    member = location(A, MEMBER)
+    crowded = tuple(
+        ObservedAssociation(f"a{n}", f"rslvr-rr-{n}", f"vpc-{n:017x}", "COMPLETE")
+        for n in range(1997)
+    )
+    states[member] = replace(states[member], invitations=(invited(states),), associations=crowded)
+    hub_set, _, plan = plan_for(shared_items(MEMBER), states)
+    verdict = check_plan(plan, states, set(states), MESH, Guard(), staying=hub_set.enabled)
+    assert not verdict.allowed
+    assert verdict.refusals == (f"{member}: 2001 rule associations would exceed the quota of 2000",)
 
 
 def test_a_shared_vpc_removed_is_disassociated_and_its_account_unshared() -> None:

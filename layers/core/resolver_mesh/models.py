@@ -595,7 +595,9 @@ PROFILE_KINDS = frozenset(
 class Change:
     """One write. `rule_id` is None for a rule created earlier in the same plan (same source and
     domain). Share changes name the share (`share_arn`, or `name` to create one) and the rule
-    ARNs and account ids they add or remove."""
+    ARNs and account ids they add or remove; an acceptance names the invitation (`share_arn`),
+    and so does an association of a shared rule that arrives with it (applied only once that
+    invitation was accepted in the same apply)."""
 
     kind: ChangeKind
     region: str

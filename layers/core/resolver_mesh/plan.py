@@ -13,6 +13,11 @@ Invariants:
   never by re-creation. A rule is only replaced when the hub it targets changes.
 - Rules shared with us (`SHARED_WITH_ME`) are never managed where they are received; there we
   only associate and disassociate the hub's shared rules with the listed VPCs.
+- A receiving location that accepts an invitation to a share of ours also associates, in the
+  same plan and after the acceptance, the rules the hub keeps that this share holds (as read
+  where the hub is), with the same conflict rules: an association that waits for its share
+  names the invitation (`share_arn`). Nothing is accepted or associated from a share that is
+  not ours, or while the hub's location is not read.
 - A plan for a state it produced is empty (idempotency).
 """
 
@@ -29,6 +34,7 @@ from resolver_mesh.models import (
     Conflict,
     DesiredRule,
     DesiredShare,
+    ObservedInvitation,
     ObservedRule,
     ObservedShare,
     Plan,
@@ -172,7 +178,7 @@ class _RegionPlanner:
     ) -> None:
         self.mesh_id = mesh_id
         self.receivers = receivers
-        self.hub_keepers: dict[str, str] = {}  # domain -> ARN of the hub rule that stays
+        self.hub_keepers: dict[str, ObservedRule] = {}  # domain -> the hub rule that stays
         self.adopt = adopt
         self.state = state
         self.region = state.region
@@ -271,7 +277,7 @@ class _RegionPlanner:
             keeper = self._adopt(want)
         keeper_id = keeper.id if keeper else None
         if keeper is not None and not want.source:
-            self.hub_keepers[want.domain] = keeper.arn
+            self.hub_keepers[want.domain] = keeper
         if keeper is None:
             self.out.upserts.append(self._change(ChangeKind.CREATE_RULE, want, None, "new"))
         else:
@@ -497,16 +503,19 @@ class _RegionPlanner:
             account=self.account,
         )
 
-    def plan_received(self, hub_keepers: Mapping[str, str]) -> None:
+    def plan_received(self, hub_keepers: Mapping[str, ObservedRule]) -> None:
         """As an account that receives the hub's rules: accept the share, put on each listed
         VPC the rule the hub keeps for each domain, and take shared rules off VPCs no longer
         listed. Only rules of a hub location we read count (`offered`); while the rule the hub
         keeps is not visible here yet, the listed VPCs keep what they have."""
         receiving = self.by_location.received_shares.get(self.where, [])
         senders = {self._account_id(share.owner) for share in receiving}
+        listed = frozenset(vpc for share in receiving for vpc in share.vpc_ids)
+        accepted: list[ObservedInvitation] = []
         for invitation in self.state.invitations:
             # Only a share of ours (read, by its owner tag, where the hub is) is accepted.
             if invitation.share_arn in self.receivers.shares and invitation.sender in senders:
+                accepted.append(invitation)
                 self.out.upserts.append(
                     Change(
                         ChangeKind.ACCEPT_SHARE,
@@ -517,15 +526,15 @@ class _RegionPlanner:
                         account=self.account,
                     )
                 )
-        listed = frozenset(vpc for share in receiving for vpc in share.vpc_ids)
         offered = self.receivers.offered.get(self.region, frozenset())
         by_domain: dict[str, list[ObservedRule]] = defaultdict(list)
         for rule in self.shared:
             if rule.arn in offered:
                 by_domain[rule.domain].append(rule)
         wanted = self.by_location.hub_domains.get(self.region, set())
+        kept_arns = {domain: rule.arn for domain, rule in hub_keepers.items()}
         for domain, rules in sorted(by_domain.items()):
-            keeper = next((r for r in rules if r.arn == hub_keepers.get(domain)), None)
+            keeper = next((r for r in rules if r.arn == kept_arns.get(domain)), None)
             waiting = keeper is None and (
                 domain in wanted or any(self.target_of(r) in self.protected_targets for r in rules)
             )
@@ -538,14 +547,63 @@ class _RegionPlanner:
             if keeper is None:
                 continue
             for vpc_id in sorted(listed - self.vpcs_of[keeper.id]):
-                theirs = [r for r in self.theirs[domain] if vpc_id in self.vpcs_of[r.id]]
-                if theirs:
-                    self.out.conflicts.append(
-                        Conflict(self.region, domain, vpc_id, theirs[0].id, keeper.id, self.account)
-                    )
+                if self._conflicts(domain, vpc_id, keeper.id):
                     continue
                 self.out.associations.append(
                     self._about(ChangeKind.ASSOCIATE, keeper, "shared rule", vpc_id)
+                )
+        for invitation in accepted:
+            self._associate_arriving(invitation, hub_keepers, listed)
+
+    def _conflicts(self, domain: str, vpc_id: str, our_rule_id: str | None) -> bool:
+        """Whether a rule not ours holds `domain` in `vpc_id` (recorded as a conflict)."""
+        theirs = [r for r in self.theirs[domain] if vpc_id in self.vpcs_of[r.id]]
+        if theirs:
+            self.out.conflicts.append(
+                Conflict(self.region, domain, vpc_id, theirs[0].id, our_rule_id, self.account)
+            )
+        return bool(theirs)
+
+    def _associate_arriving(
+        self,
+        invitation: ObservedInvitation,
+        hub_keepers: Mapping[str, ObservedRule],
+        listed: frozenset[str],
+    ) -> None:
+        """With an invitation accepted in this plan: the rules the hub keeps that its share
+        holds, not visible here yet, on every listed VPC (a pass sooner than reading them
+        here). A VPC where another rule of ours holds the domain keeps it for now: the next
+        pass, which sees the new rule, swaps them make-before-break."""
+        holds = self.receivers.shares.get(invitation.share_arn, frozenset())
+        visible = {rule.arn for rule in self.shared}
+        freed = {(c.domain, c.vpc_id) for c in self.out.disassociations}
+        for domain, keeper in sorted(hub_keepers.items()):
+            if keeper.arn not in holds or keeper.arn in visible:
+                continue
+            ours = [r for r in self.shared if r.domain == domain]
+            ours += [r for (_, d), rules in self.ours.items() if d == domain for r in rules]
+            planned = {c.vpc_id for c in self.out.associations if c.domain == domain}
+            for vpc_id in sorted(listed - planned):  # once, with two invitations to our shares
+                if self._conflicts(domain, vpc_id, keeper.id):
+                    continue
+                if (domain, vpc_id) not in freed and any(
+                    vpc_id in self.vpcs_of[r.id] for r in ours
+                ):
+                    continue
+                self.out.associations.append(
+                    Change(
+                        ChangeKind.ASSOCIATE,
+                        self.region,
+                        domain,
+                        rule_id=keeper.id,
+                        vpc_id=vpc_id,
+                        name=keeper.name,
+                        target_region=self.target_of(keeper),
+                        reason="shared rule, with its share accepted",
+                        account=self.account,
+                        owner=invitation.sender,
+                        share_arn=invitation.arn,
+                    )
                 )
 
 
@@ -555,12 +613,13 @@ class _Receivers:
     hub rules of ours in the locations we read (only those are associated by a receiver);
     `held`, the shared rules some receiving VPC uses (their owner keeps them until it lets
     go); `blind`, Regions where a receiving account could not be read (shared rules are then
-    kept); `shares`, our shares (tagged ours), the only ones whose invitations are accepted."""
+    kept); `shares`, our shares (tagged ours), the only ones whose invitations are accepted,
+    with the rule ARNs each holds."""
 
     offered: Mapping[str, frozenset[str]]
     held: frozenset[str]
     blind: frozenset[str]
-    shares: frozenset[str]  # the ARNs of our shares, where the hubs are
+    shares: Mapping[str, frozenset[str]]  # share ARN (where the hubs are) -> its resources
 
     @classmethod
     def of(cls, mesh_id: str, desired: Desired, states: Mapping[str, RegionState]) -> _Receivers:
@@ -583,7 +642,7 @@ class _Receivers:
             offered={region: frozenset(arns) for region, arns in offered.items()},
             held=frozenset(held),
             blind=frozenset(blind),
-            shares=frozenset(s.arn for state in states.values() for s in state.shares),
+            shares={s.arn: s.resources for state in states.values() for s in state.shares},
         )
 
 

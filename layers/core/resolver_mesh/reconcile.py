@@ -23,10 +23,14 @@ Invariants:
   reported as denied, with a note, not as an error; anywhere else a refused read is an error.
 - VPCs join hubs by tag: one tag read (DescribeVpcs) per location swept, before the rest is
   read. A location whose tag read fails is reported, and what its VPCs use is kept as it is.
-- Sharing spans accounts (rules are created, then shared, then associated by the receiver):
-  while a pass that involves sharing changes something, another pass follows (at most
-  `MAX_PASSES`), each planned from what it reads. So do Profiles (a rule is created, then put
-  in the Profile; the Profile serves a VPC, then the VPC's direct associations go).
+- Sharing spans accounts (rules are created and shared, then accepted and associated by the
+  receiver in one pass): while a pass that involves sharing changes something, another pass
+  follows (at most `MAX_PASSES`), each planned from what it reads. So do Profiles (a rule is
+  created, then put in the Profile; the Profile serves a VPC, then the VPC's direct
+  associations go).
+- An association planned with the acceptance of its share is applied only after that
+  acceptance succeeded; while its rule is not visible yet (after a bounded wait) it is
+  `waiting`, a note says why, and another pass follows: not an error.
 - Profiles are read where our hub rules are, or where a hub delivers through a Profile; a
   failed Profile read makes the location unreadable (nothing changes there).
 - With `work` (the deployed function), a plan that passed the checks and cannot be applied
@@ -54,7 +58,7 @@ from typing import Any
 from resolver_mesh.aws.calls import CallInterruptedError, is_denied, stop_requested
 from resolver_mesh.aws.hubs import MissingTableError
 from resolver_mesh.aws.profiles import ProfilesRegion
-from resolver_mesh.aws.resolver import ResolverRegion
+from resolver_mesh.aws.resolver import ResolverRegion, RuleNotVisibleError
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.aws.work import WORK_CALLS_PER_SECOND, Work
@@ -166,6 +170,7 @@ def per_region(
 class _Applied:
     results: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 class Reconciler:
@@ -380,9 +385,8 @@ class Reconciler:
             )
             return False  # the wave's last worker asks for the next pass
         self._apply(plan, report)
-        return any(
-            _leads_to_sharing(change, sharing_regions) or _leads_to_profile(change, profiles.active)
-            for change in report.changes
+        return _sharing_goes_on(report.changes, sharing_regions) or any(
+            _leads_to_profile(change, profiles.active) for change in report.changes
         )
 
     def check_item(
@@ -702,6 +706,7 @@ class Reconciler:
         for where in sorted(outcomes):
             results.extend(outcomes[where].results)
             report.errors.extend(outcomes[where].errors)
+            report.notes.extend(outcomes[where].notes)
         report.applied_changes(results)
 
     def _apply_leased(self, where: str, changes: list[Change]) -> _Applied:
@@ -754,11 +759,12 @@ class Reconciler:
             outcome = _not_started(where, changes, "not applied (see notes and errors)")
             outcome.errors.clear()
         report.errors.extend(outcome.errors)
+        report.notes.extend(outcome.notes)
         report.applied_changes(outcome.results)
         follow_up = (
             bool(report.errors)
             or any(r["status"] != "applied" for r in outcome.results)
-            or any(_leads_to_sharing(r, order.sharing_regions) for r in outcome.results)
+            or _sharing_goes_on(outcome.results, order.sharing_regions)
             or (order.profile_active and any(r["status"] == "applied" for r in outcome.results))
         )
         end = self.work.table.finish(order.wave, where, follow_up)
@@ -802,6 +808,7 @@ class Reconciler:
         created: dict[tuple[str, str], str] = {}  # (source, domain) -> rule created in this run
         hub_rules_created: list[str] = []  # their ids, for the hub's share of this location
         new_profile: str | None = None  # the Profile created in this run
+        accepted: set[str] = set()  # the invitations accepted in this run
         undeletable: set[str] = set()  # rules whose disassociation failed
         occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
         out = _Applied()
@@ -810,13 +817,15 @@ class Reconciler:
             is_rule = change.kind not in SHARE_KINDS and not is_profile
             rule_id = change.rule_id or created.get((change.source, change.domain))
             profile_id = change.profile_id or new_profile
-            status, message = "applied", ""
+            status, message, why = "applied", "", ""
             if stop_requested.is_set():
                 status = "not started"
             elif is_profile and profile_id is None and change.kind is not ChangeKind.CREATE_PROFILE:
                 status, message = "skipped", "the Profile was not created"
             elif is_rule and rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
                 status, message = "skipped", f"the rule for {change.domain} was not created"
+            elif _awaits_acceptance(change) and change.share_arn not in accepted:
+                status, message = "skipped", "the share that brings the rule was not accepted"
             elif _makes_way_for_nothing(change, following, created):
                 status, message = "skipped", "the rule that was to take its place was not created"
             elif (change.kind is ChangeKind.DELETE_RULE and rule_id in undeletable) or (
@@ -837,12 +846,17 @@ class Reconciler:
                             arns = [_rule_arn(aws, region, r) for r in hub_rules_created]
                             change = _with_created_hub_rules(change, arns)
                         self._write_share(ram, change)
+                        if change.kind is ChangeKind.ACCEPT_SHARE:
+                            accepted.add(str(change.share_arn))
                     if change.kind is ChangeKind.CREATE_RULE:
                         created[(change.source, change.domain)] = str(rule_id)
                         if not change.source:
                             hub_rules_created.append(str(rule_id))
                 except CallInterruptedError:
                     status = "not started"  # nothing of it was written (see `Caller`)
+                except RuleNotVisibleError as waiting:  # not an error: the next pass does it
+                    status, why = "waiting", f"{waiting}; the next pass associates it"
+                    out.notes.append(f"{where}: {change.vpc_id} waits for {change.domain}: {why}")
                 except Exception as error:
                     status, message = "failed", f"{type(error).__name__}: {error}"
                     if change.kind is ChangeKind.DISASSOCIATE and rule_id:
@@ -855,6 +869,8 @@ class Reconciler:
                 result["rule_id"] = rule_id
             if is_profile and profile_id:
                 result["profile_id"] = profile_id
+            if status == "waiting":
+                result["message"] = why
             if message:
                 result["message"] = message
                 what = change.domain or change.share_arn or change.name or ""
@@ -885,6 +901,8 @@ class Reconciler:
             resolver.adopt_rule(rule_id, self.settings.mesh_id, change.target_region or "")
         elif change.kind is ChangeKind.UPDATE_RULE:
             resolver.update_rule(change)
+        elif _awaits_acceptance(change):
+            resolver.associate_arriving(rule_id, str(change.vpc_id), str(change.name))
         elif change.kind is ChangeKind.ASSOCIATE:
             resolver.associate(rule_id, str(change.vpc_id), str(change.name))
         elif change.kind is ChangeKind.DISASSOCIATE:
@@ -988,14 +1006,45 @@ def _shares_beyond_items(joined: Joined, tagged: Mapping[str, TaggedVpcs]) -> bo
     )
 
 
-def _leads_to_sharing(result: Mapping[str, Any], sharing_regions: Collection[str]) -> bool:
-    """An applied change after which sharing has a next step: a share changed or accepted (the
-    receiver can associate), a hub rule created where the hub shares its rules (it can be
-    shared), a shared rule taken off a receiving VPC (the owner can let it go). A shared rule
-    put on a receiving VPC ends its sharing: nothing waits for it."""
+def _awaits_acceptance(change: Change) -> bool:
+    """An association of a shared rule planned with the acceptance of its share (it names the
+    invitation): applied only once the invitation is accepted, and its rule may arrive late."""
+    return change.kind is ChangeKind.ASSOCIATE and bool(change.share_arn)
+
+
+def _sharing_goes_on(
+    results: Iterable[Mapping[str, Any]], sharing_regions: Collection[str]
+) -> bool:
+    """Whether sharing has a next step after these results (see `_leads_to_sharing`); an
+    invitation accepted in a location counts as done when a shared rule it brings was put on a
+    VPC right after it (the plan put every rule the share holds on the listed VPCs)."""
+    results = list(results)
+    associated = {
+        r.get("share_arn")
+        for r in results
+        if r["kind"] == ChangeKind.ASSOCIATE and r["status"] == "applied"
+    }
+    return any(_leads_to_sharing(r, sharing_regions, associated) for r in results)
+
+
+def _leads_to_sharing(
+    result: Mapping[str, Any],
+    sharing_regions: Collection[str],
+    associated: Collection[str | None] = frozenset(),
+) -> bool:
+    """A change after which sharing has a next step: a share changed or accepted (the
+    receiver can associate; not when it did in the same apply, `associated` naming such
+    invitations), a hub rule created where the hub shares its rules (it can be shared), a
+    shared rule taken off a receiving VPC (the owner can let it go), a shared rule that did
+    not arrive in time (`waiting`). A shared rule put on a receiving VPC ends its sharing:
+    nothing waits for it."""
+    if result["status"] == "waiting":
+        return True
     if result["status"] != "applied":
         return False
     kind = ChangeKind(result["kind"])
+    if kind is ChangeKind.ACCEPT_SHARE:
+        return result.get("share_arn") not in associated
     return (
         kind in SHARE_KINDS
         or (

@@ -7,6 +7,11 @@ Invariants:
   returns the existing rule, an association that exists already (RSLVR-00802 with our own rule)
   is success, a disassociation or deletion of something already gone is success.
 - The built-in recursive rule and rules being deleted are not returned as live rules.
+- A rule shared with this account by a share accepted a moment ago may not be known here yet
+  (RAM makes the share's resources available asynchronously): its association is tried again
+  after each of `ARRIVAL_WAITS` while AWS answers ResourceNotFoundException, then given up
+  (`RuleNotVisibleError`); the association is the probe, so a rule already visible costs no
+  extra call.
 """
 
 from __future__ import annotations
@@ -31,10 +36,17 @@ from resolver_mesh.names import MARKER, OWNER_TAG_KEY, TARGET_TAG_KEY, normalise
 PAGE_SIZE = 100
 BUILT_IN_RULE_PREFIX = "rslvr-autodefined-rr-"
 DELETE_RETRIES = 6
+# Seconds waited before each new try to associate a rule whose share was just accepted
+# (bounded: about 7 s in all, through the location's rate-limited caller).
+ARRIVAL_WAITS = (1.0, 2.0, 4.0)
 
 
 class ConflictError(Exception):
     """AWS refused an association because another owner's rule covers the domain in the VPC."""
+
+
+class RuleNotVisibleError(Exception):
+    """A rule shared with this account is still unknown here (its share was just accepted)."""
 
 
 def _target(raw: dict[str, Any]) -> Target:
@@ -242,6 +254,25 @@ class ResolverRegion:
             if "RSLVR-00802" in message or "same domain name" in message:
                 raise ConflictError(message) from error
             raise
+
+    def associate_arriving(self, rule_id: str, vpc_id: str, name: str) -> None:
+        """Associate a rule of another account whose share this account has just accepted,
+        waiting (`ARRIVAL_WAITS`) while AWS does not know the rule here yet; raises
+        `RuleNotVisibleError` when it never showed up."""
+        for wait in (0.0, *ARRIVAL_WAITS):
+            if wait:
+                self.call.sleep(wait)
+            try:
+                self.associate(rule_id, vpc_id, name)
+                return
+            except ClientError as error:
+                if error_code(error) != "ResourceNotFoundException":
+                    raise
+        waited = sum(ARRIVAL_WAITS)
+        raise RuleNotVisibleError(
+            f"{rule_id} is not visible in {self.region} yet, {waited:g} s after its share was"
+            " accepted"
+        )
 
     def _is_associated(self, rule_id: str, vpc_id: str) -> bool:
         raw = self.call.pages(
