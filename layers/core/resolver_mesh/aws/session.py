@@ -61,13 +61,13 @@ STS_CALLS_PER_SECOND = 50.0
 # aws-deployment-framework issues 781, 788). The walk is serial, one page at a time; this keeps
 # it gentle and leaves room for other tools of the organisation.
 ORGANIZATIONS_CALLS_PER_SECOND = 4.0
+# Taken before any `Aws._lock`, never while holding one (re-entrant: making a client may assume
+# a member role, which makes the home account's STS client).
+_MAKING_CLIENTS = threading.RLock()
 # DescribeVpcs' largest page (its `MaxResults` is 5 to 1,000: EC2 API Reference, DescribeVpcs).
 # One page holds every VPC of an account's Region at the default quota (5 per Region) and far
 # beyond; a full page is about 0.6 MB of XML, about 4 MiB while botocore parses it.
 VPC_PAGE_SIZE = 1000
-# Taken before any `Aws._lock`, never while holding one (re-entrant: making a client may assume
-# a member role, which makes the home account's STS client).
-_MAKING_CLIENTS = threading.RLock()
 
 
 _Node = dict[str, Any]  # a node of botocore's handler trie: "chunk", "values", "children"
