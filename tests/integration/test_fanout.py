@@ -26,7 +26,7 @@ from test_spokes_accounts import (
     of_vpc,
     rules_and_vpcs,
 )
-from test_tag_join import TAG_FILTER, tag_reads, tagged_vpc, untag
+from test_tag_join import VPC_READ, tag_reads, tagged_vpc, untag
 
 from mesh_emulator.faults import FaultInjector, injected_faults
 from mesh_emulator.ram import arrival_lag
@@ -574,7 +574,7 @@ def test_an_order_whose_tags_cannot_be_read_again_is_stale(
     assert invoke(mesh, {"action": "resync"})["ok"]
     vpc = tagged_vpc(aws, HOME_REGION, "10.212.0.0/16")
     assert invoke(mesh, {"action": "resync"}, ShortContext())["ok"]
-    with injected_faults(emulator, 1.0, kinds=("denied",), services=(), queries=(TAG_FILTER,)):
+    with injected_faults(emulator, 1.0, kinds=("denied",), services=(), queries=(VPC_READ,)):
         (report,) = fan_out.run_workers(mesh)
     assert any(
         f"the VPCs tagged at {HOME_REGION} could not be read" in n and "UnauthorizedOperation" in n

@@ -17,6 +17,7 @@ from test_spokes_accounts import EXTERNAL_ID, MEMBER, ROLE, member, of_vpc, rule
 
 from mesh_emulator.faults import FaultInjector, injected_faults
 from mesh_emulator.server import LocalEmulator
+from resolver_mesh.aws.session import VPC_PAGE_SIZE
 from resolver_mesh.local.topology import (
     CachedClients,
     ClientFactory,
@@ -29,7 +30,10 @@ from resolver_mesh.local.topology import (
 __all__ = ["member", "pair", "third"]  # fixtures shared with the other multi-account tests
 
 TAG_KEY = "resolver-mesh:mesh"
-TAG_FILTER = f"tag:{TAG_KEY}"  # as it appears in a DescribeVpcs form body
+# A location's one VPC read (DescribeVpcs of every VPC, which answers the tag join and the VPCs
+# the items name) as its form body begins; a read of named VPCs alone has a `vpc-id` filter.
+VPC_READ = f"Action=DescribeVpcs&Version=2016-11-15&MaxResults={VPC_PAGE_SIZE}"
+NAMED_READ = "Filter.1.Name=vpc-id"
 EAST_2, WEST_2 = "us-east-2", "us-west-2"
 NO_HUB = "eu-west-1"  # swept (MESH_REGIONS), no hub item
 
@@ -80,8 +84,8 @@ def members(mesh: Mesh, member: CachedClients, third: CachedClients) -> Mesh:
 
 @pytest.fixture
 def tag_reads(emulator: LocalEmulator) -> Iterator[FaultInjector]:
-    """Counts the tag reads (DescribeVpcs with the tag filter) that reach the emulator."""
-    with injected_faults(emulator, 0.0, services=(), queries=(TAG_FILTER,)) as counter:
+    """Counts the tag reads (each location's one VPC read) that reach the emulator."""
+    with injected_faults(emulator, 0.0, services=(), queries=(VPC_READ,)) as counter:
         yield counter
 
 
@@ -161,6 +165,104 @@ def test_one_tag_read_per_location_whatever_the_number_of_vpcs(
     assert tag_reads.requests - before == len(swept)
 
 
+def test_a_no_op_makes_one_vpc_read_per_location_for_the_tags_and_the_named_vpcs(
+    members: Mesh,
+    member: CachedClients,
+    third: CachedClients,
+    aws: ClientFactory,
+    emulator: LocalEmulator,
+) -> None:
+    """Member VPCs listed in `shared_vpcs` (one also tagged), others joined by tag only, and a
+    home VPC listed in `vpc_ids`: the one DescribeVpcs of each location answers both the tag
+    join and which named VPCs exist; none is read again with a `vpc-id` filter."""
+    listed = str(member("ec2", HOME_REGION).create_vpc(CidrBlock="10.250.0.0/16")["Vpc"]["VpcId"])
+    both = tagged_vpc(third, HOME_REGION, "10.251.0.0/16")
+    by_tag = tagged_vpc(member, WEST_2, "10.252.0.0/16")
+    home_listed = str(aws("ec2", EAST_2).create_vpc(CidrBlock="10.253.0.0/16")["Vpc"]["VpcId"])
+    members.update(
+        HOME_REGION,
+        shared_vpcs=[{"vpc_id": listed, **reach(MEMBER)}, {"vpc_id": both, **reach(THIRD)}],
+    )
+    members.update(EAST_2, vpc_ids=[home_listed])
+    assert members.resync()["ok"]
+    assert used_by(member, HOME_REGION, listed) == domains(EAST_2, WEST_2)
+    assert used_by(third, HOME_REGION, both) == domains(EAST_2, WEST_2)
+    assert used_by(member, WEST_2, by_tag) == domains(HOME_REGION, EAST_2)
+    assert used_by(aws, EAST_2, home_listed) == domains(HOME_REGION, WEST_2)
+
+    every = dict(services=(), queries=("Action=DescribeVpcs",))
+    with (
+        injected_faults(emulator, 0.0, **every) as reads,
+        injected_faults(emulator, 0.0, **every, regions=(HOME_REGION,)) as home_region_reads,
+        injected_faults(emulator, 0.0, services=(), queries=(NAMED_READ,)) as named_reads,
+    ):
+        quiet = members.resync()
+    assert quiet["ok"], quiet["errors"]
+    assert quiet["changes"] == []
+    assert quiet["calls"]["writes"] == 0
+    assert [v["vpc_id"] for v in quiet["joined"]] == [both, by_tag]
+    swept = quiet["regions"]
+    assert {f"{HOME_REGION}@{MEMBER}", f"{HOME_REGION}@{THIRD}", f"{WEST_2}@{MEMBER}"} <= set(swept)
+    # Every swept location reads its VPCs once (the tag join needs it): one call each, no more.
+    assert reads.requests == len(swept)
+    assert home_region_reads.requests == len([w for w in swept if w.startswith(HOME_REGION)]) == 3
+    assert named_reads.requests == 0
+
+
+def test_where_the_vpc_read_fails_the_named_vpcs_are_read_on_their_own(
+    members: Mesh, member: CachedClients, aws: ClientFactory, emulator: LocalEmulator
+) -> None:
+    """The one VPC read fails: the tags there are unknown (kept), and the VPCs the items name
+    are read on their own, so a missing one is still an item error naming its field; when
+    that read fails too, the location cannot be read. Nothing is deleted either way."""
+    listed = str(member("ec2", HOME_REGION).create_vpc(CidrBlock="10.250.0.0/16")["Vpc"]["VpcId"])
+    joined = tagged_vpc(member, WEST_2, "10.252.0.0/16")
+    members.update(HOME_REGION, shared_vpcs=[{"vpc_id": listed, **reach(MEMBER)}])
+    assert members.resync()["ok"]
+    home_before, member_before = members.snapshot(), rules_and_vpcs(member, HOME_REGION)
+    west_before = rules_and_vpcs(member, WEST_2)
+    assert used_by(member, WEST_2, joined) == domains(HOME_REGION, EAST_2)
+
+    missing = "vpc-0123456789abcdef0"
+    members.update(HOME_REGION, shared_vpcs=[{"vpc_id": missing, **reach(MEMBER)}])
+    with (
+        injected_faults(emulator, 1.0, kinds=("denied",), services=(), queries=(VPC_READ,)),
+        injected_faults(emulator, 0.0, services=(), queries=(NAMED_READ,)) as named_reads,
+    ):
+        doubtful = members.resync()
+    assert not doubtful["ok"]
+    # read on their own: the hub VPCs (one in each hub's location) and the member's VPC
+    assert named_reads.requests == len(members.items) + 1
+    assert any(
+        e["region"] == HOME_REGION
+        and "field 'shared_vpcs'" in e["message"]
+        and missing in e["message"]
+        for e in doubtful["errors"]
+    ), doubtful["errors"]
+    tags = {e["region"] for e in doubtful["errors"] if e["kind"] == "tags"}
+    assert tags == set(doubtful["regions"])
+    assert not [c for c in doubtful["changes"] if c["status"] == "applied"]
+    assert members.snapshot() == home_before
+    assert rules_and_vpcs(member, HOME_REGION) == member_before
+    assert rules_and_vpcs(member, WEST_2) == west_before
+
+    members.update(HOME_REGION, shared_vpcs=[{"vpc_id": listed, **reach(MEMBER)}])
+    with injected_faults(
+        emulator, 1.0, kinds=("denied",), services=(), queries=("Action=DescribeVpcs",)
+    ):
+        unread = members.resync()
+    assert not unread["ok"]
+    where = f"{HOME_REGION}@{MEMBER}"
+    assert any(
+        e["kind"] == "region" and e["region"] == where and "UnauthorizedOperation" in e["message"]
+        for e in unread["errors"]
+    ), unread["errors"]
+    assert not [c for c in unread["changes"] if c["status"] == "applied"]
+    assert members.snapshot() == home_before
+    assert rules_and_vpcs(member, HOME_REGION) == member_before
+    assert rules_and_vpcs(member, WEST_2) == west_before
+
+
 def test_a_tagged_vpc_that_cannot_join_is_reported_once_and_left_alone(
     members: Mesh, member: CachedClients, aws: ClientFactory
 ) -> None:
@@ -225,7 +327,7 @@ def test_a_failing_tag_read_keeps_what_joined_and_the_rest_keeps_reconciling(
 
     for kind in ("denied", "throttle"):
         with injected_faults(
-            emulator, 1.0, kinds=(kind,), services=(), queries=(TAG_FILTER,)
+            emulator, 1.0, kinds=(kind,), services=(), queries=(VPC_READ,)
         ) as injector:
             result = members.resync()
         assert injector.injected[kind] > 0
@@ -243,7 +345,7 @@ def test_a_failing_tag_read_keeps_what_joined_and_the_rest_keeps_reconciling(
 
     # Tags unreadable in us-east-1 only: the member's VPC there stays; us-east-2's VPC leaves.
     with injected_faults(
-        emulator, 1.0, kinds=("error",), services=(), queries=(TAG_FILTER,), regions=(HOME_REGION,)
+        emulator, 1.0, kinds=("error",), services=(), queries=(VPC_READ,), regions=(HOME_REGION,)
     ):
         partial = members.resync()
     assert {e["region"] for e in partial["errors"]} == {

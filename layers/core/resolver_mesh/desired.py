@@ -107,13 +107,24 @@ class Desired:
 
 @dataclass(frozen=True)
 class TaggedVpcs:
-    """One location's tag read (DescribeVpcs filtered on `MESH_TAG_KEY` = the mesh id): the
-    tagged VPCs its account owns, and those it sees that another account owns (VPC sharing), by
-    owner. `error` set: the read failed, so which VPCs are tagged there is unknown."""
+    """One location's tag read (the VPCs DescribeVpcs lists there tagged `MESH_TAG_KEY` = the
+    mesh id): the tagged VPCs its account owns, and those it sees that another account owns
+    (VPC sharing), by owner. `error` set: the read failed, so which VPCs are tagged there is
+    unknown."""
 
     owned: frozenset[str] = frozenset()
     foreign: Mapping[str, str] = field(default_factory=dict)  # VPC id -> owner account
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class VpcRead:
+    """One location's one VPC read (DescribeVpcs, every VPC the account sees there): its tag
+    read, and which of the VPCs the items name there exist (`named`; None when the read
+    failed: unknown, never "missing")."""
+
+    tagged: TaggedVpcs
+    named: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, order=True)

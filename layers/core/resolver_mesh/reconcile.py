@@ -21,8 +21,10 @@ Invariants:
   were not swept because of them, and a hub item there is an error.
 - On a full resync, a Region without a hub item whose read AWS refuses by policy (an SCP) is
   reported as denied, with a note, not as an error; anywhere else a refused read is an error.
-- VPCs join hubs by tag: one tag read (DescribeVpcs) per location swept, before the rest is
-  read. A location whose tag read fails is reported, and what its VPCs use is kept as it is.
+- VPCs join hubs by tag: one VPC read (DescribeVpcs, every VPC) per location swept, before
+  the rest is read; it also answers which VPCs the items name there exist, so no second read
+  is made. A location whose VPC read fails is reported, what its VPCs use is kept as it is,
+  and the VPCs the items name there are read on their own (a missing one is an item error).
 - Sharing spans accounts (rules are created and shared, then accepted and associated by the
   receiver in one pass): while a pass that involves sharing changes something, another pass
   follows (at most `MAX_PASSES`), each planned from what it reads. So do Profiles (a rule is
@@ -67,6 +69,7 @@ from resolver_mesh.desired import (
     HubSet,
     Joined,
     TaggedVpcs,
+    VpcRead,
     desired_rules,
     join_by_tag,
     names_accounts,
@@ -296,7 +299,11 @@ class Reconciler:
         accounts = ["", *sorted(self._accounts)]
         member_regions = regions & set(hub_set.item_regions)
         scope = {location(r, a) for a in accounts for r in (member_regions if a else regions)}
-        tagged: dict[str, TaggedVpcs] = per_region(self._read_tags, scope)
+        listed = _named_vpcs(hub_set)
+        vpc_reads: dict[str, VpcRead] = per_region(
+            lambda where: self._read_vpcs(where, listed.get(where, ())), scope
+        )
+        tagged = {where: read.tagged for where, read in vpc_reads.items()}
         joined = join_by_tag(self.settings.mesh_id, hub_set, tagged)
         if not home_account and _shares_beyond_items(joined, tagged):
             try:  # invitations are accepted from, and shares read for, this account's id
@@ -304,7 +311,7 @@ class Reconciler:
             except Exception as error:
                 report.error("account", f"cannot read the reconciler's own account id: {error}")
                 return False
-        reads = _Reads.of(hub_set, joined)
+        reads = _Reads.of(hub_set, joined, vpc_reads)
 
         def observe(where: str) -> RegionState:
             region, account = split_location(where)
@@ -473,13 +480,18 @@ class Reconciler:
     def _aws_of(self, account: str) -> Aws:
         return self.aws.member(self._accounts[account]) if account else self.aws
 
-    def _read_tags(self, where: str) -> TaggedVpcs:
-        """The VPCs tagged to join this mesh at one location; a failed read says why."""
+    def _read_vpcs(self, where: str, named: Collection[str]) -> VpcRead:
+        """One location's VPC read: the VPCs tagged to join this mesh there, and which of
+        `named` exist; a failed read says why, and answers neither."""
         region, account = split_location(where)
         try:
-            return self._aws_of(account).tagged_vpcs(region, self.settings.mesh_id)
+            return self._aws_of(account).vpcs(region, self.settings.mesh_id, named)
         except Exception as error:
-            return TaggedVpcs(error=f"{type(error).__name__}: {error}")
+            return VpcRead(TaggedVpcs(error=f"{type(error).__name__}: {error}"))
+
+    def _read_tags(self, where: str) -> TaggedVpcs:
+        """The VPCs tagged to join this mesh at one location, read as a pass reads them."""
+        return self._read_vpcs(where, ()).tagged
 
     def _observe(self, where: str, rules: bool, reads: _Reads, hub_set: HubSet) -> RegionState:
         region, account = split_location(where)
@@ -497,7 +509,10 @@ class Reconciler:
             )
             state = replace(state, account=account)
             if where in reads.vpcs:  # the VPCs the items name here: a missing one is an error
-                state = replace(state, vpcs=aws.existing_vpcs(region, reads.vpcs[where]))
+                existing = reads.vpcs_found.get(where)  # None: no VPC read answered it
+                if existing is None:
+                    existing = aws.existing_vpcs(region, reads.vpcs[where])
+                state = replace(state, vpcs=existing)
             if hub and hub_here and any(h.uses_services for h in hub_set.enabled.values()):
                 # `{services}` hubs answer for their interface endpoints; every hub's are read
                 # to find the cross-Region endpoints that make forwarding needless.
@@ -1084,37 +1099,59 @@ def _extra_reads(reads: _Reads) -> dict[str, int]:
     calls: dict[str, int] = defaultdict(int)
     for where in reads.endpoints:
         calls[where] += 2
-    for group in (reads.vpcs, reads.share_owners, reads.share_receivers):
+    for where in set(reads.vpcs) - set(reads.vpcs_found):
+        calls[where] += 1
+    for group in (reads.share_owners, reads.share_receivers):
         for where in group:
             calls[where] += 1
     return calls
 
 
+def _named_vpcs(hub_set: HubSet) -> dict[str, frozenset[str]]:
+    """The VPCs the enabled items name, by location (each in its own account)."""
+    vpcs: dict[str, set[str]] = defaultdict(set)
+    for hub in hub_set.enabled.values():
+        vpcs[hub.location] |= hub.associated_vpc_ids
+        for spoke in hub.spokes:
+            if spoke.enabled:
+                vpcs[location(hub.region, spoke.account)].add(spoke.vpc_id)
+        for shared in hub.shared_vpcs:
+            vpcs[location(hub.region, shared.account)].add(shared.vpc_id)
+    return {where: frozenset(ids) for where, ids in vpcs.items()}
+
+
 @dataclass(frozen=True)
 class _Reads:
     """Where more than rules must be read: endpoints (hubs and spokes), the VPCs items name,
-    our shares (where a hub shares its rules) and invitations (where shared rules arrive)."""
+    our shares (where a hub shares its rules) and invitations (where shared rules arrive).
+    `vpcs_found`: where the location's VPC read (the tag read) answered which of the named VPCs
+    exist, no second read is made."""
 
     endpoints: frozenset[str]
     share_owners: frozenset[str]
     share_receivers: frozenset[str]
     vpcs: Mapping[str, frozenset[str]] = field(default_factory=dict)  # location -> VPC ids
+    vpcs_found: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, hub_set: HubSet, joined: Joined | None = None) -> _Reads:
-        """What the items (and the VPCs that joined by tag, which were just seen) need read."""
+    def of(
+        cls,
+        hub_set: HubSet,
+        joined: Joined | None = None,
+        vpc_reads: Mapping[str, VpcRead] | None = None,
+    ) -> _Reads:
+        """What the items (and the VPCs that joined by tag, which were just seen) need read,
+        and what the locations' VPC reads (`vpc_reads`) answered already."""
         enabled = hub_set.enabled.values()
         joined = joined or Joined()
-        vpcs: dict[str, set[str]] = defaultdict(set)
-        for hub in enabled:
-            vpcs[hub.location] |= hub.associated_vpc_ids
-            for spoke in hub.spokes:
-                if spoke.enabled:
-                    vpcs[location(hub.region, spoke.account)].add(spoke.vpc_id)
-            for shared in hub.shared_vpcs:
-                vpcs[location(hub.region, shared.account)].add(shared.vpc_id)
+        vpcs = _named_vpcs(hub_set)
         return cls(
-            vpcs={where: frozenset(ids) for where, ids in vpcs.items()},
+            vpcs=vpcs,
+            vpcs_found={
+                where: read.named
+                for where, read in (vpc_reads or {}).items()
+                if where in vpcs and read.named is not None
+            },
             endpoints=frozenset(
                 where
                 for hub in enabled

@@ -48,7 +48,7 @@ from resolver_mesh.aws.profiles import ProfilesRegion
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.config import ConfigError, Settings
-from resolver_mesh.desired import TaggedVpcs
+from resolver_mesh.desired import TaggedVpcs, VpcRead
 from resolver_mesh.models import AccountAccess, InterfaceEndpoint
 from resolver_mesh.names import MESH_TAG_KEY, REGION_PATTERN, private_dns_names
 
@@ -71,6 +71,10 @@ POOL_CONNECTIONS = 8
 # Taken before any `Aws._lock`, never while holding one (re-entrant: making a client may assume
 # a member role, which makes the home account's STS client).
 _MAKING_CLIENTS = threading.RLock()
+# DescribeVpcs' largest page (its `MaxResults` is 5 to 1,000: EC2 API Reference, DescribeVpcs).
+# One page holds every VPC of an account's Region at the default quota (5 per Region) and far
+# beyond; a full page is about 0.6 MB of XML, about 4 MiB while botocore parses it.
+VPC_PAGE_SIZE = 1000
 
 
 _Node = dict[str, Any]  # a node of botocore's handler trie: "chunk", "values", "children"
@@ -596,26 +600,32 @@ class Aws:
         return frozenset(str(vpc["VpcId"]) for vpc in raw)
 
     def tagged_vpcs(self, region: str, mesh_id: str) -> TaggedVpcs:
-        """The VPCs this account sees in `region` tagged `MESH_TAG_KEY` = `mesh_id`: one
-        DescribeVpcs with a tag filter (every page) on the Region's one budget, split by owner
-        (a VPC shared with this account through VPC sharing is another account's). Errors
-        propagate: an unread tag is never read as "no tag"."""
+        """The VPCs this account sees in `region` tagged `MESH_TAG_KEY` = `mesh_id` (`vpcs`)."""
+        return self.vpcs(region, mesh_id).tagged
+
+    def vpcs(self, region: str, mesh_id: str, named: Collection[str] = ()) -> VpcRead:
+        """Every VPC this account sees in `region` (its own and those shared with it through
+        VPC sharing): one DescribeVpcs without a filter, every page of `VPC_PAGE_SIZE`, on the
+        Region's one budget, for two answers: the VPCs tagged `MESH_TAG_KEY` = `mesh_id` (the
+        tags the account sees, compared exactly), split by owner (a VPC shared with this
+        account is another account's), and which of `named` exist, as `existing_vpcs` would
+        say. Only those ids are kept, whatever the number of VPCs. Errors propagate: an unread
+        tag is never read as "no tag", an unread VPC never as "missing"."""
         ec2 = self.client("ec2", region)
-        raw = list(
-            self.caller(region).pages(
-                ec2.describe_vpcs,
-                "Vpcs",
-                Filters=[{"Name": f"tag:{MESH_TAG_KEY}", "Values": [mesh_id]}],
-            )
-        )
-        if not raw:
-            return TaggedVpcs()
-        me = self.account_id()  # a member's is known; the home account's is read once
-        owners = {str(vpc["VpcId"]): str(vpc.get("OwnerId") or me) for vpc in raw}
-        return TaggedVpcs(
-            owned=frozenset(vpc for vpc, owner in owners.items() if owner == me),
-            foreign={vpc: owner for vpc, owner in owners.items() if owner != me},
-        )
+        wanted = frozenset(named)
+        owners: dict[str, str] = {}  # tagged VPC -> its owner ("": this account)
+        found: set[str] = set()
+        for vpc in self.caller(region).pages(ec2.describe_vpcs, "Vpcs", MaxResults=VPC_PAGE_SIZE):
+            vpc_id = str(vpc["VpcId"])
+            if vpc_id in wanted:
+                found.add(vpc_id)
+            tags = vpc.get("Tags") or ()
+            if any(t.get("Key") == MESH_TAG_KEY and t.get("Value") == mesh_id for t in tags):
+                owners[vpc_id] = str(vpc.get("OwnerId") or "")
+        me = self.account_id() if any(owners.values()) else ""  # a member's is known
+        foreign = {vpc: owner for vpc, owner in owners.items() if owner not in ("", me)}
+        owned = frozenset(owners) - set(foreign)
+        return VpcRead(TaggedVpcs(owned=owned, foreign=foreign), frozenset(found))
 
     @property
     def partition(self) -> str:
