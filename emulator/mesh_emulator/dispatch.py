@@ -15,14 +15,21 @@ time outside the services, in two lookups whose answers never change while it ru
   does for each name; so a method patched in later is still found, and the answers are the
   same.
 
-`install_dispatch_speedups` patches both, once per process; it changes no answer of any API.
+And one lookup whose answer is made once, but by every request that asks before it is made:
+- `moto.core.utils.get_service_model` and `moto.core.routing.get_service_router` are cached
+  (`functools.cache`) without a lock, and making one lists botocore's data directory (some 600
+  directories and 3,900 files). The first requests to a service made at once (a reconcile's
+  first reads of RAM, one per location) each made it again, side by side: 3 to 5 s each with
+  60 of them. Now the first one makes it and the others wait for it (`_made_once`).
+
+`install_dispatch_speedups` patches them, once per process; it changes no answer of any API.
 """
 
 from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 _lock = threading.Lock()
@@ -47,11 +54,28 @@ def _function_names(owner: Any) -> _FunctionNames:
     return _FunctionNames(owner)
 
 
+def _made_once(make: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`make(name)` made once per name, whatever the number of threads asking at once."""
+    lock = threading.Lock()
+    made: dict[str, Any] = {}
+
+    def once(name: str) -> Any:
+        found = made.get(name)
+        if found is None:
+            with lock:
+                found = made.get(name)
+                if found is None:
+                    found = made[name] = make(name)
+        return found
+
+    return once
+
+
 def install_dispatch_speedups() -> None:
     """Patch moto's two per-request lookups once; later calls (from any thread) do nothing."""
     global _installed
     from moto import backends
-    from moto.core import responses
+    from moto.core import responses, routing, utils
 
     with _lock:
         if _installed:
@@ -63,4 +87,10 @@ def install_dispatch_speedups() -> None:
 
         backends.list_of_moto_modules = list_of_moto_modules
         responses.method_names_from_class = _function_names  # type: ignore[attr-defined,assignment]
+        service_model = _made_once(utils.get_service_model)
+        for module in (utils, responses, routing):  # each imported it by name
+            module.get_service_model = service_model  # type: ignore[attr-defined]
+        service_router = _made_once(routing.get_service_router)
+        for module in (routing, responses):
+            module.get_service_router = service_router  # type: ignore[attr-defined]
         _installed = True

@@ -1,11 +1,9 @@
 """The emulator keeps HTTP/1.1 connections open between requests, as AWS endpoints do
-(`mesh_emulator.keepalive`), and moto's dispatch answers as before without repeating its
-lookups (`mesh_emulator.dispatch`)."""
+(`mesh_emulator.keepalive`)."""
 
 from __future__ import annotations
 
 import http.client
-import inspect
 import json
 import socket
 from collections.abc import Iterator
@@ -14,7 +12,6 @@ from typing import Any
 import pytest
 
 from mesh_emulator.server import HOST, LocalEmulator
-from resolver_mesh.local.topology import ClientFactory
 
 REGION = "us-east-1"
 _AUTH = (
@@ -164,53 +161,3 @@ def test_a_stopped_emulator_closes_the_connections_it_kept() -> None:
     connection.sock.settimeout(10)
     assert connection.sock.recv(1) == b""  # closed by the server: no answer comes on it
     connection.close()
-
-
-def test_dispatch_finds_the_same_actions_as_moto() -> None:
-    """`_FunctionNames` answers `in` as `inspect.getmembers(cls, inspect.isfunction)` does, for
-    every name of the response classes of the services the mesh uses."""
-    from moto.ec2.responses import EC2Response
-    from moto.ram.responses import ResourceAccessManagerResponse
-    from moto.route53resolver.responses import Route53ResolverResponse
-    from moto.sts.responses import TokenResponse
-
-    from mesh_emulator import install
-    from mesh_emulator.dispatch import _FunctionNames
-    from mesh_emulator.route53profiles import Route53ProfilesResponse
-
-    install()
-    for owner in (
-        EC2Response,
-        ResourceAccessManagerResponse,
-        Route53ResolverResponse,
-        Route53ProfilesResponse,
-        TokenResponse,
-    ):
-        moto_names = {name for name, _ in inspect.getmembers(owner, inspect.isfunction)}
-        names = _FunctionNames(owner)
-        candidates = set(dir(owner)) | {"list_resolver_rules", "no_such_action", "", "__init__"}
-        for name in candidates:
-            assert (name in names) == (name in moto_names), (owner.__name__, name)
-        assert 3 not in names
-
-
-def test_moto_s_package_is_not_listed_for_every_request(
-    aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import os
-
-    from moto import backends
-
-    listed: list[str] = []
-    listdir = os.listdir
-
-    def counted(path: Any = ".") -> list[str]:
-        listed.append(str(path))
-        return listdir(path)
-
-    monkeypatch.setattr(os, "listdir", counted)
-    for _ in range(3):
-        aws("route53resolver", REGION).list_resolver_rules()
-    assert not [path for path in listed if path.rstrip("/").endswith("moto")]
-    assert "route53resolver" in backends.list_of_moto_modules()
-    assert "ec2" in backends.list_of_moto_modules()
