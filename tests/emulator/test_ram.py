@@ -148,6 +148,21 @@ def error_of(call: Callable[[], Any]) -> tuple[str, str]:
     return error["Code"], error["Message"]
 
 
+def assert_unknown_to_member(world: Any, rule: dict[str, Any]) -> None:
+    """The member account neither lists, gets nor can associate `rule`."""
+    resolver = world.member("route53resolver", REGION)
+    assert rules_of(world.member) == {}
+    assert error_of(lambda: resolver.get_resolver_rule(ResolverRuleId=rule["Id"]))[0] == (
+        "ResourceNotFoundException"
+    )
+    code, _ = error_of(
+        lambda: resolver.associate_resolver_rule(
+            ResolverRuleId=rule["Id"], VPCId=world.member_vpc, Name="not-yet"
+        )
+    )
+    assert code == "ResourceNotFoundException"
+
+
 @pytest.fixture(scope="module")
 def member_core(server: LocalEmulator) -> Any:
     """One botocore session for B's clients: it keeps the service models loaded."""
@@ -195,17 +210,7 @@ def test_a_pending_invitation_hides_the_rule(world: World) -> None:
         (rule["Arn"], "route53resolver:ResolverRule")
     ]
 
-    resolver = world.member("route53resolver", REGION)
-    assert rules_of(world.member) == {}
-    assert error_of(lambda: resolver.get_resolver_rule(ResolverRuleId=rule["Id"]))[0] == (
-        "ResourceNotFoundException"
-    )
-    code, _ = error_of(
-        lambda: resolver.associate_resolver_rule(
-            ResolverRuleId=rule["Id"], VPCId=world.member_vpc, Name="pending"
-        )
-    )
-    assert code == "ResourceNotFoundException"
+    assert_unknown_to_member(world, rule)
     shared = world.member("ram", REGION).get_resource_shares(resourceOwner="OTHER-ACCOUNTS")
     assert shared["resourceShares"] == []
 
@@ -269,21 +274,12 @@ def test_with_an_arrival_lag_an_accepted_shares_rules_arrive_only_after_it(world
     rule stays unknown to the member for the lag after its acceptance, then arrives."""
     rule, later = world.rule(), world.rule("later.example.com")
     resolver = world.member("route53resolver", REGION)
-    with arrival_lag(0.5):
+    with arrival_lag(3.0):  # long enough for the calls below on a busy machine
         share_arn = world.share(rule)
         accepted = world.accept(share_arn)
         assert accepted["status"] == "ACCEPTED"
-        assert rules_of(world.member) == {}
-        assert error_of(lambda: resolver.get_resolver_rule(ResolverRuleId=rule["Id"]))[0] == (
-            "ResourceNotFoundException"
-        )
-        code, _ = error_of(
-            lambda: resolver.associate_resolver_rule(
-                ResolverRuleId=rule["Id"], VPCId=world.member_vpc, Name="early"
-            )
-        )
-        assert code == "ResourceNotFoundException"
-        time.sleep(0.6)  # the lag has passed (whatever the machine's load: time only grows)
+        assert_unknown_to_member(world, rule)
+        time.sleep(3.1)  # the lag has passed (whatever the machine's load: time only grows)
         assert list(rules_of(world.member)) == [rule["Id"]]
         resolver.associate_resolver_rule(
             ResolverRuleId=rule["Id"], VPCId=world.member_vpc, Name="on-time"

@@ -467,11 +467,9 @@ def test_only_the_hub_rules_the_accepted_share_holds_are_associated() -> None:
     assert len(extend.resources) == 3
 
 
-def test_an_accepted_share_finds_the_same_conflicts_as_a_visible_one() -> None:
-    states, _ = shared_world(MEMBER)
-    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
-    member = location(A, MEMBER)
-    theirs = ObservedRule(
+def their_rule() -> ObservedRule:
+    """A rule of another owner for B's domain, which a receiving VPC may use."""
+    return ObservedRule(
         "rslvr-rr-theirs",
         f"{B}.amazonaws.com.",
         "FORWARD",
@@ -481,6 +479,13 @@ def test_an_accepted_share_finds_the_same_conflicts_as_a_visible_one() -> None:
         frozenset(),
         "someone-else",
     )
+
+
+def test_an_accepted_share_finds_the_same_conflicts_as_a_visible_one() -> None:
+    states, _ = shared_world(MEMBER)
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
+    member = location(A, MEMBER)
+    theirs = their_rule()
     states[member] = replace(
         states[member],
         invitations=(invited(states),),
@@ -586,16 +591,7 @@ def test_a_receiving_vpc_that_uses_another_rule_is_a_conflict() -> None:
     states, _ = shared_world(MEMBER)
     member = location(A, MEMBER)
     state = received(states, MEMBER, ())
-    theirs = ObservedRule(
-        "rslvr-rr-theirs",
-        f"{B}.amazonaws.com.",
-        "FORWARD",
-        "t",
-        "COMPLETE",
-        None,
-        frozenset(),
-        "someone-else",
-    )
+    theirs = their_rule()
     states[member] = replace(
         state,
         rules=(*state.rules, theirs),
