@@ -13,9 +13,11 @@ import threading
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import pytest
 
 from mesh_emulator.server import LocalEmulator
+from resolver_mesh.aws import session
 from resolver_mesh.aws.session import POOL_CONNECTIONS, Aws
 from resolver_mesh.config import Settings
 from resolver_mesh.local.topology import ClientFactory
@@ -96,3 +98,31 @@ def test_a_client_through_a_proxy_keeps_its_own_pool(
     one, other = first.client("route53profiles", REGION), second.client("route53profiles", REGION)
     assert session_of(one)._proxy_config.proxy_url_for(one._endpoint.host)
     assert session_of(one) is not session_of(other)
+
+
+def test_a_call_waits_for_a_free_connection_a_bounded_time(
+    aws: ClientFactory, emulator: LocalEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """urllib3 would wait forever for a connection never given back: past the bound, the call
+    fails (an error the mesh reports) instead of hanging every later call to the endpoint."""
+    monkeypatch.setattr(session, "POOL_WAIT_SECONDS", 0.2)
+    client = members(home(), 1)[0].client("route53profiles", "eu-central-1")
+    pools = session_of(client)._manager
+    pool = pools.connection_from_url(emulator.endpoint_url)
+    held = [pool._get_conn() for _ in range(POOL_CONNECTIONS)]  # every connection taken
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.list_profiles()
+        except BaseException as error:  # what the call raised is the answer
+            outcome.append(error)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(30)
+    assert not caller.is_alive()  # it did not wait forever
+    assert [type(error) for error in outcome] == [botocore.exceptions.HTTPClientError]
+    for connection in held:
+        pool._put_conn(connection)
+    assert client.list_profiles()["ProfileSummaries"] == []  # given back: calls go on

@@ -36,6 +36,7 @@ import botocore.client
 import botocore.hooks
 import botocore.regions
 import botocore.session
+from botocore.awsrequest import AWSHTTPConnectionPool, AWSHTTPSConnectionPool
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
 from botocore.exceptions import UnknownRegionError
@@ -68,6 +69,10 @@ ORGANIZATIONS_CALLS_PER_SECOND = 4.0
 # accounts; a call waits for one when all are busy. Lambda allows 1,024 file descriptors: 8 per
 # endpoint hold 120 endpoints (the 4 services read in every Region, in 29 Regions).
 POOL_CONNECTIONS = 8
+# How long a call waits for one of them: urllib3 would wait forever, so a connection never
+# given back (it should not happen) would hang every later call to the endpoint. Past it, the
+# call fails (botocore's HTTPClientError: reported, never read as "nothing there").
+POOL_WAIT_SECONDS = 120.0
 # Taken before any `Aws._lock`, never while holding one (re-entrant: making a client may assume
 # a member role, which makes the home account's STS client).
 _MAKING_CLIENTS = threading.RLock()
@@ -194,6 +199,24 @@ def _handlers_digest(root: _Node) -> bytes:
     return digest.digest()
 
 
+class _BoundedWaitHTTPPool(AWSHTTPConnectionPool):  # type: ignore[misc]
+    """botocore's pool, waiting at most `POOL_WAIT_SECONDS` for a free connection."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        return super()._get_conn(POOL_WAIT_SECONDS if timeout is None else timeout)
+
+
+class _BoundedWaitHTTPSPool(AWSHTTPSConnectionPool):  # type: ignore[misc]
+    """botocore's https pool, waiting at most `POOL_WAIT_SECONDS` for a free connection."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        return super()._get_conn(POOL_WAIT_SECONDS if timeout is None else timeout)
+
+
+_BOTOCORE_POOLS = {"http": AWSHTTPConnectionPool, "https": AWSHTTPSConnectionPool}
+_BOUNDED_POOLS = {"http": _BoundedWaitHTTPPool, "https": _BoundedWaitHTTPSPool}
+
+
 class _SharedClientParts:
     """One botocore client class and one service model per service (and API version) for the
     clients `Aws` makes, and one copy of each session's event handlers for its clients.
@@ -301,8 +324,8 @@ class _SharedClientParts:
 
         A connection carries no credentials (every request is signed on its own), so one pool
         per endpoint serves every account, with at most `max_pool_connections` sockets open (a
-        call waits for a free one: the pool blocks). A client that connects through a proxy
-        keeps its own session."""
+        call waits for a free one, at most `POOL_WAIT_SECONDS`). A client that connects through
+        a proxy keeps its own session."""
         endpoint = getattr(client, "_endpoint", None)
         http = getattr(endpoint, "http_session", None)
         proxies = getattr(getattr(http, "_proxy_config", None), "_proxies", None)
@@ -320,10 +343,13 @@ class _SharedClientParts:
         )
         shared = self._http.get(key)  # callers hold _MAKING_CLIENTS
         if shared is None:
-            pools = getattr(getattr(http, "_manager", None), "connection_pool_kw", None)
-            if not isinstance(pools, dict):
+            manager: Any = getattr(http, "_manager", None)
+            pools = getattr(manager, "connection_pool_kw", None)
+            classes = getattr(manager, "pool_classes_by_scheme", None)
+            if not isinstance(pools, dict) or classes != _BOTOCORE_POOLS:
                 return  # not the urllib3 botocore is known with: botocore's own way
             pools["block"] = True  # at most `max_pool_connections` open: a call waits for one
+            manager.pool_classes_by_scheme = _BOUNDED_POOLS  # ... for `POOL_WAIT_SECONDS`
             self._share_tls(http)
             self._http[key] = http
         elif shared is not http:
