@@ -343,3 +343,35 @@ def test_verify_follows_spokes_and_shared_vpcs_into_every_account(
     # the rule covered the domain and the S3 endpoint's names inside it
     s3 = {f"{name}.us-west-2.amazonaws.com." for name in ("s3", "s3-accesspoint", "s3-control")}
     assert gaps == {(shared, name, "gap") for name in (peer, *s3)}
+
+
+def test_a_shared_rule_that_does_not_arrive_is_waited_for_once_per_pass(
+    mesh: Mesh, member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two listed VPCs wait for the same rules: each rule's wait (its association tried again
+    after each of `ARRIVAL_WAITS`) is made for the first VPC only; the second is `waiting` at
+    once, without a call."""
+    monkeypatch.setattr(resolver, "ARRIVAL_WAITS", (0.05, 0.05))
+    first = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
+    second = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.201.0.0/16")["Vpc"]["VpcId"]
+    listed = [
+        {"vpc_id": vpc, "account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
+        for vpc in (first, second)
+    ]
+    mesh.update(HOME_REGION, shared_vpcs=listed)
+    tries: list[str] = []
+    associate = resolver.ResolverRegion.associate
+
+    def counted(self: Any, rule_id: str, vpc_id: str, name: str) -> None:
+        tries.append(vpc_id)
+        associate(self, rule_id, vpc_id, name)
+
+    monkeypatch.setattr(resolver.ResolverRegion, "associate", counted)
+    with arrival_lag(3600.0):
+        result = mesh.resync()
+    assert result["ok"], result["errors"]
+    waiting = [c for c in result["changes"] if c["status"] == "waiting"]
+    assert sorted(c["vpc_id"] for c in waiting) == sorted([first, second] * 4)
+    in_member = [vpc for vpc in tries if vpc in (first, second)]
+    assert in_member.count(first) == 4 * (1 + 2)  # 4 rules, each tried, then after 2 waits
+    assert in_member.count(second) == 0

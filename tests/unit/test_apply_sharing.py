@@ -3,10 +3,17 @@ the same location, and only a step that leaves something to do asks for another 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from resolver_mesh.models import Change, ChangeKind
-from resolver_mesh.reconcile import _leads_to_sharing, _sharing_goes_on, _with_created_hub_rules
+from resolver_mesh.reconcile import (
+    _leads_to_sharing,
+    _makes_way_for_nothing,
+    _sharing_goes_on,
+    _with_created_hub_rules,
+)
 
 KNOWN = "arn:aws:route53resolver:us-east-1:111122223333:resolver-rule/rslvr-rr-old"
 NEW = "arn:aws:route53resolver:us-east-1:111122223333:resolver-rule/rslvr-rr-new"
@@ -99,3 +106,32 @@ def test_an_association_with_another_invitation_does_not_settle_this_acceptance(
     other = applied(ChangeKind.ASSOCIATE, owner="111122223333", share_arn=INVITATION + "2")
     assert _sharing_goes_on([accept, other], {"us-east-1"})
     assert not _sharing_goes_on([other], {"us-east-1"})
+
+
+def _make_way(share_arn: str | None) -> tuple[Change, Change]:
+    """A disassociation of a rule of ours that frees a VPC for the association after it."""
+    free = Change(
+        ChangeKind.DISASSOCIATE, "us-east-1", "b.example.com.", rule_id="rslvr-rr-old", vpc_id="v"
+    )
+    take = Change(
+        ChangeKind.ASSOCIATE,
+        "us-east-1",
+        "b.example.com.",
+        rule_id="rslvr-rr-new",
+        vpc_id="v",
+        share_arn=share_arn,
+    )
+    return free, take
+
+
+def test_a_vpc_keeps_its_rule_when_the_share_of_the_rule_taking_its_place_was_not_accepted() -> (
+    None
+):
+    free, take = _make_way("arn:invitation")
+    assert _makes_way_for_nothing(free, take, {}, accepted=set())
+    assert not _makes_way_for_nothing(free, take, {}, accepted={"arn:invitation"})
+    visible_rule = _make_way(None)  # a rule already visible: nothing to wait for
+    assert not _makes_way_for_nothing(*visible_rule, {}, accepted=set())
+    created_later = replace(take, rule_id=None, share_arn=None)  # a rule created in this run
+    assert _makes_way_for_nothing(free, created_later, {})
+    assert not _makes_way_for_nothing(free, created_later, {("", take.domain): "rslvr-rr-new"})

@@ -31,8 +31,9 @@ Invariants:
   created, then put in the Profile; the Profile serves a VPC, then the VPC's direct
   associations go).
 - An association planned with the acceptance of its share is applied only after that
-  acceptance succeeded; while its rule is not visible yet (after a bounded wait) it is
-  `waiting`, a note says why, and another pass follows: not an error.
+  acceptance succeeded; while its rule is not visible yet (after a bounded wait, once per rule
+  in a location's apply) it is `waiting`, a note says why, and another pass follows: not an
+  error.
 - Profiles are read where our hub rules are, or where a hub delivers through a Profile; a
   failed Profile read makes the location unreadable (nothing changes there).
 - With `work` (the deployed function), a plan that passed the checks and cannot be applied
@@ -824,6 +825,7 @@ class Reconciler:
         hub_rules_created: list[str] = []  # their ids, for the hub's share of this location
         new_profile: str | None = None  # the Profile created in this run
         accepted: set[str] = set()  # the invitations accepted in this run
+        not_arrived: dict[str, str] = {}  # rule -> why it was not visible after its wait
         undeletable: set[str] = set()  # rules whose disassociation failed
         occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
         out = _Applied()
@@ -841,8 +843,10 @@ class Reconciler:
                 status, message = "skipped", f"the rule for {change.domain} was not created"
             elif _awaits_acceptance(change) and change.share_arn not in accepted:
                 status, message = "skipped", "the share that brings the rule was not accepted"
-            elif _makes_way_for_nothing(change, following, created):
-                status, message = "skipped", "the rule that was to take its place was not created"
+            elif _awaits_acceptance(change) and rule_id in not_arrived:
+                status, why = "waiting", not_arrived[str(rule_id)]  # waited for once already
+            elif _makes_way_for_nothing(change, following, created, accepted):
+                status, message = "skipped", "the rule that was to take its place is not there"
             elif (change.kind is ChangeKind.DELETE_RULE and rule_id in undeletable) or (
                 change.kind is ChangeKind.ASSOCIATE and (change.domain, change.vpc_id) in occupied
             ):
@@ -871,7 +875,7 @@ class Reconciler:
                     status = "not started"  # nothing of it was written (see `Caller`)
                 except RuleNotVisibleError as waiting:  # not an error: the next pass does it
                     status, why = "waiting", f"{waiting}; the next pass associates it"
-                    out.notes.append(f"{where}: {change.vpc_id} waits for {change.domain}: {why}")
+                    not_arrived[str(rule_id)] = why
                 except Exception as error:
                     status, message = "failed", f"{type(error).__name__}: {error}"
                     if change.kind is ChangeKind.DISASSOCIATE and rule_id:
@@ -886,6 +890,7 @@ class Reconciler:
                 result["profile_id"] = profile_id
             if status == "waiting":
                 result["message"] = why
+                out.notes.append(f"{where}: {change.vpc_id} waits for {change.domain}: {why}")
             if message:
                 result["message"] = message
                 what = change.domain or change.share_arn or change.name or ""
@@ -1079,18 +1084,25 @@ def _leads_to_profile(result: Mapping[str, Any], active: Collection[str]) -> boo
 
 
 def _makes_way_for_nothing(
-    change: Change, following: Change | None, created: Mapping[tuple[str, str], str]
+    change: Change,
+    following: Change | None,
+    created: Mapping[tuple[str, str], str],
+    accepted: Collection[str] = frozenset(),
 ) -> bool:
-    """A disassociation that frees a VPC for a rule created in this run (the association
-    right after it), when that rule was not created: the VPC keeps what it has."""
-    return (
+    """A disassociation that frees a VPC for the association right after it, when that
+    association cannot come: its rule was to be created in this run and was not, or it is a
+    shared rule whose share was to be accepted in this run and was not. The VPC keeps what it
+    has."""
+    if not (
         change.kind is ChangeKind.DISASSOCIATE
         and following is not None
         and following.kind is ChangeKind.ASSOCIATE
         and (following.domain, following.vpc_id) == (change.domain, change.vpc_id)
-        and following.rule_id is None
-        and (following.source, following.domain) not in created
-    )
+    ):
+        return False
+    if _awaits_acceptance(following):
+        return following.share_arn not in accepted
+    return following.rule_id is None and (following.source, following.domain) not in created
 
 
 def _extra_reads(reads: _Reads) -> dict[str, int]:
