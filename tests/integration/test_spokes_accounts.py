@@ -375,3 +375,27 @@ def test_a_shared_rule_that_does_not_arrive_is_waited_for_once_per_pass(
     # the VPC planned first (by id) tries each of the 4 rules, then again after each of the 2
     # waits; the other tries none
     assert sorted(tries.count(vpc) for vpc in (first, second)) == [0, 4 * (1 + 2)]
+
+
+def test_a_receiver_that_sees_every_shared_rule_reads_no_invitation(
+    mesh: Mesh, member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invitations are read where a share of ours holds rules the account does not see: in
+    the pass that accepts, not in the no-ops after it (an accepted share shows all it holds)."""
+    reads: list[str] = []
+    pending = RamRegion.pending_invitations
+
+    def counted(self: RamRegion) -> Any:
+        reads.append("GetResourceShareInvitations")
+        return pending(self)
+
+    monkeypatch.setattr(RamRegion, "pending_invitations", counted)
+    vpc = share_with_member(mesh, member)
+    converged = mesh.resync()
+    assert converged["ok"], converged["errors"]
+    assert converged["counts"]["accept_share"] == 1
+    assert reads == ["GetResourceShareInvitations"]  # the second pass's, which accepted
+    assert set(of_vpc(rules_and_vpcs(member), vpc)) == PEER_DOMAINS
+    again = mesh.resync()
+    assert again["changes"] == [], again["changes"]
+    assert reads == ["GetResourceShareInvitations"]  # none more

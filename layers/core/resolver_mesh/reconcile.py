@@ -92,7 +92,9 @@ from resolver_mesh.models import (
     Change,
     ChangeKind,
     ItemError,
+    ObservedShare,
     Plan,
+    ProfileState,
     RegionState,
     Request,
     location,
@@ -321,6 +323,8 @@ class Reconciler:
             return self._observe(where, where in scope, reads, hub_set)
 
         states = per_region(observe, scope | reads.endpoints | set(reads.vpcs), _extra_reads(reads))
+        invited = invitations_to_read(states, reads.share_receivers, home_account)
+        states |= per_region(lambda where: self._read_invitations(states[where]), invited)
         if leaving := self._leaving(states):  # swept once more: unshared, then not visited
             self._accounts |= leaving
             accounts += sorted(leaving)
@@ -523,8 +527,6 @@ class Reconciler:
                 r.share_status == SHARED_BY_ME for r in managed_rules(state, self.settings.mesh_id)
             ):
                 state = replace(state, shares=aws.ram(region).our_shares(self.settings.mesh_id))
-            if where in reads.share_receivers:
-                state = replace(state, invitations=aws.ram(region).pending_invitations())
             reading = self._profile_reading(state, hub, hub_here, where in reads.share_receivers)
             if rules and reading:
                 try:
@@ -539,6 +541,20 @@ class Reconciler:
             return RegionState(
                 region,
                 account=account,
+                error=f"{type(error).__name__}: {error}",
+                denied=is_denied(error),
+            )
+
+    def _read_invitations(self, state: RegionState) -> RegionState:
+        """`state` with its account's pending RAM invitations; if they cannot be read, the
+        location cannot be read (as when its first reads fail)."""
+        try:
+            ram = self._aws_of(state.account).ram(state.region)
+            return replace(state, invitations=ram.pending_invitations())
+        except Exception as error:
+            return RegionState(
+                state.region,
+                account=state.account,
                 error=f"{type(error).__name__}: {error}",
                 denied=is_denied(error),
             )
@@ -1117,6 +1133,41 @@ def _extra_reads(reads: _Reads) -> dict[str, int]:
         for where in group:
             calls[where] += 1
     return calls
+
+
+def invitations_to_read(
+    states: Mapping[str, RegionState], receivers: Collection[str], home_account: str
+) -> list[str]:
+    """The receiving locations whose pending RAM invitations must be read: where a share of
+    ours (read where it is owned, in the same Region) names the location's account and holds
+    something the location does not see (a rule, a Profile), or where that share's owner
+    holds more than one share of ours (an accepted duplicate must not hide a pending keeper).
+
+    Invariant: an accepted share shows everything it holds, so where every share of ours that
+    names the account is seen whole, no invitation of ours can be accepted usefully, and none
+    is read (an organisation that shares without invitations never needs one). Where the
+    account id is unknown (the home account, its id not read), every share of ours in the
+    Region counts."""
+    shares: dict[str, list[tuple[ObservedShare, bool]]] = defaultdict(list)
+    for owner in states.values():
+        if not owner.error:
+            duplicated = len(owner.shares) > 1
+            shares[owner.region] += [(share, duplicated) for share in owner.shares]
+    needed = []
+    for where in sorted(receivers):
+        state = states.get(where)
+        if state is None or state.error:
+            continue
+        account = state.account or home_account
+        seen = {rule.arn for rule in state.rules}
+        seen |= {profile.arn for profile in (state.profiles or ProfileState()).profiles}
+        if any(
+            (not account or account in share.principals)
+            and (duplicated or not share.resources <= seen)
+            for share, duplicated in shares.get(state.region, ())
+        ):
+            needed.append(where)
+    return needed
 
 
 def _named_vpcs(hub_set: HubSet) -> dict[str, frozenset[str]]:
