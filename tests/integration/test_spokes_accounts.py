@@ -7,6 +7,7 @@ Every assertion reads the live state with plain boto3, in the account that holds
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,7 +15,9 @@ from meshkit import HOME_REGION, Mesh, normalise, targets_of
 
 from mesh_emulator.ram import arrival_lag
 from resolver_mesh.aws import resolver
+from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
+from resolver_mesh.config import Settings
 from resolver_mesh.local.topology import (
     CachedClients,
     ClientFactory,
@@ -23,6 +26,8 @@ from resolver_mesh.local.topology import (
     build_spoke,
     spoke_item,
 )
+from resolver_mesh.models import AccountAccess, Change, ChangeKind
+from resolver_mesh.reconcile import Reconciler
 
 MEMBER = "222222222222"
 ROLE = f"arn:aws:iam::{MEMBER}:role/resolver-mesh-member-resolver-mesh"
@@ -399,3 +404,91 @@ def test_a_receiver_that_sees_every_shared_rule_reads_no_invitation(
     again = mesh.resync()
     assert again["changes"] == [], again["changes"]
     assert reads == ["GetResourceShareInvitations"]  # none more
+
+
+def freeing_for_a_shared_rule(
+    mesh: Mesh, member: CachedClients, aws: ClientFactory
+) -> tuple[Reconciler, list[Change], str, str]:
+    """A member VPC with a rule of its own for a domain, and the hub's rule for that domain in
+    a share of the home account that invites the member: the changes that accept the share,
+    free the VPC of its rule and put the shared one on it, in one location's apply."""
+    assert mesh.resync()["ok"]
+    hub_rule = next(iter(rules_and_vpcs(aws).values()))
+    domain = normalise(hub_rule["DomainName"])
+    home_ram = aws("ram", HOME_REGION)
+    home_ram.create_resource_share(
+        name="resolver-mesh", resourceArns=[hub_rule["Arn"]], principals=[MEMBER]
+    )
+    invitation = member("ram", HOME_REGION).get_resource_share_invitations()
+    invitation_arn = invitation["resourceShareInvitations"][0]["resourceShareInvitationArn"]
+    resolver_api = member("route53resolver", HOME_REGION)
+    vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
+    own = resolver_api.create_resolver_rule(
+        CreatorRequestId="own", DomainName=domain, RuleType="SYSTEM", Name="own"
+    )["ResolverRule"]["Id"]
+    resolver_api.associate_resolver_rule(ResolverRuleId=own, VPCId=vpc)
+    changes = [
+        Change(ChangeKind.ACCEPT_SHARE, HOME_REGION, "", share_arn=invitation_arn, account=MEMBER),
+        Change(ChangeKind.DISASSOCIATE, HOME_REGION, domain, own, vpc, account=MEMBER),
+        Change(
+            ChangeKind.ASSOCIATE,
+            HOME_REGION,
+            domain,
+            hub_rule["Id"],
+            vpc,
+            name=hub_rule["Name"],
+            account=MEMBER,
+            share_arn=invitation_arn,
+        ),
+    ]
+    reconciler = Reconciler(Aws(Settings.from_env()))
+    access = AccountAccess(account_id=MEMBER, role_arn=ROLE, external_id=EXTERNAL_ID)
+    reconciler._accounts = {MEMBER: access}
+    return reconciler, changes, vpc, hub_rule["Id"]
+
+
+def test_a_vpc_is_freed_for_a_shared_rule_only_once_the_rule_has_arrived(
+    mesh: Mesh, member: CachedClients, aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A VPC whose own rule for a domain makes way for a shared rule accepted in the same
+    apply keeps its rule while the shared one has not arrived: it is never left with none."""
+    monkeypatch.setattr(resolver, "ARRIVAL_WAITS", (0.05, 0.05))
+    reconciler, changes, vpc, _ = freeing_for_a_shared_rule(mesh, member, aws)
+    where = f"{HOME_REGION}@{MEMBER}"
+    with arrival_lag(3600.0):
+        applied = reconciler._apply_location(where, changes)
+        assert [r["status"] for r in applied.results] == ["applied", "waiting", "waiting"]
+        assert applied.errors == []
+        assert {r["message"] for r in applied.results[1:]} == {
+            f"{changes[2].rule_id} is not visible in {HOME_REGION} yet, 0.1 s after its share"
+            " was accepted; the next pass associates it"
+        }
+        held = of_vpc(rules_and_vpcs_of_any(member), vpc)
+        assert [r["Name"] for r in held.values()] == ["own"]  # still there
+    # the next pass sees the rule: it plans the swap without the acceptance
+    again = reconciler._apply_location(where, [changes[1], replace(changes[2], share_arn=None)])
+    assert [r["status"] for r in again.results] == ["applied", "applied"]
+    held = of_vpc(rules_and_vpcs_of_any(member), vpc)
+    assert [r["Id"] for r in held.values()] == [changes[2].rule_id]
+
+
+def test_a_shared_rule_that_arrives_within_the_wait_takes_the_freed_vpc_in_one_apply(
+    mesh: Mesh, member: CachedClients, aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resolver, "ARRIVAL_WAITS", (0.2, 0.4, 0.8))  # more than the lag
+    reconciler, changes, vpc, rule_id = freeing_for_a_shared_rule(mesh, member, aws)
+    with arrival_lag(0.3):
+        applied = reconciler._apply_location(f"{HOME_REGION}@{MEMBER}", changes)
+    assert [r["status"] for r in applied.results] == ["applied"] * 3
+    assert [r["Id"] for r in of_vpc(rules_and_vpcs_of_any(member), vpc).values()] == [rule_id]
+
+
+def rules_and_vpcs_of_any(clients: ClientFactory) -> dict[str, Any]:
+    """Every rule an account sees in the home Region (not only the mesh's), with its VPCs."""
+    resolver_api = clients("route53resolver", HOME_REGION)
+    rules = resolver_api.list_resolver_rules()["ResolverRules"]
+    associations = resolver_api.list_resolver_rule_associations()["ResolverRuleAssociations"]
+    return {
+        r["Id"]: {**r, "vpcs": {a["VPCId"] for a in associations if a["ResolverRuleId"] == r["Id"]}}
+        for r in rules
+    }

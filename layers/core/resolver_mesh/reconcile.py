@@ -33,7 +33,10 @@ Invariants:
 - An association planned with the acceptance of its share is applied only after that
   acceptance succeeded; while its rule is not visible yet (after a bounded wait, once per rule
   in a location's apply) it is `waiting`, a note says why, and another pass follows: not an
-  error.
+  error. A VPC is freed of its own rule for such a rule's domain only once the rule is visible
+  there, so it is never left without either.
+- Pending invitations are read only where a share of ours names the receiving account and
+  holds something it does not see (`invitations_to_read`).
 - Profiles are read where our hub rules are, or where a hub delivers through a Profile; a
   failed Profile read makes the location unreadable (nothing changes there).
 - With `work` (the deployed function), a plan that passed the checks and cannot be applied
@@ -863,6 +866,10 @@ class Reconciler:
                 status, why = "waiting", not_arrived[str(rule_id)]  # waited for once already
             elif _makes_way_for_nothing(change, following, created, accepted):
                 status, message = "skipped", "the rule that was to take its place is not there"
+            elif (arriving := _freed_for_arriving(change, following)) and (
+                why := self._not_arrived(resolver, arriving, not_arrived)
+            ):
+                status = "waiting"  # the VPC keeps its rule; the next pass swaps them
             elif (change.kind is ChangeKind.DELETE_RULE and rule_id in undeletable) or (
                 change.kind is ChangeKind.ASSOCIATE and (change.domain, change.vpc_id) in occupied
             ):
@@ -920,6 +927,21 @@ class Reconciler:
                 )
             out.results.append(result)
         return out
+
+    @staticmethod
+    def _not_arrived(
+        resolver: ResolverRegion, arriving: Change, not_arrived: dict[str, str]
+    ) -> str:
+        """Why the shared rule of `arriving` (an association awaiting its share's acceptance)
+        is not visible here after its wait; "" once it is. Waited for once per rule."""
+        rule_id = str(arriving.rule_id)
+        if rule_id not in not_arrived:
+            try:
+                resolver.await_arrival(rule_id)
+                return ""
+            except RuleNotVisibleError as waiting:
+                not_arrived[rule_id] = f"{waiting}; the next pass associates it"
+        return not_arrived[rule_id]
 
     def _write(self, resolver: ResolverRegion, change: Change, rule_id: str | None) -> str:
         """Make one change to a rule; returns the id of the rule it concerns."""
@@ -1119,6 +1141,20 @@ def _makes_way_for_nothing(
     if _awaits_acceptance(following):
         return following.share_arn not in accepted
     return following.rule_id is None and (following.source, following.domain) not in created
+
+
+def _freed_for_arriving(change: Change, following: Change | None) -> Change | None:
+    """The association right after `change` when `change` frees its VPC for it and it puts
+    on the VPC a shared rule whose share was accepted in this run (the rule may not have
+    arrived yet); otherwise None."""
+    if (
+        change.kind is ChangeKind.DISASSOCIATE
+        and following is not None
+        and _awaits_acceptance(following)
+        and (following.domain, following.vpc_id) == (change.domain, change.vpc_id)
+    ):
+        return following
+    return None
 
 
 def _extra_reads(reads: _Reads) -> dict[str, int]:

@@ -11,7 +11,8 @@ Invariants:
   (RAM makes the share's resources available asynchronously): its association is tried again
   after each of `ARRIVAL_WAITS` while AWS answers ResourceNotFoundException, then given up
   (`RuleNotVisibleError`); the association is the probe, so a rule already visible costs no
-  extra call.
+  extra call. Where the VPC must first be freed of its own rule for the domain, the rule's
+  arrival is read first (`await_arrival`), so that the VPC is never left without either.
 """
 
 from __future__ import annotations
@@ -268,8 +269,24 @@ class ResolverRegion:
             except ClientError as error:
                 if error_code(error) != "ResourceNotFoundException":
                     raise
+        raise self._not_visible(rule_id)
+
+    def await_arrival(self, rule_id: str) -> None:
+        """Return once a rule of another account whose share this account has just accepted
+        is listed here, waiting (`ARRIVAL_WAITS`) while it is not; raises
+        `RuleNotVisibleError` when it never showed up. Reads only: a VPC is freed for the rule
+        (its own rule for the domain disassociated) only once the rule can take its place."""
+        for wait in (0.0, *ARRIVAL_WAITS):
+            if wait:
+                self.call.sleep(wait)
+            listed = self.call.pages(self.client.list_resolver_rules, "ResolverRules")
+            if any(rule["Id"] == rule_id for rule in listed):
+                return
+        raise self._not_visible(rule_id)
+
+    def _not_visible(self, rule_id: str) -> RuleNotVisibleError:
         waited = sum(ARRIVAL_WAITS)
-        raise RuleNotVisibleError(
+        return RuleNotVisibleError(
             f"{rule_id} is not visible in {self.region} yet, {waited:g} s after its share was"
             " accepted"
         )
