@@ -505,9 +505,10 @@ def test_an_accepted_share_finds_the_same_conflicts_as_a_visible_one() -> None:
     assert f"{B}.amazonaws.com." not in {c.domain for c in associations}
 
 
-def test_a_vpc_holding_another_rule_of_ours_for_the_domain_waits_for_the_next_pass() -> None:
+def test_an_older_shared_rule_of_ours_makes_way_for_the_rule_the_accepted_share_brings() -> None:
     """A shared rule of ours (an older share) already serves the domain on the VPC: AWS allows
-    one rule per domain, and the new rule is not visible yet to swap them make-before-break."""
+    one rule per domain, so it leaves the VPC right before the new one takes its place, in the
+    acceptance's plan (the apply frees the VPC only once the new rule is visible there)."""
     states, _ = shared_world(MEMBER)
     states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
     member = location(A, MEMBER)
@@ -525,9 +526,12 @@ def test_a_vpc_holding_another_rule_of_ours_for_the_domain_waits_for_the_next_pa
     in_member = [c for c in plan.changes if c.account == MEMBER]
     assert in_member[0].kind is ChangeKind.ACCEPT_SHARE
     associated = {c.domain for c in in_member if c.kind is ChangeKind.ASSOCIATE}
-    assert len(associated) == 3
-    assert old.domain not in associated
-    assert not [c for c in in_member if c.kind is ChangeKind.DISASSOCIATE]
+    assert len(associated) == 4
+    [freeing] = [c for c in in_member if c.kind is ChangeKind.DISASSOCIATE]
+    assert (freeing.rule_id, freeing.vpc_id, freeing.domain) == (visible.id, SHARED_C, old.domain)
+    taking = in_member[in_member.index(freeing) + 1]
+    assert (taking.kind, taking.rule_id, taking.vpc_id) == (ChangeKind.ASSOCIATE, old.id, SHARED_C)
+    assert taking.share_arn == in_member[0].share_arn  # applied once accepted, and arrived
     assert plan.conflicts == ()
 
 

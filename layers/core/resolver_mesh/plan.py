@@ -572,24 +572,28 @@ class _RegionPlanner:
     ) -> None:
         """With an invitation accepted in this plan: the rules the hub keeps that its share
         holds, not visible here yet, on every listed VPC (a pass sooner than reading them
-        here). A VPC where another rule of ours holds the domain keeps it for now: the next
-        pass, which sees the new rule, swaps them make-before-break."""
+        here). An older shared rule of ours for the domain makes way for it (the apply frees
+        the VPC only once the new rule is visible); a VPC where a rule of this account's own
+        holds the domain and is planned to stay keeps it."""
         holds = self.receivers.shares.get(invitation.share_arn, frozenset())
         visible = {rule.arn for rule in self.shared}
-        freed = {(c.domain, c.vpc_id) for c in self.out.disassociations}
         for domain, keeper in sorted(hub_keepers.items()):
             if keeper.arn not in holds or keeper.arn in visible:
                 continue
-            ours = [r for r in self.shared if r.domain == domain]
-            ours += [r for (_, d), rules in self.ours.items() if d == domain for r in rules]
+            older = [r for r in self.shared if r.domain == domain]
+            own = [r for (_, d), rules in self.ours.items() if d == domain for r in rules]
             planned = {c.vpc_id for c in self.out.associations if c.domain == domain}
             for vpc_id in sorted(listed - planned):  # once, with two invitations to our shares
                 if self._conflicts(domain, vpc_id, keeper.id):
                     continue
-                if (domain, vpc_id) not in freed and any(
-                    vpc_id in self.vpcs_of[r.id] for r in ours
-                ):
+                freed = {c.rule_id for c in self.out.disassociations if c.vpc_id == vpc_id}
+                if any(vpc_id in self.vpcs_of[r.id] and r.id not in freed for r in own):
                     continue
+                self.out.disassociations += [
+                    self._disassociate(r, vpc_id, "makes way for the rule the hub keeps")
+                    for r in older
+                    if vpc_id in self.vpcs_of[r.id] and r.id not in freed
+                ]
                 self.out.associations.append(
                     Change(
                         ChangeKind.ASSOCIATE,
