@@ -382,19 +382,26 @@ def test_a_shared_rule_that_does_not_arrive_is_waited_for_once_per_pass(
     assert sorted(tries.count(vpc) for vpc in (first, second)) == [0, 4 * (1 + 2)]
 
 
-def test_a_receiver_that_sees_every_shared_rule_reads_no_invitation(
+def test_a_receiver_that_sees_every_shared_rule_reads_no_invitation_nor_profiles(
     mesh: Mesh, member: CachedClients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Invitations are read where a share of ours holds rules the account does not see: in
-    the pass that accepts, not in the no-ops after it (an accepted share shows all it holds)."""
+    the pass that accepts, not in the no-ops after it (an accepted share shows all it holds);
+    Profiles are not read where no Profile of ours lives in the Region."""
     reads: list[str] = []
-    pending = RamRegion.pending_invitations
+    pending, profiles = RamRegion.pending_invitations, Aws.profiles
 
     def counted(self: RamRegion) -> Any:
         reads.append("GetResourceShareInvitations")
         return pending(self)
 
+    def counted_profiles(self: Aws, region: str) -> Any:
+        if self.access is not None:  # the member's, not the hub's (it has rules of ours)
+            reads.append(f"Profiles {region}@{self.access.account}")
+        return profiles(self, region)
+
     monkeypatch.setattr(RamRegion, "pending_invitations", counted)
+    monkeypatch.setattr(Aws, "profiles", counted_profiles)
     vpc = share_with_member(mesh, member)
     converged = mesh.resync()
     assert converged["ok"], converged["errors"]

@@ -35,8 +35,8 @@ Invariants:
   in a location's apply) it is `waiting`, a note says why, and another pass follows: not an
   error. A VPC is freed of its own rule for such a rule's domain only once the rule is visible
   there, so it is never left without either.
-- Pending invitations are read only where a share of ours names the receiving account and
-  holds something it does not see (`invitations_to_read`).
+- Where shared rules arrive, pending invitations and (lean) Profiles are read only where the
+  first reads show something there to find (`Offers`): a converged receiver reads neither.
 - Profiles are read where our hub rules are, or where a hub delivers through a Profile; a
   failed Profile read makes the location unreadable (nothing changes there).
 - With `work` (the deployed function), a plan that passed the checks and cannot be applied
@@ -326,8 +326,9 @@ class Reconciler:
             return self._observe(where, where in scope, reads, hub_set)
 
         states = per_region(observe, scope | reads.endpoints | set(reads.vpcs), _extra_reads(reads))
-        invited = invitations_to_read(states, reads.share_receivers, home_account)
-        states |= per_region(lambda where: self._read_invitations(states[where]), invited)
+        offers = Offers.of(states, home_account)
+        more = [w for w in sorted(reads.share_receivers & scope) if offers.wants_more(states[w])]
+        states |= per_region(lambda where: self._read_more(states[where], offers), more)
         if leaving := self._leaving(states):  # swept once more: unshared, then not visited
             self._accounts |= leaving
             accounts += sorted(leaving)
@@ -548,12 +549,22 @@ class Reconciler:
                 denied=is_denied(error),
             )
 
-    def _read_invitations(self, state: RegionState) -> RegionState:
-        """`state` with its account's pending RAM invitations; if they cannot be read, the
-        location cannot be read (as when its first reads fail)."""
+    def _read_more(self, state: RegionState, offers: Offers) -> RegionState:
+        """A receiving location's reads that depend on what the pass's first reads showed
+        elsewhere (`Offers`): its Profiles (lean: a failed read is a note) and its pending
+        invitations. If the invitations cannot be read, the location cannot be read."""
+        aws = self._aws_of(state.account)
         try:
-            ram = self._aws_of(state.account).ram(state.region)
-            return replace(state, invitations=ram.pending_invitations())
+            if offers.needs_profiles(state):
+                try:
+                    read = aws.profiles(state.region).read(self.settings.mesh_id, lean=True)
+                    state = replace(state, profiles=read)
+                except Exception as error:
+                    state = replace(state, profiles_unread=f"{type(error).__name__}: {error}")
+            if offers.needs_invitations(state):
+                ram = aws.ram(state.region)
+                state = replace(state, invitations=ram.pending_invitations())
+            return state
         except Exception as error:
             return RegionState(
                 state.region,
@@ -567,9 +578,9 @@ class Reconciler:
     ) -> str | None:
         """How Profiles are read here: "full" where a hub delivers through a Profile (its own
         location, or an account its Profile is shared with), so that a failed read makes the
-        location unreadable; "lean" where our hub rules are or shared rules arrive, only to find
-        a Profile of ours left from an earlier delivery (one `ListProfiles` when there is none,
-        and a failed read is a note); None elsewhere."""
+        location unreadable; "lean" where our hub rules are, only to find a Profile of ours left
+        from an earlier delivery (one `ListProfiles` when there is none, and a failed read is a
+        note); None elsewhere (where shared rules arrive, `Offers.needs_profiles` decides)."""
         mesh_id, default = self.settings.mesh_id, self.settings.delivery
         if hub is not None and hub.enabled:
             shared = shared_deliveries(hub, default)
@@ -583,7 +594,7 @@ class Reconciler:
                 or "profile" in shared.get(state.account, {}).values()
             ):
                 return "full"
-        if receiving or any(not rule_source(r, mesh_id) for r in managed_rules(state, mesh_id)):
+        if any(not rule_source(r, mesh_id) for r in managed_rules(state, mesh_id)):
             return "lean"
         return None
 
@@ -1171,39 +1182,71 @@ def _extra_reads(reads: _Reads) -> dict[str, int]:
     return calls
 
 
-def invitations_to_read(
-    states: Mapping[str, RegionState], receivers: Collection[str], home_account: str
-) -> list[str]:
-    """The receiving locations whose pending RAM invitations must be read: where a share of
-    ours (read where it is owned, in the same Region) names the location's account and holds
-    something the location does not see (a rule, a Profile), or where that share's owner
-    holds more than one share of ours (an accepted duplicate must not hide a pending keeper).
+@dataclass(frozen=True)
+class Offers:
+    """What a pass's first reads show of our shares and Profiles, by Region: which receiving
+    locations need more read, once those reads are in.
 
-    Invariant: an accepted share shows everything it holds, so where every share of ours that
-    names the account is seen whole, no invitation of ours can be accepted usefully, and none
-    is read (an organisation that shares without invitations never needs one). Where the
-    account id is unknown (the home account, its id not read), every share of ours in the
-    Region counts."""
-    shares: dict[str, list[tuple[ObservedShare, bool]]] = defaultdict(list)
-    for owner in states.values():
-        if not owner.error:
+    Invariants:
+    - Invitations are read where a share of ours (read where it is owned, in the same Region)
+      names the location's account and holds something the location does not see (a rule, a
+      Profile), or where that share's owner holds more than one share of ours (an accepted
+      duplicate must not hide a pending keeper). An accepted share shows everything it holds,
+      so where every share of ours naming the account is seen whole, no invitation of ours can
+      be accepted usefully (an organisation that shares without invitations never needs one).
+      Where the account id is unknown (the home account, its id not read), every share of ours
+      in the Region counts.
+    - Profiles are read (lean) in a receiving location not read for them yet only in a Region
+      where a Profile of ours was found where it is owned, or a share of ours holds more than
+      rules: a Profile shared with the account is acted on only as one of ours read where it
+      lives, so elsewhere there is nothing of ours to find."""
+
+    shares: Mapping[str, tuple[tuple[ObservedShare, bool], ...]]  # with "owner has duplicates"
+    profile_regions: frozenset[str]
+    home_account: str = ""
+
+    @classmethod
+    def of(cls, states: Mapping[str, RegionState], home_account: str) -> Offers:
+        shares: dict[str, list[tuple[ObservedShare, bool]]] = defaultdict(list)
+        regions: set[str] = set()
+        for owner in states.values():
+            if owner.error:
+                continue
             duplicated = len(owner.shares) > 1
             shares[owner.region] += [(share, duplicated) for share in owner.shares]
-    needed = []
-    for where in sorted(receivers):
-        state = states.get(where)
-        if state is None or state.error:
-            continue
-        account = state.account or home_account
+            if any(":resolver-rule/" not in arn for s in owner.shares for arn in s.resources):
+                regions.add(owner.region)
+            found = owner.profiles.profiles if owner.profiles else ()
+            if any(p.ours and p.share_status != "SHARED_WITH_ME" for p in found):
+                regions.add(owner.region)
+        return cls(
+            shares={region: tuple(found) for region, found in shares.items()},
+            profile_regions=frozenset(regions),
+            home_account=home_account,
+        )
+
+    def wants_more(self, state: RegionState) -> bool:
+        return self.needs_profiles(state) or self.needs_invitations(state)
+
+    def needs_profiles(self, state: RegionState) -> bool:
+        return (
+            not state.error
+            and state.profiles is None
+            and state.profiles_unread is None
+            and state.region in self.profile_regions
+        )
+
+    def needs_invitations(self, state: RegionState) -> bool:
+        if state.error:
+            return False
+        account = state.account or self.home_account
         seen = {rule.arn for rule in state.rules}
         seen |= {profile.arn for profile in (state.profiles or ProfileState()).profiles}
-        if any(
+        return any(
             (not account or account in share.principals)
             and (duplicated or not share.resources <= seen)
-            for share, duplicated in shares.get(state.region, ())
-        ):
-            needed.append(where)
-    return needed
+            for share, duplicated in self.shares.get(state.region, ())
+        )
 
 
 def _named_vpcs(hub_set: HubSet) -> dict[str, frozenset[str]]:

@@ -1,9 +1,13 @@
-"""Where a pass reads pending RAM invitations (`invitations_to_read`): only where a share of
-ours names the location's account and holds something it does not see, or where the share's
-owner holds duplicates. An accepted share shows all it holds, so a converged receiver reads
-none (one call fewer per receiving location in every no-op)."""
+"""What a receiving location reads once the pass's first reads are in (`Offers`): pending RAM
+invitations only where a share of ours names the location's account and holds something it
+does not see, or where the share's owner holds duplicates (an accepted share shows all it
+holds); Profiles only in a Region where a Profile of ours was found where it is owned, or a
+share of ours holds more than rules. A converged receiver of rules reads neither (two calls
+fewer per receiving location in every no-op)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from resolver_mesh.models import (
     ObservedProfile,
@@ -12,7 +16,7 @@ from resolver_mesh.models import (
     ProfileState,
     RegionState,
 )
-from resolver_mesh.reconcile import invitations_to_read
+from resolver_mesh.reconcile import Offers
 
 HOME = "111111111111"
 MEMBER = "222222222222"
@@ -54,6 +58,13 @@ def hub(*shares: ObservedShare, region: str = REGION, error: str | None = None) 
 
 def receiver(seen: list[str], **fields: object) -> RegionState:
     return RegionState(REGION, account=MEMBER, rules=tuple(rule(a) for a in seen), **fields)  # type: ignore[arg-type]
+
+
+def invitations_to_read(
+    states: dict[str, RegionState], receivers: list[str], home: str
+) -> list[str]:
+    offers = Offers.of(states, home)
+    return [w for w in receivers if w in states and offers.needs_invitations(states[w])]
 
 
 def to_read(hub_state: RegionState, receiving: RegionState, home: str = HOME) -> list[str]:
@@ -120,3 +131,33 @@ def test_the_home_account_as_receiver_is_matched_by_its_id() -> None:
     }
     assert invitations_to_read(other, [REGION], "") == [REGION]
     assert invitations_to_read(other, [REGION], HOME) == []
+
+
+def profiles_wanted(*states: RegionState) -> bool:
+    offers = Offers.of({s.location: s for s in states}, HOME)
+    return offers.needs_profiles(next(s for s in states if s.account == MEMBER))
+
+
+def test_a_receiver_reads_profiles_only_where_a_profile_of_ours_lives_or_is_shared() -> None:
+    ours = ObservedProfile(id="rp-1", arn=PROFILE, name="resolver-mesh", ours=True)
+    owned = RegionState(REGION, profiles=ProfileState((ours,)))
+    assert profiles_wanted(owned, receiver(RULES))
+    assert not profiles_wanted(hub(share(1, RULES)), receiver(RULES))
+    assert profiles_wanted(hub(share(1, [*RULES, PROFILE])), receiver(RULES))
+    # a Profile not ours, or one only seen through a share, is no reason
+    theirs = RegionState(REGION, profiles=ProfileState((replace(ours, ours=False),)))
+    assert not profiles_wanted(theirs, receiver(RULES))
+    seen_shared = replace(ours, share_status="SHARED_WITH_ME")
+    elsewhere = RegionState(REGION, account=OTHER, profiles=ProfileState((seen_shared,)))
+    assert not profiles_wanted(elsewhere, receiver(RULES))
+    # another Region's Profile is no reason; an unread owner's is unknown
+    assert not profiles_wanted(replace(owned, region="us-west-2"), receiver(RULES))
+    assert not profiles_wanted(replace(owned, error="throttled"), receiver(RULES))
+
+
+def test_a_receiver_already_read_for_profiles_is_not_read_again() -> None:
+    ours = ObservedProfile(id="rp-1", arn=PROFILE, name="resolver-mesh", ours=True)
+    owned = RegionState(REGION, profiles=ProfileState((ours,)))
+    assert not profiles_wanted(owned, receiver(RULES, profiles=ProfileState()))
+    assert not profiles_wanted(owned, receiver(RULES, profiles_unread="AccessDenied"))
+    assert not profiles_wanted(owned, receiver(RULES, error="AccessDenied"))
