@@ -9,13 +9,18 @@ ListResolverRuleAssociations, DescribeVpcs, GetResourceShareInvitations, ListPro
 member account's Regions, `--rounds` times after one warm-up call per client, through:
 
 - *botocore*: a boto3 session per member account, clients as botocore makes them;
-- *mesh*: `Aws.member(...).client(...)`, as the reconciler makes them.
+- *mesh*: `Aws.member(...).client(...)`, as the reconciler makes them; and the same clients
+  with their User-Agent string built on every call, as before `_CachedUserAgent`, in rounds
+  that alternate with the others (so that both see the same machine: the CPU of one call
+  varies by 10% from one run to the next on a shared machine).
 
-Reported: the CPU of the calling thread only (`time.thread_time`; the emulator's threads are
-not counted) per call, best of `--repeat` runs; then, for the mesh's clients, a profile
-(`cProfile` timed by `time.thread_time`) of the same calls by botocore stage: each stage's inclusive
-CPU as a share of the whole call (`BaseClient._make_api_call`). Stages nest: the event hooks
-include the handlers that run in them (signing among them). Figures, not tests.
+Reported: the CPU per call of the calling thread only (`time.thread_time`; the emulator runs
+in the parent process), best of `--repeat` runs; the same calls made by a thread per location,
+all at once as the reconciler's workers make them (`time.process_time` of the child: only
+client threads run in it); then, for the mesh's clients, a profile (`cProfile` timed by
+`time.thread_time`) of the one-thread calls by botocore stage: each stage's inclusive CPU as a
+share of the whole call (`BaseClient._make_api_call`). Stages nest: the event hooks include
+the handlers that run in them (signing among them). Figures, not tests.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import os
 import pstats
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,10 +115,18 @@ def calls_of(clients: list[Any]) -> list[Callable[[], Any]]:
     return calls
 
 
-def child(variant: str, accounts: int, regions: list[str], rounds: int, profile: bool) -> None:
-    calls = calls_of(clients_of(variant, accounts, regions))
+def child(variant: str, accounts: int, regions: list[str], rounds: int, mode: str) -> None:
+    clients = clients_of(variant, accounts, regions)
+    calls = calls_of(clients)
     for call in calls:  # warm: credentials, connections, caches
         call()
+    if mode == "threads":
+        print(json.dumps(threaded(calls, rounds)))
+        return
+    if mode == "plain" and variant == "mesh":
+        print(json.dumps(paired(clients, calls, rounds)))
+        return
+    profile = mode == "profile"
     profiler = cProfile.Profile(time.thread_time) if profile else None
     started = time.thread_time()
     if profiler is not None:
@@ -128,6 +142,56 @@ def child(variant: str, accounts: int, regions: list[str], rounds: int, profile:
         stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
         result["stages"] = stage_times(stats)
     print(json.dumps(result))
+
+
+def paired(clients: list[Any], calls: list[Callable[[], Any]], rounds: int) -> dict[str, Any]:
+    """Rounds that alternate: the clients' User-Agent strings built on every call (botocore's
+    own builder), then kept (`_CachedUserAgent`); the calling thread's CPU of each."""
+    from botocore.useragent import UserAgentString
+
+    from resolver_mesh.aws.session import _CachedUserAgent
+
+    spent = {"cpu_per_call_agent": 0.0, "cpu": 0.0}
+    for index in range(2 * rounds):
+        kind, builder = [("cpu_per_call_agent", UserAgentString), ("cpu", _CachedUserAgent)][
+            index % 2
+        ]
+        for client in clients:
+            client._user_agent_creator.__class__ = builder
+        started = time.thread_time()
+        for call in calls:
+            call()
+        spent[kind] += time.thread_time() - started
+    creator = clients[0]._user_agent_creator
+    builds = 2000
+    started = time.thread_time()
+    for _ in range(builds):
+        UserAgentString.to_string(creator)
+    build = (time.thread_time() - started) / builds
+    return {"calls": rounds * len(calls), **spent, "build": build}
+
+
+def threaded(calls: list[Callable[[], Any]], rounds: int) -> dict[str, Any]:
+    """The calls of each location (5 in a row) in a thread of its own, all at once, as the
+    reconciler's workers make them; the CPU of the whole process (only client threads run
+    in it)."""
+    per_location = [calls[i : i + len(CALLS) + 1] for i in range(0, len(calls), len(CALLS) + 1)]
+    start = threading.Barrier(len(per_location) + 1)
+
+    def work(location: list[Callable[[], Any]]) -> None:
+        start.wait()
+        for _ in range(rounds):
+            for call in location:
+                call()
+
+    workers = [threading.Thread(target=work, args=(loc,)) for loc in per_location]
+    for worker in workers:
+        worker.start()
+    started = time.process_time()
+    start.wait()
+    for worker in workers:
+        worker.join()
+    return {"calls": rounds * len(calls), "cpu": time.process_time() - started}
 
 
 def profile_key(where: str) -> tuple[str, int, str]:
@@ -171,10 +235,10 @@ def build_world(endpoint_url: str, accounts: int, regions: list[str]) -> None:
                 ec2.create_vpc(CidrBlock=block)
 
 
-def measure(variant: str, args: argparse.Namespace, profile: bool, env: dict[str, str]) -> dict:
+def measure(variant: str, args: argparse.Namespace, mode: str, env: dict[str, str]) -> dict:
     regions = ",".join(REGIONS[: args.regions])
     command = [sys.executable, __file__, "--child", variant, str(args.accounts), regions]
-    command += [str(args.rounds), "profile" if profile else "plain"]
+    command += [str(args.rounds), mode]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{done.stderr[-3000:]}")
@@ -191,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child:
         variant, accounts, regions, rounds, mode = args.child
-        child(variant, int(accounts), regions.split(","), int(rounds), mode == "profile")
+        child(variant, int(accounts), regions.split(","), int(rounds), mode)
         return 0
     from mesh_emulator.server import LocalEmulator, emulator_environment
     from resolver_mesh.local.org import FUNCTION_PROCESS_ENVIRONMENT
@@ -210,15 +274,31 @@ def main(argv: list[str] | None = None) -> int:
         build_world(emulator.endpoint_url, args.accounts, REGIONS[: args.regions])
         print(
             f"{args.accounts} member accounts x {args.regions} Regions, 5 calls per location"
-            f" and round, {args.rounds} rounds; CPU of the calling thread, best of"
-            f" {args.repeat}.\n"
+            f" and round, {args.rounds} rounds ({args.rounds * args.accounts * args.regions * 5}"
+            f" calls); best of {args.repeat}.\n"
         )
-        print("| clients | calls | CPU per call (ms) |\n|---|---:|---:|")
+        print("| clients | CPU per call, one thread (ms) | a thread per location (ms) |")
+        print("|---|---:|---:|")
+        rows: dict[str, list[float]] = {}
         for variant in VARIANTS:
-            runs = [measure(variant, args, False, env) for _ in range(args.repeat)]
-            best = min(run["cpu"] / run["calls"] for run in runs)
-            print(f"| {variant} | {runs[0]['calls']} | {best * 1000:.2f} |", flush=True)
-        profiled = measure("mesh", args, True, env)
+            for mode in ("plain", "threads"):
+                for _ in range(args.repeat):
+                    run = measure(variant, args, mode, env)
+                    for kind in ("cpu", "cpu_per_call_agent"):
+                        if kind in run:
+                            row = rows.setdefault(f"{variant}:{kind}", [9e9, 9e9])
+                            column = mode == "threads"
+                            row[column] = min(row[column], run[kind] / run["calls"] * 1000)
+        for key, label in (
+            ("botocore:cpu", "botocore"),
+            ("mesh:cpu_per_call_agent", "mesh, User-Agent built on every call (before)"),
+            ("mesh:cpu", "mesh"),
+        ):
+            one, many = (f"{v:.2f}" if v < 9e9 else "-" for v in rows[key])
+            print(f"| {label} | {one} | {many} |", flush=True)
+        build = measure("mesh", args, "plain", env)["build"] * 1e6
+        print(f"\nbotocore builds a User-Agent string in {build:.0f} µs, twice per call.")
+        profiled = measure("mesh", args, "profile", env)
         stages = profiled["stages"]
         whole = stages.get("whole") or 1.0
         print("\nWhere the mesh's clients spend it (cProfile, inclusive, share of the call):\n")
