@@ -264,6 +264,42 @@ def test_a_call_retried_by_botocore_and_by_the_caller_sends_what_botocore_sends(
     assert attempts == ["1", "1", "2", "1", "2", "3", "1"]  # botocore's retries, the caller's
 
 
+def test_threads_sharing_a_client_each_send_their_own_call_s_user_agent(
+    recorder: Recorder,
+) -> None:
+    """Features are read from each thread's own call: a paginating thread's strings never
+    reach a plain caller's request, nor the other way round, whichever builds first."""
+    aws = home()
+    resolver = aws.client("route53resolver", REGION)
+    botocore_own = stock(aws, "route53resolver")
+    botocore_own.list_resolver_rules()
+    list(botocore_own.get_paginator("list_resolver_rules").paginate())
+    plain, paginated = (sent.header("User-Agent") for sent in recorder.take()[:2])
+    assert plain != paginated
+    threads = 8
+    start = threading.Barrier(threads)
+
+    def work(index: int) -> None:
+        start.wait()
+        for _ in range(5):
+            if index % 2:
+                list(resolver.get_paginator("list_resolver_rules").paginate(MaxResults=10 + index))
+            else:
+                resolver.list_resolver_rules(MaxResults=10 + index)
+
+    workers = [threading.Thread(target=work, args=(index,)) for index in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    sent = recorder.take()
+    assert len(sent) == 5 * (threads // 2) * (1 + 2)
+    for request in sent:
+        index = json.loads(request.body)["MaxResults"]
+        expected = paginated if index % 2 else plain
+        assert request.header("User-Agent") == expected
+
+
 def test_the_user_agent_is_built_once_per_client_and_features(
     recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
