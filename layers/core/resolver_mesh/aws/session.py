@@ -18,6 +18,8 @@ Invariants:
 - Regions are those of the home Region's partition only (`aws`, `aws-cn`, `aws-us-gov`,
   `aws-eusc`, ...): no other partition can be reached with the same credentials.
 - AWS Organizations calls have a budget of their own, at `ORGANIZATIONS_CALLS_PER_SECOND`.
+- The clients `Aws` makes build each distinct User-Agent string once (`_CachedUserAgent`), not
+  twice per call: what they send is byte for byte what botocore's own clients send.
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ import botocore.regions
 import botocore.session
 from botocore.awsrequest import AWSHTTPConnectionPool, AWSHTTPSConnectionPool
 from botocore.config import Config
+from botocore.context import get_context
 from botocore.credentials import DeferredRefreshableCredentials
 from botocore.exceptions import UnknownRegionError
 from botocore.httpsession import URLLib3Session, create_urllib3_context, get_cert_path
+from botocore.useragent import UserAgentString
 
 from resolver_mesh.aws.calls import Caller, RateLimiter
 from resolver_mesh.aws.hubs import HubsTable
@@ -211,6 +215,52 @@ class _BoundedWaitHTTPSPool(AWSHTTPSConnectionPool):  # type: ignore[misc]
 
     def _get_conn(self, timeout: float | None = None) -> Any:
         return super()._get_conn(POOL_WAIT_SECONDS if timeout is None else timeout)
+
+
+class _CachedUserAgent(UserAgentString):  # type: ignore[misc]
+    """A client's user agent builder that builds each distinct User-Agent string once.
+
+    botocore builds the string twice per call (when it serialises the request, and again
+    right before signing, for the features registered meanwhile): about a tenth of a call's
+    CPU. What it reads changes only with the call's features: the client's (registered when it
+    was made) and the call's context's (a paginator, a waiter, a credentials refresh...), in
+    the order botocore joins them; the rest (platform, session and client settings) is fixed
+    when the client is made. So the string is kept per order of features, and is the one
+    botocore builds for it, byte for byte. At most `KEPT` orders per client; beyond them, the
+    string is built on every call, as botocore does. Threads of one client may both build a
+    string they find missing (the same one). A copy (botocore copies a builder to give it
+    other client settings) keeps strings of its own.
+    """
+
+    KEPT = 32
+    _built: dict[tuple[str, ...], str]
+
+    @classmethod
+    def adopt(cls, client: Any) -> None:
+        """Make the client's builder one of these (only botocore's own, untouched)."""
+        creator: Any = getattr(client, "_user_agent_creator", None)
+        if type(creator) is UserAgentString:
+            creator._built = {}
+            creator.__class__ = cls
+
+    def __copy__(self) -> _CachedUserAgent:
+        copied: _CachedUserAgent = type(self).__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        copied._built = {}
+        return copied
+
+    def to_string(self) -> str:
+        context = get_context()
+        features = (self._client_features or set()).union(
+            () if context is None else context.features
+        )
+        key = tuple(features)  # botocore's order: it makes the same union
+        built = self._built.get(key)
+        if built is None:
+            built = super().to_string()
+            if len(self._built) < self.KEPT:
+                self._built[key] = built
+        return built
 
 
 _BOTOCORE_POOLS = {"http": AWSHTTPConnectionPool, "https": AWSHTTPSConnectionPool}
@@ -441,6 +491,7 @@ class Aws:
                 if found is None:
                     found = self.session.client(service, region_name=region, config=self._config)
                     _SHARED_CLIENT_PARTS.share_http(found)
+                    _CachedUserAgent.adopt(found)
                     self._clients[key] = found
         return found
 
