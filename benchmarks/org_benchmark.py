@@ -242,7 +242,7 @@ def live_rows(
                 f" | {len(converge.pass_bounds)}: {by_pass:.1f}"
                 f" | {converge.seconds / by_pass:.2f}"
                 f" | {converge.calls} | {converge.cpu_seconds * 1000 / locations:.0f}"
-                f" | {noop.seconds:.1f} | {noop.warm_seconds:.1f}"
+                f" | {noop.seconds:.1f} | {noop.warm_seconds:.1f} | {noop.calls}"
                 f" | {noop.cpu_seconds * 1000 / locations:.0f}"
                 f" | {noop.warm_cpu_seconds * 1000 / locations:.0f}"
                 f" | {noop.peak_mib:.0f} | {converge.peak_mib:.0f} | {converge.peak_threads}"
@@ -290,12 +290,13 @@ def main(argv: list[str] | None = None) -> int:
             "| member accounts | locations | converge (s) | busiest budget: calls | lower bound"
             " (s) | converge / bound | passes: bound by pass (s) | converge / bound by pass"
             " | calls | converge CPU (ms/location) | cold no-op (s) | warm no-op (s)"
+            " | cold no-op calls"
             " | cold no-op CPU (ms/location) | warm no-op CPU (ms/location)"
             " | no-op peak RSS (MiB) | converge peak RSS (MiB) | peak threads"
             " | open sockets after the no-ops |"
         )
         print(
-            "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         )
         print("\n".join(rows))
         print()
