@@ -4,7 +4,7 @@ Invariants:
 - If the hubs table cannot be read, nothing is planned or changed anywhere.
 - Locations are read, and written, in parallel, one worker each up to `worker_cap()` (the
   Lambda thread quota and the function's memory), the busiest first; inside a location the
-  plan's order is kept.
+  plan's order is kept. Workers are kept for the process's later phases (`_Workers`).
 - A change whose prerequisite failed (the rule was not created, the VPC not freed, the rule not
   disassociated) is skipped, never attempted against a half-made state.
 - `apply=False` makes no write call at all.
