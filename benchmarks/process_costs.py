@@ -55,7 +55,7 @@ SPLIT = (
     ("workers", "location workers around their calls"),
     ("pool", "`per_region` in the main thread (starting workers, collecting)"),
     ("main", "main thread otherwise (scope, plan, checks, report)"),
-    ("threads", "the rest (threads' own start and end, the pool's workers)"),
+    ("threads", "the rest (the workers' own start and end, their loop between tasks)"),
 )
 # The calls a reconcile made, by location ("main": the main thread's): method, caller, arguments.
 Recorded = dict[str, list[tuple[Callable[..., Any], Any, dict[str, Any]]]]
