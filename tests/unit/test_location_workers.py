@@ -5,6 +5,7 @@ timed)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -80,3 +81,60 @@ def test_busiest_locations_start_first(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_no_locations_no_pool() -> None:
     assert per_region(lambda where: where, []) == {}
+
+
+def test_workers_are_kept_for_later_phases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second phase of 50 locations at once runs on the first phase's workers: every one
+    finds the mark its thread got then, and the process holds no more threads."""
+    monkeypatch.delenv(MEMORY_SETTING, raising=False)
+    monkeypatch.setattr(reconcile, "_WORKERS", reconcile._Workers())
+    locations = [f"eu-west-1@{100_000_000_000 + n:012d}" for n in range(50)]
+    marks = threading.local()
+
+    def phase(where: str, barrier: threading.Barrier) -> bool:
+        kept = getattr(marks, "seen", False)
+        marks.seen = True
+        barrier.wait()
+        return kept
+
+    first = threading.Barrier(len(locations), timeout=60)
+    assert not any(per_region(lambda where: phase(where, first), locations).values())
+    threads = threading.active_count()
+    second = threading.Barrier(len(locations), timeout=60)
+    assert all(per_region(lambda where: phase(where, second), locations).values())
+    assert threading.active_count() == threads
+
+
+def test_workers_kept_never_outnumber_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Phase after phase at a cap of 4, the process gains exactly 4 workers."""
+    monkeypatch.setenv(MEMORY_SETTING, "8")  # a cap of 4
+    monkeypatch.setattr(reconcile, "_WORKERS", reconcile._Workers())
+    threads = threading.active_count()
+    for _ in range(5):
+        four_running = threading.Barrier(4, timeout=60)
+
+        def work(where: str, barrier: threading.Barrier = four_running) -> str:
+            if where < "l04":  # the first four prove that four run at once
+                barrier.wait()
+            return where
+
+        assert list(per_region(work, [f"l{n:02d}" for n in range(40)])) == [
+            f"l{n:02d}" for n in range(40)
+        ]
+    assert threading.active_count() - threads == 4
+
+
+def test_a_failure_is_raised_once_every_location_is_done() -> None:
+    finished: list[str] = []
+    guard = threading.Lock()
+
+    def work(where: str) -> None:
+        if where == "l03":
+            raise ValueError(where)
+        time.sleep(0.01)  # the others finish after the failure
+        with guard:
+            finished.append(where)
+
+    with pytest.raises(ValueError, match="l03"):
+        per_region(work, [f"l{n:02d}" for n in range(20)])
+    assert sorted(finished) == [f"l{n:02d}" for n in range(20) if n != 3]

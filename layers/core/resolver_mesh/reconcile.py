@@ -4,7 +4,7 @@ Invariants:
 - If the hubs table cannot be read, nothing is planned or changed anywhere.
 - Locations are read, and written, in parallel, one worker each up to `worker_cap()` (the
   Lambda thread quota and the function's memory), the busiest first; inside a location the
-  plan's order is kept.
+  plan's order is kept. Workers are kept for the process's later phases (`_Workers`).
 - A change whose prerequisite failed (the rule was not created, the VPC not freed, the rule not
   disassociated) is skipped, never attempted against a half-made state.
 - `apply=False` makes no write call at all.
@@ -51,14 +51,16 @@ Invariants:
 from __future__ import annotations
 
 import os
+import queue
 import re
 import threading
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from resolver_mesh.aws.calls import CallInterruptedError, is_denied, stop_requested
@@ -159,20 +161,72 @@ def worker_cap(memory_mib: float | None = None) -> int:
     return max(1, min(MAX_WORKERS, int(memory_mib * WORKERS_MEMORY_SHARE / WORKER_MIB)))
 
 
+class _Workers:
+    """The process's location workers, kept once started: later phases and warm invocations
+    reuse them, instead of starting and ending a thread per location and phase (about 0.15 ms
+    of CPU each, a tenth of a call's: `benchmarks/process_costs.py`).
+
+    A task never waits for a worker: one is started whenever none is idle. `idle` counts the
+    workers waiting for a task, less the tasks waiting for a worker (so it is exact whichever
+    worker takes which task), and a worker counts itself idle before it says its task is
+    done: so the process holds at most as many workers as tasks were ever given at once.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: queue.SimpleQueue[tuple[Callable[[], None], Callable[[], None]]] = (
+            queue.SimpleQueue()
+        )
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def start(self, task: Callable[[], None], then: Callable[[], None]) -> None:
+        """Run `task` on a worker at once, then `then` (once the worker is idle again)."""
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                threading.Thread(target=self._serve, name="location-worker", daemon=True).start()
+        self._tasks.put((task, then))
+
+    def _serve(self) -> None:
+        while True:
+            task, then = self._tasks.get()
+            task()
+            with self._lock:
+                self._idle += 1
+            then()
+
+
+_WORKERS = _Workers()
+
+
 def per_region(
     work: Callable[[str], Any],
     locations: Iterable[str],
     calls: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """`work(where)` for every location at once, one worker each up to `worker_cap()` (they
-    mostly wait on their location's rate limit); the results by location. With more locations
-    than workers, those with the most `calls` (an estimate) start first, so that the busiest
-    location, which bounds the whole, never waits behind quick ones."""
+    mostly wait on their location's rate limit); the results by location, once every location
+    is done (the first failure, in that order, is raised). With more locations than workers,
+    those with the most `calls` (an estimate) start first, so that the busiest location, which
+    bounds the whole, never waits behind quick ones."""
     ordered = sorted(set(locations), key=lambda where: (-(calls or {}).get(where, 0), where))
-    if not ordered:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(len(ordered), worker_cap())) as pool:
-        return dict(zip(ordered, pool.map(work, ordered), strict=True))
+    slots = threading.Semaphore(min(len(ordered), worker_cap()))
+    futures: dict[str, Future[Any]] = {}
+    for where in ordered:
+        slots.acquire()
+        future: Future[Any] = Future()
+        futures[where] = future
+        _WORKERS.start(partial(_work_on, work, where, future), slots.release)
+    wait(futures.values())
+    return {where: future.result() for where, future in futures.items()}
+
+
+def _work_on(work: Callable[[str], Any], where: str, future: Future[Any]) -> None:
+    try:
+        future.set_result(work(where))
+    except BaseException as error:  # raised where the results are read
+        future.set_exception(error)
 
 
 @dataclass
