@@ -14,11 +14,13 @@ The names depend only on the picker's providers, the object's class (its name, i
 the member's shape (its name, serialization name and parent, set once per shape) and the
 member's name: `_PossibleKeys` makes them once per such combination, keeps them as a tuple
 tried in the same order, and `get_value` reads the first one the object holds, as the picker
-does. Where the picker could answer otherwise, it is asked as before: a picker of another
-class or with response transformers (a service's `RESPONSE_KEY_PATH_TO_TRANSFORMER`), or an
-object whose names might not be decided by its class (a `Meta` of its own, or a class
-answering any attribute through `__getattr__`). Values are read from each object on every
-call, so answers are the same; `tests/emulator/test_serialize.py` compares them with moto's.
+does; a service's response transformers (`RESPONSE_KEY_PATH_TO_TRANSFORMER`, EC2's among
+them) are applied as the picker applies them, the key path built only for the names one of
+them may apply to (`_Transformed`). Where the picker could answer otherwise, it is asked as
+before: a picker of another class, or an object whose names might not be decided by its
+class (a `Meta` of its own, or a class answering any attribute through `__getattr__`).
+Values are read from each object on every call, so answers are the same;
+`tests/emulator/test_serialize.py` compares them with moto's.
 """
 
 from __future__ import annotations
@@ -64,29 +66,58 @@ class _PossibleKeys:
         return found
 
 
+class _Transformed:
+    """Whether a response transformer may apply to a member name: a transformer applies when
+    the member's key path ends with its own, which then ends with the name (or the name with
+    it). Remembered per transformers' dict and name while the dict keeps its size (moto only
+    adds to a service's transformers); the dict is kept, so that its id stays its own."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[int, int, str], bool] = {}
+        self._kept: dict[int, dict[str, Any]] = {}
+
+    def may_apply(self, transformers: dict[str, Any], key: str) -> bool:
+        version = (id(transformers), len(transformers), key)
+        found = self._found.get(version)
+        if found is None:
+            self._kept[id(transformers)] = transformers
+            found = self._found[version] = any(
+                key.endswith(path) if len(path) <= len(key) else path.endswith(key)
+                for path in list(transformers)
+            )
+        return found
+
+
 def _fast_get_value(possible_keys: _PossibleKeys, moto_get_value: Any) -> Any:
-    """`ResponseSerializer.get_value` reading the names `possible_keys` makes, without a
-    context object, for moto's own picker without response transformers."""
+    """`ResponseSerializer.get_value` for moto's own picker, without a context object: the
+    names `possible_keys` makes, tried in order, then the first response transformer whose
+    path ends the member's key path, as the picker applies them."""
     from moto.core.serialize import AttributePickerContext, XFormedAttributePicker
     from moto.core.utils import MISSING, get_value  # type: ignore[attr-defined]
 
+    transformed = _Transformed()
+
     def fast(serializer: Any, value: Any, key: str, shape: Any) -> Any:
         picker = serializer._value_picker
-        if (
-            type(picker) is not XFormedAttributePicker
-            or picker.response_transformers
-            or not _PossibleKeys.decided_by_class(value)
-        ):
+        if type(picker) is not XFormedAttributePicker or not _PossibleKeys.decided_by_class(value):
             return moto_get_value(serializer, value, key, shape)
         names: Iterable[str] | None = possible_keys.known(picker, value, shape, key)
         if names is None:
             context = AttributePickerContext(obj=value, key=key, shape=shape)
             names = possible_keys(picker, context)
+        picked = None
         for name in names:
             found = get_value(value, name, MISSING)
             if found is not MISSING:
-                return found
-        return None
+                picked = found
+                break
+        transformers = picker.response_transformers
+        if transformers and transformed.may_apply(transformers, key):
+            key_path = f"{'.'.join(serializer.path)}.{key}"
+            for transform_path, transform in transformers.items():
+                if key_path.endswith(transform_path):
+                    return transform(picked)
+        return picked
 
     return fast
 

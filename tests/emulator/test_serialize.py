@@ -58,6 +58,14 @@ def world(aws: ClientFactory) -> list[tuple[str, str, dict[str, Any]]]:
     tagged = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     ec2.associate_vpc_cidr_block(VpcId=tagged, CidrBlock="10.10.0.0/16")
     ec2.create_tags(Resources=[tagged], Tags=[{"Key": "mesh", "Value": "a"}])
+    zone = f"{REGION}a"
+    ec2.create_volume(Size=1, AvailabilityZone=zone)  # EC2's transformers: empty tags left out
+    ec2.create_volume(
+        Size=2,
+        AvailabilityZone=zone,
+        TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "k", "Value": "v"}]}],
+    )
+    ec2.create_key_pair(KeyName="plain")
     create_hubs_table(aws, REGION, TABLE)
     serializer = TypeSerializer()
     for index in range(3):
@@ -84,6 +92,8 @@ def world(aws: ClientFactory) -> list[tuple[str, str, dict[str, Any]]]:
         ("ec2", "describe_subnets", {}),
         ("ec2", "describe_security_groups", {}),
         ("ec2", "describe_vpc_endpoints", {}),
+        ("ec2", "describe_volumes", {}),
+        ("ec2", "describe_key_pairs", {}),
         ("ec2", "describe_vpcs", {"VpcIds": ["vpc-0000000000000000f"]}),  # an error
         ("dynamodb", "scan", {"TableName": TABLE}),
         ("dynamodb", "get_item", {"TableName": TABLE, "Key": {"region": {"S": "r-1"}}}),
@@ -121,8 +131,9 @@ def test_answers_are_moto_s_own(
         assert second == theirs, call
     assert b"10.10.0.0/16" in ours[1]
     assert b"<key>mesh</key>" in ours[1]
-    assert b"shared_vpcs" in ours[6]
-    assert b"vpc-00000000000000013" in ours[6]
+    assert ours[5].count(b"<tagSet>") == 1  # the untagged volume has none (a transformer)
+    assert b"shared_vpcs" in ours[8]
+    assert b"vpc-00000000000000013" in ours[8]
 
 
 def test_the_names_of_a_member_are_searched_once(
@@ -214,3 +225,26 @@ def test_values_come_from_each_object(monkeypatch: pytest.MonkeyPatch) -> None:
     moto_s = [serializer.get_value(obj, "CidrBlock", shape) for obj in objects]
     assert ours == moto_s + moto_s
     assert ours[:4] == ["10.0.0.0/16", "10.2.0.0/16", "10.1.0.0/16", "10.3.0.0/16"]
+
+
+def test_a_transformer_that_applies_is_never_skipped() -> None:
+    """For every key path of a response and every transformer's path that ends it, the
+    member's name is one a transformer may apply to; the answer follows the dict's size."""
+    from moto.ec2.responses._base_response import EC2BaseResponse
+
+    from mesh_emulator.serialize import _Transformed
+
+    transformers = dict(EC2BaseResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER)
+    transformers["Reservation.Instances"] = None
+    parents = ["", "DescribeVolumesResult.Volumes", "X.Image", "RunInstances.Reservation"]
+    names = {path.rsplit(".", 1)[-1] for path in transformers}
+    names |= {"Tags", "State", "Date", "Instances", "CidrBlock", "VpcId", "e", "Image.Tags"}
+    may = _Transformed()
+    for parent in parents:
+        for name in sorted(names):
+            key_path = f"{parent}.{name}"
+            if any(key_path.endswith(path) for path in transformers):
+                assert may.may_apply(transformers, name), key_path
+    assert not may.may_apply(transformers, "VpcId")
+    transformers["Vpc.VpcId"] = None
+    assert may.may_apply(transformers, "VpcId")
