@@ -3,19 +3,20 @@
     .venv/bin/python benchmarks/emulator_costs.py [--members 20] [--regions 6] [--vpcs 2]
         [--latency 0.05] [--threads 32] [--repeats 3] [--baseline PATH] [--profile FILE]
 
-The emulator runs in a process of its own (`LocalEmulator`, with `--baseline`'s
-`mesh_emulator` package instead of this checkout's when given, e.g. another worktree's
-`emulator` folder), so that its CPU (`time.process_time`, every thread) is its own. The
-world is org_benchmark's (`build_world`: hubs in `--regions` Regions, `--members` member
-accounts with `--vpcs` VPCs in each hub Region, reached through their member role),
-converged by one reconcile in a fresh process. A second process then runs a cold no-op and
-a warm one; the emulator records the warm one's requests (every read, with its member
-account's assumed-role credentials). One pool of `--threads` client threads, each with its
-own kept-alive connection, replays the recording `--repeats` times, once with every request
-held `--latency` seconds (`mesh_benchmark.injected_latency`) and once without. Reported per
-operation: calls and the emulator's CPU per call (each operation's requests replayed on
-their own). `--profile FILE` writes a cProfile of the emulator's request threads (their CPU
-time, `time.thread_time`) over one replay, for `pstats`.
+The emulator runs in a process of its own (`LocalEmulator`), so that its CPU
+(`time.process_time`, every thread) is its own; with `--baseline`, a second one runs another
+checkout's `mesh_emulator` package (e.g. `../main/emulator`) beside it. In each, the world is
+org_benchmark's (`build_world`: hubs in `--regions` Regions, `--members` member accounts with
+`--vpcs` VPCs in each hub Region, reached through their member role), converged by one
+reconcile in a fresh process; a second process runs a cold no-op and a warm one, whose
+requests the emulator records (every read, with its member account's assumed-role
+credentials). One pool of `--threads` client threads, each with its own kept-alive
+connection, replays each operation's recorded requests (and all of them together), once
+with every request held `--latency` seconds (`mesh_benchmark.injected_latency`) and once
+without. Reported: calls, and the emulator's CPU per call, the least of `--repeats` replays,
+the emulators taking turns (other processes on the machine only ever add to it).
+`--profile FILE` writes a cProfile of this checkout's request threads (their CPU time,
+`time.thread_time`) over one replay, for `pstats`.
 
 A figure, not a test: it depends on the machine (2 CPUs shared by client and emulator).
 """
@@ -24,15 +25,18 @@ from __future__ import annotations
 
 import argparse
 import base64
+import cProfile
 import http.client
+import io
 import json
 import os
+import pstats
 import re
 import subprocess
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -61,8 +65,6 @@ class _Recorder:
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        import io
-
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(body)
         query = environ.get("QUERY_STRING", "")
@@ -89,16 +91,12 @@ class _Profiles:
     """cProfile of every request thread, on CPU time, while `on`."""
 
     def __init__(self) -> None:
-        import cProfile
-
         self.on = False
         self.made: list[cProfile.Profile] = []
         self._local = threading.local()
         self._lock = threading.Lock()
 
     def wrap(self, handle: Callable[[Any], None]) -> Callable[[Any], None]:
-        import cProfile
-
         def profiled(handler: Any) -> None:
             if not self.on:
                 handle(handler)
@@ -117,8 +115,6 @@ class _Profiles:
         return profiled
 
     def dump(self, path: str) -> None:
-        import pstats
-
         with self._lock:
             made, self.made = self.made, []
         self._local = threading.local()
@@ -320,32 +316,43 @@ def replay(url: str, requests: Iterable[Request], threads: int) -> None:
         list(pool.map(send, requests))
 
 
+Prepared = tuple[EmulatorProcess, list[tuple[str, Request]]]  # an emulator, its recording
+
+
 def cpu_by_operation(
-    emulator: EmulatorProcess,
-    recorded: list[tuple[str, Request]],
-    threads: int,
-    repeats: int,
-    latency: float,
-) -> dict[str, tuple[int, float]]:
-    """operation -> (calls per replay, emulator CPU per call in ms), each operation replayed
-    alone `repeats` times; "all" is every request together."""
-    emulator.ask(f"latency {latency}")
-    by_operation: dict[str, list[Request]] = defaultdict(list)
-    for name, request in recorded:
-        by_operation[name].append(request)
-    groups = {"all": [request for _, request in recorded], **by_operation}
-    figures = {}
-    for name, requests in groups.items():
-        started = float(emulator.ask("cpu"))
+    prepared: dict[str, Prepared], threads: int, repeats: int, latency: float
+) -> dict[str, dict[str, tuple[int, float]]]:
+    """variant -> operation -> (calls per replay, emulator CPU per call in ms): the least of
+    `repeats` replays of each operation's requests alone ("all": every request together),
+    the variants taking turns, so that they meet the same load from other processes (which
+    only ever adds CPU: cache misses, a colder core)."""
+    figures: dict[str, dict[str, tuple[int, float]]] = {variant: {} for variant in prepared}
+    groups: dict[str, dict[str, list[Request]]] = {}
+    for variant, (emulator, recorded) in prepared.items():
+        emulator.ask(f"latency {latency}")
+        by_operation: dict[str, list[Request]] = defaultdict(list)
+        for name, request in recorded:
+            by_operation[name].append(request)
+        groups[variant] = {"all": [request for _, request in recorded], **by_operation}
+    for name in groups[next(iter(prepared))]:
+        least: dict[str, float] = {}
         for _ in range(repeats):
-            replay(emulator.url, requests, threads)
-        cpu = float(emulator.ask("cpu")) - started
-        figures[name] = (len(requests), cpu * 1000 / (len(requests) * repeats))
-    emulator.ask("latency 0")
+            for variant, (emulator, _recorded) in prepared.items():
+                requests = groups[variant].get(name, [])
+                started = float(emulator.ask("cpu"))
+                replay(emulator.url, requests, threads)
+                cpu = float(emulator.ask("cpu")) - started
+                least[variant] = min(least.get(variant, cpu), cpu)
+        for variant in prepared:
+            calls = len(groups[variant].get(name, []))
+            figures[variant][name] = (calls, least[variant] * 1000 / max(calls, 1))
+    for emulator, _recorded in prepared.values():
+        emulator.ask("latency 0")
     return figures
 
 
-def measure(args: argparse.Namespace, emulator_path: str | None, work: Path) -> dict[str, Any]:
+def prepare(args: argparse.Namespace, emulator: EmulatorProcess, work: Path) -> Prepared:
+    """Build and converge the world in `emulator`, then record a warm no-op's requests."""
     from mesh_benchmark import benchmark_regions, isolate_from_aws
     from org_benchmark import build_world, run_child
 
@@ -353,50 +360,36 @@ def measure(args: argparse.Namespace, emulator_path: str | None, work: Path) -> 
 
     isolate_from_aws()
     regions = benchmark_regions(args.regions)
-    emulator = EmulatorProcess(emulator_path)
-    try:
-        sys.path.insert(0, str(ROOT / "emulator"))
-        from mesh_emulator.server import emulator_environment
+    sys.path.insert(0, str(ROOT / "emulator"))
+    from mesh_emulator.server import emulator_environment
 
-        os.environ.update(emulator_environment(emulator.url))
-        started = time.monotonic()
-        build_world(emulator.url, regions, args.members, args.vpcs)
-        log(f"  world built in {time.monotonic() - started:.0f}s")
-        environment = {
-            "HUBS_TABLE_NAME": TABLE,
-            "MESH_ID": MESH,
-            "HOME_REGION": regions[0],
-            "MESH_REGIONS": ",".join(regions),
-            "CALLS_PER_SECOND": "1000",  # nothing is measured until the warm no-op
-        }
-        converge = run_child(environment, warm=False)
-        if not converge.ok:
-            raise SystemExit(f"the converge failed: {converge.errors}")
-        log(f"  converged in {converge.seconds:.0f}s")
-        child_environment = {
-            **os.environ,
-            **FUNCTION_PROCESS_ENVIRONMENT,
-            **environment,
-            "PYTHONPATH": str(ROOT / "layers" / "core"),
-        }
-        path = work / "warm-noop.json"
-        calls = record_warm_noop(emulator, child_environment, path)
-        log(f"  warm no-op recorded: {calls} requests")
-        recorded = load(path)
-        replay(emulator.url, (request for _, request in recorded), args.threads)  # warm-up
-        figures = {
-            "plain": cpu_by_operation(emulator, recorded, args.threads, args.repeats, 0.0),
-            "latency": cpu_by_operation(
-                emulator, recorded, args.threads, args.repeats, args.latency
-            ),
-        }
-        if args.profile:
-            emulator.ask("profile")
-            replay(emulator.url, (request for _, request in recorded), args.threads)
-            emulator.ask(f"profiled {args.profile}")
-        return figures
-    finally:
-        emulator.close()
+    os.environ.update(emulator_environment(emulator.url))
+    started = time.monotonic()
+    build_world(emulator.url, regions, args.members, args.vpcs)
+    log(f"  world built in {time.monotonic() - started:.0f}s")
+    environment = {
+        "HUBS_TABLE_NAME": TABLE,
+        "MESH_ID": MESH,
+        "HOME_REGION": regions[0],
+        "MESH_REGIONS": ",".join(regions),
+        "CALLS_PER_SECOND": "1000",  # nothing is measured until the warm no-op
+    }
+    converge = run_child(environment, warm=False)
+    if not converge.ok:
+        raise SystemExit(f"the converge failed: {converge.errors}")
+    log(f"  converged in {converge.seconds:.0f}s")
+    child_environment = {
+        **os.environ,
+        **FUNCTION_PROCESS_ENVIRONMENT,
+        **environment,
+        "PYTHONPATH": str(ROOT / "layers" / "core"),
+    }
+    path = work / f"warm-noop-{id(emulator)}.json"
+    calls = record_warm_noop(emulator, child_environment, path)
+    log(f"  warm no-op recorded: {calls} requests")
+    recorded = load(path)
+    replay(emulator.url, (request for _, request in recorded), args.threads)  # warm-up
+    return emulator, recorded
 
 
 def log(text: str) -> None:
@@ -424,32 +417,45 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import tempfile
 
-    variants = {"this checkout": None}
+    variants: dict[str, str | None] = {"this checkout": None}
     if args.baseline:
         variants = {"baseline": str(Path(args.baseline).resolve()), **variants}
-    results = {}
-    with tempfile.TemporaryDirectory() as folder:
-        for variant, path in variants.items():
-            log(f"{variant}: {args.members} member accounts, {args.regions} Regions")
-            results[variant] = measure(args, path, Path(folder))
-    names = list(results["this checkout"]["plain"])
-    heads = [f"{variant}, {mode} (ms)" for mode in ("plain", "latency") for variant in results]
+    prepared: dict[str, Prepared] = {}
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            for variant, path in variants.items():
+                log(f"{variant}: {args.members} member accounts, {args.regions} Regions")
+                emulator = EmulatorProcess(path)
+                prepared[variant] = prepare(args, emulator, Path(folder))
+        log("replaying")
+        results = {
+            "plain": cpu_by_operation(prepared, args.threads, args.repeats, 0.0),
+            "latency": cpu_by_operation(prepared, args.threads, args.repeats, args.latency),
+        }
+        if args.profile:
+            emulator, recorded = prepared["this checkout"]
+            emulator.ask("profile")
+            replay(emulator.url, (request for _, request in recorded), args.threads)
+            emulator.ask(f"profiled {args.profile}")
+    finally:
+        for emulator, _recorded in prepared.values():
+            emulator.close()
+    names = list(results["plain"]["this checkout"])
+    heads = [f"{variant}, {mode} (ms)" for mode in results for variant in variants]
     print(
         f"{args.members} member accounts, {args.regions} Regions, {args.vpcs} VPCs per account"
         f" and Region; the warm no-op's reads replayed from {args.threads} threads; emulator"
-        f" CPU per call, without and with {args.latency * 1000:.0f} ms latency.\n"
+        f" CPU per call (the least of {args.repeats} replays), without and with"
+        f" {args.latency * 1000:.0f} ms latency.\n"
     )
     print("| operation | calls | " + " | ".join(heads) + " |")
     print("|---|---:|" + "---:|" * len(heads))
-    counts: Counter[str] = Counter()
     for name in names:
-        counts[name] = results["this checkout"]["plain"][name][0]
+        calls = results["plain"]["this checkout"][name][0]
         cells = [
-            f"{results[variant][mode].get(name, (0, float('nan')))[1]:.2f}"
-            for mode in ("plain", "latency")
-            for variant in results
+            f"{results[mode][variant][name][1]:.2f}" for mode in results for variant in variants
         ]
-        print(f"| {name} | {counts[name]} | " + " | ".join(cells) + " |")
+        print(f"| {name} | {calls} | " + " | ".join(cells) + " |")
     return 0
 
 

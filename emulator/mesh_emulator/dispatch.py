@@ -22,17 +22,17 @@ And one lookup whose answer is made once, but by every request that asks before 
   first reads of RAM, one per location) each made it again, side by side: 3 to 5 s each with
   60 of them. Now the first one makes it and the others wait for it (`_made_once`).
 
-Two more lookups grew with the world a benchmark serves (`benchmarks/emulator_costs.py`):
+Two more, found by `benchmarks/emulator_costs.py` (the emulator's CPU per call):
 - `moto.iam.models.get_account_id_from`, which names the account of the request's access key
   for every request, scans every account's IAM backends (in every partition) until one holds
-  the key: at 50 member accounts, some 200 dictionary lookups per request. Now the account
-  found for a key is remembered, and asked again first (`_AccountsOfKeys`): while it still
-  holds the key, it is the answer; otherwise (the key was deleted, the backends reset) moto's
-  scan answers, as before. An access key belongs to one account (moto makes them at random),
-  so the answers are the same.
+  the key: a cost growing with the accounts (74 lookups per request at 20 member accounts).
+  Now the account found for a key is remembered, and asked again first (`_AccountsOfKeys`):
+  while it still holds the key, it is the answer; otherwise (the key was deleted, the
+  backends reset) moto's scan answers, as before. An access key belongs to one account
+  (moto makes them at random), so the answers are the same.
 - `DomainDispatcherApplication.get_backend_for_host` matches the host it infers
   (`route53resolver.us-east-1.amazonaws.com`) against some 180 regular expressions in turn
-  (80 µs for Route 53 Resolver), twice per request. The answer depends only on the host and
+  (80 µs for Route 53 Resolver) for every request. The answer depends only on the host and
   on the patterns, which extensions only add to (`route53profiles`): it is remembered per
   host while the patterns stay as they are (`_BackendsOfHosts`). A host no pattern matches is
   asked again every time, as before (moto prints a line for it).

@@ -192,3 +192,33 @@ def test_the_backend_of_a_host_is_moto_s_answer_matched_once() -> None:
     finally:
         patterns.remove(added)
     assert backends(dispatcher, "route53resolver.eu-west-2.amazonaws.com") == "route53resolver"
+
+
+def test_many_threads_each_get_the_account_of_their_key(aws: ClientFactory) -> None:
+    """Over HTTP, from 16 threads at once: every assumed-role key of 8 accounts answers its
+    own account (GetCallerIdentity, which the account of the key decides), the first time
+    and after."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+
+    accounts = [f"{444444444400 + index:012d}" for index in range(8)]
+    sts = aws("sts", REGION)
+    clients = {}
+    for account in accounts:
+        role = f"arn:aws:iam::{account}:role/dispatch-test"
+        credentials = sts.assume_role(RoleArn=role, RoleSessionName="dispatch-test")
+        session = boto3.session.Session(
+            aws_access_key_id=credentials["Credentials"]["AccessKeyId"],
+            aws_secret_access_key=credentials["Credentials"]["SecretAccessKey"],
+            aws_session_token=credentials["Credentials"]["SessionToken"],
+        )
+        clients[account] = session.client("sts", region_name=REGION)
+
+    def identity(account: str) -> tuple[str, str]:
+        return account, clients[account].get_caller_identity()["Account"]
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(identity, accounts * 6))
+    assert len(answers) == 48
+    assert all(asked == answered for asked, answered in answers)
