@@ -18,7 +18,8 @@ does; a service's response transformers (`RESPONSE_KEY_PATH_TO_TRANSFORMER`, EC2
 them) are applied as the picker applies them, the key path built only for the names one of
 them may apply to (`_Transformed`). Where the picker could answer otherwise, it is asked as
 before: a picker of another class, or an object whose names might not be decided by its
-class (a `Meta` of its own, or a class answering any attribute through `__getattr__`).
+class (a `Meta` of its own, or a class answering attributes itself: `__getattr__`, its own
+`__getattribute__`).
 Values are read from each object on every call, so answers are the same;
 `tests/emulator/test_serialize.py` compares them with moto's.
 """
@@ -36,6 +37,21 @@ _moto: dict[str, Any] = {}  # moto's own functions, replaced (the tests compare 
 Keys = Callable[[Any, Any], Iterable[str]]
 
 
+_plain_lookups: dict[type, bool] = {}
+
+
+def _plain_lookup(owner: type) -> bool:
+    """Whether no class of `owner`'s answers attributes itself (`__getattr__`, or a
+    `__getattribute__` other than the built-in types')."""
+    plain = _plain_lookups.get(owner)
+    if plain is None:
+        plain = _plain_lookups[owner] = not hasattr(owner, "__getattr__") and all(
+            klass.__module__ == "builtins" or "__getattribute__" not in vars(klass)
+            for klass in owner.__mro__
+        )
+    return plain
+
+
 class _PossibleKeys:
     """`get_possible_keys(picker, context)` as a tuple, made once per (providers, class of
     the object, shape, member name). Safe from many threads: a dict set atomically, whose
@@ -47,8 +63,9 @@ class _PossibleKeys:
 
     @staticmethod
     def decided_by_class(obj: Any) -> bool:
-        """Whether the names of `obj`'s members depend only on its class."""
-        return "Meta" not in getattr(obj, "__dict__", ()) and not hasattr(type(obj), "__getattr__")
+        """Whether the names of `obj`'s members depend only on its class: no `Meta` of its
+        own, and a class whose attributes are looked up as Python does."""
+        return _plain_lookup(type(obj)) and "Meta" not in getattr(obj, "__dict__", ())
 
     def known(self, picker: Any, obj: Any, shape: Any, key: str) -> tuple[str, ...] | None:
         """The names made before for this combination, if any."""

@@ -181,6 +181,13 @@ class _Dynamic:
         return f"dynamic {name}"
 
 
+class _Intercepting(_Vpc):
+    def __getattribute__(self, name: str) -> Any:
+        if name == "cidr_block":
+            return "intercepted"
+        return super().__getattribute__(name)
+
+
 def test_objects_whose_class_does_not_decide_are_asked_every_time() -> None:
     """A `Meta` of the object's own, or a class answering any name, is searched each time;
     every other object gets the names of its class, and the values of its own."""
@@ -196,10 +203,21 @@ def test_objects_whose_class_does_not_decide_are_asked_every_time() -> None:
     picker = XFormedAttributePicker()
     own_meta = _Vpc()
     own_meta.Meta = _Aliased.Meta  # type: ignore[attr-defined]
-    for obj in (_Vpc(), _Vpc(), _Aliased(), _Aliased(), own_meta, own_meta, _Dynamic(), {}, {}):
+    objects = [_Vpc(), _Vpc(), _Aliased(), _Aliased(), own_meta, own_meta, _Dynamic()]
+    objects += [_Intercepting(), _Intercepting(), {}, {}]
+    for obj in objects:
         context = AttributePickerContext(obj=obj, key="CidrBlock", shape=None)
         assert tuple(keys(picker, context)) == ("CidrBlock", "cidr_block", "block")
-    assert searched == ["_Vpc", "_Aliased", "_Vpc", "_Vpc", "_Dynamic", "dict"]
+    assert searched == [
+        "_Vpc",
+        "_Aliased",
+        "_Vpc",
+        "_Vpc",
+        "_Dynamic",
+        "_Intercepting",
+        "_Intercepting",
+        "dict",
+    ]
     assert keys.known(picker, _Vpc(), None, "CidrBlock") == ("CidrBlock", "cidr_block", "block")
     assert keys.known(picker, _Vpc(), None, "VpcId") is None
 
@@ -219,6 +237,7 @@ def test_values_come_from_each_object(monkeypatch: pytest.MonkeyPatch) -> None:
     second = _Vpc()
     second.cidr_block = "10.2.0.0/16"
     objects = [_Vpc(), second, _Aliased(), {"CidrBlock": "10.3.0.0/16"}, {}, _Dynamic()]
+    objects.append(_Intercepting())
     ours = [serializer.get_value(obj, "CidrBlock", shape) for obj in objects]
     ours += [serializer.get_value(obj, "CidrBlock", shape) for obj in objects]
     _moto_serializer(monkeypatch)
