@@ -5,7 +5,8 @@ One module per emulated service; none of it ships in the Lambda layer: `route53r
 service names, Regions newer than botocore), `route53profiles` (Route 53 Profiles, which moto
 lacks), `events` (patterns on arrays of objects, bus policies for other accounts), `scp`
 (Regions denied by a service control policy), `dispatch` (moto's request dispatch without
-the lookups it repeats on every request), `faults` (injected failures), `server`
+the lookups it repeats on every request), `serialize` (moto's response serializer without
+the alias search it repeats for every value), `faults` (injected failures), `server`
 (`LocalEmulator`, moto's server on 127.0.0.1) and `tls` (an https endpoint on 127.0.0.1 with
 a CA of its own). Only `install` and `server`'s
 `require_local_extras` may be imported without moto (the `local` extras).
@@ -25,8 +26,10 @@ def install() -> None:
     from mesh_emulator.ram import install_ram_extensions
     from mesh_emulator.route53profiles import install_route53profiles
     from mesh_emulator.route53resolver import install_resolver_extensions
+    from mesh_emulator.serialize import install_serializer_speedups
 
     install_dispatch_speedups()
+    install_serializer_speedups()
     install_resolver_extensions()
     install_ram_extensions()
     install_service_name_extensions()

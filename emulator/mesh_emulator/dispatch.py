@@ -22,6 +22,21 @@ And one lookup whose answer is made once, but by every request that asks before 
   first reads of RAM, one per location) each made it again, side by side: 3 to 5 s each with
   60 of them. Now the first one makes it and the others wait for it (`_made_once`).
 
+Two more, found by `benchmarks/emulator_costs.py` (the emulator's CPU per call):
+- `moto.iam.models.get_account_id_from`, which names the account of the request's access key
+  for every request, scans every account's IAM backends (in every partition) until one holds
+  the key: a cost growing with the accounts (74 lookups per request at 20 member accounts).
+  Now the account found for a key is remembered, and asked again first (`_AccountsOfKeys`):
+  while it still holds the key, it is the answer; otherwise (the key was deleted, the
+  backends reset) moto's scan answers, as before. An access key belongs to one account
+  (moto makes them at random), so the answers are the same.
+- `DomainDispatcherApplication.get_backend_for_host` matches the host it infers
+  (`route53resolver.us-east-1.amazonaws.com`) against some 180 regular expressions in turn
+  (80 µs for Route 53 Resolver) for every request. The answer depends only on the host and
+  on the patterns, which extensions only add to (`route53profiles`): it is remembered per
+  host while the patterns stay as they are (`_BackendsOfHosts`). A host no pattern matches is
+  asked again every time, as before (moto prints a line for it).
+
 `install_dispatch_speedups` patches them, once per process; it changes no answer of any API.
 """
 
@@ -34,6 +49,7 @@ from typing import Any
 
 _lock = threading.Lock()
 _installed = False
+_moto: dict[str, Any] = {}  # moto's own functions, replaced (the tests compare with them)
 
 
 class _FunctionNames:
@@ -71,11 +87,67 @@ def _made_once(make: Callable[[str], Any]) -> Callable[[str], Any]:
     return once
 
 
+class _AccountsOfKeys:
+    """moto's `get_account_id_from(access_key)`, asking first the account where the key was
+    found last time (see the module's docstring). Thread-safe: one dict, set atomically."""
+
+    def __init__(self, scan: Callable[[str], str]) -> None:
+        self._scan = scan
+        self._found: dict[str, str] = {}
+
+    @staticmethod
+    def _holds(account_id: str, access_key: str) -> bool:
+        """Whether the IAM backends of `account_id` hold `access_key` (nothing is created:
+        moto's lookups by item would make the backends they miss)."""
+        from moto.iam.models import iam_backends
+
+        account = dict.get(iam_backends, account_id)
+        if account is None:
+            return False
+        return any(access_key in backend.access_keys for backend in dict.values(account))
+
+    def __call__(self, access_key: str) -> str:
+        account_id = self._found.get(access_key)
+        if account_id is not None and self._holds(account_id, access_key):
+            return account_id
+        account_id = self._scan(access_key)
+        if self._holds(account_id, access_key):  # not the default answer for an unknown key
+            self._found[access_key] = account_id
+        return account_id
+
+
+class _BackendsOfHosts:
+    """`get_backend_for_host`, remembered per host while the patterns it matches stay the
+    same list of the same length (extensions insert theirs at install)."""
+
+    def __init__(self, lookup: Callable[[Any, str | None], Any]) -> None:
+        self._lookup = lookup
+        self._found: dict[str, Any] = {}
+        self._patterns: tuple[int, int] = (0, -1)
+        self._lock = threading.Lock()
+
+    def __call__(self, dispatcher: Any, host: str | None) -> Any:
+        patterns = dispatcher.backend_url_patterns
+        version = (id(patterns), len(patterns))
+        with self._lock:
+            if version != self._patterns:
+                self._found, self._patterns = {}, version
+            found = self._found
+        if host is not None and host in found:
+            return found[host]
+        backend = self._lookup(dispatcher, host)
+        if host is not None and backend is not None:
+            found[host] = backend
+        return backend
+
+
 def install_dispatch_speedups() -> None:
-    """Patch moto's two per-request lookups once; later calls (from any thread) do nothing."""
+    """Patch moto's per-request lookups once; later calls (from any thread) do nothing."""
     global _installed
     from moto import backends
     from moto.core import responses, routing, utils
+    from moto.iam import models as iam_models
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     with _lock:
         if _installed:
@@ -93,4 +165,13 @@ def install_dispatch_speedups() -> None:
         service_router = _made_once(routing.get_service_router)
         for module in (routing, responses):
             module.get_service_router = service_router  # type: ignore[attr-defined]
+        _moto["get_account_id_from"] = iam_models.get_account_id_from
+        _moto["get_backend_for_host"] = DomainDispatcherApplication.get_backend_for_host
+        iam_models.get_account_id_from = _AccountsOfKeys(_moto["get_account_id_from"])
+        backend_of_host = _BackendsOfHosts(_moto["get_backend_for_host"])
+
+        def get_backend_for_host(dispatcher: Any, host: Any) -> Any:
+            return backend_of_host(dispatcher, host)
+
+        DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign,assignment]
         _installed = True

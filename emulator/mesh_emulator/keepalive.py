@@ -12,7 +12,8 @@ call) on the same connection and leaves it open: it reads exactly that body befo
 application runs, so the next request on the connection starts where this one ends, and sends
 the response with its length. Anything else (a chunked body, `Expect: 100-continue`, HEAD,
 HTTP/1.0, `Connection: close`) goes to werkzeug's own handling, which closes the connection as
-before. An application that fails answers 500 and closes the connection.
+before. An application that fails answers 500 and closes the connection. The access-log
+line of a request is not made when the `werkzeug` logger would drop it.
 
 `KeepAliveMotoServer` is moto's `ThreadedMotoServer` with that handler; `stop()` also closes
 the connections still open, so that a stopped emulator answers nothing.
@@ -54,6 +55,14 @@ class KeepAliveRequestHandler(MotoRequestHandler):
             and self.command != "HEAD"
             and (headers.get("Content-Length") or "0").isdigit()
         )
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """werkzeug's access-log line, not even formatted (the path decoded, the date written)
+        when the `werkzeug` logger has a level that drops it, as `LocalEmulator` sets by
+        default; without a level, werkzeug sets INFO and logs, as before."""
+        if _log.level != logging.NOTSET and not _log.isEnabledFor(logging.INFO):
+            return
+        super().log_request(code, size)
 
     def setup(self) -> None:
         super().setup()

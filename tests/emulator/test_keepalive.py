@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -161,3 +162,32 @@ def test_a_stopped_emulator_closes_the_connections_it_kept() -> None:
     connection.sock.settimeout(10)
     assert connection.sock.recv(1) == b""  # closed by the server: no answer comes on it
     connection.close()
+
+
+@pytest.mark.parametrize(("level", "logged"), [(logging.WARNING, False), (logging.INFO, True)])
+def test_the_access_log_line_is_made_only_when_it_is_logged(
+    server: LocalEmulator,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    level: int,
+    logged: bool,
+) -> None:
+    """At WARNING (`LocalEmulator`'s default) the line is neither logged nor made (its path
+    is not decoded); at INFO it is werkzeug's own line."""
+    from werkzeug import serving
+
+    decoded: list[str] = []
+    uri_to_iri = serving.uri_to_iri
+    monkeypatch.setattr(serving, "uri_to_iri", lambda uri: decoded.append(uri) or uri_to_iri(uri))
+    logger = logging.getLogger("werkzeug")
+    monkeypatch.setattr(logger, "level", level)
+    connection = _connection(server)
+    with caplog.at_level(level, logger="werkzeug"):
+        connection.request("POST", "/", body=b"{}", headers=_resolver_headers("ListResolverRules"))
+        assert connection.getresponse().read()
+    connection.close()
+    lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
+    assert bool(decoded) is logged
+    assert bool(lines) is logged
+    if logged:
+        assert '"POST / HTTP/1.1" 200' in lines[0]
