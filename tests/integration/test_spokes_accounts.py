@@ -499,3 +499,22 @@ def rules_and_vpcs_of_any(clients: ClientFactory) -> dict[str, Any]:
         r["Id"]: {**r, "vpcs": {a["VPCId"] for a in associations if a["ResolverRuleId"] == r["Id"]}}
         for r in rules
     }
+
+
+def test_a_vpc_is_not_freed_when_the_arrival_of_its_new_rule_cannot_be_read(
+    mesh: Mesh, member: CachedClients, aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed read of the shared rule's arrival fails the disassociation (reported): the VPC
+    keeps its rule, and the association that depended on it is skipped."""
+    reconciler, changes, vpc, _ = freeing_for_a_shared_rule(mesh, member, aws)
+
+    def unreadable(self: resolver.ResolverRegion, rule_id: str) -> None:
+        raise RuntimeError(f"injected: cannot list the rules to find {rule_id}")
+
+    monkeypatch.setattr(resolver.ResolverRegion, "await_arrival", unreadable)
+    applied = reconciler._apply_location(f"{HOME_REGION}@{MEMBER}", changes)
+    assert [r["status"] for r in applied.results] == ["applied", "failed", "skipped"]
+    assert "injected: cannot list the rules" in applied.results[1]["message"]
+    assert applied.results[2]["message"] == "a disassociation it depends on failed"
+    held = of_vpc(rules_and_vpcs_of_any(member), vpc)
+    assert [r["Name"] for r in held.values()] == ["own"]

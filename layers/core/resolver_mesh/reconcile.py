@@ -931,17 +931,16 @@ class Reconciler:
                 status, why = "waiting", not_arrived[str(rule_id)]  # waited for once already
             elif _makes_way_for_nothing(change, following, created, accepted):
                 status, message = "skipped", "the rule that was to take its place is not there"
-            elif (arriving := _freed_for_arriving(change, following)) and (
-                why := self._not_arrived(resolver, arriving, not_arrived)
-            ):
-                status = "waiting"  # the VPC keeps its rule; the next pass swaps them
             elif (change.kind is ChangeKind.DELETE_RULE and rule_id in undeletable) or (
                 change.kind is ChangeKind.ASSOCIATE and (change.domain, change.vpc_id) in occupied
             ):
                 status, message = "skipped", "a disassociation it depends on failed"
             else:
                 try:
-                    if is_rule:
+                    arriving = _freed_for_arriving(change, following)
+                    if arriving and (why := self._not_arrived(resolver, arriving, not_arrived)):
+                        status = "waiting"  # the VPC keeps its rule; the next pass swaps them
+                    elif is_rule:
                         rule_id = self._write(resolver, change, rule_id)
                     elif is_profile:
                         profile_id = self._write_profile(aws.profiles(region), change, profile_id)
