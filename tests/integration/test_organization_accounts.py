@@ -22,6 +22,7 @@ from test_accounts_safety import RefusedRoles, refused_roles, shares, snapshot
 from test_spokes_accounts import of_vpc, rules_and_vpcs
 
 from mesh_emulator.server import LocalEmulator
+from resolver_mesh.aws.shares import RamRegion
 from resolver_mesh.local.topology import ClientFactory, assumed_clients
 from resolver_mesh.names import MESH_TAG_KEY
 
@@ -321,13 +322,27 @@ def tagged_vpc_each(clients: Mapping[str, ClientFactory], mesh_id: str) -> dict[
 
 @pytest.mark.parametrize("sharing_enabled", [True, False])
 def test_an_organisation_converges_in_two_passes_with_or_without_invitations(
-    pair: Mesh, aws: ClientFactory, org: Org, emulator: LocalEmulator, sharing_enabled: bool
+    pair: Mesh,
+    aws: ClientFactory,
+    org: Org,
+    emulator: LocalEmulator,
+    sharing_enabled: bool,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """With RAM sharing enabled in the organisation, its accounts get the hub's rules without
-    invitations (the emulator follows the RAM User Guide): nothing is accepted, and the
-    members' associations come in the pass after the share. Without it, every member accepts
-    its invitation and associates the hub's rules in that same pass: two passes either way
-    (three before acceptance and association shared a pass)."""
+    invitations (the emulator follows the RAM User Guide): nothing is accepted, no invitation
+    is read, and the members' associations come in the pass after the share. Without it,
+    every member reads its invitations once, accepts and associates the hub's rules in that
+    same pass: two passes either way (three before acceptance and association shared a pass),
+    and no invitation read once converged."""
+    invitation_reads: list[str] = []
+    pending = RamRegion.pending_invitations
+
+    def counted(self: RamRegion) -> Any:
+        invitation_reads.append(self.region)
+        return pending(self)
+
+    monkeypatch.setattr(RamRegion, "pending_invitations", counted)
     if sharing_enabled:
         aws("ram", HOME_REGION).enable_sharing_with_aws_organization()
     members = sorted(org.accounts["deep"] + org.accounts["workloads"][:2])
@@ -343,8 +358,10 @@ def test_an_organisation_converges_in_two_passes_with_or_without_invitations(
     passes = "sharing across accounts or Route 53 Profiles took {} passes"
     assert passes.format(2) in result["notes"]
     assert accepted == (0 if sharing_enabled else len(members))
+    assert invitation_reads == ([] if sharing_enabled else [HOME_REGION] * len(members))
     assert result["counts"]["associate"] >= len(members) * len(PEER_DOMAINS)
     assert pair.resync()["changes"] == []
+    assert len(invitation_reads) == (0 if sharing_enabled else len(members))  # none more
 
 
 def test_vpcs_tagged_in_twenty_accounts_of_the_ous_join_and_the_guard_holds_over_them(
