@@ -535,6 +535,31 @@ def test_an_older_shared_rule_of_ours_makes_way_for_the_rule_the_accepted_share_
     assert plan.conflicts == ()
 
 
+def test_a_shared_rule_no_location_we_read_offers_keeps_its_vpc_in_the_acceptance() -> None:
+    """A shared rule of ours whose owner's location is not read (not offered) is left alone:
+    the VPC keeps it, and the accepted share's rule for that domain waits for a later pass."""
+    states, _ = shared_world(MEMBER)
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
+    member = location(A, MEMBER)
+    [old] = [r for r in managed_rules(states[A], MESH) if r.domain == f"{B}.amazonaws.com."]
+    stranger = replace(
+        old, id="rslvr-rr-elsewhere", arn=old.arn + "-elsewhere", share_status="SHARED_WITH_ME"
+    )
+    states[member] = replace(
+        states[member],
+        invitations=(invited(states),),
+        rules=(stranger,),
+        associations=(ObservedAssociation("x", stranger.id, SHARED_C, "COMPLETE"),),
+    )
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    in_member = [c for c in plan.changes if c.account == MEMBER]
+    assert in_member[0].kind is ChangeKind.ACCEPT_SHARE
+    assert not [c for c in in_member if c.kind is ChangeKind.DISASSOCIATE]
+    associated = {c.domain for c in in_member if c.kind is ChangeKind.ASSOCIATE}
+    assert len(associated) == 3
+    assert old.domain not in associated
+
+
 def test_the_guard_counts_associations_planned_with_an_acceptance_against_the_quota() -> None:
     states, _ = shared_world(MEMBER)
     states[A] = replace(states[A], shares=(share_of(states, MEMBER),))

@@ -572,22 +572,25 @@ class _RegionPlanner:
     ) -> None:
         """With an invitation accepted in this plan: the rules the hub keeps that its share
         holds, not visible here yet, on every listed VPC (a pass sooner than reading them
-        here). An older shared rule of ours for the domain makes way for it (the apply frees
-        the VPC only once the new rule is visible); a VPC where a rule of this account's own
-        holds the domain and is planned to stay keeps it."""
+        here). An older shared rule of ours for the domain, offered by a hub location we read,
+        makes way for it (the apply frees the VPC only once the new rule is visible); a VPC
+        where a rule of this account's own, or a shared rule no location we read offers, holds
+        the domain and is planned to stay keeps it."""
         holds = self.receivers.shares.get(invitation.share_arn, frozenset())
         visible = {rule.arn for rule in self.shared}
+        offered = self.receivers.offered.get(self.region, frozenset())
         for domain, keeper in sorted(hub_keepers.items()):
             if keeper.arn not in holds or keeper.arn in visible:
                 continue
-            older = [r for r in self.shared if r.domain == domain]
-            own = [r for (_, d), rules in self.ours.items() if d == domain for r in rules]
+            older = [r for r in self.shared if r.domain == domain and r.arn in offered]
+            kept = [r for (_, d), rules in self.ours.items() if d == domain for r in rules]
+            kept += [r for r in self.shared if r.domain == domain and r.arn not in offered]
             planned = {c.vpc_id for c in self.out.associations if c.domain == domain}
             for vpc_id in sorted(listed - planned):  # once, with two invitations to our shares
                 if self._conflicts(domain, vpc_id, keeper.id):
                     continue
                 freed = {c.rule_id for c in self.out.disassociations if c.vpc_id == vpc_id}
-                if any(vpc_id in self.vpcs_of[r.id] and r.id not in freed for r in own):
+                if any(vpc_id in self.vpcs_of[r.id] and r.id not in freed for r in kept):
                     continue
                 self.out.disassociations += [
                     self._disassociate(r, vpc_id, "makes way for the rule the hub keeps")
