@@ -10,6 +10,7 @@ import pytest
 
 from resolver_mesh.desired import desired_rules, parse_hubs
 from resolver_mesh.models import (
+    Change,
     ChangeKind,
     ObservedAssociation,
     ObservedEndpoint,
@@ -505,55 +506,51 @@ def test_an_accepted_share_finds_the_same_conflicts_as_a_visible_one() -> None:
     assert f"{B}.amazonaws.com." not in {c.domain for c in associations}
 
 
-def test_an_older_shared_rule_of_ours_makes_way_for_the_rule_the_accepted_share_brings() -> None:
-    """A shared rule of ours (an older share) already serves the domain on the VPC: AWS allows
-    one rule per domain, so it leaves the VPC right before the new one takes its place, in the
-    acceptance's plan (the apply frees the VPC only once the new rule is visible there)."""
+def accepting_with_a_shared_rule_on_the_vpc(
+    offered: bool,
+) -> tuple[ObservedRule, ObservedRule, list[Change]]:
+    """The member accepts the hub's share while its VPC holds another shared rule of ours for
+    the hub's domain (`offered`: by the hub location we read); the hub's rule for that domain,
+    the other rule, and the member's planned changes."""
     states, _ = shared_world(MEMBER)
     states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
     member = location(A, MEMBER)
     [old] = [r for r in managed_rules(states[A], MESH) if r.domain == f"{B}.amazonaws.com."]
-    older = replace(old, id="rslvr-rr-older", arn=old.arn + "-older")
-    states[A] = replace(states[A], rules=(*states[A].rules, older))
-    visible = replace(older, share_status="SHARED_WITH_ME", owner_id=HOME)
+    other = replace(old, id="rslvr-rr-other", arn=old.arn + "-other")
+    if offered:
+        states[A] = replace(states[A], rules=(*states[A].rules, other))
+    seen = replace(other, share_status="SHARED_WITH_ME", owner_id=HOME)
     states[member] = replace(
         states[member],
         invitations=(invited(states),),
-        rules=(visible,),
-        associations=(ObservedAssociation("x", visible.id, SHARED_C, "COMPLETE"),),
+        rules=(seen,),
+        associations=(ObservedAssociation("x", seen.id, SHARED_C, "COMPLETE"),),
     )
     _, _, plan = plan_for(shared_items(MEMBER), states)
+    assert plan.conflicts == ()
     in_member = [c for c in plan.changes if c.account == MEMBER]
     assert in_member[0].kind is ChangeKind.ACCEPT_SHARE
+    return old, seen, in_member
+
+
+def test_an_older_shared_rule_of_ours_makes_way_for_the_rule_the_accepted_share_brings() -> None:
+    """A shared rule of ours (an older share) already serves the domain on the VPC: AWS allows
+    one rule per domain, so it leaves the VPC right before the new one takes its place, in the
+    acceptance's plan (the apply frees the VPC only once the new rule is visible there)."""
+    old, older, in_member = accepting_with_a_shared_rule_on_the_vpc(offered=True)
     associated = {c.domain for c in in_member if c.kind is ChangeKind.ASSOCIATE}
     assert len(associated) == 4
     [freeing] = [c for c in in_member if c.kind is ChangeKind.DISASSOCIATE]
-    assert (freeing.rule_id, freeing.vpc_id, freeing.domain) == (visible.id, SHARED_C, old.domain)
+    assert (freeing.rule_id, freeing.vpc_id, freeing.domain) == (older.id, SHARED_C, old.domain)
     taking = in_member[in_member.index(freeing) + 1]
     assert (taking.kind, taking.rule_id, taking.vpc_id) == (ChangeKind.ASSOCIATE, old.id, SHARED_C)
     assert taking.share_arn == in_member[0].share_arn  # applied once accepted, and arrived
-    assert plan.conflicts == ()
 
 
 def test_a_shared_rule_no_location_we_read_offers_keeps_its_vpc_in_the_acceptance() -> None:
     """A shared rule of ours whose owner's location is not read (not offered) is left alone:
     the VPC keeps it, and the accepted share's rule for that domain waits for a later pass."""
-    states, _ = shared_world(MEMBER)
-    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
-    member = location(A, MEMBER)
-    [old] = [r for r in managed_rules(states[A], MESH) if r.domain == f"{B}.amazonaws.com."]
-    stranger = replace(
-        old, id="rslvr-rr-elsewhere", arn=old.arn + "-elsewhere", share_status="SHARED_WITH_ME"
-    )
-    states[member] = replace(
-        states[member],
-        invitations=(invited(states),),
-        rules=(stranger,),
-        associations=(ObservedAssociation("x", stranger.id, SHARED_C, "COMPLETE"),),
-    )
-    _, _, plan = plan_for(shared_items(MEMBER), states)
-    in_member = [c for c in plan.changes if c.account == MEMBER]
-    assert in_member[0].kind is ChangeKind.ACCEPT_SHARE
+    old, _, in_member = accepting_with_a_shared_rule_on_the_vpc(offered=False)
     assert not [c for c in in_member if c.kind is ChangeKind.DISASSOCIATE]
     associated = {c.domain for c in in_member if c.kind is ChangeKind.ASSOCIATE}
     assert len(associated) == 3
