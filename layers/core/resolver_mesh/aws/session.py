@@ -25,7 +25,9 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import threading
+import types
 import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -299,6 +301,14 @@ class _SharedClientParts:
     context per CA bundle, into which the bundle is loaded once (botocore loads it into a
     context of the client's own on each new connection: about 680 KiB and 17 ms of CPU for
     certifi's bundle).
+
+    Each session and each client also registers its handlers one by one (some 180 per member
+    account), and botocore checks each one with `inspect.getfullargspec` and works out each
+    event's aliased name again in every new emitter: about a third of the CPU of making a member
+    account's session and clients. While active, a plain function (or a method of one) is
+    checked from its code's flags, exactly what `getfullargspec` reads there; any other callable
+    goes to botocore's check. And every emitter with botocore's own aliases shares one cache of
+    aliased names (a pure function of the name and the aliases).
     """
 
     def __init__(self) -> None:
@@ -311,6 +321,8 @@ class _SharedClientParts:
         )
         self._share_handlers()
         self._share_endpoint_providers()
+        self._share_handler_checks()
+        self._share_alias_names()
         self._tls: dict[str, Any] = {}  # CA bundle -> its one TLS context
         self._http: dict[tuple[Any, ...], URLLib3Session] = {}  # endpoint, settings -> session
 
@@ -367,6 +379,36 @@ class _SharedClientParts:
             return found[2]
 
         botocore.regions.EndpointProvider = shared_provider
+
+    def _share_handler_checks(self) -> None:
+        hooks = botocore.hooks.BaseEventHooks
+        check = hooks._verify_accept_kwargs
+
+        def quick_check(emitter: Any, func: Any) -> Any:
+            if getattr(self._local, "active", False):
+                accepts = _accepts_kwargs(func)
+                if accepts is not None:
+                    if not accepts:
+                        raise ValueError(
+                            f"Event handler {func} must accept keyword arguments (**kwargs)"
+                        )
+                    return None
+            return check(emitter, func)
+
+        hooks._verify_accept_kwargs = quick_check
+
+    def _share_alias_names(self) -> None:
+        aliaser = botocore.hooks.EventAliaser
+        init = aliaser.__init__
+        aliases = botocore.hooks.EVENT_ALIASES
+        names: dict[str, str] = {}  # event name -> its aliased name, under botocore's aliases
+
+        def shared_init(made: Any, event_emitter: Any, event_aliases: Any = None) -> None:
+            init(made, event_emitter, event_aliases)
+            if getattr(self._local, "active", False) and made._event_aliases == aliases:
+                made._alias_name_cache = names
+
+        aliaser.__init__ = shared_init
 
     def share_http(self, client: Any) -> None:
         """Give the client the process's one HTTP session for its endpoint (service and Region)
@@ -443,11 +485,23 @@ class _SharedClientParts:
     @contextmanager
     def active(self) -> Iterator[None]:
         """Clients made in this block (in this thread) share their service's class and model."""
+        was = getattr(self._local, "active", False)
         self._local.active = True
         try:
             yield
         finally:
-            self._local.active = False
+            self._local.active = was
+
+
+def _accepts_kwargs(func: Any) -> bool | None:
+    """Whether a plain function (or a method of one) takes `**kwargs`, as
+    `inspect.getfullargspec` finds it; None for any other callable, or a function with
+    attributes of its own (`__signature__`, `_partialmethod`, ...), which inspect may read
+    instead of the code."""
+    target = func.__func__ if type(func) is types.MethodType else func
+    if type(target) is not types.FunctionType or target.__dict__:
+        return None
+    return bool(target.__code__.co_flags & inspect.CO_VARKEYWORDS)
 
 
 _SHARED_CLIENT_PARTS = _SharedClientParts()
@@ -564,12 +618,15 @@ class Aws:
 
         emitter = botocore.hooks.HierarchicalEmitter()
         emitter._handlers = _SessionHandlers()  # lent to this account's clients, not copied
-        core = botocore.session.Session(event_hooks=emitter)
-        # The parsed service models, endpoint rules and partitions are the bulk of a session's
-        # memory (10-20 MiB): one loader for every account; credentials stay the account's own.
-        core.register_component("data_loader", self.session._session.get_component("data_loader"))
-        core._credentials = DeferredRefreshableCredentials(assume, "assume-role")
-        return boto3.session.Session(botocore_session=core, region_name=self.home_region)
+        with _SHARED_CLIENT_PARTS.active():  # its some 130 handlers checked quickly
+            core = botocore.session.Session(event_hooks=emitter)
+            # The parsed service models, endpoint rules and partitions are the bulk of a
+            # session's memory (10-20 MiB): one loader for every account; credentials stay the
+            # account's own.
+            loader = self.session._session.get_component("data_loader")
+            core.register_component("data_loader", loader)
+            core._credentials = DeferredRefreshableCredentials(assume, "assume-role")
+            return boto3.session.Session(botocore_session=core, region_name=self.home_region)
 
     def organization(self) -> Organization:
         """AWS Organizations (a global service: its endpoint is chosen by the home Region's
