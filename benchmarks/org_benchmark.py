@@ -83,8 +83,9 @@ def child(warm: bool) -> None:
     from resolver_mesh.config import Settings
     from resolver_mesh.local.org import open_sockets, peak_mib
     from resolver_mesh.models import Request
-    from resolver_mesh.reconcile import Reconciler
+    from resolver_mesh.reconcile import Reconciler, tune_collector
 
+    tune_collector()  # as the function does
     imports = peak_mib()
     peak_threads = threading.active_count()
     stop = threading.Event()

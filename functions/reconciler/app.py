@@ -42,7 +42,7 @@ from resolver_mesh.fanout import (
     order_from_json,
 )
 from resolver_mesh.models import Request
-from resolver_mesh.reconcile import Reconciler, per_region
+from resolver_mesh.reconcile import Reconciler, per_region, tune_collector
 from resolver_mesh.report import Report
 from resolver_mesh.triggers import BadRequestError, batch_from_sqs, is_sqs_batch, request_from_event
 
@@ -52,6 +52,7 @@ metrics = Metrics(
     service=os.environ.get("POWERTOOLS_SERVICE_NAME", "resolver-mesh"),
 )
 _aws: Aws | None = None
+tune_collector()
 
 
 def _reconciler() -> Reconciler:

@@ -430,8 +430,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from resolver_mesh.aws.session import Aws  # boto3 only for commands that talk to AWS
     from resolver_mesh.aws.work import Work
-    from resolver_mesh.reconcile import Reconciler
+    from resolver_mesh.reconcile import Reconciler, tune_collector
 
+    tune_collector()
     try:
         aws = Aws(_settings(args))
         if args.command == "hubs":

@@ -131,8 +131,9 @@ def _child(apply: bool) -> None:
     from resolver_mesh.aws.session import Aws
     from resolver_mesh.config import Settings
     from resolver_mesh.models import Request
-    from resolver_mesh.reconcile import Reconciler
+    from resolver_mesh.reconcile import Reconciler, tune_collector
 
+    tune_collector()  # as the function does
     imports = peak_mib()
     started = time.monotonic()
     aws = Aws(Settings.from_env())  # kept, as a warm function keeps it, with its clients
