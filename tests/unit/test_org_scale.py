@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from resolver_mesh import profiles, reconcile
 from resolver_mesh.desired import Desired, desired_rules, parse_hubs
 from resolver_mesh.models import Change, ChangeKind, Plan, RegionState, location
 from resolver_mesh.plan import make_plan
@@ -96,3 +97,63 @@ def test_check_plan_reads_each_change_a_fixed_number_of_times(accounts: int) -> 
     verdict = check_plan(Plan(changes=changes), states, set(states), MESH, Guard())
     assert verdict.allowed
     assert 0 < changes.visits <= READS_PER_ITEM * len(changes)
+
+
+def shared_org(accounts: int, **shared_fields: Any) -> Any:
+    """The hubs of `org`, their items parsed, each member's VPC with `shared_fields`."""
+    shared: dict[str, list[dict[str, str]]] = {region: [] for region in HUBS}
+    for index in range(accounts):
+        member = account(index)
+        role = f"arn:aws:iam::{member}:role/resolver-mesh-member-{MESH}"
+        shared[HUBS[index % len(HUBS)]].append(
+            {"vpc_id": f"vpc-{index:017x}", "account_id": member, "role_arn": role} | shared_fields
+        )
+    items = [hub_item(region, shared_vpcs=shared[region]) for region in HUBS]
+    return parse_hubs(items, set(HUBS), HOME)
+
+
+@pytest.mark.parametrize("accounts", [40, 160])
+def test_where_profiles_deliver_is_worked_out_once_per_hub_and_pass(
+    accounts: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    counted = profiles.shared_deliveries
+
+    def counting(hub: Any, default: Any) -> Any:
+        calls.append(hub.region)
+        return counted(hub, default)
+
+    monkeypatch.setattr(reconcile, "shared_deliveries", counting)
+    reads = reconcile._Reads.of(shared_org(accounts), "profile")
+    assert sorted(calls) == sorted(HUBS)  # not once per receiving location
+    assert len(reads.profile_deliveries) == len(HUBS) + accounts
+
+
+def test_profiles_deliver_at_the_hub_and_where_its_shared_vpcs_take_them() -> None:
+    hub_set = shared_org(8)
+    hubs = {location(region, "") for region in HUBS}
+    assert not reconcile._Reads.of(hub_set, "rules").profile_deliveries
+    everywhere = reconcile._Reads.of(hub_set, "profile")
+    assert everywhere.profile_deliveries == hubs | everywhere.share_receivers
+    by_vpc = reconcile._Reads.of(shared_org(8, delivery="profile"), "rules")
+    assert by_vpc.profile_deliveries == everywhere.profile_deliveries  # each VPC asks for it
+    items = [hub_item(region) for region in HUBS[1:]]
+    member, vpc = account(0), "vpc-0000000000000000a"
+    role = f"arn:aws:iam::{member}:role/resolver-mesh-member-{MESH}"
+    items.append(
+        hub_item(
+            HUBS[0],
+            shared_vpcs=[
+                {"vpc_id": vpc, "account_id": member, "role_arn": role, "delivery": "profile"},
+                {
+                    "vpc_id": "vpc-0000000000000000b",
+                    "account_id": account(1),
+                    "role_arn": role.replace(member, account(1)),
+                },
+            ],
+        )
+    )
+    parsed = parse_hubs(items, set(HUBS), HOME)
+    assert not parsed.errors
+    one = reconcile._Reads.of(parsed, "rules")
+    assert one.profile_deliveries == {location(HUBS[0], ""), location(HUBS[0], member)}

@@ -97,6 +97,8 @@ from resolver_mesh.models import (
     AccountAccess,
     Change,
     ChangeKind,
+    Delivery,
+    HubItem,
     ItemError,
     ObservedShare,
     Plan,
@@ -394,7 +396,7 @@ class Reconciler:
             except Exception as error:
                 report.error("account", f"cannot read the reconciler's own account id: {error}")
                 return False
-        reads = _Reads.of(hub_set, joined, vpc_reads)
+        reads = _Reads.of(hub_set, self.settings.delivery, joined, vpc_reads)
 
         def observe(where: str) -> RegionState:
             region, account = split_location(where)
@@ -493,7 +495,7 @@ class Reconciler:
         home_account = self.aws.account_id() if names_accounts(items) else ""
         hub_set = parse_hubs(items, known, home_account or None)
         self._accounts = hub_set.accounts()
-        reads = _Reads.of(hub_set)
+        reads = _Reads.of(hub_set, self.settings.delivery)
         here = {w for w in reads.endpoints | set(reads.vpcs) if split_location(w)[0] == region}
         states = per_region(lambda where: self._observe(where, False, reads, hub_set), here)
         desired = desired_rules(self.settings.mesh_id, hub_set, states)
@@ -608,7 +610,7 @@ class Reconciler:
                 r.share_status == SHARED_BY_ME for r in managed_rules(state, self.settings.mesh_id)
             ):
                 state = replace(state, shares=aws.ram(region).our_shares(self.settings.mesh_id))
-            reading = self._profile_reading(state, hub, hub_here, where in reads.share_receivers)
+            reading = self._profile_reading(state, where in reads.profile_deliveries)
             if rules and reading:
                 try:
                     read = aws.profiles(region).read(self.settings.mesh_id, lean=reading == "lean")
@@ -650,27 +652,15 @@ class Reconciler:
                 denied=is_denied(error),
             )
 
-    def _profile_reading(
-        self, state: RegionState, hub: Any, hub_here: bool, receiving: bool
-    ) -> str | None:
-        """How Profiles are read here: "full" where a hub delivers through a Profile (its own
-        location, or an account its Profile is shared with), so that a failed read makes the
-        location unreadable; "lean" where our hub rules are, only to find a Profile of ours left
-        from an earlier delivery (one `ListProfiles` when there is none, and a failed read is a
-        note); None elsewhere (where shared rules arrive, `Offers.needs_profiles` decides)."""
-        mesh_id, default = self.settings.mesh_id, self.settings.delivery
-        if hub is not None and hub.enabled:
-            shared = shared_deliveries(hub, default)
-            if hub_here and (
-                "profile" in vpc_deliveries(hub, default).values()
-                or any("profile" in modes.values() for modes in shared.values())
-            ):
-                return "full"
-            if receiving and (
-                (hub.delivery or default) == "profile"
-                or "profile" in shared.get(state.account, {}).values()
-            ):
-                return "full"
+    def _profile_reading(self, state: RegionState, delivers: bool) -> str | None:
+        """How Profiles are read here: "full" where a hub delivers through a Profile
+        (`delivers`: `_Reads.profile_deliveries`), so that a failed read makes the location
+        unreadable; "lean" where our hub rules are, only to find a Profile of ours left from an
+        earlier delivery (one `ListProfiles` when there is none, and a failed read is a note);
+        None elsewhere (where shared rules arrive, `Offers.needs_profiles` decides)."""
+        if delivers:
+            return "full"
+        mesh_id = self.settings.mesh_id
         if any(not rule_source(r, mesh_id) for r in managed_rules(state, mesh_id)):
             return "lean"
         return None
@@ -1343,11 +1333,15 @@ class _Reads:
     """Where more than rules must be read: endpoints (hubs and spokes), the VPCs items name,
     our shares (where a hub shares its rules) and invitations (where shared rules arrive).
     `vpcs_found`: where the location's VPC read (the tag read) answered which of the named VPCs
-    exist, no second read is made."""
+    exist, no second read is made. `profile_deliveries`: where a hub delivers through a Profile
+    (its own location when any of its VPCs, or a VPC it shares with, gets its rules that way; a
+    receiving location when its VPCs do), worked out once per pass: a hub names every account it
+    shares with, so asking each location would grow with the square of the accounts."""
 
     endpoints: frozenset[str]
     share_owners: frozenset[str]
     share_receivers: frozenset[str]
+    profile_deliveries: frozenset[str] = frozenset()
     vpcs: Mapping[str, frozenset[str]] = field(default_factory=dict)  # location -> VPC ids
     vpcs_found: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
@@ -1355,14 +1349,19 @@ class _Reads:
     def of(
         cls,
         hub_set: HubSet,
+        default: Delivery,
         joined: Joined | None = None,
         vpc_reads: Mapping[str, VpcRead] | None = None,
     ) -> _Reads:
         """What the items (and the VPCs that joined by tag, which were just seen) need read,
-        and what the locations' VPC reads (`vpc_reads`) answered already."""
+        with `default` the delivery of hubs that name none, and what the locations' VPC reads
+        (`vpc_reads`) answered already."""
         enabled = hub_set.enabled.values()
         joined = joined or Joined()
         vpcs = _named_vpcs(hub_set)
+        share_receivers = frozenset(
+            location(hub.region, shared.account) for hub in enabled for shared in hub.shared_vpcs
+        ) | {location(vpc.region, vpc.account) for vpc in joined.vpcs if vpc.shared}
         return cls(
             vpcs=vpcs,
             vpcs_found={
@@ -1381,10 +1380,28 @@ class _Reads:
             share_owners=frozenset(
                 hub.location for hub in enabled if hub.shared_vpcs or joined.shared(hub.region)
             ),
-            share_receivers=frozenset(
-                location(hub.region, shared.account)
+            share_receivers=share_receivers,
+            profile_deliveries=frozenset(
+                where
                 for hub in enabled
-                for shared in hub.shared_vpcs
-            )
-            | {location(vpc.region, vpc.account) for vpc in joined.vpcs if vpc.shared},
+                for where in _profile_deliveries(hub, default, share_receivers)
+            ),
         )
+
+
+def _profile_deliveries(
+    hub: HubItem, default: Delivery, share_receivers: Collection[str]
+) -> Iterable[str]:
+    """The hub's locations that get its rules through its Profile (`_Reads.profile_deliveries`)."""
+    mode = hub.delivery or default
+    shared = shared_deliveries(hub, default)
+    if "profile" in vpc_deliveries(hub, default).values() or any(
+        "profile" in modes.values() for modes in shared.values()
+    ):
+        yield hub.location
+    for where in share_receivers:
+        region, account = split_location(where)
+        if region == hub.region and (
+            mode == "profile" or "profile" in shared.get(account, {}).values()
+        ):
+            yield where
