@@ -18,17 +18,21 @@ import pytest
 
 from mesh_emulator.server import LocalEmulator
 from resolver_mesh.aws import session
-from resolver_mesh.aws.session import POOL_CONNECTIONS, Aws
+from resolver_mesh.aws.session import POOL_CONNECTIONS, Aws, pool_connections
 from resolver_mesh.config import Settings
 from resolver_mesh.local.topology import ClientFactory
 from resolver_mesh.models import AccountAccess
 
 REGION = "us-east-1"
-ACCOUNTS = 30  # more than POOL_CONNECTIONS: each would have had a socket of its own
+ACCOUNTS = 30  # more than a pool's connections: each would have had a socket of its own
 
 
-def home() -> Aws:
-    return Aws(Settings(home_region=REGION), boto3.session.Session())
+SIX_REGIONS = ("us-east-1", "us-east-2", "us-west-2", "eu-west-1", "eu-central-1", "ca-central-1")
+
+
+def home(mesh_regions: tuple[str, ...] = ()) -> Aws:
+    settings = Settings(home_region=REGION, mesh_regions=mesh_regions)
+    return Aws(settings, boto3.session.Session())
 
 
 def members(aws: Aws, count: int) -> list[Aws]:
@@ -47,12 +51,16 @@ def session_of(client: Any) -> Any:
     return client._endpoint.http_session
 
 
+@pytest.mark.parametrize(("mesh_regions", "most"), [((), POOL_CONNECTIONS), (SIX_REGIONS, 16)])
 def test_the_accounts_clients_of_one_endpoint_share_one_pool(
-    aws: ClientFactory, emulator: LocalEmulator
+    aws: ClientFactory, emulator: LocalEmulator, mesh_regions: tuple[str, ...], most: int
 ) -> None:
-    accounts = members(home(), ACCOUNTS)
+    accounts = members(home(mesh_regions), ACCOUNTS)
     clients = [account.client("route53resolver", REGION) for account in accounts]
     assert len({id(session_of(client)) for client in clients}) == 1
+    assert (
+        session_of(clients[0])._max_pool_connections == most == pool_connections(len(mesh_regions))
+    )
     for account in accounts:  # its role assumed now (deferred otherwise), on STS's connections
         account.session.get_credentials().get_frozen_credentials()
     accepted = emulator.wsgi_server().opened.accepted
@@ -70,7 +78,7 @@ def test_the_accounts_clients_of_one_endpoint_share_one_pool(
         thread.join()
     assert answers == [[]] * ACCOUNTS
     opened = emulator.wsgi_server().opened.accepted - accepted
-    assert opened <= POOL_CONNECTIONS  # botocore's own pools: one connection per account
+    assert opened <= most  # botocore's own pools: one connection per account
     # Every call was signed with its own account's credentials on the shared connections.
     identities = {
         account.client("sts", REGION).get_caller_identity()["Account"] for account in accounts
@@ -126,3 +134,10 @@ def test_a_call_waits_for_a_free_connection_a_bounded_time(
     for connection in held:
         pool._put_conn(connection)
     assert client.list_profiles()["ProfileSummaries"] == []  # given back: calls go on
+
+
+def test_the_descriptors_are_shared_out_over_the_endpoints_of_the_mesh_s_regions() -> None:
+    assert pool_connections(0) == POOL_CONNECTIONS  # the partition's Regions, not known yet
+    assert [pool_connections(n) for n in (1, 6, 12, 20, 29, 40)] == [16, 16, 16, 11, 8, 8]
+    for regions in range(1, 30):  # what every endpoint may hold fits the budget
+        assert (regions * 4 + 4) * pool_connections(regions) <= 1024

@@ -71,10 +71,18 @@ STS_CALLS_PER_SECOND = 50.0
 # it gentle and leaves room for other tools of the organisation.
 ORGANIZATIONS_CALLS_PER_SECOND = 4.0
 # The connections to one endpoint (a service in a Region), shared by every account's client of
-# it (`_SharedClientParts.share_http`): at most this many are open, whatever the number of
-# accounts; a call waits for one when all are busy. Lambda allows 1,024 file descriptors: 8 per
-# endpoint hold 120 endpoints (the 4 services read in every Region, in 29 Regions).
+# it (`_SharedClientParts.share_http`): at most `pool_connections()` are open, whatever the
+# number of accounts; a call waits for one when all are busy. Lambda allows 1,024 file
+# descriptors; `SOCKET_BUDGET` of them are shared out over the endpoints of the mesh's Regions
+# (the 4 services read in every Region, and the home Region's STS, DynamoDB, Organizations and
+# SQS): from `POOL_CONNECTIONS` (8 per endpoint hold 120 endpoints, 29 Regions, and a mesh of
+# the partition's Regions) to `MAX_POOL_CONNECTIONS` (measured: more in flight than that
+# only adds threads waiting for the one process's CPU, `benchmarks/org_benchmark.py`).
 POOL_CONNECTIONS = 8
+MAX_POOL_CONNECTIONS = 16
+SOCKET_BUDGET = 960  # 1,024 less 64 for the runtime, its files and pipes
+SERVICES_PER_REGION = 4
+HOME_ENDPOINTS = 4
 # How long a call waits for one of them: urllib3 would wait forever, so a connection never
 # given back (it should not happen) would hang every later call to the endpoint. Past it, the
 # call fails (botocore's HTTPClientError: reported, never read as "nothing there").
@@ -493,6 +501,16 @@ class _SharedClientParts:
             self._local.active = was
 
 
+def pool_connections(mesh_regions: int) -> int:
+    """The connections kept per endpoint for a mesh of `mesh_regions` Regions (0: the
+    partition's enabled Regions, not known yet): `SOCKET_BUDGET` over the endpoints they may
+    use, from `POOL_CONNECTIONS` to `MAX_POOL_CONNECTIONS`."""
+    if mesh_regions <= 0:
+        return POOL_CONNECTIONS
+    endpoints = mesh_regions * SERVICES_PER_REGION + HOME_ENDPOINTS
+    return max(POOL_CONNECTIONS, min(MAX_POOL_CONNECTIONS, SOCKET_BUDGET // endpoints))
+
+
 def _accepts_kwargs(func: Any) -> bool | None:
     """Whether a plain function (or a method of one) takes `**kwargs`, as
     `inspect.getfullargspec` finds it; None for any other callable, or a function with
@@ -521,7 +539,7 @@ class Aws:
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=min(5.0, settings.call_timeout_seconds),
             read_timeout=settings.call_timeout_seconds,
-            max_pool_connections=POOL_CONNECTIONS,
+            max_pool_connections=pool_connections(len(settings.mesh_regions)),
         )
         self._clients: dict[tuple[str, str], Any] = {}
         self._callers: dict[str, Caller] = {}
