@@ -2,6 +2,6 @@
 
 import sys
 
-from resolver_mesh.cli import main
+from resolver_mesh.cli import console
 
-sys.exit(main())
+sys.exit(console())

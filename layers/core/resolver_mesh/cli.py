@@ -416,7 +416,9 @@ def _reconcile(reconciler: Reconciler, request: Request) -> dict[str, Any]:
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """Run one command; `own_process`: the process is the command's own (`console`), so its
+    garbage collector is tuned as the function's is (`tune_collector`)."""
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         from resolver_mesh.local.demo import run_demo
@@ -432,7 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from resolver_mesh.aws.work import Work
     from resolver_mesh.reconcile import Reconciler, tune_collector
 
-    tune_collector()
+    if own_process:
+        tune_collector()
     try:
         aws = Aws(_settings(args))
         if args.command == "hubs":
@@ -474,3 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def console() -> int:
+    """The `resolver-mesh` command (and `python -m resolver_mesh`)."""
+    return main(own_process=True)
