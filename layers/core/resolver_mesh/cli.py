@@ -475,10 +475,10 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
     return EXIT_OK if report["ok"] else EXIT_PROBLEMS
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
-
-
 def console() -> int:
     """The `resolver-mesh` command (and `python -m resolver_mesh`)."""
     return main(own_process=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(console())
