@@ -9,6 +9,7 @@ member accounts over 6 hub Regions. Shared, the open sockets are bounded by the 
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import Any
 
@@ -138,6 +139,32 @@ def test_a_call_waits_for_a_free_connection_a_bounded_time(
 
 def test_the_descriptors_are_shared_out_over_the_endpoints_of_the_mesh_s_regions() -> None:
     assert pool_connections(0) == POOL_CONNECTIONS  # the partition's Regions, not known yet
-    assert [pool_connections(n) for n in (1, 6, 12, 20, 29, 40)] == [16, 16, 16, 11, 8, 8]
-    for regions in range(1, 30):  # what every endpoint may hold fits the budget
-        assert (regions * 4 + 4) * pool_connections(regions) <= 1024
+    sizes = [pool_connections(n) for n in (1, 6, 14, 15, 20, 25, 26, 40)]
+    assert sizes == [16, 16, 16, 15, 11, 9, 8, 8]
+    for regions in range(1, 26):  # the mesh's own endpoints fit the budget
+        assert (regions * 4 + 4) * pool_connections(regions) <= session.SOCKET_BUDGET
+
+
+def test_the_shared_pools_never_hold_more_than_the_budget_whatever_the_regions(
+    aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Endpoints beyond the mesh's Regions (a hub item's Region not in MESH_REGIONS, a rule's
+    target) get what remains of the budget, at least one connection each; a session whose
+    clients are all gone gives its share back."""
+    settings = Settings(home_region=REGION, mesh_regions=SIX_REGIONS, call_timeout_seconds=27.5)
+    reconciler = Aws(settings, boto3.session.Session())
+    member = members(reconciler, 1)[0]  # the reconciler's STS client made
+    parts = session._SHARED_CLIENT_PARTS
+    gc.collect()  # earlier tests' sessions give their shares back now, not below
+    monkeypatch.setattr(parts, "_sockets", session.SOCKET_BUDGET - 40)  # 40 left
+    regions = ("ap-northeast-3", "sa-east-1", "me-south-1", "af-south-1")
+    clients = [member.client("route53profiles", region) for region in regions]
+    sizes = [session_of(client)._max_pool_connections for client in clients]
+    assert sizes == [16, 16, 8, 1]
+    kept = [session_of(client)._manager.connection_pool_kw["maxsize"] for client in clients]
+    assert kept == sizes  # what urllib3 makes each endpoint's pool with
+    assert parts._sockets == session.SOCKET_BUDGET + 1  # the last one's one connection
+    member._clients.clear()
+    del clients, kept
+    gc.collect()
+    assert parts._sockets == session.SOCKET_BUDGET - 40  # no client left: their shares back

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_function_s_process_freezes_its_imports_once_and_collects_less_often() -> None:
@@ -53,3 +57,33 @@ def test_cycles_are_collected_after_50_000_allocations_not_700() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert json.loads(done.stdout) == [False, True]
+
+
+def tuned_by(code: str) -> list[int]:
+    """The collector's thresholds in a fresh process after `code`, run with the handler's
+    directory on the path and no AWS settings (a command fails at once, after tuning)."""
+    script = code + "\nimport gc, json\nprint(json.dumps(gc.get_threshold()))"
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "HOME_REGION", "HUBS_TABLE"))
+    }
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "functions" / "reconciler"), str(ROOT / "layers" / "core")]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=environment,
+    )
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_the_handler_and_the_command_tune_the_collector_and_main_in_process_does_not() -> None:
+    assert tuned_by("import app") == [50_000, 20, 10]
+    command = "from resolver_mesh import cli\nimport sys\nsys.argv = ['resolver-mesh', 'plan']"
+    assert tuned_by(command + "\ncli.console()") == [50_000, 20, 10]
+    assert tuned_by("from resolver_mesh import cli\ncli.main(['plan'])")[0] < 50_000

@@ -1341,7 +1341,7 @@ class _Reads:
     endpoints: frozenset[str]
     share_owners: frozenset[str]
     share_receivers: frozenset[str]
-    profile_deliveries: frozenset[str] = frozenset()
+    profile_deliveries: frozenset[str]
     vpcs: Mapping[str, frozenset[str]] = field(default_factory=dict)  # location -> VPC ids
     vpcs_found: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
@@ -1362,6 +1362,9 @@ class _Reads:
         share_receivers = frozenset(
             location(hub.region, shared.account) for hub in enabled for shared in hub.shared_vpcs
         ) | {location(vpc.region, vpc.account) for vpc in joined.vpcs if vpc.shared}
+        receivers: dict[str, list[str]] = defaultdict(list)  # by Region
+        for where in share_receivers:
+            receivers[split_location(where)[0]].append(where)
         return cls(
             vpcs=vpcs,
             vpcs_found={
@@ -1384,24 +1387,22 @@ class _Reads:
             profile_deliveries=frozenset(
                 where
                 for hub in enabled
-                for where in _profile_deliveries(hub, default, share_receivers)
+                for where in _profile_deliveries(hub, default, receivers.get(hub.region, ()))
             ),
         )
 
 
 def _profile_deliveries(
-    hub: HubItem, default: Delivery, share_receivers: Collection[str]
+    hub: HubItem, default: Delivery, receivers: Collection[str]
 ) -> Iterable[str]:
-    """The hub's locations that get its rules through its Profile (`_Reads.profile_deliveries`)."""
+    """The hub's locations that get its rules through its Profile (`_Reads.profile_deliveries`),
+    among its own and `receivers` (the receiving locations of its Region)."""
     mode = hub.delivery or default
     shared = shared_deliveries(hub, default)
     if "profile" in vpc_deliveries(hub, default).values() or any(
         "profile" in modes.values() for modes in shared.values()
     ):
         yield hub.location
-    for where in share_receivers:
-        region, account = split_location(where)
-        if region == hub.region and (
-            mode == "profile" or "profile" in shared.get(account, {}).values()
-        ):
+    for where in receivers:
+        if mode == "profile" or "profile" in shared.get(split_location(where)[1], {}).values():
             yield where

@@ -75,9 +75,10 @@ ORGANIZATIONS_CALLS_PER_SECOND = 4.0
 # number of accounts; a call waits for one when all are busy. Lambda allows 1,024 file
 # descriptors; `SOCKET_BUDGET` of them are shared out over the endpoints of the mesh's Regions
 # (the 4 services read in every Region, and the home Region's STS, DynamoDB, Organizations and
-# SQS): from `POOL_CONNECTIONS` (8 per endpoint hold 120 endpoints, 29 Regions, and a mesh of
-# the partition's Regions) to `MAX_POOL_CONNECTIONS` (measured: more in flight than that
-# only adds threads waiting for the one process's CPU, `benchmarks/org_benchmark.py`).
+# SQS): from `POOL_CONNECTIONS` (a mesh of the partition's Regions, not known yet) to
+# `MAX_POOL_CONNECTIONS` (measured: more in flight than that only adds threads waiting for the
+# one process's CPU, `benchmarks/org_benchmark.py`). Whatever Regions the process reads, its
+# shared pools never hold more than the budget in all (`_SharedClientParts.share_http`).
 POOL_CONNECTIONS = 8
 MAX_POOL_CONNECTIONS = 16
 SOCKET_BUDGET = 960  # 1,024 less 64 for the runtime, its files and pipes
@@ -332,7 +333,12 @@ class _SharedClientParts:
         self._share_handler_checks()
         self._share_alias_names()
         self._tls: dict[str, Any] = {}  # CA bundle -> its one TLS context
-        self._http: dict[tuple[Any, ...], URLLib3Session] = {}  # endpoint, settings -> session
+        # endpoint, settings -> the session its clients share, for as long as one of them lives
+        self._http: weakref.WeakValueDictionary[tuple[Any, ...], URLLib3Session] = (
+            weakref.WeakValueDictionary()
+        )
+        self._sockets = 0  # what the live shared sessions may hold open, in all (`share_http`)
+        self._sockets_lock = threading.Lock()  # a session's share comes back from any thread
 
     def _share_handlers(self) -> None:
         trie = botocore.hooks._PrefixTrie
@@ -424,8 +430,11 @@ class _SharedClientParts:
 
         A connection carries no credentials (every request is signed on its own), so one pool
         per endpoint serves every account, with at most `max_pool_connections` sockets open (a
-        call waits for a free one, at most `POOL_WAIT_SECONDS`). A client that connects through
-        a proxy keeps its own session."""
+        call waits for a free one, at most `POOL_WAIT_SECONDS`). The live sessions' pools come
+        out of one budget, `SOCKET_BUDGET`: an endpoint gets what remains of it when that is
+        less (at least one connection), whatever Regions the process turns out to read; a
+        session gives its share back once no client holds it. A client that connects through a
+        proxy keeps its own session."""
         endpoint = getattr(client, "_endpoint", None)
         http = getattr(endpoint, "http_session", None)
         proxies = getattr(getattr(http, "_proxy_config", None), "_proxies", None)
@@ -448,13 +457,22 @@ class _SharedClientParts:
             classes = getattr(manager, "pool_classes_by_scheme", None)
             if not isinstance(pools, dict) or classes != _BOTOCORE_POOLS:
                 return  # not the urllib3 botocore is known with: botocore's own way
-            pools["block"] = True  # at most `max_pool_connections` open: a call waits for one
+            pools["block"] = True  # at most `maxsize` open: a call waits for one ...
             manager.pool_classes_by_scheme = _BOUNDED_POOLS  # ... for `POOL_WAIT_SECONDS`
+            with self._sockets_lock:
+                size = min(http._max_pool_connections, max(1, SOCKET_BUDGET - self._sockets))
+                self._sockets += size
+            pools["maxsize"] = http._max_pool_connections = size
+            weakref.finalize(http, self._give_back, size)  # its clients gone, its sockets too
             self._share_tls(http)
             self._http[key] = http
         elif shared is not http:
             endpoint.http_session = shared
             http.close()  # never used: no connection to close
+
+    def _give_back(self, size: int) -> None:
+        with self._sockets_lock:
+            self._sockets -= size
 
     def _share_tls(self, http: URLLib3Session) -> None:
         """Verify the session's https connections with the process's one TLS context for its
@@ -636,7 +654,9 @@ class Aws:
 
         emitter = botocore.hooks.HierarchicalEmitter()
         emitter._handlers = _SessionHandlers()  # lent to this account's clients, not copied
-        with _SHARED_CLIENT_PARTS.active():  # its some 130 handlers checked quickly
+        # Its some 130 handlers checked quickly (`active`); a session reaches none of the parts
+        # that need `_MAKING_CLIENTS`.
+        with _SHARED_CLIENT_PARTS.active():
             core = botocore.session.Session(event_hooks=emitter)
             # The parsed service models, endpoint rules and partitions are the bulk of a
             # session's memory (10-20 MiB): one loader for every account; credentials stay the
