@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 
 from resolver_mesh import profiles, reconcile
-from resolver_mesh.desired import Desired, desired_rules, parse_hubs
-from resolver_mesh.models import Change, ChangeKind, Plan, RegionState, location
+from resolver_mesh.desired import Desired, Joined, JoinedVpc, desired_rules, parse_hubs
+from resolver_mesh.models import (
+    Change,
+    ChangeKind,
+    Plan,
+    RegionState,
+    location,
+    split_location,
+)
 from resolver_mesh.plan import make_plan
 from resolver_mesh.safety import Guard, check_plan
 
@@ -157,3 +164,71 @@ def test_profiles_deliver_at_the_hub_and_where_its_shared_vpcs_take_them() -> No
     assert not parsed.errors
     one = reconcile._Reads.of(parsed, "rules")
     assert one.profile_deliveries == {location(HUBS[0], ""), location(HUBS[0], member)}
+
+
+def read_in_full_before(hub_set: Any, default: Any, where: str, receivers: Any) -> bool:
+    """Where a location read its Profiles in full before `_Reads.profile_deliveries`: asked of
+    each location, with its Region's hub (the reference the set must equal)."""
+    region, account = split_location(where)
+    hub = hub_set.hubs.get(region)
+    if hub is None or not hub.enabled:
+        return False
+    shared = profiles.shared_deliveries(hub, default)
+    if hub.location == where and (
+        "profile" in profiles.vpc_deliveries(hub, default).values()
+        or any("profile" in modes.values() for modes in shared.values())
+    ):
+        return True
+    return where in receivers and (
+        (hub.delivery or default) == "profile" or "profile" in shared.get(account, {}).values()
+    )
+
+
+@pytest.mark.parametrize("default", ["rules", "profile"])
+def test_where_profiles_deliver_is_what_each_location_found_before(default: Any) -> None:
+    """Hubs that deliver by Profile, by rules, through one shared VPC or one own VPC, a
+    disabled one, and receivers listed and joined by tag, in every Region."""
+    role = "arn:aws:iam::{}:role/resolver-mesh-member-" + MESH
+    member, other = account(0), account(1)
+
+    def shared(vpc: str, who: str, **fields: Any) -> dict[str, Any]:
+        return {"vpc_id": vpc, "account_id": who, "role_arn": role.format(who)} | fields
+
+    items = [
+        hub_item(
+            HUBS[0], delivery="profile", shared_vpcs=[shared("vpc-0000000000000000a", member)]
+        ),
+        hub_item(
+            HUBS[1],
+            delivery="rules",
+            shared_vpcs=[
+                shared("vpc-0000000000000000b", member, delivery="profile"),
+                shared("vpc-0000000000000000c", other),
+            ],
+        ),
+        hub_item(HUBS[2], enabled=False, shared_vpcs=[shared("vpc-0000000000000000d", member)]),
+        hub_item(
+            HUBS[3],
+            vpc_ids=["vpc-0000000000000000e"],
+            vpc_delivery={"vpc-0000000000000000e": "profile"},
+        ),
+    ]
+    hub_set = parse_hubs(items, set(HUBS), HOME)
+    assert not hub_set.errors
+    joined = Joined(
+        vpcs=tuple(
+            JoinedVpc(region, other, f"vpc-{index:017x}", shared=True)
+            for index, region in enumerate(HUBS)
+        )
+    )
+    reads = reconcile._Reads.of(hub_set, default, joined)
+    every = {location(r, a) for r in HUBS for a in ("", member, other, account(2))}
+    found = {
+        where
+        for where in every
+        if read_in_full_before(hub_set, default, where, reads.share_receivers)
+    }
+    assert reads.profile_deliveries == found
+    assert location(HUBS[0], other) in found  # joined by tag where the hub delivers by Profile
+    assert location(HUBS[1], member) in found  # a shared VPC that asks for it
+    assert not {location(HUBS[2], a) for a in ("", member, other)} & found  # disabled
