@@ -22,14 +22,24 @@ And one lookup whose answer is made once, but by every request that asks before 
   first reads of RAM, one per location) each made it again, side by side: 3 to 5 s each with
   60 of them. Now the first one makes it and the others wait for it (`_made_once`).
 
-Two more, found by `benchmarks/emulator_costs.py` (the emulator's CPU per call):
+Three more, found by `benchmarks/emulator_costs.py` (the emulator's CPU per call):
 - `moto.iam.models.get_account_id_from`, which names the account of the request's access key
   for every request, scans every account's IAM backends (in every partition) until one holds
   the key: a cost growing with the accounts (74 lookups per request at 20 member accounts).
   Now the account found for a key is remembered, and asked again first (`_AccountsOfKeys`):
   while it still holds the key, it is the answer; otherwise (the key was deleted, the
   backends reset) moto's scan answers, as before. An access key belongs to one account
-  (moto makes them at random), so the answers are the same.
+  (moto makes them at random), so the answers are the same. A key found nowhere (the home
+  account's test credentials, on every request they sign) is answered as moto answered it
+  until moto makes another access key (`moto.iam.models.AccessKey`, counted as it is made),
+  which alone could make the scan find it.
+- `moto.core.base_backend.BackendDict.__getitem__`, the service backends of an account, asked
+  several times per request, lists every account's id (`list(self.keys())`) under moto's one
+  backend lock to check whether to make the account's backends, even when they exist: a cost
+  and a wait growing with the accounts. An account whose backends exist is answered from the
+  dict, without the list or the lock, while the dict is among those that a reset clears
+  (moto's lookup enters it there, moto's reset empties that list); any other goes to moto,
+  which makes the backends and enters the dict as before.
 - `DomainDispatcherApplication.get_backend_for_host` matches the host it infers
   (`route53resolver.us-east-1.amazonaws.com`) against some 180 regular expressions in turn
   (80 µs for Route 53 Resolver) for every request. The answer depends only on the host and
@@ -89,11 +99,21 @@ def _made_once(make: Callable[[str], Any]) -> Callable[[str], Any]:
 
 class _AccountsOfKeys:
     """moto's `get_account_id_from(access_key)`, asking first the account where the key was
-    found last time (see the module's docstring). Thread-safe: one dict, set atomically."""
+    found last time (see the module's docstring), and remembering a key found nowhere until
+    moto makes another access key (`key_made`). Thread-safe: dicts set atomically, and the
+    count of keys made read before a scan (a key made during it leaves its answer stale)."""
 
     def __init__(self, scan: Callable[[str], str]) -> None:
         self._scan = scan
         self._found: dict[str, str] = {}
+        self._unknown: dict[str, tuple[int, str]] = {}  # key -> (keys made, moto's answer)
+        self._keys_made = 0
+        self._lock = threading.Lock()
+
+    def key_made(self) -> None:
+        """moto made an access key: a key found nowhere before may now be found."""
+        with self._lock:
+            self._keys_made += 1
 
     @staticmethod
     def _holds(account_id: str, access_key: str) -> bool:
@@ -110,9 +130,15 @@ class _AccountsOfKeys:
         account_id = self._found.get(access_key)
         if account_id is not None and self._holds(account_id, access_key):
             return account_id
+        made = self._keys_made
+        unknown = self._unknown.get(access_key)
+        if unknown is not None and unknown[0] == made:
+            return unknown[1]
         account_id = self._scan(access_key)
         if self._holds(account_id, access_key):  # not the default answer for an unknown key
             self._found[access_key] = account_id
+        else:
+            self._unknown[access_key] = (made, account_id)
         return account_id
 
 
@@ -141,11 +167,37 @@ class _BackendsOfHosts:
         return backend
 
 
+def _count_keys_made(access_key: type, accounts_of_keys: _AccountsOfKeys) -> None:
+    """Tell `accounts_of_keys` of every access key moto makes from now on."""
+    make = access_key.__init__  # type: ignore[misc]
+
+    def made_and_counted(self: Any, *args: Any, **kwargs: Any) -> None:
+        make(self, *args, **kwargs)
+        accounts_of_keys.key_made()
+
+    access_key.__init__ = made_and_counted  # type: ignore[misc]
+
+
+def _existing_first(backend_dict: Any) -> Callable[[Any, str], Any]:
+    """`BackendDict.__getitem__` answering an account whose backends exist from the dict,
+    while the dict is among those a reset clears (`_instances`, which moto's lookup fills and
+    its reset empties); moto's answers (and makes and enters) the others."""
+    moto_getitem = backend_dict.__getitem__
+
+    def existing_first(backends: Any, account_id: str) -> Any:
+        found = dict.get(backends, account_id)
+        if found is not None and any(d is backends for d in backend_dict._instances):
+            return found
+        return moto_getitem(backends, account_id)
+
+    return existing_first
+
+
 def install_dispatch_speedups() -> None:
     """Patch moto's per-request lookups once; later calls (from any thread) do nothing."""
     global _installed
     from moto import backends
-    from moto.core import responses, routing, utils
+    from moto.core import base_backend, responses, routing, utils
     from moto.iam import models as iam_models
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
@@ -167,7 +219,12 @@ def install_dispatch_speedups() -> None:
             module.get_service_router = service_router  # type: ignore[attr-defined]
         _moto["get_account_id_from"] = iam_models.get_account_id_from
         _moto["get_backend_for_host"] = DomainDispatcherApplication.get_backend_for_host
-        iam_models.get_account_id_from = _AccountsOfKeys(_moto["get_account_id_from"])
+        accounts_of_keys = _AccountsOfKeys(_moto["get_account_id_from"])
+        iam_models.get_account_id_from = accounts_of_keys
+        _count_keys_made(iam_models.AccessKey, accounts_of_keys)
+        _moto["BackendDict.__getitem__"] = base_backend.BackendDict.__getitem__
+        existing_first = _existing_first(base_backend.BackendDict)
+        base_backend.BackendDict.__getitem__ = existing_first  # type: ignore[method-assign]
         backend_of_host = _BackendsOfHosts(_moto["get_backend_for_host"])
 
         def get_backend_for_host(dispatcher: Any, host: Any) -> Any:

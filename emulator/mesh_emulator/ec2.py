@@ -58,6 +58,7 @@ PRIVATE_DNS_NAMES: dict[str, tuple[str, ...]] = {
     "ssm": ("ssm.{r}.amazonaws.com",),
 }
 _MARKER = "_resolver_mesh_service_names"
+_TAGS_MARKER = "_resolver_mesh_tag_lookup"
 _lock = threading.Lock()
 
 
@@ -91,6 +92,42 @@ def install_service_name_extensions() -> None:
 
         VPCBackend.describe_vpc_endpoint_services = describe_vpc_endpoint_services  # type: ignore[method-assign]
         setattr(VPCBackend, _MARKER, True)
+
+
+def install_tag_lookup() -> None:
+    """Patch moto's EC2 resources once so that a resource's tags are looked up by its id.
+
+    moto 5.2.5 gives every tagged resource (`TaggedEC2Resource.get_tags`) the answer of
+    `describe_tags(filters={"resource-id": [id]})`: a regular expression compiled for the id,
+    then matched against every tagged resource of the account's Region. DescribeVpcs does it
+    for each VPC it lists: a call's cost grew with its VPCs times the Region's tagged
+    resources. The
+    expression (`fnmatch.translate`) matches the id alone when it holds no wildcard (`*`, `?`,
+    `[`), which no EC2 id holds: the answer is then the id's own tags, in their order, as the
+    same dicts; any other id still goes to moto."""
+    from moto.ec2.models.core import TaggedEC2Resource
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+    with _lock:
+        if getattr(TaggedEC2Resource, _TAGS_MARKER, False):
+            return
+        scan = TaggedEC2Resource.get_tags
+
+        def get_tags(self: Any) -> list[dict[str, str]]:
+            resource_id = self.id
+            if not isinstance(resource_id, str) or any(c in resource_id for c in "*?["):
+                return scan(self)
+            tags = self.ec2_backend.tags.get(resource_id)  # a defaultdict: .get makes nothing
+            if not resource_id or not tags:
+                return []
+            kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+            return [
+                {"resource_id": resource_id, "key": key, "value": value, "resource_type": kind}
+                for key, value in list(tags.items())
+            ]
+
+        TaggedEC2Resource.get_tags = get_tags  # type: ignore[method-assign]
+        setattr(TaggedEC2Resource, _TAGS_MARKER, True)
 
 
 @contextmanager

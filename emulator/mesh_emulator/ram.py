@@ -67,6 +67,9 @@ _STATE = "_resolver_mesh_ram_state"
 _lock = threading.Lock()  # install once
 _arrival = {"lag": 0.0}  # seconds between an acceptance and its resources (`arrival_lag`)
 _state_lock = threading.RLock()  # every change to shares, invitations and cross-account links
+# Region -> the accounts that made a share there, in that order (set by `CreateResourceShare`,
+# which alone adds shares; kept across resets, when their backends come back empty).
+_sharing: dict[str, dict[str, None]] = {}
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 RULE_ARN = re.compile(
@@ -143,12 +146,11 @@ def _extras(ram: Any, share_arn: str) -> ShareExtras:
 
 
 def _ram_backends_in(region: str) -> list[tuple[str, Any]]:
-    """(account, RAM backend) of every account that already has one in `region`."""
-    from moto.ram.models import ram_backends
-
+    """(account, RAM backend) of every account that made a share in `region` (`_sharing`): the
+    only RAM backends there with shares, whatever the number of accounts."""
     found = []
-    for account, per_account in list(ram_backends.items()):
-        backend = per_account.get(region)  # dict.get: does not create a backend
+    for account in list(_sharing.get(region, ())):
+        backend = _ram_backend(account, region)
         if backend is not None:
             found.append((account, backend))
     return found
@@ -563,6 +565,7 @@ def install_ram_extensions() -> None:
                 _check_resources(self, resources)
                 kwargs["resourceArns"] = resources
                 kwargs["principals"] = _unique(kwargs.get("principals"))
+                _sharing.setdefault(self.region_name, {})[self.account_id] = None
                 response: dict[str, Any] = original_create_share(self, **kwargs)
                 share = _find_share(self, response["resourceShare"]["resourceShareArn"])
                 extras = _extras(self, share.arn)

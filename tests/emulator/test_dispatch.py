@@ -114,7 +114,7 @@ def _assumed_key(aws: ClientFactory, account: str) -> str:
 
 def test_the_account_of_a_key_is_moto_s_answer_found_once(aws: ClientFactory) -> None:
     """Keys of assumed roles in several accounts, an IAM user's key (then deleted), and keys
-    no account holds: the same account as moto's scan, which runs once per known key."""
+    no account holds: the same account as moto's scan, which runs once per key."""
     from moto.iam import models as iam_models
 
     from mesh_emulator import dispatch, install
@@ -136,11 +136,96 @@ def test_the_account_of_a_key_is_moto_s_answer_found_once(aws: ClientFactory) ->
     assert accounts(user_key) == home
     assert scans.count(keys["111111111111"]) == 1
     assert scans.count(user_key) == 1
-    assert scans.count("testing") == 3  # unknown keys are scanned for each time, as before
+    assert scans.count("testing") == 1  # found nowhere, and no key made since (see below)
     iam.delete_access_key(UserName="u", AccessKeyId=user_key)
     assert accounts(user_key) == scan(user_key)
     assert scans.count(user_key) == 2  # no longer where it was found: scanned again
     assert iam_models.get_account_id_from is not scan  # the emulator answers through one
+
+
+def test_a_key_found_nowhere_is_scanned_for_again_once_a_key_is_made(
+    aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emulator's own lookup (the one moto calls): a key no account holds is scanned for
+    once, then answered as moto answered it, until moto makes an access key, by any means
+    (an IAM user's key, an assumed role's); a key made later with that very id is found in
+    its account."""
+    from moto.iam import models as iam_models
+
+    from mesh_emulator import install
+
+    install()
+    accounts = iam_models.get_account_id_from
+    scan = accounts._scan
+    scans: list[str] = []  # for `later` (the server's threads ask for their requests' keys)
+    later = "AKIAMADELATER0000001"
+    monkeypatch.setattr(
+        accounts, "_scan", lambda key: (key == later and scans.append(key)) or scan(key)
+    )
+    for _ in range(3):
+        assert accounts(later) == scan(later) == iam_models.DEFAULT_ACCOUNT_ID
+    assert scans == [later]
+    _assumed_key(aws, "444444444444")  # moto makes a key: `later` may now be held
+    assert accounts(later) == iam_models.DEFAULT_ACCOUNT_ID
+    assert scans == [later, later]
+    iam = aws("iam", REGION)
+    iam.create_user(UserName="u")
+    monkeypatch.setattr(
+        iam_models, "generate_access_key_id_from_account_id", lambda *_, **__: later
+    )
+    made = iam.create_access_key(UserName="u")["AccessKey"]["AccessKeyId"]
+    assert made == later
+    home = aws("sts", REGION).get_caller_identity()["Account"]
+    assert accounts(later) == scan(later) == home
+    assert scans == [later, later, later]
+
+
+def test_the_backends_of_an_existing_account_are_moto_s_without_its_lock(
+    aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`BackendDict[account]`: the same backends as moto's for an account that has them, read
+    without moto's backend lock; an account without them is made by moto, under its lock,
+    once."""
+    from moto.core import base_backend
+    from moto.route53resolver.models import route53resolver_backends
+
+    from mesh_emulator import dispatch, install
+
+    install()
+    taken: list[int] = []
+    lock = base_backend.backend_lock
+
+    class CountingLock:
+        def __enter__(self) -> None:
+            taken.append(1)
+            lock.__enter__()
+
+        def __exit__(self, *exc: object) -> None:
+            lock.__exit__(*exc)
+
+    monkeypatch.setattr(base_backend, "backend_lock", CountingLock())
+    new = "555555555555"
+    assert new not in dict.keys(route53resolver_backends)
+    made = route53resolver_backends[new]
+    assert taken
+    assert new in dict.keys(route53resolver_backends)
+    taken.clear()
+    moto_getitem = dispatch._moto["BackendDict.__getitem__"]
+    for _ in range(3):
+        assert route53resolver_backends[new] is made
+    assert not taken
+    assert moto_getitem(route53resolver_backends, new) is made
+    assert taken  # moto's own lookup takes it, even for an account that has its backends
+    # A reset empties the list of dicts to clear (and, in it, rebuilt backends may fill a dict
+    # again): such a dict goes to moto, which enters it in the list, or no reset clears it.
+    cleared = base_backend.BackendDict._instances
+    left = [d for d in cleared if d is not route53resolver_backends]
+    monkeypatch.setattr(base_backend.BackendDict, "_instances", left)
+    taken.clear()
+    assert route53resolver_backends[new] is made
+    assert taken
+    assert any(d is route53resolver_backends for d in base_backend.BackendDict._instances)
+    assert base_backend.BackendDict.__getitem__ is not moto_getitem
 
 
 def test_a_reset_forgets_where_keys_were(aws: ClientFactory, emulator: Any) -> None:

@@ -619,3 +619,29 @@ def test_without_sharing_enabled_an_account_of_the_organisation_is_invited(world
 def test_only_the_management_account_enables_sharing_with_the_organisation(world: World) -> None:
     code, _ = error_of(lambda: world.member("ram", REGION).enable_sharing_with_aws_organization())
     assert code == "OperationNotPermittedException"
+
+
+def test_only_the_ram_backends_of_accounts_that_made_a_share_are_looked_in(world: World) -> None:
+    """Reads that look for other accounts' shares (a member's ListResolverRules among them)
+    look in the RAM backends of the accounts that made a share in the Region, whatever the
+    number of accounts with a RAM backend there: all those with shares, and no other."""
+    from moto.ram.models import ram_backends
+
+    from mesh_emulator.ram import _ram_backends_in
+
+    def with_shares() -> set[str]:
+        return {
+            account
+            for account, per_region in dict.items(ram_backends)
+            if (backend := dict.get(per_region, REGION)) is not None and backend.resource_shares
+        }
+
+    world.shared(world.rule())  # B accepts: B has a RAM backend there, without shares
+    assert REGION in dict.keys(dict.get(ram_backends, MEMBER, {}))
+    looked = {account for account, _ in _ram_backends_in(REGION)}
+    assert with_shares() == {OWNER} <= looked
+    assert MEMBER not in looked
+    assert [r["ShareStatus"] for r in rules_of(world.member).values()] == ["SHARED_WITH_ME"]
+    world.member("ram", REGION).create_resource_share(name="of-b", principals=[OWNER])
+    looked = {account for account, _ in _ram_backends_in(REGION)}
+    assert with_shares() == {OWNER, MEMBER} <= looked
