@@ -14,7 +14,9 @@
    each pass's busiest budget (sharing with other accounts takes passes that follow each
    other: rules and shares, acceptance, associations); peak RSS (`VmHWM`), the peak worker
    threads, and the sockets the no-op process holds open at its end (its clients'
-   connections, which the emulator keeps alive as AWS does).
+   connections, which the emulator keeps alive as AWS does); for the warm no-op, the CPU of
+   the reconciling process and that of the emulator (the parent process, read from /proc:
+   with 2 CPUs, each has about one, so the larger of the two bounds the no-op).
 2. *Pure steps* (no I/O) at `--accounts`: `desired_rules`, `make_plan` and `check_plan` on
    states built directly for the same shape, CPU per location (see org_scale.py).
 
@@ -51,6 +53,7 @@ class ChildRun:
     seconds: float
     warm_seconds: float
     warm_cpu_seconds: float
+    warm_emulator_cpu_seconds: float
     peak_mib: float
     imports_mib: float
     cpu_seconds: float
@@ -75,6 +78,17 @@ def _budgets(aws: Any, account: str = "") -> Iterable[tuple[str, int, float]]:
         yield f"{key}@{account or 'home'}", calls, calls / rate
     for member_account, member in aws._members.items():
         yield from _budgets(member, member_account)
+
+
+def parent_cpu_seconds() -> float:
+    """The CPU (user and system, every thread) that the parent, the emulator's process, has
+    used so far; NaN where /proc does not tell it."""
+    try:
+        with open(f"/proc/{os.getppid()}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def child(warm: bool) -> None:
@@ -121,11 +135,13 @@ def child(warm: bool) -> None:
     report = Reconciler(aws).run(Request(apply=True, trigger="benchmark"))
     seconds, cpu = time.monotonic() - started, time.process_time() - cpu
     budgets = {key: (calls, bound) for key, calls, bound in _budgets(aws)}
-    warm_seconds = warm_cpu = 0.0
+    warm_seconds = warm_cpu = warm_emulator = 0.0
     if warm:
         started, warm_cpu = time.monotonic(), time.process_time()
+        warm_emulator = parent_cpu_seconds()
         again = Reconciler(aws).run(Request(apply=True, trigger="benchmark, warm"))
         warm_seconds, warm_cpu = time.monotonic() - started, time.process_time() - warm_cpu
+        warm_emulator = parent_cpu_seconds() - warm_emulator
         if any(again.counts.values()):
             report.errors.append({"kind": "benchmark", "message": "the warm run changed things"})
     stop.set()
@@ -134,6 +150,7 @@ def child(warm: bool) -> None:
         seconds=seconds,
         warm_seconds=warm_seconds,
         warm_cpu_seconds=warm_cpu,
+        warm_emulator_cpu_seconds=warm_emulator,
         peak_mib=peak_mib(),
         imports_mib=imports,
         cpu_seconds=cpu,
@@ -246,6 +263,7 @@ def live_rows(
                 f" | {noop.seconds:.1f} | {noop.warm_seconds:.1f} | {noop.calls}"
                 f" | {noop.cpu_seconds * 1000 / locations:.0f}"
                 f" | {noop.warm_cpu_seconds * 1000 / locations:.0f}"
+                f" | {noop.warm_cpu_seconds:.1f} | {noop.warm_emulator_cpu_seconds:.1f}"
                 f" | {noop.peak_mib:.0f} | {converge.peak_mib:.0f} | {converge.peak_threads}"
                 f" | {noop.open_sockets} |"
             )
@@ -293,11 +311,13 @@ def main(argv: list[str] | None = None) -> int:
             " | calls | converge CPU (ms/location) | cold no-op (s) | warm no-op (s)"
             " | cold no-op calls"
             " | cold no-op CPU (ms/location) | warm no-op CPU (ms/location)"
+            " | warm no-op CPU (s) | emulator's CPU in the warm no-op (s)"
             " | no-op peak RSS (MiB) | converge peak RSS (MiB) | peak threads"
             " | open sockets after the no-ops |"
         )
         print(
             "|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "---:|---:|"
         )
         print("\n".join(rows))
         print()
