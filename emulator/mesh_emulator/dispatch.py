@@ -31,15 +31,17 @@ Three more, found by `benchmarks/emulator_costs.py` (the emulator's CPU per call
   backends reset) moto's scan answers, as before. An access key belongs to one account
   (moto makes them at random), so the answers are the same. A key found nowhere (the home
   account's test credentials, on every request they sign) is answered as moto answered it
-  until moto makes another access key (`moto.iam.models.AccessKey`, counted as it is made),
-  which alone could make the scan find it.
+  (its default account) until moto adds another access key to an account (counted once
+  `IAMBackend.create_access_key` or `create_temp_access_key`, the only two that add one, has
+  added it), which alone could make the scan find it.
 - `moto.core.base_backend.BackendDict.__getitem__`, the service backends of an account, asked
   several times per request, lists every account's id (`list(self.keys())`) under moto's one
   backend lock to check whether to make the account's backends, even when they exist: a cost
   and a wait growing with the accounts. An account whose backends exist is answered from the
   dict, without the list or the lock, while the dict is among those that a reset clears
   (moto's lookup enters it there, moto's reset empties that list); any other goes to moto,
-  which makes the backends and enters the dict as before.
+  which makes the backends and enters the dict as before. A request made during a reset no
+  longer waits for it (the emulator resets only between tests, with no request in flight).
 - `DomainDispatcherApplication.get_backend_for_host` matches the host it infers
   (`route53resolver.us-east-1.amazonaws.com`) against some 180 regular expressions in turn
   (80 µs for Route 53 Resolver) for every request. The answer depends only on the host and
@@ -100,18 +102,21 @@ def _made_once(make: Callable[[str], Any]) -> Callable[[str], Any]:
 class _AccountsOfKeys:
     """moto's `get_account_id_from(access_key)`, asking first the account where the key was
     found last time (see the module's docstring), and remembering a key found nowhere until
-    moto makes another access key (`key_made`). Thread-safe: dicts set atomically, and the
-    count of keys made read before a scan (a key made during it leaves its answer stale)."""
+    moto adds another access key (`key_made`). Thread-safe: dicts set atomically, and the
+    count of keys added read before a scan (a key added during it leaves its answer stale)."""
 
     def __init__(self, scan: Callable[[str], str]) -> None:
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+
         self._scan = scan
+        self._default = DEFAULT_ACCOUNT_ID  # moto's answer for a key found nowhere
         self._found: dict[str, str] = {}
         self._unknown: dict[str, tuple[int, str]] = {}  # key -> (keys made, moto's answer)
         self._keys_made = 0
         self._lock = threading.Lock()
 
     def key_made(self) -> None:
-        """moto made an access key: a key found nowhere before may now be found."""
+        """moto added an access key to an account: a key found nowhere may now be found."""
         with self._lock:
             self._keys_made += 1
 
@@ -137,7 +142,7 @@ class _AccountsOfKeys:
         account_id = self._scan(access_key)
         if self._holds(account_id, access_key):  # not the default answer for an unknown key
             self._found[access_key] = account_id
-        else:
+        elif account_id == self._default:  # not a key deleted during the scan
             self._unknown[access_key] = (made, account_id)
         return account_id
 
@@ -167,15 +172,18 @@ class _BackendsOfHosts:
         return backend
 
 
-def _count_keys_made(access_key: type, accounts_of_keys: _AccountsOfKeys) -> None:
-    """Tell `accounts_of_keys` of every access key moto makes from now on."""
-    make = access_key.__init__  # type: ignore[misc]
+def _count_keys_made(iam_backend: type, accounts_of_keys: _AccountsOfKeys) -> None:
+    """Tell `accounts_of_keys` of every access key moto adds to an account from now on, once
+    it is added (`IAMBackend.create_access_key` and `create_temp_access_key`)."""
+    for name in ("create_access_key", "create_temp_access_key"):
+        add = getattr(iam_backend, name)
 
-    def made_and_counted(self: Any, *args: Any, **kwargs: Any) -> None:
-        make(self, *args, **kwargs)
-        accounts_of_keys.key_made()
+        def added_and_counted(self: Any, *args: Any, _add: Any = add, **kwargs: Any) -> Any:
+            key = _add(self, *args, **kwargs)
+            accounts_of_keys.key_made()
+            return key
 
-    access_key.__init__ = made_and_counted  # type: ignore[misc]
+        setattr(iam_backend, name, added_and_counted)
 
 
 def _existing_first(backend_dict: Any) -> Callable[[Any, str], Any]:
@@ -221,7 +229,7 @@ def install_dispatch_speedups() -> None:
         _moto["get_backend_for_host"] = DomainDispatcherApplication.get_backend_for_host
         accounts_of_keys = _AccountsOfKeys(_moto["get_account_id_from"])
         iam_models.get_account_id_from = accounts_of_keys
-        _count_keys_made(iam_models.AccessKey, accounts_of_keys)
+        _count_keys_made(iam_models.IAMBackend, accounts_of_keys)
         _moto["BackendDict.__getitem__"] = base_backend.BackendDict.__getitem__
         existing_first = _existing_first(base_backend.BackendDict)
         base_backend.BackendDict.__getitem__ = existing_first  # type: ignore[method-assign]

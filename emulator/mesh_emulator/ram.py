@@ -67,9 +67,10 @@ _STATE = "_resolver_mesh_ram_state"
 _lock = threading.Lock()  # install once
 _arrival = {"lag": 0.0}  # seconds between an acceptance and its resources (`arrival_lag`)
 _state_lock = threading.RLock()  # every change to shares, invitations and cross-account links
-# Region -> the accounts that made a share there, in that order (set by `CreateResourceShare`,
-# which alone adds shares; kept across resets, when their backends come back empty).
+# Region -> the accounts that made a share there (set by `CreateResourceShare`, which alone
+# adds shares; kept across resets, whose new or emptied backends carry no `_SHARED_MARK`).
 _sharing: dict[str, dict[str, None]] = {}
+_SHARED_MARK = "_resolver_mesh_made_a_share"  # on a RAM backend that made a share
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 RULE_ARN = re.compile(
@@ -146,13 +147,20 @@ def _extras(ram: Any, share_arn: str) -> ShareExtras:
 
 
 def _ram_backends_in(region: str) -> list[tuple[str, Any]]:
-    """(account, RAM backend) of every account that made a share in `region` (`_sharing`): the
-    only RAM backends there with shares, whatever the number of accounts."""
+    """(account, RAM backend) of every account whose backend made a share in `region` (noted
+    in `_sharing` and marked on the backend, which a reset empties or replaces): the only RAM
+    backends there with shares, whatever the number of accounts; in the order of moto's
+    `ram_backends`, as when every account's was looked in."""
+    from moto.ram.models import ram_backends
+
     found = []
     for account in list(_sharing.get(region, ())):
         backend = _ram_backend(account, region)
-        if backend is not None:
+        if backend is not None and getattr(backend, _SHARED_MARK, False):
             found.append((account, backend))
+    if len(found) > 1:
+        order = {account: n for n, account in enumerate(dict.keys(ram_backends))}
+        found.sort(key=lambda pair: order.get(pair[0], len(order)))
     return found
 
 
@@ -565,6 +573,7 @@ def install_ram_extensions() -> None:
                 _check_resources(self, resources)
                 kwargs["resourceArns"] = resources
                 kwargs["principals"] = _unique(kwargs.get("principals"))
+                setattr(self, _SHARED_MARK, True)
                 _sharing.setdefault(self.region_name, {})[self.account_id] = None
                 response: dict[str, Any] = original_create_share(self, **kwargs)
                 share = _find_share(self, response["resourceShare"]["resourceShareArn"])

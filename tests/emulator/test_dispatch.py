@@ -143,6 +143,18 @@ def test_the_account_of_a_key_is_moto_s_answer_found_once(aws: ClientFactory) ->
     assert iam_models.get_account_id_from is not scan  # the emulator answers through one
 
 
+def test_a_key_gone_during_its_scan_is_not_remembered_as_found_nowhere() -> None:
+    """The scan named an account that no longer holds the key (deleted meanwhile): that
+    answer is moto's for this request, and the next one scans again."""
+    from mesh_emulator import dispatch, install
+
+    install()
+    scans: list[str] = []
+    accounts = dispatch._AccountsOfKeys(lambda key: scans.append(key) or "999999999999")
+    assert [accounts("AKIAGONEDURINGSCAN01") for _ in range(2)] == ["999999999999"] * 2
+    assert len(scans) == 2
+
+
 def test_a_key_found_nowhere_is_scanned_for_again_once_a_key_is_made(
     aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
