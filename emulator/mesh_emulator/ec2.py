@@ -101,10 +101,9 @@ def install_tag_lookup() -> None:
     `describe_tags(filters={"resource-id": [id]})`: a regular expression compiled for the id,
     then matched against every tagged resource of the account's Region. DescribeVpcs does it
     for each VPC it lists: a call's cost grew with its VPCs times the Region's tagged
-    resources. The
-    expression (`fnmatch.translate`) matches the id alone when it holds no wildcard (`*`, `?`,
-    `[`), which no EC2 id holds: the answer is then the id's own tags, in their order, in new
-    dicts equal to moto's; any other id still goes to moto."""
+    resources. The expression (`fnmatch.translate`) matches the id alone when it holds no
+    wildcard (`*`, `?`, `[`), which no EC2 id holds: the answer is then the id's own tags, in
+    their order, in new dicts equal to moto's; any other id still goes to moto."""
     from moto.ec2.models.core import TaggedEC2Resource
     from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
