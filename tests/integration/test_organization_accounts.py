@@ -43,12 +43,16 @@ class Watch:
     """WSGI middleware in front of the emulator: counts Organizations calls by operation,
     records the roles assumed, and, while `deny_organizations` is set, answers every
     Organizations call 400 AccessDeniedException as AWS does for a principal without the
-    permission (not the management account nor a delegated administrator)."""
+    permission (not the management account nor a delegated administrator); while
+    `without_state` is set, the accounts Organizations lists carry no `State` (nor the
+    `Status` AWS retired, which the emulator already leaves out)."""
 
     app: Any
     organizations: Counter[str] = field(default_factory=Counter)
     assumed: list[str] = field(default_factory=list)
     deny_organizations: bool = False
+    without_state: bool = False
+    statuses_seen: int = 0  # accounts listed with a `Status`, as AWS no longer answers
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
@@ -75,7 +79,21 @@ class Watch:
         form = urllib.parse.parse_qs(body.decode(errors="replace"))
         if form.get("Action") == ["AssumeRole"]:
             self.assumed.append(form.get("RoleArn", [""])[0])
-        return self.app(environ, start_response)
+        if not target.startswith(ORGANIZATIONS_TARGET + "ListAccounts"):
+            return self.app(environ, start_response)
+        answered: list[Any] = []
+        body = b"".join(self.app(environ, lambda *given: answered.append(given)))
+        status, headers = answered[0][0], answered[0][1]
+        if status.startswith("200"):
+            page = json.loads(body)
+            self.statuses_seen += sum("Status" in a for a in page.get("Accounts", []))
+            if self.without_state:
+                for account in page.get("Accounts", []):
+                    account.pop("State", None)
+            body = json.dumps(page).encode()
+        kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        start_response(status, [*kept, ("Content-Length", str(len(body)))])
+        return [body]
 
 
 @dataclass
@@ -167,6 +185,7 @@ def test_every_active_account_of_an_ou_and_its_nested_ous_is_a_member(
     assert org.accounts["prod"][0] not in members_in(result)  # SUSPENDED
     assert not members_in(result) & set(org.accounts["sandbox"])
     assert {role_of(a) for a in expected} <= set(watch.assumed)
+    assert watch.statuses_seen == 0  # found by `State` alone, as AWS answers since 2026-09-09
 
     # Bounded by pages: per OU its account pages and its child-OU pages, not per account.
     per_ou = {"workloads": 12, "prod": 10, "deep": 2}
@@ -197,7 +216,10 @@ def test_a_root_id_makes_every_active_account_but_the_reconcilers_own_a_member(
     assert sum(watch.organizations.values()) <= -(-(len(every) + 1) // 20)
 
 
-@pytest.mark.parametrize("why", ["an OU that does not exist", "AccessDenied", "no organisation"])
+@pytest.mark.parametrize(
+    "why",
+    ["an OU that does not exist", "AccessDenied", "no organisation", "accounts without State"],
+)
 def test_an_unreadable_organisation_changes_nothing_anywhere(
     pair: Mesh, aws: ClientFactory, org: Org, watch: Watch, why: str
 ) -> None:
@@ -211,6 +233,8 @@ def test_an_unreadable_organisation_changes_nothing_anywhere(
         ous += ",ou-zzzz-99999999"
     elif why == "AccessDenied":
         watch.deny_organizations = True
+    elif why == "accounts without State":  # were they read as not ACTIVE, all would be swept
+        watch.without_state = True
     else:
         for parent in ("deep", "prod", "workloads", "sandbox"):
             for account in org.accounts[parent]:
@@ -226,6 +250,8 @@ def test_an_unreadable_organisation_changes_nothing_anywhere(
     [error] = [e for e in result["errors"] if e["kind"] == "organization"]
     assert "MEMBER_OUS" in error["message"]
     assert "nothing is planned" in error["message"]
+    if why == "accounts without State":
+        assert "is listed without its State" in error["message"]
     assert snapshot(pair, aws) == before
     assert pair.plan()["changes"] == []
 

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from resolver_mesh.aws.calls import Caller, RateLimiter
-from resolver_mesh.aws.organizations import PAGE_SIZE, Organization
+from resolver_mesh.aws.organizations import PAGE_SIZE, Organization, UnknownAccountStateError
 from resolver_mesh.aws.session import ORGANIZATIONS_CALLS_PER_SECOND, Aws
 from resolver_mesh.cli import _settings, build_parser
 from resolver_mesh.config import ConfigError, Settings
@@ -162,3 +162,38 @@ def test_a_parent_that_does_not_exist_raises_instead_of_finding_nobody(
     organization, _ = counted(org)
     with pytest.raises(ClientError, match="ParentNotFoundException"):
         organization.active_accounts([real, "ou-zzzz-99999999"])
+
+
+# --- what an account's answer says of its membership ----------------------------------------
+
+
+def listed_as(*accounts: dict[str, str | None]) -> Organization:
+    """An adapter whose `ListAccounts` answers `accounts`, one page."""
+
+    def list_accounts(**_: object) -> dict[str, object]:
+        return {"Accounts": list(accounts)}
+
+    client = type("Client", (), {"list_accounts": staticmethod(list_accounts)})()
+    return Organization(client, Caller(RateLimiter(1e6), max_attempts=1))
+
+
+def test_membership_is_read_from_state_and_from_status_only_where_state_is_missing() -> None:
+    found = listed_as(
+        {"Id": "111111111111", "State": "ACTIVE"},  # as AWS answers since 2026-09-09
+        {"Id": "222222222222", "Status": "ACTIVE"},  # as it answered before State
+        {"Id": "333333333333", "State": "ACTIVE", "Status": "ACTIVE"},
+        {"Id": "444444444444", "State": "PENDING_CLOSURE", "Status": "ACTIVE"},  # State wins
+        {"Id": "555555555555", "State": "PENDING_ACTIVATION"},
+        {"Id": "666666666666", "State": "SUSPENDED"},
+        {"Id": "777777777777", "State": "CLOSED"},
+    ).active_accounts([ROOT])
+    assert found == {"111111111111", "222222222222", "333333333333"}
+
+
+@pytest.mark.parametrize("answer", [{}, {"State": ""}, {"Status": None}])
+def test_an_account_listed_without_its_state_raises_instead_of_leaving(
+    answer: dict[str, str | None],
+) -> None:
+    organization = listed_as({"Id": "111111111111", "State": "ACTIVE"}, {"Id": "2" * 12, **answer})
+    with pytest.raises(UnknownAccountStateError, match="'222222222222' is listed without"):
+        organization.active_accounts([ROOT])

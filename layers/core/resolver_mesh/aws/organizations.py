@@ -7,8 +7,11 @@ Invariants:
   a function of accounts times accounts.
 - All or nothing: any error (AccessDenied, a parent that does not exist, throttling past the
   retries) raises; a partial list of members is never returned.
-- Only accounts whose `Status` (and `State`, where AWS sends it) is ACTIVE are members: a
-  SUSPENDED, PENDING_CLOSURE or CLOSED account is not.
+- Only accounts whose `State` is ACTIVE are members: a PENDING_ACTIVATION, SUSPENDED,
+  PENDING_CLOSURE or CLOSED account is not. AWS retired the older `Status` from these answers on
+  9 September 2026 (API Reference, `Account`); it is read only where `State` is missing. An
+  account that carries neither raises: whether it is a member cannot be told, and reading it
+  as "not a member" would sweep it.
 """
 
 from __future__ import annotations
@@ -54,9 +57,19 @@ class Organization:
         return self.call.pages(operation, key, MaxResults=PAGE_SIZE, **where)
 
 
+class UnknownAccountStateError(Exception):
+    """Organizations listed an account without its `State` (nor the older `Status`)."""
+
+
 def _active(accounts: Iterable[dict[str, Any]]) -> set[str]:
-    return {
-        str(account["Id"])
-        for account in accounts
-        if account.get("Status") == ACTIVE and account.get("State", ACTIVE) == ACTIVE
-    }
+    found = set()
+    for account in accounts:
+        state = account.get("State") or account.get("Status")
+        if not state:
+            raise UnknownAccountStateError(
+                f"account {account.get('Id')!r} is listed without its State: whether it is"
+                " ACTIVE cannot be told"
+            )
+        if state == ACTIVE:
+            found.add(str(account["Id"]))
+    return found
