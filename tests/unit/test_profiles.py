@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from resolver_mesh import profiles as profiles_module
-from resolver_mesh.desired import desired_rules, parse_hubs
+from resolver_mesh.desired import TaggedVpcs, desired_rules, join_by_tag, parse_hubs
 from resolver_mesh.models import (
     ChangeKind,
     Delivery,
@@ -446,3 +446,35 @@ def test_an_overridden_direct_association_counts_as_in_place_for_the_way_back() 
     states[R] = replace(state, associations=overridden)
     plan, _ = plan_of(hub_set, states, "rules")
     assert kinds(plan) == ["disassociate_profile"] * 2
+
+
+@pytest.mark.parametrize(
+    ("tags", "leaves"),
+    [("read, still tagged", False), ("unread", False), ("read, tag gone", True)],
+)
+def test_a_vpc_joined_by_tag_keeps_our_profile_while_its_tags_cannot_be_read(
+    tags: str, leaves: bool
+) -> None:
+    """A VPC of the hub's account that joined by tag and gets the rules only through our
+    Profile: a failed tag read there is no reason to take the Profile off it (its DNS would
+    lose every peer domain); only a tag read that no longer finds it is."""
+    joining = "vpc-0bbbbbbbbbbbbbbb2"
+    hub_set = parse_hubs([hub_item(R, delivery="profile"), hub_item(R2)], frozenset({R, R2}))
+    states = {region: region_state(region) for region in (R, R2)}
+    joined = join_by_tag(
+        MESH, hub_set, {R: TaggedVpcs(owned=frozenset({joining})), R2: TaggedVpcs()}
+    )
+    states = converged(MESH, desired_rules(MESH, hub_set, states, joined), states)
+    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE", joining: "COMPLETE"}, direct=False)
+    states[R2] = replace(states[R2], profiles=ProfileState())
+    read = {
+        "read, still tagged": TaggedVpcs(owned=frozenset({joining})),
+        "unread": TaggedVpcs(error="ThrottlingException: Rate exceeded"),
+        "read, tag gone": TaggedVpcs(),
+    }[tags]
+    now = join_by_tag(MESH, hub_set, {R: read, R2: TaggedVpcs()})
+    desired = desired_rules(MESH, hub_set, states, now)
+    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), "rules")
+    plan = with_profile_changes(make_plan(MESH, profiles.desired, states, set(states)), profiles)
+    changes = [(c.kind, c.vpc_id) for c in plan.changes]
+    assert changes == ([(ChangeKind.DISASSOCIATE_PROFILE, joining)] if leaves else [])

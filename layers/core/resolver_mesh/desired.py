@@ -721,15 +721,30 @@ def _workload_vpcs(
     mesh_id: str, hub: HubItem, joined: Joined | None, states: Mapping[str, RegionState]
 ) -> frozenset[str]:
     """The VPCs of the hub's account that use its rules: the hub VPC, `vpc_ids`, those joined
-    by tag and, while the tags there are unknown, every VPC that uses the rules now."""
+    by tag and, while the tags there are unknown, every VPC that uses the rules now, directly or
+    through our Profile."""
     found = hub.associated_vpc_ids
     if joined is None:
         return found
     found |= joined.local(hub.region)
     if hub.location in joined.unread:
-        spokes = {spoke.vpc_id for spoke in hub.spokes}
-        found |= _vpcs_using(states.get(hub.location), mesh_id, received=False) - spokes
+        state = states.get(hub.location)
+        using = _vpcs_using(state, mesh_id, received=False) | _vpcs_on_our_profile(state)
+        found |= using - {spoke.vpc_id for spoke in hub.spokes}
     return found
+
+
+def _vpcs_on_our_profile(state: RegionState | None) -> frozenset[str]:
+    """The VPCs associated with a Profile of ours that the location owns (nothing, when its
+    Profiles were not read)."""
+    if state is None or state.error or state.profiles is None:
+        return frozenset()
+    ours = {p.id for p in state.profiles.profiles if p.ours and p.share_status != "SHARED_WITH_ME"}
+    return frozenset(
+        a.vpc_id
+        for a in state.profiles.associations
+        if a.profile_id in ours and a.status != "DELETING"
+    )
 
 
 def _kept_receivers(
