@@ -293,6 +293,30 @@ def test_an_order_depends_on_the_tags_that_explain_its_changes(
     assert basis().locations(where, changes) == depends_on
 
 
+class CountedReads(dict[str, TaggedVpcs]):
+    """Tag reads that count how often they are gone through."""
+
+    walks = 0
+
+    def items(self):  # type: ignore[no-untyped-def,override]
+        CountedReads.walks += 1
+        return super().items()
+
+
+def test_the_tag_reads_are_gone_through_once_for_every_location_of_a_pass() -> None:
+    """A fanned-out pass asks `locations` for each of its locations: the reads and the VPCs
+    that joined are worked out once, not per location (the square of the locations)."""
+    members = [f"{n:012d}" for n in range(1, 201)]
+    reads = CountedReads({f"{E1}@{m}": TaggedVpcs(owned=frozenset({f"vpc-{m}"})) for m in members})
+    joined = Joined(vpcs=tuple(JoinedVpc(E1, m, f"vpc-{m}", True) for m in members))
+    tags = TagBasis(reads, joined, {}, HOME)
+    CountedReads.walks = 0
+    for m in members:
+        assert tags.locations(f"{E1}@{m}", [associate(f"vpc-{m}", m)]) == (f"{E1}@{m}",)
+    assert tags.locations(E1, [share(ChangeKind.SHARE, *members)]) == tuple(sorted(reads))
+    assert CountedReads.walks == 1
+
+
 def test_only_successful_tag_reads_are_depended_on() -> None:
     unread = TaggedVpcs(error="AccessDenied")
     tags = TagBasis({E1: unread, AT_OTHER: unread}, Joined(), {}, HOME)

@@ -26,6 +26,7 @@ import json
 import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from resolver_mesh.desired import Joined, TaggedVpcs
@@ -146,11 +147,8 @@ class TagBasis:
         receiving account's location when a share is made for it because its VPCs joined by
         tag, or withdrawn from it while its tags were read. Only successful reads count (a
         failed one planned nothing there from tags)."""
-        read = {w for w, tags in self.reads.items() if not tags.error}
-        joined: dict[str, set[str]] = {}
-        for vpc in self.joined.vpcs:
-            joined.setdefault(location(vpc.region, vpc.account), set()).add(vpc.vpc_id)
-        here = joined.get(where, set())
+        read, joined = self._read, self._joined_at
+        here = joined.get(where, frozenset())
         found: set[str] = set()
         for change in changes:
             if change.kind in JOINING and (
@@ -161,10 +159,24 @@ class TagBasis:
                 found |= {where} & read
             elif change.kind in (ChangeKind.CREATE_SHARE, ChangeKind.SHARE):
                 receivers = {self._receiver(change.region, p) for p in change.principals}
-                found |= receivers & set(joined)
+                found |= receivers & joined.keys()
             elif change.kind in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE):
                 found |= {self._receiver(change.region, p) for p in change.principals} & read
         return tuple(sorted(found))
+
+    @cached_property
+    def _read(self) -> frozenset[str]:
+        """The locations whose tag read succeeded (worked out once: `locations` is asked for
+        every location of a fanned-out pass)."""
+        return frozenset(w for w, tags in self.reads.items() if not tags.error)
+
+    @cached_property
+    def _joined_at(self) -> Mapping[str, frozenset[str]]:
+        """The VPCs that joined by tag, by location (worked out once, as `_read`)."""
+        joined: dict[str, set[str]] = {}
+        for vpc in self.joined.vpcs:
+            joined.setdefault(location(vpc.region, vpc.account), set()).add(vpc.vpc_id)
+        return {where: frozenset(vpcs) for where, vpcs in joined.items()}
 
     def _receiver(self, region: str, principal: str) -> str:
         return location(region, "" if principal == self.home_account else principal)
