@@ -518,3 +518,46 @@ def test_a_vpc_is_not_freed_when_the_arrival_of_its_new_rule_cannot_be_read(
     assert applied.results[2]["message"] == "a disassociation it depends on failed"
     held = of_vpc(rules_and_vpcs_of_any(member), vpc)
     assert [r["Name"] for r in held.values()] == ["own"]
+
+
+@pytest.mark.parametrize("arrival", ["in time", "late"])
+def test_a_member_spoke_that_becomes_a_shared_vpc_is_never_left_without_a_rule(
+    mesh: Mesh,
+    spokes: Callable[..., SpokeResources],
+    member: CachedClients,
+    aws: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    arrival: str,
+) -> None:
+    """A spoke VPC of a member account moved to the hub's `shared_vpcs`: each of its own rules
+    leaves it only right before the hub's shared rule takes its place, and is deleted once it
+    has; while the shared rules have not arrived, the VPC keeps its own ones (no error)."""
+    spoke = spokes(member, "member-spoke")
+    access = {"account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
+    mesh.update(HOME_REGION, spokes=[spoke_item(spoke, "direct", **access)])
+    assert mesh.resync()["ok"]
+    own = of_vpc(rules_and_vpcs(member), spoke.vpc_id)
+    assert set(own) == PEER_DOMAINS
+    assert {r["OwnerId"] for r in own.values()} == {MEMBER}
+
+    mesh.update(HOME_REGION, spokes=None, shared_vpcs=[{"vpc_id": spoke.vpc_id, **access}])
+    monkeypatch.setattr(resolver, "ARRIVAL_WAITS", (0.05, 0.05))
+    with arrival_lag(3600.0 if arrival == "late" else 0.0):
+        result = mesh.resync()
+        assert result["ok"], result["errors"]
+        held = of_vpc(rules_and_vpcs(member), spoke.vpc_id)
+        assert set(held) == PEER_DOMAINS  # every peer domain, all along
+    if arrival == "late":
+        assert {r["Id"] for r in held.values()} == {r["Id"] for r in own.values()}
+        waiting = {
+            (c["kind"], c["status"])
+            for c in result["changes"]
+            if c.get("rule_id") in {r["Id"] for r in own.values()}
+        }
+        assert waiting == {("disassociate", "waiting"), ("delete_rule", "waiting")}
+        result = mesh.resync()  # arrived since: the swap
+        assert result["ok"], result["errors"]
+    swapped = rules_and_vpcs(member)
+    assert set(of_vpc(swapped, spoke.vpc_id)) == PEER_DOMAINS
+    assert {r["ShareStatus"] for r in swapped.values()} == {"SHARED_WITH_ME"}  # own ones gone
+    assert mesh.resync()["changes"] == []

@@ -770,3 +770,71 @@ def test_the_guard_counts_rules_taken_from_receiving_vpcs() -> None:
     )
     assert not verdict.allowed
     assert "stop sharing" in verdict.refusals[0]
+
+
+def test_a_spoke_vpc_that_becomes_a_shared_vpc_keeps_its_rules_until_the_hubs_take_over() -> None:
+    """Make before break across accounts: a spoke VPC of a member account moved to the hub's
+    `shared_vpcs` loses each of its own rules only right before the hub's shared rule for the
+    domain is associated in its place; the rules go once they have left the VPC."""
+    member = location(A, MEMBER)
+    before = three_hubs(spokes=[spoke(**in_member())])
+    states = states_with_spoke(spoke_endpoint(), where=member)
+    states = converged(MESH, plan_for(before, states)[1], states)
+    own = managed_rules(states[member], MESH)
+    assert {r.domain for r in own} == peer_domains(B, C)
+    after = three_hubs(shared_vpcs=[{"vpc_id": SPOKE_VPC, **in_member()}])
+
+    # 1. The hub makes its share; the VPC keeps its own rules, nothing changes in the member.
+    _, _, plan = plan_for(after, states)
+    assert [(c.kind, c.location) for c in plan.changes] == [(ChangeKind.CREATE_SHARE, A)]
+    assert sum(f"{member}: {SPOKE_VPC} keeps" in n for n in plan.notes) == 4
+    guarded = check_plan(plan, states, set(states), MESH, Guard(), staying={})
+    assert guarded.allowed
+
+    # 2. With the invitation: accepted, then per domain the own rule leaves the VPC right
+    #    before the hub's rule (on its way) takes its place; the own rules are deleted last.
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
+    states[member] = replace(states[member], invitations=(invited(states),))
+    _, _, plan = plan_for(after, states)
+    assert_swapped([c for c in plan.changes if c.account == MEMBER], own, arriving=True)
+
+    # 3. With the hub's rules visible and no invitation (sharing within an organisation).
+    shared = received(states, MEMBER, ())
+    states[member] = replace(states[member], rules=own + list(shared.rules), invitations=())
+    _, _, plan = plan_for(after, states)
+    assert_swapped(list(plan.changes), own, arriving=False)
+
+    # 4. Swapped: nothing more to do.
+    states[member] = received(states, MEMBER, (SPOKE_VPC,))
+    assert plan_for(after, states)[2].changes == ()
+
+
+def assert_swapped(changes: list[Change], own: list[ObservedRule], *, arriving: bool) -> None:
+    if arriving:
+        accept, *changes = changes
+        assert accept.kind is ChangeKind.ACCEPT_SHARE
+    by_domain = {r.domain: r for r in own}
+    swaps, deletions = changes[: 2 * len(own)], changes[2 * len(own) :]
+    for leave, take in zip(swaps[::2], swaps[1::2], strict=True):
+        assert (leave.kind, take.kind) == (ChangeKind.DISASSOCIATE, ChangeKind.ASSOCIATE)
+        assert leave.rule_id == by_domain[take.domain].id
+        assert (
+            (leave.domain, leave.vpc_id) == (take.domain, take.vpc_id) == (take.domain, SPOKE_VPC)
+        )
+        assert leave.reason == "makes way for the hub's shared rule"
+        assert bool(take.share_arn) is arriving
+    assert {c.domain for c in swaps} == set(by_domain)
+    assert [(c.kind, c.rule_id) for c in deletions] == [
+        (ChangeKind.DELETE_RULE, r.id) for r in sorted(own, key=lambda r: (r.domain, r.id))
+    ]
+
+
+def test_a_spoke_vpc_that_leaves_the_mesh_loses_its_rules_at_once() -> None:
+    member = location(A, MEMBER)
+    before = three_hubs(spokes=[spoke(**in_member())])
+    states = states_with_spoke(spoke_endpoint(), where=member)
+    states = converged(MESH, plan_for(before, states)[1], states)
+    _, _, plan = plan_for(three_hubs(), states)
+    kinds = [c.kind for c in plan.changes if c.location == member]
+    assert kinds == [ChangeKind.DISASSOCIATE] * 4 + [ChangeKind.DELETE_RULE] * 4
+    assert not [n for n in plan.notes if "keeps" in n]

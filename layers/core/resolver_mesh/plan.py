@@ -208,6 +208,15 @@ class _RegionPlanner:
             if rule.id not in ours_ids and rule.status != GONE:
                 self.theirs[rule.domain].append(rule)
         self.out = _RegionPlan()
+        # Own rules of ours retiring from VPCs that will get the hub's shared rule for the
+        # domain instead: (domain, VPC) -> rule; settled once the shared rules are planned.
+        self.making_way: dict[tuple[str, str], ObservedRule] = {}
+        self.retiring_reasons: dict[str, str] = {}  # rule id -> why it retires
+        self.received_vpcs = frozenset(
+            vpc
+            for share in by_location.received_shares.get(self.where, ())
+            for vpc in share.vpc_ids
+        )
 
     def target_of(self, rule: ObservedRule) -> str:
         return rule_target(rule, self.mesh_id) or ""
@@ -376,9 +385,17 @@ class _RegionPlanner:
             )
             self.out.deferred.append(self.where)
             return
+        own = rule.share_status != SHARED_WITH_ME
+        hub_domains = self.by_location.hub_domains.get(self.region, set())
         for vpc_id in sorted(self.vpcs_of[rule.id]):
+            if own and vpc_id in self.received_vpcs and rule.domain in hub_domains:
+                self.making_way[(rule.domain, vpc_id)] = rule  # see `_settle_making_way`
+                continue
             self.out.disassociations.append(self._disassociate(rule, vpc_id, reason))
-        self.out.deletions.append(self._about(ChangeKind.DELETE_RULE, rule, reason))
+        if not any(r is rule for r in self.making_way.values()):
+            self.out.deletions.append(self._about(ChangeKind.DELETE_RULE, rule, reason))
+        else:
+            self.retiring_reasons[rule.id] = reason
 
     def _disassociate(self, rule: ObservedRule, vpc_id: str, reason: str) -> Change:
         return self._about(ChangeKind.DISASSOCIATE, rule, reason, vpc_id)
@@ -554,6 +571,34 @@ class _RegionPlanner:
                 )
         for invitation in accepted:
             self._associate_arriving(invitation, hub_keepers, listed)
+        self._settle_making_way()
+
+    def _settle_making_way(self) -> None:
+        """Make before break across accounts: an own rule of ours retiring from a VPC that the
+        hub's share lists, for a domain the hub forwards, leaves the VPC only right before the
+        hub's shared rule takes its place there (an association planned in this plan, which
+        `_RegionPlan.changes` puts right after it); until then the VPC keeps it, and the rule
+        is deleted only once it has left every VPC."""
+        staying: set[str] = set()
+        planned = {
+            (c.domain, c.vpc_id) for c in self.out.associations if c.kind is ChangeKind.ASSOCIATE
+        }
+        for (domain, vpc_id), rule in sorted(self.making_way.items()):
+            if (domain, vpc_id) in planned:
+                reason = "makes way for the hub's shared rule"
+                self.out.disassociations.append(self._disassociate(rule, vpc_id, reason))
+            else:
+                staying.add(rule.id)
+                self.out.notes.append(
+                    f"{self.where}: {vpc_id} keeps {rule.id} for {domain} until the hub's"
+                    " shared rule is here to take its place"
+                )
+        for rule in {r.id: r for r in self.making_way.values()}.values():
+            if rule.id in staying:
+                self.out.deferred.append(self.where)
+            else:
+                reason = self.retiring_reasons[rule.id]
+                self.out.deletions.append(self._about(ChangeKind.DELETE_RULE, rule, reason))
 
     def _conflicts(self, domain: str, vpc_id: str, our_rule_id: str | None) -> bool:
         """Whether a rule not ours holds `domain` in `vpc_id` (recorded as a conflict)."""
@@ -573,7 +618,8 @@ class _RegionPlanner:
         """With an invitation accepted in this plan: the rules the hub keeps that its share
         holds, not visible here yet, on every listed VPC (a pass sooner than reading them
         here). An older shared rule of ours for the domain, offered by a hub location we read,
-        makes way for it (the apply frees the VPC only once the new rule is visible); a VPC
+        or an own rule of ours retiring here (`making_way`), makes way for it (the apply frees
+        the VPC only once the new rule is visible); a VPC
         where a rule of this account's own, or a shared rule no location we read offers, holds
         the domain and is planned to stay keeps it."""
         holds = self.receivers.shares.get(invitation.share_arn, frozenset())
@@ -590,7 +636,11 @@ class _RegionPlanner:
                 if self._conflicts(domain, vpc_id, keeper.id):
                     continue
                 freed = {c.rule_id for c in self.out.disassociations if c.vpc_id == vpc_id}
-                if any(vpc_id in self.vpcs_of[r.id] and r.id not in freed for r in kept):
+                making_way = self.making_way.get((domain, vpc_id))
+                if any(
+                    vpc_id in self.vpcs_of[r.id] and r.id not in freed and r is not making_way
+                    for r in kept
+                ):
                     continue
                 self.out.disassociations += [
                     self._disassociate(r, vpc_id, "makes way for the rule the hub keeps")

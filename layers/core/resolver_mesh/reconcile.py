@@ -924,6 +924,7 @@ class Reconciler:
         accepted: set[str] = set()  # the invitations accepted in this run
         not_arrived: dict[str, str] = {}  # rule -> why it was not visible after its wait
         undeletable: set[str] = set()  # rules whose disassociation failed
+        staying: set[str] = set()  # rules still on a VPC whose new rule is not there yet
         occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
         out = _Applied()
         for change, following in zip(changes, [*changes[1:], None], strict=True):
@@ -948,6 +949,11 @@ class Reconciler:
                 change.kind is ChangeKind.ASSOCIATE and (change.domain, change.vpc_id) in occupied
             ):
                 status, message = "skipped", "a disassociation it depends on failed"
+            elif change.kind is ChangeKind.DELETE_RULE and rule_id in staying:
+                status, why = (
+                    "waiting",
+                    "it stays on a VPC until the rule taking its place is there",
+                )
             else:
                 try:
                     arriving = _freed_for_arriving(change, following)
@@ -983,6 +989,8 @@ class Reconciler:
                         occupied.add((change.domain, change.vpc_id))
                     if change.kind is ChangeKind.UNSHARE:  # still shared: not deletable
                         undeletable |= {arn.rsplit("/", 1)[-1] for arn in change.resources}
+            if change.kind is ChangeKind.DISASSOCIATE and status in ("waiting", "skipped"):
+                staying.add(str(rule_id))  # it freed nothing: the rule is still in use
             result = change.as_dict() | {"status": status}
             if rule_id:
                 result["rule_id"] = rule_id
@@ -990,7 +998,8 @@ class Reconciler:
                 result["profile_id"] = profile_id
             if status == "waiting":
                 result["message"] = why
-                out.notes.append(f"{where}: {change.vpc_id} waits for {change.domain}: {why}")
+                what = change.vpc_id or f"deleting {rule_id}"
+                out.notes.append(f"{where}: {what} waits for {change.domain}: {why}")
             if message:
                 result["message"] = message
                 what = change.domain or change.share_arn or change.name or ""
