@@ -348,6 +348,18 @@ class TestHubLeaves:
         assert refused["counts"]["delete_rule"] == 20  # what would have changed
         assert mesh.snapshot() == before
 
+        # Nor may the change go through one Region at a time: a triggered pass over a Region
+        # whose hub stays holds fewer rules (6) than MIN_RULES_FOR_GUARD, and is judged anyway.
+        for region in ("us-east-1", "us-east-2"):
+            event = json.loads((EVENTS / "cloudtrail-CreateTags.json").read_text())
+            event["detail"]["awsRegion"] = region
+            for slice_of_it in (mesh.resync(regions=[region]), mesh.invoke(event)):
+                assert slice_of_it["regions"] == [region]
+                assert slice_of_it["refused"], slice_of_it
+                assert "(a pass over some Regions" in slice_of_it["refused"][0]
+                assert slice_of_it["calls"]["writes"] == 0
+        assert mesh.snapshot() == before
+
         forced = mesh.resync(force=True)
         assert forced["ok"] is True
         assert forced["forced_past"]

@@ -210,6 +210,37 @@ def _remove_hubs(
     return plan, verdict
 
 
+@pytest.mark.parametrize(("hubs", "keep", "allowed"), [(5, 2, False), (5, 4, True), (3, 2, True)])
+def test_a_pass_over_one_region_is_judged_as_the_whole_mesh_would_be(
+    world: Any, converged: Any, hubs: int, keep: int, allowed: bool
+) -> None:
+    """A triggered pass reads and plans one Region: its slice of a mesh refused as a whole
+    (3 hubs of 5 removed: 12 of the 16 rules of the Regions that stay) is refused too, though
+    it holds fewer rules than `min_rules` (8); a change allowed as a whole is allowed there."""
+    regions = MESH_REGIONS[:hubs]
+    states = {r: world.state(r) for r in regions}
+    before = desired_rules(MESH, parse_hubs([world.item(r) for r in regions], None), states)
+    reality = converged(MESH, before, states)
+    after_hubs = parse_hubs([world.item(r) for r in regions[:keep]], None)
+    after = desired_rules(MESH, after_hubs, states)
+    whole = make_plan(MESH, after, reality, set(regions))
+    judged = check_plan(whole, reality, set(regions), MESH, Guard(), staying=after_hubs.enabled)
+    assert judged.allowed is allowed
+    for region in regions[:keep]:
+        plan = make_plan(MESH, after, reality, {region})
+        assert plan.counts()["delete_rule"]
+        kept_rules = len(reality[region].rules)
+        assert kept_rules < Guard().min_rules
+        verdict = check_plan(
+            plan, reality, {region}, MESH, Guard(), staying=after_hubs.enabled, partial=True
+        )
+        assert verdict.allowed is allowed
+        if not allowed:
+            assert "(a pass over some Regions, judged whatever its size)" in verdict.refusals[0]
+        unjudged = check_plan(plan, reality, {region}, MESH, Guard(), staying=after_hubs.enabled)
+        assert unjudged.allowed  # what a slice of the mesh got through before
+
+
 def test_removing_one_hub_of_four_is_allowed(world: Any, converged: Any) -> None:
     plan, result = _remove_hubs(world, converged, hubs=4, keep=3)
     assert plan.counts()["delete_rule"] == 12  # of 24 managed rules, 6 in Regions that stay

@@ -465,6 +465,7 @@ class Reconciler:
             self.settings.guard,
             force=request.force,
             staying=hub_set.enabled,
+            partial=request.regions is not None,
         )
         report.plan(plan)
         report.notes += list(verdict.warnings)

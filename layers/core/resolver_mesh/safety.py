@@ -10,6 +10,10 @@ Invariants:
   with counts for their part of those accounts (all of them: one rule). "More than" is strict:
   exactly the fraction passes. The fraction counts the Regions whose hub stays in the mesh, so
   removing one hub of four (or of three) passes the default of one half.
+- A pass over some Regions only (`partial`: a triggered pass) judges its part by the fraction
+  whatever the number of rules in it: `min_rules` is the size of a whole mesh, and the slices of
+  a mesh are each smaller than it, so a change refused as a whole would otherwise go through one
+  Region's pass after another.
 - Per-Region quotas (rules, associations) are checked before AWS says no.
 """
 
@@ -54,6 +58,7 @@ def _mass_change(
     counted: Collection[str],
     guard: Guard,
     states: Mapping[str, RegionState],
+    partial: bool,
 ) -> list[str]:
     total = sum(managed.values())
     # A rule retired now but deleted once the accounts it is shared with let go is a deletion of
@@ -64,7 +69,7 @@ def _mass_change(
     creates = sum(1 for c in plan.changes if c.kind is ChangeKind.CREATE_RULE)
     if total and total - deletes + creates == 0:
         return [f"the plan would remove every managed rule ({total}) in scope"]
-    if total < guard.min_rules:
+    if total < guard.min_rules and not partial:
         return []
     base = sum(managed[where] for where in counted)
     in_counted = [c for c in plan.changes if c.location in counted]
@@ -74,9 +79,10 @@ def _mass_change(
     unshared = _withdrawn(plan, in_counted, states)
     if base and dropped + retargeted + unshared > guard.max_fraction * base:
         withdrawn = f" and stop sharing {round(unshared, 1):g}" if unshared else ""
+        some = " (a pass over some Regions, judged whatever its size)" if partial else ""
         return [
             f"the plan would delete {dropped} and retarget {retargeted}{withdrawn} of the {base}"
-            f" managed rules in Regions whose hub stays, more than {guard.max_fraction:.0%}"
+            f" managed rules in Regions whose hub stays, more than {guard.max_fraction:.0%}{some}"
         ]
     return []
 
@@ -147,9 +153,11 @@ def check_plan(
     *,
     force: bool = False,
     staying: Collection[str] | None = None,
+    partial: bool = False,
 ) -> Verdict:
     """Refusals for `plan` over the readable locations in `scope` (`states` keys: a Region, or
-    `region@account`); `force` overrides the guard, not the quotas.
+    `region@account`); `force` overrides the guard, not the quotas; `partial`: the pass covers
+    some Regions only.
 
     `staying` are the Regions whose hub stays in the mesh (None: every Region). The fraction
     is measured there, in every account: the rules of a Region whose own hub left serve no one,
@@ -158,7 +166,7 @@ def check_plan(
     readable = {w: s for w, s in states.items() if w in scope and not s.error}
     managed = {where: len(managed_rules(state, mesh_id)) for where, state in readable.items()}
     counted = {w for w, s in readable.items() if staying is None or s.region in staying}
-    refusals = _mass_change(plan, managed, counted, guard, readable)
+    refusals = _mass_change(plan, managed, counted, guard, readable, partial)
     quota_problems, warnings = _quotas(plan, readable)
     # Quotas are AWS's, not ours: forcing cannot lift them.
     return Verdict(
