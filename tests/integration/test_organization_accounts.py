@@ -212,13 +212,21 @@ def test_a_root_id_makes_every_active_account_but_the_reconcilers_own_a_member(
     every = {a for accounts in org.accounts.values() for a in accounts} - {org.accounts["prod"][0]}
     assert members_in(result) == every
     assert org.management not in members_in(result)
-    assert set(watch.organizations) == {"ListAccounts"}  # the whole organisation, page by page
-    assert sum(watch.organizations.values()) <= -(-(len(every) + 1) // 20)
+    # the whole organisation, page by page, once its root is known to be the one named
+    assert watch.organizations["ListRoots"] == 1
+    assert set(watch.organizations) == {"ListRoots", "ListAccounts"}
+    assert watch.organizations["ListAccounts"] <= -(-(len(every) + 1) // 20)
 
 
 @pytest.mark.parametrize(
     "why",
-    ["an OU that does not exist", "AccessDenied", "no organisation", "accounts without State"],
+    [
+        "an OU that does not exist",
+        "a root that is not the organisation's",
+        "AccessDenied",
+        "no organisation",
+        "accounts without State",
+    ],
 )
 def test_an_unreadable_organisation_changes_nothing_anywhere(
     pair: Mesh, aws: ClientFactory, org: Org, watch: Watch, why: str
@@ -231,6 +239,8 @@ def test_an_unreadable_organisation_changes_nothing_anywhere(
     ous = org.ous["workloads"]
     if why == "an OU that does not exist":
         ous += ",ou-zzzz-99999999"
+    elif why == "a root that is not the organisation's":
+        ous += ",r-zz99"
     elif why == "AccessDenied":
         watch.deny_organizations = True
     elif why == "accounts without State":  # were they read as not ACTIVE, all would be swept
@@ -252,6 +262,8 @@ def test_an_unreadable_organisation_changes_nothing_anywhere(
     assert "nothing is planned" in error["message"]
     if why == "accounts without State":
         assert "is listed without its State" in error["message"]
+    if why == "a root that is not the organisation's":
+        assert f"r-zz99 is not the root of this organisation ({org.root})" in error["message"]
     assert snapshot(pair, aws) == before
     assert pair.plan()["changes"] == []
 
@@ -279,6 +291,10 @@ def test_an_account_that_leaves_the_ous_is_swept_then_no_longer_visited(
     # The account moves out of the OUs, and nothing names it any more.
     org.move(leaving, "prod", "sandbox")
     pair.update(HOME_REGION, shared_vpcs=[e for e in entries if e["account_id"] == staying])
+    planned = pair.plan()  # a plan says what a resync would sweep, not that it swept
+    [to_sweep] = [n for n in planned["notes"] if n.startswith("no longer members, to be swept:")]
+    assert leaving in to_sweep
+    assert not [n for n in planned["notes"] if n.startswith("no longer members, swept:")]
     result = pair.resync()
     assert result["ok"], result["errors"]
     swept = {(c["kind"], c.get("account")) for c in result["changes"]}
@@ -462,6 +478,27 @@ def tag_joined(pair: Mesh, aws: ClientFactory, org: Org, emulator: LocalEmulator
     [share] = shares(aws).values()
     assert share["PRINCIPAL"] == {leaving, staying}
     return TagJoined(leaving, staying, clients, vpcs)
+
+
+def test_verify_reads_the_tags_of_the_accounts_of_the_ous(
+    pair: Mesh, watch: Watch, tag_joined: TagJoined
+) -> None:
+    """`verify` finds the members as a reconcile does: the VPCs tagged in accounts of
+    `MEMBER_OUS`, which no item and no `MEMBER_ROLES` names, are in its matrix; an
+    organisation it cannot read is an error, never a smaller mesh that reads as fine."""
+    result = pair.cli("verify", "--json")
+    assert result.code == 0, result.out
+    shown = {(v["vpc_id"], v["role"], v.get("account")) for v in result.json["vpcs"]}
+    assert {(vpc, "shared", a) for a, vpc in tag_joined.vpcs.items()} <= shown
+    cells = [c for c in result.json["cells"] if c["vpc_id"] in tag_joined.vpcs.values()]
+    assert {c["status"] for c in cells} == {"private", "local"}  # peers' names, its own
+
+    watch.deny_organizations = True
+    denied = pair.cli("verify", "--json")
+    assert denied.code == 1
+    [error] = [e for e in denied.json["errors"] if "MEMBER_OUS" in e]
+    assert "cannot list the accounts of the organisation" in error
+    assert "AccessDeniedException" in error
 
 
 @pytest.mark.parametrize("how", ["moved out of the OUs", "removed from the organisation"])

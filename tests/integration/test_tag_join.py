@@ -385,6 +385,39 @@ def test_the_mass_change_guard_holds_when_many_tagged_vpcs_leave_at_once(
         assert used_by(clients, region, vpc) == set()
 
 
+def test_a_tagged_vpc_where_another_rule_holds_a_hub_domain_does_not_join_until_it_goes(
+    members: Mesh, member: CachedClients, aws: ClientFactory
+) -> None:
+    """The member's own rule for one of the domains the hub forwards holds the VPC: it does
+    not join (reported once, in `not_joined`), gets none of the hub's rules and no share;
+    once that rule is off the VPC, the VPC joins whole."""
+    vpc = tagged_vpc(member, HOME_REGION, "10.205.0.0/16")
+    resolver_api = member("route53resolver", HOME_REGION)
+    taken = f"{EAST_2}.amazonaws.com"
+    theirs = resolver_api.create_resolver_rule(
+        CreatorRequestId="theirs", DomainName=taken, RuleType="SYSTEM", Name="theirs"
+    )["ResolverRule"]["Id"]
+    association = resolver_api.associate_resolver_rule(ResolverRuleId=theirs, VPCId=vpc)
+
+    result = members.resync()
+    assert result["ok"], result["errors"]
+    assert result["joined"] == []
+    [line] = result["not_joined"]
+    assert f"{vpc} ({HOME_REGION}, account {MEMBER})" in line
+    assert f"rule {theirs}, not ours, holds {taken}." in line
+    assert used_by(member, HOME_REGION, vpc) == set()
+    assert MEMBER not in principals(aws, HOME_REGION)
+    assert not [c for c in result["changes"] if c.get("account") == MEMBER]
+
+    resolver_api.disassociate_resolver_rule(
+        ResolverRuleId=theirs, VPCId=association["ResolverRuleAssociation"]["VPCId"]
+    )
+    joined = members.resync()
+    assert joined["ok"], joined["errors"]
+    assert [(j["account"], j["vpc_id"]) for j in joined["joined"]] == [(MEMBER, vpc)]
+    assert used_by(member, HOME_REGION, vpc) == domains(EAST_2, WEST_2)
+
+
 def test_verify_shows_tag_joined_vpcs_like_listed_ones(
     members: Mesh, member: CachedClients, aws: ClientFactory
 ) -> None:

@@ -75,7 +75,7 @@ HOME_REQUIRED_ACTIONS = {
 # Actions without a resource type (Service Authorization Reference): the only ones on "*".
 STAR_READS = re.compile(
     r"^(route53resolver:List\w+|ec2:Describe\w+|ram:GetResourceShare\w*"
-    r"|organizations:List(Accounts|AccountsForParent|OrganizationalUnitsForParent)"
+    r"|organizations:List(Accounts|AccountsForParent|OrganizationalUnitsForParent|Roots)"
     r"|route53profiles:List(Profiles|ProfileAssociations|ProfileResourceAssociations))$"
 )
 # Writes without a resource type: on "*" only when the request carries our owner tag.

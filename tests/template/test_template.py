@@ -71,7 +71,7 @@ REQUIRED_ACTIONS = {
 # Actions without resource-level permissions: the only ones allowed on Resource "*".
 STAR_RESOURCE_OK = re.compile(
     r"^(route53resolver:List\w+|ec2:Describe\w+|dynamodb:ListStreams|ram:GetResourceShare\w*"
-    r"|organizations:List(Accounts|AccountsForParent|OrganizationalUnitsForParent)"
+    r"|organizations:List(Accounts|AccountsForParent|OrganizationalUnitsForParent|Roots)"
     r"|route53profiles:List(Profiles|ProfileAssociations|ProfileResourceAssociations))$"
 )
 # Writes without a resource type: on "*" only with the owner tag required on the request.
@@ -394,6 +394,7 @@ def test_member_ous_reach_the_function_and_only_then_organizations(
         "organizations:ListAccounts",
         "organizations:ListAccountsForParent",
         "organizations:ListOrganizationalUnitsForParent",
+        "organizations:ListRoots",
     ]
     unconditional = [p for p in policies if "Fn::If" not in p]
     assert not any("organizations:" in json.dumps(p["PolicyDocument"]) for p in unconditional), (
@@ -893,3 +894,41 @@ def test_checkov_is_clean_and_every_skip_is_justified(template: dict[str, Any]) 
     for name, resource in template["Resources"].items():
         for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
             assert len(str(skip.get("comment", ""))) > 40, f"{name}: skip {skip} needs a reason"
+
+
+def _evaluate(node: Any, parameters: dict[str, str]) -> Any:
+    """The rule intrinsics the template's Rules use: Ref, Equals, Not."""
+    if isinstance(node, dict) and len(node) == 1:
+        [(name, value)] = node.items()
+        if name == "Ref":
+            return parameters[value]
+        if name == "Fn::Equals":
+            left, right = (_evaluate(v, parameters) for v in value)
+            return left == right
+        if name == "Fn::Not":
+            return not _evaluate(value[0], parameters)
+    return node
+
+
+@pytest.mark.parametrize(
+    ("ous", "organization", "accepted"),
+    [
+        ("", "", True),
+        ("", "o-abcdefghij", True),
+        ("ou-abcd-12345678", "o-abcdefghij", True),
+        ("r-abcd", "", False),
+        ("ou-abcd-12345678", "", False),
+    ],
+)
+def test_member_ous_need_the_organisation_id_that_lets_their_events_in(
+    template: dict[str, Any], ous: str, organization: str, accepted: bool
+) -> None:
+    """CloudFormation's Rules, evaluated here: with MemberOrganizationalUnits, a stack without
+    OrganizationId is refused before it is made (the central bus would refuse every member
+    account's events)."""
+    parameters = {"MemberOrganizationalUnits": ous, "OrganizationId": organization}
+    holds = True
+    for rule in template["Rules"].values():
+        if _evaluate(rule["RuleCondition"], parameters):
+            holds &= all(_evaluate(a["Assert"], parameters) for a in rule["Assertions"])
+    assert holds is accepted

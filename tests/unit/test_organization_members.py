@@ -13,7 +13,12 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from resolver_mesh.aws.calls import Caller, RateLimiter
-from resolver_mesh.aws.organizations import PAGE_SIZE, Organization, UnknownAccountStateError
+from resolver_mesh.aws.organizations import (
+    PAGE_SIZE,
+    Organization,
+    UnknownAccountStateError,
+    UnknownRootError,
+)
 from resolver_mesh.aws.session import ORGANIZATIONS_CALLS_PER_SECOND, Aws
 from resolver_mesh.cli import _settings, build_parser
 from resolver_mesh.config import ConfigError, Settings
@@ -173,7 +178,11 @@ def listed_as(*accounts: dict[str, str | None]) -> Organization:
     def list_accounts(**_: object) -> dict[str, object]:
         return {"Accounts": list(accounts)}
 
-    client = type("Client", (), {"list_accounts": staticmethod(list_accounts)})()
+    def list_roots(**_: object) -> dict[str, object]:
+        return {"Roots": [{"Id": ROOT}]}
+
+    calls = {"list_accounts": staticmethod(list_accounts), "list_roots": staticmethod(list_roots)}
+    client = type("Client", (), calls)()
     return Organization(client, Caller(RateLimiter(1e6), max_attempts=1))
 
 
@@ -197,3 +206,27 @@ def test_an_account_listed_without_its_state_raises_instead_of_leaving(
     organization = listed_as({"Id": "111111111111", "State": "ACTIVE"}, {"Id": "2" * 12, **answer})
     with pytest.raises(UnknownAccountStateError, match="'222222222222' is listed without"):
         organization.active_accounts([ROOT])
+
+
+def test_a_mesh_id_too_long_for_the_member_role_is_an_error_with_member_ous_only() -> None:
+    longest = "m" * (64 - len("resolver-mesh-member-"))
+    assert Settings.from_env({"MEMBER_OUS": OU, "MESH_ID": longest}).member_role_name == (
+        f"resolver-mesh-member-{longest}"
+    )
+    with pytest.raises(ConfigError, match="longer than the 64 characters IAM allows") as raised:
+        Settings.from_env({"MEMBER_OUS": OU, "MESH_ID": longest + "m"})
+    assert "MESH_ID" in str(raised.value)
+    assert f"at most {len(longest)} characters" in str(raised.value)
+    assert Settings.from_env({"MESH_ID": longest + "m"}).mesh_id == longest + "m"  # no OUs
+
+
+def test_a_root_that_is_not_the_organisations_raises_instead_of_finding_everyone(
+    org: boto3.client,
+) -> None:
+    root = org.list_roots()["Roots"][0]["Id"]
+    organization, caller = counted(org)
+    with pytest.raises(
+        UnknownRootError, match=f"r-zz99 is not the root of this organisation \\({root}\\)"
+    ):
+        organization.active_accounts(["r-zz99"])
+    assert caller.counts["reads"] == 1  # ListRoots, and no ListAccounts

@@ -17,8 +17,17 @@ from resolver_mesh.desired import (
     desired_rules,
     join_by_tag,
     parse_hubs,
+    without_conflicting,
 )
-from resolver_mesh.models import AccountAccess, ChangeKind, Plan, RegionState, location
+from resolver_mesh.models import (
+    AccountAccess,
+    ChangeKind,
+    ObservedAssociation,
+    ObservedRule,
+    Plan,
+    RegionState,
+    location,
+)
 from resolver_mesh.names import MESH_TAG_KEY
 from resolver_mesh.plan import make_plan, managed_rules
 from resolver_mesh.safety import Guard, check_plan
@@ -398,3 +407,81 @@ def test_a_rule_taken_out_of_the_share_and_off_receiving_vpcs_counts_once() -> N
     )
     allowed = check_plan(leaving, states, set(states), MESH, Guard(0.5, 1), staying={A, B, C})
     assert allowed.allowed
+
+
+# --- a tagged VPC that would join only in part ----------------------------------------------
+
+
+def foreign_rule(domain: str, vpc: str) -> tuple[ObservedRule, ObservedAssociation]:
+    """A FORWARD rule of another owner for `domain`, and its association with `vpc`."""
+    rule = ObservedRule(
+        f"rslvr-rr-theirs-{vpc[-4:]}",
+        domain,
+        "FORWARD",
+        "theirs",
+        "COMPLETE",
+        None,
+        frozenset(),
+        "",
+    )
+    return rule, ObservedAssociation(f"assoc-{rule.id}", rule.id, vpc, "COMPLETE")
+
+
+def with_rules(state: RegionState, *found: tuple[ObservedRule, ObservedAssociation]) -> RegionState:
+    return replace(
+        state,
+        rules=state.rules + tuple(r for r, _ in found),
+        associations=state.associations + tuple(a for _, a in found),
+    )
+
+
+@pytest.mark.parametrize("who", ["home", "member"])
+def test_a_tagged_vpc_where_another_owner_holds_a_hub_domain_does_not_join_at_all(
+    who: str,
+) -> None:
+    """The issue's contract: a tagged VPC that conflicts is reported once and nothing is done
+    to it: no rule for its other domains, no share for its account."""
+    vpc, account = (WORK, "") if who == "home" else (MEMBER_VPC, MEMBER)
+    hub_set = hubs()
+    states = world(MEMBER)
+    where = location(A, account)
+    states[where] = with_rules(states[where], foreign_rule(f"{B}.amazonaws.com.", vpc))
+    joined = join_by_tag(MESH, hub_set, tags(**{who: {vpc}}))
+    whole = without_conflicting(MESH, joined, desire(hub_set, states, joined), states)
+
+    assert whole.vpcs == ()
+    [line] = whole.refused
+    assert line.startswith(f"{vpc} (us-east-1, ")
+    assert f"rule rslvr-rr-theirs-{vpc[-4:]}, not ours, holds {B}.amazonaws.com." in line
+    assert line.endswith("nothing is done to it")
+    changes = plan(hub_set, states, whole).changes
+    assert not [c for c in changes if c.vpc_id == vpc or (account and c.account == account)]
+    assert not [c for c in changes if c.kind is ChangeKind.CREATE_SHARE]
+
+
+def test_a_rule_of_another_owner_for_a_domain_no_hub_forwards_is_no_conflict() -> None:
+    hub_set = hubs()
+    states = world()
+    states[A] = with_rules(states[A], foreign_rule("corp.example.com.", WORK))
+    joined = join_by_tag(MESH, hub_set, tags(home={WORK}))
+    assert without_conflicting(MESH, joined, desire(hub_set, states, joined), states) is joined
+
+
+def test_a_joined_vpc_that_uses_our_rules_stays_when_another_owner_takes_one_domain() -> None:
+    """A conflict that comes after the VPC joined is one domain's: the VPC keeps the others."""
+    hub_set = hubs()
+    joined = join_by_tag(MESH, hub_set, tags(home={WORK}))
+    states = converged(MESH, desire(hub_set, world(), joined), world())
+    taken = f"{B}.amazonaws.com."
+    ours = next(r for r in managed_rules(states[A], MESH) if r.domain == taken)
+    states[A] = replace(
+        states[A],
+        associations=tuple(
+            a for a in states[A].associations if (a.rule_id, a.vpc_id) != (ours.id, WORK)
+        ),
+    )
+    states[A] = with_rules(states[A], foreign_rule(taken, WORK))
+    assert without_conflicting(MESH, joined, desire(hub_set, states, joined), states) is joined
+    result = plan(hub_set, states, joined)
+    assert [(c.domain, c.vpc_id) for c in result.conflicts] == [(taken, WORK)]
+    assert not [c for c in result.changes if c.vpc_id == WORK]

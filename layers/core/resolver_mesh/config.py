@@ -39,6 +39,9 @@ from resolver_mesh.models import DELIVERIES, AccountAccess, Delivery, ExternalId
 from resolver_mesh.names import MESH_ID_PATTERN, REGION_PATTERN
 from resolver_mesh.safety import Guard
 
+MEMBER_ROLE_PREFIX = "resolver-mesh-member-"  # member.yaml's role name, before the mesh id
+MAX_ROLE_NAME = 64  # IAM's longest role name (IAM User Guide, IAM object quotas)
+
 # The shapes of AWS Organizations parent ids (API reference: `ListAccountsForParent.ParentId`):
 # an organisational unit or a root.
 ORGANIZATION_PARENT = re.compile(r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$")
@@ -74,6 +77,12 @@ class Settings:
     def __post_init__(self) -> None:
         if not MESH_ID_PATTERN.match(self.mesh_id):
             raise ConfigError(f"MESH_ID {self.mesh_id!r}: use 1-48 letters, digits, '-' or '_'")
+        if self.member_ous and len(self.member_role_name) > MAX_ROLE_NAME:
+            raise ConfigError(
+                f"MESH_ID {self.mesh_id!r}: with MEMBER_OUS, members are reached through the role"
+                f" {self.member_role_name!r}, longer than the {MAX_ROLE_NAME} characters IAM"
+                f" allows: use at most {MAX_ROLE_NAME - len(MEMBER_ROLE_PREFIX)} characters"
+            )
         if not self.table_name:
             raise ConfigError("HUBS_TABLE_NAME must not be empty")
         if not (math.isfinite(self.calls_per_second) and self.calls_per_second > 0):
@@ -128,7 +137,7 @@ class Settings:
     @property
     def member_role_name(self) -> str:
         """The name of the member role member.yaml creates in every member account."""
-        return f"resolver-mesh-member-{self.mesh_id}"
+        return f"{MEMBER_ROLE_PREFIX}{self.mesh_id}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

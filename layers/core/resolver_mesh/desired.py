@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -42,6 +42,7 @@ from resolver_mesh.models import (
     HubItem,
     InterfaceEndpoint,
     ItemError,
+    ObservedRule,
     RegionState,
     SharedVpc,
     Spoke,
@@ -189,6 +190,64 @@ class Joined:
                 }
                 hubs[region] = hub.model_copy(update=update)
         return HubSet(hubs=hubs, errors=hub_set.errors, item_regions=hub_set.item_regions)
+
+
+def without_conflicting(
+    mesh_id: str, joined: Joined, desired: Desired, states: Mapping[str, RegionState]
+) -> Joined:
+    """`joined` less the VPCs that would join only in part: a VPC that joined by tag, uses no
+    rule of ours yet, and where a rule not ours holds a domain its hub forwards, does not join
+    (a line in `refused`) and nothing is done to it. A VPC that uses our rules already stays:
+    a rule of another owner that comes later is a conflict for its domain alone (the plan's
+    `conflicts`), and the VPC keeps the others. An unread location keeps its VPCs."""
+    domains: dict[str, set[str]] = defaultdict(set)
+    for rule in desired.rules:
+        if not rule.source:
+            domains[rule.region].add(rule.domain)
+    kept: list[JoinedVpc] = []
+    refused = list(joined.refused)
+    for vpc in joined.vpcs:
+        where = location(vpc.region, vpc.account)
+        state = states.get(where)
+        holding = _held_by_others(state, mesh_id, vpc, domains[vpc.region])
+        if holding is None:
+            kept.append(vpc)
+            continue
+        whose = f"account {vpc.account}" if vpc.account else "the home account"
+        refused.append(
+            f"{vpc.vpc_id} ({vpc.region}, {whose}) is tagged {MESH_TAG_KEY}={mesh_id} but does"
+            f" not join: rule {holding.id}, not ours, holds {holding.domain} in it, which its"
+            " hub forwards; nothing is done to it"
+        )
+    if len(kept) == len(joined.vpcs):
+        return joined
+    return replace(joined, vpcs=tuple(kept), refused=tuple(refused))
+
+
+def _held_by_others(
+    state: RegionState | None, mesh_id: str, vpc: JoinedVpc, domains: Collection[str]
+) -> ObservedRule | None:
+    """A rule not ours that holds one of `domains` in a joined VPC that uses no rule of ours
+    (the first by domain), or None."""
+    if (
+        state is None
+        or state.error
+        or vpc.vpc_id in _vpcs_using(state, mesh_id, received=vpc.shared)
+    ):
+        return None
+    associated = {
+        a.rule_id for a in state.associations if a.vpc_id == vpc.vpc_id and a.status != "DELETING"
+    }
+    others = [
+        rule
+        for rule in state.rules
+        if rule.id in associated
+        and rule.status != "DELETING"
+        and rule.domain in domains
+        and not owned_target_region(rule.creator_request_id, mesh_id)
+        and not (rule.owner_tag == mesh_id and rule.target_tag)
+    ]
+    return min(others, key=lambda r: (r.domain, r.id), default=None)
 
 
 def _listed_roles(hub_set: HubSet) -> dict[str, list[tuple[str, str, str]]]:

@@ -81,6 +81,7 @@ from resolver_mesh.desired import (
     join_by_tag,
     names_accounts,
     parse_hubs,
+    without_conflicting,
 )
 from resolver_mesh.fanout import (
     ApplyOrder,
@@ -325,9 +326,13 @@ class Reconciler:
         finally:
             report.include_earlier_passes(earlier)
             if self._left:
+                left = ", ".join(sorted(self._left))
                 report.notes.append(
-                    f"no longer members, swept: {', '.join(sorted(self._left))}: our shares"
-                    " still named them; once unshared they are no longer visited"
+                    f"no longer members, swept: {left}: our shares still named them; once"
+                    " unshared they are no longer visited"
+                    if report.applied
+                    else f"no longer members, to be swept: {left}: our shares still name"
+                    " them (nothing was applied)"
                 )
             calls = self.aws.call_counts() - calls_before
             kinds = ("reads", "writes", "failed_reads", "failed_writes")
@@ -435,6 +440,10 @@ class Reconciler:
                 " never read, so rules of ours left there are not found or removed"
             )
         desired = desired_rules(self.settings.mesh_id, hub_set, states, joined, home_account)
+        whole = without_conflicting(self.settings.mesh_id, joined, desired, states)
+        if whole is not joined:  # VPCs that would join only in part do not join
+            joined = whole
+            desired = desired_rules(self.settings.mesh_id, hub_set, states, joined, home_account)
         full_resync = request.regions is None
         hub_regions = hub_set.item_regions if full_resync else None
         self._report_state(report, desired, states, scope, hub_regions)
@@ -543,10 +552,7 @@ class Reconciler:
         """The ACTIVE accounts under `MEMBER_OUS` other than the reconciler's own, each with
         the member role; read once per run. Raises when the organisation cannot be read."""
         if self._members is None:
-            ous = self.settings.member_ous
-            found = self.aws.organization().active_accounts(ous) if ous else frozenset()
-            own = self.aws.account_id() if found else ""
-            self._members = {a: self.aws.member_access(a) for a in sorted(found - {own})}
+            self._members = self.aws.organization_members()
         return self._members
 
     def _leaving(self, states: Mapping[str, RegionState]) -> dict[str, AccountAccess]:

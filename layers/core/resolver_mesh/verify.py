@@ -635,9 +635,18 @@ def observe_mesh(aws: Aws, hub_set: HubSet) -> tuple[dict[str, RegionState], lis
 def with_tagged_vpcs(aws: Aws, hub_set: HubSet) -> tuple[HubSet, list[str], list[str]]:
     """`hub_set` with the VPCs that join its hubs by tag listed in them, as a reconcile would
     have them join (one tag read per account and enabled hub Region outside
-    `EXCLUDED_REGIONS`, in the accounts of `MEMBER_ROLES` and of the items); the tag reads that
-    failed (errors) and the tagged VPCs that cannot join (notes)."""
-    accesses = {a.account: a for a in aws.settings.member_roles} | hub_set.accounts()
+    `EXCLUDED_REGIONS`, in the accounts of `MEMBER_OUS`, of `MEMBER_ROLES` and of the items);
+    the reads that failed (errors: an organisation that cannot be read leaves its accounts
+    unread) and the tagged VPCs that cannot join (notes)."""
+    errors: list[str] = []
+    try:
+        members = aws.organization_members()
+    except Exception as error:
+        members = {}
+        ous = ",".join(aws.settings.member_ous)
+        errors.append(f"MEMBER_OUS {ous}: cannot list the accounts of the organisation: {error}")
+    explicit = {a.account: a for a in aws.settings.member_roles} | hub_set.accounts()
+    accesses = members | explicit  # an explicit role wins for its account, as in a reconcile
     regions = set(hub_set.enabled) - set(aws.settings.excluded_regions)  # never read
     where = {location(r, a) for r in regions for a in ("", *accesses)}
 
@@ -651,7 +660,7 @@ def with_tagged_vpcs(aws: Aws, hub_set: HubSet) -> tuple[HubSet, list[str], list
 
     tagged = per_region(read, where)
     joined = join_by_tag(aws.settings.mesh_id, hub_set, tagged)
-    errors = [
+    errors += [
         f"{at}: cannot read the VPCs tagged {MESH_TAG_KEY}: {found.error}"
         for at, found in sorted(tagged.items())
         if found.error

@@ -1,7 +1,8 @@
 """The AWS Organizations adapter: the member accounts under organisational units or a root.
 
 Invariants:
-- Reads only: `ListAccounts` (a root: the whole organisation), `ListAccountsForParent` and
+- Reads only: `ListAccounts` (a root: the whole organisation, once `ListRoots` shows it is
+  this organisation's root), `ListAccountsForParent` and
   `ListOrganizationalUnitsForParent` (an OU and the OUs nested in it), every page, through the
   one `Caller` of the Organizations budget. The number of calls is the number of pages, never
   a function of accounts times accounts.
@@ -35,7 +36,14 @@ class Organization:
     def active_accounts(self, parents: Collection[str]) -> frozenset[str]:
         """The ids of the ACTIVE accounts under `parents` (OU ids, nested OUs included, or root
         ids, meaning the whole organisation)."""
-        if any(parent.startswith("r-") for parent in parents):
+        roots = {parent for parent in parents if parent.startswith("r-")}
+        if roots:  # the whole organisation: once its root is known to be the one named
+            known = {str(r["Id"]) for r in self._pages(self.client.list_roots, "Roots")}
+            if roots - known:
+                raise UnknownRootError(
+                    f"{', '.join(sorted(roots - known))} is not the root of this organisation"
+                    f" ({', '.join(sorted(known))}): a root id stands for every account"
+                )
             return frozenset(_active(self._pages(self.client.list_accounts, "Accounts")))
         found: set[str] = set()
         waiting, seen = sorted(set(parents)), set(parents)
@@ -55,6 +63,11 @@ class Organization:
     def _pages(self, operation: Any, key: str, parent: str | None = None) -> Iterable[Any]:
         where = {"ParentId": parent} if parent else {}
         return self.call.pages(operation, key, MaxResults=PAGE_SIZE, **where)
+
+
+class UnknownRootError(Exception):
+    """A root id that is not the organisation's root (a typo would make every account a
+    member)."""
 
 
 class UnknownAccountStateError(Exception):

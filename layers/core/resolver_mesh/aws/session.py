@@ -672,6 +672,15 @@ class Aws:
         home = self.home_region
         return Organization(self.client("organizations", home), self.caller(home, "organizations"))
 
+    def organization_members(self) -> dict[str, AccountAccess]:
+        """The ACTIVE accounts under `MEMBER_OUS` other than this session's own, each with the
+        member role (none without `MEMBER_OUS`). Raises when the organisation cannot be read:
+        an unread member list must never read as "no members"."""
+        ous = self.settings.member_ous
+        found = self.organization().active_accounts(ous) if ous else frozenset()
+        own = self.account_id() if found else ""
+        return {account: self.member_access(account) for account in sorted(found - {own})}
+
     def member_access(self, account: str) -> AccountAccess:
         """How an account of `MEMBER_OUS` is reached: the member role member.yaml creates, with
         `MEMBER_EXTERNAL_ID`."""
