@@ -485,3 +485,14 @@ def test_a_joined_vpc_that_uses_our_rules_stays_when_another_owner_takes_one_dom
     result = plan(hub_set, states, joined)
     assert [(c.domain, c.vpc_id) for c in result.conflicts] == [(taken, WORK)]
     assert not [c for c in result.changes if c.vpc_id == WORK]
+
+
+def test_only_the_vpc_where_another_owner_holds_a_hub_domain_stays_out() -> None:
+    hub_set = hubs()
+    states = world()
+    free = "vpc-00000000000005555"
+    states[A] = with_rules(states[A], foreign_rule(f"{C}.vpce.amazonaws.com.", WORK))
+    joined = join_by_tag(MESH, hub_set, tags(home={WORK, free}))
+    whole = without_conflicting(MESH, joined, desire(hub_set, states, joined), states)
+    assert [v.vpc_id for v in whole.vpcs] == [free]
+    assert [line.split(" ")[0] for line in whole.refused] == [WORK]

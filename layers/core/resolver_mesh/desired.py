@@ -199,17 +199,20 @@ def without_conflicting(
     rule of ours yet, and where a rule not ours holds a domain its hub forwards, does not join
     (a line in `refused`) and nothing is done to it. A VPC that uses our rules already stays:
     a rule of another owner that comes later is a conflict for its domain alone (the plan's
-    `conflicts`), and the VPC keeps the others. An unread location keeps its VPCs."""
+    `conflicts`), and the VPC keeps the others. An unread location keeps its VPCs. Each
+    location's rules and associations are gone through once."""
     domains: dict[str, set[str]] = defaultdict(set)
     for rule in desired.rules:
         if not rule.source:
             domains[rule.region].add(rule.domain)
+    by_location: dict[tuple[str, bool], dict[str, ObservedRule]] = {}
     kept: list[JoinedVpc] = []
     refused = list(joined.refused)
     for vpc in joined.vpcs:
-        where = location(vpc.region, vpc.account)
-        state = states.get(where)
-        holding = _held_by_others(state, mesh_id, vpc, domains[vpc.region])
+        key = (location(vpc.region, vpc.account), vpc.shared)
+        if key not in by_location:
+            by_location[key] = _held_by_others(states.get(key[0]), mesh_id, vpc, domains)
+        holding = by_location[key].get(vpc.vpc_id)
         if holding is None:
             kept.append(vpc)
             continue
@@ -225,29 +228,32 @@ def without_conflicting(
 
 
 def _held_by_others(
-    state: RegionState | None, mesh_id: str, vpc: JoinedVpc, domains: Collection[str]
-) -> ObservedRule | None:
-    """A rule not ours that holds one of `domains` in a joined VPC that uses no rule of ours
-    (the first by domain), or None."""
-    if (
-        state is None
-        or state.error
-        or vpc.vpc_id in _vpcs_using(state, mesh_id, received=vpc.shared)
-    ):
-        return None
-    associated = {
-        a.rule_id for a in state.associations if a.vpc_id == vpc.vpc_id and a.status != "DELETING"
-    }
-    others = [
-        rule
+    state: RegionState | None, mesh_id: str, vpc: JoinedVpc, domains: Mapping[str, set[str]]
+) -> dict[str, ObservedRule]:
+    """By VPC of the location (of `vpc`'s account and kind): the rule not ours that holds one
+    of the domains the hub of its Region forwards (the first by domain), for the VPCs that use
+    no rule of ours. Nothing where the location was not read."""
+    if state is None or state.error:
+        return {}
+    wanted = domains[vpc.region]
+    using = _vpcs_using(state, mesh_id, received=vpc.shared)
+    others = {
+        rule.id: rule
         for rule in state.rules
-        if rule.id in associated
-        and rule.status != "DELETING"
-        and rule.domain in domains
+        if rule.status != "DELETING"
+        and rule.domain in wanted
         and not owned_target_region(rule.creator_request_id, mesh_id)
         and not (rule.owner_tag == mesh_id and rule.target_tag)
-    ]
-    return min(others, key=lambda r: (r.domain, r.id), default=None)
+    }
+    held: dict[str, ObservedRule] = {}
+    for association in state.associations:
+        rule = others.get(association.rule_id)
+        if rule is None or association.status == "DELETING" or association.vpc_id in using:
+            continue
+        first = held.get(association.vpc_id)
+        if first is None or (rule.domain, rule.id) < (first.domain, first.id):
+            held[association.vpc_id] = rule
+    return held
 
 
 def _listed_roles(hub_set: HubSet) -> dict[str, list[tuple[str, str, str]]]:
