@@ -166,6 +166,12 @@ def test_a_vpc_shared_into_a_member_account_joins_only_through_its_owner() -> No
     assert line.startswith(f"{OTHER_VPC} ({A}, account {MEMBER}) is tagged")
     assert f"account {OTHER} owns it" in line
 
+    # where the owner's tags are read too, the VPC joins (or not) through the owner alone
+    read[location(A, OTHER)] = TaggedVpcs(owned=frozenset({OTHER_VPC}))
+    joined = join_by_tag(MESH, hubs(), read)
+    assert joined.vpcs == (JoinedVpc(A, OTHER, OTHER_VPC, shared=True),)
+    assert joined.refused == ()
+
 
 def test_a_vpc_listed_and_tagged_is_simply_a_workload_vpc() -> None:
     shared = {"vpc_id": MEMBER_VPC, **in_member()}

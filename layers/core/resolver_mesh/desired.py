@@ -302,14 +302,16 @@ def join_by_tag(mesh_id: str, hub_set: HubSet, tagged: Mapping[str, TaggedVpcs])
     roles = _listed_roles(hub_set)
     joined: list[JoinedVpc] = []
     refused: list[str] = []
+    owned = {(split_location(w)[0], vpc) for w, read in tagged.items() for vpc in read.owned}
     for where, read in sorted(tagged.items()):
         if read.error:
             continue
         region, account = split_location(where)
         whose = f"account {account}" if account else "the home account"
-        problems = {
+        problems = {  # said where its owner's tag was not read: there, it is decided
             vpc: f"account {owner} owns it (VPC sharing): only its owner's tag counts"
             for vpc, owner in read.foreign.items()
+            if (region, vpc) not in owned
         }
         for vpc_id in sorted(read.owned):
             if why := _why_not_joining(hub_set, where, vpc_id, roles):
