@@ -561,3 +561,40 @@ def test_a_member_spoke_that_becomes_a_shared_vpc_is_never_left_without_a_rule(
     assert set(of_vpc(swapped, spoke.vpc_id)) == PEER_DOMAINS
     assert {r["ShareStatus"] for r in swapped.values()} == {"SHARED_WITH_ME"}  # own ones gone
     assert mesh.resync()["changes"] == []
+
+
+@pytest.mark.parametrize("back", ["put back", "not put back"])
+def test_a_rule_that_made_way_goes_back_when_its_replacement_fails(
+    mesh: Mesh,
+    member: CachedClients,
+    aws: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    back: str,
+) -> None:
+    """The VPC's own rule left it for the shared rule, whose association then failed: the
+    own rule is associated again (the VPC never stays without either for longer than that),
+    and the failure says so; if even that fails, the error says the VPC has neither."""
+    reconciler, changes, vpc, _ = freeing_for_a_shared_rule(mesh, member, aws)
+
+    def refused(self: resolver.ResolverRegion, rule_id: str, vpc_id: str, name: str) -> None:
+        raise RuntimeError(f"injected: {rule_id} refused on {vpc_id}")
+
+    monkeypatch.setattr(resolver.ResolverRegion, "associate_arriving", refused)
+    if back == "not put back":
+        monkeypatch.setattr(resolver.ResolverRegion, "associate", refused)
+    own = changes[1].rule_id
+    deletion = Change(ChangeKind.DELETE_RULE, HOME_REGION, changes[1].domain, own, account=MEMBER)
+    applied = reconciler._apply_location(f"{HOME_REGION}@{MEMBER}", [*changes, deletion])
+    # the rule that made way is not deleted: the next pass decides again
+    assert [r["status"] for r in applied.results] == ["applied", "applied", "failed", "waiting"]
+    assert own in rules_and_vpcs_of_any(member)
+    message = applied.results[2]["message"]
+    assert message.startswith(f"RuntimeError: injected: {changes[2].rule_id} refused on {vpc};")
+    held = of_vpc(rules_and_vpcs_of_any(member), vpc)
+    if back == "put back":
+        assert message.endswith(f"{own}, which made way for it, was put back on {vpc}")
+        assert [r["Name"] for r in held.values()] == ["own"]
+    else:
+        assert f"{own}, which made way for it, could not be put back on {vpc}" in message
+        assert held == {}
+    assert [e["region"] for e in applied.errors] == [f"{HOME_REGION}@{MEMBER}"]

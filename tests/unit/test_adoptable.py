@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from resolver_mesh.desired import adoptable
 from resolver_mesh.models import ObservedRule, Target
-from resolver_mesh.plan import adoptable, rule_target
+from resolver_mesh.plan import rule_target
 
 HAND_MADE = ObservedRule(
     id="rslvr-rr-hand",

@@ -9,19 +9,28 @@ from typing import Any
 import pytest
 
 from resolver_mesh import profiles as profiles_module
-from resolver_mesh.desired import TaggedVpcs, desired_rules, join_by_tag, parse_hubs
+from resolver_mesh.desired import (
+    TaggedVpcs,
+    desired_rules,
+    join_by_tag,
+    parse_hubs,
+    without_conflicting,
+)
 from resolver_mesh.models import (
     ChangeKind,
     Delivery,
+    ObservedAssociation,
     ObservedProfile,
     ObservedProfileAssociation,
     ObservedProfileResource,
+    ObservedRule,
     Plan,
     ProfileState,
     RegionState,
 )
 from resolver_mesh.plan import make_plan
 from resolver_mesh.profiles import ProfilePlan, plan_profiles, vpc_deliveries, with_profile_changes
+from resolver_mesh.safety import Guard, check_plan
 
 from .builders import HOME, converged, hub_item, ids, region_state
 
@@ -124,6 +133,14 @@ def test_direct_rules_go_only_once_the_profile_serves_them() -> None:
     assert gone == {(ChangeKind.DISASSOCIATE, HUB_VPC)}
     assert len(kinds(plan)) == 2  # the hub VPC's 2 rules; the workload VPC waits
     assert profiles.pending == [f"{R}: Profile on {WORKLOAD} CREATING"]
+    # the Profile serves those names: the guard does not count them as lost (2 of 6 would be
+    # a third of what our rules serve, more than this strict guard's fifth)
+    strict = Guard(max_fraction=0.2, min_rules=1)
+    assert check_plan(plan, states, set(states), MESH, strict, staying={R, R2}).allowed
+    undone = replace(
+        plan, changes=tuple(replace(c, reason="VPC no longer listed") for c in plan.changes)
+    )
+    assert not check_plan(undone, states, set(states), MESH, strict, staying={R, R2}).allowed
 
 
 def test_a_rule_still_creating_in_the_profile_keeps_its_direct_association() -> None:
@@ -478,3 +495,32 @@ def test_a_vpc_joined_by_tag_keeps_our_profile_while_its_tags_cannot_be_read(
     plan = with_profile_changes(make_plan(MESH, profiles.desired, states, set(states)), profiles)
     changes = [(c.kind, c.vpc_id) for c in plan.changes]
     assert changes == ([(ChangeKind.DISASSOCIATE_PROFILE, joining)] if leaves else [])
+
+
+def test_a_vpc_on_our_profile_stays_joined_when_another_rule_takes_one_domain() -> None:
+    """Served by our Profile alone, a VPC that joined by tag uses our rules: another owner's
+    rule for one domain does not make it leave (and lose the Profile, so every domain)."""
+    joining = "vpc-0bbbbbbbbbbbbbbb2"
+    hub_set = parse_hubs([hub_item(R, delivery="profile"), hub_item(R2)], frozenset({R, R2}))
+    states = {region: region_state(region) for region in (R, R2)}
+    tagged = {R: TaggedVpcs(owned=frozenset({joining})), R2: TaggedVpcs()}
+    joined = join_by_tag(MESH, hub_set, tagged)
+    states = converged(MESH, desired_rules(MESH, hub_set, states, joined), states)
+    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE", joining: "COMPLETE"}, direct=False)
+    states[R2] = replace(states[R2], profiles=ProfileState())
+    theirs = ObservedRule(
+        "rslvr-rr-theirs", f"{R2}.amazonaws.com.", "FORWARD", "t", "COMPLETE", None, frozenset(), ""
+    )
+    states[R] = replace(
+        states[R],
+        rules=(*states[R].rules, theirs),
+        associations=(
+            *states[R].associations,
+            ObservedAssociation("a-theirs", theirs.id, joining, "COMPLETE"),
+        ),
+    )
+    desired = desired_rules(MESH, hub_set, states, joined)
+    assert without_conflicting(MESH, joined, desired, states) is joined
+    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), "rules")
+    plan = with_profile_changes(make_plan(MESH, profiles.desired, states, set(states)), profiles)
+    assert not [c for c in plan.changes if c.vpc_id == joining]

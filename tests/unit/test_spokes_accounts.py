@@ -797,6 +797,12 @@ def test_a_spoke_vpc_that_becomes_a_shared_vpc_keeps_its_rules_until_the_hubs_ta
     states[member] = replace(states[member], invitations=(invited(states),))
     _, _, plan = plan_for(after, states)
     assert_swapped([c for c in plan.changes if c.account == MEMBER], own, arriving=True)
+    # each own rule leaves its VPC for another of ours: the guard counts no association lost
+    swaps = replace(plan, changes=tuple(c for c in plan.changes if c.kind in SWAP_KINDS))
+    strict = Guard(0.2, 1)
+    assert check_plan(swaps, states, set(states), MESH, strict, staying={A, B, C}).allowed
+    leaves = replace(swaps, changes=tuple(c for c in swaps.changes if c.kind in SWAP_KINDS[:1]))
+    assert not check_plan(leaves, states, set(states), MESH, strict, staying={A, B, C}).allowed
 
     # 3. With the hub's rules visible and no invitation (sharing within an organisation).
     shared = received(states, MEMBER, ())
@@ -807,6 +813,9 @@ def test_a_spoke_vpc_that_becomes_a_shared_vpc_keeps_its_rules_until_the_hubs_ta
     # 4. Swapped: nothing more to do.
     states[member] = received(states, MEMBER, (SPOKE_VPC,))
     assert plan_for(after, states)[2].changes == ()
+
+
+SWAP_KINDS = (ChangeKind.DISASSOCIATE, ChangeKind.ASSOCIATE)
 
 
 def assert_swapped(changes: list[Change], own: list[ObservedRule], *, arriving: bool) -> None:
@@ -838,3 +847,21 @@ def test_a_spoke_vpc_that_leaves_the_mesh_loses_its_rules_at_once() -> None:
     kinds = [c.kind for c in plan.changes if c.location == member]
     assert kinds == [ChangeKind.DISASSOCIATE] * 4 + [ChangeKind.DELETE_RULE] * 4
     assert not [n for n in plan.notes if "keeps" in n]
+
+
+def test_a_pass_over_one_region_lets_the_only_shared_vpc_of_an_account_go() -> None:
+    """An event-triggered pass over Region A: the one VPC of the one account the hub shares
+    with leaves. Its part of the mesh is small (4 rules); withdrawing every rule from that
+    account is judged from MIN_RULES_FOR_GUARD on, as in a whole pass, not refused here."""
+    states, _ = shared_world(MEMBER)
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
+    member = location(A, MEMBER)
+    states[member] = received(states, MEMBER, (SHARED_C,))
+    hub_set, _, plan = plan_for(three_hubs(), states)
+    slice_of_it = {A, member}
+    scoped = replace(plan, changes=tuple(c for c in plan.changes if c.location in slice_of_it))
+    assert {c.kind for c in scoped.changes} >= {ChangeKind.DISASSOCIATE}
+    verdict = check_plan(
+        scoped, states, slice_of_it, MESH, Guard(), staying=hub_set.enabled, partial=True
+    )
+    assert verdict.allowed, verdict.refusals

@@ -502,3 +502,48 @@ def test_only_the_vpc_where_another_owner_holds_a_hub_domain_stays_out() -> None
     whole = without_conflicting(MESH, joined, desire(hub_set, states, joined), states)
     assert [v.vpc_id for v in whole.vpcs] == [free]
     assert [line.split(" ")[0] for line in whole.refused] == [WORK]
+
+
+@pytest.mark.parametrize(("leaving", "allowed"), [(2, True), (5, False)])
+def test_vpcs_leaving_in_bulk_trip_the_guard_as_rules_would(leaving: int, allowed: bool) -> None:
+    """A tag automation gone wrong: the hub account's VPCs that joined by tag lose their tag
+    at once. Taking our rules off more than half of the VPCs they serve is refused unless
+    forced, as deleting more than half of the rules is (here 20 of the 32 associations)."""
+    hub_set = hubs()
+    vpcs = [f"vpc-{n:017x}" for n in range(0x10, 0x15)]
+    joined = join_by_tag(MESH, hub_set, tags(home=set(vpcs)))
+    states = converged(MESH, desire(hub_set, world(), joined), world())
+    after = join_by_tag(MESH, hub_set, tags(home=set(vpcs[leaving:])))
+    leaving_plan = plan(hub_set, states, after)
+    assert {c.vpc_id for c in leaving_plan.changes} == set(vpcs[:leaving])
+    assert {c.kind for c in leaving_plan.changes} == {ChangeKind.DISASSOCIATE}
+    verdict = check_plan(leaving_plan, states, set(states), MESH, Guard(), staying={A, B, C})
+    assert verdict.allowed is allowed
+    if not allowed:
+        assert verdict.refusals == (
+            "the plan would take 20 of the 32 associations of our rules off VPCs in Regions"
+            " whose hub stays, more than 50%",
+        )
+        forced = check_plan(
+            leaving_plan, states, set(states), MESH, Guard(), staying={A, B, C}, force=True
+        )
+        assert forced.allowed
+
+
+@pytest.mark.parametrize("adopt", [False, True])
+def test_a_rule_the_hub_would_adopt_is_no_reason_not_to_join(adopt: bool) -> None:
+    """With ADOPT_UNMANAGED, the hand-made rule on a tagged VPC of the hub's account becomes
+    ours in the plan (its domain has no rule of ours there): the VPC joins and keeps it."""
+    hub_set = hubs()
+    states = world()
+    domain = f"{B}.amazonaws.com."
+    states[A] = with_rules(states[A], foreign_rule(domain, WORK))
+    joined = join_by_tag(MESH, hub_set, tags(home={WORK}))
+    whole = without_conflicting(MESH, joined, desire(hub_set, states, joined), states, adopt)
+    assert (whole is joined) is adopt
+    if adopt:
+        desired = desire(hub_set, states, whole)
+        changes = make_plan(MESH, desired, states, set(states), adopt=True, home_account=HOME)
+        taken = [c for c in changes.changes if c.domain == domain and c.location == A]
+        assert taken[0].kind is ChangeKind.ADOPT_RULE
+        assert not [c for c in taken if c.kind is ChangeKind.DISASSOCIATE and c.vpc_id == WORK]

@@ -50,7 +50,7 @@ from resolver_mesh.models import (
     location,
     split_location,
 )
-from resolver_mesh.names import MESH_TAG_KEY, owned_source, owned_target_region, rule_name
+from resolver_mesh.names import MARKER, MESH_TAG_KEY, owned_source, owned_target_region, rule_name
 
 USABLE_ENDPOINT_STATUS = "OPERATIONAL"
 # Statuses an endpoint leaves by itself, with no event to say so: worth looking at again soon.
@@ -192,15 +192,32 @@ class Joined:
         return HubSet(hubs=hubs, errors=hub_set.errors, item_regions=hub_set.item_regions)
 
 
+def adoptable(rule: ObservedRule) -> bool:
+    """A live FORWARD rule of this account that no mesh owns, by marker or by tag."""
+    return (
+        rule.rule_type == "FORWARD"
+        and rule.status == "COMPLETE"
+        and rule.share_status != "SHARED_WITH_ME"
+        and rule.owner_tag is None
+        and not rule.creator_request_id.startswith(f"{MARKER}/")
+    )
+
+
 def without_conflicting(
-    mesh_id: str, joined: Joined, desired: Desired, states: Mapping[str, RegionState]
+    mesh_id: str,
+    joined: Joined,
+    desired: Desired,
+    states: Mapping[str, RegionState],
+    adopt: bool = False,
 ) -> Joined:
     """`joined` less the VPCs that would join only in part: a VPC that joined by tag, uses no
-    rule of ours yet, and where a rule not ours holds a domain its hub forwards, does not join
-    (a line in `refused`) and nothing is done to it. A VPC that uses our rules already stays:
-    a rule of another owner that comes later is a conflict for its domain alone (the plan's
-    `conflicts`), and the VPC keeps the others. An unread location keeps its VPCs. Each
-    location's rules and associations are gone through once."""
+    rule of ours yet (directly or through our Profile), and where a rule not ours holds a
+    domain its hub forwards, does not join (a line in `refused`) and nothing is done to it. A
+    VPC that uses our rules already stays: a rule of another owner that comes later is a
+    conflict for its domain alone (the plan's `conflicts`), and the VPC keeps the others. With
+    `adopt`, a rule the hub's location would adopt (no rule of ours for its domain there) is
+    no conflict: it becomes ours. An unread location keeps its VPCs. Each location's rules
+    and associations are gone through once."""
     domains: dict[str, set[str]] = defaultdict(set)
     for rule in desired.rules:
         if not rule.source:
@@ -211,7 +228,8 @@ def without_conflicting(
     for vpc in joined.vpcs:
         key = (location(vpc.region, vpc.account), vpc.shared)
         if key not in by_location:
-            by_location[key] = _held_by_others(states.get(key[0]), mesh_id, vpc, domains)
+            state = states.get(key[0])
+            by_location[key] = _held_by_others(state, mesh_id, vpc, domains, adopt)
         holding = by_location[key].get(vpc.vpc_id)
         if holding is None:
             kept.append(vpc)
@@ -228,7 +246,11 @@ def without_conflicting(
 
 
 def _held_by_others(
-    state: RegionState | None, mesh_id: str, vpc: JoinedVpc, domains: Mapping[str, set[str]]
+    state: RegionState | None,
+    mesh_id: str,
+    vpc: JoinedVpc,
+    domains: Mapping[str, set[str]],
+    adopt: bool,
 ) -> dict[str, ObservedRule]:
     """By VPC of the location (of `vpc`'s account and kind): the rule not ours that holds one
     of the domains the hub of its Region forwards (the first by domain), for the VPCs that use
@@ -237,6 +259,15 @@ def _held_by_others(
         return {}
     wanted = domains[vpc.region]
     using = _vpcs_using(state, mesh_id, received=vpc.shared)
+    if not vpc.shared:
+        using |= _vpcs_on_our_profile(state)
+    ours = {
+        rule.domain
+        for rule in state.rules
+        if rule.status != "DELETING" and rule.share_status != "SHARED_WITH_ME"
+        if owned_target_region(rule.creator_request_id, mesh_id) or rule.owner_tag == mesh_id
+    }
+    adopted = adopt and not vpc.shared  # the hub's location adopts where it has none of ours
     others = {
         rule.id: rule
         for rule in state.rules
@@ -244,6 +275,7 @@ def _held_by_others(
         and rule.domain in wanted
         and not owned_target_region(rule.creator_request_id, mesh_id)
         and not (rule.owner_tag == mesh_id and rule.target_tag)
+        and not (adopted and adoptable(rule) and rule.domain not in ours)
     }
     held: dict[str, ObservedRule] = {}
     for association in state.associations:

@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
-from resolver_mesh.desired import Desired
+from resolver_mesh.desired import Desired, adoptable
 from resolver_mesh.models import (
     Change,
     ChangeKind,
@@ -41,7 +41,7 @@ from resolver_mesh.models import (
     RegionState,
     location,
 )
-from resolver_mesh.names import MARKER, owned_source, owned_target_region, share_name
+from resolver_mesh.names import owned_source, owned_target_region, share_name
 
 GONE = "DELETING"
 SHARED_WITH_ME = "SHARED_WITH_ME"
@@ -88,17 +88,6 @@ def rule_target(rule: ObservedRule, mesh_id: str) -> str | None:
     if marked:
         return marked
     return rule.target_tag if rule.owner_tag == mesh_id and rule.target_tag else None
-
-
-def adoptable(rule: ObservedRule) -> bool:
-    """A live FORWARD rule of this account that no mesh owns, by marker or by tag."""
-    return (
-        rule.rule_type == "FORWARD"
-        and rule.status == "COMPLETE"
-        and rule.share_status != "SHARED_WITH_ME"
-        and rule.owner_tag is None
-        and not rule.creator_request_id.startswith(f"{MARKER}/")
-    )
 
 
 def rule_source(rule: ObservedRule, mesh_id: str) -> str:

@@ -70,6 +70,9 @@ MAX_RULES_PER_PROFILE = 1000  # Resolver rules one Profile holds
 NEAR_QUOTA = 0.9  # a plan notes a quota used to this share or more (within 10% of it)
 IN_FLIGHT = ("CREATING", "UPDATING", "DELETING")
 FAILED = "FAILED"
+# The reason of a direct association's removal that our Profile makes needless (the guard
+# does not count it as lost).
+SERVED_BY_PROFILE = "the VPC's Route 53 Profile serves it"
 # A location's Profile changes go right before the first of these: after the rules they need
 # exist, and before a rule leaves (a rule leaves the Profile before it is deleted).
 _BREAKING = (
@@ -645,7 +648,7 @@ def with_profile_changes(plan: Plan, profiles: ProfilePlan) -> Plan:
             change.kind is ChangeKind.DISASSOCIATE
             and (change.location, change.vpc_id, change.domain) in profiles.served
         ):
-            change = replace(change, reason="the VPC's Route 53 Profile serves it")
+            change = replace(change, reason=SERVED_BY_PROFILE)
         where = change.location
         if where not in placed and where in profiles.changes and change.kind in _BREAKING:
             changes.extend(profiles.changes[where])

@@ -440,7 +440,8 @@ class Reconciler:
                 " never read, so rules of ours left there are not found or removed"
             )
         desired = desired_rules(self.settings.mesh_id, hub_set, states, joined, home_account)
-        whole = without_conflicting(self.settings.mesh_id, joined, desired, states)
+        adopt = self.settings.adopt_unmanaged
+        whole = without_conflicting(self.settings.mesh_id, joined, desired, states, adopt)
         if whole is not joined:  # VPCs that would join only in part do not join
             joined = whole
             desired = desired_rules(self.settings.mesh_id, hub_set, states, joined, home_account)
@@ -932,6 +933,7 @@ class Reconciler:
         not_arrived: dict[str, str] = {}  # rule -> why it was not visible after its wait
         undeletable: set[str] = set()  # rules whose disassociation failed
         staying: set[str] = set()  # rules still on a VPC whose new rule is not there yet
+        freed: dict[tuple[str, str | None], str] = {}  # (domain, VPC) -> the rule that left it
         occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
         out = _Applied()
         for change, following in zip(changes, [*changes[1:], None], strict=True):
@@ -998,6 +1000,18 @@ class Reconciler:
                         undeletable |= {arn.rsplit("/", 1)[-1] for arn in change.resources}
             if change.kind is ChangeKind.DISASSOCIATE and status in ("waiting", "skipped"):
                 staying.add(str(rule_id))  # it freed nothing: the rule is still in use
+            if change.kind is ChangeKind.DISASSOCIATE and status == "applied" and rule_id:
+                if _makes_way_for(change, following):
+                    freed[(change.domain, change.vpc_id)] = rule_id
+            elif change.kind is ChangeKind.ASSOCIATE and status in ("failed", "waiting"):
+                left = freed.pop((change.domain, change.vpc_id), None)
+                if left is not None:  # the VPC would have neither: the old rule goes back
+                    staying.add(left)
+                    back, ok = self._put_back(resolver, left, change)
+                    if status == "waiting" and ok:
+                        why = f"{why}; {back}"
+                    else:
+                        status, message = "failed", "; ".join(m for m in (message or why, back))
             result = change.as_dict() | {"status": status}
             if rule_id:
                 result["rule_id"] = rule_id
@@ -1020,6 +1034,20 @@ class Reconciler:
                 )
             out.results.append(result)
         return out
+
+    @staticmethod
+    def _put_back(resolver: ResolverRegion, rule_id: str, failed: Change) -> tuple[str, bool]:
+        """Associate `rule_id` again with the VPC it left for `failed`, which did not take its
+        place: what became of the VPC, and whether the rule is back."""
+        try:
+            resolver.associate(rule_id, str(failed.vpc_id), str(failed.name or ""))
+        except Exception as error:
+            return (
+                f"{rule_id}, which made way for it, could not be put back on {failed.vpc_id}:"
+                f" {type(error).__name__}: {error}",
+                False,
+            )
+        return f"{rule_id}, which made way for it, was put back on {failed.vpc_id}", True
 
     @staticmethod
     def _not_arrived(
@@ -1234,6 +1262,17 @@ def _makes_way_for_nothing(
     if _awaits_acceptance(following):
         return following.share_arn not in accepted
     return following.rule_id is None and (following.source, following.domain) not in created
+
+
+def _makes_way_for(change: Change, following: Change | None) -> bool:
+    """A disassociation that frees its VPC for the association right after it (the same
+    domain and VPC)."""
+    return (
+        change.kind is ChangeKind.DISASSOCIATE
+        and following is not None
+        and following.kind is ChangeKind.ASSOCIATE
+        and (following.domain, following.vpc_id) == (change.domain, change.vpc_id)
+    )
 
 
 def _freed_for_arriving(change: Change, following: Change | None) -> Change | None:

@@ -10,10 +10,18 @@ Invariants:
   with counts for their part of those accounts (all of them: one rule). "More than" is strict:
   exactly the fraction passes. The fraction counts the Regions whose hub stays in the mesh, so
   removing one hub of four (or of three) passes the default of one half.
-- A pass over some Regions only (`partial`: a triggered pass) judges its part by the fraction
-  whatever the number of rules in it: `min_rules` is the size of a whole mesh, and the slices of
-  a mesh are each smaller than it, so a change refused as a whole would otherwise go through one
-  Region's pass after another.
+- A pass over some Regions only (`partial`: a triggered pass) judges the rules it deletes or
+  retargets by the fraction whatever the number of rules in its part: `min_rules` is the size
+  of a whole mesh, and the slices of a mesh are each smaller than it, so a change refused as a
+  whole would otherwise go through one Region's pass after another. What it withdraws from
+  other accounts and takes off VPCs is judged from `min_rules` on, as in a whole pass (one VPC
+  leaving is most of a small slice's use).
+- Likewise for the VPCs our rules serve: a plan that takes more than `max_fraction` of the
+  associations of our own rules off VPCs in the Regions whose hub stays is refused unless
+  forced (VPCs that leave by tag or by item, in bulk), under the same conditions of size. An
+  association that another of ours replaces in the same plan (for the same VPC and domain), or
+  that our Route 53 Profile already serves, is not lost. Shared rules taken off other accounts'
+  VPCs count through their shares (above).
 - Per-Region quotas (rules, associations) are checked before AWS says no.
 """
 
@@ -25,6 +33,7 @@ from dataclasses import dataclass
 
 from resolver_mesh.models import Change, ChangeKind, Plan, RegionState
 from resolver_mesh.plan import GONE, managed_rules
+from resolver_mesh.profiles import SERVED_BY_PROFILE
 
 RULES_PER_REGION = 1000
 ASSOCIATIONS_PER_REGION = 2000
@@ -59,6 +68,7 @@ def _mass_change(
     guard: Guard,
     states: Mapping[str, RegionState],
     partial: bool,
+    mesh_id: str,
 ) -> list[str]:
     total = sum(managed.values())
     # A rule retired now but deleted once the accounts it is shared with let go is a deletion of
@@ -69,22 +79,57 @@ def _mass_change(
     creates = sum(1 for c in plan.changes if c.kind is ChangeKind.CREATE_RULE)
     if total and total - deletes + creates == 0:
         return [f"the plan would remove every managed rule ({total}) in scope"]
-    if total < guard.min_rules and not partial:
+    sized = total >= guard.min_rules  # below it, only a partial pass's rule changes count
+    if not (sized or partial):  # deletions and retargets in a part of a mesh (see above)
         return []
     base = sum(managed[where] for where in counted)
     in_counted = [c for c in plan.changes if c.location in counted]
     dropped = sum(1 for c in in_counted if c.kind is ChangeKind.DELETE_RULE)
     dropped += sum(1 for where in plan.deferred_deletes if where in counted)
     retargeted = sum(1 for c in in_counted if c.kind is ChangeKind.UPDATE_RULE and c.targets)
-    unshared = _withdrawn(plan, in_counted, states)
+    unshared = _withdrawn(plan, in_counted, states) if sized else 0.0
+    some = "" if sized else " (a pass over some Regions, judged whatever its size)"
     if base and dropped + retargeted + unshared > guard.max_fraction * base:
         withdrawn = f" and stop sharing {round(unshared, 1):g}" if unshared else ""
-        some = " (a pass over some Regions, judged whatever its size)" if partial else ""
         return [
             f"the plan would delete {dropped} and retarget {retargeted}{withdrawn} of the {base}"
             f" managed rules in Regions whose hub stays, more than {guard.max_fraction:.0%}{some}"
         ]
+    used, lost = _uses_lost(plan, in_counted, states, counted, mesh_id) if sized else (0, 0)
+    if used and lost > guard.max_fraction * used:
+        return [
+            f"the plan would take {lost} of the {used} associations of our rules off VPCs in"
+            f" Regions whose hub stays, more than {guard.max_fraction:.0%}"
+        ]
     return []
+
+
+def _uses_lost(
+    plan: Plan,
+    in_counted: list[Change],
+    states: Mapping[str, RegionState],
+    counted: Collection[str],
+    mesh_id: str,
+) -> tuple[int, int]:
+    """The live associations of our own rules in `counted`, and how many of them the plan
+    takes off their VPCs for good: not replaced by an association of ours for the same VPC
+    and domain in the plan, nor served by our Profile there."""
+    used = 0
+    for where in counted:
+        ours = {rule.id for rule in managed_rules(states[where], mesh_id)}
+        used += sum(1 for a in states[where].associations if a.rule_id in ours and a.status != GONE)
+    replaced = {
+        (c.location, c.domain, c.vpc_id) for c in plan.changes if c.kind is ChangeKind.ASSOCIATE
+    }
+    lost = sum(
+        1
+        for c in in_counted
+        if c.kind is ChangeKind.DISASSOCIATE
+        and not c.owner  # a rule shared with the VPC's account: counted through its share
+        and (c.location, c.domain, c.vpc_id) not in replaced
+        and c.reason != SERVED_BY_PROFILE
+    )
+    return used, lost
 
 
 def _withdrawn(plan: Plan, in_counted: list[Change], states: Mapping[str, RegionState]) -> float:
@@ -166,7 +211,7 @@ def check_plan(
     readable = {w: s for w, s in states.items() if w in scope and not s.error}
     managed = {where: len(managed_rules(state, mesh_id)) for where, state in readable.items()}
     counted = {w for w, s in readable.items() if staying is None or s.region in staying}
-    refusals = _mass_change(plan, managed, counted, guard, readable, partial)
+    refusals = _mass_change(plan, managed, counted, guard, readable, partial, mesh_id)
     quota_problems, warnings = _quotas(plan, readable)
     # Quotas are AWS's, not ours: forcing cannot lift them.
     return Verdict(
