@@ -63,14 +63,14 @@ class Verdict:
 
 def _mass_change(
     plan: Plan,
-    managed: dict[str, int],
+    ours: Mapping[str, set[str]],
     counted: Collection[str],
     guard: Guard,
     states: Mapping[str, RegionState],
     partial: bool,
-    mesh_id: str,
 ) -> list[str]:
-    total = sum(managed.values())
+    """Refusals of the guard's fraction; `ours`: the ids of our managed rules by location."""
+    total = sum(len(ids) for ids in ours.values())
     # A rule retired now but deleted once the accounts it is shared with let go is a deletion of
     # this plan: judged with the first pass, whose writes (taking it off those accounts' VPCs)
     # begin it, not with the last.
@@ -82,7 +82,7 @@ def _mass_change(
     sized = total >= guard.min_rules  # below it, only a partial pass's rule changes count
     if not (sized or partial):  # deletions and retargets in a part of a mesh (see above)
         return []
-    base = sum(managed[where] for where in counted)
+    base = sum(len(ours[where]) for where in counted)
     in_counted = [c for c in plan.changes if c.location in counted]
     dropped = sum(1 for c in in_counted if c.kind is ChangeKind.DELETE_RULE)
     dropped += sum(1 for where in plan.deferred_deletes if where in counted)
@@ -95,7 +95,7 @@ def _mass_change(
             f"the plan would delete {dropped} and retarget {retargeted}{withdrawn} of the {base}"
             f" managed rules in Regions whose hub stays, more than {guard.max_fraction:.0%}{some}"
         ]
-    used, lost = _uses_lost(plan, in_counted, states, counted, mesh_id) if sized else (0, 0)
+    used, lost = _uses_lost(plan, in_counted, states, counted, ours) if sized else (0, 0)
     if used and lost > guard.max_fraction * used:
         return [
             f"the plan would take {lost} of the {used} associations of our rules off VPCs in"
@@ -109,27 +109,30 @@ def _uses_lost(
     in_counted: list[Change],
     states: Mapping[str, RegionState],
     counted: Collection[str],
-    mesh_id: str,
+    ours: Mapping[str, set[str]],
 ) -> tuple[int, int]:
     """The live associations of our own rules in `counted`, and how many of them the plan
     takes off their VPCs for good: not replaced by an association of ours for the same VPC
     and domain in the plan, nor served by our Profile there."""
-    used = 0
-    for where in counted:
-        ours = {rule.id for rule in managed_rules(states[where], mesh_id)}
-        used += sum(1 for a in states[where].associations if a.rule_id in ours and a.status != GONE)
-    replaced = {
-        (c.location, c.domain, c.vpc_id) for c in plan.changes if c.kind is ChangeKind.ASSOCIATE
-    }
-    lost = sum(
+    used = sum(
         1
+        for where in counted
+        for a in states[where].associations
+        if a.rule_id in ours[where] and a.status != GONE
+    )
+    leaving = [
+        c
         for c in in_counted
         if c.kind is ChangeKind.DISASSOCIATE
         and not c.owner  # a rule shared with the VPC's account: counted through its share
-        and (c.location, c.domain, c.vpc_id) not in replaced
         and c.reason != SERVED_BY_PROFILE
-    )
-    return used, lost
+    ]
+    if not leaving:
+        return used, 0
+    replaced = {
+        (c.location, c.domain, c.vpc_id) for c in plan.changes if c.kind is ChangeKind.ASSOCIATE
+    }
+    return used, sum(1 for c in leaving if (c.location, c.domain, c.vpc_id) not in replaced)
 
 
 def _withdrawn(plan: Plan, in_counted: list[Change], states: Mapping[str, RegionState]) -> float:
@@ -209,9 +212,11 @@ def check_plan(
     and removing one hub from a mesh of three or more must not read as a mass deletion.
     """
     readable = {w: s for w, s in states.items() if w in scope and not s.error}
-    managed = {where: len(managed_rules(state, mesh_id)) for where, state in readable.items()}
+    ours = {
+        where: {r.id for r in managed_rules(state, mesh_id)} for where, state in readable.items()
+    }
     counted = {w for w, s in readable.items() if staying is None or s.region in staying}
-    refusals = _mass_change(plan, managed, counted, guard, readable, partial, mesh_id)
+    refusals = _mass_change(plan, ours, counted, guard, readable, partial)
     quota_problems, warnings = _quotas(plan, readable)
     # Quotas are AWS's, not ours: forcing cannot lift them.
     return Verdict(
