@@ -8,7 +8,9 @@ Invariants:
   frozen spoke are kept as they are.
 - Per location the order is make before break: creates, in-place updates and shares, then
   associations (a rule of ours leaves a VPC right before another of ours takes its place for
-  the same domain), then unshares, disassociations, deletions.
+  the same domain), then unshares, disassociations, deletions. Across accounts too: an own rule
+  of ours retiring from a VPC that the hub's share lists, for a domain the hub forwards, stays
+  on it until the hub's shared rule for the domain is planned there (`making_way`).
 - At most one managed rule per (location, source, domain) survives; targets change in place,
   never by re-creation. A rule is only replaced when the hub it targets changes.
 - Rules shared with us (`SHARED_WITH_ME`) are never managed where they are received; there we

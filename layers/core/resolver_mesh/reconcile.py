@@ -1252,12 +1252,7 @@ def _makes_way_for_nothing(
     association cannot come: its rule was to be created in this run and was not, or it is a
     shared rule whose share was to be accepted in this run and was not. The VPC keeps what it
     has."""
-    if not (
-        change.kind is ChangeKind.DISASSOCIATE
-        and following is not None
-        and following.kind is ChangeKind.ASSOCIATE
-        and (following.domain, following.vpc_id) == (change.domain, change.vpc_id)
-    ):
+    if following is None or not _makes_way_for(change, following):
         return False
     if _awaits_acceptance(following):
         return following.share_arn not in accepted
@@ -1279,13 +1274,8 @@ def _freed_for_arriving(change: Change, following: Change | None) -> Change | No
     """The association right after `change` when `change` frees its VPC for it and it puts
     on the VPC a shared rule whose share was accepted in this run (the rule may not have
     arrived yet); otherwise None."""
-    if (
-        change.kind is ChangeKind.DISASSOCIATE
-        and following is not None
-        and _awaits_acceptance(following)
-        and (following.domain, following.vpc_id) == (change.domain, change.vpc_id)
-    ):
-        return following
+    if following is not None and _makes_way_for(change, following):
+        return following if _awaits_acceptance(following) else None
     return None
 
 
