@@ -408,6 +408,10 @@ def test_a_tagged_vpc_where_another_rule_holds_a_hub_domain_does_not_join_until_
     assert used_by(member, HOME_REGION, vpc) == set()
     assert MEMBER not in principals(aws, HOME_REGION)
     assert not [c for c in result["changes"] if c.get("account") == MEMBER]
+    verified = members.cli("verify", "--json")  # as the reconcile has it: a note, not a row
+    assert verified.code == 0, verified.out
+    assert vpc not in {v["vpc_id"] for v in verified.json["vpcs"]}
+    assert line in verified.json["notes"]
 
     resolver_api.disassociate_resolver_rule(
         ResolverRuleId=theirs, VPCId=association["ResolverRuleAssociation"]["VPCId"]

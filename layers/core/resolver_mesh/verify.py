@@ -31,8 +31,10 @@ The I/O part (`observe_mesh`, through `Aws`) reads every hub Region in parallel
 through the rate-limited adapters of `resolver_mesh.aws`: one `ResolverRegion.read` with rules
 and endpoints, one paginated `DescribeVpcEndpoints` per hub VPC and one
 `DescribeVpcEndpointServices` for the services its endpoints use. Before that, `verify` reads
-the VPCs tagged to join the mesh (`with_tagged_vpcs`, one DescribeVpcs per account and enabled
-hub Region) and lists them in their hubs, so that they are rows like the VPCs the items list.
+the VPCs tagged to join the mesh (`tagged_vpcs`, one DescribeVpcs per account and enabled
+hub Region) and lists them in their hubs, so that they are rows like the VPCs the items list;
+a tagged VPC that a reconcile would keep out (`desired.without_conflicting`) is a note, not a
+row.
 
 Invariants: `verify_mesh` is pure and deterministic (sorted rows, columns and problems); it
 never writes; `Matrix.ok` is False whenever a cell is a problem or something could not be read.
@@ -46,13 +48,17 @@ from typing import TYPE_CHECKING, Any
 
 from resolver_mesh.desired import (
     HubSet,
+    Joined,
     TaggedVpcs,
+    desired_rules,
     join_by_tag,
     names_accounts,
     parse_hubs,
     target_domains,
+    without_conflicting,
 )
 from resolver_mesh.models import (
+    AccountAccess,
     HubItem,
     ObservedRule,
     RegionState,
@@ -632,12 +638,12 @@ def observe_mesh(aws: Aws, hub_set: HubSet) -> tuple[dict[str, RegionState], lis
     return per_region(observe, locations), errors
 
 
-def with_tagged_vpcs(aws: Aws, hub_set: HubSet) -> tuple[HubSet, list[str], list[str]]:
-    """`hub_set` with the VPCs that join its hubs by tag listed in them, as a reconcile would
-    have them join (one tag read per account and enabled hub Region outside
-    `EXCLUDED_REGIONS`, in the accounts of `MEMBER_OUS`, of `MEMBER_ROLES` and of the items);
-    the reads that failed (errors: an organisation that cannot be read leaves its accounts
-    unread) and the tagged VPCs that cannot join (notes)."""
+def tagged_vpcs(aws: Aws, hub_set: HubSet) -> tuple[Joined, dict[str, AccountAccess], list[str]]:
+    """The VPCs that join the hubs by tag, as a reconcile would have them join (one tag read
+    per account and enabled hub Region outside `EXCLUDED_REGIONS`, in the accounts of
+    `MEMBER_OUS`, of `MEMBER_ROLES` and of the items), how each account is reached, and the
+    reads that failed (errors: an organisation that cannot be read leaves its accounts
+    unread)."""
     errors: list[str] = []
     try:
         members = aws.organization_members()
@@ -665,7 +671,7 @@ def with_tagged_vpcs(aws: Aws, hub_set: HubSet) -> tuple[HubSet, list[str], list
         for at, found in sorted(tagged.items())
         if found.error
     ]
-    return joined.listed(hub_set, accesses), errors, list(joined.refused)
+    return joined, accesses, errors
 
 
 def verify(aws: Aws) -> Matrix:
@@ -675,11 +681,14 @@ def verify(aws: Aws) -> Matrix:
     hub_set = parse_hubs(
         items, aws.known_regions(str(i.get("region")) for i in items), home_account
     )
-    hub_set, tag_errors, not_joined = with_tagged_vpcs(aws, hub_set)
-    states, errors = observe_mesh(aws, hub_set)
-    matrix = verify_mesh(aws.settings.mesh_id, hub_set, states)
+    mesh_id = aws.settings.mesh_id
+    joined, accesses, tag_errors = tagged_vpcs(aws, hub_set)
+    states, errors = observe_mesh(aws, joined.listed(hub_set, accesses))
+    desired = desired_rules(mesh_id, hub_set, states, joined, home_account or "")
+    joined = without_conflicting(mesh_id, joined, desired, states, aws.settings.adopt_unmanaged)
+    matrix = verify_mesh(mesh_id, joined.listed(hub_set, accesses), states)
     return replace(
         matrix,
         errors=(*matrix.errors, *tag_errors, *errors),
-        notes=(*matrix.notes, *not_joined),
+        notes=(*matrix.notes, *joined.refused),
     )
