@@ -133,9 +133,9 @@ def test_direct_rules_go_only_once_the_profile_serves_them() -> None:
     assert gone == {(ChangeKind.DISASSOCIATE, HUB_VPC)}
     assert len(kinds(plan)) == 2  # the hub VPC's 2 rules; the workload VPC waits
     assert profiles.pending == [f"{R}: Profile on {WORKLOAD} CREATING"]
-    # the Profile serves those names: the guard does not count them as lost (2 of 6 would be
-    # a third of what our rules serve, more than this strict guard's fifth)
-    strict = Guard(max_fraction=0.2, min_rules=1)
+    # the Profile serves those names: the guard does not count them as lost (2 of the 10 uses
+    # of our rules, 4 of them through the Profile, would be more than this strict guard's 15%)
+    strict = Guard(max_fraction=0.15, min_rules=1)
     assert check_plan(plan, states, set(states), MESH, strict, staying={R, R2}).allowed
     undone = replace(
         plan, changes=tuple(replace(c, reason="VPC no longer listed") for c in plan.changes)
@@ -524,3 +524,30 @@ def test_a_vpc_on_our_profile_stays_joined_when_another_rule_takes_one_domain() 
     profiles = plan_profiles(MESH, hub_set, desired, states, set(states), "rules")
     plan = with_profile_changes(make_plan(MESH, profiles.desired, states, set(states)), profiles)
     assert not [c for c in plan.changes if c.vpc_id == joining]
+
+
+@pytest.mark.parametrize(("leaving", "allowed"), [(1, True), (4, False)])
+def test_vpcs_on_our_profile_leaving_in_bulk_trip_the_guard(leaving: int, allowed: bool) -> None:
+    """Tag-joined VPCs served by our Profile alone lose their tag: our Profile leaves each,
+    and with it every rule it holds (2 here). Four of them are 8 of the 12 uses of our rules
+    (the hub VPC's 2, the Profile's 2 on each of 4 VPCs, the other hub's 2): refused."""
+    joining = [f"vpc-0bbbbbbbbbbbbbbb{n}" for n in range(4)]
+    hub_set = parse_hubs([hub_item(R, delivery="profile"), hub_item(R2)], frozenset({R, R2}))
+    states = {region: region_state(region) for region in (R, R2)}
+    tagged = {R: TaggedVpcs(owned=frozenset(joining)), R2: TaggedVpcs()}
+    joined = join_by_tag(MESH, hub_set, tagged)
+    states = converged(MESH, desired_rules(MESH, hub_set, states, joined), states)
+    on_profile = dict.fromkeys([HUB_VPC, *joining], "COMPLETE")
+    states[R] = with_profile(states[R], on_profile, direct=False)
+    states[R2] = replace(states[R2], profiles=ProfileState())
+    now = join_by_tag(MESH, hub_set, {**tagged, R: TaggedVpcs(owned=frozenset(joining[leaving:]))})
+    desired = desired_rules(MESH, hub_set, states, now)
+    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), "rules")
+    plan = with_profile_changes(make_plan(MESH, profiles.desired, states, set(states)), profiles)
+    assert [(c.kind, c.vpc_id) for c in plan.changes] == [
+        (ChangeKind.DISASSOCIATE_PROFILE, vpc) for vpc in joining[:leaving]
+    ]
+    verdict = check_plan(plan, states, set(states), MESH, Guard(0.5, 1), staying={R, R2})
+    assert verdict.allowed is allowed
+    if not allowed:
+        assert verdict.refusals[0].startswith("the plan would take 8 of the 12 associations")

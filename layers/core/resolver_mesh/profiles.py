@@ -73,6 +73,9 @@ FAILED = "FAILED"
 # The reason of a direct association's removal that our Profile makes needless (the guard
 # does not count it as lost).
 SERVED_BY_PROFILE = "the VPC's Route 53 Profile serves it"
+# The reason of our Profile's removal from a VPC that no longer uses the hub's rules at all
+# (the guard counts each rule the Profile holds as lost there).
+PROFILE_LEAVES = "VPC no longer listed"
 # A location's Profile changes go right before the first of these: after the rules they need
 # exist, and before a rule leaves (a rule leaves the Profile before it is deleted).
 _BREAKING = (
@@ -367,7 +370,7 @@ class _LocationProfiles:
                     continue
                 reason = "VPC uses rules associated directly"
             else:
-                reason = "VPC no longer listed"
+                reason = PROFILE_LEAVES
             self.changes.append(
                 self._change(ChangeKind.DISASSOCIATE_PROFILE, self.keeper.id, reason, vpc_id=vpc)
             )

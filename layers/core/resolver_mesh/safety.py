@@ -18,9 +18,10 @@ Invariants:
   leaving is most of a small slice's use).
 - Likewise for the VPCs our rules serve: a plan that takes more than `max_fraction` of the
   associations of our own rules off VPCs in the Regions whose hub stays is refused unless
-  forced (VPCs that leave by tag or by item, in bulk), under the same conditions of size. An
-  association that another of ours replaces in the same plan (for the same VPC and domain), or
-  that our Route 53 Profile already serves, is not lost. Shared rules taken off other accounts'
+  forced (VPCs that leave by tag or by item, in bulk), under the same conditions of size. A VPC
+  on a Profile of ours counts once for each rule the Profile holds, and loses them all when
+  the Profile leaves it. An association that another of ours replaces in the same plan (for
+  the same VPC and domain), or that our Route 53 Profile already serves, is not lost. Shared rules taken off other accounts'
   VPCs count through their shares (above).
 - Per-Region quotas (rules, associations) are checked before AWS says no.
 """
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 
 from resolver_mesh.models import Change, ChangeKind, Plan, RegionState
 from resolver_mesh.plan import GONE, managed_rules
-from resolver_mesh.profiles import SERVED_BY_PROFILE
+from resolver_mesh.profiles import PROFILE_LEAVES, SERVED_BY_PROFILE
 
 RULES_PER_REGION = 1000
 ASSOCIATIONS_PER_REGION = 2000
@@ -111,14 +112,28 @@ def _uses_lost(
     counted: Collection[str],
     ours: Mapping[str, set[str]],
 ) -> tuple[int, int]:
-    """The live associations of our own rules in `counted`, and how many of them the plan
-    takes off their VPCs for good: not replaced by an association of ours for the same VPC
-    and domain in the plan, nor served by our Profile there."""
-    used = sum(
-        1
-        for where in counted
-        for a in states[where].associations
-        if a.rule_id in ours[where] and a.status != GONE
+    """What our own rules serve in `counted` (a rule on a VPC, directly or through a Profile
+    of ours that holds it), and how much of it the plan takes off its VPCs for good: not
+    replaced by an association of ours for the same VPC and domain in the plan, nor served by
+    our Profile there; our Profile leaving a VPC that no longer uses the hub's rules loses
+    every rule it holds there."""
+    used = 0
+    held: dict[tuple[str, str], int] = {}  # (location, Profile of ours) -> rules it holds
+    for where in counted:
+        state = states[where]
+        used += sum(1 for a in state.associations if a.rule_id in ours[where] and a.status != GONE)
+        on_profiles = Counter(
+            a.profile_id
+            for a in (state.profiles.associations if state.profiles else ())
+            if a.status != GONE
+        )
+        for profile_id, rules in _profile_rules(state).items():
+            held[(where, profile_id)] = rules
+            used += rules * on_profiles[profile_id]
+    lost = sum(
+        held.get((c.location, str(c.profile_id)), 0)
+        for c in in_counted
+        if c.kind is ChangeKind.DISASSOCIATE_PROFILE and c.reason == PROFILE_LEAVES
     )
     leaving = [
         c
@@ -128,11 +143,24 @@ def _uses_lost(
         and c.reason != SERVED_BY_PROFILE
     ]
     if not leaving:
-        return used, 0
+        return used, lost
     replaced = {
         (c.location, c.domain, c.vpc_id) for c in plan.changes if c.kind is ChangeKind.ASSOCIATE
     }
-    return used, sum(1 for c in leaving if (c.location, c.domain, c.vpc_id) not in replaced)
+    return used, lost + sum(1 for c in leaving if (c.location, c.domain, c.vpc_id) not in replaced)
+
+
+def _profile_rules(state: RegionState) -> dict[str, int]:
+    """The Profiles the location owns and calls ours, with the rules each holds."""
+    if state.profiles is None:
+        return {}
+    found = {
+        p.id: 0 for p in state.profiles.profiles if p.ours and p.share_status != "SHARED_WITH_ME"
+    }
+    for resource in state.profiles.resources:
+        if resource.profile_id in found and resource.status != GONE:
+            found[resource.profile_id] += 1
+    return found
 
 
 def _withdrawn(plan: Plan, in_counted: list[Change], states: Mapping[str, RegionState]) -> float:
