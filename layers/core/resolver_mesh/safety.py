@@ -21,8 +21,8 @@ Invariants:
   forced (VPCs that leave by tag or by item, in bulk), under the same conditions of size. A VPC
   on a Profile of ours counts once for each rule the Profile holds, and loses them all when
   the Profile leaves it. An association that another of ours replaces in the same plan (for
-  the same VPC and domain), or that our Route 53 Profile already serves, is not lost. Shared rules taken off other accounts'
-  VPCs count through their shares (above).
+  the same VPC and domain), or that our Route 53 Profile already serves, is not lost. Shared
+  rules taken off other accounts' VPCs count through their shares (above).
 - Per-Region quotas (rules, associations) are checked before AWS says no.
 """
 
