@@ -19,6 +19,8 @@ from resolver_mesh.local.topology import (
     ClientFactory,
     assumed_clients,
     build_hub,
+    build_spoke,
+    spoke_item,
 )
 
 HOME_ACCOUNT = "123456789012"
@@ -317,6 +319,42 @@ def test_a_live_shared_vpc_moves_to_the_profile_without_losing_a_name(
     assert direct_vpcs(member, HOME_REGION) == set()
     held = member("route53profiles", HOME_REGION).list_profile_associations(ResourceId=vpc)
     assert len(held["ProfileAssociations"]) == 1
+    assert mesh.resync()["calls"]["writes"] == 0
+
+
+@pytest.mark.parametrize("spoke_mode", ["direct", "central"])
+def test_a_member_spoke_moves_to_the_profile_without_losing_a_name(
+    make_mesh: Callable[..., Mesh],
+    member: CachedClients,
+    monkeypatch: pytest.MonkeyPatch,
+    spoke_mode: str,
+) -> None:
+    """A spoke VPC of a member account (its own rules; a central spoke's one parent-domain
+    rule) becomes a shared VPC of `profile` delivery: its rules stay while the hub's Profile is
+    made, shared, associated and on its way (CREATING for a while), and go once it serves."""
+    from mesh_emulator import route53profiles
+
+    mesh = make_mesh(REGIONS[:2])
+    spoke = build_spoke(member, HOME_REGION, "10.112.0.0/16", "member-spoke")
+    parent = {"parent_domain": "amazonaws.com"} if spoke_mode == "central" else {}
+    mesh.update(HOME_REGION, spokes=[spoke_item(spoke, spoke_mode, **parent, **ACCESS)])
+    assert mesh.resync()["ok"]
+    own = hub_rule_arns(member, HOME_REGION)
+    assert direct_vpcs(member, HOME_REGION) == {spoke.vpc_id}
+    assert {arn.split(":")[4] for arn in own} == {MEMBER}
+
+    shared = {"vpc_id": spoke.vpc_id, "delivery": "profile", **ACCESS}
+    mesh.update(HOME_REGION, spokes=None, shared_vpcs=[shared])
+    monkeypatch.setattr(route53profiles.SETTINGS, "pending_reads", 2)
+    for _ in range(5):  # a pass at a time: every step keeps every name
+        result = mesh.resync()
+        assert result["ok"], result
+        for domain in peer_domains(mesh, HOME_REGION):
+            found = rule_for(MEMBER, HOME_REGION, spoke.vpc_id, f"host.{domain}")
+            assert found is not None, domain
+    assert not own & hub_rule_arns(member, HOME_REGION)  # the own rules are gone
+    held = member("route53profiles", HOME_REGION).list_profile_associations(ResourceId=spoke.vpc_id)
+    assert [a["Status"] for a in held["ProfileAssociations"]] == ["COMPLETE"]
     assert mesh.resync()["calls"]["writes"] == 0
 
 

@@ -598,3 +598,42 @@ def test_a_rule_that_made_way_goes_back_when_its_replacement_fails(
         assert f"{own}, which made way for it, could not be put back on {vpc}" in message
         assert held == {}
     assert [e["region"] for e in applied.errors] == [f"{HOME_REGION}@{MEMBER}"]
+
+
+@pytest.mark.parametrize("arrival", ["in time", "late"])
+def test_a_central_spokes_parent_rule_leaves_only_once_every_shared_rule_is_on_the_vpc(
+    mesh: Mesh,
+    spokes: Callable[..., SpokeResources],
+    member: CachedClients,
+    monkeypatch: pytest.MonkeyPatch,
+    arrival: str,
+) -> None:
+    """A central spoke of a member account (one rule for its parent domain) moved to the hub's
+    `shared_vpcs`: the parent rule covers every peer domain, so it stays until the shared rule
+    of each is on the VPC (after them, in the same apply), and is deleted once it has left."""
+    spoke = spokes(member, "member-central")
+    access = {"account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
+    central = spoke_item(spoke, "central", parent_domain="amazonaws.com", **access)
+    mesh.update(HOME_REGION, spokes=[central])
+    assert mesh.resync()["ok"]
+    [parent] = of_vpc(rules_and_vpcs(member), spoke.vpc_id).values()
+    assert normalise(parent["DomainName"]) == "amazonaws.com."
+
+    mesh.update(HOME_REGION, spokes=None, shared_vpcs=[{"vpc_id": spoke.vpc_id, **access}])
+    monkeypatch.setattr(resolver, "ARRIVAL_WAITS", (0.05, 0.05))
+    with arrival_lag(3600.0 if arrival == "late" else 0.0):
+        result = mesh.resync()
+        assert result["ok"], result["errors"]
+        held = of_vpc(rules_and_vpcs(member), spoke.vpc_id)
+    if arrival == "late":  # none arrived: the VPC keeps its parent rule, nothing fails
+        assert list(held) == ["amazonaws.com."]
+        waiting = {
+            (c["kind"], c["status"]) for c in result["changes"] if c.get("rule_id") == parent["Id"]
+        }
+        assert waiting == {("disassociate", "waiting"), ("delete_rule", "waiting")}
+        result = mesh.resync()  # arrived since
+        assert result["ok"], result["errors"]
+        held = of_vpc(rules_and_vpcs(member), spoke.vpc_id)
+    assert set(held) == PEER_DOMAINS
+    assert parent["Id"] not in rules_and_vpcs(member)  # deleted
+    assert mesh.resync()["changes"] == []

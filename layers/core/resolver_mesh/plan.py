@@ -10,7 +10,9 @@ Invariants:
   associations (a rule of ours leaves a VPC right before another of ours takes its place for
   the same domain), then unshares, disassociations, deletions. Across accounts too: an own rule
   of ours retiring from a VPC that the hub's share lists, for a domain the hub forwards, stays
-  on it until the hub's shared rule for the domain is planned there (`making_way`).
+  on it until the hub's shared rule for the domain is planned there (`making_way`); from a VPC
+  our Route 53 Profile is to serve, until the Profile answers the domain there; a parent domain
+  of the hub's domains (a central spoke's), until every domain under it is answered there.
 - At most one managed rule per (location, source, domain) survives; targets change in place,
   never by re-creation. A rule is only replaced when the hub it targets changes.
 - Rules shared with us (`SHARED_WITH_ME`) are never managed where they are received; there we
@@ -28,6 +30,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from resolver_mesh.desired import Desired, adoptable
 from resolver_mesh.models import (
@@ -48,6 +51,12 @@ from resolver_mesh.names import owned_source, owned_target_region, share_name
 GONE = "DELETING"
 SHARED_WITH_ME = "SHARED_WITH_ME"
 SHARED_BY_ME = "SHARED_BY_ME"
+# The reason of a spoke's parent-domain rule leaving a VPC that has the hub's rule for every
+# domain under it (the apply keeps it there if one of those did not come in the same apply).
+PARENT_MAKES_WAY = "makes way for the hub's rules of every domain under it"
+# The reason of a direct association's removal that our Route 53 Profile makes needless (the
+# guard does not count it as lost).
+SERVED_BY_PROFILE = "the VPC's Route 53 Profile serves it"
 
 
 @dataclass
@@ -136,9 +145,14 @@ class _ByLocation:
     owned_shares: Mapping[str, list[DesiredShare]]  # by the hub's (owner's) location
     received_shares: Mapping[str, list[DesiredShare]]  # by the receiving account's location
     hub_domains: Mapping[str, set[str]]
+    profile_serving: Mapping[str, dict[str, frozenset[str]]]  # location -> VPC -> domains
 
     @classmethod
-    def of(cls, desired: Desired) -> _ByLocation:
+    def of(
+        cls,
+        desired: Desired,
+        profile_serving: Mapping[tuple[str, str], frozenset[str]] | None = None,
+    ) -> _ByLocation:
         rules: dict[str, list[DesiredRule]] = defaultdict(list)
         hub_domains: dict[str, set[str]] = defaultdict(set)
         for rule in desired.rules:
@@ -153,7 +167,10 @@ class _ByLocation:
         for share in desired.shares:
             owned[location(share.region, share.owner)].append(share)
             received[location(share.region, share.principal)].append(share)
-        return cls(rules, frozen_sources, owned, received, hub_domains)
+        serving: dict[str, dict[str, frozenset[str]]] = defaultdict(dict)
+        for (where, vpc), domains in (profile_serving or {}).items():
+            serving[where][vpc] = domains
+        return cls(rules, frozen_sources, owned, received, hub_domains, serving)
 
 
 class _RegionPlanner:
@@ -207,6 +224,10 @@ class _RegionPlanner:
             vpc
             for share in by_location.received_shares.get(self.where, ())
             for vpc in share.vpc_ids
+        )
+        # VPC -> the hub domains our Profile answers there, for the VPCs it is to serve.
+        self.profile_serving: Mapping[str, frozenset[str]] = by_location.profile_serving.get(
+            self.where, {}
         )
 
     def target_of(self, rule: ObservedRule) -> str:
@@ -377,9 +398,8 @@ class _RegionPlanner:
             self.out.deferred.append(self.where)
             return
         own = rule.share_status != SHARED_WITH_ME
-        hub_domains = self.by_location.hub_domains.get(self.region, set())
         for vpc_id in sorted(self.vpcs_of[rule.id]):
-            if own and vpc_id in self.received_vpcs and rule.domain in hub_domains:
+            if own and self._hub_takes_over(rule.domain, vpc_id):
                 self.making_way[(rule.domain, vpc_id)] = rule  # see `_settle_making_way`
                 continue
             self.out.disassociations.append(self._disassociate(rule, vpc_id, reason))
@@ -387,6 +407,28 @@ class _RegionPlanner:
             self.out.deletions.append(self._about(ChangeKind.DELETE_RULE, rule, reason))
         else:
             self.retiring_reasons[rule.id] = reason
+
+    def _hub_takes_over(self, domain: str, vpc_id: str) -> bool:
+        """Whether the hub's rules will answer `domain` in `vpc_id` in place of a rule of ours
+        retiring from it: the VPC gets them through the hub's share or our Profile, and the
+        domain is one the hub forwards or a parent of some (a central spoke's parent domain;
+        then also where the hub's own rules are associated in this location)."""
+        through_hub = vpc_id in self.received_vpcs or vpc_id in self.profile_serving
+        if domain in self.by_location.hub_domains.get(self.region, ()):
+            return through_hub
+        return bool(self._under(domain)) and (through_hub or vpc_id in self._hub_vpcs)
+
+    def _under(self, parent: str) -> list[str]:
+        """The domains the hub of this Region forwards that lie under `parent`."""
+        hub_domains = self.by_location.hub_domains.get(self.region, ())
+        return sorted(d for d in hub_domains if d.endswith("." + parent))
+
+    @cached_property
+    def _hub_vpcs(self) -> frozenset[str]:
+        """The VPCs the hub's own rules of this location are meant for."""
+        return frozenset(
+            vpc for (source, _), want in self.wanted.items() if not source for vpc in want.vpc_ids
+        )
 
     def _disassociate(self, rule: ObservedRule, vpc_id: str, reason: str) -> Change:
         return self._about(ChangeKind.DISASSOCIATE, rule, reason, vpc_id)
@@ -575,14 +617,18 @@ class _RegionPlanner:
             (c.domain, c.vpc_id) for c in self.out.associations if c.kind is ChangeKind.ASSOCIATE
         }
         for (domain, vpc_id), rule in sorted(self.making_way.items()):
-            if (domain, vpc_id) in planned:
-                reason = "makes way for the hub's shared rule"
+            reason = self._taken_over(domain, vpc_id, planned)
+            if reason:
                 self.out.disassociations.append(self._disassociate(rule, vpc_id, reason))
             else:
                 staying.add(rule.id)
+                waits_for = (
+                    "our Route 53 Profile serves it"
+                    if vpc_id in self.profile_serving
+                    else "the hub's rules take its place"
+                )
                 self.out.notes.append(
-                    f"{self.where}: {vpc_id} keeps {rule.id} for {domain} until the hub's"
-                    " shared rule is here to take its place"
+                    f"{self.where}: {vpc_id} keeps {rule.id} for {domain} until {waits_for}"
                 )
         for rule in {r.id: r for r in self.making_way.values()}.values():
             if rule.id in staying:
@@ -590,6 +636,27 @@ class _RegionPlanner:
             else:
                 reason = self.retiring_reasons[rule.id]
                 self.out.deletions.append(self._about(ChangeKind.DELETE_RULE, rule, reason))
+
+    def _taken_over(
+        self, domain: str, vpc_id: str, planned: Collection[tuple[str, str | None]]
+    ) -> str:
+        """Why a rule of ours retiring from `vpc_id` for `domain` can leave it now: the hub's
+        rule takes its place in this plan, or our Profile answers there, for the domain, or
+        for every domain under it (a parent domain); "" while it must stay."""
+        if domain in self.by_location.hub_domains.get(self.region, ()):
+            if (domain, vpc_id) in planned:
+                return "makes way for the hub's shared rule"
+            return SERVED_BY_PROFILE if domain in self.profile_serving.get(vpc_id, ()) else ""
+        leaving = {(c.rule_id, c.vpc_id) for c in self.out.disassociations}
+        holding = [r for (source, _), rules in self.ours.items() if not source for r in rules]
+        on_vpc = {
+            r.domain
+            for r in holding + self.shared
+            if vpc_id in self.vpcs_of[r.id] and (r.id, vpc_id) not in leaving
+        }
+        answered = on_vpc | self.profile_serving.get(vpc_id, frozenset())
+        answered |= {d for d, v in planned if v == vpc_id}
+        return PARENT_MAKES_WAY if set(self._under(domain)) <= answered else ""
 
     def _conflicts(self, domain: str, vpc_id: str, our_rule_id: str | None) -> bool:
         """Whether a rule not ours holds `domain` in `vpc_id` (recorded as a conflict)."""
@@ -703,6 +770,7 @@ def make_plan(
     adopt: bool = False,
     home_account: str = "",
     also_shared: Mapping[str, frozenset[str]] | None = None,
+    profile_serving: Mapping[tuple[str, str], frozenset[str]] | None = None,
 ) -> Plan:
     """Changes for the locations in `scope` (`states` keys), ordered per location; locations
     sorted by name.
@@ -710,14 +778,16 @@ def make_plan(
     With `adopt`, a hub domain without a rule of ours takes over the best unowned rule for it
     (tagging it ours) instead of creating a new one. `home_account` is the reconciler's own
     account id, needed only to share rules with it or from it. `also_shared`: more ARNs of
-    ours the hub's share of a location must hold (its Route 53 Profile).
+    ours the hub's share of a location must hold (its Route 53 Profile). `profile_serving`:
+    (location, VPC) that gets the hub's rules through our Profile -> the hub domains it
+    answers there now; a rule of ours retiring from such a VPC waits for it.
     """
     changes: list[Change] = []
     conflicts: list[Conflict] = []
     notes: list[str] = []
     deferred: list[str] = []
     receivers = _Receivers.of(mesh_id, desired, states)
-    by_location = _ByLocation.of(desired)
+    by_location = _ByLocation.of(desired, profile_serving)
     planners: list[_RegionPlanner] = []
     for where in sorted(scope):
         state = states.get(where)

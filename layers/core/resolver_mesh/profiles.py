@@ -52,7 +52,13 @@ from resolver_mesh.models import (
     location,
 )
 from resolver_mesh.names import profile_name
-from resolver_mesh.plan import managed_rules, rule_source, rule_target, shared_with_us
+from resolver_mesh.plan import (
+    SERVED_BY_PROFILE,
+    managed_rules,
+    rule_source,
+    rule_target,
+    shared_with_us,
+)
 
 COMPLETE = "COMPLETE"
 # A direct association in place: COMPLETE, or OVERRIDDEN (a status AWS documents for rule
@@ -70,9 +76,6 @@ MAX_RULES_PER_PROFILE = 1000  # Resolver rules one Profile holds
 NEAR_QUOTA = 0.9  # a plan notes a quota used to this share or more (within 10% of it)
 IN_FLIGHT = ("CREATING", "UPDATING", "DELETING")
 FAILED = "FAILED"
-# The reason of a direct association's removal that our Profile makes needless (the guard
-# does not count it as lost).
-SERVED_BY_PROFILE = "the VPC's Route 53 Profile serves it"
 # The reason of our Profile's removal from a VPC that no longer uses the hub's rules at all
 # (the guard counts each rule the Profile holds as lost there).
 PROFILE_LEAVES = "VPC no longer listed"
@@ -107,11 +110,20 @@ class ProfilePlan:
     active: set[str] = field(default_factory=set)
     # (location, VPC, domain) our Profile serves: a direct association there may go.
     served: set[tuple[str, str, str]] = field(default_factory=set)
+    # (location, VPC) that gets the hub's rules through our Profile -> the hub domains the
+    # Profile answers there now (none while it is not there, or not COMPLETE): what a rule of
+    # the VPC's own waits for before it leaves (`make_plan`'s `profile_serving`).
+    serving: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     # By hub location: what its RAM share holds besides the rules (its Profile).
     also_shared: dict[str, frozenset[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+
+    def serve(self, where: str, vpc: str, domains: Collection[str]) -> None:
+        """`vpc` of `where` gets the hub's rules through our Profile, which answers `domains`."""
+        self.serving[(where, vpc)] = frozenset(domains)
+        self.served |= {(where, vpc, domain) for domain in domains}
 
 
 class _LocationProfiles:
@@ -448,17 +460,17 @@ class _ReceivedProfile:
             found.append(vpc)
         return found
 
+    def serving(self, vpc: str) -> set[str]:
+        """The hub domains our Profile answers in the VPC (none until it is COMPLETE there)."""
+        association = self.by_vpc.get(vpc)
+        if association is None or association.profile_id != self.keeper.id:
+            return set()
+        return set(self.owner.serving) if association.status == COMPLETE else set()
+
     def served(self, vpc: str) -> bool:
         """Whether our Profile answers every hub domain in the VPC."""
-        association = self.by_vpc.get(vpc)
         wanted = {rule.domain for rule in self.owner.rules}
-        return (
-            association is not None
-            and association.profile_id == self.keeper.id
-            and association.status == COMPLETE
-            and bool(wanted)
-            and wanted <= self.owner.serving
-        )
+        return bool(wanted) and wanted <= self.serving(vpc)
 
     def unlisted(self, vpc: str) -> bool:
         """A VPC of `profile` delivery leaves the share's VPCs (its shared rules go, or are
@@ -552,9 +564,8 @@ def plan_profiles(
         planner.plan(profile_vpcs)
         if profile_vpcs or planner.keeper is not None:
             out.active.add(where)
-        out.served |= {
-            (where, vpc, domain) for vpc in profile_vpcs for domain in planner.served[vpc]
-        }
+        for vpc in profile_vpcs:
+            out.serve(where, vpc, planner.served[vpc])
         if planner.changes:
             out.changes[where] = planner.changes
         out.notes += planner.notes
@@ -613,6 +624,10 @@ def _plan_received(
     they have no shared rule (they wait for the Profile)."""
     dropped: dict[tuple[str, str], set[str]] = defaultdict(set)  # (Region, account) -> VPCs
     for hub in sorted(hub_set.enabled.values(), key=lambda h: h.region):
+        for account, modes in shared_deliveries(hub, default).items():
+            for vpc, mode in modes.items():  # served by nothing until the Profile is there
+                if mode == "profile":
+                    out.serve(location(hub.region, account), vpc, ())
         owner = owners.get(hub.location)
         if owner is None or owner.keeper is None:
             continue
@@ -626,6 +641,8 @@ def _plan_received(
             receiver = _ReceivedProfile(state, owner, modes)
             profile_vpcs = receiver.profile_vpcs()
             receiver.plan(profile_vpcs)
+            for vpc in profile_vpcs:
+                out.serve(where, vpc, receiver.serving(vpc))
             dropped[(hub.region, account)] |= {v for v in profile_vpcs if receiver.unlisted(v)}
             out.active.add(where)
             if receiver.changes:

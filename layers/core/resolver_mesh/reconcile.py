@@ -110,7 +110,14 @@ from resolver_mesh.models import (
     split_location,
 )
 from resolver_mesh.names import MESH_TAG_KEY, creator_request_ids
-from resolver_mesh.plan import SHARED_BY_ME, make_plan, managed_rules, rule_source, rule_target
+from resolver_mesh.plan import (
+    PARENT_MAKES_WAY,
+    SHARED_BY_ME,
+    make_plan,
+    managed_rules,
+    rule_source,
+    rule_target,
+)
 from resolver_mesh.profiles import (
     plan_profiles,
     shared_deliveries,
@@ -465,6 +472,7 @@ class Reconciler:
             adopt=self.settings.adopt_unmanaged,
             home_account=home_account,
             also_shared=profiles.also_shared,
+            profile_serving=profiles.serving,
         )
         plan = with_profile_changes(plan, profiles)
         verdict = check_plan(
@@ -935,6 +943,7 @@ class Reconciler:
         staying: set[str] = set()  # rules still on a VPC whose new rule is not there yet
         freed: dict[tuple[str, str | None], str] = {}  # (domain, VPC) -> the rule that left it
         occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
+        unsettled: set[str | None] = set()  # VPCs an association of this apply did not reach
         out = _Applied()
         for change, following in zip(changes, [*changes[1:], None], strict=True):
             is_profile = change.kind in PROFILE_KINDS
@@ -962,6 +971,11 @@ class Reconciler:
                 status, why = (
                     "waiting",
                     "it stays on a VPC until the rule taking its place is there",
+                )
+            elif change.reason == PARENT_MAKES_WAY and change.vpc_id in unsettled:
+                status, why = (
+                    "waiting",
+                    "it stays on the VPC until the hub's rules of every domain under it are there",
                 )
             else:
                 try:
@@ -1000,6 +1014,8 @@ class Reconciler:
                         undeletable |= {arn.rsplit("/", 1)[-1] for arn in change.resources}
             if change.kind is ChangeKind.DISASSOCIATE and status in ("waiting", "skipped"):
                 staying.add(str(rule_id))  # it freed nothing: the rule is still in use
+            if change.kind is ChangeKind.ASSOCIATE and status != "applied":
+                unsettled.add(change.vpc_id)
             if change.kind is ChangeKind.DISASSOCIATE and status == "applied" and rule_id:
                 if _makes_way_for(change, following):
                     freed[(change.domain, change.vpc_id)] = rule_id

@@ -33,8 +33,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from resolver_mesh.models import Change, ChangeKind, Plan, RegionState
-from resolver_mesh.plan import GONE, managed_rules
-from resolver_mesh.profiles import PROFILE_LEAVES, SERVED_BY_PROFILE
+from resolver_mesh.plan import GONE, PARENT_MAKES_WAY, SERVED_BY_PROFILE, managed_rules
+from resolver_mesh.profiles import PROFILE_LEAVES
 
 RULES_PER_REGION = 1000
 ASSOCIATIONS_PER_REGION = 2000
@@ -115,7 +115,8 @@ def _uses_lost(
     """What our own rules serve in `counted` (a rule on a VPC, directly or through a Profile
     of ours that holds it), and how much of it the plan takes off its VPCs for good: not
     replaced by an association of ours for the same VPC and domain in the plan, nor served by
-    our Profile there; our Profile leaving a VPC that no longer uses the hub's rules loses
+    our Profile there, nor a parent-domain rule whose domains the hub's rules all answer
+    there (`PARENT_MAKES_WAY`); our Profile leaving a VPC that no longer uses the hub's rules loses
     every rule it holds there."""
     used = 0
     held: dict[tuple[str, str], int] = {}  # (location, Profile of ours) -> rules it holds
@@ -140,7 +141,7 @@ def _uses_lost(
         for c in in_counted
         if c.kind is ChangeKind.DISASSOCIATE
         and not c.owner  # a rule shared with the VPC's account: counted through its share
-        and c.reason != SERVED_BY_PROFILE
+        and c.reason not in (SERVED_BY_PROFILE, PARENT_MAKES_WAY)
     ]
     if not leaving:
         return used, lost

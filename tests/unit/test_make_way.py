@@ -1,0 +1,289 @@
+"""Make before break when a spoke VPC's own rules give way to the hub's: through our Route 53
+Profile (`profile` delivery, in the hub's account and in a member account), and for a central
+spoke's parent-domain rule, which covers every hub domain at once. Pure: no AWS."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from resolver_mesh.desired import desired_rules, parse_hubs
+from resolver_mesh.models import (
+    Change,
+    ChangeKind,
+    ObservedAssociation,
+    ObservedEndpoint,
+    ObservedProfile,
+    ObservedProfileAssociation,
+    ObservedProfileResource,
+    Plan,
+    ProfileState,
+    RegionState,
+    location,
+)
+from resolver_mesh.plan import PARENT_MAKES_WAY, make_plan, managed_rules
+from resolver_mesh.profiles import SERVED_BY_PROFILE, plan_profiles, with_profile_changes
+from resolver_mesh.safety import Guard, check_plan
+
+from .builders import HOME, converged, hub_item, region_state
+
+MESH = "mesh"
+A, B, C = "us-east-1", "us-west-2", "eu-west-1"
+KNOWN = frozenset({A, B, C})
+MEMBER = "222222222222"
+ROLE = f"arn:aws:iam::{MEMBER}:role/resolver-mesh-member-mesh"
+THERE = location(A, MEMBER)
+SPOKE_VPC = "vpc-0000000000000aaaa"
+SPOKE_OUT = "rslvr-out-0000000000000aaaa"
+PROFILE = ObservedProfile(
+    "rp-ours", f"arn:aws:route53profiles:{A}:{HOME}:profile/rp-ours", "n", ours=True
+)
+STRICT = Guard(0.05, 1)  # any association lost for good is refused
+PEER_DOMAINS = {f"{r}.{d}." for r in (B, C) for d in ("amazonaws.com", "vpce.amazonaws.com")}
+
+
+def items(**a_fields: Any) -> list[dict[str, Any]]:
+    return [hub_item(A, **a_fields), hub_item(B), hub_item(C)]
+
+
+def spoke_items(where: str, **spoke: Any) -> list[dict[str, Any]]:
+    account = {"account_id": MEMBER, "role_arn": ROLE} if where == THERE else {}
+    entry = {"vpc_id": SPOKE_VPC, "outbound_endpoint_id": SPOKE_OUT, "mode": "direct"}
+    entry.update(account, **spoke)
+    return items(spokes=[entry])
+
+
+def shared_entry(delivery: str) -> dict[str, Any]:
+    return {"vpc_id": SPOKE_VPC, "account_id": MEMBER, "role_arn": ROLE, "delivery": delivery}
+
+
+def spoke_world(where: str, **spoke: Any) -> dict[str, RegionState]:
+    """Three hubs converged with a spoke VPC in `where` (its own rules on it); every location's
+    Profiles read, none there yet."""
+    states = {r: region_state(r) for r in (A, B, C)}
+    endpoint = ObservedEndpoint(SPOKE_OUT, "OUTBOUND", "OPERATIONAL", SPOKE_VPC)
+    if where == A:
+        states[A] = replace(states[A], endpoints=(*states[A].endpoints, endpoint))
+    else:
+        states[where] = RegionState(A, account=MEMBER, endpoints=(endpoint,))
+    hub_set = parse_hubs(spoke_items(where, **spoke), KNOWN, HOME)
+    states = converged(MESH, desired_rules(MESH, hub_set, states), states)
+    return {w: replace(s, profiles=ProfileState()) for w, s in states.items()}
+
+
+def plan_for(hub_items: list[dict[str, Any]], states: dict[str, RegionState]) -> Plan:
+    """As a reconcile plans: desired rules, Profiles, rules, Profile changes merged."""
+    hub_set = parse_hubs(hub_items, KNOWN, HOME)
+    desired = desired_rules(MESH, hub_set, states, None, HOME)
+    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), "rules")
+    plan = make_plan(
+        MESH,
+        profiles.desired,
+        states,
+        set(states),
+        home_account=HOME,
+        also_shared=profiles.also_shared,
+        profile_serving=profiles.serving,
+    )
+    return with_profile_changes(plan, profiles)
+
+
+def with_our_profile(
+    states: dict[str, RegionState], where: str, status: str = "COMPLETE"
+) -> dict[str, RegionState]:
+    """Our Profile in the hub's location, holding its hub rules, on SPOKE_VPC in `where`
+    (`status`); seen through the share where that is another account."""
+    hub_rules = [r for r in managed_rules(states[A], MESH) if r.endpoint_id != SPOKE_OUT]
+    resources = tuple(
+        ObservedProfileResource(f"rpr-{n}", PROFILE.id, rule.arn, "COMPLETE")
+        for n, rule in enumerate(hub_rules)
+    )
+    on_vpc = (ObservedProfileAssociation("rpassoc-spoke", PROFILE.id, SPOKE_VPC, status),)
+    states = dict(states)
+    states[A] = replace(
+        states[A],
+        profiles=ProfileState((PROFILE,), on_vpc if where == A else (), resources),
+    )
+    if where != A:
+        seen = replace(PROFILE, ours=False, share_status="SHARED_WITH_ME")
+        states[where] = replace(states[where], profiles=ProfileState((seen,), on_vpc))
+    return states
+
+
+def own_changes(plan: Plan, where: str) -> list[Change]:
+    """The changes to the spoke's own rules."""
+    return [c for c in plan.changes if c.location == where and c.source == SPOKE_VPC]
+
+
+def leaving_is_not_a_loss(plan: Plan, states: dict[str, RegionState]) -> bool:
+    """The guard, strict, counts no association lost in the plan's disassociations (the rules'
+    deletions are judged as rules), and would count them under another reason."""
+    leaving = tuple(c for c in plan.changes if c.kind is ChangeKind.DISASSOCIATE)
+    assert leaving
+
+    def allowed(changes: tuple[Change, ...]) -> bool:
+        guarded = replace(plan, changes=changes)
+        return check_plan(guarded, states, set(states), MESH, STRICT, staying={A, B, C}).allowed
+
+    assert not allowed(tuple(replace(c, reason="VPC no longer listed") for c in leaving))
+    return allowed(leaving)
+
+
+# --- `profile` delivery -------------------------------------------------------------------------
+
+
+def test_a_member_spoke_vpc_keeps_its_rules_until_our_profile_serves_it() -> None:
+    states = spoke_world(THERE)
+    after = items(shared_vpcs=[shared_entry("profile")])
+
+    # 1. No Profile yet: the hub makes it and shares it; the VPC keeps its own rules.
+    plan = plan_for(after, states)
+    assert ChangeKind.CREATE_PROFILE in {c.kind for c in plan.changes}
+    assert own_changes(plan, THERE) == []
+    assert sum(f"{THERE}: {SPOKE_VPC} keeps" in n for n in plan.notes) == len(PEER_DOMAINS)
+
+    # 2. The Profile is shared and visible there: it is associated; the rules stay.
+    states = with_our_profile(states, THERE)
+    not_on_it = replace(states[THERE].profiles, associations=())
+    states[THERE] = replace(states[THERE], profiles=not_on_it)
+    plan = plan_for(after, states)
+    assert [c.kind for c in plan.changes if c.location == THERE] == [ChangeKind.ASSOCIATE_PROFILE]
+
+    # 3. On its way (CREATING): still nothing of the rules.
+    plan = plan_for(after, with_our_profile(states, THERE, "CREATING"))
+    assert own_changes(plan, THERE) == []
+
+    # 4. Serving: the own rules leave, the guard counts nothing lost, then they are deleted.
+    states = with_our_profile(states, THERE)
+    plan = plan_for(after, states)
+    assert_leave_then_go(own_changes(plan, THERE), SERVED_BY_PROFILE)
+    assert leaving_is_not_a_loss(plan, states)
+
+
+def test_a_spoke_vpc_of_the_hubs_account_keeps_its_rules_until_our_profile_serves_it() -> None:
+    states = spoke_world(A)
+    after = items(vpc_ids=[SPOKE_VPC], vpc_delivery={SPOKE_VPC: "profile"})
+
+    plan = plan_for(after, states)
+    assert ChangeKind.CREATE_PROFILE in {c.kind for c in plan.changes}
+    assert own_changes(plan, A) == []
+    plan = plan_for(after, with_our_profile(states, A, "CREATING"))
+    assert own_changes(plan, A) == []
+
+    states = with_our_profile(states, A)
+    plan = plan_for(after, states)
+    assert_leave_then_go(own_changes(plan, A), SERVED_BY_PROFILE)
+    assert leaving_is_not_a_loss(plan, states)
+
+
+def test_a_spoke_vpc_that_leaves_the_mesh_in_profile_mode_loses_its_rules_at_once() -> None:
+    """Nothing takes the rules' place: no waiting (the mesh no longer serves the VPC)."""
+    states = spoke_world(THERE)
+    plan = plan_for(items(), states)
+    kinds = [c.kind for c in own_changes(plan, THERE)]
+    assert kinds == [ChangeKind.DISASSOCIATE] * 4 + [ChangeKind.DELETE_RULE] * 4
+
+
+def assert_leave_then_go(changes: list[Change], reason: str) -> None:
+    leaving = [c for c in changes if c.kind is ChangeKind.DISASSOCIATE]
+    deleting = [c for c in changes if c.kind is ChangeKind.DELETE_RULE]
+    assert changes == leaving + deleting
+    assert {(c.domain, c.vpc_id, c.reason) for c in leaving} == {
+        (d, SPOKE_VPC, reason) for d in {c.domain for c in deleting}
+    }
+    assert {c.rule_id for c in leaving} == {c.rule_id for c in deleting}
+    assert deleting
+
+
+# --- a central spoke's parent-domain rule --------------------------------------------------------
+
+
+def test_a_central_spokes_parent_rule_stays_until_every_hub_domain_is_on_the_vpc() -> None:
+    parent = {"mode": "central", "parent_domain": "amazonaws.com"}
+    states = spoke_world(THERE, **parent)
+    [own] = managed_rules(states[THERE], MESH)
+    assert own.domain == "amazonaws.com."
+    after = items(shared_vpcs=[shared_entry("rules")])
+
+    # 1. No share yet: the parent rule stays.
+    plan = plan_for(after, states)
+    assert own_changes(plan, THERE) == []
+    assert any(f"{THERE}: {SPOKE_VPC} keeps {own.id}" in n for n in plan.notes)
+
+    # 2. The hub's rules visible there, none on the VPC yet: they are associated, then the
+    #    parent leaves (after them: the apply keeps it if one of them does not come).
+    hub_rules = [r for r in managed_rules(states[A], MESH) if r.endpoint_id != SPOKE_OUT]
+    shared = tuple(replace(r, share_status="SHARED_WITH_ME", owner_id=HOME) for r in hub_rules)
+    states[THERE] = replace(states[THERE], rules=(own, *shared))
+    plan = plan_for(after, states)
+    there = [c for c in plan.changes if c.location == THERE]
+    assert [c.kind for c in there] == [ChangeKind.ASSOCIATE] * 4 + [
+        ChangeKind.DISASSOCIATE,
+        ChangeKind.DELETE_RULE,
+    ]
+    assert {c.domain for c in there[:4]} == PEER_DOMAINS
+    assert (there[4].rule_id, there[4].vpc_id, there[4].reason) == (
+        own.id,
+        SPOKE_VPC,
+        PARENT_MAKES_WAY,
+    )
+    assert leaving_is_not_a_loss(plan, states)
+
+    # 3. Three of four on the VPC, the fourth not visible: the parent stays.
+    on_vpc = tuple(
+        ObservedAssociation(f"assoc-{r.id}", r.id, SPOKE_VPC, "COMPLETE") for r in shared[:3]
+    )
+    states[THERE] = replace(
+        states[THERE],
+        rules=(own, *shared[:3]),
+        associations=(*states[THERE].associations, *on_vpc),
+    )
+    plan = plan_for(after, states)
+    assert own_changes(plan, THERE) == []
+
+    # 4. All four there: the parent leaves and is deleted.
+    last = ObservedAssociation(f"assoc-{shared[3].id}", shared[3].id, SPOKE_VPC, "COMPLETE")
+    states[THERE] = replace(
+        states[THERE],
+        rules=(own, *shared),
+        associations=(*states[THERE].associations, last),
+    )
+    plan = plan_for(after, states)
+    assert [(c.kind, c.reason) for c in plan.changes if c.location == THERE] == [
+        (ChangeKind.DISASSOCIATE, PARENT_MAKES_WAY),
+        (ChangeKind.DELETE_RULE, own_changes(plan, THERE)[1].reason),
+    ]
+    assert leaving_is_not_a_loss(plan, states)
+
+
+def test_a_central_spokes_parent_rule_stays_until_our_profile_serves_the_vpc() -> None:
+    states = spoke_world(THERE, mode="central", parent_domain="amazonaws.com")
+    after = items(shared_vpcs=[shared_entry("profile")])
+    assert own_changes(plan_for(after, states), THERE) == []
+    assert own_changes(plan_for(after, with_our_profile(states, THERE, "CREATING")), THERE) == []
+    states = with_our_profile(states, THERE)
+    plan = plan_for(after, states)
+    assert_leave_then_go(own_changes(plan, THERE), PARENT_MAKES_WAY)
+    assert leaving_is_not_a_loss(plan, states)
+
+
+def test_a_hub_account_central_spoke_keeps_its_parent_rule_after_the_hub_rules() -> None:
+    states = spoke_world(A, mode="central", parent_domain="amazonaws.com")
+    plan = plan_for(items(vpc_ids=[SPOKE_VPC]), states)
+    at_a = [c for c in plan.changes if c.location == A]
+    associations = [c for c in at_a if c.kind is ChangeKind.ASSOCIATE]
+    assert {c.domain for c in associations} == PEER_DOMAINS
+    [leave] = [c for c in at_a if c.kind is ChangeKind.DISASSOCIATE]
+    assert leave.reason == PARENT_MAKES_WAY
+    assert at_a.index(leave) > max(at_a.index(c) for c in associations)
+    assert leaving_is_not_a_loss(plan, states)
+
+
+def test_a_parent_rule_whose_vpc_leaves_the_mesh_goes_at_once() -> None:
+    states = spoke_world(THERE, mode="central", parent_domain="amazonaws.com")
+    plan = plan_for(items(), states)
+    assert [c.kind for c in own_changes(plan, THERE)] == [
+        ChangeKind.DISASSOCIATE,
+        ChangeKind.DELETE_RULE,
+    ]
+    assert own_changes(plan, THERE)[0].reason != PARENT_MAKES_WAY
