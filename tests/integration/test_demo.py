@@ -30,8 +30,8 @@ def test_demo_runs_and_ends_ok(emulator: LocalEmulator) -> None:
     assert len(summaries) == 7
     assert " 0 writes" in summaries[2]  # the second resync straight after does nothing
     # one spoke of each mode, and a VPC of the second account using the hub's rules
-    # (the kinds in the order they first occur in the last pass, then in the earlier ones)
-    assert "7 create rule, 13 associate, 1 accept share, 1 create share" in summaries[5]
+    # (the kinds in the order they first occur; the member follows the share in its pass)
+    assert "7 create rule, 13 associate, 1 create share, 1 accept share" in summaries[5]
     # us-east-2's hub VPC: the Profile with the 6 rules first, then the 6 direct associations go
     assert (
         "6 disassociate, 1 create profile, 6 profile add rule, 1 associate profile"

@@ -13,9 +13,17 @@ from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
-from resolver_mesh.desired import Desired
-from resolver_mesh.models import ObservedAssociation, ObservedEndpoint, ObservedRule, RegionState
+from resolver_mesh.desired import Desired, HubSet, desired_rules
+from resolver_mesh.models import (
+    ObservedAssociation,
+    ObservedEndpoint,
+    ObservedRule,
+    Plan,
+    RegionState,
+)
 from resolver_mesh.names import creator_request_ids
+from resolver_mesh.plan import make_plan
+from resolver_mesh.profiles import ProfilePlan, plan_profiles, with_profile_changes
 
 DROP = object()
 HOME = "123456789012"  # the reconciler's own account in these tests
@@ -102,3 +110,22 @@ def converged(
             ]
         out[where] = replace(state, rules=tuple(rules), associations=tuple(associations))
     return out
+
+
+def plan_as_reconcile(
+    mesh_id: str, hub_set: HubSet, states: dict[str, RegionState]
+) -> tuple[Plan, ProfilePlan]:
+    """Plan as a reconcile does (every location in scope, `rules` by default): the desired
+    rules, the Profiles, the rules' plan, the Profile changes merged into it."""
+    desired = desired_rules(mesh_id, hub_set, states, None, HOME)
+    profiles = plan_profiles(mesh_id, hub_set, desired, states, set(states), "rules")
+    plan = make_plan(
+        mesh_id,
+        profiles.desired,
+        states,
+        set(states),
+        home_account=HOME,
+        also_shared=profiles.also_shared,
+        profile_serving=profiles.serving,
+    )
+    return with_profile_changes(plan, profiles), profiles

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from resolver_mesh.desired import desired_rules, parse_hubs
 from resolver_mesh.models import (
     Change,
@@ -16,16 +18,17 @@ from resolver_mesh.models import (
     ObservedProfile,
     ObservedProfileAssociation,
     ObservedProfileResource,
+    ObservedShare,
     Plan,
     ProfileState,
     RegionState,
     location,
 )
-from resolver_mesh.plan import PARENT_MAKES_WAY, make_plan, managed_rules
-from resolver_mesh.profiles import SERVED_BY_PROFILE, plan_profiles, with_profile_changes
+from resolver_mesh.plan import PARENT_MAKES_WAY, managed_rules
+from resolver_mesh.profiles import SERVED_BY_PROFILE
 from resolver_mesh.safety import Guard, check_plan
 
-from .builders import HOME, converged, hub_item, region_state
+from .builders import HOME, converged, hub_item, plan_as_reconcile, region_state
 
 MESH = "mesh"
 A, B, C = "us-east-1", "us-west-2", "eu-west-1"
@@ -72,20 +75,7 @@ def spoke_world(where: str, **spoke: Any) -> dict[str, RegionState]:
 
 
 def plan_for(hub_items: list[dict[str, Any]], states: dict[str, RegionState]) -> Plan:
-    """As a reconcile plans: desired rules, Profiles, rules, Profile changes merged."""
-    hub_set = parse_hubs(hub_items, KNOWN, HOME)
-    desired = desired_rules(MESH, hub_set, states, None, HOME)
-    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), "rules")
-    plan = make_plan(
-        MESH,
-        profiles.desired,
-        states,
-        set(states),
-        home_account=HOME,
-        also_shared=profiles.also_shared,
-        profile_serving=profiles.serving,
-    )
-    return with_profile_changes(plan, profiles)
+    return plan_as_reconcile(MESH, parse_hubs(hub_items, KNOWN, HOME), states)[0]
 
 
 def with_our_profile(
@@ -205,14 +195,31 @@ def test_a_central_spokes_parent_rule_stays_until_every_hub_domain_is_on_the_vpc
     assert own.domain == "amazonaws.com."
     after = items(shared_vpcs=[shared_entry("rules")])
 
-    # 1. No share yet: the parent rule stays.
+    # 1. No share yet: the member follows the share the hub makes in this plan (the apply
+    #    puts the hub's rules on the VPC once it is made), and the parent leaves after them.
     plan = plan_for(after, states)
-    assert own_changes(plan, THERE) == []
-    assert any(f"{THERE}: {SPOKE_VPC} keeps {own.id}" in n for n in plan.notes)
+    there = [c for c in plan.changes if c.location == THERE]
+    assert [(c.kind, c.follows) for c in there[:5]] == [(ChangeKind.ACCEPT_SHARE, A)] + [
+        (ChangeKind.ASSOCIATE, A)
+    ] * 4
+    assert [(c.kind, c.rule_id, c.reason) for c in there[5:]] == [
+        (ChangeKind.DISASSOCIATE, own.id, PARENT_MAKES_WAY),
+        (ChangeKind.DELETE_RULE, own.id, there[6].reason),
+    ]
+    assert plan.followed == (A,)
+    #    Were it not followed (the share exists, holding nothing yet), the parent stays.
+    unfollowed = replace(
+        states[A], shares=(ObservedShare("arn:share", "n", frozenset(), frozenset({MEMBER})),)
+    )
+    assert own_changes(plan_for(after, {**states, A: unfollowed}), THERE) == []
 
     # 2. The hub's rules visible there, none on the VPC yet: they are associated, then the
     #    parent leaves (after them: the apply keeps it if one of them does not come).
     hub_rules = [r for r in managed_rules(states[A], MESH) if r.endpoint_id != SPOKE_OUT]
+    share = ObservedShare(
+        "arn:share", "n", frozenset(r.arn for r in hub_rules), frozenset({MEMBER})
+    )
+    states[A] = replace(states[A], shares=(share,))
     shared = tuple(replace(r, share_status="SHARED_WITH_ME", owner_id=HOME) for r in hub_rules)
     states[THERE] = replace(states[THERE], rules=(own, *shared))
     plan = plan_for(after, states)
@@ -287,3 +294,57 @@ def test_a_parent_rule_whose_vpc_leaves_the_mesh_goes_at_once() -> None:
         ChangeKind.DELETE_RULE,
     ]
     assert own_changes(plan, THERE)[0].reason != PARENT_MAKES_WAY
+
+
+def parent_moving_with_three_of_four_in_place(fourth: str) -> tuple[Plan, dict[str, RegionState]]:
+    """A member central spoke moved to `shared_vpcs`, the hub's share there and its rules
+    visible; three on the VPC COMPLETE, the fourth `fourth` (a status, or "unread": its hub's
+    Region could not be read)."""
+    states = spoke_world(THERE, mode="central", parent_domain="amazonaws.com")
+    [own] = managed_rules(states[THERE], MESH)
+    hub_rules = [r for r in managed_rules(states[A], MESH) if r.endpoint_id != SPOKE_OUT]
+    share = ObservedShare(
+        "arn:share", "n", frozenset(r.arn for r in hub_rules), frozenset({MEMBER})
+    )
+    states[A] = replace(states[A], shares=(share,))
+    shared = sorted(
+        (replace(r, share_status="SHARED_WITH_ME", owner_id=HOME) for r in hub_rules),
+        key=lambda r: r.domain,
+    )
+    statuses = ["COMPLETE"] * 3 + [fourth if fourth != "unread" else "COMPLETE"]
+    on_vpc = tuple(
+        ObservedAssociation(f"assoc-{r.id}", r.id, SPOKE_VPC, status)
+        for r, status in zip(shared, statuses, strict=True)
+    )
+    states[THERE] = replace(
+        states[THERE], rules=(own, *shared), associations=(*states[THERE].associations, *on_vpc)
+    )
+    if fourth == "unread":  # the fourth's target Region: its hub cannot be read
+        target = shared[3].domain.split(".")[0]
+        states[target] = RegionState(target, error="AccessDenied")
+    return plan_for(items(shared_vpcs=[shared_entry("rules")]), states), states
+
+
+@pytest.mark.parametrize("fourth", ["FAILED", "CREATING"])
+def test_a_parent_rule_stays_while_a_hub_rule_on_the_vpc_is_not_in_place(fourth: str) -> None:
+    plan, _ = parent_moving_with_three_of_four_in_place(fourth)
+    assert own_changes(plan, THERE) == []
+    plan, _ = parent_moving_with_three_of_four_in_place("COMPLETE")
+    assert [c.kind for c in own_changes(plan, THERE)] == [
+        ChangeKind.DISASSOCIATE,
+        ChangeKind.DELETE_RULE,
+    ]
+
+
+def test_a_parent_rule_stays_while_a_hub_cannot_be_read() -> None:
+    """The unread hub's domains are not among the domains the hub is known to forward: what
+    the parent rule answers for them, nothing else may."""
+    plan, _ = parent_moving_with_three_of_four_in_place("unread")
+    assert own_changes(plan, THERE) == []
+
+
+def test_own_rules_stay_while_our_profile_failed_on_the_vpc() -> None:
+    states = with_our_profile(spoke_world(THERE), THERE, "FAILED")
+    plan = plan_for(items(shared_vpcs=[shared_entry("profile")]), states)
+    assert own_changes(plan, THERE) == []
+    assert any(f"{THERE}: {SPOKE_VPC} keeps" in n for n in plan.notes)

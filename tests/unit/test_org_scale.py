@@ -3,6 +3,7 @@ and change a fixed number of times, whatever the number of locations (counted, n
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -76,9 +77,18 @@ def test_make_plan_reads_each_desired_rule_and_share_a_fixed_number_of_times(
     rules, shares = Counted(desired.rules), Counted(desired.shares)
     counted = replace(desired, rules=rules, shares=shares)
     plan = make_plan(MESH, counted, states, set(states), home_account=HOME)
-    # the same plan as from plain tuples: one share created per hub, for its members
+    # the same plan as from plain tuples: one share created per hub, for its members, who
+    # follow it in the same apply (accept, then each hub rule on their VPC)
     assert plan == make_plan(MESH, desired, states, set(states), home_account=HOME)
-    assert [c.kind for c in plan.changes] == [ChangeKind.CREATE_SHARE] * len(HUBS)
+    kinds = Counter(c.kind for c in plan.changes)
+    peer_domains = 2 * (len(HUBS) - 1)
+    assert kinds == {
+        ChangeKind.CREATE_SHARE: len(HUBS),
+        ChangeKind.ACCEPT_SHARE: accounts,
+        ChangeKind.ASSOCIATE: accounts * peer_domains,
+    }
+    assert all(c.follows for c in plan.changes if c.kind is not ChangeKind.CREATE_SHARE)
+    assert plan.followed == tuple(sorted(HUBS))
     assert len(states) == accounts + len(HUBS)
     assert len(shares) == accounts
     assert 0 < rules.visits <= READS_PER_ITEM * len(rules)

@@ -32,7 +32,7 @@ from resolver_mesh.plan import make_plan
 from resolver_mesh.profiles import ProfilePlan, plan_profiles, vpc_deliveries, with_profile_changes
 from resolver_mesh.safety import Guard, check_plan
 
-from .builders import HOME, converged, hub_item, ids, region_state
+from .builders import HOME, converged, hub_item, ids, plan_as_reconcile, region_state
 
 MESH = "mesh"
 R, R2 = "us-east-1", "us-east-2"
@@ -420,17 +420,7 @@ def shared_world(delivery: str) -> tuple[Any, dict[str, RegionState]]:
 
 
 def plan_shared(hub_set: Any, states: dict[str, RegionState]) -> tuple[Plan, ProfilePlan]:
-    desired = desired_rules(MESH, hub_set, states)
-    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), "rules")
-    plan = make_plan(
-        MESH,
-        profiles.desired,
-        states,
-        set(states),
-        home_account=HOME,
-        also_shared=profiles.also_shared,
-    )
-    return with_profile_changes(plan, profiles), profiles
+    return plan_as_reconcile(MESH, hub_set, states)
 
 
 def test_a_shared_vpc_of_profile_delivery_gets_the_hubs_profile() -> None:

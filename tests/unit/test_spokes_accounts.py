@@ -338,7 +338,7 @@ def test_the_hub_rules_are_shared_with_the_accounts_of_its_shared_vpcs() -> None
         (A, "", MEMBER),
         (A, "", OTHER),
     ]
-    [create] = plan.changes
+    [create] = [c for c in plan.changes if not c.follows]  # the members follow it (below)
     assert create.kind is ChangeKind.CREATE_SHARE
     assert create.location == A
     assert create.name == "resolver-mesh-mesh"
@@ -865,3 +865,106 @@ def test_a_pass_over_one_region_lets_the_only_shared_vpc_of_an_account_go() -> N
         scoped, states, slice_of_it, MESH, Guard(), staying=hub_set.enabled, partial=True
     )
     assert verdict.allowed, verdict.refusals
+
+
+# --- receivers that follow the share made in the same plan -----------------------------------
+
+
+def follow_changes(plan: Any, account: str = MEMBER) -> list[Change]:
+    return [c for c in plan.changes if c.account == account and c.follows]
+
+
+def test_an_account_the_new_share_takes_in_follows_it_in_the_same_plan() -> None:
+    """The hub makes its share (its rules exist): the member accepts it once it is made, then
+    puts each hub rule on its listed VPC, in that order; nothing is left for a next pass."""
+    states, _ = shared_world(MEMBER, OTHER)
+    _, _, plan = plan_for(shared_items(MEMBER, OTHER), states)
+    hub_rules = {r.domain: r for r in managed_rules(states[A], MESH)}
+    for account, vpc in ((MEMBER, SHARED_C), (OTHER, SHARED_D)):
+        accept, *associations = follow_changes(plan, account)
+        assert (accept.kind, accept.follows, accept.share_arn) == (ChangeKind.ACCEPT_SHARE, A, None)
+        assert [(c.kind, c.vpc_id, c.follows, c.owner) for c in associations] == [
+            (ChangeKind.ASSOCIATE, vpc, A, HOME)
+        ] * len(hub_rules)
+        for change in associations:
+            rule = hub_rules[change.domain]
+            assert (change.rule_id, change.name) == (rule.id, rule.name)
+    assert plan.followed == (A,)
+
+
+def test_rules_the_hub_creates_in_the_same_plan_are_followed_by_domain() -> None:
+    """From nothing: the hub's rules have no id yet; the member's associations name their
+    domain, and the apply takes the ids the hub's creations return."""
+    states = {r: region_state(r) for r in (A, B, C)}
+    states[location(A, MEMBER)] = RegionState(A, account=MEMBER)
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    created = {c.domain for c in plan.changes if c.kind is ChangeKind.CREATE_RULE and c.region == A}
+    accept, *associations = follow_changes(plan)
+    assert accept.kind is ChangeKind.ACCEPT_SHARE
+    assert {c.domain for c in associations} == created == peer_domains(B, C)
+    assert {c.rule_id for c in associations} == {None}
+    assert plan.followed == (A,)
+
+
+def test_a_vpc_where_something_holds_the_domain_is_left_to_the_next_pass() -> None:
+    """A rule not ours on the VPC for one domain: that domain is not followed there (the next
+    pass plans it with its conflict, as without following), the others are, and the share
+    change is not followed whole (another pass follows)."""
+    states, _ = shared_world(MEMBER)
+    member = location(A, MEMBER)
+    theirs = replace(their_rule(), domain=sorted(peer_domains(B, C))[0])
+    held = ObservedAssociation("assoc-theirs", theirs.id, SHARED_C, "COMPLETE")
+    states[member] = replace(states[member], rules=(theirs,), associations=(held,))
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    followed = {c.domain for c in follow_changes(plan) if c.kind is ChangeKind.ASSOCIATE}
+    assert followed == peer_domains(B, C) - {theirs.domain}
+    assert plan.followed == ()
+
+
+def test_nothing_is_followed_without_a_share_change_for_the_account() -> None:
+    """The share exists and names the account already (its invitation not seen yet), or the
+    account cannot be read: nothing follows; the usual path (invitation, then associations)
+    takes over."""
+    states, _ = shared_world(MEMBER)
+    states[A] = replace(states[A], shares=(share_of(states, MEMBER),))
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    assert follow_changes(plan) == []
+    assert plan.followed == ()
+
+    states, _ = shared_world(MEMBER)
+    states[location(A, MEMBER)] = RegionState(A, account=MEMBER, error="AccessDenied")
+    _, _, plan = plan_for(shared_items(MEMBER), states)
+    assert [c.kind for c in plan.changes] == [ChangeKind.CREATE_SHARE]
+    assert plan.followed == ()
+
+
+def test_a_share_that_also_grows_for_accounts_already_in_it_is_not_followed_whole() -> None:
+    """A new account is added while the hub creates a rule (a new peer): the new account
+    follows, but an account already in the share gets the new rule only through the next
+    pass, so the share change is not followed whole."""
+    states, _ = shared_world(MEMBER)
+    share = share_of(states, MEMBER)
+    states[A] = replace(states[A], shares=(share,))
+    states[location(A, MEMBER)] = received(states, MEMBER, (SHARED_C,))
+    states[location(A, OTHER)] = RegionState(A, account=OTHER)
+    dropped = sorted(peer_domains(B, C))[0]
+    kept = tuple(r for r in states[A].rules if r.domain != dropped)
+    states[A] = replace(states[A], rules=kept)
+    _, _, plan = plan_for(shared_items(MEMBER, OTHER), states)
+    assert ChangeKind.CREATE_RULE in {c.kind for c in plan.changes if c.location == A}
+    assert follow_changes(plan, OTHER)
+    assert plan.followed == ()
+
+
+def test_the_guard_counts_follow_associations_against_the_quota() -> None:
+    states, _ = shared_world(MEMBER)
+    member = location(A, MEMBER)
+    crowded = tuple(
+        ObservedAssociation(f"a{n}", f"rslvr-rr-{n}", f"vpc-{n:017x}", "COMPLETE")
+        for n in range(1997)
+    )
+    states[member] = replace(states[member], associations=crowded)
+    hub_set, _, plan = plan_for(shared_items(MEMBER), states)
+    assert follow_changes(plan)
+    verdict = check_plan(plan, states, set(states), MESH, Guard(), staying=hub_set.enabled)
+    assert verdict.refusals == (f"{member}: 2001 rule associations would exceed the quota of 2000",)

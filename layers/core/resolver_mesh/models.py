@@ -616,6 +616,9 @@ class Change:
     principals: tuple[str, ...] = ()
     owner: str = ""  # the account that shares the rule with this one (receiving side)
     profile_id: str | None = None  # None for a Profile created earlier in the same plan
+    # A receiver's change that follows the hub location's share change of the same apply
+    # (the share made, or this account added to it): applied once that change is done.
+    follows: str = ""
 
     @property
     def location(self) -> str:
@@ -638,6 +641,7 @@ class Change:
             "share_arn": self.share_arn,
             "owner": self.owner or None,
             "profile_id": self.profile_id,
+            "follows": self.follows or None,
         }
         data.update({k: v for k, v in optional.items() if v is not None})
         if self.targets:
@@ -681,6 +685,9 @@ class Plan:
     # The locations of rules this plan retires but keeps until the accounts they are shared
     # with have let go (a later pass deletes them): one entry per rule.
     deferred_deletes: tuple[str, ...] = ()
+    # The hub locations whose share change the accounts it takes in follow whole in this plan
+    # (`plan._followed`): once those follow changes are applied, nothing waits for it.
+    followed: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         return count_kinds(change.kind.value for change in self.changes)

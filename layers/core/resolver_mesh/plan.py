@@ -28,7 +28,7 @@ Invariants:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -54,6 +54,10 @@ SHARED_BY_ME = "SHARED_BY_ME"
 # The reason of a spoke's parent-domain rule leaving a VPC that has the hub's rule for every
 # domain under it (the apply keeps it there if one of those did not come in the same apply).
 PARENT_MAKES_WAY = "makes way for the hub's rules of every domain under it"
+# A rule association in place: COMPLETE, or OVERRIDDEN (a status AWS documents for rule
+# associations without saying when; if a Profile rule overrides it, it answers once the
+# Profile goes).
+IN_PLACE = ("COMPLETE", "OVERRIDDEN")
 # The reason of a direct association's removal that our Route 53 Profile makes needless (the
 # guard does not count it as lost).
 SERVED_BY_PROFILE = "the VPC's Route 53 Profile serves it"
@@ -216,6 +220,7 @@ class _RegionPlanner:
             if rule.id not in ours_ids and rule.status != GONE:
                 self.theirs[rule.domain].append(rule)
         self.out = _RegionPlan()
+        self.follows_whole = True  # whether `_follow` left nothing to the next pass
         # Own rules of ours retiring from VPCs that will get the hub's shared rule for the
         # domain instead: (domain, VPC) -> rule; settled once the shared rules are planned.
         self.making_way: dict[tuple[str, str], ObservedRule] = {}
@@ -553,7 +558,9 @@ class _RegionPlanner:
             account=self.account,
         )
 
-    def plan_received(self, hub_keepers: Mapping[str, ObservedRule]) -> None:
+    def plan_received(
+        self, hub_keepers: Mapping[str, ObservedRule], hub: _RegionPlanner | None = None
+    ) -> None:
         """As an account that receives the hub's rules: accept the share, put on each listed
         VPC the rule the hub keeps for each domain, and take shared rules off VPCs no longer
         listed. Only rules of a hub location we read count (`offered`); while the rule the hub
@@ -604,7 +611,80 @@ class _RegionPlanner:
                 )
         for invitation in accepted:
             self._associate_arriving(invitation, hub_keepers, listed)
+        if hub is not None and not accepted:
+            self._follow(hub, listed)
         self._settle_making_way()
+
+    def _follow(self, hub: _RegionPlanner, listed: frozenset[str]) -> None:
+        """As an account that the hub's share takes in with this very plan (the share made,
+        or this account added to it): accept it, and put the hub's rules on the listed VPCs,
+        in the same apply, each once the hub's share change is done (`follows`): a pass
+        sooner than reading them here. Only on a VPC where no rule holds the domain yet and
+        for a domain no shared rule here answers; whatever else the next pass plans
+        (`follows_whole` is False then)."""
+        growth = hub.share_growth
+        takes_in = growth is not None and self._account_id(self.account) in growth.principals
+        if not takes_in or hub.where == self.where or not listed:
+            return
+        created = hub.hub_rules_created
+        visible = {rule.domain for rule in self.shared}
+        held = {(r.domain, vpc) for r in self.state.rules for vpc in self.vpcs_of[r.id]}
+        owner = self._account_id(hub.account)
+        follows: list[Change] = []
+        for domain in sorted(set(hub.hub_keepers) | set(created)):
+            keeper = hub.hub_keepers.get(domain)
+            name = keeper.name if keeper else created[domain].name
+            target = self.target_of(keeper) if keeper else created[domain].target_region
+            for vpc_id in sorted(listed):
+                # A VPC of `profile` delivery waits for the Profile (profiles.py).
+                if domain in visible or (domain, vpc_id) in held or vpc_id in self.profile_serving:
+                    self.follows_whole = False
+                    continue
+                follows.append(
+                    Change(
+                        ChangeKind.ASSOCIATE,
+                        self.region,
+                        domain,
+                        rule_id=keeper.id if keeper else None,
+                        vpc_id=vpc_id,
+                        name=name,
+                        target_region=target,
+                        reason="shared rule, with the share made in this apply",
+                        account=self.account,
+                        owner=owner,
+                        follows=hub.where,
+                    )
+                )
+        if not follows:
+            return
+        self.out.upserts.append(
+            Change(
+                ChangeKind.ACCEPT_SHARE,
+                self.region,
+                "",
+                reason=f"rules shared by {owner} in this apply (if it sends an invitation)",
+                account=self.account,
+                follows=hub.where,
+            )
+        )
+        self.out.associations += follows
+
+    @cached_property
+    def share_growth(self) -> _ShareGrowth | None:
+        """As the hub's location, once planned: the change of this plan that makes its share
+        or adds to it (at most one), with its principals as a set."""
+        kinds = (ChangeKind.CREATE_SHARE, ChangeKind.SHARE)
+        grows = [c for c in self.out.upserts if c.kind in kinds]
+        return _ShareGrowth(grows[0], frozenset(grows[0].principals)) if len(grows) == 1 else None
+
+    @cached_property
+    def hub_rules_created(self) -> dict[str, Change]:
+        """As the hub's location, once planned: its rules this plan creates, by domain."""
+        return {
+            c.domain: c
+            for c in self.out.upserts
+            if c.kind is ChangeKind.CREATE_RULE and not c.source
+        }
 
     def _settle_making_way(self) -> None:
         """Make before break across accounts: an own rule of ours retiring from a VPC that the
@@ -616,15 +696,26 @@ class _RegionPlanner:
         planned = {
             (c.domain, c.vpc_id) for c in self.out.associations if c.kind is ChangeKind.ASSOCIATE
         }
+        hub_domains = self.by_location.hub_domains.get(self.region, set())
+        answered = (
+            self._answered(planned)
+            if any(domain not in hub_domains for domain, _ in self.making_way)
+            else {}
+        )
         for (domain, vpc_id), rule in sorted(self.making_way.items()):
-            reason = self._taken_over(domain, vpc_id, planned)
+            if domain in hub_domains:
+                reason = self._taken_over(domain, vpc_id, planned)
+            elif self.protected_targets or not set(self._under(domain)) <= answered[vpc_id]:
+                reason = ""  # a hub not read may forward more under it: it stays
+            else:
+                reason = PARENT_MAKES_WAY
             if reason:
                 self.out.disassociations.append(self._disassociate(rule, vpc_id, reason))
             else:
                 staying.add(rule.id)
                 waits_for = (
                     "our Route 53 Profile serves it"
-                    if vpc_id in self.profile_serving
+                    if vpc_id in self.profile_serving and vpc_id not in self.received_vpcs
                     else "the hub's rules take its place"
                 )
                 self.out.notes.append(
@@ -640,23 +731,30 @@ class _RegionPlanner:
     def _taken_over(
         self, domain: str, vpc_id: str, planned: Collection[tuple[str, str | None]]
     ) -> str:
-        """Why a rule of ours retiring from `vpc_id` for `domain` can leave it now: the hub's
-        rule takes its place in this plan, or our Profile answers there, for the domain, or
-        for every domain under it (a parent domain); "" while it must stay."""
-        if domain in self.by_location.hub_domains.get(self.region, ()):
-            if (domain, vpc_id) in planned:
-                return "makes way for the hub's shared rule"
-            return SERVED_BY_PROFILE if domain in self.profile_serving.get(vpc_id, ()) else ""
+        """Why a rule of ours retiring from `vpc_id` for a domain the hub forwards can leave
+        it now: the hub's rule takes its place in this plan, or our Profile answers the domain
+        there; "" while it must stay."""
+        if (domain, vpc_id) in planned:
+            return "makes way for the hub's shared rule"
+        return SERVED_BY_PROFILE if domain in self.profile_serving.get(vpc_id, ()) else ""
+
+    def _answered(self, planned: Collection[tuple[str, str | None]]) -> dict[str, set[str]]:
+        """By VPC: the domains a rule of the hub answers there once this plan is applied (in
+        place and staying, COMPLETE or OVERRIDDEN, or planned), or our Profile does."""
         leaving = {(c.rule_id, c.vpc_id) for c in self.out.disassociations}
-        holding = [r for (source, _), rules in self.ours.items() if not source for r in rules]
-        on_vpc = {
-            r.domain
-            for r in holding + self.shared
-            if vpc_id in self.vpcs_of[r.id] and (r.id, vpc_id) not in leaving
-        }
-        answered = on_vpc | self.profile_serving.get(vpc_id, frozenset())
-        answered |= {d for d, v in planned if v == vpc_id}
-        return PARENT_MAKES_WAY if set(self._under(domain)) <= answered else ""
+        hub_rules = [r for (source, _), rules in self.ours.items() if not source for r in rules]
+        domains = {r.id: r.domain for r in hub_rules + self.shared}
+        answered: dict[str, set[str]] = defaultdict(set)
+        for association in self.state.associations:
+            rule_id, vpc_id = association.rule_id, association.vpc_id
+            in_place = rule_id in domains and association.status in IN_PLACE
+            if in_place and (rule_id, vpc_id) not in leaving:
+                answered[vpc_id].add(domains[rule_id])
+        for domain, vpc in planned:
+            answered[str(vpc)].add(domain)
+        for vpc, served in self.profile_serving.items():
+            answered[vpc] |= served
+        return answered
 
     def _conflicts(self, domain: str, vpc_id: str, our_rule_id: str | None) -> bool:
         """Whether a rule not ours holds `domain` in `vpc_id` (recorded as a conflict)."""
@@ -720,6 +818,12 @@ class _RegionPlanner:
                         share_arn=invitation.arn,
                     )
                 )
+
+
+@dataclass(frozen=True)
+class _ShareGrowth:
+    change: Change  # CREATE_SHARE or SHARE
+    principals: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -805,11 +909,10 @@ def make_plan(
         planner.plan()
         planners.append(planner)
     # Receivers follow the hub's choice of rule per domain, known once its location is planned.
-    hub_keepers = {
-        p.region: p.hub_keepers for p in planners if desired.hub_locations.get(p.region) == p.where
-    }
+    hubs = {p.region: p for p in planners if desired.hub_locations.get(p.region) == p.where}
     for planner in planners:
-        planner.plan_received(hub_keepers.get(planner.region, {}))
+        hub = hubs.get(planner.region)
+        planner.plan_received(hub.hub_keepers if hub else {}, hub)
         changes.extend(planner.out.changes())
         conflicts.extend(planner.out.conflicts)
         notes.extend(planner.out.notes)
@@ -819,4 +922,34 @@ def make_plan(
         conflicts=tuple(conflicts),
         notes=tuple(notes),
         deferred_deletes=tuple(deferred),
+        followed=_followed(hubs.values(), {p.where: p for p in planners}),
     )
+
+
+def _followed(
+    hubs: Iterable[_RegionPlanner], planners: Mapping[str, _RegionPlanner]
+) -> tuple[str, ...]:
+    """The hub locations whose share change of this plan every account it takes in follows
+    whole (`_RegionPlanner._follow`): the share made, or accounts added to it and nothing else
+    (no rule created there, nothing else added to it), and every such account's location
+    planned with the whole of it. Once those follow changes are applied, the share change and
+    the hub's rule creations have no next step (`reconcile._sharing_goes_on`)."""
+    followed = []
+    for hub in hubs:
+        growth = hub.share_growth
+        if growth is None:
+            continue
+        change = growth.change
+        if change.kind is ChangeKind.SHARE and (change.resources or hub.hub_rules_created):
+            continue
+        takers = [
+            planners.get(location(hub.region, "" if a == hub.home_account else a))
+            for a in change.principals
+        ]
+        if all(t is not None and t.follows_whole and _follows(t, hub.where) for t in takers):
+            followed.append(hub.where)
+    return tuple(sorted(followed))
+
+
+def _follows(planner: _RegionPlanner, hub_location: str) -> bool:
+    return any(c.follows == hub_location for c in planner.out.upserts)

@@ -53,6 +53,7 @@ from resolver_mesh.models import (
 )
 from resolver_mesh.names import profile_name
 from resolver_mesh.plan import (
+    IN_PLACE,
     SERVED_BY_PROFILE,
     managed_rules,
     rule_source,
@@ -61,10 +62,6 @@ from resolver_mesh.plan import (
 )
 
 COMPLETE = "COMPLETE"
-# A direct association in place: COMPLETE, or OVERRIDDEN (a status AWS documents for rule
-# associations without saying when; if a Profile rule overrides it, it answers once the
-# Profile goes).
-IN_PLACE = (COMPLETE, "OVERRIDDEN")
 # Default quotas (Developer Guide, "Quotas on Route 53 Profiles",
 # https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/DNSLimitations.html#limits-api-entities-route53-profiles;
 # AssociateProfile in the API Reference says the same of VPCs). The VPCs of every account that

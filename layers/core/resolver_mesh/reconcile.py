@@ -26,7 +26,11 @@ Invariants:
   is made. A location whose VPC read fails is reported, what its VPCs use is kept as it is,
   and the VPCs the items name there are read on their own (a missing one is an item error).
 - Sharing spans accounts (rules are created and shared, then accepted and associated by the
-  receiver in one pass): while a pass that involves sharing changes something, another pass
+  receiver): an account the hub's share takes in with this pass's plan follows it in the same
+  apply (`Change.follows`): its worker waits until the hub's worker has made the share (the
+  hubs start first, and give up their handoff when they end, so no follower waits on a hub
+  that cannot run), then accepts and associates; a fanned-out pass leaves that to the next.
+  While a pass that involves sharing changes something not followed whole, another pass
   follows (at most `MAX_PASSES`), each planned from what it reads. So do Profiles (a rule is
   created, then put in the Profile; the Profile serves a VPC, then the VPC's direct
   associations go).
@@ -157,6 +161,9 @@ SHARE_KINDS = frozenset(
 
 # The share changes that make or extend the hub's share.
 SHARE_GROWS = frozenset({ChangeKind.CREATE_SHARE, ChangeKind.SHARE})
+# The longest a receiver's worker waits for the hub's share change it follows (the hub's
+# worker always gives it when it ends; this bounds a wait nonetheless: Lambda's longest run).
+FOLLOW_WAIT_SECONDS = 900.0
 
 
 def function_memory() -> float | None:
@@ -267,6 +274,59 @@ class _Applied:
     results: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Handoff:
+    """What a hub location's share change of this apply gives the receivers that follow it
+    (`Change.follows`): whether it was done, the share, and the hub rules created before it
+    by domain."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    made: bool = False
+    share_arn: str = ""
+    created: dict[str, str] = field(default_factory=dict)
+
+
+class _Handoffs:
+    """The hub locations of one apply that receivers follow. A hub's worker gives its handoff
+    once its share change is done (made or not), and in any case when it ends, so a follower
+    never waits for a hub that will not give one; the hubs start before their followers, so
+    a follower waiting holds no worker a hub needs (`_apply`)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._by_hub = {c.follows: _Handoff() for c in plan.changes if c.follows}
+
+    def __contains__(self, where: str) -> bool:
+        return where in self._by_hub
+
+    def give(self, where: str, share_arn: str = "", created: Mapping[str, str] = {}) -> None:
+        handoff = self._by_hub.get(where)
+        if handoff is not None and not handoff.done.is_set():
+            handoff.made, handoff.share_arn = bool(share_arn), share_arn
+            handoff.created = dict(created)
+            handoff.done.set()
+
+    def end(self, where: str) -> None:
+        """The hub's apply ended: a handoff not given yet is given as not made."""
+        self.give(where)
+
+    def share_arn(self, where: str) -> str:
+        """The share the hub location made or added to, once given ("" before)."""
+        handoff = self._by_hub.get(where)
+        return handoff.share_arn if handoff and handoff.done.is_set() else ""
+
+    def wait(self, where: str) -> _Handoff:
+        """The hub location's handoff once given (at most `FOLLOW_WAIT_SECONDS`); at once,
+        as not made, for a location this apply does not hold (an order's worker)."""
+        handoff = self._by_hub.get(where)
+        if handoff is None:
+            return _Handoff()
+        handoff.done.wait(FOLLOW_WAIT_SECONDS)
+        return handoff
+
+
+_NO_HANDOFFS = _Handoffs(Plan())
 
 
 class Reconciler:
@@ -493,13 +553,16 @@ class Reconciler:
             return False
         sharing_regions = {share.region for share in desired.shares}
         if self._fans_out(plan, report):
+            # Orders do not wait on one another: receivers accept and associate the next pass.
+            plan = replace(plan, changes=tuple(c for c in plan.changes if not c.follows))
             tags = TagBasis(tagged, joined, reads.vpcs, home_account)
             self._fan_out(
                 plan, states, hubs_digest, tags, sorted(sharing_regions), profiles.active, report
             )
             return False  # the wave's last worker asks for the next pass
         self._apply(plan, report)
-        return _sharing_goes_on(report.changes, sharing_regions) or any(
+        followed = _followed_whole(plan, report.changes)
+        return _sharing_goes_on(report.changes, sharing_regions, followed) or any(
             _leads_to_profile(change, profiles.active) for change in report.changes
         )
 
@@ -826,11 +889,18 @@ class Reconciler:
 
     def _apply(self, plan: Plan, report: Report) -> None:
         by_location = _by_location_changes(plan)
-        outcomes = per_region(
-            lambda where: self._apply_leased(where, by_location[where]),
-            by_location,
-            _by_location(plan),
-        )
+        handoffs = _Handoffs(plan)
+        calls = _by_location(plan)
+        first = max(calls.values(), default=0) + 1  # the hubs that others follow start first
+        calls |= {where: first + calls[where] for where in by_location if where in handoffs}
+
+        def apply(where: str) -> _Applied:
+            try:
+                return self._apply_leased(where, by_location[where], handoffs)
+            finally:
+                handoffs.end(where)
+
+        outcomes = per_region(apply, by_location, calls)
         results: list[dict[str, Any]] = []
         for where in sorted(outcomes):
             results.extend(outcomes[where].results)
@@ -838,11 +908,13 @@ class Reconciler:
             report.notes.extend(outcomes[where].notes)
         report.applied_changes(results)
 
-    def _apply_leased(self, where: str, changes: list[Change]) -> _Applied:
+    def _apply_leased(
+        self, where: str, changes: list[Change], handoffs: _Handoffs = _NO_HANDOFFS
+    ) -> _Applied:
         """`_apply_location` under the location's lease (when the deployment has leases);
         while another reconcile holds it, nothing is started there and that is an error."""
         if self.work is None or not self.work.settings.work_table:
-            return self._apply_location(where, changes)
+            return self._apply_location(where, changes, handoffs)
         holder = f"pass/{uuid.uuid4()}"
         try:
             leased = self.work.table.acquire(where, holder, self.work.lease_seconds())
@@ -851,7 +923,7 @@ class Reconciler:
         if not leased:
             return _not_started(where, changes, "another reconcile holds its lease")
         try:
-            return self._apply_location(where, changes)
+            return self._apply_location(where, changes, handoffs)
         finally:
             self.work.table.release(where, holder)
 
@@ -930,7 +1002,9 @@ class Reconciler:
             return f"{order.location}{tagged} changed since the plan"
         return None
 
-    def _apply_location(self, where: str, changes: list[Change]) -> _Applied:
+    def _apply_location(
+        self, where: str, changes: list[Change], handoffs: _Handoffs = _NO_HANDOFFS
+    ) -> _Applied:
         region, account = split_location(where)
         aws = self._aws_of(account)
         resolver, ram = aws.resolver(region), aws.ram(region)
@@ -938,6 +1012,7 @@ class Reconciler:
         hub_rules_created: list[str] = []  # their ids, for the hub's share of this location
         new_profile: str | None = None  # the Profile created in this run
         accepted: set[str] = set()  # the invitations accepted in this run
+        joined: dict[str, str] = {}  # shares followed in: share ARN -> invitation accepted, ""
         not_arrived: dict[str, str] = {}  # rule -> why it was not visible after its wait
         undeletable: set[str] = set()  # rules whose disassociation failed
         staying: set[str] = set()  # rules still on a VPC whose new rule is not there yet
@@ -953,6 +1028,10 @@ class Reconciler:
             status, message, why = "applied", "", ""
             if stop_requested.is_set():
                 status = "not started"
+            elif change.follows:
+                status, why, message, rule_id = self._follow(
+                    ram, resolver, change, handoffs, joined, not_arrived
+                )
             elif is_profile and profile_id is None and change.kind is not ChangeKind.CREATE_PROFILE:
                 status, message = "skipped", "the Profile was not created"
             elif is_rule and rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
@@ -993,9 +1072,12 @@ class Reconciler:
                         if hub_rules_created and change.kind in SHARE_GROWS:
                             arns = [_rule_arn(aws, region, r) for r in hub_rules_created]
                             change = _with_created_hub_rules(change, arns)
-                        self._write_share(ram, change)
+                        made = self._write_share(ram, change)
                         if change.kind is ChangeKind.ACCEPT_SHARE:
                             accepted.add(str(change.share_arn))
+                        if change.kind in SHARE_GROWS:  # the receivers that follow it go on
+                            hub_rules = {d: r for (s, d), r in created.items() if not s}
+                            handoffs.give(where, made, hub_rules)
                     if change.kind is ChangeKind.CREATE_RULE:
                         created[(change.source, change.domain)] = str(rule_id)
                         if not change.source:
@@ -1007,6 +1089,8 @@ class Reconciler:
                     not_arrived[str(rule_id)] = why
                 except Exception as error:
                     status, message = "failed", f"{type(error).__name__}: {error}"
+                    if change.kind in SHARE_GROWS:
+                        handoffs.end(where)  # not made: its followers wait for the next pass
                     if change.kind is ChangeKind.DISASSOCIATE and rule_id:
                         undeletable.add(rule_id)
                         occupied.add((change.domain, change.vpc_id))
@@ -1031,12 +1115,19 @@ class Reconciler:
             result = change.as_dict() | {"status": status}
             if rule_id:
                 result["rule_id"] = rule_id
+            if change.follows and (invitation := joined.get(handoffs.share_arn(change.follows))):
+                result["share_arn"] = invitation
             if is_profile and profile_id:
                 result["profile_id"] = profile_id
             if status == "waiting":
                 result["message"] = why
-                what = change.vpc_id or f"deleting {rule_id}"
-                out.notes.append(f"{where}: {what} waits for {change.domain}: {why}")
+                what = change.vpc_id or (
+                    f"deleting {rule_id}"
+                    if rule_id
+                    else f"{change.kind.value} (follows {change.follows})"
+                )
+                domain = f" for {change.domain}" if change.domain else ""
+                out.notes.append(f"{where}: {what} waits{domain}: {why}")
             if message:
                 result["message"] = message
                 what = change.domain or change.share_arn or change.name or ""
@@ -1050,6 +1141,53 @@ class Reconciler:
                 )
             out.results.append(result)
         return out
+
+    @staticmethod
+    def _follow(
+        ram: RamRegion,
+        resolver: ResolverRegion,
+        change: Change,
+        handoffs: _Handoffs,
+        joined: dict[str, str],
+        not_arrived: dict[str, str],
+    ) -> tuple[str, str, str, str | None]:
+        """A receiver's change that follows its hub's share change (`Change.follows`), once
+        that is done: the acceptance of the share's invitation (none is sent within an
+        organisation that shares without them: "not needed"), or a hub rule put on a VPC
+        once that acceptance is done and the rule is visible here (waited for once per rule,
+        as `_not_arrived`; where no invitation was found, once per share: it may only be late
+        to show). Status, why it waits, the error, the rule's id; `joined` records the shares
+        followed in (with the invitation accepted, if any). A follower whose hub did not share
+        waits for the next pass (the hub reports why)."""
+        handoff = handoffs.wait(change.follows)
+        rule_id = change.rule_id or handoff.created.get(change.domain)
+        if not handoff.made:
+            return "waiting", f"{change.follows} did not share its rules in this apply", "", rule_id
+        try:
+            if change.kind is ChangeKind.ACCEPT_SHARE:
+                found = [i for i in ram.pending_invitations() if i.share_arn == handoff.share_arn]
+                for invitation in found:
+                    ram.accept(invitation.arn)
+                joined[handoff.share_arn] = found[0].arn if found else ""
+                return ("applied" if found else "not needed"), "", "", None
+            if rule_id is None:
+                return "waiting", f"{change.follows} did not create it in this apply", "", None
+            if handoff.share_arn not in joined:
+                return "skipped", "", "the share that brings the rule was not accepted", rule_id
+            unseen = not_arrived.get(handoff.share_arn)  # no invitation, and nothing came
+            if rule_id in not_arrived or unseen:
+                return "waiting", not_arrived.get(rule_id) or str(unseen), "", rule_id
+            resolver.associate_arriving(rule_id, str(change.vpc_id), str(change.name))
+        except CallInterruptedError:
+            return "not started", "", "", rule_id
+        except RuleNotVisibleError as waiting:
+            not_arrived[str(rule_id)] = f"{waiting}; the next pass associates it"
+            if not joined.get(handoff.share_arn):  # its invitation may be late: wait no more
+                not_arrived[handoff.share_arn] = not_arrived[str(rule_id)]
+            return "waiting", not_arrived[str(rule_id)], "", rule_id
+        except Exception as error:
+            return "failed", "", f"{type(error).__name__}: {error}", rule_id
+        return "applied", "", "", rule_id
 
     @staticmethod
     def _put_back(resolver: ResolverRegion, rule_id: str, failed: Change) -> tuple[str, bool]:
@@ -1128,13 +1266,15 @@ class Reconciler:
             profiles.delete_profile(profile_id)
         return profile_id
 
-    def _write_share(self, ram: RamRegion, change: Change) -> None:
-        """Make one change to a share of ours, or accept one."""
+    def _write_share(self, ram: RamRegion, change: Change) -> str:
+        """Make one change to a share of ours, or accept one; returns the share's ARN."""
         arn = str(change.share_arn)
         if change.kind is ChangeKind.CREATE_SHARE:
             name = str(change.name)
-            ram.create_share(name, change.resources, change.principals, self.settings.mesh_id)
-        elif change.kind is ChangeKind.SHARE:
+            return ram.create_share(
+                name, change.resources, change.principals, self.settings.mesh_id
+            )
+        if change.kind is ChangeKind.SHARE:
             ram.share(arn, change.resources, change.principals)
         elif change.kind is ChangeKind.UNSHARE:
             ram.unshare(arn, change.resources, change.principals)
@@ -1142,6 +1282,7 @@ class Reconciler:
             ram.delete_share(arn)
         else:
             ram.accept(arn)
+        return arn
 
 
 def _with_created_hub_rules(change: Change, arns: list[str]) -> Change:
@@ -1208,18 +1349,46 @@ def _awaits_acceptance(change: Change) -> bool:
 
 
 def _sharing_goes_on(
-    results: Iterable[Mapping[str, Any]], sharing_regions: Collection[str]
+    results: Iterable[Mapping[str, Any]],
+    sharing_regions: Collection[str],
+    followed: Collection[str] = frozenset(),
 ) -> bool:
     """Whether sharing has a next step after these results (see `_leads_to_sharing`); an
     invitation accepted in a location counts as done when a shared rule it brings was put on a
-    VPC right after it (the plan put every rule the share holds on the listed VPCs)."""
+    VPC right after it (the plan put every rule the share holds on the listed VPCs). So do a
+    hub location's share change and rule creations when every account the change took in
+    followed it whole (`followed`: `_followed_whole`), and those accounts' acceptances."""
     results = list(results)
     associated = {
         r.get("share_arn")
         for r in results
         if r["kind"] == ChangeKind.ASSOCIATE and r["status"] == "applied"
     }
-    return any(_leads_to_sharing(r, sharing_regions, associated) for r in results)
+    return any(
+        _leads_to_sharing(r, sharing_regions, associated)
+        for r in results
+        if not _done_by_followers(r, followed)
+    )
+
+
+def _followed_whole(plan: Plan, results: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    """The hub locations the plan's receivers follow whole (`Plan.followed`) whose every
+    follow change was applied (or, an acceptance, was not needed)."""
+    followed = set(plan.followed)
+    for result in results:
+        if result.get("follows") and result["status"] not in ("applied", "not needed"):
+            followed.discard(result["follows"])
+    return frozenset(followed)
+
+
+def _done_by_followers(result: Mapping[str, Any], followed: Collection[str]) -> bool:
+    """A result with no next step because the receivers followed it whole in the same apply:
+    the hub location's share change and rule creations, and their acceptances."""
+    if result.get("follows") in followed:
+        return True
+    where = location(result["region"], result.get("account", ""))
+    kinds = (ChangeKind.CREATE_SHARE, ChangeKind.SHARE, ChangeKind.CREATE_RULE)
+    return where in followed and ChangeKind(result["kind"]) in kinds and not result.get("source")
 
 
 def _leads_to_sharing(

@@ -1,0 +1,95 @@
+"""The apply's side of receivers that follow a hub's share change in the same apply: the
+handoffs between location workers, and whether another pass is needed. Pure: no AWS."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from resolver_mesh import reconcile
+from resolver_mesh.models import Change, ChangeKind, Plan
+from resolver_mesh.reconcile import _followed_whole, _Handoffs, _sharing_goes_on
+
+HUB, MEMBER = "us-east-1", "us-east-1@222222222222"
+
+
+def follow_plan() -> Plan:
+    changes = (
+        Change(ChangeKind.CREATE_RULE, "us-east-1", "us-west-2.amazonaws.com."),
+        Change(ChangeKind.CREATE_SHARE, "us-east-1", "", name="share"),
+        Change(ChangeKind.ACCEPT_SHARE, "us-east-1", "", account="222222222222", follows=HUB),
+        Change(
+            ChangeKind.ASSOCIATE,
+            "us-east-1",
+            "us-west-2.amazonaws.com.",
+            vpc_id="vpc-1",
+            account="222222222222",
+            follows=HUB,
+        ),
+    )
+    return Plan(changes=changes, followed=(HUB,))
+
+
+def test_a_follower_waits_for_the_hubs_handoff_and_gets_what_it_made() -> None:
+    handoffs = _Handoffs(follow_plan())
+    assert HUB in handoffs
+    assert MEMBER not in handoffs
+    got: list[reconcile._Handoff] = []
+    follower = threading.Thread(target=lambda: got.append(handoffs.wait(HUB)))
+    follower.start()
+    time.sleep(0.05)
+    assert not got  # still waiting
+    handoffs.give(HUB, "arn:share", {"us-west-2.amazonaws.com.": "rslvr-rr-1"})
+    follower.join(5)
+    [handoff] = got
+    assert (handoff.made, handoff.share_arn) == (True, "arn:share")
+    assert handoff.created == {"us-west-2.amazonaws.com.": "rslvr-rr-1"}
+    handoffs.end(HUB)  # the hub's end changes nothing once given
+    assert handoffs.wait(HUB).made
+    assert handoffs.share_arn(HUB) == "arn:share"
+
+
+def test_a_hub_that_ends_without_its_share_lets_its_followers_go() -> None:
+    handoffs = _Handoffs(follow_plan())
+    assert handoffs.share_arn(HUB) == ""
+    handoffs.end(HUB)
+    handoff = handoffs.wait(HUB)
+    assert not handoff.made
+    assert handoff.created == {}
+
+
+def test_a_location_no_follower_waits_on_answers_at_once() -> None:
+    """An order's worker has no hub to wait for: not made, without waiting."""
+    handoffs = _Handoffs(Plan())
+    started = time.monotonic()
+    assert not handoffs.wait(HUB).made
+    assert time.monotonic() - started < reconcile.FOLLOW_WAIT_SECONDS / 10
+
+
+def results(*statuses: str) -> list[dict[str, object]]:
+    plan = follow_plan()
+    applied = ["applied", "applied", *statuses]
+    return [c.as_dict() | {"status": s} for c, s in zip(plan.changes, applied, strict=True)]
+
+
+def test_a_share_followed_whole_asks_for_no_other_pass() -> None:
+    plan = follow_plan()
+    for accepted in ("applied", "not needed"):
+        done = results(accepted, "applied")
+        assert _followed_whole(plan, done) == {HUB}
+        assert not _sharing_goes_on(done, {"us-east-1"}, _followed_whole(plan, done))
+
+
+def test_a_follower_that_did_not_finish_asks_for_the_next_pass() -> None:
+    plan = follow_plan()
+    for accepted, associated in (("applied", "waiting"), ("failed", "skipped")):
+        done = results(accepted, associated)
+        assert _followed_whole(plan, done) == frozenset()
+        assert _sharing_goes_on(done, {"us-east-1"}, _followed_whole(plan, done))
+
+
+def test_a_share_not_followed_whole_asks_for_the_next_pass() -> None:
+    plan = Plan(changes=follow_plan().changes)  # `followed` empty: something was left out
+    done = results("applied", "applied")
+    assert _followed_whole(plan, done) == frozenset()
+    assert _sharing_goes_on(done, {"us-east-1"}, frozenset())
