@@ -30,7 +30,7 @@ def follow_plan() -> Plan:
     return Plan(changes=changes, followed=(HUB,))
 
 
-def test_a_follower_waits_for_the_hubs_handoff_and_gets_what_it_made() -> None:
+def test_a_follower_waits_for_the_hubs_share_then_for_each_rule_it_adds() -> None:
     handoffs = _Handoffs(follow_plan())
     assert HUB in handoffs
     assert MEMBER not in handoffs
@@ -38,21 +38,39 @@ def test_a_follower_waits_for_the_hubs_handoff_and_gets_what_it_made() -> None:
     follower = threading.Thread(target=lambda: got.append(handoffs.wait(HUB)))
     follower.start()
     time.sleep(0.05)
-    assert not got  # still waiting
-    handoffs.give(HUB, "arn:share", {"us-west-2.amazonaws.com.": "rslvr-rr-1"})
+    assert not got  # still waiting for the share
+    handoffs.give(HUB, "arn:share")
     follower.join(5)
     [handoff] = got
     assert (handoff.made, handoff.share_arn) == (True, "arn:share")
-    assert handoff.created == {"us-west-2.amazonaws.com.": "rslvr-rr-1"}
-    handoffs.end(HUB)  # the hub's end changes nothing once given
-    assert handoffs.wait(HUB).made
     assert handoffs.share_arn(HUB) == "arn:share"
+
+    rules: list[str | None] = []
+    domain = "us-west-2.amazonaws.com."
+    follower = threading.Thread(target=lambda: rules.append(handoffs.rule(HUB, domain)))
+    follower.start()
+    time.sleep(0.05)
+    assert not rules  # still waiting for the rule
+    handoffs.add(HUB, domain, "rslvr-rr-1")
+    follower.join(5)
+    assert rules == ["rslvr-rr-1"]
+    handoffs.end(HUB)  # the hub's end changes nothing given
+    assert handoffs.wait(HUB).made
+    assert handoffs.rule(HUB, domain) == "rslvr-rr-1"
+    assert handoffs.rule(HUB, "eu-west-1.amazonaws.com.") is None  # ended: at once
 
 
 def test_a_hub_that_ends_without_its_share_lets_its_followers_go() -> None:
     handoffs = _Handoffs(follow_plan())
     assert handoffs.share_arn(HUB) == ""
+    waiting: list[str | None] = []
+    follower = threading.Thread(
+        target=lambda: waiting.append(handoffs.rule(HUB, "us-west-2.amazonaws.com."))
+    )
+    follower.start()
     handoffs.end(HUB)
+    follower.join(5)
+    assert waiting == [None]
     handoff = handoffs.wait(HUB)
     assert not handoff.made
     assert handoff.created == {}

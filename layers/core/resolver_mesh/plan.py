@@ -913,6 +913,7 @@ def make_plan(
     for planner in planners:
         hub = hubs.get(planner.region)
         planner.plan_received(hub.hub_keepers if hub else {}, hub)
+    for planner in planners:
         changes.extend(planner.out.changes())
         conflicts.extend(planner.out.conflicts)
         notes.extend(planner.out.notes)

@@ -279,10 +279,12 @@ class _Applied:
 @dataclass
 class _Handoff:
     """What a hub location's share change of this apply gives the receivers that follow it
-    (`Change.follows`): whether it was done, the share, and the hub rules created before it
-    by domain."""
+    (`Change.follows`): whether the share was made (`given`, `made`, `share_arn`), and the
+    hub rules added to it since, by domain (`created`), until the hub's apply `ended`."""
 
-    done: threading.Event = field(default_factory=threading.Event)
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    given: bool = False
+    ended: bool = False
     made: bool = False
     share_arn: str = ""
     created: dict[str, str] = field(default_factory=dict)
@@ -290,9 +292,10 @@ class _Handoff:
 
 class _Handoffs:
     """The hub locations of one apply that receivers follow. A hub's worker gives its handoff
-    once its share change is done (made or not), and in any case when it ends, so a follower
-    never waits for a hub that will not give one; the hubs start before their followers, so
-    a follower waiting holds no worker a hub needs (`_apply`)."""
+    once its share change is done (made or not), then adds each rule it creates and shares,
+    and ends it when its apply ends, whatever happens: so a follower never waits for a hub
+    that will not give, nor for a rule that will not come. The hubs start before their
+    followers, so a follower waiting holds no worker a hub needs (`_apply`)."""
 
     def __init__(self, plan: Plan) -> None:
         self._by_hub = {c.follows: _Handoff() for c in plan.changes if c.follows}
@@ -300,21 +303,40 @@ class _Handoffs:
     def __contains__(self, where: str) -> bool:
         return where in self._by_hub
 
-    def give(self, where: str, share_arn: str = "", created: Mapping[str, str] = {}) -> None:
+    def give(self, where: str, share_arn: str = "") -> None:
+        """The hub's share change is done: made (`share_arn`) or not."""
         handoff = self._by_hub.get(where)
-        if handoff is not None and not handoff.done.is_set():
-            handoff.made, handoff.share_arn = bool(share_arn), share_arn
-            handoff.created = dict(created)
-            handoff.done.set()
+        if handoff is not None:
+            with handoff.changed:
+                if not handoff.given:
+                    handoff.given, handoff.made, handoff.share_arn = (
+                        True,
+                        bool(share_arn),
+                        share_arn,
+                    )
+                    handoff.changed.notify_all()
+
+    def add(self, where: str, domain: str, rule_id: str) -> None:
+        """A hub rule created and in the share: its followers may take it."""
+        handoff = self._by_hub.get(where)
+        if handoff is not None:
+            with handoff.changed:
+                handoff.created[domain] = rule_id
+                handoff.changed.notify_all()
 
     def end(self, where: str) -> None:
-        """The hub's apply ended: a handoff not given yet is given as not made."""
+        """The hub's apply ended: a share not given yet was not made, no more rules come."""
         self.give(where)
+        handoff = self._by_hub.get(where)
+        if handoff is not None:
+            with handoff.changed:
+                handoff.ended = True
+                handoff.changed.notify_all()
 
     def share_arn(self, where: str) -> str:
         """The share the hub location made or added to, once given ("" before)."""
         handoff = self._by_hub.get(where)
-        return handoff.share_arn if handoff and handoff.done.is_set() else ""
+        return handoff.share_arn if handoff and handoff.given else ""
 
     def wait(self, where: str) -> _Handoff:
         """The hub location's handoff once given (at most `FOLLOW_WAIT_SECONDS`); at once,
@@ -322,8 +344,21 @@ class _Handoffs:
         handoff = self._by_hub.get(where)
         if handoff is None:
             return _Handoff()
-        handoff.done.wait(FOLLOW_WAIT_SECONDS)
+        with handoff.changed:
+            handoff.changed.wait_for(lambda: handoff.given, FOLLOW_WAIT_SECONDS)
         return handoff
+
+    def rule(self, where: str, domain: str) -> str | None:
+        """The id of the hub's rule for `domain`, once created and shared; None when the
+        hub's apply ended without it (at most `FOLLOW_WAIT_SECONDS`)."""
+        handoff = self._by_hub.get(where)
+        if handoff is None:
+            return None
+        with handoff.changed:
+            handoff.changed.wait_for(
+                lambda: domain in handoff.created or handoff.ended, FOLLOW_WAIT_SECONDS
+            )
+            return handoff.created.get(domain)
 
 
 _NO_HANDOFFS = _Handoffs(Plan())
@@ -895,8 +930,12 @@ class Reconciler:
         calls |= {where: first + calls[where] for where in by_location if where in handoffs}
 
         def apply(where: str) -> _Applied:
+            changes = by_location[where]
+            if where in handoffs:  # followed: the share first, each rule joins it once created
+                shares = [c for c in changes if c.kind in SHARE_GROWS]
+                changes = shares + [c for c in changes if c not in shares]
             try:
-                return self._apply_leased(where, by_location[where], handoffs)
+                return self._apply_leased(where, changes, handoffs)
             finally:
                 handoffs.end(where)
 
@@ -1013,6 +1052,7 @@ class Reconciler:
         new_profile: str | None = None  # the Profile created in this run
         accepted: set[str] = set()  # the invitations accepted in this run
         joined: dict[str, str] = {}  # shares followed in: share ARN -> invitation accepted, ""
+        followed_share = ""  # as a followed hub: the share made in this run
         not_arrived: dict[str, str] = {}  # rule -> why it was not visible after its wait
         undeletable: set[str] = set()  # rules whose disassociation failed
         staying: set[str] = set()  # rules still on a VPC whose new rule is not there yet
@@ -1075,13 +1115,20 @@ class Reconciler:
                         made = self._write_share(ram, change)
                         if change.kind is ChangeKind.ACCEPT_SHARE:
                             accepted.add(str(change.share_arn))
-                        if change.kind in SHARE_GROWS:  # the receivers that follow it go on
-                            hub_rules = {d: r for (s, d), r in created.items() if not s}
-                            handoffs.give(where, made, hub_rules)
+                        if change.kind in SHARE_GROWS and where in handoffs:
+                            followed_share = made  # the rules created next join it one by one
+                            handoffs.give(where, made)
+                            for (source, domain), created_id in created.items():
+                                if not source:
+                                    handoffs.add(where, domain, created_id)
                     if change.kind is ChangeKind.CREATE_RULE:
                         created[(change.source, change.domain)] = str(rule_id)
                         if not change.source:
                             hub_rules_created.append(str(rule_id))
+                        if not change.source and followed_share:
+                            message = self._share_created(
+                                aws, ram, followed_share, change, str(rule_id), handoffs
+                            )
                 except CallInterruptedError:
                     status = "not started"  # nothing of it was written (see `Caller`)
                 except RuleNotVisibleError as waiting:  # not an error: the next pass does it
@@ -1143,6 +1190,20 @@ class Reconciler:
         return out
 
     @staticmethod
+    def _share_created(
+        aws: Aws, ram: RamRegion, share_arn: str, change: Change, rule_id: str, handoffs: _Handoffs
+    ) -> str:
+        """As a followed hub whose share was made first in this run: add a rule just created
+        to it, so that its followers take it now; the error, if it could not be (the rule stays
+        created; its followers wait for the next pass, which shares it)."""
+        try:
+            ram.share(share_arn, [_rule_arn(aws, change.region, rule_id)], [])
+        except Exception as error:
+            return f"created, but not added to {share_arn}: {type(error).__name__}: {error}"
+        handoffs.add(change.location, change.domain, rule_id)
+        return ""
+
+    @staticmethod
     def _follow(
         ram: RamRegion,
         resolver: ResolverRegion,
@@ -1160,9 +1221,9 @@ class Reconciler:
         followed in (with the invitation accepted, if any). A follower whose hub did not share
         waits for the next pass (the hub reports why)."""
         handoff = handoffs.wait(change.follows)
-        rule_id = change.rule_id or handoff.created.get(change.domain)
+        rule_id = change.rule_id
         if not handoff.made:
-            return "waiting", f"{change.follows} did not share its rules in this apply", "", rule_id
+            return "waiting", f"{change.follows} did not share its rules in this apply", "", None
         try:
             if change.kind is ChangeKind.ACCEPT_SHARE:
                 found = [i for i in ram.pending_invitations() if i.share_arn == handoff.share_arn]
@@ -1170,10 +1231,11 @@ class Reconciler:
                     ram.accept(invitation.arn)
                 joined[handoff.share_arn] = found[0].arn if found else ""
                 return ("applied" if found else "not needed"), "", "", None
-            if rule_id is None:
-                return "waiting", f"{change.follows} did not create it in this apply", "", None
             if handoff.share_arn not in joined:
-                return "skipped", "", "the share that brings the rule was not accepted", rule_id
+                return "skipped", "", "the share that brings the rule was not accepted", None
+            rule_id = change.rule_id or handoffs.rule(change.follows, change.domain)
+            if rule_id is None:
+                return "waiting", f"{change.follows} did not share it in this apply", "", None
             unseen = not_arrived.get(handoff.share_arn)  # no invitation, and nothing came
             if rule_id in not_arrived or unseen:
                 return "waiting", not_arrived.get(rule_id) or str(unseen), "", rule_id
