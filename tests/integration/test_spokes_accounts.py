@@ -604,17 +604,20 @@ def test_a_rule_that_made_way_goes_back_when_its_replacement_fails(
     assert [e["region"] for e in applied.errors] == [f"{HOME_REGION}@{MEMBER}"]
 
 
-@pytest.mark.parametrize("arrival", ["in time", "late"])
+@pytest.mark.parametrize("associations", ["made", "refused"])
 def test_a_central_spokes_parent_rule_leaves_only_once_every_shared_rule_is_on_the_vpc(
     mesh: Mesh,
     spokes: Callable[..., SpokeResources],
     member: CachedClients,
     monkeypatch: pytest.MonkeyPatch,
-    arrival: str,
+    associations: str,
 ) -> None:
     """A central spoke of a member account (one rule for its parent domain) moved to the hub's
     `shared_vpcs`: the parent rule covers every peer domain, so it stays until the shared rule
-    of each is on the VPC (after them, in the same apply), and is deleted once it has left."""
+    of each is on the VPC: the member follows the share in its first pass (the parent stays:
+    a fanned-out pass would not follow), and the next pass, seeing them there, lets it go and
+    deletes it. When the shared rules cannot be associated, the parent planned to leave after
+    them waits, and is not deleted; nothing is lost."""
     spoke = spokes(member, "member-central")
     access = {"account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
     central = spoke_item(spoke, "central", parent_domain="amazonaws.com", **access)
@@ -624,21 +627,26 @@ def test_a_central_spokes_parent_rule_leaves_only_once_every_shared_rule_is_on_t
     assert normalise(parent["DomainName"]) == "amazonaws.com."
 
     mesh.update(HOME_REGION, spokes=None, shared_vpcs=[{"vpc_id": spoke.vpc_id, **access}])
-    monkeypatch.setattr(resolver, "ARRIVAL_WAITS", (0.05, 0.05))
-    with arrival_lag(3600.0 if arrival == "late" else 0.0):
-        result = mesh.resync()
-        assert result["ok"], result["errors"]
-        held = of_vpc(rules_and_vpcs(member), spoke.vpc_id)
-    if arrival == "late":  # none arrived: the VPC keeps its parent rule, nothing fails
-        assert list(held) == ["amazonaws.com."]
+    if associations == "refused":
+        associate = resolver.ResolverRegion.associate
+
+        def refused(self: Any, rule_id: str, vpc_id: str, name: str) -> None:
+            if vpc_id == spoke.vpc_id:
+                raise RuntimeError(f"injected: {rule_id} refused")
+            associate(self, rule_id, vpc_id, name)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(resolver.ResolverRegion, "associate", refused)
+            result = mesh.resync()
+        assert not result["ok"]
+        assert list(of_vpc(rules_and_vpcs(member), spoke.vpc_id)) == ["amazonaws.com."]
         waiting = {
             (c["kind"], c["status"]) for c in result["changes"] if c.get("rule_id") == parent["Id"]
         }
         assert waiting == {("disassociate", "waiting"), ("delete_rule", "waiting")}
-        result = mesh.resync()  # arrived since
-        assert result["ok"], result["errors"]
-        held = of_vpc(rules_and_vpcs(member), spoke.vpc_id)
-    assert set(held) == PEER_DOMAINS
+    result = mesh.resync()
+    assert result["ok"], result["errors"]
+    assert set(of_vpc(rules_and_vpcs(member), spoke.vpc_id)) == PEER_DOMAINS
     assert parent["Id"] not in rules_and_vpcs(member)  # deleted
     assert mesh.resync()["changes"] == []
 
@@ -699,7 +707,7 @@ def test_a_follower_that_finds_no_invitation_waits_once_for_the_share(
     mesh: Mesh, member: CachedClients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No invitation to be seen yet when the member follows (it may only be late): the
-    acceptance is not needed as far as it knows; its first rule is waited for, and when it
+    acceptance finds no invitation (`no invitation`); its first rule is waited for, and when it
     does not come, the others are `waiting` at once, without a call; the next pass accepts the
     invitation it then sees and associates them."""
     monkeypatch.setattr(resolver, "ARRIVAL_WAITS", (0.05, 0.05))
@@ -723,8 +731,38 @@ def test_a_follower_that_finds_no_invitation_waits_once_for_the_share(
     result = mesh.resync()
     assert result["ok"], result["errors"]
     followed = [c for c in result["changes"] if c.get("follows")]
-    assert [c["status"] for c in followed] == ["not needed"] + ["waiting"] * 4
+    assert [c["status"] for c in followed] == ["no invitation"] + ["waiting"] * 4
     assert "sharing across accounts or Route 53 Profiles took 2 passes" in result["notes"]
     # one rule tried, then again after each wait; the second pass associates each rule once
     assert tries.count(vpc) == 1 + 2 + 4
+    assert set(of_vpc(rules_and_vpcs(member), vpc)) == PEER_DOMAINS
+
+
+def test_a_rule_the_followed_hub_cannot_add_to_its_share_is_an_error_and_waits(
+    mesh: Mesh, member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub makes its share first, then adds each rule it creates: when that fails, the
+    creation says so (an error, the rule stays), its followers wait, and the next resync
+    shares and associates it."""
+    vpc = share_with_member(mesh, member)
+
+    def refused(self: RamRegion, share_arn: str, resources: Any, principals: Any) -> None:
+        raise RuntimeError("injected: not added")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RamRegion, "share", refused)
+        result = mesh.resync()
+    assert not result["ok"]
+    created = [
+        c for c in result["changes"] if c["kind"] == "create_rule" and c["region"] == HOME_REGION
+    ]
+    assert created
+    assert {c["status"] for c in created} == {"applied"}
+    assert all(c["message"].startswith("created, but not added to ") for c in created)
+    assert all(c["message"].endswith("RuntimeError: injected: not added") for c in created)
+    followers = [c for c in result["changes"] if c.get("follows") and c["kind"] == "associate"]
+    assert {c["status"] for c in followers} == {"waiting"}
+    assert rules_and_vpcs(member) == {}
+    again = mesh.resync()
+    assert again["ok"], again["errors"]
     assert set(of_vpc(rules_and_vpcs(member), vpc)) == PEER_DOMAINS

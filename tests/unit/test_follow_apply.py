@@ -14,8 +14,8 @@ HUB, MEMBER = "us-east-1", "us-east-1@222222222222"
 
 
 def follow_plan() -> Plan:
+    """The hub makes its share (its rule exists); a member follows it."""
     changes = (
-        Change(ChangeKind.CREATE_RULE, "us-east-1", "us-west-2.amazonaws.com."),
         Change(ChangeKind.CREATE_SHARE, "us-east-1", "", name="share"),
         Change(ChangeKind.ACCEPT_SHARE, "us-east-1", "", account="222222222222", follows=HUB),
         Change(
@@ -86,16 +86,21 @@ def test_a_location_no_follower_waits_on_answers_at_once() -> None:
 
 def results(*statuses: str) -> list[dict[str, object]]:
     plan = follow_plan()
-    applied = ["applied", "applied", *statuses]
+    applied = ["applied", *statuses]
     return [c.as_dict() | {"status": s} for c, s in zip(plan.changes, applied, strict=True)]
 
 
 def test_a_share_followed_whole_asks_for_no_other_pass() -> None:
     plan = follow_plan()
-    for accepted in ("applied", "not needed"):
+    for accepted in ("applied", "no invitation"):
         done = results(accepted, "applied")
         assert _followed_whole(plan, done) == {HUB}
         assert not _sharing_goes_on(done, {"us-east-1"}, _followed_whole(plan, done))
+    # the hub's rule creations too: they joined the share the members followed
+    created = Change(ChangeKind.CREATE_RULE, "us-east-1", "us-west-2.amazonaws.com.")
+    done = [created.as_dict() | {"status": "applied"}, *results("applied", "applied")]
+    assert not _sharing_goes_on(done, {"us-east-1"}, _followed_whole(plan, done))
+    assert _sharing_goes_on(done, {"us-east-1"}, frozenset())  # not followed: it is shared next
 
 
 def test_a_follower_that_did_not_finish_asks_for_the_next_pass() -> None:

@@ -968,3 +968,20 @@ def test_the_guard_counts_follow_associations_against_the_quota() -> None:
     assert follow_changes(plan)
     verdict = check_plan(plan, states, set(states), MESH, Guard(), staying=hub_set.enabled)
     assert verdict.refusals == (f"{member}: 2001 rule associations would exceed the quota of 2000",)
+
+
+def test_a_rule_the_hub_adopts_is_not_followed_before_it_is_in_the_share() -> None:
+    """With ADOPT_UNMANAGED the hub takes over a rule not ours yet: the share it makes holds
+    only the rules that were ours when read, so the member does not follow the adopted one
+    (it would wait for a rule that does not come); the next pass shares and associates it."""
+    states, _ = shared_world(MEMBER)
+    [first, *rest] = sorted(managed_rules(states[A], MESH), key=lambda r: r.domain)
+    unowned = replace(first, creator_request_id="by-hand", owner_tag=None, target_tag=None)
+    states[A] = replace(states[A], rules=(unowned, *rest))
+    hub_set = parse_hubs(shared_items(MEMBER), KNOWN, HOME)
+    desired = desired_rules(MESH, hub_set, states)
+    plan = make_plan(MESH, desired, states, set(states), adopt=True, home_account=HOME)
+    assert ChangeKind.ADOPT_RULE in {c.kind for c in plan.changes}
+    followed = {c.domain for c in follow_changes(plan) if c.kind is ChangeKind.ASSOCIATE}
+    assert followed == {r.domain for r in rest}
+    assert plan.followed == ()

@@ -623,8 +623,9 @@ class _RegionPlanner:
         for a domain no shared rule here answers; whatever else the next pass plans
         (`follows_whole` is False then)."""
         growth = hub.share_growth
-        takes_in = growth is not None and self._account_id(self.account) in growth.principals
-        if not takes_in or hub.where == self.where or not listed:
+        if growth is None or hub.where == self.where or not listed:
+            return
+        if self._account_id(self.account) not in growth.principals:
             return
         created = hub.hub_rules_created
         visible = {rule.domain for rule in self.shared}
@@ -633,6 +634,9 @@ class _RegionPlanner:
         follows: list[Change] = []
         for domain in sorted(set(hub.hub_keepers) | set(created)):
             keeper = hub.hub_keepers.get(domain)
+            if keeper is not None and keeper.arn not in growth.holds:  # adopted: next pass
+                self.follows_whole = False
+                continue
             name = keeper.name if keeper else created[domain].name
             target = self.target_of(keeper) if keeper else created[domain].target_region
             for vpc_id in sorted(listed):
@@ -675,7 +679,12 @@ class _RegionPlanner:
         or adds to it (at most one), with its principals as a set."""
         kinds = (ChangeKind.CREATE_SHARE, ChangeKind.SHARE)
         grows = [c for c in self.out.upserts if c.kind in kinds]
-        return _ShareGrowth(grows[0], frozenset(grows[0].principals)) if len(grows) == 1 else None
+        if len(grows) != 1:
+            return None
+        [change] = grows
+        held = [s.resources for s in self.state.shares if s.arn == change.share_arn]
+        holds = frozenset(change.resources).union(*held)
+        return _ShareGrowth(change, frozenset(change.principals), holds)
 
     @cached_property
     def hub_rules_created(self) -> dict[str, Change]:
@@ -693,8 +702,10 @@ class _RegionPlanner:
         `_RegionPlan.changes` puts right after it); until then the VPC keeps it, and the rule
         is deleted only once it has left every VPC."""
         staying: set[str] = set()
-        planned = {
-            (c.domain, c.vpc_id) for c in self.out.associations if c.kind is ChangeKind.ASSOCIATE
+        planned = {  # not those that follow a share: a fanned-out pass drops them
+            (c.domain, c.vpc_id)
+            for c in self.out.associations
+            if c.kind is ChangeKind.ASSOCIATE and not c.follows
         }
         hub_domains = self.by_location.hub_domains.get(self.region, set())
         answered = (
@@ -721,6 +732,8 @@ class _RegionPlanner:
                 self.out.notes.append(
                     f"{self.where}: {vpc_id} keeps {rule.id} for {domain} until {waits_for}"
                 )
+        if staying:
+            self.follows_whole = False  # the next pass lets it go, once it can
         for rule in {r.id: r for r in self.making_way.values()}.values():
             if rule.id in staying:
                 self.out.deferred.append(self.where)
@@ -824,6 +837,7 @@ class _RegionPlanner:
 class _ShareGrowth:
     change: Change  # CREATE_SHARE or SHARE
     principals: frozenset[str]
+    holds: frozenset[str]  # the ARNs the share holds once changed (and the rules created)
 
 
 @dataclass(frozen=True)

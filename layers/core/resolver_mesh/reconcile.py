@@ -27,9 +27,10 @@ Invariants:
   and the VPCs the items name there are read on their own (a missing one is an item error).
 - Sharing spans accounts (rules are created and shared, then accepted and associated by the
   receiver): an account the hub's share takes in with this pass's plan follows it in the same
-  apply (`Change.follows`): its worker waits until the hub's worker has made the share (the
-  hubs start first, and give up their handoff when they end, so no follower waits on a hub
-  that cannot run), then accepts and associates; a fanned-out pass leaves that to the next.
+  apply (`Change.follows`): the hub's worker makes its share change first, then adds each rule
+  it creates to it; the receiver's worker waits until the share is made (the hubs start first,
+  and end their handoff when they end, so no follower waits on a hub that cannot run), accepts
+  it, and associates each rule once shared; a fanned-out pass leaves that to the next.
   While a pass that involves sharing changes something not followed whole, another pass
   follows (at most `MAX_PASSES`), each planned from what it reads. So do Profiles (a rule is
   created, then put in the Profile; the Profile serves a VPC, then the VPC's direct
@@ -161,6 +162,8 @@ SHARE_KINDS = frozenset(
 
 # The share changes that make or extend the hub's share.
 SHARE_GROWS = frozenset({ChangeKind.CREATE_SHARE, ChangeKind.SHARE})
+# The status of a follower's acceptance that found no pending invitation for the share.
+NO_INVITATION = "no invitation"
 # The longest a receiver's worker waits for the hub's share change it follows (the hub's
 # worker always gives it when it ends; this bounds a wait nonetheless: Lambda's longest run).
 FOLLOW_WAIT_SECONDS = 900.0
@@ -850,8 +853,11 @@ class Reconciler:
         if self.work is None or not self.work.settings.enabled or not plan.changes:
             return False
         by_location = _by_location(plan)
+        # A follower waits for its hub's share and rules: its own changes come after those.
+        hubs = {c.location: c.follows for c in plan.changes if c.follows}
+        waits = {where: by_location[where] + by_location.get(hub, 0) for where, hub in hubs.items()}
         estimate = max(  # the changes, and every location's lease taken and given back
-            apply_seconds(by_location, self.settings.calls_per_second, worker_cap()),
+            apply_seconds(by_location | waits, self.settings.calls_per_second, worker_cap()),
             2 * len(by_location) / WORK_CALLS_PER_SECOND,
             process_seconds(sum(by_location.values()) + 2 * len(by_location), function_memory()),
         )
@@ -1198,6 +1204,8 @@ class Reconciler:
         created; its followers wait for the next pass, which shares it)."""
         try:
             ram.share(share_arn, [_rule_arn(aws, change.region, rule_id)], [])
+        except CallInterruptedError:
+            return ""  # a stop was asked for: the next pass shares it
         except Exception as error:
             return f"created, but not added to {share_arn}: {type(error).__name__}: {error}"
         handoffs.add(change.location, change.domain, rule_id)
@@ -1213,8 +1221,9 @@ class Reconciler:
         not_arrived: dict[str, str],
     ) -> tuple[str, str, str, str | None]:
         """A receiver's change that follows its hub's share change (`Change.follows`), once
-        that is done: the acceptance of the share's invitation (none is sent within an
-        organisation that shares without them: "not needed"), or a hub rule put on a VPC
+        that is done: the acceptance of the share's invitation (`NO_INVITATION` when none is
+        pending: none is sent within an organisation that shares without them, and one late
+        to show is accepted by the next pass), or a hub rule put on a VPC
         once that acceptance is done and the rule is visible here (waited for once per rule,
         as `_not_arrived`; where no invitation was found, once per share: it may only be late
         to show). Status, why it waits, the error, the rule's id; `joined` records the shares
@@ -1230,7 +1239,7 @@ class Reconciler:
                 for invitation in found:
                     ram.accept(invitation.arn)
                 joined[handoff.share_arn] = found[0].arn if found else ""
-                return ("applied" if found else "not needed"), "", "", None
+                return ("applied" if found else NO_INVITATION), "", "", None
             if handoff.share_arn not in joined:
                 return "skipped", "", "the share that brings the rule was not accepted", None
             rule_id = change.rule_id or handoffs.rule(change.follows, change.domain)
@@ -1435,10 +1444,10 @@ def _sharing_goes_on(
 
 def _followed_whole(plan: Plan, results: Iterable[Mapping[str, Any]]) -> frozenset[str]:
     """The hub locations the plan's receivers follow whole (`Plan.followed`) whose every
-    follow change was applied (or, an acceptance, was not needed)."""
+    follow change was applied (an acceptance: or found no invitation, and its rules came)."""
     followed = set(plan.followed)
     for result in results:
-        if result.get("follows") and result["status"] not in ("applied", "not needed"):
+        if result.get("follows") and result["status"] not in ("applied", NO_INVITATION):
             followed.discard(result["follows"])
     return frozenset(followed)
 
