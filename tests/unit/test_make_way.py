@@ -122,48 +122,44 @@ def leaving_is_not_a_loss(plan: Plan, states: dict[str, RegionState]) -> bool:
 # --- `profile` delivery -------------------------------------------------------------------------
 
 
-def test_a_member_spoke_vpc_keeps_its_rules_until_our_profile_serves_it() -> None:
-    states = spoke_world(THERE)
-    after = items(shared_vpcs=[shared_entry("profile")])
+# How the spoke VPC moves to our Profile: a member's VPC listed in the hub's `shared_vpcs`, or
+# one of the hub account's VPCs listed in the item itself.
+TO_THE_PROFILE = {
+    THERE: items(shared_vpcs=[shared_entry("profile")]),
+    A: items(vpc_ids=[SPOKE_VPC], vpc_delivery={SPOKE_VPC: "profile"}),
+}
 
-    # 1. No Profile yet: the hub makes it and shares it; the VPC keeps its own rules.
+
+@pytest.mark.parametrize("where", [THERE, A])
+def test_a_spoke_vpc_keeps_its_rules_until_our_profile_serves_it(where: str) -> None:
+    states = spoke_world(where)
+    after = TO_THE_PROFILE[where]
+
+    # 1. No Profile yet: the hub makes it (and shares it); the VPC keeps its own rules.
     plan = plan_for(after, states)
     assert ChangeKind.CREATE_PROFILE in {c.kind for c in plan.changes}
-    assert own_changes(plan, THERE) == []
-    assert sum(f"{THERE}: {SPOKE_VPC} keeps" in n for n in plan.notes) == len(PEER_DOMAINS)
+    assert own_changes(plan, where) == []
+    assert sum(f"{where}: {SPOKE_VPC} keeps" in n for n in plan.notes) == len(PEER_DOMAINS)
 
-    # 2. The Profile is shared and visible there: it is associated; the rules stay.
-    states = with_our_profile(states, THERE)
+    # 2. On its way (CREATING): still nothing of the rules.
+    plan = plan_for(after, with_our_profile(states, where, "CREATING"))
+    assert own_changes(plan, where) == []
+
+    # 3. Serving: the own rules leave, the guard counts nothing lost, then they are deleted.
+    states = with_our_profile(states, where)
+    plan = plan_for(after, states)
+    assert_leave_then_go(own_changes(plan, where), SERVED_BY_PROFILE)
+    assert leaving_is_not_a_loss(plan, states)
+
+
+def test_a_member_vpc_is_put_on_the_shared_profile_while_it_keeps_its_rules() -> None:
+    """Between 1 and 2 above, in a member account: the Profile is shared and visible there;
+    it is associated with the VPC, and nothing else changes there."""
+    states = with_our_profile(spoke_world(THERE), THERE)
     not_on_it = replace(states[THERE].profiles, associations=())
     states[THERE] = replace(states[THERE], profiles=not_on_it)
-    plan = plan_for(after, states)
+    plan = plan_for(TO_THE_PROFILE[THERE], states)
     assert [c.kind for c in plan.changes if c.location == THERE] == [ChangeKind.ASSOCIATE_PROFILE]
-
-    # 3. On its way (CREATING): still nothing of the rules.
-    plan = plan_for(after, with_our_profile(states, THERE, "CREATING"))
-    assert own_changes(plan, THERE) == []
-
-    # 4. Serving: the own rules leave, the guard counts nothing lost, then they are deleted.
-    states = with_our_profile(states, THERE)
-    plan = plan_for(after, states)
-    assert_leave_then_go(own_changes(plan, THERE), SERVED_BY_PROFILE)
-    assert leaving_is_not_a_loss(plan, states)
-
-
-def test_a_spoke_vpc_of_the_hubs_account_keeps_its_rules_until_our_profile_serves_it() -> None:
-    states = spoke_world(A)
-    after = items(vpc_ids=[SPOKE_VPC], vpc_delivery={SPOKE_VPC: "profile"})
-
-    plan = plan_for(after, states)
-    assert ChangeKind.CREATE_PROFILE in {c.kind for c in plan.changes}
-    assert own_changes(plan, A) == []
-    plan = plan_for(after, with_our_profile(states, A, "CREATING"))
-    assert own_changes(plan, A) == []
-
-    states = with_our_profile(states, A)
-    plan = plan_for(after, states)
-    assert_leave_then_go(own_changes(plan, A), SERVED_BY_PROFILE)
-    assert leaving_is_not_a_loss(plan, states)
 
 
 def test_a_spoke_vpc_that_leaves_the_mesh_in_profile_mode_loses_its_rules_at_once() -> None:
