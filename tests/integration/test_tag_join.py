@@ -16,6 +16,7 @@ from test_accounts_safety import MEMBER_HUB_CIDR, THIRD, THIRD_ROLE, domains, pa
 from test_spokes_accounts import EXTERNAL_ID, MEMBER, ROLE, member, of_vpc, rules_and_vpcs
 
 from mesh_emulator.faults import FaultInjector, injected_faults
+from mesh_emulator.scp import denied_regions
 from mesh_emulator.server import LocalEmulator
 from resolver_mesh.aws.session import VPC_PAGE_SIZE
 from resolver_mesh.local.topology import (
@@ -159,10 +160,11 @@ def test_one_tag_read_per_location_whatever_the_number_of_vpcs(
     quiet = members.resync()
     assert quiet["changes"] == []
     assert len(quiet["joined"]) == 6
-    # home: every swept Region; members: the hub Regions (3 hub items, 2 member accounts)
+    # Rules: the home account in every swept Region, members in the hub Regions (3 hub items,
+    # 2 member accounts). Tags: every swept Region of every account.
     swept = quiet["regions"]
     assert len(swept) == len(members.mesh_regions) + 2 * 3
-    assert tag_reads.requests - before == len(swept)
+    assert tag_reads.requests - before == 3 * len(members.mesh_regions)
 
 
 def test_a_no_op_makes_one_vpc_read_per_location_for_the_tags_and_the_named_vpcs(
@@ -203,8 +205,9 @@ def test_a_no_op_makes_one_vpc_read_per_location_for_the_tags_and_the_named_vpcs
     assert [v["vpc_id"] for v in quiet["joined"]] == [both, by_tag]
     swept = quiet["regions"]
     assert {f"{HOME_REGION}@{MEMBER}", f"{HOME_REGION}@{THIRD}", f"{WEST_2}@{MEMBER}"} <= set(swept)
-    # Every swept location reads its VPCs once (the tag join needs it): one call each, no more.
-    assert reads.requests == len(swept)
+    # Every swept Region of every account reads its VPCs once (the tag join needs it): one
+    # call each, no more; the members' Regions without a hub read nothing else.
+    assert reads.requests == 3 * len(members.mesh_regions)
     assert home_region_reads.requests == len([w for w in swept if w.startswith(HOME_REGION)]) == 3
     assert named_reads.requests == 0
 
@@ -269,6 +272,7 @@ def test_a_tagged_vpc_that_cannot_join_is_reported_once_and_left_alone(
     spoke = build_spoke(aws, HOME_REGION, "10.230.0.0/16", "spoke")
     members.update(HOME_REGION, spokes=[spoke_item(spoke, "direct")])
     lonely = tagged_vpc(aws, NO_HUB, "10.231.0.0/16")
+    member_lonely = tagged_vpc(member, NO_HUB, "10.234.0.0/16")
     other_mesh = tagged_vpc(member, HOME_REGION, "10.232.0.0/16", mesh_id="another-mesh")
     ec2 = aws("ec2", HOME_REGION)
     ec2.create_tags(Resources=[spoke.vpc_id], Tags=[{"Key": TAG_KEY, "Value": DEFAULT_MESH_ID}])
@@ -279,10 +283,13 @@ def test_a_tagged_vpc_that_cannot_join_is_reported_once_and_left_alone(
     assert result["ok"], result["errors"]
     assert result["joined"] == []
     lines = result["not_joined"]
-    assert len(lines) == 3, lines
+    assert len(lines) == 4, lines
     [no_hub] = [line for line in lines if lonely in line]
     assert f"({NO_HUB}, the home account)" in no_hub
     assert "no hub item" in no_hub
+    [member_no_hub] = [line for line in lines if member_lonely in line]
+    assert f"({NO_HUB}, account {MEMBER})" in member_no_hub
+    assert "no hub item" in member_no_hub
     [spoke_line] = [line for line in lines if spoke.vpc_id in line]
     assert "already listed as a spoke" in spoke_line
     [disabled_line] = [line for line in lines if disabled in line]
@@ -291,6 +298,14 @@ def test_a_tagged_vpc_that_cannot_join_is_reported_once_and_left_alone(
     assert all(other_mesh not in line for line in lines)  # another mesh's tag is not ours
     assert used_by(aws, NO_HUB, lonely) == set()
     assert rules_and_vpcs(aws, NO_HUB) == {}
+    assert rules_and_vpcs(member, NO_HUB) == {}
+    # An event from that Region (a tag, a VPC) reads it in every account, and says so again.
+    event = members.resync(regions=[NO_HUB])
+    assert event["ok"], event["errors"]
+    assert sorted(line for line in event["not_joined"] if "no hub item" in line) == sorted(
+        [no_hub, member_no_hub]
+    )
+    assert event["changes"] == []
     assert used_by(member, HOME_REGION, other_mesh) == set()
     assert used_by(member, WEST_2, disabled) == set()
     spoke_rules = rules_and_vpcs(aws)
@@ -300,6 +315,7 @@ def test_a_tagged_vpc_that_cannot_join_is_reported_once_and_left_alone(
     assert text.code == 0, text.out
     assert "Not joined:" in text.out
     assert text.out.count(lonely) == 1
+    assert text.out.count(member_lonely) == 1
 
 
 def test_the_cli_shows_who_joined(members: Mesh, member: CachedClients, aws: ClientFactory) -> None:
@@ -325,6 +341,8 @@ def test_a_failing_tag_read_keeps_what_joined_and_the_rest_keeps_reconciling(
     listed = aws("ec2", EAST_2).create_vpc(CidrBlock="10.205.0.0/16")["Vpc"]["VpcId"]
     members.update(EAST_2, vpc_ids=[listed])
 
+    hubs = {HOME_REGION, EAST_2, WEST_2}
+    tags_only = {f"{r}@{a}" for r in set(members.mesh_regions) - hubs for a in (MEMBER, THIRD)}
     for kind in ("denied", "throttle"):
         with injected_faults(
             emulator, 1.0, kinds=(kind,), services=(), queries=(VPC_READ,)
@@ -333,7 +351,11 @@ def test_a_failing_tag_read_keeps_what_joined_and_the_rest_keeps_reconciling(
         assert injector.injected[kind] > 0
         assert not result["ok"]
         failed = [e for e in result["errors"] if e["kind"] == "tags"]
-        assert {e["region"] for e in failed} == set(result["regions"])
+        # A member's Region without a hub, where only tags are read: refused by policy, it is
+        # denied (as a Region is), not an error; any other failure is one.
+        denied = tags_only if kind == "denied" else set()
+        assert {e["region"] for e in failed} == set(result["regions"]) | tags_only - denied
+        assert set(result["denied_regions"]) == denied
         assert all("keep them" in e["message"] for e in failed)
         kinds = {c["kind"] for c in result["changes"]}
         assert not kinds & {"disassociate", "unshare", "delete_share", "delete_rule"}
@@ -465,3 +487,25 @@ def test_a_home_vpc_joins_a_hub_of_a_member_account_through_its_share(
     assert used_by(aws, WEST_2, home_vpc) == set()
     assert principals(member, WEST_2) == set()
     assert used_by(member, WEST_2, member_vpc) == peers
+
+
+def test_a_region_denied_in_every_account_is_one_note_where_no_hub_is(
+    members: Mesh, member: CachedClients, emulator: LocalEmulator
+) -> None:
+    """An SCP denies a swept Region without a hub in every account: the home account's reads
+    and the members' tag reads there are denied, not errors, in one note; a request that names
+    the Region finds them errors."""
+    assert members.resync()["ok"]
+    with denied_regions(emulator, [NO_HUB]):
+        full = members.resync()
+        named = members.resync(regions=[NO_HUB])
+    assert full["ok"], full["errors"]
+    assert full["denied_regions"] == [NO_HUB, f"{NO_HUB}@{MEMBER}", f"{NO_HUB}@{THIRD}"]
+    [note] = [n for n in full["notes"] if n.startswith("denied: ")]
+    assert note.startswith(f"denied: {NO_HUB} (the home account, {MEMBER}, {THIRD}): ")
+    assert not named["ok"]
+    assert named["denied_regions"] == []
+    assert {e["region"] for e in named["errors"] if e["kind"] == "tags"} == {
+        f"{NO_HUB}@{MEMBER}",
+        f"{NO_HUB}@{THIRD}",
+    }

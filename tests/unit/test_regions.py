@@ -93,3 +93,14 @@ def test_only_a_refusal_by_policy_in_the_region_is_denied(
     error: BaseException, denied: bool
 ) -> None:
     assert is_denied(error) is denied
+
+
+def test_denied_locations_read_by_region_naming_a_few_accounts_and_counting_many() -> None:
+    from resolver_mesh.reconcile import _by_region
+
+    few = ["eu-west-1", "eu-west-1@222222222222", "eu-west-1@111111111111", "us-west-1"]
+    assert _by_region(few) == (
+        "eu-west-1 (the home account, 111111111111, 222222222222), us-west-1"
+    )
+    many = [f"eu-west-1@{n:012d}" for n in range(1, 301)] + ["eu-west-1", "ap-east-1@1"]
+    assert _by_region(many) == "ap-east-1 (1), eu-west-1 (301 accounts)"

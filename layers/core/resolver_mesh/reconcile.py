@@ -21,7 +21,8 @@ Invariants:
   were not swept because of them, and a hub item there is an error.
 - On a full resync, a Region without a hub item whose read AWS refuses by policy (an SCP) is
   reported as denied, with a note, not as an error; anywhere else a refused read is an error.
-- VPCs join hubs by tag: one VPC read (DescribeVpcs, every VPC) per location swept, before
+- VPCs join hubs by tag: one VPC read (DescribeVpcs, every VPC) per location swept, and in
+  member accounts' swept Regions without a hub (only that read, to report a tag there), before
   the rest is read; it also answers which VPCs the items name there exist, so no second read
   is made. A location whose VPC read fails is reported, what its VPCs use is kept as it is,
   and the VPCs the items name there are read on their own (a missing one is an item error).
@@ -494,9 +495,12 @@ class Reconciler:
         accounts = ["", *sorted(self._accounts)]
         member_regions = regions & set(hub_set.item_regions)
         scope = {location(r, a) for a in accounts for r in (member_regions if a else regions)}
+        # Tags are read wherever the home account is swept, in every account: a VPC tagged in
+        # a member account's Region without a hub is reported, as in the home account.
+        tags_only = {location(r, a) for a in accounts[1:] for r in regions - member_regions}
         listed = _named_vpcs(hub_set)
         vpc_reads: dict[str, VpcRead] = per_region(
-            lambda where: self._read_vpcs(where, listed.get(where, ())), scope
+            lambda where: self._read_vpcs(where, listed.get(where, ())), scope | tags_only
         )
         tagged = {where: read.tagged for where, read in vpc_reads.items()}
         joined = join_by_tag(self.settings.mesh_id, hub_set, tagged)
@@ -552,8 +556,8 @@ class Reconciler:
             desired = desired_rules(self.settings.mesh_id, hub_set, states, joined, home_account)
         full_resync = request.regions is None
         hub_regions = hub_set.item_regions if full_resync else None
+        self._report_joined(report, joined, tagged, states, hub_regions)
         self._report_state(report, desired, states, scope, hub_regions)
-        self._report_joined(report, joined, tagged, states)
         profiles = plan_profiles(
             self.settings.mesh_id, hub_set, desired, states, scope, self.settings.delivery
         )
@@ -692,7 +696,8 @@ class Reconciler:
         try:
             return self._aws_of(account).vpcs(region, self.settings.mesh_id, named)
         except Exception as error:
-            return VpcRead(TaggedVpcs(error=f"{type(error).__name__}: {error}"))
+            message = f"{type(error).__name__}: {error}"
+            return VpcRead(TaggedVpcs(error=message, denied=is_denied(error)))
 
     def _read_tags(self, where: str) -> TaggedVpcs:
         """The VPCs tagged to join this mesh at one location, read as a pass reads them."""
@@ -812,8 +817,9 @@ class Reconciler:
                     " ours left here from an earlier delivery is not pruned"
                 )
         if report.denied_regions:
+            report.denied_regions.sort()
             report.notes.append(
-                f"denied: {', '.join(report.denied_regions)}: AWS refused the reads there"
+                f"denied: {_by_region(report.denied_regions)}: AWS refused the reads there"
                 " (AccessDenied: an SCP?), so rules of ours left there are not found or"
                 " removed; list such Regions in EXCLUDED_REGIONS if that is intended"
             )
@@ -829,14 +835,20 @@ class Reconciler:
         joined: Joined,
         tagged: Mapping[str, TaggedVpcs],
         states: Mapping[str, RegionState],
+        hub_regions: Collection[str] | None,
     ) -> None:
-        """Who joined by tag, who cannot and why, and the tag reads that failed (an error,
-        unless the location could not be read at all: that error is reported already)."""
+        """Who joined by tag, who cannot and why, and the tag reads that failed: an error,
+        unless the location could not be read at all (that error is reported with its state),
+        or its tags alone were read (a member account's Region without a hub) and AWS refused
+        them by policy on a full resync: denied, as `_report_state` says of a Region."""
         report.joined = [vpc.as_dict() for vpc in joined.vpcs]
         report.not_joined = list(joined.refused)
         for where, read in sorted(tagged.items()):
             state = states.get(where)
-            if read.error and (state is None or not state.error):
+            tolerated = hub_regions is not None and split_location(where)[0] not in hub_regions
+            if read.error and state is None and read.denied and tolerated:
+                report.denied_regions.append(where)
+            elif read.error and (state is None or not state.error):
                 report.error(
                     "tags",
                     f"{where}: cannot read the VPCs tagged {MESH_TAG_KEY}={self.settings.mesh_id}"
@@ -1403,6 +1415,21 @@ def _not_started(where: str, changes: list[Change], why: str) -> _Applied:
         {"kind": "apply", "region": where, "message": f"{where}: nothing applied: {why}"}
     )
     return out
+
+
+def _by_region(locations: Collection[str]) -> str:
+    """Locations as a short text: by Region, naming up to 3 accounts there, counting more
+    (an SCP denies a Region in every account of an organisation: one line, not hundreds)."""
+    accounts: dict[str, list[str]] = {}
+    for where in sorted(locations):
+        region, account = split_location(where)
+        accounts.setdefault(region, []).append(account or "the home account")
+    return ", ".join(
+        f"{region} ({', '.join(names) if len(names) <= 3 else f'{len(names)} accounts'})"
+        if names != ["the home account"]
+        else region
+        for region, names in accounts.items()
+    )
 
 
 def _shares_beyond_items(joined: Joined, tagged: Mapping[str, TaggedVpcs]) -> bool:
