@@ -868,10 +868,18 @@ class Reconciler:
         # A follower waits for its hub's share and rules: its own changes come after those.
         hubs = {c.location: c.follows for c in plan.changes if c.follows}
         waits = {where: by_location[where] + by_location.get(hub, 0) for where, hub in hubs.items()}
+        # A followed hub adds each rule it creates to its share: one more call (RAM's budget,
+        # taken between its creates, so no longer, but this process's CPU all the same).
+        followed = set(hubs.values())
+        shared_one_by_one = sum(
+            c.kind is ChangeKind.CREATE_RULE and not c.source and c.location in followed
+            for c in plan.changes
+        )
+        calls = sum(by_location.values()) + shared_one_by_one + 2 * len(by_location)
         estimate = max(  # the changes, and every location's lease taken and given back
             apply_seconds(by_location | waits, self.settings.calls_per_second, worker_cap()),
             2 * len(by_location) / WORK_CALLS_PER_SECOND,
-            process_seconds(sum(by_location.values()) + 2 * len(by_location), function_memory()),
+            process_seconds(calls, function_memory()),
         )
         left = self.work.seconds_left()
         if not must_fan_out(estimate, left):
