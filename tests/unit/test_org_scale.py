@@ -20,7 +20,7 @@ from resolver_mesh.models import (
     location,
     split_location,
 )
-from resolver_mesh.plan import make_plan
+from resolver_mesh.plan import _RegionPlan, make_plan
 from resolver_mesh.safety import Guard, check_plan
 
 from .builders import HOME, converged, hub_item, region_state
@@ -242,3 +242,45 @@ def test_where_profiles_deliver_is_what_each_location_found_before(default: Any)
     assert location(HUBS[0], other) in found  # joined by tag where the hub delivers by Profile
     assert location(HUBS[1], member) in found  # a shared VPC that asks for it
     assert not {location(HUBS[2], a) for a in ("", member, other)} & found  # disabled
+
+
+class _CountedChange(Change):
+    """A change that counts how often its domain is read."""
+
+    reads: Counter[int] = Counter()
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "domain":
+            _CountedChange.reads[id(self)] += 1
+        return super().__getattribute__(name)
+
+
+@pytest.mark.parametrize("size", [50, 400])
+def test_a_locations_changes_are_ordered_reading_each_disassociation_a_fixed_number_of_times(
+    size: int,
+) -> None:
+    """Every other association takes a VPC another rule of ours holds for its domain: that
+    disassociation moves right before it; the one that frees nothing comes after them all."""
+
+    def change(kind: ChangeKind, index: int, rule: str) -> Change:
+        return _CountedChange(
+            kind, "us-east-1", f"d{index}.example.", rule_id=rule, vpc_id=f"vpc-{index:017x}"
+        )
+
+    regional = _RegionPlan()
+    regional.associations = [change(ChangeKind.ASSOCIATE, i, "rslvr-rr-new") for i in range(size)]
+    # for the VPCs size, size - 2, ..., 2: all but the first free a VPC for an association
+    regional.disassociations = [
+        change(ChangeKind.DISASSOCIATE, i, "rslvr-rr-old") for i in range(size, 0, -2)
+    ]
+    _CountedChange.reads.clear()
+    ordered = regional.changes()
+    reads = max(_CountedChange.reads[id(d)] for d in regional.disassociations)
+
+    assert reads <= 3  # grouped once, looked up once: not once per association
+    lone, *freeing = regional.disassociations
+    assert ordered[-1] is lone
+    before = {ordered[at + 1].vpc_id: item for at, item in enumerate(ordered[:-1])}
+    assert all(before[d.vpc_id] is d for d in freeing)
+    assert [c for c in ordered if c.kind is ChangeKind.ASSOCIATE] == regional.associations
+    assert len(ordered) == size + len(regional.disassociations)

@@ -80,17 +80,17 @@ class _RegionPlan:
 
     def changes(self) -> list[Change]:
         """The phases in order; a disassociation that frees a VPC for another rule of ours for
-        the same domain moves right before that association (AWS allows one per domain)."""
+        the same domain moves right before that association (AWS allows one per domain).
+        Linear: the disassociations are grouped by (domain, VPC) once."""
+        freeing: dict[tuple[str, str | None], list[Change]] = {}
+        for change in self.disassociations:
+            freeing.setdefault((change.domain, change.vpc_id), []).append(change)
         associations: list[Change] = []
-        later = list(self.disassociations)
         for change in self.associations:
             if change.kind is ChangeKind.ASSOCIATE:
-                freeing = [
-                    d for d in later if (d.domain, d.vpc_id) == (change.domain, change.vpc_id)
-                ]
-                associations.extend(freeing)
-                later = [d for d in later if d not in freeing]
+                associations.extend(freeing.pop((change.domain, change.vpc_id), ()))
             associations.append(change)
+        later = [d for d in self.disassociations if (d.domain, d.vpc_id) in freeing]
         return self.upserts + associations + self.unshares + later + self.deletions
 
 
