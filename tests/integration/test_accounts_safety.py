@@ -433,6 +433,8 @@ def test_an_unreachable_member_account_changes_nothing_there_and_home_converges(
     assert {f"{HOME_REGION}@{MEMBER}", f"{WEST_2}@{MEMBER}"} <= unreadable
     assert all(where.endswith(f"@{MEMBER}") for where in unreadable), result["errors"]
     assert all("AccessDenied" in e["message"] for e in result["errors"]), result["errors"]
+    # One error per location whose rules it holds; not one more per swept Region (tags only).
+    assert {e["kind"] for e in result["errors"]} == {"region"}
     assert [c for c in result["changes"] if c.get("account")] == []
     assert snapshot(pair, member) == in_member
     assert any(f"hub {WEST_2}" in d for d in result["degraded"]), result["degraded"]

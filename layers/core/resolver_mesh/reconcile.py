@@ -840,12 +840,18 @@ class Reconciler:
         """Who joined by tag, who cannot and why, and the tag reads that failed: an error,
         unless the location could not be read at all (that error is reported with its state),
         or its tags alone were read (a member account's Region without a hub) and AWS refused
-        them by policy on a full resync: denied, as `_report_state` says of a Region."""
+        them by policy on a full resync (denied, as `_report_state` says of a Region) or its
+        account could be read nowhere else either (its errors say so already)."""
         report.joined = [vpc.as_dict() for vpc in joined.vpcs]
         report.not_joined = list(joined.refused)
+        read_somewhere = {s.account for s in states.values() if not s.error}
+        unreadable = {s.account for s in states.values() if s.account} - read_somewhere
         for where, read in sorted(tagged.items()):
             state = states.get(where)
-            tolerated = hub_regions is not None and split_location(where)[0] not in hub_regions
+            region, account = split_location(where)
+            tolerated = hub_regions is not None and region not in hub_regions
+            if read.error and state is None and account in unreadable:
+                continue  # an account read nowhere (its role refused?): said where it is swept
             if read.error and state is None and read.denied and tolerated:
                 report.denied_regions.append(where)
             elif read.error and (state is None or not state.error):
