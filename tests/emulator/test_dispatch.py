@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import threading
 import time
 from typing import Any
@@ -319,3 +320,106 @@ def test_many_threads_each_get_the_account_of_their_key(aws: ClientFactory) -> N
         answers = list(pool.map(identity, accounts * 6))
     assert len(answers) == 48
     assert all(asked == answered for asked, answered in answers)
+
+
+class _OtherChoice:
+    """A generator whose `choice` is its own: its strings are moto's to make."""
+
+    def choice(self, seq: Any) -> Any:
+        return seq[0]
+
+
+def test_random_strings_are_moto_s_from_the_same_draws() -> None:
+    """`_random_strings` makes the strings moto's `get_random_string` makes from the same
+    state of the generator (every length, pool and case, among other draws), and leaves the
+    generator in the same state; a generator with a `choice` of its own gets moto's."""
+    from moto.moto_api._internal.moto_random import MotoRandom
+
+    from mesh_emulator import dispatch, install
+
+    install()
+    moto_s = dispatch._moto["get_random_string"]
+    ours = dispatch._random_strings(moto_s)
+    assert MotoRandom.get_random_string.__name__ == "get_random_string"
+    assert MotoRandom.get_random_string is not moto_s
+    theirs_generator, our_generator = MotoRandom(20261130), MotoRandom(20261130)
+    for index in range(3_000):
+        arguments = (index % 70, index % 3 != 0, index % 5 == 0)
+        theirs = moto_s(theirs_generator, *arguments)
+        assert ours(our_generator, *arguments) == theirs, arguments
+        assert our_generator.get_random_string(*arguments) == moto_s(theirs_generator, *arguments)
+        assert our_generator.uuid4() == theirs_generator.uuid4()  # the same state after
+        assert our_generator.get_random_hex() == theirs_generator.get_random_hex()
+    assert ours(our_generator, length=52) == moto_s(theirs_generator, length=52)
+    assert ours(our_generator) == moto_s(theirs_generator)  # moto's defaults
+
+    class Subclass(_OtherChoice, MotoRandom):
+        pass
+
+    assert ours(Subclass(1), 8) == "a" * 8
+    own = MotoRandom(1)
+    own.choice = lambda seq: seq[-1]  # type: ignore[method-assign]
+    assert ours(own, 4) == "9999"
+
+
+def _ids(aws: ClientFactory, emulator: Any) -> list[str]:
+    """After seeding moto's generator: request ids (header and body) and resource ids."""
+    import urllib.request
+
+    with urllib.request.urlopen(  # the emulator's own http://127.0.0.1:PORT
+        urllib.request.Request(f"{emulator.endpoint_url}/moto-api/seed?a=42", method="POST")
+    ) as response:
+        response.read()
+    ids: list[str] = []
+
+    def keep(http_response: Any, **_: Any) -> None:
+        ids.append(http_response.headers["x-amzn-requestid"])
+        ids.extend(re.findall(r"<RequestId>([^<]*)</RequestId>", http_response.text))
+
+    ec2, sts, rules = aws("ec2", REGION), aws("sts", REGION), aws("route53resolver", REGION)
+    for client in (ec2, sts, rules):
+        client.meta.events.register("after-call", keep)
+    try:
+        ids.append(ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"])
+        ids.append(ec2.create_security_group(GroupName="g", Description="d")["GroupId"])
+        ids.extend(vpc["VpcId"] for vpc in ec2.describe_vpcs()["Vpcs"])
+        sts.get_caller_identity()  # its body's RequestId too
+        rules.list_resolver_rules()
+    finally:
+        for client in (ec2, sts, rules):
+            client.meta.events.unregister("after-call", keep)
+    return ids
+
+
+def test_a_seeded_emulator_answers_moto_s_ids(
+    aws: ClientFactory, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeded (`/moto-api/seed`), the emulator answers the same request ids and resource ids
+    as with moto's `get_random_string`; request ids are 52 letters and digits, each its own."""
+    from moto.moto_api._internal.moto_random import MotoRandom
+
+    from mesh_emulator import dispatch, install
+
+    install()
+    ours = _ids(aws, emulator)
+    emulator.reset()
+    monkeypatch.setattr(MotoRandom, "get_random_string", dispatch._moto["get_random_string"])
+    theirs = _ids(aws, emulator)
+    assert ours == theirs
+    request_ids = [one for one in ours if not one.startswith(("vpc-", "sg-"))]
+    assert len(request_ids) == 6  # 5 headers, STS's body
+    assert all(re.fullmatch(r"[A-Za-z0-9]{52}", one) for one in request_ids)
+    assert len(set(request_ids)) == 5  # a body's id is its header's
+    assert len(ours) == 10  # and 4 resources (the default VPC's)
+
+
+def test_request_ids_are_each_their_own(aws: ClientFactory) -> None:
+    from mesh_emulator import install
+
+    install()
+    seen = {
+        aws("route53resolver", REGION).list_resolver_rules()["ResponseMetadata"]["RequestId"]
+        for _ in range(50)
+    }
+    assert len(seen) == 50
+    assert all(re.fullmatch(r"[A-Za-z0-9]{52}", one) for one in seen)
