@@ -58,6 +58,15 @@ the same state of the generator, so that a seeded emulator (`/moto-api/seed`) st
 the same ids, of its resources as of its requests. A generator whose `choice` or
 `_randbelow` is not `Random`'s is left to moto.
 
+Then `BaseResponse._enrich_response` puts that id into the body's `<RequestId>`, for every
+answer, with `re.sub` of the pattern `(?<=<RequestId>).*(?=</RequestId>)`: a pattern that
+begins with a lookbehind gives the regular expression engine no prefix to look for, so it
+is tried at every character of the body (20 to 30 us for a list of a few kB). It can match
+only where the body holds `<RequestId>` (most answers, JSON or EC2's `<requestId>`, do not):
+`_Re` stands for the `re` module in `moto.core.responses` (`_enrich_response` is its only
+use of `re` while serving) and answers that `sub` (without flags, as moto calls it) with the
+body itself when the body is a `str` without `<RequestId>`; any other call is `re.sub`'s.
+
 `install_dispatch_speedups` patches them, once per process; it changes no answer of any API.
 """
 
@@ -66,6 +75,7 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable, Iterable
+from types import ModuleType
 from typing import Any
 
 _lock = threading.Lock()
@@ -249,6 +259,38 @@ def _random_strings(moto_s: Callable[..., str]) -> Callable[..., str]:
     return get_random_string
 
 
+_REQUEST_ID_IN_BODY = r"(?<=<RequestId>).*(?=<\/RequestId>)"  # moto.core.responses' pattern
+
+
+class _Re(ModuleType):
+    """The `re` module as `moto.core.responses` sees it: its `sub` answers a body without
+    `<RequestId>` itself (see the module's docstring), everything else is the module's."""
+
+    def __init__(self, module: ModuleType) -> None:
+        super().__init__(module.__name__, module.__doc__)
+        self.module = module
+        sub = module.sub
+
+        def sub_request_id(
+            pattern: Any, repl: Any, string: Any, count: Any = 0, flags: Any = 0
+        ) -> Any:
+            if (
+                type(string) is str
+                and type(pattern) is str
+                and pattern == _REQUEST_ID_IN_BODY
+                and type(flags) is int
+                and flags == 0  # moto's call: no IGNORECASE
+                and "<RequestId>" not in string
+            ):
+                return string  # nothing for the pattern to match
+            return sub(pattern, repl, string, count, flags)
+
+        self.sub = sub_request_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+
 def install_dispatch_speedups() -> None:
     """Patch moto's per-request lookups once; later calls (from any thread) do nothing."""
     global _installed
@@ -291,4 +333,6 @@ def install_dispatch_speedups() -> None:
         _moto["get_random_string"] = MotoRandom.get_random_string
         random_strings = _random_strings(_moto["get_random_string"])
         MotoRandom.get_random_string = random_strings  # type: ignore[method-assign]
+        _moto["re"] = responses_re = getattr(responses, "re")  # noqa: B009
+        setattr(responses, "re", _Re(responses_re))  # noqa: B010
         _installed = True

@@ -423,3 +423,67 @@ def test_request_ids_are_each_their_own(aws: ClientFactory) -> None:
     }
     assert len(seen) == 50
     assert all(re.fullmatch(r"[A-Za-z0-9]{52}", one) for one in seen)
+
+
+def test_request_ids_go_into_bodies_as_moto_puts_them() -> None:
+    """moto's `re.sub` of a request id into a body's `<RequestId>`: the same body, for bodies
+    with none, one or several (on one line or more), JSON, bytes and None (moto's `sub`
+    raises, as before); other patterns and arguments are `re.sub`'s. Through
+    `_enrich_response`, seeded: the same headers and body as with `re` itself."""
+    import re as re_module
+
+    from moto.core import responses
+    from moto.core.responses import BaseResponse
+    from moto.moto_api._internal import mock_random
+
+    from mesh_emulator import dispatch, install
+
+    install()
+    install()
+    standing = responses.re
+    assert isinstance(standing, dispatch._Re)
+    assert standing.module is re_module
+    assert dispatch._moto["re"] is re_module
+    assert standing.compile is re_module.compile
+    pattern = dispatch._REQUEST_ID_IN_BODY
+    bodies: list[Any] = [
+        "",
+        '{"ResolverRules": []}',
+        "<requestId>request-id</requestId>",
+        "<A><RequestId>old</RequestId></A>",
+        "<RequestId></RequestId>\n<RequestId>a</RequestId><RequestId>b</RequestId>",
+        "<RequestId>no end",
+        "<RequestId>x</RequestId>" * 3 + "\n" + "<RequestId>y\n</RequestId>",
+        "<requestid>x</requestid>",
+        b"<RequestId>bytes</RequestId>",
+        b"no id",
+        None,
+        '{"a": "<RequestId>"}',
+    ]
+    arguments: list[tuple[Any, ...]] = [(pattern, "R" * 52), (pattern, r"\g<0>!")]
+    arguments += [(pattern, "R", 1), (pattern, "R", 0, re_module.IGNORECASE)]
+    arguments += [(re_module.compile(pattern), "R"), ("Id", "X"), (r"(?<=<requestId>)\w+", "Y")]
+
+    def answer(sub: Any, *args: Any) -> Any:
+        try:
+            return sub(args[0], args[1], body, *args[2:])
+        except Exception as error:
+            return type(error), str(error)
+
+    for body in bodies:
+        for args in arguments:
+            assert answer(standing.sub, *args) == answer(re_module.sub, *args), (body, args)
+
+    def enriched(body: Any) -> Any:
+        mock_random.seed(7)
+        return BaseResponse._enrich_response({"status": 200}, body)
+
+    ours = [enriched(body) for body in bodies]
+    responses.re = re_module  # type: ignore[attr-defined]
+    try:
+        theirs = [enriched(body) for body in bodies]
+    finally:
+        responses.re = standing  # type: ignore[attr-defined]
+    assert ours == theirs
+    assert ours[3][1] == f"<A><RequestId>{ours[3][0]['x-amzn-requestid']}</RequestId></A>"
+    assert ours[3][0]["status"] == "200"
