@@ -21,7 +21,10 @@ before: a picker of another class, or an object whose names might not be decided
 class (a `Meta` of its own, or a class answering attributes itself: `__getattr__`, its own
 `__getattribute__`).
 Values are read from each object on every call, so answers are the same;
-`tests/emulator/test_serialize.py` compares them with moto's.
+`tests/emulator/test_serialize.py` compares them with moto's. Each name is read as moto's
+`get_value` reads it, without its two calls and checks per name (`_read`): `getattr` for an
+object with no items (`__getitem__` in none of its classes, nor its own `__dict__`),
+`dict.get` for a dict; a path (`a.b`) or an object with items is `get_value`'s.
 
 The serializer's dict then becomes XML through `xmltodict.unparse` (EC2's and the other query
 and REST-XML protocols' answers), which goes through a SAX generator one call per element,
@@ -120,10 +123,32 @@ class _Transformed:
         return found
 
 
+_ATTRIBUTES, _DICT, _OTHER = 0, 1, 2  # how moto's `get_value` reads a name of an object
+_reads: dict[type, int] = {}
+
+
+def _read(owner: type) -> int:
+    """How `moto.core.utils.get_value` reads a plain name (no dot) of an object of class
+    `owner`, whose attributes are looked up as Python does: `getattr`, when no class of its
+    has `__getitem__` (nor, to be checked per object, its own `__dict__`); `dict.get` for a
+    dict; for anything else, moto's `get_value` itself."""
+    read = _reads.get(owner)
+    if read is None:
+        if owner is dict:
+            read = _DICT
+        elif any("__getitem__" in vars(klass) for klass in owner.__mro__):
+            read = _OTHER
+        else:
+            read = _ATTRIBUTES
+        _reads[owner] = read
+    return read
+
+
 def _fast_get_value(possible_keys: _PossibleKeys, moto_get_value: Any) -> Any:
     """`ResponseSerializer.get_value` for moto's own picker, without a context object: the
-    names `possible_keys` makes, tried in order, then the first response transformer whose
-    path ends the member's key path, as the picker applies them."""
+    names `possible_keys` makes, tried in order (each read as moto's `get_value` reads it,
+    `_read`), then the first response transformer whose path ends the member's key path, as
+    the picker applies them."""
     from moto.core.serialize import AttributePickerContext, XFormedAttributePicker
     from moto.core.utils import MISSING, get_value  # type: ignore[attr-defined]
 
@@ -131,15 +156,30 @@ def _fast_get_value(possible_keys: _PossibleKeys, moto_get_value: Any) -> Any:
 
     def fast(serializer: Any, value: Any, key: str, shape: Any) -> Any:
         picker = serializer._value_picker
-        if type(picker) is not XFormedAttributePicker or not _PossibleKeys.decided_by_class(value):
-            return moto_get_value(serializer, value, key, shape)
+        owner = type(value)
+        plain = _plain_lookups.get(owner)
+        if plain is None:
+            plain = _plain_lookup(owner)
+        own = getattr(value, "__dict__", ())
+        if type(picker) is not XFormedAttributePicker or not plain or "Meta" in own:
+            return moto_get_value(serializer, value, key, shape)  # not decided by its class
         names: Iterable[str] | None = possible_keys.known(picker, value, shape, key)
         if names is None:
             context = AttributePickerContext(obj=value, key=key, shape=shape)
             names = possible_keys(picker, context)
+        read = _reads.get(owner)
+        if read is None:
+            read = _read(owner)
+        if read == _ATTRIBUTES and "__getitem__" in own:
+            read = _OTHER
         picked = None
         for name in names:
-            found = get_value(value, name, MISSING)
+            if type(name) is not str or "." in name or read == _OTHER:
+                found = get_value(value, name, MISSING)  # a path, or an object with items
+            elif read == _ATTRIBUTES:
+                found = getattr(value, name, MISSING)
+            else:
+                found = value.get(name, MISSING)
             if found is not MISSING:
                 picked = found
                 break

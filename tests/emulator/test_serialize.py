@@ -240,9 +240,72 @@ def test_objects_whose_class_does_not_decide_are_asked_every_time() -> None:
     assert keys.known(picker, _Vpc(), None, "VpcId") is None
 
 
+class _Items:
+    """A class with items: moto reads its names as items (a missing one: its default)."""
+
+    def __init__(self, items: dict[str, Any]) -> None:
+        self.items = items
+        self.cidr_block = "an attribute, never read"
+
+    def __getitem__(self, name: str) -> Any:
+        return self.items[name]
+
+
+class _ItemsOfItsOwn(_Vpc):
+    """An object whose own `__dict__` holds `__getitem__`: moto asks `obj[name]`, which fails
+    (the class has no items), and answers its default."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.__getitem__ = lambda name: "never"
+
+
+class _Missing(dict):  # type: ignore[type-arg]
+    """A dict of another class, which answers missing names itself."""
+
+    def __missing__(self, name: str) -> str:
+        return f"missing {name}"
+
+
+class _Meta(type):
+    def __getitem__(cls, name: str) -> str:
+        return "the class's item, not its objects'"
+
+
+class _WithMetaclass(_Vpc, metaclass=_Meta):
+    """A class whose metaclass has items; its objects have none (moto reads attributes)."""
+
+
+class _Slotted:
+    __slots__ = ("cidr_block",)
+
+    def __init__(self) -> None:
+        self.cidr_block = "10.4.0.0/16"
+
+
+class _Failing:
+    @property
+    def cidr_block(self) -> str:
+        raise AttributeError("gone")  # moto's getattr answers its default
+
+    @property
+    def CidrBlock(self) -> str:
+        raise AttributeError("gone too")
+
+
+class _Dotted:
+    class Meta:
+        serialization_aliases = {"CidrBlock": "inner.block"}
+
+    def __init__(self) -> None:
+        self.inner = _Aliased()
+
+
 def test_values_come_from_each_object(monkeypatch: pytest.MonkeyPatch) -> None:
     """Names are shared by a class, values never: two VPCs answer their own CIDR, an alias
-    declared by the class is followed, and a missing member answers None, as in moto."""
+    declared by the class is followed (a path too), a missing member answers None, and
+    objects with items (their class's, their own, a dict's and its subclass's, not their
+    metaclass's), slots or failing properties are read as moto reads them."""
     from moto.core.serialize import ResponseSerializer, XFormedAttributePicker
     from moto.core.utils import get_service_model
 
@@ -255,13 +318,27 @@ def test_values_come_from_each_object(monkeypatch: pytest.MonkeyPatch) -> None:
     second = _Vpc()
     second.cidr_block = "10.2.0.0/16"
     objects = [_Vpc(), second, _Aliased(), {"CidrBlock": "10.3.0.0/16"}, {}, _Dynamic()]
-    objects.append(_Intercepting())
+    objects += [_Intercepting(), _Items({"cidr_block": "10.5.0.0/16"}), _Items({})]
+    objects += [_ItemsOfItsOwn(), _Missing(), _Missing(cidr_block="10.6.0.0/16")]
+    objects.append(_WithMetaclass())
+    objects += [_Slotted(), _Failing(), _Dotted()]
     ours = [serializer.get_value(obj, "CidrBlock", shape) for obj in objects]
     ours += [serializer.get_value(obj, "CidrBlock", shape) for obj in objects]
     _moto_serializer(monkeypatch)
     moto_s = [serializer.get_value(obj, "CidrBlock", shape) for obj in objects]
     assert ours == moto_s + moto_s
     assert ours[:4] == ["10.0.0.0/16", "10.2.0.0/16", "10.1.0.0/16", "10.3.0.0/16"]
+    assert ours[7:16] == [
+        "10.5.0.0/16",  # an item
+        None,  # no such item
+        None,  # items of its own: moto's obj[name] fails
+        "missing CidrBlock",  # a dict's own answer
+        "missing CidrBlock",  # for the first name, "CidrBlock"
+        "10.0.0.0/16",  # the metaclass's items are not its objects'
+        "10.4.0.0/16",
+        None,
+        "10.1.0.0/16",  # a path
+    ]
 
 
 def test_a_transformer_that_applies_is_never_skipped() -> None:
