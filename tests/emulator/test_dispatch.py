@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -362,6 +363,15 @@ def test_random_strings_are_moto_s_from_the_same_draws() -> None:
     assert ours(own, 4) == "9999"
 
 
+@pytest.fixture
+def unseeded() -> Iterator[None]:
+    """After the test, moto's generator seeded from the system again, as it starts."""
+    from moto.moto_api._internal import mock_random
+
+    yield
+    mock_random.seed()
+
+
 def _ids(aws: ClientFactory, emulator: Any) -> list[str]:
     """After seeding moto's generator: request ids (header and body) and resource ids."""
     import urllib.request
@@ -391,6 +401,7 @@ def _ids(aws: ClientFactory, emulator: Any) -> list[str]:
     return ids
 
 
+@pytest.mark.usefixtures("unseeded")
 def test_a_seeded_emulator_answers_moto_s_ids(
     aws: ClientFactory, emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -425,6 +436,7 @@ def test_request_ids_are_each_their_own(aws: ClientFactory) -> None:
     assert all(re.fullmatch(r"[A-Za-z0-9]{52}", one) for one in seen)
 
 
+@pytest.mark.usefixtures("unseeded")
 def test_request_ids_go_into_bodies_as_moto_puts_them() -> None:
     """moto's `re.sub` of a request id into a body's `<RequestId>`: the same body, for bodies
     with none, one or several (on one line or more), JSON, bytes and None (moto's `sub`
