@@ -7,8 +7,9 @@ newer than botocore, tags looked up by id), `route53profiles` (Route 53 Profiles
 lacks), `events` (patterns on arrays of objects, bus policies for other accounts), `scp`
 (Regions denied by a service control policy), `dispatch` (moto's request dispatch without the
 lookups it repeats on every request), `serialize` (moto's response serializer without the alias
-search it repeats for every value), `faults` (injected failures), `server` (`LocalEmulator`,
-moto's server on 127.0.0.1) and `tls` (an https endpoint on 127.0.0.1 with a CA of its own).
+search it repeats for every value, and its XML written without a SAX generator), `faults`
+(injected failures), `server` (`LocalEmulator`, moto's server on 127.0.0.1) and `tls` (an
+https endpoint on 127.0.0.1 with a CA of its own).
 Only `install` and `server`'s `require_local_extras` may be imported without moto (the `local`
 extras).
 """

@@ -49,6 +49,24 @@ Three more, found by `benchmarks/emulator_costs.py` (the emulator's CPU per call
   host while the patterns stay as they are (`_BackendsOfHosts`). A host no pattern matches is
   asked again every time, as before (moto prints a line for it).
 
+And one drawn for every answer: its request id (`x-amzn-requestid`, and the `RequestId` of
+an XML body), 52 letters and digits from `MotoRandom.get_random_string`, one `Random.choice`
+each (three Python calls per character: `choice`, `_randbelow`, `getrandbits`).
+`_random_strings` makes the same draws (`getrandbits` of as many bits, again while the
+number is out of the pool, as `choice` makes them) without the calls: the same strings from
+the same state of the generator, so that a seeded emulator (`/moto-api/seed`) still answers
+the same ids, of its resources as of its requests. A generator whose `choice` or
+`_randbelow` is not `Random`'s is left to moto.
+
+Then `BaseResponse._enrich_response` puts that id into the body's `<RequestId>`, for every
+answer, with `re.sub` of the pattern `(?<=<RequestId>).*(?=</RequestId>)`: a pattern that
+begins with a lookbehind gives the regular expression engine no prefix to look for, so it
+is tried at every character of the body (20 to 30 us for a list of a few kB). It can match
+only where the body holds `<RequestId>` (most answers, JSON or EC2's `<requestId>`, do not):
+`_Re` stands for the `re` module in `moto.core.responses` (`_enrich_response` is its only
+use of `re` while serving) and answers that `sub` (without flags, as moto calls it) with the
+body itself when the body is a `str` without `<RequestId>`; any other call is `re.sub`'s.
+
 `install_dispatch_speedups` patches them, once per process; it changes no answer of any API.
 """
 
@@ -57,6 +75,7 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable, Iterable
+from types import ModuleType
 from typing import Any
 
 _lock = threading.Lock()
@@ -201,12 +220,84 @@ def _existing_first(backend_dict: Any) -> Callable[[Any, str], Any]:
     return existing_first
 
 
+def _random_strings(moto_s: Callable[..., str]) -> Callable[..., str]:
+    """`MotoRandom.get_random_string`: the same characters, from the same draws of the
+    generator as `Random.choice` makes them (see the module's docstring); moto's own for a
+    generator whose `choice` or `_randbelow` is another. Stateless."""
+    import random
+    import string
+
+    choice = random.Random.choice
+    randbelow = random.Random._randbelow_with_getrandbits  # type: ignore[attr-defined]
+
+    def get_random_string(
+        generator: Any, length: int = 20, include_digits: bool = True, lower_case: bool = False
+    ) -> str:
+        kind = type(generator)
+        if (
+            kind.choice is not choice
+            or kind._randbelow is not randbelow
+            or "choice" in vars(generator)
+            or "_randbelow" in vars(generator)
+        ):
+            return moto_s(generator, length, include_digits, lower_case)
+        pool = string.ascii_letters
+        if include_digits:
+            pool += string.digits
+        size = len(pool)
+        bits = size.bit_length()
+        draw = generator.getrandbits
+        picked = []
+        for _ in range(length):
+            drawn = draw(bits)
+            while drawn >= size:
+                drawn = draw(bits)
+            picked.append(pool[drawn])
+        random_str = "".join(picked)
+        return random_str.lower() if lower_case else random_str
+
+    return get_random_string
+
+
+_REQUEST_ID_IN_BODY = r"(?<=<RequestId>).*(?=<\/RequestId>)"  # moto.core.responses' pattern
+
+
+class _Re(ModuleType):
+    """The `re` module as `moto.core.responses` sees it: its `sub` answers a body without
+    `<RequestId>` itself (see the module's docstring), everything else is the module's."""
+
+    def __init__(self, module: ModuleType) -> None:
+        super().__init__(module.__name__, module.__doc__)
+        self.module = module
+        sub = module.sub
+
+        def sub_request_id(
+            pattern: Any, repl: Any, string: Any, count: Any = 0, flags: Any = 0
+        ) -> Any:
+            if (
+                type(string) is str
+                and type(pattern) is str
+                and pattern == _REQUEST_ID_IN_BODY
+                and type(flags) is int
+                and flags == 0  # moto's call: no IGNORECASE
+                and "<RequestId>" not in string
+            ):
+                return string  # nothing for the pattern to match
+            return sub(pattern, repl, string, count, flags)
+
+        self.sub = sub_request_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+
 def install_dispatch_speedups() -> None:
     """Patch moto's per-request lookups once; later calls (from any thread) do nothing."""
     global _installed
     from moto import backends
     from moto.core import base_backend, responses, routing, utils
     from moto.iam import models as iam_models
+    from moto.moto_api._internal.moto_random import MotoRandom
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     with _lock:
@@ -239,4 +330,9 @@ def install_dispatch_speedups() -> None:
             return backend_of_host(dispatcher, host)
 
         DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign,assignment]
+        _moto["get_random_string"] = MotoRandom.get_random_string
+        random_strings = _random_strings(_moto["get_random_string"])
+        MotoRandom.get_random_string = random_strings  # type: ignore[method-assign]
+        _moto["re"] = responses_re = getattr(responses, "re")  # noqa: B009
+        setattr(responses, "re", _Re(responses_re))  # noqa: B010
         _installed = True

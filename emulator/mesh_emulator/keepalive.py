@@ -17,15 +17,32 @@ line of a request is not made when the `werkzeug` logger would drop it.
 
 `KeepAliveMotoServer` is moto's `ThreadedMotoServer` with that handler; `stop()` also closes
 the connections still open, so that a stopped emulator answers nothing.
+
+A request's headers are parsed by `http.client.parse_headers` (`http.server` calls it), which
+reads the header lines, then has the `email` package's parser make them a message, one
+Python call after another for every line. The handler's message class is `RequestHeaders`
+(`http.client.HTTPMessage`, nothing added), which `install_header_speedups` (called when a
+`KeepAliveMotoServer` starts) makes `parse_headers` answer without the parser when every
+line is a plain field (`Name: value`, in printable ASCII and tabs, ended by CRLF or LF, the
+block ended by an empty line) and no `Content-Type` names a `message` or `multipart` type
+(for which the parser goes on into the body): the message the parser makes of such lines,
+each field split as its `compat32` policy splits it (`header_source_parse`), and an empty
+payload. Any other block (continuation lines, other bytes, a line without a field's name, a
+block the connection cut short) goes to the parser as before, its lines read once (the same
+limits and errors); so does every other caller of `parse_headers` (an HTTP client reading a
+response). `tests/emulator/test_keepalive.py` compares the two, message for message.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import logging
+import re
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -39,11 +56,63 @@ from werkzeug.serving import make_server
 _log = logging.getLogger("werkzeug")
 _HOP_BY_HOP = frozenset({"connection", "content-length", "keep-alive", "transfer-encoding"})
 _ERROR = b"Internal Server Error"
+_NAME, _VALUE = rb"[\x21-\x39\x3b-\x7e]+", rb"[\t\x20-\x7e]*"  # printable ASCII (and tabs)
+_PLAIN = re.compile(rb"(?:%s:%s\r?\n)*\r?\n" % (_NAME, _VALUE))  # fields, then an empty line
+_FIELD = re.compile(r"(%s):[\t ]*(%s)\r?\n" % (_NAME.decode(), _VALUE.decode()))  # noqa: UP031
+_BODY_TYPE = re.compile("message|multipart", re.IGNORECASE)  # the parser reads the body
+_lock = threading.Lock()
+_installed = False
+_stdlib: dict[str, Any] = {}  # the standard library's functions, replaced (for the tests)
+
+
+class RequestHeaders(http.client.HTTPMessage):
+    """The headers of a request to the emulator: an `http.client.HTTPMessage`, which
+    `parse_headers` may make without the `email` parser (see the module's docstring)."""
+
+
+def _fast_parse_headers(
+    parse_headers: Callable[..., http.client.HTTPMessage],
+) -> Callable[..., http.client.HTTPMessage]:
+    """`http.client.parse_headers`, making a `RequestHeaders` of plain fields itself; any
+    other class or header block is `parse_headers`'s (see the module's docstring)."""
+    read_headers = http.client._read_headers  # type: ignore[attr-defined]
+
+    def parse(fp: Any, _class: Any = http.client.HTTPMessage) -> http.client.HTTPMessage:
+        if _class is not RequestHeaders:
+            return parse_headers(fp, _class=_class)
+        block = b"".join(read_headers(fp))
+        if _PLAIN.fullmatch(block) is None:
+            return parse_headers(io.BytesIO(block), _class=_class)
+        # (name, value): the value without the spaces and tabs after the colon, nor the EOL
+        fields: list[tuple[str, str]] = _FIELD.findall(block.decode("ascii"))
+        for name, value in fields:
+            if len(name) == 12 and name.lower() == "content-type" and _BODY_TYPE.search(value):
+                return parse_headers(io.BytesIO(block), _class=_class)
+        message = RequestHeaders()
+        message._headers = fields  # type: ignore[attr-defined]
+        message.set_payload("")
+        return message
+
+    return parse
+
+
+def install_header_speedups() -> None:
+    """Make `http.client.parse_headers` answer `RequestHeaders` without the email parser
+    when it may, once; later calls (from any thread) do nothing."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _stdlib["parse_headers"] = http.client.parse_headers
+        http.client.parse_headers = _fast_parse_headers(http.client.parse_headers)  # type: ignore[assignment]
+        _installed = True
 
 
 class KeepAliveRequestHandler(MotoRequestHandler):
     """moto's request handler, keeping HTTP/1.1 connections open between requests whose body
     length is known (see the module's docstring)."""
+
+    MessageClass = RequestHeaders
 
     def _keeps_alive(self) -> bool:
         headers = self.headers
@@ -157,6 +226,7 @@ class KeepAliveMotoServer(ThreadedMotoServer):
     module's docstring); `stop()` closes them."""
 
     def _server_entry(self) -> None:
+        install_header_speedups()
         app = DomainDispatcherApplication(create_backend_app)
         server: Any = make_server(
             self._ip_address, self._port, app, True, request_handler=KeepAliveRequestHandler

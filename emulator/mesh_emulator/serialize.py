@@ -21,13 +21,31 @@ before: a picker of another class, or an object whose names might not be decided
 class (a `Meta` of its own, or a class answering attributes itself: `__getattr__`, its own
 `__getattribute__`).
 Values are read from each object on every call, so answers are the same;
-`tests/emulator/test_serialize.py` compares them with moto's.
+`tests/emulator/test_serialize.py` compares them with moto's. Each name is read as moto's
+`get_value` reads it, without its two calls and checks per name (`_read`): `getattr` for an
+object with no items (`__getitem__` in none of its classes, nor its own `__dict__`),
+`dict.get` for a dict; a path (`a.b`) or an object with items is `get_value`'s.
+
+The serializer's dict then becomes XML through `xmltodict.unparse` (EC2's and the other query
+and REST-XML protocols' answers), which goes through a SAX generator one call per element,
+text and attribute, and validates every element's name again (a scan of its characters) each
+time it meets it: for a DescribeVpcs, as long as the serializer. `_XmlEmitter` writes the same
+text for the documents moto builds (dicts, lists and tuples of them, strings, None and other
+values, which xmltodict converts to text itself), with the same escaping (`xml.sax.saxutils`'
+`escape` and `quoteattr`, the generator's own), each name validated once by xmltodict's own
+check; anything else (pretty printing, another output, encoding or option, comments, a name
+that is not a `str`, an iterable other than a list or tuple, `@xmlns` maps), or a document
+that made it raise, goes to xmltodict as before. It stands for the `xmltodict` module in
+`moto.core.serialize` only (`_XmlToDict`); `tests/emulator/test_serialize.py` compares it with
+xmltodict, byte for byte.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable, Iterable
+from types import ModuleType
 from typing import Any
 
 _lock = threading.Lock()
@@ -105,10 +123,32 @@ class _Transformed:
         return found
 
 
+_ATTRIBUTES, _DICT, _OTHER = 0, 1, 2  # how moto's `get_value` reads a name of an object
+_reads: dict[type, int] = {}
+
+
+def _read(owner: type) -> int:
+    """How `moto.core.utils.get_value` reads a plain name (no dot) of an object of class
+    `owner`, whose attributes are looked up as Python does: `getattr`, when no class of its
+    has `__getitem__` (nor, to be checked per object, its own `__dict__`); `dict.get` for a
+    dict; for anything else, moto's `get_value` itself."""
+    read = _reads.get(owner)
+    if read is None:
+        if owner is dict:
+            read = _DICT
+        elif any("__getitem__" in vars(klass) for klass in owner.__mro__):
+            read = _OTHER
+        else:
+            read = _ATTRIBUTES
+        _reads[owner] = read
+    return read
+
+
 def _fast_get_value(possible_keys: _PossibleKeys, moto_get_value: Any) -> Any:
     """`ResponseSerializer.get_value` for moto's own picker, without a context object: the
-    names `possible_keys` makes, tried in order, then the first response transformer whose
-    path ends the member's key path, as the picker applies them."""
+    names `possible_keys` makes, tried in order (each read as moto's `get_value` reads it,
+    `_read`), then the first response transformer whose path ends the member's key path, as
+    the picker applies them."""
     from moto.core.serialize import AttributePickerContext, XFormedAttributePicker
     from moto.core.utils import MISSING, get_value  # type: ignore[attr-defined]
 
@@ -116,15 +156,30 @@ def _fast_get_value(possible_keys: _PossibleKeys, moto_get_value: Any) -> Any:
 
     def fast(serializer: Any, value: Any, key: str, shape: Any) -> Any:
         picker = serializer._value_picker
-        if type(picker) is not XFormedAttributePicker or not _PossibleKeys.decided_by_class(value):
-            return moto_get_value(serializer, value, key, shape)
+        owner = type(value)
+        plain = _plain_lookups.get(owner)
+        if plain is None:
+            plain = _plain_lookup(owner)
+        own = getattr(value, "__dict__", ())
+        if type(picker) is not XFormedAttributePicker or not plain or "Meta" in own:
+            return moto_get_value(serializer, value, key, shape)  # not decided by its class
         names: Iterable[str] | None = possible_keys.known(picker, value, shape, key)
         if names is None:
             context = AttributePickerContext(obj=value, key=key, shape=shape)
             names = possible_keys(picker, context)
+        read = _reads.get(owner)
+        if read is None:
+            read = _read(owner)
+        if read == _ATTRIBUTES and "__getitem__" in own:
+            read = _OTHER
         picked = None
         for name in names:
-            found = get_value(value, name, MISSING)
+            if type(name) is not str or "." in name or read == _OTHER:
+                found = get_value(value, name, MISSING)  # a path, or an object with items
+            elif read == _ATTRIBUTES:
+                found = getattr(value, name, MISSING)
+            else:
+                found = value.get(name, MISSING)
             if found is not MISSING:
                 picked = found
                 break
@@ -139,9 +194,190 @@ def _fast_get_value(possible_keys: _PossibleKeys, moto_get_value: Any) -> Any:
     return fast
 
 
+class _LeftToXmltodictError(Exception):
+    """A document the fast emitter leaves to xmltodict."""
+
+
+_NAMES_KEPT = 10_000  # names found valid, remembered (moto's models have a few thousand)
+
+
+class _XmlEmitter:
+    """`xmltodict.unparse` for the documents moto's serializer builds: the same text, written
+    straight into a list (see the module's docstring). Any other call, or any document it
+    could not write, is xmltodict's. Thread-safe: no state but the names found valid (a dict
+    set atomically)."""
+
+    def __init__(self, unparse: Callable[..., Any]) -> None:
+        from xml.sax.saxutils import escape, quoteattr
+
+        xmltodict = importlib.import_module("xmltodict")
+        self._unparse = unparse
+        self._validate: Callable[[Any, str], None] = xmltodict._validate_name
+        self._convert: Callable[..., str] = xmltodict._convert_value_to_string
+        self._escape: Callable[[str], str] = escape
+        self._quoteattr: Callable[[str], str] = quoteattr
+        self.valid: dict[str, None] = {}
+
+    def __call__(
+        self,
+        input_dict: Any,
+        output: Any = None,
+        encoding: Any = "utf-8",
+        full_document: Any = True,
+        short_empty_elements: Any = False,
+        comment_key: Any = "#comment",
+        **kwargs: Any,
+    ) -> Any:
+        if (
+            output is None
+            and type(encoding) is str
+            and encoding == "utf-8"
+            and type(comment_key) is str
+            and comment_key == "#comment"
+            and (not kwargs or (len(kwargs) == 1 and "pretty" in kwargs and not kwargs["pretty"]))
+            and type(input_dict) is dict
+            and (len(input_dict) == 1 or not full_document)
+        ):
+            try:
+                return self._document(input_dict, bool(full_document), bool(short_empty_elements))
+            except Exception:  # noqa: S110 - xmltodict answers (or raises) as it would
+                pass
+        return self._unparse(
+            input_dict,
+            output,
+            encoding,
+            full_document,
+            short_empty_elements,
+            comment_key,
+            **kwargs,
+        )
+
+    def _document(self, roots: dict[Any, Any], full: bool, short: bool) -> str:
+        out: list[str] = ['<?xml version="1.0" encoding="utf-8"?>\n'] if full else []
+        emit = self._emitter(out, short)
+        for key, value in roots.items():
+            emit(key, value, full)
+        return "".join(out)
+
+    def _emitter(self, out: list[str], short: bool) -> Callable[[Any, Any, bool], None]:
+        """A writer of elements into `out`, as xmltodict's `_emit` makes a SAX generator
+        write them (`short`: an empty element as `<a/>`)."""
+        valid = self.valid
+        validate = self._validate
+        convert = self._convert
+        escape = self._escape
+        quoteattr = self._quoteattr
+        append = out.append
+        list_or_tuple = (list, tuple)
+        single = (str, bytes, bytearray, memoryview, dict)
+        dict_or_str = (dict, str)
+
+        def text(value: Any) -> str | None:
+            """What the generator writes for a text (`characters`): the value, escaped, or
+            nothing (None) for an empty one."""
+            if type(value) is str:
+                plain: str = value
+                if not plain:
+                    return None
+                if "&" in plain or "<" in plain or ">" in plain:
+                    plain = plain.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+                return plain
+            converted = convert(value, encoding="utf-8", bytes_errors="replace")
+            return escape(converted) if converted else None
+
+        def element(key: Any, item: Any) -> None:
+            """One element of `key` for `item` (a dict, a text, None or another value)."""
+            if item is None:
+                append(f"<{key}/>" if short else f"<{key}></{key}>")
+                return
+            if not isinstance(item, dict_or_str):
+                item = convert(item, encoding="utf-8", bytes_errors="replace")
+            if isinstance(item, str):
+                written = text(item)
+                if written is not None:
+                    append(f"<{key}>{written}</{key}>")
+                else:
+                    append(f"<{key}/>" if short else f"<{key}></{key}>")
+                return
+            cdata = None
+            opening = "<" + key
+            at = len(out)
+            append(opening)
+            for child, value in item.items():
+                if type(value) is str and type(child) is str and child in valid:
+                    if not value:  # the commonest elements, written here
+                        append(f"<{child}/>" if short else f"<{child}></{child}>")
+                        continue
+                    if "&" in value or "<" in value or ">" in value:
+                        value = value.replace("&", "&amp;").replace(">", "&gt;")
+                        value = value.replace("<", "&lt;")
+                    append(f"<{child}>{value}</{child}>")
+                    continue
+                if child == "#text":
+                    cdata = None if value is None else convert(value)
+                    continue
+                if isinstance(child, str) and child.startswith("@"):
+                    if child == "@xmlns" and isinstance(value, dict):
+                        raise _LeftToXmltodictError
+                    if value is None:
+                        value = ""
+                    elif not isinstance(value, str):
+                        value = convert(value)
+                    name = child[1:]
+                    validate(name, "attribute")
+                    opening += " %s=%s" % (name, quoteattr(value))  # noqa: UP031
+                    continue
+                if isinstance(value, list) and not value:
+                    continue  # xmltodict leaves empty lists out
+                emit(child, value, False)
+            if cdata is not None:
+                written = text(cdata)
+                if written is not None:
+                    append(written)
+            if len(out) == at + 1:  # nothing written inside
+                out[at] = opening + ("/>" if short else f"></{key}>")
+            else:
+                out[at] = opening + ">"
+                append(f"</{key}>")
+
+        def emit(key: Any, value: Any, root: bool) -> None:
+            """The elements of `key` for `value` (one per item of a list or tuple)."""
+            if type(key) is not str or key not in valid:
+                if type(key) is not str or key == "#comment":
+                    raise _LeftToXmltodictError
+                validate(key, "element")
+                if len(valid) < _NAMES_KEPT and key != "#text" and not key.startswith("@"):
+                    valid[key] = None  # a child of this name is an element, written at once
+            if type(value) in list_or_tuple:
+                if root and len(value) > 1:
+                    raise _LeftToXmltodictError  # xmltodict: a document with multiple roots
+                for item in value:
+                    element(key, item)
+            elif not hasattr(value, "__iter__") or isinstance(value, single):
+                element(key, value)
+            else:
+                raise _LeftToXmltodictError  # another iterable (xmltodict may consume it)
+
+        return emit
+
+
+class _XmlToDict(ModuleType):
+    """The `xmltodict` module as `moto.core.serialize` sees it: its `unparse` is
+    `_XmlEmitter`'s, everything else the module's own."""
+
+    def __init__(self, module: ModuleType) -> None:
+        super().__init__(module.__name__, module.__doc__)
+        self.module = module
+        self.unparse = _XmlEmitter(module.unparse)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+
 def install_serializer_speedups() -> None:
     """Patch moto's serializer once; later calls (from any thread) do nothing."""
     global _installed
+    from moto.core import serialize as serialize_module
     from moto.core.serialize import ResponseSerializer, XFormedAttributePicker
 
     with _lock:
@@ -158,4 +394,6 @@ def install_serializer_speedups() -> None:
         ResponseSerializer.get_value = _fast_get_value(  # type: ignore[method-assign]
             possible_keys, ResponseSerializer.get_value
         )
+        _moto["xmltodict"] = xmltodict = getattr(serialize_module, "xmltodict")  # noqa: B009
+        setattr(serialize_module, "xmltodict", _XmlToDict(xmltodict))  # noqa: B010
         _installed = True

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -319,3 +321,181 @@ def test_many_threads_each_get_the_account_of_their_key(aws: ClientFactory) -> N
         answers = list(pool.map(identity, accounts * 6))
     assert len(answers) == 48
     assert all(asked == answered for asked, answered in answers)
+
+
+class _OtherChoice:
+    """A generator whose `choice` is its own: its strings are moto's to make."""
+
+    def choice(self, seq: Any) -> Any:
+        return seq[0]
+
+
+def test_random_strings_are_moto_s_from_the_same_draws() -> None:
+    """`_random_strings` makes the strings moto's `get_random_string` makes from the same
+    state of the generator (every length, pool and case, among other draws), and leaves the
+    generator in the same state; a generator with a `choice` of its own gets moto's."""
+    from moto.moto_api._internal.moto_random import MotoRandom
+
+    from mesh_emulator import dispatch, install
+
+    install()
+    moto_s = dispatch._moto["get_random_string"]
+    ours = dispatch._random_strings(moto_s)
+    assert MotoRandom.get_random_string.__name__ == "get_random_string"
+    assert MotoRandom.get_random_string is not moto_s
+    theirs_generator, our_generator = MotoRandom(20261130), MotoRandom(20261130)
+    for index in range(3_000):
+        arguments = (index % 70, index % 3 != 0, index % 5 == 0)
+        theirs = moto_s(theirs_generator, *arguments)
+        assert ours(our_generator, *arguments) == theirs, arguments
+        assert our_generator.get_random_string(*arguments) == moto_s(theirs_generator, *arguments)
+        assert our_generator.uuid4() == theirs_generator.uuid4()  # the same state after
+        assert our_generator.get_random_hex() == theirs_generator.get_random_hex()
+    assert ours(our_generator, length=52) == moto_s(theirs_generator, length=52)
+    assert ours(our_generator) == moto_s(theirs_generator)  # moto's defaults
+
+    class Subclass(_OtherChoice, MotoRandom):
+        pass
+
+    assert ours(Subclass(1), 8) == "a" * 8
+    own = MotoRandom(1)
+    own.choice = lambda seq: seq[-1]  # type: ignore[method-assign]
+    assert ours(own, 4) == "9999"
+
+
+@pytest.fixture
+def unseeded() -> Iterator[None]:
+    """After the test, moto's generator seeded from the system again, as it starts."""
+    from moto.moto_api._internal import mock_random
+
+    yield
+    mock_random.seed()
+
+
+def _ids(aws: ClientFactory, emulator: Any) -> list[str]:
+    """After seeding moto's generator: request ids (header and body) and resource ids."""
+    import urllib.request
+
+    with urllib.request.urlopen(  # the emulator's own http://127.0.0.1:PORT
+        urllib.request.Request(f"{emulator.endpoint_url}/moto-api/seed?a=42", method="POST")
+    ) as response:
+        response.read()
+    ids: list[str] = []
+
+    def keep(http_response: Any, **_: Any) -> None:
+        ids.append(http_response.headers["x-amzn-requestid"])
+        ids.extend(re.findall(r"<RequestId>([^<]*)</RequestId>", http_response.text))
+
+    ec2, sts, rules = aws("ec2", REGION), aws("sts", REGION), aws("route53resolver", REGION)
+    for client in (ec2, sts, rules):
+        client.meta.events.register("after-call", keep)
+    try:
+        ids.append(ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"])
+        ids.append(ec2.create_security_group(GroupName="g", Description="d")["GroupId"])
+        ids.extend(vpc["VpcId"] for vpc in ec2.describe_vpcs()["Vpcs"])
+        sts.get_caller_identity()  # its body's RequestId too
+        rules.list_resolver_rules()
+    finally:
+        for client in (ec2, sts, rules):
+            client.meta.events.unregister("after-call", keep)
+    return ids
+
+
+@pytest.mark.usefixtures("unseeded")
+def test_a_seeded_emulator_answers_moto_s_ids(
+    aws: ClientFactory, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeded (`/moto-api/seed`), the emulator answers the same request ids and resource ids
+    as with moto's `get_random_string`; request ids are 52 letters and digits, each its own."""
+    from moto.moto_api._internal.moto_random import MotoRandom
+
+    from mesh_emulator import dispatch, install
+
+    install()
+    ours = _ids(aws, emulator)
+    emulator.reset()
+    monkeypatch.setattr(MotoRandom, "get_random_string", dispatch._moto["get_random_string"])
+    theirs = _ids(aws, emulator)
+    assert ours == theirs
+    request_ids = [one for one in ours if not one.startswith(("vpc-", "sg-"))]
+    assert len(request_ids) == 6  # 5 headers, STS's body
+    assert all(re.fullmatch(r"[A-Za-z0-9]{52}", one) for one in request_ids)
+    assert len(set(request_ids)) == 5  # a body's id is its header's
+    assert len(ours) == 10  # and 4 resources (the default VPC's)
+
+
+def test_request_ids_are_each_their_own(aws: ClientFactory) -> None:
+    from mesh_emulator import install
+
+    install()
+    seen = {
+        aws("route53resolver", REGION).list_resolver_rules()["ResponseMetadata"]["RequestId"]
+        for _ in range(50)
+    }
+    assert len(seen) == 50
+    assert all(re.fullmatch(r"[A-Za-z0-9]{52}", one) for one in seen)
+
+
+@pytest.mark.usefixtures("unseeded")
+def test_request_ids_go_into_bodies_as_moto_puts_them() -> None:
+    """moto's `re.sub` of a request id into a body's `<RequestId>`: the same body, for bodies
+    with none, one or several (on one line or more), JSON, bytes and None (moto's `sub`
+    raises, as before); other patterns and arguments are `re.sub`'s. Through
+    `_enrich_response`, seeded: the same headers and body as with `re` itself."""
+    import re as re_module
+
+    from moto.core import responses
+    from moto.core.responses import BaseResponse
+    from moto.moto_api._internal import mock_random
+
+    from mesh_emulator import dispatch, install
+
+    install()
+    install()
+    standing = responses.re
+    assert isinstance(standing, dispatch._Re)
+    assert standing.module is re_module
+    assert dispatch._moto["re"] is re_module
+    assert standing.compile is re_module.compile
+    pattern = dispatch._REQUEST_ID_IN_BODY
+    bodies: list[Any] = [
+        "",
+        '{"ResolverRules": []}',
+        "<requestId>request-id</requestId>",
+        "<A><RequestId>old</RequestId></A>",
+        "<RequestId></RequestId>\n<RequestId>a</RequestId><RequestId>b</RequestId>",
+        "<RequestId>no end",
+        "<RequestId>x</RequestId>" * 3 + "\n" + "<RequestId>y\n</RequestId>",
+        "<requestid>x</requestid>",
+        b"<RequestId>bytes</RequestId>",
+        b"no id",
+        None,
+        '{"a": "<RequestId>"}',
+    ]
+    arguments: list[tuple[Any, ...]] = [(pattern, "R" * 52), (pattern, r"\g<0>!")]
+    arguments += [(pattern, "R", 1), (pattern, "R", 0, re_module.IGNORECASE)]
+    arguments += [(re_module.compile(pattern), "R"), ("Id", "X"), (r"(?<=<requestId>)\w+", "Y")]
+
+    def answer(sub: Any, *args: Any) -> Any:
+        try:
+            return sub(args[0], args[1], body, *args[2:])
+        except Exception as error:
+            return type(error), str(error)
+
+    for body in bodies:
+        for args in arguments:
+            assert answer(standing.sub, *args) == answer(re_module.sub, *args), (body, args)
+
+    def enriched(body: Any) -> Any:
+        mock_random.seed(7)
+        return BaseResponse._enrich_response({"status": 200}, body)
+
+    ours = [enriched(body) for body in bodies]
+    responses.re = re_module  # type: ignore[attr-defined]
+    try:
+        theirs = [enriched(body) for body in bodies]
+    finally:
+        responses.re = standing  # type: ignore[attr-defined]
+    assert ours == theirs
+    assert ours[3][1] == f"<A><RequestId>{ours[3][0]['x-amzn-requestid']}</RequestId></A>"
+    assert ours[3][0]["status"] == "200"

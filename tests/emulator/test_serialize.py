@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import random
 import re
+import threading
 from typing import Any
 
 import pytest
@@ -17,7 +19,9 @@ _REQUEST_ID = re.compile(rb"<(requestId|RequestId)>[^<]*</(requestId|RequestId)>
 
 
 def _moto_serializer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """For the rest of the test, moto's serializer as moto ships it."""
+    """For the rest of the test, moto's serializer as moto ships it (xmltodict's `unparse`
+    included)."""
+    from moto.core import serialize as moto_serialize
     from moto.core.serialize import ResponseSerializer, XFormedAttributePicker
 
     from mesh_emulator import serialize
@@ -26,6 +30,7 @@ def _moto_serializer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         XFormedAttributePicker, "get_possible_keys", serialize._moto["get_possible_keys"]
     )
+    monkeypatch.setattr(moto_serialize, "xmltodict", serialize._moto["xmltodict"])
 
 
 def _bodies(aws: ClientFactory, calls: list[tuple[str, str, dict[str, Any]]]) -> list[bytes]:
@@ -58,6 +63,11 @@ def world(aws: ClientFactory) -> list[tuple[str, str, dict[str, Any]]]:
     tagged = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     ec2.associate_vpc_cidr_block(VpcId=tagged, CidrBlock="10.10.0.0/16")
     ec2.create_tags(Resources=[tagged], Tags=[{"Key": "mesh", "Value": "a"}])
+    odd = [
+        {"Key": "odd & <chars>", "Value": "\"quoted\" 'x' > ünï ☃ \t"},
+        {"Key": "e", "Value": ""},
+    ]
+    ec2.create_tags(Resources=[tagged], Tags=odd)  # escaped, unicode and empty texts
     zone = f"{REGION}a"
     ec2.create_volume(Size=1, AvailabilityZone=zone)  # EC2's transformers: empty tags left out
     ec2.create_volume(
@@ -66,6 +76,9 @@ def world(aws: ClientFactory) -> list[tuple[str, str, dict[str, Any]]]:
         TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "k", "Value": "v"}]}],
     )
     ec2.create_key_pair(KeyName="plain")
+    aws("iam", REGION).create_role(
+        RoleName="mesh-role", AssumeRolePolicyDocument="{}", Description="a & <b> ☃"
+    )
     create_hubs_table(aws, REGION, TABLE)
     serializer = TypeSerializer()
     for index in range(3):
@@ -106,6 +119,8 @@ def world(aws: ClientFactory) -> list[tuple[str, str, dict[str, Any]]]:
             {"ResolverEndpointId": inbound},
         ),
         ("sts", "get_caller_identity", {}),
+        ("iam", "get_role", {"RoleName": "mesh-role"}),  # the query protocol's XML
+        ("iam", "list_roles", {}),
     ]
 
 
@@ -131,6 +146,9 @@ def test_answers_are_moto_s_own(
         assert second == theirs, call
     assert b"10.10.0.0/16" in ours[1]
     assert b"<key>mesh</key>" in ours[1]
+    assert b"<key>odd &amp; &lt;chars&gt;</key>" in ours[1]
+    assert "<value>\"quoted\" 'x' &gt; ünï ☃ \t</value>".encode() in ours[1]
+    assert b"<value/>" in ours[1]
     assert ours[5].count(b"<tagSet>") == 1  # the untagged volume has none (a transformer)
     assert b"shared_vpcs" in ours[8]
     assert b"vpc-00000000000000013" in ours[8]
@@ -222,9 +240,72 @@ def test_objects_whose_class_does_not_decide_are_asked_every_time() -> None:
     assert keys.known(picker, _Vpc(), None, "VpcId") is None
 
 
+class _Items:
+    """A class with items: moto reads its names as items (a missing one: its default)."""
+
+    def __init__(self, items: dict[str, Any]) -> None:
+        self.items = items
+        self.cidr_block = "an attribute, never read"
+
+    def __getitem__(self, name: str) -> Any:
+        return self.items[name]
+
+
+class _ItemsOfItsOwn(_Vpc):
+    """An object whose own `__dict__` holds `__getitem__`: moto asks `obj[name]`, which fails
+    (the class has no items), and answers its default."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.__getitem__ = lambda name: "never"
+
+
+class _Missing(dict):  # type: ignore[type-arg]
+    """A dict of another class, which answers missing names itself."""
+
+    def __missing__(self, name: str) -> str:
+        return f"missing {name}"
+
+
+class _Meta(type):
+    def __getitem__(cls, name: str) -> str:
+        return "the class's item, not its objects'"
+
+
+class _WithMetaclass(_Vpc, metaclass=_Meta):
+    """A class whose metaclass has items; its objects have none (moto reads attributes)."""
+
+
+class _Slotted:
+    __slots__ = ("cidr_block",)
+
+    def __init__(self) -> None:
+        self.cidr_block = "10.4.0.0/16"
+
+
+class _Failing:
+    @property
+    def cidr_block(self) -> str:
+        raise AttributeError("gone")  # moto's getattr answers its default
+
+    @property
+    def CidrBlock(self) -> str:
+        raise AttributeError("gone too")
+
+
+class _Dotted:
+    class Meta:
+        serialization_aliases = {"CidrBlock": "inner.block"}
+
+    def __init__(self) -> None:
+        self.inner = _Aliased()
+
+
 def test_values_come_from_each_object(monkeypatch: pytest.MonkeyPatch) -> None:
     """Names are shared by a class, values never: two VPCs answer their own CIDR, an alias
-    declared by the class is followed, and a missing member answers None, as in moto."""
+    declared by the class is followed (a path too), a missing member answers None, and
+    objects with items (their class's, their own, a dict's and its subclass's, not their
+    metaclass's), slots or failing properties are read as moto reads them."""
     from moto.core.serialize import ResponseSerializer, XFormedAttributePicker
     from moto.core.utils import get_service_model
 
@@ -237,13 +318,27 @@ def test_values_come_from_each_object(monkeypatch: pytest.MonkeyPatch) -> None:
     second = _Vpc()
     second.cidr_block = "10.2.0.0/16"
     objects = [_Vpc(), second, _Aliased(), {"CidrBlock": "10.3.0.0/16"}, {}, _Dynamic()]
-    objects.append(_Intercepting())
+    objects += [_Intercepting(), _Items({"cidr_block": "10.5.0.0/16"}), _Items({})]
+    objects += [_ItemsOfItsOwn(), _Missing(), _Missing(cidr_block="10.6.0.0/16")]
+    objects.append(_WithMetaclass())
+    objects += [_Slotted(), _Failing(), _Dotted()]
     ours = [serializer.get_value(obj, "CidrBlock", shape) for obj in objects]
     ours += [serializer.get_value(obj, "CidrBlock", shape) for obj in objects]
     _moto_serializer(monkeypatch)
     moto_s = [serializer.get_value(obj, "CidrBlock", shape) for obj in objects]
     assert ours == moto_s + moto_s
     assert ours[:4] == ["10.0.0.0/16", "10.2.0.0/16", "10.1.0.0/16", "10.3.0.0/16"]
+    assert ours[7:16] == [
+        "10.5.0.0/16",  # an item
+        None,  # no such item
+        None,  # items of its own: moto's obj[name] fails
+        "missing CidrBlock",  # a dict's own answer
+        "missing CidrBlock",  # for the first name, "CidrBlock"
+        "10.0.0.0/16",  # the metaclass's items are not its objects'
+        "10.4.0.0/16",
+        None,
+        "10.1.0.0/16",  # a path
+    ]
 
 
 def test_a_transformer_that_applies_is_never_skipped() -> None:
@@ -267,3 +362,176 @@ def test_a_transformer_that_applies_is_never_skipped() -> None:
     assert not may.may_apply(transformers, "VpcId")
     transformers["Vpc.VpcId"] = None
     assert may.may_apply(transformers, "VpcId")
+
+
+class _Text(str):
+    """A str of another class (xmltodict writes it, the fast emitter leaves it as it is)."""
+
+
+class _Map(dict):  # type: ignore[type-arg]
+    """A dict of another class."""
+
+
+class _List(list):  # type: ignore[type-arg]
+    """A list of another class (xmltodict iterates it; the fast emitter leaves it to it)."""
+
+
+_NAMES: list[Any] = ["item", "vpcSet", "a", "b", "#text", "@attr", "@xmlns", "#comment"]
+_NAMES += ["b c", "x/y", "?p", "", "é", "Ünï", 5, None, _Text("s"), "@", "@a b", "q'", "@#text"]
+_TEXTS: list[Any] = ["", "plain", "a & b", "<tag>", "x > y", "'single' \"double\"", "\n\t\r"]
+_TEXTS += ["ünïcödé ☃", "\udcff", "&amp;", " ", _Text("sub & <class>"), _Text(""), "]]>"]
+
+
+def _document(seed: int) -> tuple[dict[Any, Any], dict[str, Any]]:
+    """A document made at random from `seed` (the same each time: a generator in it is
+    consumed once), and the options to write it with."""
+    import datetime
+    import decimal
+
+    r = random.Random(seed)
+
+    def value(depth: int) -> Any:
+        kind = r.randrange(9 if depth > 4 else 17)
+        if kind == 0:
+            return None
+        if kind == 1:
+            return r.choice([True, False])
+        if kind == 2:
+            return r.choice([0, -3, 10**20, 1.5, float("nan"), decimal.Decimal("1.10")])
+        if kind == 3:
+            return r.choice([b"bytes", b"\xff\xfe", bytearray(b"ba"), memoryview(b"mv")])
+        if kind in (4, 5, 6, 7):
+            return r.choice(_TEXTS)
+        if kind == 8:
+            return datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
+        if kind in (9, 10, 11, 12):
+            made: dict[Any, Any] = _Map() if r.random() < 0.1 else {}
+            for _ in range(r.randrange(6)):
+                common = ["item", "a", "b", "#text", "@attr", "vpcSet"]
+                made[r.choice(_NAMES if r.random() < 0.3 else common)] = value(depth + 1)
+            return made
+        if kind in (13, 14):
+            items = [value(depth + 1) for _ in range(r.randrange(4))]
+            if r.random() < 0.1:
+                return [items]  # a list in a list: xmltodict writes its str()
+            return r.choice([list, tuple, list, _List])(items)
+        if kind == 15:
+            return r.choice([set(), {1}, range(2), (c for c in "ab"), {}.keys(), []])
+        return {"@xmlns": r.choice(["http://ec2.amazonaws.com/doc/", {"p": "u"}, None, 5])}
+
+    if r.random() < 0.85:
+        document = {r.choice([*_NAMES[:4], "Response"]): value(0)}
+    else:
+        document = {r.choice(_NAMES): value(0) for _ in range(r.randrange(3))}
+    options = r.choice(
+        [
+            {"full_document": True, "short_empty_elements": True, "pretty": False},  # EC2's
+            {"full_document": False, "short_empty_elements": True, "pretty": False},  # query
+            {"full_document": True, "short_empty_elements": False, "pretty": None},  # REST-XML
+            {},
+            {"pretty": True},
+            {"full_document": False, "encoding": "latin-1"},
+        ]
+    )
+    return document, options
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+
+
+def _written(unparse: Any, document: dict[Any, Any], options: dict[str, Any]) -> Any:
+    """The text written (objects' addresses taken out: a document is made again each
+    time), or the error raised: the same error is the same answer."""
+    try:
+        return _ADDRESS.sub("", unparse(document, **options))
+    except Exception as error:
+        return type(error), str(error)
+
+
+def test_xml_is_xmltodict_s_own_for_any_document() -> None:
+    """`_XmlEmitter` writes what `xmltodict.unparse` writes, or raises what it raises, for
+    documents of every shape: nested dicts, lists and tuples, attributes, texts to escape,
+    empty, None, booleans, numbers, bytes, unicode, names xmltodict refuses, and the
+    iterables and options it leaves to xmltodict; and it writes most of them itself."""
+    import xmltodict
+
+    from mesh_emulator.serialize import _XmlEmitter
+
+    left: list[Any] = []
+
+    def moto_s(*args: Any, **kwargs: Any) -> Any:
+        left.append(args)
+        return xmltodict.unparse(*args, **kwargs)
+
+    emitter = _XmlEmitter(moto_s)
+    written = errors = own = 0
+    for seed in range(12_000):
+        theirs = _written(xmltodict.unparse, *_document(seed))
+        for _ in range(2):  # the second time with the names known
+            asked = len(left)
+            assert _written(emitter, *_document(seed)) == theirs, _document(seed)
+            own += isinstance(theirs, str) and len(left) == asked
+        written += isinstance(theirs, str)
+        errors += not isinstance(theirs, str)
+    assert written > 8_000
+    assert errors > 1_000
+    assert own > written  # of 2 * written: most were the fast emitter's own
+
+
+def test_xml_of_moto_s_documents_is_written_without_xmltodict(
+    aws: ClientFactory,
+    world: list[tuple[str, str, dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The answers of the world's calls and of two query-protocol errors (EC2's, STS's, IAM's
+    and SNS's XML) are all written by the fast emitter, never left to xmltodict, and are
+    xmltodict's own, byte for byte."""
+    from moto.core import serialize as moto_serialize
+
+    from mesh_emulator import install, serialize
+
+    install()
+    errors = [
+        ("iam", "get_role", {"RoleName": "no-such-role"}),
+        ("sns", "get_topic_attributes", {"TopicArn": f"arn:aws:sns:{REGION}:123456789012:no"}),
+    ]
+    calls = [*world, *errors]
+    emitter = moto_serialize.xmltodict.unparse
+    left: list[Any] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        left.append(args)
+        return emitter._unparse(*args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(emitter, "_unparse", counted)
+        ours = _bodies(aws, calls)
+    assert left == []
+    monkeypatch.setattr(moto_serialize, "xmltodict", serialize._moto["xmltodict"])
+    assert _bodies(aws, calls) == ours
+    assert b"<Code>NoSuchEntity</Code>" in ours[-2]
+    assert "<Description>a &amp; &lt;b&gt; ☃</Description>".encode() in ours[-4]
+
+
+def test_the_xml_emitter_is_installed_once() -> None:
+    """`install()` from many threads at once stands for xmltodict in moto's serializer
+    once, over xmltodict itself; xmltodict stays as it is for everyone else."""
+    import xmltodict
+    from moto.core import serialize as moto_serialize
+
+    from mesh_emulator import install, serialize
+
+    threads = [threading.Thread(target=install) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    install()
+    standing = moto_serialize.xmltodict
+    assert isinstance(standing, serialize._XmlToDict)
+    assert standing.module is xmltodict
+    assert serialize._moto["xmltodict"] is xmltodict
+    assert standing.parse is xmltodict.parse
+    assert isinstance(standing.unparse, serialize._XmlEmitter)
+    assert standing.unparse._unparse is xmltodict.unparse
+    assert xmltodict.unparse.__module__ == "xmltodict"
