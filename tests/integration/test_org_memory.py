@@ -7,6 +7,7 @@ parsed once per process (`local/org.py` reads the child's `VmHWM`)."""
 from __future__ import annotations
 
 import boto3
+import pytest
 from meshkit import HOME_REGION
 
 from mesh_emulator.server import LocalEmulator
@@ -30,7 +31,26 @@ FEW, MANY = 4, 12
 MAX_MIB_PER_MEMBER = 1.5
 
 
-def cold_noop(aws: ClientFactory, emulator: LocalEmulator, members: int) -> ColdRun:
+# Swept without a hub (as an empty MESH_REGIONS sweeps every enabled Region): a member account
+# gets one VPC read, so one EC2 client, in each.
+NO_HUB = [
+    "us-west-1",
+    "ca-central-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-north-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-south-1",
+    "sa-east-1",
+]
+
+
+def cold_noop(
+    aws: ClientFactory, emulator: LocalEmulator, members: int, swept: list[str] = REGIONS
+) -> ColdRun:
     """A converged mesh with `members` member accounts, then one cold reconcile."""
     emulator.reset()
     build_org_mesh(aws, emulator.endpoint_url, REGIONS, members, TABLE, MESH)
@@ -38,7 +58,7 @@ def cold_noop(aws: ClientFactory, emulator: LocalEmulator, members: int) -> Cold
         table_name=TABLE,
         mesh_id=MESH,
         home_region=HOME_REGION,
-        mesh_regions=tuple(REGIONS),
+        mesh_regions=tuple(swept),
         calls_per_second=1000.0,
     )
     for _ in range(3):  # sharing across accounts takes a few passes
@@ -48,20 +68,21 @@ def cold_noop(aws: ClientFactory, emulator: LocalEmulator, members: int) -> Cold
         "HUBS_TABLE_NAME": TABLE,
         "MESH_ID": MESH,
         "HOME_REGION": HOME_REGION,
-        "MESH_REGIONS": ",".join(REGIONS),
+        "MESH_REGIONS": ",".join(swept),
         "CALLS_PER_SECOND": "1000",
     }
     return cold_run(environment)
 
 
+@pytest.mark.parametrize("swept", [REGIONS, REGIONS + NO_HUB], ids=["6 hubs", "17 Regions"])
 def test_a_cold_no_op_costs_little_memory_per_member_account(
-    aws: ClientFactory, emulator: LocalEmulator
+    aws: ClientFactory, emulator: LocalEmulator, swept: list[str]
 ) -> None:
-    few, many = cold_noop(aws, emulator, FEW), cold_noop(aws, emulator, MANY)
+    few, many = cold_noop(aws, emulator, FEW, swept), cold_noop(aws, emulator, MANY, swept)
     for run in (few, many):
         assert run.ok
         assert run.counts == {}  # a no-op: converged before
-    # every member account was read: its role assumed, its Regions listed
-    assert many.calls["reads"] > few.calls["reads"] + (MANY - FEW)
+    # every member account was read: its role assumed, its Regions listed, every swept one
+    assert many.calls["reads"] > few.calls["reads"] + (MANY - FEW) * len(swept)
     per_member = (many.peak_mib - few.peak_mib) / (MANY - FEW)
     assert per_member <= MAX_MIB_PER_MEMBER, f"{per_member:.1f} MiB per member account"

@@ -95,7 +95,7 @@ def test_only_a_refusal_by_policy_in_the_region_is_denied(
     assert is_denied(error) is denied
 
 
-def test_denied_locations_read_by_region_naming_a_few_accounts_and_counting_many() -> None:
+def test_unread_locations_read_by_region_naming_a_few_accounts_and_counting_many() -> None:
     from resolver_mesh.reconcile import _by_region
 
     few = ["eu-west-1", "eu-west-1@222222222222", "eu-west-1@111111111111", "us-west-1"]

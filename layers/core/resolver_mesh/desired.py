@@ -111,12 +111,11 @@ class TaggedVpcs:
     """One location's tag read (the VPCs DescribeVpcs lists there tagged `MESH_TAG_KEY` = the
     mesh id): the tagged VPCs its account owns, and those it sees that another account owns
     (VPC sharing), by owner. `error` set: the read failed, so which VPCs are tagged there is
-    unknown; `denied` too: AWS refused it by policy (an SCP)."""
+    unknown."""
 
     owned: frozenset[str] = frozenset()
     foreign: Mapping[str, str] = field(default_factory=dict)  # VPC id -> owner account
     error: str | None = None
-    denied: bool = False
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,12 @@ Invariants:
   were not swept because of them, and a hub item there is an error.
 - On a full resync, a Region without a hub item whose read AWS refuses by policy (an SCP) is
   reported as denied, with a note, not as an error; anywhere else a refused read is an error.
-- VPCs join hubs by tag: one VPC read (DescribeVpcs, every VPC) per location swept, and in
-  member accounts' swept Regions without a hub (only that read, to report a tag there), before
+- VPCs join hubs by tag: one VPC read (DescribeVpcs, every VPC) per location swept, before
   the rest is read; it also answers which VPCs the items name there exist, so no second read
-  is made. A location whose VPC read fails is reported, what its VPCs use is kept as it is,
+  is made. A location whose VPC read fails is an error, what its VPCs use is kept as it is,
   and the VPCs the items name there are read on their own (a missing one is an item error).
+  A member account's swept Regions without a hub item get that read alone (nothing is
+  planned there; a tag there is reported as not joining); where it fails, a note says so.
 - Sharing spans accounts (rules are created and shared, then accepted and associated by the
   receiver): an account the hub's share takes in with this pass's plan follows it in the same
   apply (`Change.follows`): the hub's worker makes its share change first, then adds each rule
@@ -504,7 +505,7 @@ class Reconciler:
         )
         tagged = {where: read.tagged for where, read in vpc_reads.items()}
         joined = join_by_tag(self.settings.mesh_id, hub_set, tagged)
-        if not home_account and _shares_beyond_items(joined, tagged):
+        if not home_account and _shares_beyond_items(joined, tagged, hub_set.item_regions):
             try:  # invitations are accepted from, and shares read for, this account's id
                 home_account = self.aws.account_id()
             except Exception as error:
@@ -556,8 +557,8 @@ class Reconciler:
             desired = desired_rules(self.settings.mesh_id, hub_set, states, joined, home_account)
         full_resync = request.regions is None
         hub_regions = hub_set.item_regions if full_resync else None
-        self._report_joined(report, joined, tagged, states, hub_regions)
         self._report_state(report, desired, states, scope, hub_regions)
+        self._report_joined(report, joined, tagged, states)
         profiles = plan_profiles(
             self.settings.mesh_id, hub_set, desired, states, scope, self.settings.delivery
         )
@@ -696,8 +697,7 @@ class Reconciler:
         try:
             return self._aws_of(account).vpcs(region, self.settings.mesh_id, named)
         except Exception as error:
-            message = f"{type(error).__name__}: {error}"
-            return VpcRead(TaggedVpcs(error=message, denied=is_denied(error)))
+            return VpcRead(TaggedVpcs(error=f"{type(error).__name__}: {error}"))
 
     def _read_tags(self, where: str) -> TaggedVpcs:
         """The VPCs tagged to join this mesh at one location, read as a pass reads them."""
@@ -817,9 +817,8 @@ class Reconciler:
                     " ours left here from an earlier delivery is not pruned"
                 )
         if report.denied_regions:
-            report.denied_regions.sort()
             report.notes.append(
-                f"denied: {_by_region(report.denied_regions)}: AWS refused the reads there"
+                f"denied: {', '.join(report.denied_regions)}: AWS refused the reads there"
                 " (AccessDenied: an SCP?), so rules of ours left there are not found or"
                 " removed; list such Regions in EXCLUDED_REGIONS if that is intended"
             )
@@ -835,26 +834,20 @@ class Reconciler:
         joined: Joined,
         tagged: Mapping[str, TaggedVpcs],
         states: Mapping[str, RegionState],
-        hub_regions: Collection[str] | None,
     ) -> None:
         """Who joined by tag, who cannot and why, and the tag reads that failed: an error,
-        unless the location could not be read at all (that error is reported with its state),
-        or its tags alone were read (a member account's Region without a hub) and AWS refused
-        them by policy on a full resync (denied, as `_report_state` says of a Region) or its
-        account could be read nowhere else either (its errors say so already)."""
+        unless the location could not be read at all (that error is reported with its state).
+        Where only the tags were read (a member account's swept Region without a hub item,
+        where nothing is planned), a failure loses nothing but a report: one note for them all
+        (a Region AWS refuses there by policy, or one the account has not enabled)."""
         report.joined = [vpc.as_dict() for vpc in joined.vpcs]
         report.not_joined = list(joined.refused)
-        read_somewhere = {s.account for s in states.values() if not s.error}
-        unreadable = {s.account for s in states.values() if s.account} - read_somewhere
+        unread: dict[str, str] = {}
         for where, read in sorted(tagged.items()):
             state = states.get(where)
-            region, account = split_location(where)
-            tolerated = hub_regions is not None and region not in hub_regions
-            if read.error and state is None and account in unreadable:
-                continue  # an account read nowhere (its role refused?): said where it is swept
-            if read.error and state is None and read.denied and tolerated:
-                report.denied_regions.append(where)
-            elif read.error and (state is None or not state.error):
+            if read.error and state is None:
+                unread[where] = read.error
+            elif read.error and state is not None and not state.error:
                 report.error(
                     "tags",
                     f"{where}: cannot read the VPCs tagged {MESH_TAG_KEY}={self.settings.mesh_id}"
@@ -862,6 +855,13 @@ class Reconciler:
                     " shares with the account stay as they are",
                     where,
                 )
+        if unread:
+            first = next(iter(unread.values()))
+            report.notes.append(
+                f"tags not read: {_by_region(unread)}: no hub item there, so nothing is planned;"
+                f" a VPC tagged {MESH_TAG_KEY}={self.settings.mesh_id} there is not reported"
+                f" ({first}{'; and others' if len(set(unread.values())) > 1 else ''})"
+            )
 
     # --- apply ---------------------------------------------------------------------------
 
@@ -1433,7 +1433,7 @@ def _not_started(where: str, changes: list[Change], why: str) -> _Applied:
 
 def _by_region(locations: Collection[str]) -> str:
     """Locations as a short text: by Region, naming up to 3 accounts there, counting more
-    (an SCP denies a Region in every account of an organisation: one line, not hundreds)."""
+    (a Region refused in every account of an organisation: one line, not hundreds)."""
     accounts: dict[str, list[str]] = {}
     for where in sorted(locations):
         region, account = split_location(where)
@@ -1446,11 +1446,15 @@ def _by_region(locations: Collection[str]) -> str:
     )
 
 
-def _shares_beyond_items(joined: Joined, tagged: Mapping[str, TaggedVpcs]) -> bool:
+def _shares_beyond_items(
+    joined: Joined, tagged: Mapping[str, TaggedVpcs], hub_regions: Collection[str]
+) -> bool:
     """Whether sharing may involve accounts no item names: a VPC of another account than its
-    hub's joined by tag, or a member account whose tags could not be read (its share stays)."""
+    hub's joined by tag, or a member account whose tags could not be read in a hub's Region
+    (its share stays)."""
     return any(vpc.shared for vpc in joined.vpcs) or any(
-        read.error and split_location(where)[1] for where, read in tagged.items()
+        read.error and account and region in hub_regions
+        for (region, account), read in ((split_location(w), r) for w, r in tagged.items())
     )
 
 
