@@ -186,9 +186,13 @@ def run_child(environment: dict[str, str], warm: bool) -> ChildRun:
     return ChildRun(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def build_world(endpoint_url: str, regions: list[str], members: int, vpcs: int) -> dict[str, Any]:
+def build_world(
+    endpoint_url: str, regions: list[str], members: int, vpcs: int, organization: bool = False
+) -> dict[str, Any]:
     """Hubs in `regions` (home first), the table, and `members` accounts with `vpcs` VPCs in
-    every hub Region, listed in that hub's `shared_vpcs`."""
+    every hub Region, listed in that hub's `shared_vpcs`; with `organization`, the accounts
+    are created in an OU of the home account's organisation (its id in the returned
+    `"ou"`) and their VPCs join by tag (`MESH_TAG_KEY`), no item naming any of them."""
     import boto3
     from boto3.dynamodb.types import TypeSerializer
 
@@ -200,23 +204,42 @@ def build_world(endpoint_url: str, regions: list[str], members: int, vpcs: int) 
         create_hubs_table,
         hub_item,
     )
+    from resolver_mesh.names import MESH_TAG_KEY
 
     client = CachedClients(boto3.session.Session())
-    hubs = {region: build_hub(client, region) for region in regions}
+    hubs: dict[str, Any] = {region: build_hub(client, region) for region in regions}
     create_hubs_table(client, regions[0], TABLE)
+    accounts = [member_account(index) for index in range(members)]
+    tags: list[dict[str, Any]] = []
+    if organization:
+        org = client("organizations", regions[0])
+        org.create_organization(FeatureSet="ALL")
+        root = org.list_roots()["Roots"][0]["Id"]
+        hubs["ou"] = org.create_organizational_unit(ParentId=root, Name="members")[
+            "OrganizationalUnit"
+        ]["Id"]
+        accounts = []
+        for index in range(members):
+            made = org.create_account(Email=f"m{index}@example.com", AccountName=f"m{index}")
+            accounts.append(made["CreateAccountStatus"]["AccountId"])
+            org.move_account(
+                AccountId=accounts[-1], SourceParentId=root, DestinationParentId=hubs["ou"]
+            )
+        tags = [{"ResourceType": "vpc", "Tags": [{"Key": MESH_TAG_KEY, "Value": MESH}]}]
     shared: dict[str, list[dict[str, str]]] = {region: [] for region in regions}
-    for index in range(members):
-        account = member_account(index)
+    for account in accounts:
         role = member_role(account, MESH)
         clients = assumed_clients(client, role, None, endpoint_url)
         for region in regions:
             ec2 = clients("ec2", region)
             for _ in range(vpcs):
-                vpc = ec2.create_vpc(CidrBlock=MEMBER_VPC_CIDR)["Vpc"]["VpcId"]
-                shared[region].append({"vpc_id": vpc, "account_id": account, "role_arn": role})
+                made = ec2.create_vpc(CidrBlock=MEMBER_VPC_CIDR, TagSpecifications=tags)
+                if not organization:
+                    vpc = made["Vpc"]["VpcId"]
+                    shared[region].append({"vpc_id": vpc, "account_id": account, "role_arn": role})
     serializer = TypeSerializer()
-    for region, hub in hubs.items():
-        item = hub_item(hub, shared_vpcs=shared[region])
+    for region in regions:
+        item = hub_item(hubs[region], shared_vpcs=shared[region])
         client("dynamodb", regions[0]).put_item(
             TableName=TABLE, Item={k: serializer.serialize(v) for k, v in item.items()}
         )
@@ -224,7 +247,12 @@ def build_world(endpoint_url: str, regions: list[str], members: int, vpcs: int) 
 
 
 def live_rows(
-    members: list[int], regions: list[str], vpcs: int, latency: float, rate: float
+    members: list[int],
+    regions: list[str],
+    vpcs: int,
+    latency: float,
+    rate: float,
+    organization: bool = False,
 ) -> list[str]:
     from mesh_benchmark import injected_latency
 
@@ -243,7 +271,9 @@ def live_rows(
         for n in members:
             emulator.reset()
             log(f"{n} member accounts: building {n * len(regions) * vpcs} VPCs")
-            build_world(emulator.endpoint_url, regions, n, vpcs)
+            built = build_world(emulator.endpoint_url, regions, n, vpcs, organization)
+            if organization:
+                environment["MEMBER_OUS"] = built["ou"]
             with injected_latency(emulator, latency):
                 log(f"{n} member accounts: converge")
                 converge = run_child(environment, warm=False)
@@ -283,6 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vpcs", type=int, default=2, help="VPCs per account and hub Region")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--rate", type=float, default=5.0)
+    parser.add_argument(
+        "--organization",
+        action="store_true",
+        help="members from an OU (MEMBER_OUS) and VPCs that join by tag, not listed in items",
+    )
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -299,11 +334,17 @@ def main(argv: list[str] | None = None) -> int:
     regions = benchmark_regions(args.regions)
     if not args.skip_live:
         isolate_from_aws()
-        rows = live_rows(sorted(set(args.members)), regions, args.vpcs, args.latency, args.rate)
+        members = sorted(set(args.members))
+        rows = live_rows(members, regions, args.vpcs, args.latency, args.rate, args.organization)
+        how = (
+            "members from an OU (MEMBER_OUS), VPCs joined by tag"
+            if args.organization
+            else "members and VPCs listed in the items"
+        )
         print(
             f"Live, {len(regions)} hub Regions, {args.vpcs} VPCs per member account and hub"
-            f" Region, {args.latency * 1000:.0f} ms per call, {args.rate:g} calls/s per"
-            " location budget.\n"
+            f" Region ({how}), {args.latency * 1000:.0f} ms per call, {args.rate:g} calls/s"
+            " per location budget.\n"
         )
         print(
             "| member accounts | locations | converge (s) | busiest budget: calls | lower bound"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -45,7 +46,9 @@ class Watch:
     Organizations call 400 AccessDeniedException as AWS does for a principal without the
     permission (not the management account nor a delegated administrator); while
     `without_state` is set, the accounts Organizations lists carry no `State` (nor the
-    `Status` AWS retired, which the emulator already leaves out)."""
+    `Status` AWS retired, which the emulator already leaves out). While `hold_walk` is set,
+    an Organizations call after the first is answered only once a role has been assumed (at
+    most `HOLD_SECONDS` later): `walk_held` records whether each one had to wait that long."""
 
     app: Any
     organizations: Counter[str] = field(default_factory=Counter)
@@ -53,10 +56,19 @@ class Watch:
     deny_organizations: bool = False
     without_state: bool = False
     statuses_seen: int = 0  # accounts listed with a `Status`, as AWS no longer answers
+    hold_walk: bool = False
+    walk_held: list[bool] = field(default_factory=list)
+    _assuming: threading.Condition = field(default_factory=threading.Condition)
+
+    HOLD_SECONDS = 20.0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
         if target.startswith(ORGANIZATIONS_TARGET):
+            if self.hold_walk and sum(self.organizations.values()):
+                with self._assuming:
+                    waited = self._assuming.wait_for(lambda: self.assumed, self.HOLD_SECONDS)
+                self.walk_held.append(not waited)
             self.organizations[target.removeprefix(ORGANIZATIONS_TARGET)] += 1
             if self.deny_organizations:
                 payload = json.dumps(
@@ -78,7 +90,9 @@ class Watch:
         environ["wsgi.input"] = io.BytesIO(body)
         form = urllib.parse.parse_qs(body.decode(errors="replace"))
         if form.get("Action") == ["AssumeRole"]:
-            self.assumed.append(form.get("RoleArn", [""])[0])
+            with self._assuming:
+                self.assumed.append(form.get("RoleArn", [""])[0])
+                self._assuming.notify_all()
         if not target.startswith(ORGANIZATIONS_TARGET + "ListAccounts"):
             return self.app(environ, start_response)
         answered: list[Any] = []
@@ -170,6 +184,23 @@ def members_in(result: dict[str, Any], region: str = HOME_REGION) -> set[str]:
 
 def active_under_workloads(org: Org) -> set[str]:
     return set(org.accounts["workloads"] + org.accounts["prod"][1:] + org.accounts["deep"])
+
+
+def test_members_are_read_while_the_organisation_is_walked(
+    pair: Mesh, org: Org, watch: Watch
+) -> None:
+    """The walk goes one page at a time at 4 calls/s (some 4 s at 300 accounts); the reads do
+    not wait for it: each account is reached (its member role assumed, then read) as soon as
+    the page listing it is read. Here the emulator answers the walk's next page only once a
+    member role has been assumed: with reads that waited for the whole walk, it would wait in
+    vain for 20 s each time. The result is the same as ever."""
+    watch.hold_walk = True
+    pair.monkeypatch.setenv("MEMBER_OUS", org.ous["workloads"])
+    result = pair.resync()
+    assert result["ok"], result["errors"]
+    assert members_in(result) == members_in(result, EAST_2) == active_under_workloads(org)
+    assert len(watch.walk_held) >= 4  # the first page, then the OUs and the nested pages
+    assert not any(watch.walk_held)  # none of the later pages waited for the reads to start
 
 
 def test_every_active_account_of_an_ou_and_its_nested_ous_is_a_member(

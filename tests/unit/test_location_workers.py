@@ -138,3 +138,46 @@ def test_a_failure_is_raised_once_every_location_is_done() -> None:
     with pytest.raises(ValueError, match="l03"):
         per_region(work, [f"l{n:02d}" for n in range(20)])
     assert sorted(finished) == [f"l{n:02d}" for n in range(20) if n != 3]
+
+
+def test_a_wave_takes_locations_while_it_runs_and_adding_never_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The organisation's pages feed the first reads (`_Wave.add`): with every worker busy,
+    adding more returns at once; they start, in the order added, as workers free up; a
+    location added again is worked on once."""
+    monkeypatch.setenv(MEMORY_SETTING, "4")  # a cap of 2
+    turns = threading.Semaphore(0)  # one location may end per turn given
+    started: list[str] = []
+    guard = threading.Condition()
+
+    def work(where: str) -> str:
+        with guard:
+            started.append(where)
+            guard.notify_all()
+        assert turns.acquire(timeout=60)
+        return where.upper()
+
+    def started_count(count: int) -> list[str]:
+        with guard:
+            assert guard.wait_for(lambda: len(started) >= count, timeout=60)
+            return list(started)
+
+    wave = reconcile._Wave(work)
+    wave.add(["b", "a"])
+    wave.add(["d", "c", "a"], {"d": 0, "c": 1})  # the busiest of a batch first
+    wave.add(["e", "b"])  # three adds with both workers busy: none waited
+    assert sorted(started_count(2)) == ["a", "b"]
+    time.sleep(0.05)
+    assert len(started) == 2  # at most the cap at once
+    for count, following in ((3, "c"), (4, "d"), (5, "e")):
+        turns.release()
+        assert started_count(count)[-1] == following
+    for _ in range(2):
+        turns.release()
+    assert wave.results() == {w: w.upper() for w in "abcde"}
+    assert len(started) == 5
+
+
+def test_a_wave_with_nothing_added_has_no_results() -> None:
+    assert reconcile._Wave(str.upper).results() == {}

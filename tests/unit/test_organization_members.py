@@ -230,3 +230,49 @@ def test_a_root_that_is_not_the_organisations_raises_instead_of_finding_everyone
     ):
         organization.active_accounts(["r-zz99"])
     assert caller.counts["reads"] == 1  # ListRoots, and no ListAccounts
+
+
+def test_each_page_of_accounts_is_handed_on_as_soon_as_it_is_read(org: boto3.client) -> None:
+    """What `found` gets: every page's ACTIVE accounts, each before the next page is asked
+    for (the reconciler starts reading them meanwhile); together, exactly the members."""
+    root = org.list_roots()["Roots"][0]["Id"]
+    big = new_ou(org, root, "big")
+    nested = new_ou(org, big, "nested")
+    accounts = new_accounts(org, big, 2 * PAGE_SIZE + 5, "big")
+    inner = new_accounts(org, nested, 3, "inner")
+    org.close_account(AccountId=accounts[0])
+    for parents in ([big], [root]):
+        organization, caller = counted(org)
+        handed: list[tuple[int, frozenset[str]]] = []
+        found = organization.active_accounts(
+            parents,
+            lambda page, handed=handed, caller=caller: handed.append(
+                (caller.counts["reads"], page)
+            ),
+        )
+        assert found >= set(accounts[1:] + inner)
+        assert frozenset().union(*(page for _, page in handed)) == found
+        assert all(0 < len(page) <= PAGE_SIZE for _, page in handed)
+        reads = [read for read, _ in handed]
+        assert reads == sorted(set(reads))  # one page, one handing on, at once
+        assert reads[0] == 1 + (parents == [root])  # ListRoots first for a root
+        assert len(handed) >= 3
+
+
+def test_pages_handed_on_before_a_failure_come_with_the_failure() -> None:
+    """A later page that fails raises: what was handed on must be dropped with it (the
+    reconciler plans nothing)."""
+
+    def list_accounts_for_parent(**kwargs: object) -> dict[str, object]:
+        if kwargs.get("NextToken"):
+            raise ClientError({"Error": {"Code": "TooManyRequestsException"}}, "ListAccounts")
+        return {"Accounts": [{"Id": "111111111111", "State": "ACTIVE"}], "NextToken": "2"}
+
+    client = type(
+        "Client", (), {"list_accounts_for_parent": staticmethod(list_accounts_for_parent)}
+    )()
+    handed: list[frozenset[str]] = []
+    organization = Organization(client, Caller(RateLimiter(1e6), max_attempts=1))
+    with pytest.raises(ClientError, match="TooManyRequests"):
+        organization.active_accounts([OU], handed.append)
+    assert handed == [frozenset({"111111111111"})]

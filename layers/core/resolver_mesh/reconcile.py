@@ -64,7 +64,7 @@ import re
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field, replace
@@ -255,16 +255,54 @@ def per_region(
     is done (the first failure, in that order, is raised). With more locations than workers,
     those with the most `calls` (an estimate) start first, so that the busiest location, which
     bounds the whole, never waits behind quick ones."""
-    ordered = sorted(set(locations), key=lambda where: (-(calls or {}).get(where, 0), where))
-    slots = threading.Semaphore(min(len(ordered), worker_cap()))
-    futures: dict[str, Future[Any]] = {}
-    for where in ordered:
-        slots.acquire()
-        future: Future[Any] = Future()
-        futures[where] = future
-        _WORKERS.start(partial(_work_on, work, where, future), slots.release)
-    wait(futures.values())
-    return {where: future.result() for where, future in futures.items()}
+    wave = _Wave(work)
+    wave.add(locations, calls)
+    return wave.results()
+
+
+class _Wave:
+    """`per_region` for locations that become known a few at a time (`add`): each is worked on
+    as soon as a worker is free, at most `worker_cap()` at once (the others wait in the order
+    they were added, each batch by its `calls`), and `add` never waits; `results` waits for
+    every location added. A location added twice is worked on once."""
+
+    def __init__(self, work: Callable[[str], Any]) -> None:
+        self._work = work
+        self._cap = worker_cap()
+        self._running = 0
+        self._waiting: deque[str] = deque()
+        self._futures: dict[str, Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, locations: Iterable[str], calls: Mapping[str, int] | None = None) -> None:
+        with self._lock:
+            new = set(locations) - self._futures.keys()
+            ordered = sorted(new, key=lambda where: (-(calls or {}).get(where, 0), where))
+            self._futures |= {where: Future() for where in ordered}
+            self._waiting += ordered
+            starting = []
+            while self._waiting and self._running < self._cap:
+                starting.append(self._waiting.popleft())
+                self._running += 1
+        for where in starting:
+            self._start(where)
+
+    def _start(self, where: str) -> None:
+        _WORKERS.start(partial(_work_on, self._work, where, self._futures[where]), self._next)
+
+    def _next(self) -> None:
+        with self._lock:
+            following = self._waiting.popleft() if self._waiting else None
+            if following is None:
+                self._running -= 1
+        if following is not None:
+            self._start(following)
+
+    def results(self) -> dict[str, Any]:
+        with self._lock:
+            futures = dict(self._futures)
+        wait(futures.values())
+        return {where: future.result() for where, future in futures.items()}
 
 
 def _work_on(work: Callable[[str], Any], where: str, future: Future[Any]) -> None:
@@ -482,27 +520,34 @@ class Reconciler:
             return False
         excluded = frozenset(self.settings.excluded_regions)
         not_swept, regions = regions & excluded, regions - excluded
+        # Tags are read wherever the home account is swept, in every account: a VPC tagged in
+        # a member account's Region without a hub is reported, as in the home account. These
+        # reads start at once, and in each account of MEMBER_OUS as soon as the page listing
+        # it is read: a large organisation's walk goes on meanwhile, not before them.
+        listed = _named_vpcs(hub_set)
+        vpc_wave = _Wave(lambda where: self._read_vpcs(where, listed.get(where, ())))
+        self._accounts = {a.account: a for a in self.settings.member_roles} | hub_set.accounts()
+
+        def read_tags_of(accounts: Mapping[str, AccountAccess]) -> None:
+            new = {a: access for a, access in accounts.items() if a not in self._accounts}
+            self._accounts |= new  # an explicit role (item or MEMBER_ROLES) wins for its account
+            vpc_wave.add(location(r, a) for a in new for r in regions)
+
+        vpc_wave.add(location(r, a) for a in ("", *self._accounts) for r in regions)
         try:
-            members = self._organization_members()
+            read_tags_of(self._organization_members(read_tags_of))
         except Exception as error:  # an unread member list must never read as "no members"
+            vpc_wave.results()  # what was read for its first pages is dropped with it
             report.error(
                 "organization",
                 f"MEMBER_OUS {','.join(self.settings.member_ous)}: cannot list the accounts of"
                 f" the organisation, nothing is planned: {error}",
             )
             return False
-        explicit = {a.account: a for a in self.settings.member_roles} | hub_set.accounts()
-        self._accounts = members | explicit  # an explicit role wins for its account
         accounts = ["", *sorted(self._accounts)]
         member_regions = regions & set(hub_set.item_regions)
         scope = {location(r, a) for a in accounts for r in (member_regions if a else regions)}
-        # Tags are read wherever the home account is swept, in every account: a VPC tagged in
-        # a member account's Region without a hub is reported, as in the home account.
-        tags_only = {location(r, a) for a in accounts[1:] for r in regions - member_regions}
-        listed = _named_vpcs(hub_set)
-        vpc_reads: dict[str, VpcRead] = per_region(
-            lambda where: self._read_vpcs(where, listed.get(where, ())), scope | tags_only
-        )
+        vpc_reads: dict[str, VpcRead] = vpc_wave.results()
         tagged = {where: read.tagged for where, read in vpc_reads.items()}
         joined = join_by_tag(self.settings.mesh_id, hub_set, tagged)
         if not home_account and _shares_beyond_items(joined, tagged, hub_set.item_regions):
@@ -663,11 +708,14 @@ class Reconciler:
                 swept = ()
         return (set(hub_set.item_regions) & known) | set(swept)
 
-    def _organization_members(self) -> dict[str, AccountAccess]:
+    def _organization_members(
+        self, found: Callable[[dict[str, AccountAccess]], None]
+    ) -> dict[str, AccountAccess]:
         """The ACTIVE accounts under `MEMBER_OUS` other than the reconciler's own, each with
-        the member role; read once per run. Raises when the organisation cannot be read."""
+        the member role; read once per run, each page's accounts given to `found` as it is
+        read. Raises when the organisation cannot be read."""
         if self._members is None:
-            self._members = self.aws.organization_members()
+            self._members = self.aws.organization_members(found)
         return self._members
 
     def _leaving(self, states: Mapping[str, RegionState]) -> dict[str, AccountAccess]:

@@ -214,10 +214,22 @@ class Caller:
         **kwargs: Any,
     ) -> Iterator[Any]:
         """Every item of a paginated list call, one rate-limited call per page."""
+        for page in self.page_lists(operation, key, cursor_param, cursor_key, **kwargs):
+            yield from page
+
+    def page_lists(
+        self,
+        operation: Callable[..., Any],
+        key: str,
+        cursor_param: str = "NextToken",
+        cursor_key: str = "NextToken",
+        **kwargs: Any,
+    ) -> Iterator[list[Any]]:
+        """The items of a paginated list call, page by page, one rate-limited call each."""
         token: Any = None
         while True:
             page = self(operation, **kwargs, **({cursor_param: token} if token else {}))
-            yield from page.get(key, [])
+            yield list(page.get(key, []))
             token = page.get(cursor_key)
             if not token:
                 return

@@ -8,6 +8,10 @@ Invariants:
   a function of accounts times accounts.
 - All or nothing: any error (AccessDenied, a parent that does not exist, throttling past the
   retries) raises; a partial list of members is never returned.
+- Pages can be followed as they come (`found`): each page's ACTIVE accounts are handed on
+  as soon as the page is read, so that work on them can start while the walk goes on; the
+  list is whole only when `active_accounts` returns, and what was handed on before an error
+  must be dropped with it.
 - Only accounts whose `State` is ACTIVE are members: a PENDING_ACTIVATION, SUSPENDED,
   PENDING_CLOSURE or CLOSED account is not. AWS retired the older `Status` from these answers on
   9 September 2026 (API Reference, `Account`); it is read only where `State` is missing. An
@@ -17,7 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from resolver_mesh.aws.calls import Caller
@@ -33,9 +37,12 @@ class Organization:
         self.client = client
         self.call = caller
 
-    def active_accounts(self, parents: Collection[str]) -> frozenset[str]:
+    def active_accounts(
+        self, parents: Collection[str], found: Callable[[frozenset[str]], None] | None = None
+    ) -> frozenset[str]:
         """The ids of the ACTIVE accounts under `parents` (OU ids, nested OUs included, or root
-        ids, meaning the whole organisation)."""
+        ids, meaning the whole organisation); each page's are also given to `found` as soon as
+        the page is read."""
         roots = {parent for parent in parents if parent.startswith("r-")}
         if roots:  # the whole organisation: once its root is known to be the one named
             known = {str(r["Id"]) for r in self._pages(self.client.list_roots, "Roots")}
@@ -44,13 +51,12 @@ class Organization:
                     f"{', '.join(sorted(roots - known))} is not the root of this organisation"
                     f" ({', '.join(sorted(known))}): a root id stands for every account"
                 )
-            return frozenset(_active(self._pages(self.client.list_accounts, "Accounts")))
-        found: set[str] = set()
+            return self._accounts(self.client.list_accounts, None, found)
+        active: set[str] = set()
         waiting, seen = sorted(set(parents)), set(parents)
         while waiting:
             parent = waiting.pop()
-            accounts = self._pages(self.client.list_accounts_for_parent, "Accounts", parent)
-            found |= _active(accounts)
+            active |= self._accounts(self.client.list_accounts_for_parent, parent, found)
             children = self._pages(
                 self.client.list_organizational_units_for_parent, "OrganizationalUnits", parent
             )
@@ -58,7 +64,24 @@ class Organization:
                 if str(child["Id"]) not in seen:
                     seen.add(str(child["Id"]))
                     waiting.append(str(child["Id"]))
-        return frozenset(found)
+        return frozenset(active)
+
+    def _accounts(
+        self,
+        operation: Any,
+        parent: str | None,
+        found: Callable[[frozenset[str]], None] | None,
+    ) -> frozenset[str]:
+        """The ACTIVE accounts every page of `operation` lists, each page's given to `found`."""
+        where = {"ParentId": parent} if parent else {}
+        active: set[str] = set()
+        pages = self.call.page_lists(operation, "Accounts", MaxResults=PAGE_SIZE, **where)
+        for page in pages:
+            listed = frozenset(_active(page))
+            active |= listed
+            if found is not None and listed:
+                found(listed)
+        return frozenset(active)
 
     def _pages(self, operation: Any, key: str, parent: str | None = None) -> Iterable[Any]:
         where = {"ParentId": parent} if parent else {}

@@ -672,14 +672,27 @@ class Aws:
         home = self.home_region
         return Organization(self.client("organizations", home), self.caller(home, "organizations"))
 
-    def organization_members(self) -> dict[str, AccountAccess]:
+    def organization_members(
+        self, found: Callable[[dict[str, AccountAccess]], None] | None = None
+    ) -> dict[str, AccountAccess]:
         """The ACTIVE accounts under `MEMBER_OUS` other than this session's own, each with the
-        member role (none without `MEMBER_OUS`). Raises when the organisation cannot be read:
-        an unread member list must never read as "no members"."""
+        member role (none without `MEMBER_OUS`); each page's are also given to `found` as soon
+        as it is read. Raises when the organisation cannot be read: an unread member list must
+        never read as "no members" (nor may what `found` was given before the error)."""
         ous = self.settings.member_ous
-        found = self.organization().active_accounts(ous) if ous else frozenset()
-        own = self.account_id() if found else ""
-        return {account: self.member_access(account) for account in sorted(found - {own})}
+        if not ous:
+            return {}
+
+        def members(accounts: frozenset[str]) -> dict[str, AccountAccess]:
+            own = self.account_id()  # read once there is an account to tell it from
+            return {account: self.member_access(account) for account in sorted(accounts - {own})}
+
+        def page(accounts: frozenset[str]) -> None:
+            if found is not None and (listed := members(accounts)):
+                found(listed)
+
+        every = self.organization().active_accounts(ous, page)
+        return members(every) if every else {}
 
     def member_access(self, account: str) -> AccountAccess:
         """How an account of `MEMBER_OUS` is reached: the member role member.yaml creates, with
