@@ -1,12 +1,14 @@
 """Issue 11's figures: member accounts over hub Regions, each with VPCs in every hub Region.
 
     .venv/bin/python benchmarks/org_benchmark.py [--members 10 50] [--regions 6] [--vpcs 2]
-        [--accounts 40 80 160 320] [--latency 0.05] [--rate 5] [--skip-live] [--skip-cpu]
+        [--accounts 40 80 160 320] [--latency 0.05] [--rate 5] [--organization]
+        [--skip-live] [--skip-cpu]
 
 1. *Live* (local emulator, moto on 127.0.0.1): for each N of `--members`, hubs in `--regions`
    Regions of the home account and N member accounts with `--vpcs` VPCs in every hub Region,
    listed in that hub's `shared_vpcs` (reached through their member role, as `MEMBER_ROLES`
-   would). Every request is held `--latency` seconds, every location has `--rate` Resolver
+   would); with `--organization`, the accounts are those of an OU of the emulator's
+   organisation (`MEMBER_OUS`) and their VPCs join by tag, no item naming any. Every request is held `--latency` seconds, every location has `--rate` Resolver
    calls per second. In fresh Python processes (as a cold Lambda): a *converge* from nothing
    (every pass, as one invocation makes them), then a *cold no-op* and, in the same process,
    a *warm no-op*. Reported: wall time, the busiest location budget's calls and the lower

@@ -16,7 +16,9 @@ Invariants:
   (`region@account`); an account that cannot be reached is a location that cannot be read.
 - With `MEMBER_OUS`, if the organisation cannot be read, nothing is planned or changed
   anywhere (as when the hubs table cannot be read). An account our shares still name that is
-  no longer a member is swept in that pass (so unshared), then no longer visited.
+  no longer a member is swept in that pass (so unshared), then no longer visited. A member's
+  VPC read starts as soon as the page listing it is read (`_Wave`), while the walk goes on;
+  nothing is planned before the walk has ended.
 - `EXCLUDED_REGIONS` are never read or written, in any account; a report says which Regions
   were not swept because of them, and a hub item there is an error.
 - On a full resync, a Region without a hub item whose read AWS refuses by policy (an SCP) is
