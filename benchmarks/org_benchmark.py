@@ -8,17 +8,18 @@
    Regions of the home account and N member accounts with `--vpcs` VPCs in every hub Region,
    listed in that hub's `shared_vpcs` (reached through their member role, as `MEMBER_ROLES`
    would); with `--organization`, the accounts are those of an OU of the emulator's
-   organisation (`MEMBER_OUS`) and their VPCs join by tag, no item naming any. Every request is held `--latency` seconds, every location has `--rate` Resolver
-   calls per second. In fresh Python processes (as a cold Lambda): a *converge* from nothing
-   (every pass, as one invocation makes them), then a *cold no-op* and, in the same process,
-   a *warm no-op*. Reported: wall time, the busiest location budget's calls and the lower
-   bound it sets (calls / rate); the *bound by pass*, the sum over the converge's passes of
-   each pass's busiest budget (sharing with other accounts takes passes that follow each
-   other: rules and shares, acceptance, associations); peak RSS (`VmHWM`), the peak worker
-   threads, and the sockets the no-op process holds open at its end (its clients'
-   connections, which the emulator keeps alive as AWS does); for the warm no-op, the CPU of
-   the reconciling process and that of the emulator (the parent process, read from /proc:
-   with 2 CPUs, each has about one, so the larger of the two bounds the no-op).
+   organisation (`MEMBER_OUS`) and their VPCs join by tag, no item naming any. Every request is
+   held `--latency` seconds, every location has `--rate` Resolver calls per second. In fresh
+   Python processes (as a cold Lambda): a *converge* from nothing (every pass, as one
+   invocation makes them), then a *cold no-op* and, in the same process, a *warm no-op*.
+   Reported: wall time, the busiest location budget's calls and the lower bound it sets (calls
+   / rate); the *bound by pass*, the sum over the converge's passes of each pass's busiest
+   budget (sharing with other accounts takes passes that follow each other: rules and shares,
+   acceptance, associations); peak RSS (`VmHWM`), the peak worker threads, and the sockets the
+   no-op process holds open at its end (its clients' connections, which the emulator keeps
+   alive as AWS does); for the warm no-op, the CPU of the reconciling process and that of the
+   emulator (the parent process, read from /proc: with 2 CPUs, each has about one, so the
+   larger of the two bounds the no-op).
 2. *Pure steps* (no I/O) at `--accounts`: `desired_rules`, `make_plan` and `check_plan` on
    states built directly for the same shape, CPU per location (see org_scale.py).
 
