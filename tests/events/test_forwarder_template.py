@@ -14,6 +14,8 @@ from typing import Any
 import cfnlint.api  # type: ignore[import-untyped]
 from eventkit import CLOUDTRAIL, FORWARDER, ROOT, load, pattern_rules
 
+from resolver_mesh.names import MESH_TAG_KEY
+
 CHECKOV = ROOT / ".venv" / "checkov" / "bin" / "checkov"  # installed by `make test`
 
 # The reconciler's own calls: its home role, and the member role it assumes in this account.
@@ -87,7 +89,11 @@ def test_tag_changes_are_forwarded_only_for_vpcs() -> None:
     detail = pattern_rules(FORWARDER)["VpcTagChanges"]["EventPattern"]["detail"]
     assert detail["eventName"] == ["CreateTags", "DeleteTags"]
     assert detail["requestParameters"] == {
-        "resourcesSet": {"items": {"resourceId": [{"prefix": "vpc-"}]}}
+        "resourcesSet": {"items": {"resourceId": [{"prefix": "vpc-"}]}},
+        "$or": [
+            {"tagSet": {"items": {"key": [MESH_TAG_KEY]}}},
+            {"tagSet": {"items": {"key": [{"exists": False}]}}},
+        ],
     }
     vpcs = pattern_rules(FORWARDER)["VpcChanges"]["EventPattern"]["detail"]
     assert vpcs["eventName"] == ["CreateVpc", "DeleteVpc"]

@@ -277,6 +277,23 @@ def test_central_bus_rule_takes_every_forwarded_event_and_nothing_else(
     assert probe.matched() == expected
 
 
+def test_the_central_bus_takes_only_the_calls_the_forwarders_forward(aws: ClientFactory) -> None:
+    """Any account of the organisation may put events on the central bus: a call no forwarder
+    forwards (a stale or foreign rule's) is dropped, not read as "every Region"."""
+    forwarded = [
+        name
+        for rule in pattern_rules(FORWARDER).values()
+        for name in rule["EventPattern"]["detail"]["eventName"]
+    ]
+    central = pattern_rules(TEMPLATE)["CentralBusRule"]["EventPattern"]["detail"]
+    assert central["eventName"] == forwarded
+    probe = _central_probe(aws)
+    stray = sample("cloudtrail-CreateVpc.json")
+    stray["detail"]["eventName"] = "RunInstances"
+    put(probe.events, stray, bus=CENTRAL_BUS_NAME)
+    assert probe.matched() == {}
+
+
 def test_template_rules_all_queue_on_the_reconcile_queue_in_one_group() -> None:
     home = resolve(rules(TEMPLATE), values(HOME))
     assert set(home) == {"CentralBusRule", "ResyncSchedule"}
@@ -358,6 +375,38 @@ def test_tag_changes_are_forwarded_when_they_touch_a_vpc(aws: ClientFactory) -> 
     assert probe.matched() == {
         _key(tagged): {"VpcTagChanges"},
         _key(variants["subnet-and-vpc"]): {"VpcTagChanges"},
+    }
+
+
+def test_only_the_mesh_tag_of_a_vpc_is_forwarded(aws: ClientFactory) -> None:
+    """Tags on any other key cannot make a VPC join or leave: a cost-center tag on every VPC
+    of the organisation reconciles nothing. The mesh's key among others does, and so does a
+    DeleteTags that names no tag (it removes every tag of the VPC)."""
+    probe = _forwarder_probe(aws, MEMBER_REGION, MEMBER_ACCOUNT)
+    variants = {}
+    for name, file_name, tags in (
+        ("other key", "cloudtrail-CreateTags.json", [{"key": "cost-center", "value": "x"}]),
+        ("other key removed", "cloudtrail-DeleteTags.json", [{"key": "cost-center"}]),
+        (
+            "mesh key among others",
+            "cloudtrail-CreateTags.json",
+            [{"key": "cost-center", "value": "x"}, {"key": "resolver-mesh:mesh", "value": "m"}],
+        ),
+        ("every tag removed", "cloudtrail-DeleteTags.json", None),
+        ("mesh key removed", "cloudtrail-DeleteTags.json", [{"key": "resolver-mesh:mesh"}]),
+    ):
+        event = sample(file_name)
+        event["detail"]["eventID"] = f"{name}-{event['detail']['eventID']}"
+        parameters = event["detail"]["requestParameters"]
+        if tags is None:
+            del parameters["tagSet"]
+        else:
+            parameters["tagSet"]["items"] = tags
+        variants[name] = event
+        put(probe.events, event)
+    assert probe.matched() == {
+        _key(variants[name]): {"VpcTagChanges"}
+        for name in ("mesh key among others", "every tag removed", "mesh key removed")
     }
 
 
