@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from meshkit import HOME_REGION, Mesh, app
 from test_spokes_accounts import (
     EXTERNAL_ID,
@@ -173,6 +174,34 @@ def test_a_location_leased_by_another_reconcile_is_not_written(mesh: Mesh, fan_o
     fan_out.table().release("us-east-2", "someone-else")
     assert invoke(mesh, {"action": "resync"})["ok"]
     mesh.assert_converged()
+
+
+def test_a_lease_not_given_back_is_an_error_and_what_was_applied_is_reported(
+    mesh: Mesh, fan_out: FanOut, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writes of a location are done when its lease cannot be given back (DynamoDB
+    throttled past the retries): they are reported as applied, with an error naming the
+    location, and the other locations go on; the lease expires on its own."""
+    give_back = WorkTable.release
+
+    def throttled(table: WorkTable, where: str, holder: str) -> None:
+        if where == "us-east-2":
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                "DeleteItem",
+            )
+        give_back(table, where, holder)
+
+    monkeypatch.setattr(WorkTable, "release", throttled)
+    result = invoke(mesh, {"action": "resync"})
+    assert not result["ok"]
+    assert {c["status"] for c in result["changes"]} == {"applied"}
+    [error] = [e for e in result["errors"] if e["kind"] == "lease"]
+    assert error["region"] == "us-east-2"
+    assert "could not be given back" in error["message"]
+    assert "ThrottlingException" in error["message"]
+    mesh.assert_converged()
+    assert [i["id"]["S"] for i in fan_out.items()] == ["lease#us-east-2"]
 
 
 def test_a_large_pass_fans_out_and_the_workers_converge(mesh: Mesh, fan_out: FanOut) -> None:

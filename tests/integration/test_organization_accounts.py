@@ -48,7 +48,9 @@ class Watch:
     `without_state` is set, the accounts Organizations lists carry no `State` (nor the
     `Status` AWS retired, which the emulator already leaves out). While `hold_walk` is set,
     an Organizations call after the first is answered only once a role has been assumed (at
-    most `HOLD_SECONDS` later): `walk_held` records whether each one had to wait that long."""
+    most `HOLD_SECONDS` later): `walk_held` records whether each one had to wait that long.
+    The accounts in `hidden` are left out of every page of accounts, as a walk misses an account
+    moved from one OU to another while it goes on."""
 
     app: Any
     organizations: Counter[str] = field(default_factory=Counter)
@@ -58,6 +60,7 @@ class Watch:
     statuses_seen: int = 0  # accounts listed with a `Status`, as AWS no longer answers
     hold_walk: bool = False
     walk_held: list[bool] = field(default_factory=list)
+    hidden: set[str] = field(default_factory=set)
     _assuming: threading.Condition = field(default_factory=threading.Condition)
 
     HOLD_SECONDS = 20.0
@@ -104,6 +107,8 @@ class Watch:
             if self.without_state:
                 for account in page.get("Accounts", []):
                     account.pop("State", None)
+            if "Accounts" in page:
+                page["Accounts"] = [a for a in page["Accounts"] if a["Id"] not in self.hidden]
             body = json.dumps(page).encode()
         kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
         start_response(status, [*kept, ("Content-Length", str(len(body)))])
@@ -580,6 +585,35 @@ def test_a_tag_joined_account_that_leaves_is_swept_then_no_longer_visited(
     assert not any(n.startswith("no longer members") for n in later["notes"])
     assert leaving not in members_in(later) | members_in(later, EAST_2)
     assert role_of(leaving) not in watch.assumed
+
+
+def test_a_member_the_walk_missed_is_asked_alone_and_never_swept(
+    pair: Mesh, aws: ClientFactory, watch: Watch, tag_joined: TagJoined
+) -> None:
+    """The walk is no snapshot: an account moved from one OU of `MEMBER_OUS` to another while
+    it went on may be listed by neither. Our share still names it, so it would read as an
+    account that left and be swept; asked alone, it is still a member: nothing is planned
+    anywhere, and the error says why."""
+    staying, clients, vpcs = tag_joined.staying, tag_joined.clients, tag_joined.vpcs
+    home_before = snapshot(pair, aws)
+    member_before = snapshot(pair, clients[staying])
+    watch.hidden = {staying}
+    result = pair.resync()
+    assert not result["ok"]
+    assert result["changes"] == []
+    [error] = [e for e in result["errors"] if e["kind"] == "organization"]
+    assert staying in error["message"]
+    assert "not listed by the walk of the organisation" in error["message"]
+    assert watch.organizations["DescribeAccount"] == 1
+    assert watch.organizations["ListParents"] >= 1
+    assert snapshot(pair, aws) == home_before
+    assert snapshot(pair, clients[staying]) == member_before
+    assert set(of_vpc(rules_and_vpcs(clients[staying]), vpcs[staying])) == PEER_DOMAINS
+
+    watch.hidden = set()
+    again = pair.resync()
+    assert again["ok"], again["errors"]
+    assert again["changes"] == []
 
 
 def test_a_tag_joined_account_that_leaves_with_its_role_refused_only_loses_the_share(

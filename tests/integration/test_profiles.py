@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from meshkit import HOME_REGION, Mesh, domains_of, normalise
+from meshkit import DEFAULT_MESH_ID, HOME_REGION, Mesh, domains_of, normalise
 
 from mesh_emulator.route53profiles import rule_for
 from resolver_mesh.local.topology import (
@@ -30,6 +30,7 @@ EXTERNAL_ID = "mesh-external-id"
 MEMBER_REGION = "us-west-2"
 REGIONS = (HOME_REGION, "us-east-2", MEMBER_REGION)
 ACCESS = {"account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
+TAG_KEY = "resolver-mesh:mesh"
 
 
 @pytest.fixture
@@ -298,6 +299,46 @@ def test_a_shared_vpc_of_another_account_gets_the_hubs_profile_through_ram(
     )
     for domain in peer_domains(mesh, HOME_REGION):
         assert rule_for(MEMBER, HOME_REGION, vpc, f"host.{domain}") is not None, domain
+
+
+def test_vpcs_joined_by_tag_in_another_account_get_the_hubs_profile_through_ram(
+    make_mesh: Callable[..., Mesh], member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A VPC of a member account tagged to join a hub that delivers by Profile: used like a
+    shared VPC its item would list, it gets the hub's Profile through the share, not one
+    association per shared rule; it loses the Profile when its tag goes, while the account's
+    other VPC keeps it."""
+    monkeypatch.setenv("MEMBER_ROLES", f"{ROLE}|{EXTERNAL_ID}")
+    mesh = make_mesh(REGIONS[:2])
+    mesh.update(HOME_REGION, delivery="profile")
+    ec2 = member("ec2", HOME_REGION)
+    vpcs = [ec2.create_vpc(CidrBlock=f"10.{n}.0.0/16")["Vpc"]["VpcId"] for n in (110, 111)]
+    ec2.create_tags(Resources=vpcs, Tags=[{"Key": TAG_KEY, "Value": DEFAULT_MESH_ID}])
+    result = mesh.resync()
+    assert result["ok"], result
+    assert sorted(v["vpc_id"] for v in result["joined"] if v.get("account") == MEMBER) == sorted(
+        vpcs
+    )
+
+    profile = our_profile(mesh.aws, HOME_REGION)
+    holders = member("route53profiles", HOME_REGION)
+    for vpc in vpcs:
+        held = holders.list_profile_associations(ResourceId=vpc)["ProfileAssociations"]
+        assert [a["ProfileId"] for a in held] == [profile["id"]]
+        for domain in peer_domains(mesh, HOME_REGION):
+            assert rule_for(MEMBER, HOME_REGION, vpc, f"host.{domain}") is not None, domain
+    assert direct_vpcs(member, HOME_REGION) == set()  # no shared rule associated there
+    again = mesh.resync()
+    assert again["ok"], again
+    assert again["calls"]["writes"] == 0
+
+    ec2.delete_tags(Resources=[vpcs[0]], Tags=[{"Key": TAG_KEY}])
+    left = mesh.resync()
+    assert left["ok"], left
+    assert holders.list_profile_associations(ResourceId=vpcs[0])["ProfileAssociations"] == []
+    for domain in peer_domains(mesh, HOME_REGION):
+        assert rule_for(MEMBER, HOME_REGION, vpcs[0], f"host.{domain}") is None, domain
+        assert rule_for(MEMBER, HOME_REGION, vpcs[1], f"host.{domain}") is not None, domain
 
 
 def test_a_live_shared_vpc_moves_to_the_profile_without_losing_a_name(

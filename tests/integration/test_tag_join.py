@@ -509,3 +509,21 @@ def test_a_region_denied_in_every_account_is_one_note_where_no_hub_is(
         assert "AccessDenied" in note or "UnauthorizedOperation" in note
     assert not named["ok"]
     assert [(e["kind"], e["region"]) for e in named["errors"]] == [("region", NO_HUB)]
+
+
+def test_member_roles_naming_the_reconcilers_own_account_change_nothing(
+    members: Mesh, member: CachedClients, aws: ClientFactory
+) -> None:
+    """The home account listed in MEMBER_ROLES is still the home account: its tagged VPC
+    joins once, as a workload VPC, and no share is made for the account itself."""
+    home_role = "arn:aws:iam::123456789012:role/resolver-mesh-member-resolver-mesh"
+    roles = f"{ROLE}|{EXTERNAL_ID},{home_role}"
+    members.monkeypatch.setenv("MEMBER_ROLES", roles)
+    vpc = tagged_vpc(aws, EAST_2, "10.205.0.0/16")
+    result = members.resync()
+    assert result["ok"], result["errors"]
+    assert result["joined"] == [{"region": EAST_2, "vpc_id": vpc, "role": "workload"}]
+    assert not [c for c in result["changes"] if c["kind"] in ("create_share", "accept_share")]
+    assert not [r for r in result["regions"] if "@123456789012" in r]
+    assert used_by(aws, EAST_2, vpc) == domains(HOME_REGION, WEST_2)
+    assert principals(aws, EAST_2) == set()

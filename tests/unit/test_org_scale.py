@@ -136,9 +136,9 @@ def test_where_profiles_deliver_is_worked_out_once_per_hub_and_pass(
     calls: list[str] = []
     counted = profiles.shared_deliveries
 
-    def counting(hub: Any, default: Any) -> Any:
+    def counting(hub: Any, default: Any, joined: Any = None) -> Any:
         calls.append(hub.region)
-        return counted(hub, default)
+        return counted(hub, default, joined)
 
     monkeypatch.setattr(reconcile, "shared_deliveries", counting)
     reads = reconcile._Reads.of(shared_org(accounts), "profile")

@@ -24,12 +24,19 @@ from resolver_mesh.models import (
     ObservedProfileAssociation,
     ObservedProfileResource,
     ObservedRule,
+    ObservedShare,
     Plan,
     ProfileState,
     RegionState,
 )
 from resolver_mesh.plan import make_plan
-from resolver_mesh.profiles import ProfilePlan, plan_profiles, vpc_deliveries, with_profile_changes
+from resolver_mesh.profiles import (
+    PROFILE_LEAVES,
+    ProfilePlan,
+    plan_profiles,
+    vpc_deliveries,
+    with_profile_changes,
+)
 from resolver_mesh.safety import Guard, check_plan
 
 from .builders import HOME, converged, hub_item, ids, plan_as_reconcile, region_state
@@ -541,3 +548,185 @@ def test_vpcs_on_our_profile_leaving_in_bulk_trip_the_guard(leaving: int, allowe
     assert verdict.allowed is allowed
     if not allowed:
         assert verdict.refusals[0].startswith("the plan would take 8 of the 12 associations")
+
+
+OTHERS = [MEMBER, "333333333333", "444444444444", "555555555555"]
+SECOND_VPC = "vpc-0ddddddddddddddd4"
+
+
+def joined_world(
+    on_profile: dict[str, list[str]], shared: bool = True
+) -> tuple[Any, dict[str, RegionState]]:
+    """us-east-1's hub delivers by Profile (`OURS`, holding its rules, on the hub VPC); in each
+    account of `on_profile`, those VPCs (joined by tag) hold it through the hub's RAM share
+    (`shared`: the share names the accounts and holds the rules and the Profile)."""
+    hub_set = parse_hubs([hub_item(R, delivery="profile"), hub_item(R2)], frozenset({R, R2}), HOME)
+    states = {R: region_state(R), R2: region_state(R2)}
+    states = converged(MESH, desired_rules(MESH, hub_set, states), states)
+    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE"}, direct=False)
+    states[R2] = replace(states[R2], profiles=ProfileState())
+    if shared:
+        share = ObservedShare(
+            f"arn:aws:ram:{R}:{HOME}:resource-share/s",
+            f"resolver-mesh-{MESH}",
+            frozenset([*hub_arns(states[R]), OURS.arn]),
+            frozenset(on_profile),
+        )
+        states[R] = replace(states[R], shares=(share,))
+    seen = replace(OURS, ours=False, share_status="SHARED_WITH_ME")
+    for account, vpcs in on_profile.items():
+        held = tuple(
+            ObservedProfileAssociation(f"rpassoc-{vpc}", OURS.id, vpc, "COMPLETE") for vpc in vpcs
+        )
+        states[f"{R}@{account}"] = RegionState(
+            R, account=account, profiles=ProfileState((seen,), held)
+        )
+    return hub_set, states
+
+
+def plan_joined(
+    hub_set: Any, states: dict[str, RegionState], tagged: dict[str, TaggedVpcs]
+) -> tuple[Plan, ProfilePlan]:
+    """Plan as a reconcile does, with the VPCs that joined by tag (`tagged`, by location)."""
+    joined = join_by_tag(MESH, hub_set, {R: TaggedVpcs(), R2: TaggedVpcs(), **tagged})
+    desired = desired_rules(MESH, hub_set, states, joined, HOME)
+    whole = without_conflicting(MESH, joined, desired, states)
+    if whole is not joined:  # VPCs that would join only in part do not join
+        joined = whole
+        desired = desired_rules(MESH, hub_set, states, joined, HOME)
+    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), "rules", joined)
+    plan = make_plan(
+        MESH,
+        profiles.desired,
+        states,
+        set(states),
+        home_account=HOME,
+        also_shared=profiles.also_shared,
+        profile_serving=profiles.serving,
+    )
+    return with_profile_changes(plan, profiles), profiles
+
+
+def test_a_vpc_joined_by_tag_in_another_account_gets_the_hubs_profile() -> None:
+    """Like a shared VPC its item would list: the hub's share holds the Profile, and the VPC
+    gets the Profile, not one association per shared rule."""
+    hub_set, states = joined_world({MEMBER: []}, shared=False)
+    plan, profiles = plan_joined(
+        hub_set, states, {THERE: TaggedVpcs(owned=frozenset({SHARED_VPC}))}
+    )
+    there = [(c.kind, c.vpc_id, c.profile_id) for c in plan.changes if c.location == THERE]
+    assert there == [(ChangeKind.ASSOCIATE_PROFILE, SHARED_VPC, OURS.id)]
+    assert profiles.also_shared == {R: frozenset({OURS.arn})}
+    created = [c for c in plan.changes if c.kind is ChangeKind.CREATE_SHARE]
+    assert [(OURS.arn in c.resources, c.principals) for c in created] == [(True, (MEMBER,))]
+
+
+def test_a_vpc_joined_by_tag_in_another_account_on_the_profile_is_a_no_op() -> None:
+    hub_set, states = joined_world({MEMBER: [SHARED_VPC]})
+    plan, _ = plan_joined(hub_set, states, {THERE: TaggedVpcs(owned=frozenset({SHARED_VPC}))})
+    assert plan.changes == ()
+
+
+@pytest.mark.parametrize(
+    ("tags", "leaves"),
+    [("read, still tagged", False), ("unread", False), ("read, tag gone", True)],
+)
+def test_another_accounts_vpc_keeps_the_profile_while_its_tags_cannot_be_read(
+    tags: str, leaves: bool
+) -> None:
+    """The account has a second VPC that stays joined, so it stays shared: only our Profile
+    leaving the first VPC could take its DNS, and only a read that finds its tag gone does."""
+    hub_set, states = joined_world({MEMBER: [SHARED_VPC, SECOND_VPC]})
+    read = {
+        "read, still tagged": TaggedVpcs(owned=frozenset({SHARED_VPC, SECOND_VPC})),
+        "unread": TaggedVpcs(error="ThrottlingException: Rate exceeded"),
+        "read, tag gone": TaggedVpcs(owned=frozenset({SECOND_VPC})),
+    }[tags]
+    plan, profiles = plan_joined(hub_set, states, {THERE: read})
+    changes = [(c.kind, c.vpc_id, c.reason) for c in plan.changes]
+    gone = [(ChangeKind.DISASSOCIATE_PROFILE, SHARED_VPC, PROFILE_LEAVES)]
+    assert changes == (gone if leaves else [])
+    assert profiles.also_shared == {R: frozenset({OURS.arn})}
+
+
+def test_the_hub_keeps_its_profile_shared_while_a_receivers_tags_cannot_be_read() -> None:
+    """The only account that held it cannot tell its tags: no VPC of the hub's account needs
+    the Profile, yet it is neither deleted nor taken out of the share."""
+    _, states = joined_world({MEMBER: [SHARED_VPC]})
+    rules_hub = parse_hubs([hub_item(R), hub_item(R2)], frozenset({R, R2}), HOME)
+    unread = {THERE: TaggedVpcs(error="AccessDenied")}
+    plan, profiles = plan_joined(rules_hub, states, unread)
+    kinds_planned = {c.kind for c in plan.changes}
+    assert ChangeKind.DELETE_PROFILE not in kinds_planned
+    assert ChangeKind.UNSHARE not in kinds_planned
+    assert profiles.also_shared == {R: frozenset({OURS.arn})}
+    # Read, the tag gone: the account's last VPC leaves, so the account leaves the share (the
+    # Profile with it), as when an item's last shared VPC of the account goes.
+    plan, _ = plan_joined(rules_hub, states, {THERE: TaggedVpcs()})
+    assert ChangeKind.DELETE_SHARE in {c.kind for c in plan.changes}
+
+
+@pytest.mark.parametrize(("leaving", "allowed"), [(1, True), (3, False)])
+def test_other_accounts_vpcs_leaving_our_profile_in_bulk_trip_the_guard(
+    leaving: int, allowed: bool
+) -> None:
+    """Four accounts each hold our Profile on two VPCs joined by tag; in `leaving` of them one
+    VPC loses its tag. Each such account loses every rule the Profile holds (the accounts stay
+    shared for their other VPC): a quarter of each shared rule per account, counted as a
+    shared rule withdrawn from them."""
+    hub_set, states = joined_world({a: [SHARED_VPC, SECOND_VPC] for a in OTHERS})
+    tagged = {
+        f"{R}@{a}": TaggedVpcs(
+            owned=frozenset({SECOND_VPC} if n < leaving else {SHARED_VPC, SECOND_VPC})
+        )
+        for n, a in enumerate(OTHERS)
+    }
+    plan, _ = plan_joined(hub_set, states, tagged)
+    assert sorted((c.kind, c.account, c.reason) for c in plan.changes) == [
+        (ChangeKind.DISASSOCIATE_PROFILE, a, PROFILE_LEAVES) for a in sorted(OTHERS[:leaving])
+    ]
+    verdict = check_plan(plan, states, set(states), MESH, Guard(0.3, 1), staying={R, R2})
+    assert verdict.allowed is allowed
+    if not allowed:  # 2 rules in the Profile, each withdrawn from 3 accounts of 4; 4 rules
+        assert "and stop sharing 1.5 of the 4 managed rules" in verdict.refusals[0]
+
+
+def test_another_accounts_vpc_on_our_profile_stays_joined_when_a_rule_takes_one_domain() -> None:
+    """Served by the hub's Profile alone, it uses our rules: a rule of its account's own for
+    one hub domain makes it neither leave nor lose the Profile (every domain with it)."""
+    hub_set, states = joined_world({MEMBER: [SHARED_VPC, SECOND_VPC]})
+    received = tuple(
+        replace(r, share_status="SHARED_WITH_ME", owner_id=HOME) for r in states[R].rules
+    )
+    theirs = ObservedRule(
+        "rslvr-rr-theirs", received[0].domain, "FORWARD", "t", "COMPLETE", None, frozenset(), ""
+    )
+    states[THERE] = replace(
+        states[THERE],
+        rules=(*received, theirs),
+        associations=(ObservedAssociation("a-theirs", theirs.id, SECOND_VPC, "COMPLETE"),),
+    )
+    both = TaggedVpcs(owned=frozenset({SHARED_VPC, SECOND_VPC}))
+    plan, profiles = plan_joined(hub_set, states, {THERE: both})
+    assert not [c for c in plan.changes if c.vpc_id == SECOND_VPC]
+    assert not [line for line in profiles.notes if "does not join" in line]
+
+
+def test_a_vpc_joined_by_tag_keeps_our_profile_while_every_peer_is_unreadable() -> None:
+    """The hub then wants no rule of its own (each is kept for its unreadable target), yet the
+    VPC still joins: neither it nor the hub VPC loses our Profile, and the Profile its rules."""
+    joining = "vpc-0bbbbbbbbbbbbbbb2"
+    hub_set = parse_hubs([hub_item(R, delivery="profile"), hub_item(R2)], frozenset({R, R2}))
+    states = {region: region_state(region) for region in (R, R2)}
+    tagged = {R: TaggedVpcs(owned=frozenset({joining})), R2: TaggedVpcs()}
+    joined = join_by_tag(MESH, hub_set, tagged)
+    states = converged(MESH, desired_rules(MESH, hub_set, states, joined), states)
+    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE", joining: "COMPLETE"}, direct=False)
+    states[R2] = RegionState(R2, error="ClientError: AccessDenied (AssumeRole)")
+    desired = desired_rules(MESH, hub_set, states, joined)
+    assert not [rule for rule in desired.rules if rule.location == R]
+    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), "rules", joined)
+    planned = make_plan(
+        MESH, profiles.desired, states, set(states), profile_serving=profiles.serving
+    )
+    assert with_profile_changes(planned, profiles).changes == ()

@@ -547,3 +547,51 @@ def test_a_rule_the_hub_would_adopt_is_no_reason_not_to_join(adopt: bool) -> Non
         taken = [c for c in changes.changes if c.domain == domain and c.location == A]
         assert taken[0].kind is ChangeKind.ADOPT_RULE
         assert not [c for c in taken if c.kind is ChangeKind.DISASSOCIATE and c.vpc_id == WORK]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"peers": ["nowhere-1"]},  # the item validates, but not against the others
+        {"vpc_ids": "not a list"},  # the item itself does not validate
+    ],
+)
+def test_the_accounts_an_item_with_errors_names_are_still_read(error: dict[str, Any]) -> None:
+    """MEMBER is named only by hub B's item, which has an error; its VPC joined hub A by tag.
+    Its tags are read all the same, so it stays joined and shared (dropped, the account would
+    read as one whose VPCs left)."""
+    entry = {"vpc_id": "vpc-0000000000000bbbb", "account_id": MEMBER, "role_arn": ROLE}
+    bad = hubs(hub_item(A), hub_item(B, shared_vpcs=[entry], **error), hub_item(C))
+    assert B in bad.invalid_regions
+    assert B not in bad.hubs
+    assert bad.accounts() == {MEMBER: AccountAccess(account_id=MEMBER, role_arn=ROLE)}
+    good = hubs(hub_item(A), hub_item(B, shared_vpcs=[entry]), hub_item(C))
+    assert {a: (e.account, e.role_arn) for a, e in good.accounts().items()} == {
+        MEMBER: (MEMBER, ROLE)
+    }
+    unnamed = hubs(hub_item(A), hub_item(B, shared_vpcs="not a list"), hub_item(C))
+    assert unnamed.accounts() == {}
+
+
+def test_a_valid_items_role_for_an_account_wins_over_one_of_an_item_with_errors() -> None:
+    other_role = ROLE.replace("role/", "role/other-")
+    entry = {"vpc_id": "vpc-0000000000000bbbb", "account_id": MEMBER, "role_arn": other_role}
+    valid = {"vpc_id": "vpc-0000000000000cccc", "account_id": MEMBER, "role_arn": ROLE}
+    found = hubs(hub_item(A, shared_vpcs=[valid]), hub_item(B, shared_vpcs=[entry], peers=["x-1"]))
+    assert found.accounts()[MEMBER].role_arn == ROLE
+
+
+def test_a_vpc_listed_and_tagged_with_a_conflict_is_reconciled_as_listed_and_not_refused() -> None:
+    """The item lists it: it gets the hub's other domains and a conflict for the one another
+    owner holds, as any listed VPC; no line says that nothing is done to it."""
+    hub_set = hubs(hub_item(A, vpc_ids=[WORK]), hub_item(B), hub_item(C))
+    states = world()
+    states[A] = with_rules(states[A], foreign_rule(f"{B}.amazonaws.com.", WORK))
+    joined = join_by_tag(MESH, hub_set, tags(home={WORK}))
+    whole = without_conflicting(MESH, joined, desire(hub_set, states, joined), states)
+    assert whole is joined
+    assert whole.refused == ()
+    planned = plan(hub_set, states, whole)
+    associated = {c.domain for c in planned.changes if c.vpc_id == WORK}
+    assert associated
+    assert f"{B}.amazonaws.com." not in associated

@@ -64,6 +64,9 @@ class HubSet:
     hubs: Mapping[str, HubItem]
     errors: tuple[ItemError, ...] = ()
     item_regions: frozenset[str] = frozenset()
+    # The other accounts that items with errors name (entries that read as an account and its
+    # role): their tags are read all the same (`accounts`).
+    named_by_invalid: Mapping[str, AccountAccess] = field(default_factory=dict)
 
     @property
     def invalid_regions(self) -> frozenset[str]:
@@ -74,8 +77,11 @@ class HubSet:
         return {region: hub for region, hub in self.hubs.items() if hub.enabled}
 
     def accounts(self) -> dict[str, AccountAccess]:
-        """The other accounts the valid items name, with how to reach each."""
-        return {
+        """The other accounts the items name, with how to reach each (a valid item's role
+        first). An item with errors changes nothing in its Region, but the accounts it names
+        are still read: their VPCs may join other hubs by tag, and an unread account would
+        read as one whose VPCs left (its share withdrawn, its associations swept)."""
+        return {**self.named_by_invalid} | {
             entry.account: entry
             for hub in self.hubs.values()
             for entry in _account_entries(hub)
@@ -137,6 +143,8 @@ class JoinedVpc:
     account: str
     vpc_id: str
     shared: bool
+    # The items list it too, in the same role: it is theirs whatever its tag says.
+    listed: bool = field(default=False, compare=False)
 
     def as_dict(self) -> dict[str, str]:
         account = {"account": self.account} if self.account else {}
@@ -189,7 +197,7 @@ class Joined:
                     "shared_vpcs": (*hub.shared_vpcs, *shared),
                 }
                 hubs[region] = hub.model_copy(update=update)
-        return HubSet(hubs=hubs, errors=hub_set.errors, item_regions=hub_set.item_regions)
+        return replace(hub_set, hubs=hubs)
 
 
 def adoptable(rule: ObservedRule) -> bool:
@@ -211,8 +219,9 @@ def without_conflicting(
     adopt: bool = False,
 ) -> Joined:
     """`joined` less the VPCs that would join only in part: a VPC that joined by tag, uses no
-    rule of ours yet (directly or through our Profile), and where a rule not ours holds a
-    domain its hub forwards, does not join (a line in `refused`) and nothing is done to it. A
+    rule of ours yet (directly or through our Profile), is not listed by the items, and where
+    a rule not ours holds a domain its hub forwards, does not join (a line in `refused`) and
+    nothing is done to it. A
     VPC that uses our rules already stays: a rule of another owner that comes later is a
     conflict for its domain alone (the plan's `conflicts`), and the VPC keeps the others. With
     `adopt`, a rule the hub's location would adopt (no rule of ours for its domain there) is
@@ -222,6 +231,7 @@ def without_conflicting(
     for rule in desired.rules:
         if not rule.source:
             domains[rule.region].add(rule.domain)
+    profiles = _our_profiles(states)
     by_location: dict[tuple[str, bool], dict[str, ObservedRule]] = {}
     kept: list[JoinedVpc] = []
     refused = list(joined.refused)
@@ -229,9 +239,9 @@ def without_conflicting(
         key = (location(vpc.region, vpc.account), vpc.shared)
         if key not in by_location:
             state = states.get(key[0])
-            by_location[key] = _held_by_others(state, mesh_id, vpc, domains, adopt)
+            by_location[key] = _held_by_others(state, mesh_id, vpc, domains, adopt, profiles)
         holding = by_location[key].get(vpc.vpc_id)
-        if holding is None:
+        if holding is None or vpc.listed:  # a listed VPC: its item decides, conflicts and all
             kept.append(vpc)
             continue
         whose = f"account {vpc.account}" if vpc.account else "the home account"
@@ -251,16 +261,21 @@ def _held_by_others(
     vpc: JoinedVpc,
     domains: Mapping[str, set[str]],
     adopt: bool,
+    profiles: Collection[str],
 ) -> dict[str, ObservedRule]:
     """By VPC of the location (of `vpc`'s account and kind): the rule not ours that holds one
     of the domains the hub of its Region forwards (the first by domain), for the VPCs that use
-    no rule of ours. Nothing where the location was not read."""
+    no rule of ours, directly or through one of our `profiles` (its own, or a hub's it holds
+    through our share). Nothing where the location was not read."""
     if state is None or state.error:
         return {}
     wanted = domains[vpc.region]
     using = _vpcs_using(state, mesh_id, received=vpc.shared)
-    if not vpc.shared:
-        using |= _vpcs_on_our_profile(state)
+    using |= {
+        a.vpc_id
+        for a in (state.profiles.associations if state.profiles else ())
+        if a.profile_id in profiles and a.status != "DELETING"
+    }
     ours = {
         rule.domain
         for rule in state.rules
@@ -350,7 +365,8 @@ def join_by_tag(mesh_id: str, hub_set: HubSet, tagged: Mapping[str, TaggedVpcs])
                 problems[vpc_id] = why
             else:
                 hub = hub_set.hubs[region]
-                joined.append(JoinedVpc(region, account, vpc_id, account != hub.account))
+                listed = (region, account) in {(r, a) for r, a, _ in roles.get(vpc_id, ())}
+                joined.append(JoinedVpc(region, account, vpc_id, account != hub.account, listed))
         refused.extend(
             f"{vpc_id} ({region}, {whose}) is tagged {MESH_TAG_KEY}={mesh_id} but does not"
             f" join: {why}; nothing is done to it"
@@ -451,7 +467,34 @@ def parse_hubs(
 
     invalid = {e.region for e in errors}
     valid = {region: hub for region, hub in hubs.items() if region not in invalid}
-    return HubSet(hubs=valid, errors=tuple(errors), item_regions=item_regions)
+    named: dict[str, AccountAccess] = {}
+    for item in items:
+        if _item_region(item) in invalid:
+            named = _named_accounts(item, context) | named  # the first item's role wins
+    return HubSet(
+        hubs=valid, errors=tuple(errors), item_regions=item_regions, named_by_invalid=named
+    )
+
+
+def _named_accounts(
+    item: Mapping[str, Any], context: Mapping[str, Any]
+) -> dict[str, AccountAccess]:
+    """The other accounts an item names (itself, its spokes, its shared VPCs), each entry on its
+    own: those whose account fields validate, whatever else is wrong with the item."""
+    entries = [item]
+    for key in ("spokes", "shared_vpcs"):
+        listed = item.get(key)
+        entries += [e for e in listed if isinstance(e, Mapping)] if isinstance(listed, list) else []
+    found: dict[str, AccountAccess] = {}
+    for entry in entries:
+        fields = {k: entry[k] for k in ("account_id", "role_arn", "external_id") if k in entry}
+        try:
+            access = AccountAccess.model_validate(fields, context=context)
+        except ValidationError:
+            continue
+        if access.account:
+            found.setdefault(access.account, access)
+    return found
 
 
 def _nested_loops(hubs: Mapping[str, HubItem], owners: Mapping[str, list[str]]) -> list[ItemError]:
@@ -739,7 +782,7 @@ def desired_rules(
             continue
         peers = [r for r in hub.peer_regions(enabled) if r not in protected]
         if hub.outbound_endpoint_id:
-            workload = _workload_vpcs(mesh_id, hub, joined, states)
+            workload = workload_vpcs(mesh_id, hub, joined, states)
             source_vpcs[(hub.location, "")] = workload
             for target_region in peers:
                 for domain in domains_of(target_region):
@@ -816,7 +859,7 @@ def _spoke_rules(
     ]
 
 
-def _workload_vpcs(
+def workload_vpcs(
     mesh_id: str, hub: HubItem, joined: Joined | None, states: Mapping[str, RegionState]
 ) -> frozenset[str]:
     """The VPCs of the hub's account that use its rules: the hub VPC, `vpc_ids`, those joined
@@ -831,6 +874,17 @@ def _workload_vpcs(
         using = _vpcs_using(state, mesh_id, received=False) | _vpcs_on_our_profile(state)
         found |= using - {spoke.vpc_id for spoke in hub.spokes}
     return found
+
+
+def _our_profiles(states: Mapping[str, RegionState]) -> frozenset[str]:
+    """The ids of the Profiles of ours, read where they are owned."""
+    return frozenset(
+        p.id
+        for state in states.values()
+        if state.profiles and not state.error
+        for p in state.profiles.profiles
+        if p.ours and p.share_status != "SHARED_WITH_ME"
+    )
 
 
 def _vpcs_on_our_profile(state: RegionState | None) -> frozenset[str]:

@@ -263,7 +263,8 @@ class _RegionPlanner:
                 self._retire(rule, f"no hub forwards {domain} in {self.where} any more")
 
     def _follow_vpcs(self, source: str, rule: ObservedRule) -> None:
-        """A kept rule keeps its targets, but its associations still follow its source's VPCs."""
+        """A kept rule keeps its targets, but its associations still follow its source's VPCs
+        (but for those our Profile already answers for its domain)."""
         source_vpcs = self.desired.source_vpcs.get((self.where, source))
         if source_vpcs is None:
             return
@@ -271,6 +272,8 @@ class _RegionPlanner:
         same_domain = self.theirs[rule.domain] + self.ours[(source, rule.domain)]
         others = [r for r in same_domain if r is not rule]
         for vpc_id in sorted(source_vpcs - associated):
+            if rule.domain in self.profile_serving.get(vpc_id, ()):
+                continue
             if not any(vpc_id in self.vpcs_of[r.id] for r in others):
                 reason = "VPC not associated (rule kept as it is)"
                 self.out.associations.append(

@@ -4,7 +4,8 @@ A hub's VPCs (`vpc_id`, `vpc_ids`) get the hub Region's rules either associated 
 (`rules`, the default) or through one Route 53 Profile of ours per location (`profile`): the
 Profile holds the mesh's hub rules of the location and is associated with those VPCs. The mode
 is per mesh (`Settings.delivery`), per hub item (`delivery`), per VPC (`vpc_delivery`) and per
-shared VPC of another account (its entry's `delivery`).
+shared VPC of another account (its entry's `delivery`); a VPC that joins by tag follows its
+hub's, in the hub's account and in any other.
 
 Invariants:
 - Only a Profile that carries our owner tag (and our name) is ever changed or deleted; a VPC
@@ -17,7 +18,9 @@ Invariants:
 - A shared VPC (another account) of `profile` delivery gets the hub's Profile through the
   hub's RAM share (`also_shared`), with the same make before break against the shared rules;
   the hub keeps its Profile, and keeps sharing it, while another account holds it or cannot be
-  read.
+  read, or its tags cannot be read in the hub's Region. Where another account's tags cannot be
+  read, a VPC there on our Profile keeps it (whether it still joins is unknown); one whose tag is
+  read gone loses it as leaving the mesh (`PROFILE_LEAVES`, counted by the guard).
 - Nothing is written while a Profile, association or resource is on its way (CREATING,
   UPDATING, DELETING): that is `pending`; FAILED is reported and left alone.
 - Quotas are known before AWS says no: a Profile that would be one too many for the account,
@@ -36,7 +39,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
-from resolver_mesh.desired import Desired, HubSet
+from resolver_mesh.desired import Desired, HubSet, Joined, workload_vpcs
 from resolver_mesh.models import (
     Change,
     ChangeKind,
@@ -50,6 +53,7 @@ from resolver_mesh.models import (
     Plan,
     RegionState,
     location,
+    split_location,
 )
 from resolver_mesh.names import profile_name
 from resolver_mesh.plan import (
@@ -134,13 +138,16 @@ class _LocationProfiles:
         rules: list[DesiredRule],
         default: Delivery,
         protected: Collection[str],
+        workload: Collection[str] = (),
     ) -> None:
+        """`workload`: the VPCs of the hub's account that use its rules (`workload_vpcs`),
+        even while it wants no rule (every peer unreadable): they keep its Profile."""
         assert state.profiles is not None
         self.mesh_id = mesh_id
         self.state = state
         self.where = state.location
         self.profiles = state.profiles
-        meant_for = {vpc for rule in rules for vpc in rule.vpc_ids}
+        meant_for = {vpc for rule in rules for vpc in rule.vpc_ids} | set(workload)
         self.modes = vpc_deliveries(hub, default, meant_for) if hub else {}
         self.rules = rules  # the desired hub rules of this location
         self.protected = protected
@@ -415,10 +422,16 @@ class _ReceivedProfile:
     """The hub's Profile where it is shared (another account of the Region): associated with
     the shared VPCs of `profile` delivery, taken off the others once they have every hub
     domain through the shared rules. The owner's Profile and what it serves come from
-    `owner` (its location was read too)."""
+    `owner` (its location was read too). With `tags_unread`, a VPC on our Profile that `modes`
+    does not name keeps it: whether it still joins by tag is unknown."""
 
     def __init__(
-        self, state: RegionState, owner: _LocationProfiles, modes: Mapping[str, Delivery]
+        self,
+        state: RegionState,
+        owner: _LocationProfiles,
+        modes: Mapping[str, Delivery],
+        *,
+        tags_unread: bool = False,
     ) -> None:
         assert state.profiles is not None
         assert owner.keeper is not None
@@ -427,6 +440,7 @@ class _ReceivedProfile:
         self.owner = owner
         self.keeper = owner.keeper
         self.modes = modes
+        self.tags_unread = tags_unread
         self.visible = any(p.arn == self.keeper.arn for p in state.profiles.profiles)
         self.by_vpc = {a.vpc_id: a for a in state.profiles.associations}
         hub_arns = {rule.arn for rule in owner.hub_rules}
@@ -491,17 +505,25 @@ class _ReceivedProfile:
                 continue
             if association.status in IN_FLIGHT:
                 self.pending.append(f"{self.where}: Profile on {vpc} {association.status}")
-            elif vpc not in self.modes or wanted <= self.direct[vpc]:
+            elif vpc not in self.modes and self.tags_unread:
+                self.notes.append(
+                    f"{self.where}: {vpc} keeps our Profile while the account's tags cannot be read"
+                )
+            elif vpc not in self.modes:  # it leaves the mesh: counted by the guard
+                self.changes.append(
+                    self._change(ChangeKind.DISASSOCIATE_PROFILE, vpc, PROFILE_LEAVES)
+                )
+            elif wanted <= self.direct[vpc]:
                 self.changes.append(self._change(ChangeKind.DISASSOCIATE_PROFILE, vpc))
             else:
                 self.notes.append(
                     f"{self.where}: {vpc} keeps our Profile until the shared rules are on it"
                 )
 
-    def _change(self, kind: ChangeKind, vpc: str) -> Change:
+    def _change(self, kind: ChangeKind, vpc: str, leaves: str = "") -> Change:
         reason = "shared VPC uses the hub's Profile"
         if kind is ChangeKind.DISASSOCIATE_PROFILE:
-            reason = "shared VPC no longer uses the hub's Profile"
+            reason = leaves or "shared VPC no longer uses the hub's Profile"
         return Change(
             kind,
             self.state.region,
@@ -515,13 +537,30 @@ class _ReceivedProfile:
         )
 
 
-def shared_deliveries(hub: HubItem, default: Delivery) -> dict[str, dict[str, Delivery]]:
-    """By receiving account: how each shared VPC of the hub gets the hub's rules."""
+def shared_deliveries(
+    hub: HubItem, default: Delivery, joined: Joined | None = None
+) -> dict[str, dict[str, Delivery]]:
+    """By receiving account: how each VPC of another account gets the hub's rules: a
+    `shared_vpcs` entry by its `delivery`, then the item's, then `default`; a VPC that joined
+    by tag (`joined`) by the item's, then `default`."""
     mode = hub.delivery or default
     found: dict[str, dict[str, Delivery]] = defaultdict(dict)
+    for account, vpcs in (joined.shared(hub.region) if joined else {}).items():
+        found[account] |= dict.fromkeys(vpcs, mode)
     for shared in hub.shared_vpcs:
         found[shared.account][shared.vpc_id] = shared.delivery or mode
     return found
+
+
+def _tags_unread(hub: HubItem, joined: Joined | None) -> frozenset[str]:
+    """The other accounts of the hub's Region whose tags could not be read: whether their VPCs
+    still join is unknown."""
+    unread = joined.unread if joined else frozenset()
+    return frozenset(
+        account
+        for region, account in map(split_location, unread)
+        if region == hub.region and account != hub.account
+    )
 
 
 def plan_profiles(
@@ -531,9 +570,11 @@ def plan_profiles(
     states: Mapping[str, RegionState],
     scope: Collection[str],
     default: Delivery,
+    joined: Joined | None = None,
 ) -> ProfilePlan:
     """Narrow the hub rules' VPCs to the direct associations still needed, and plan the
-    Profiles of every location in `scope` whose Profiles were read."""
+    Profiles of every location in `scope` whose Profiles were read; `joined`: the VPCs that
+    joined by tag, and where the tags could not be read."""
     out = ProfilePlan(desired)
     hubs = {hub.location: hub for hub in hub_set.enabled.values() if hub.outbound_endpoint_id}
     rules_at: dict[str, list[DesiredRule]] = defaultdict(list)
@@ -550,11 +591,17 @@ def plan_profiles(
             continue
         hub = hubs.get(where)
         planner = _LocationProfiles(
-            mesh_id, state, hub, rules_at.get(where, []), default, desired.protected_targets
+            mesh_id,
+            state,
+            hub,
+            rules_at.get(where, []),
+            default,
+            desired.protected_targets,
+            workload_vpcs(mesh_id, hub, joined, states) if hub else (),
         )
         owners[where] = planner
         if hub is not None:
-            _remote_use(planner, hub, states, default)
+            _remote_use(planner, hub, states, default, joined)
         profile_vpcs = planner.profile_vpcs()
         for rule in rules_at.get(where, []):
             narrowed[id(rule)] = planner.narrowed(rule, profile_vpcs)
@@ -571,7 +618,7 @@ def plan_profiles(
     if narrowed:
         rules = tuple(narrowed.get(id(rule), rule) for rule in desired.rules)
         out.desired = replace(desired, rules=rules)
-    _plan_received(out, hub_set, states, scope, owners, default)
+    _plan_received(out, hub_set, states, scope, owners, default, joined)
     return out
 
 
@@ -580,11 +627,14 @@ def _remote_use(
     hub: HubItem,
     states: Mapping[str, RegionState],
     default: Delivery,
+    joined: Joined | None,
 ) -> None:
     """Whether shared VPCs need the owner's Profile, or still hold it (a receiving location
-    that could not be read counts as holding it), and how many VPCs of other accounts hold it
-    or would take it (for its VPC quota)."""
-    for account, modes in shared_deliveries(hub, default).items():
+    that could not be read, or whose tags could not be read, counts as holding it), and how
+    many VPCs of other accounts hold it or would take it (for its VPC quota)."""
+    if _tags_unread(hub, joined):
+        owner.remote_held |= owner.keeper is not None
+    for account, modes in shared_deliveries(hub, default, joined).items():
         owner.remote_needed |= "profile" in modes.values()
         state = states.get(location(hub.region, account))
         if state is None or state.error or state.profiles is None:
@@ -615,13 +665,15 @@ def _plan_received(
     scope: Collection[str],
     owners: Mapping[str, _LocationProfiles],
     default: Delivery,
+    joined: Joined | None,
 ) -> None:
     """The hub's Profile in the accounts of its shared VPCs; shared VPCs of `profile` delivery
     leave the shares' VPCs once the Profile serves them (their shared rules can go), or while
     they have no shared rule (they wait for the Profile)."""
     dropped: dict[tuple[str, str], set[str]] = defaultdict(set)  # (Region, account) -> VPCs
     for hub in sorted(hub_set.enabled.values(), key=lambda h: h.region):
-        for account, modes in shared_deliveries(hub, default).items():
+        deliveries = shared_deliveries(hub, default, joined)
+        for account, modes in deliveries.items():
             for vpc, mode in modes.items():  # served by nothing until the Profile is there
                 if mode == "profile":
                     out.serve(location(hub.region, account), vpc, ())
@@ -630,12 +682,13 @@ def _plan_received(
             continue
         if owner.remote_needed or owner.remote_held:
             out.also_shared[hub.location] = frozenset({owner.keeper.arn})
-        for account, modes in sorted(shared_deliveries(hub, default).items()):
+        unread = _tags_unread(hub, joined)
+        for account, modes in sorted(deliveries.items()):
             where = location(hub.region, account)
             state = states.get(where)
             if where not in scope or state is None or state.error or state.profiles is None:
                 continue
-            receiver = _ReceivedProfile(state, owner, modes)
+            receiver = _ReceivedProfile(state, owner, modes, tags_unread=account in unread)
             profile_vpcs = receiver.profile_vpcs()
             receiver.plan(profile_vpcs)
             for vpc in profile_vpcs:

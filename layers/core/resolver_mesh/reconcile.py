@@ -262,6 +262,10 @@ def per_region(
     return wave.results()
 
 
+class MissedMembersError(Exception):
+    """Accounts our shares name that are members, though the walk did not list them."""
+
+
 class _Wave:
     """`per_region` for locations that become known a few at a time (`add`): each is worked on
     as soon as a worker is free, at most `worker_cap()` at once (the others wait in the order
@@ -528,7 +532,11 @@ class Reconciler:
         # it is read: a large organisation's walk goes on meanwhile, not before them.
         listed = _named_vpcs(hub_set)
         vpc_wave = _Wave(lambda where: self._read_vpcs(where, listed.get(where, ())))
-        self._accounts = {a.account: a for a in self.settings.member_roles} | hub_set.accounts()
+        try:
+            self._accounts = self.aws.member_roles() | hub_set.accounts()
+        except Exception as error:
+            report.error("account", f"cannot read the reconciler's own account id: {error}")
+            return False
 
         def read_tags_of(accounts: Mapping[str, AccountAccess]) -> None:
             new = {a: access for a, access in accounts.items() if a not in self._accounts}
@@ -570,7 +578,12 @@ class Reconciler:
         offers = Offers.of(states, home_account)
         more = [w for w in sorted(reads.share_receivers & scope) if offers.wants_more(states[w])]
         states |= per_region(lambda where: self._read_more(states[where], offers), more)
-        if leaving := self._leaving(states):  # swept once more: unshared, then not visited
+        try:
+            leaving = self._leaving(states)
+        except Exception as error:  # an account that may not have left is never swept
+            report.error("organization", f"cannot tell which accounts left MEMBER_OUS: {error}")
+            return False
+        if leaving:  # swept once more: unshared, then not visited
             self._accounts |= leaving
             accounts += sorted(leaving)
             swept = {location(r, a) for a in leaving for r in member_regions}
@@ -607,7 +620,7 @@ class Reconciler:
         self._report_state(report, desired, states, scope, hub_regions)
         self._report_joined(report, joined, tagged, states)
         profiles = plan_profiles(
-            self.settings.mesh_id, hub_set, desired, states, scope, self.settings.delivery
+            self.settings.mesh_id, hub_set, desired, states, scope, self.settings.delivery, joined
         )
         report.pending += profiles.pending
         report.profiles_pending = bool(profiles.pending)
@@ -724,7 +737,9 @@ class Reconciler:
         """Accounts that our shares (read where the hubs are) still name but that are no
         longer members of `MEMBER_OUS` nor named by items or `MEMBER_ROLES`: they are swept in
         this pass, through the member role, which takes our shared rules off their VPCs and
-        unshares them; after that nothing of ours names them and they are no longer visited."""
+        unshares them; after that nothing of ours names them and they are no longer visited.
+        Each is first asked of Organizations alone: one under `MEMBER_OUS` after all (moved
+        while the walk went on) raises `MissedMembersError`, and nothing is swept."""
         if not self.settings.member_ous:
             return {}
         named = {
@@ -735,6 +750,14 @@ class Reconciler:
             if ACCOUNT_ID.match(principal)
         }
         gone = named - set(self._accounts) - {self.aws.account_id()} if named else set()
+        if gone:  # the walk is no snapshot: an account moved while it went on may be missed
+            organization, ous = self.aws.organization(), self.settings.member_ous
+            if missed := sorted(a for a in gone if organization.still_member(a, ous)):
+                raise MissedMembersError(
+                    f"{', '.join(missed)} under MEMBER_OUS now, but not listed by the walk of"
+                    " the organisation (moved while it was walked?): nothing is planned, the"
+                    " next reconcile reads them"
+                )
         return {account: self.aws.member_access(account) for account in sorted(gone)}
 
     def _aws_of(self, account: str) -> Aws:
@@ -1044,9 +1067,25 @@ class Reconciler:
         if not leased:
             return _not_started(where, changes, "another reconcile holds its lease")
         try:
-            return self._apply_location(where, changes, handoffs)
+            applied = self._apply_location(where, changes, handoffs)
         finally:
+            unreleased = self._release(where, holder)
+        if unreleased:
+            applied.errors.append({"kind": "lease", "region": where, "message": unreleased})
+        return applied
+
+    def _release(self, where: str, holder: str) -> str:
+        """Give the location's lease back; why it could not be, or "" (what was applied is
+        reported all the same, and the lease expires on its own)."""
+        assert self.work is not None
+        try:
             self.work.table.release(where, holder)
+        except Exception as error:
+            return (
+                f"{where}: its lease could not be given back ({type(error).__name__}: {error});"
+                " it expires on its own"
+            )
+        return ""
 
     def apply_order(self, order: ApplyOrder) -> Report:
         """A worker's part of a fanned-out pass: the order's changes, applied under the
@@ -1076,7 +1115,8 @@ class Reconciler:
             except Exception as error:  # the location or the table could not be read
                 report.error("order", f"{where}: {type(error).__name__}: {error}", where)
             finally:
-                self.work.table.release(where, holder)
+                if unreleased := self._release(where, holder):
+                    report.error("lease", unreleased, where)
         if outcome is None:
             outcome = _not_started(where, changes, "not applied (see notes and errors)")
             outcome.errors.clear()
@@ -1783,18 +1823,20 @@ class _Reads:
             profile_deliveries=frozenset(
                 where
                 for hub in enabled
-                for where in _profile_deliveries(hub, default, receivers.get(hub.region, ()))
+                for where in _profile_deliveries(
+                    hub, default, receivers.get(hub.region, ()), joined
+                )
             ),
         )
 
 
 def _profile_deliveries(
-    hub: HubItem, default: Delivery, receivers: Collection[str]
+    hub: HubItem, default: Delivery, receivers: Collection[str], joined: Joined
 ) -> Iterable[str]:
     """The hub's locations that get its rules through its Profile (`_Reads.profile_deliveries`),
     among its own and `receivers` (the receiving locations of its Region)."""
     mode = hub.delivery or default
-    shared = shared_deliveries(hub, default)
+    shared = shared_deliveries(hub, default, joined)
     if "profile" in vpc_deliveries(hub, default).values() or any(
         "profile" in modes.values() for modes in shared.values()
     ):

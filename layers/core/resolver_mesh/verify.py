@@ -651,7 +651,11 @@ def tagged_vpcs(aws: Aws, hub_set: HubSet) -> tuple[Joined, dict[str, AccountAcc
         members = {}
         ous = ",".join(aws.settings.member_ous)
         errors.append(f"MEMBER_OUS {ous}: cannot list the accounts of the organisation: {error}")
-    explicit = {a.account: a for a in aws.settings.member_roles} | hub_set.accounts()
+    try:
+        explicit = aws.member_roles() | hub_set.accounts()
+    except Exception as error:
+        explicit = hub_set.accounts()
+        errors.append(f"MEMBER_ROLES: cannot read the reconciler's own account id: {error}")
     accesses = members | explicit  # an explicit role wins for its account, as in a reconcile
     regions = set(hub_set.enabled) - set(aws.settings.excluded_regions)  # never read
     where = {location(r, a) for r in regions for a in ("", *accesses)}

@@ -694,6 +694,15 @@ class Aws:
         every = self.organization().active_accounts(ous, page)
         return members(every) if every else {}
 
+    def member_roles(self) -> dict[str, AccountAccess]:
+        """`MEMBER_ROLES` by account, less this session's own account (the home account, read
+        without a role: naming it there must not make it a member of itself). Its id is read
+        (once per process) only when `MEMBER_ROLES` names any account."""
+        roles = {access.account: access for access in self.settings.member_roles}
+        if roles:
+            roles.pop(self.account_id(), None)
+        return roles
+
     def member_access(self, account: str) -> AccountAccess:
         """How an account of `MEMBER_OUS` is reached: the member role member.yaml creates, with
         `MEMBER_EXTERNAL_ID`."""
