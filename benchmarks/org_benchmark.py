@@ -2,13 +2,14 @@
 
     .venv/bin/python benchmarks/org_benchmark.py [--members 10 50] [--regions 6] [--vpcs 2]
         [--accounts 40 80 160 320] [--latency 0.05] [--rate 5] [--organization]
-        [--skip-live] [--skip-cpu]
+        [--delivery rules|profile] [--skip-live] [--skip-cpu]
 
 1. *Live* (local emulator, moto on 127.0.0.1): for each N of `--members`, hubs in `--regions`
    Regions of the home account and N member accounts with `--vpcs` VPCs in every hub Region,
    listed in that hub's `shared_vpcs` (reached through their member role, as `MEMBER_ROLES`
    would); with `--organization`, the accounts are those of an OU of the emulator's
-   organisation (`MEMBER_OUS`) and their VPCs join by tag, no item naming any. Every request is
+   organisation (`MEMBER_OUS`) and their VPCs join by tag, no item naming any; `--delivery
+   profile` delivers the hubs' rules through their Route 53 Profiles. Every request is
    held `--latency` seconds, every location has `--rate` Resolver calls per second. In fresh
    Python processes (as a cold Lambda): a *converge* from nothing (every pass, as one
    invocation makes them), then a *cold no-op* and, in the same process, a *warm no-op*.
@@ -256,6 +257,7 @@ def live_rows(
     latency: float,
     rate: float,
     organization: bool = False,
+    delivery: str = "rules",
 ) -> list[str]:
     from mesh_benchmark import injected_latency
 
@@ -268,6 +270,7 @@ def live_rows(
         "HOME_REGION": regions[0],
         "MESH_REGIONS": ",".join(regions),
         "CALLS_PER_SECOND": str(rate),
+        "DELIVERY": delivery,
     }
     with LocalEmulator() as emulator:
         os.environ.update(emulator_environment(emulator.endpoint_url))
@@ -321,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="members from an OU (MEMBER_OUS) and VPCs that join by tag, not listed in items",
     )
+    parser.add_argument(
+        "--delivery",
+        choices=("rules", "profile"),
+        default="rules",
+        help="how VPCs get the hubs' rules (DELIVERY): one association per rule, or the Profile",
+    )
     parser.add_argument("--skip-live", action="store_true")
     parser.add_argument("--skip-cpu", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -338,12 +347,20 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_live:
         isolate_from_aws()
         members = sorted(set(args.members))
-        rows = live_rows(members, regions, args.vpcs, args.latency, args.rate, args.organization)
+        rows = live_rows(
+            members,
+            regions,
+            args.vpcs,
+            args.latency,
+            args.rate,
+            args.organization,
+            args.delivery,
+        )
         how = (
             "members from an OU (MEMBER_OUS), VPCs joined by tag"
             if args.organization
             else "members and VPCs listed in the items"
-        )
+        ) + f", {args.delivery} delivery"
         print(
             f"Live, {len(regions)} hub Regions, {args.vpcs} VPCs per member account and hub"
             f" Region ({how}), {args.latency * 1000:.0f} ms per call, {args.rate:g} calls/s"
