@@ -13,7 +13,7 @@ from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
-from resolver_mesh.desired import Desired, HubSet, desired_rules
+from resolver_mesh.desired import Desired, HubSet, Joined, desired_rules
 from resolver_mesh.models import (
     ObservedAssociation,
     ObservedEndpoint,
@@ -113,12 +113,13 @@ def converged(
 
 
 def plan_as_reconcile(
-    mesh_id: str, hub_set: HubSet, states: dict[str, RegionState]
+    mesh_id: str, hub_set: HubSet, states: dict[str, RegionState], joined: Joined | None = None
 ) -> tuple[Plan, ProfilePlan]:
     """Plan as a reconcile does (every location in scope, `rules` by default): the desired
-    rules, the Profiles, the rules' plan, the Profile changes merged into it."""
-    desired = desired_rules(mesh_id, hub_set, states, None, HOME)
-    profiles = plan_profiles(mesh_id, hub_set, desired, states, set(states), "rules")
+    rules, the Profiles, the rules' plan, the Profile changes merged into it; `joined`: the
+    VPCs that joined by tag (None: none looked for)."""
+    desired = desired_rules(mesh_id, hub_set, states, joined, HOME)
+    profiles = plan_profiles(mesh_id, hub_set, desired, states, set(states), "rules", joined)
     plan = make_plan(
         mesh_id,
         profiles.desired,

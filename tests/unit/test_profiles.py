@@ -494,17 +494,27 @@ def test_a_vpc_joined_by_tag_keeps_our_profile_while_its_tags_cannot_be_read(
     assert changes == ([(ChangeKind.DISASSOCIATE_PROFILE, joining)] if leaves else [])
 
 
+JOINING = "vpc-0bbbbbbbbbbbbbbb2"
+
+
+def joined_on_our_profile() -> tuple[Any, dict[str, RegionState], Any]:
+    """us-east-1's hub delivers by Profile; `JOINING` joined it by tag and gets its rules
+    through our Profile alone, as the hub VPC does. The hub set, the states, the join."""
+    hub_set = parse_hubs([hub_item(R, delivery="profile"), hub_item(R2)], frozenset({R, R2}))
+    states = {region: region_state(region) for region in (R, R2)}
+    tagged = {R: TaggedVpcs(owned=frozenset({JOINING})), R2: TaggedVpcs()}
+    joined = join_by_tag(MESH, hub_set, tagged)
+    states = converged(MESH, desired_rules(MESH, hub_set, states, joined), states)
+    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE", JOINING: "COMPLETE"}, direct=False)
+    states[R2] = replace(states[R2], profiles=ProfileState())
+    return hub_set, states, joined
+
+
 def test_a_vpc_on_our_profile_stays_joined_when_another_rule_takes_one_domain() -> None:
     """Served by our Profile alone, a VPC that joined by tag uses our rules: another owner's
     rule for one domain does not make it leave (and lose the Profile, so every domain)."""
-    joining = "vpc-0bbbbbbbbbbbbbbb2"
-    hub_set = parse_hubs([hub_item(R, delivery="profile"), hub_item(R2)], frozenset({R, R2}))
-    states = {region: region_state(region) for region in (R, R2)}
-    tagged = {R: TaggedVpcs(owned=frozenset({joining})), R2: TaggedVpcs()}
-    joined = join_by_tag(MESH, hub_set, tagged)
-    states = converged(MESH, desired_rules(MESH, hub_set, states, joined), states)
-    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE", joining: "COMPLETE"}, direct=False)
-    states[R2] = replace(states[R2], profiles=ProfileState())
+    joining = JOINING
+    hub_set, states, joined = joined_on_our_profile()
     theirs = ObservedRule(
         "rslvr-rr-theirs", f"{R2}.amazonaws.com.", "FORWARD", "t", "COMPLETE", None, frozenset(), ""
     )
@@ -587,24 +597,12 @@ def joined_world(
 def plan_joined(
     hub_set: Any, states: dict[str, RegionState], tagged: dict[str, TaggedVpcs]
 ) -> tuple[Plan, ProfilePlan]:
-    """Plan as a reconcile does, with the VPCs that joined by tag (`tagged`, by location)."""
+    """Plan as a reconcile does, with the VPCs that joined by tag (`tagged`, by location) less
+    those that would join only in part."""
     joined = join_by_tag(MESH, hub_set, {R: TaggedVpcs(), R2: TaggedVpcs(), **tagged})
     desired = desired_rules(MESH, hub_set, states, joined, HOME)
     whole = without_conflicting(MESH, joined, desired, states)
-    if whole is not joined:  # VPCs that would join only in part do not join
-        joined = whole
-        desired = desired_rules(MESH, hub_set, states, joined, HOME)
-    profiles = plan_profiles(MESH, hub_set, desired, states, set(states), "rules", joined)
-    plan = make_plan(
-        MESH,
-        profiles.desired,
-        states,
-        set(states),
-        home_account=HOME,
-        also_shared=profiles.also_shared,
-        profile_serving=profiles.serving,
-    )
-    return with_profile_changes(plan, profiles), profiles
+    return plan_as_reconcile(MESH, hub_set, states, whole)
 
 
 def test_a_vpc_joined_by_tag_in_another_account_gets_the_hubs_profile() -> None:
@@ -715,13 +713,7 @@ def test_another_accounts_vpc_on_our_profile_stays_joined_when_a_rule_takes_one_
 def test_a_vpc_joined_by_tag_keeps_our_profile_while_every_peer_is_unreadable() -> None:
     """The hub then wants no rule of its own (each is kept for its unreadable target), yet the
     VPC still joins: neither it nor the hub VPC loses our Profile, and the Profile its rules."""
-    joining = "vpc-0bbbbbbbbbbbbbbb2"
-    hub_set = parse_hubs([hub_item(R, delivery="profile"), hub_item(R2)], frozenset({R, R2}))
-    states = {region: region_state(region) for region in (R, R2)}
-    tagged = {R: TaggedVpcs(owned=frozenset({joining})), R2: TaggedVpcs()}
-    joined = join_by_tag(MESH, hub_set, tagged)
-    states = converged(MESH, desired_rules(MESH, hub_set, states, joined), states)
-    states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE", joining: "COMPLETE"}, direct=False)
+    hub_set, states, joined = joined_on_our_profile()
     states[R2] = RegionState(R2, error="ClientError: AccessDenied (AssumeRole)")
     desired = desired_rules(MESH, hub_set, states, joined)
     assert not [rule for rule in desired.rules if rule.location == R]
