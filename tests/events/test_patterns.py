@@ -279,7 +279,8 @@ def test_central_bus_rule_takes_every_forwarded_event_and_nothing_else(
 
 def test_the_central_bus_takes_only_the_calls_the_forwarders_forward(aws: ClientFactory) -> None:
     """Any account of the organisation may put events on the central bus: a call no forwarder
-    forwards (a stale or foreign rule's) is dropped, not read as "every Region"."""
+    forwards (a stale or foreign rule's) is dropped, not read as "every Region", and so is a
+    tag on another key than the mesh's."""
     forwarded = [
         name
         for rule in pattern_rules(FORWARDER).values()
@@ -291,6 +292,9 @@ def test_the_central_bus_takes_only_the_calls_the_forwarders_forward(aws: Client
     stray = sample("cloudtrail-CreateVpc.json")
     stray["detail"]["eventName"] = "RunInstances"
     put(probe.events, stray, bus=CENTRAL_BUS_NAME)
+    costs = sample("cloudtrail-CreateTags.json")  # from a forwarder of an older release
+    costs["detail"]["requestParameters"]["tagSet"]["items"] = [{"key": "cost-center"}]
+    put(probe.events, costs, bus=CENTRAL_BUS_NAME)
     assert probe.matched() == {}
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from unittest.mock import Mock
 
 import boto3
 import pytest
@@ -277,37 +276,3 @@ def test_pages_handed_on_before_a_failure_come_with_the_failure() -> None:
     with pytest.raises(ClientError, match="TooManyRequests"):
         organization.active_accounts([OU], handed.append)
     assert handed == [frozenset({"111111111111"})]
-
-
-def test_an_account_is_asked_alone_whether_it_is_still_a_member(org: boto3.client) -> None:
-    """What the walk may miss (an account moved while it went on) is asked of the account:
-    its state, then its OUs up to one of the parents named or the root."""
-    root = org.list_roots()["Roots"][0]["Id"]
-    workloads = new_ou(org, root, "workloads")
-    deep = new_ou(org, new_ou(org, workloads, "prod"), "deep")
-    sandbox = new_ou(org, root, "sandbox")
-    [nested] = new_accounts(org, deep, 1, "deep")
-    [outside] = new_accounts(org, sandbox, 1, "sandbox")
-    [closed] = new_accounts(org, workloads, 1, "closed")
-    [removed] = new_accounts(org, workloads, 1, "removed")
-    org.close_account(AccountId=closed)
-    org.remove_account_from_organization(AccountId=removed)
-    organization, caller = counted(org)
-    assert organization.still_member(nested, [workloads])
-    assert organization.still_member(nested, [sandbox, deep])
-    assert organization.still_member(outside, [root])  # a root: the whole organisation
-    assert not organization.still_member(outside, [workloads])
-    assert not organization.still_member(closed, [workloads])
-    assert not organization.still_member(removed, [workloads])
-    assert caller.counts["writes"] == 0
-
-
-def test_an_account_that_cannot_be_asked_about_raises() -> None:
-    client = Mock()
-    client.describe_account.__name__ = "describe_account"
-    client.describe_account.side_effect = ClientError(
-        {"Error": {"Code": "TooManyRequestsException", "Message": "slow down"}}, "DescribeAccount"
-    )
-    organization = Organization(client, Caller(RateLimiter(1e6), max_attempts=1))
-    with pytest.raises(ClientError, match="TooManyRequestsException"):
-        organization.still_member("111111111111", ["ou-abcd-11111111"])

@@ -564,21 +564,15 @@ def test_the_accounts_an_item_with_errors_names_are_still_read(error: dict[str, 
     bad = hubs(hub_item(A), hub_item(B, shared_vpcs=[entry], **error), hub_item(C))
     assert B in bad.invalid_regions
     assert B not in bad.hubs
-    assert bad.accounts() == {MEMBER: AccountAccess(account_id=MEMBER, role_arn=ROLE)}
+    assert bad.accounts() == {}  # the valid items' accounts; the others, where no role is
+    assert bad.named_by_invalid == {MEMBER: AccountAccess(account_id=MEMBER, role_arn=ROLE)}
     good = hubs(hub_item(A), hub_item(B, shared_vpcs=[entry]), hub_item(C))
     assert {a: (e.account, e.role_arn) for a, e in good.accounts().items()} == {
         MEMBER: (MEMBER, ROLE)
     }
+    assert good.named_by_invalid == {}
     unnamed = hubs(hub_item(A), hub_item(B, shared_vpcs="not a list"), hub_item(C))
-    assert unnamed.accounts() == {}
-
-
-def test_a_valid_items_role_for_an_account_wins_over_one_of_an_item_with_errors() -> None:
-    other_role = ROLE.replace("role/", "role/other-")
-    entry = {"vpc_id": "vpc-0000000000000bbbb", "account_id": MEMBER, "role_arn": other_role}
-    valid = {"vpc_id": "vpc-0000000000000cccc", "account_id": MEMBER, "role_arn": ROLE}
-    found = hubs(hub_item(A, shared_vpcs=[valid]), hub_item(B, shared_vpcs=[entry], peers=["x-1"]))
-    assert found.accounts()[MEMBER].role_arn == ROLE
+    assert unnamed.named_by_invalid == {}
 
 
 def test_a_vpc_listed_and_tagged_with_a_conflict_is_reconciled_as_listed_and_not_refused() -> None:

@@ -65,7 +65,10 @@ class HubSet:
     errors: tuple[ItemError, ...] = ()
     item_regions: frozenset[str] = frozenset()
     # The other accounts that items with errors name (entries that read as an account and its
-    # role): their tags are read all the same (`accounts`).
+    # role). An item with errors changes nothing in its Region, but these accounts are still
+    # read where no other role reaches them (`MEMBER_ROLES`, `MEMBER_OUS`, a valid item): their
+    # VPCs may join other hubs by tag, and an unread account would read as one whose VPCs
+    # left (its share withdrawn, its associations swept).
     named_by_invalid: Mapping[str, AccountAccess] = field(default_factory=dict)
 
     @property
@@ -77,11 +80,8 @@ class HubSet:
         return {region: hub for region, hub in self.hubs.items() if hub.enabled}
 
     def accounts(self) -> dict[str, AccountAccess]:
-        """The other accounts the items name, with how to reach each (a valid item's role
-        first). An item with errors changes nothing in its Region, but the accounts it names
-        are still read: their VPCs may join other hubs by tag, and an unread account would
-        read as one whose VPCs left (its share withdrawn, its associations swept)."""
-        return {**self.named_by_invalid} | {
+        """The other accounts the valid items name, with how to reach each."""
+        return {
             entry.account: entry
             for hub in self.hubs.values()
             for entry in _account_entries(hub)

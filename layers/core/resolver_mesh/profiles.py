@@ -630,10 +630,14 @@ def _remote_use(
     joined: Joined | None,
 ) -> None:
     """Whether shared VPCs need the owner's Profile, or still hold it (a receiving location
-    that could not be read, or whose tags could not be read, counts as holding it), and how
+    that could not be read counts as holding it, and so does an account whose tags could not
+    be read that a share of ours already gives the Profile to: kept, never added), and how
     many VPCs of other accounts hold it or would take it (for its VPC quota)."""
-    if _tags_unread(hub, joined):
-        owner.remote_held |= owner.keeper is not None
+    if owner.keeper is not None and (unread := _tags_unread(hub, joined)):
+        arn = owner.keeper.arn
+        owner.remote_held |= any(
+            arn in share.resources and share.principals & unread for share in owner.state.shares
+        )
     for account, modes in shared_deliveries(hub, default, joined).items():
         owner.remote_needed |= "profile" in modes.values()
         state = states.get(location(hub.region, account))

@@ -546,6 +546,7 @@ class Reconciler:
         vpc_wave.add(location(r, a) for a in ("", *self._accounts) for r in regions)
         try:
             read_tags_of(self._organization_members(read_tags_of))
+            read_tags_of(hub_set.named_by_invalid)  # where no other role reaches them
         except Exception as error:  # an unread member list must never read as "no members"
             vpc_wave.results()  # what was read for its first pages is dropped with it
             report.error(
@@ -738,8 +739,10 @@ class Reconciler:
         longer members of `MEMBER_OUS` nor named by items or `MEMBER_ROLES`: they are swept in
         this pass, through the member role, which takes our shared rules off their VPCs and
         unshares them; after that nothing of ours names them and they are no longer visited.
-        Each is first asked of Organizations alone: one under `MEMBER_OUS` after all (moved
-        while the walk went on) raises `MissedMembersError`, and nothing is swept."""
+        The walk is no snapshot (an account moved from one OU to another while it went on may
+        be listed by neither), so when any would be swept the organisation is walked once more:
+        one it lists after all raises `MissedMembersError`, and nothing is swept. The cost is a
+        walk's pages, whatever the number of accounts that leave."""
         if not self.settings.member_ous:
             return {}
         named = {
@@ -751,10 +754,10 @@ class Reconciler:
         }
         gone = named - set(self._accounts) - {self.aws.account_id()} if named else set()
         if gone:  # the walk is no snapshot: an account moved while it went on may be missed
-            organization, ous = self.aws.organization(), self.settings.member_ous
-            if missed := sorted(a for a in gone if organization.still_member(a, ous)):
+            again = self.aws.organization().active_accounts(self.settings.member_ous)
+            if missed := sorted(gone & again):
                 raise MissedMembersError(
-                    f"{', '.join(missed)} under MEMBER_OUS now, but not listed by the walk of"
+                    f"{', '.join(missed)} under MEMBER_OUS, but not listed by the first walk of"
                     " the organisation (moved while it was walked?): nothing is planned, the"
                     " next reconcile reads them"
                 )

@@ -117,22 +117,21 @@ def _uses_lost(
     replaced by an association of ours for the same VPC and domain in the plan, nor served by
     our Profile there, nor a parent-domain rule whose domains the hub's rules all answer
     there (`PARENT_MAKES_WAY`); our Profile leaving a VPC that no longer uses the hub's rules loses
-    every rule it holds there."""
+    every rule it holds there, in its own account or, through our share, in another."""
+    held: dict[str, int] = {}  # Profile of ours -> the rules it holds
+    for where in counted:
+        held |= _profile_rules(states[where])
     used = 0
-    held: dict[tuple[str, str], int] = {}  # (location, Profile of ours) -> rules it holds
     for where in counted:
         state = states[where]
         used += sum(1 for a in state.associations if a.rule_id in ours[where] and a.status != GONE)
-        on_profiles = Counter(
-            a.profile_id
+        used += sum(
+            held.get(a.profile_id, 0)
             for a in (state.profiles.associations if state.profiles else ())
             if a.status != GONE
         )
-        for profile_id, rules in _profile_rules(state).items():
-            held[(where, profile_id)] = rules
-            used += rules * on_profiles[profile_id]
     lost = sum(
-        held.get((c.location, str(c.profile_id)), 0)
+        held.get(str(c.profile_id), 0)
         for c in in_counted
         if c.kind is ChangeKind.DISASSOCIATE_PROFILE and c.reason == PROFILE_LEAVES
     )
@@ -167,20 +166,15 @@ def _profile_rules(state: RegionState) -> dict[str, int]:
 def _withdrawn(plan: Plan, in_counted: list[Change], states: Mapping[str, RegionState]) -> float:
     """Shared rules withdrawn, in rules: each rule counts for the part of the accounts it is
     shared with (our shares in `states`) that lose it, taken out of the share for them or off
-    their VPCs (directly, or as our Profile that holds it leaves a VPC that leaves the mesh).
-    A rule withdrawn from every account counts 1, once however many changes withdraw it (rule
-    ARNs end in its id); from one account of three, a third. A rule whose receivers are
-    unknown counts 1 for any account that loses it."""
+    their VPCs. A rule withdrawn from every account counts 1, once however many changes
+    withdraw it (rule ARNs end in its id); from one account of three, a third. A rule whose
+    receivers are unknown counts 1 for any account that loses it. (Our Profile leaving VPCs of
+    other accounts is counted per VPC, in `_uses_lost`.)"""
     receivers: dict[str, set[str]] = defaultdict(set)
     for state in states.values():
         for share in state.shares:
             for arn in share.resources:
                 receivers[arn.rsplit("/", 1)[-1]] |= share.principals
-    held: dict[str, set[str]] = defaultdict(set)  # Profile -> the rules it holds
-    for state in states.values():
-        for resource in state.profiles.resources if state.profiles else ():
-            if resource.status != GONE:
-                held[resource.profile_id].add(resource.resource_arn.rsplit("/", 1)[-1])
     losing: dict[str, set[str]] = defaultdict(set)
     for change in in_counted:
         if change.kind in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE):
@@ -191,22 +185,9 @@ def _withdrawn(plan: Plan, in_counted: list[Change], states: Mapping[str, Region
     for change in plan.changes:
         if change.kind is ChangeKind.DISASSOCIATE and change.owner and change.rule_id:
             losing[change.rule_id].add(change.account)  # "": the home account
-        elif _leaves_shared_profile(change):  # each rule the Profile holds
-            for rule_id in held[str(change.profile_id)]:
-                losing[rule_id].add(change.account)
     return sum(
         min(1.0, len(accounts) / len(receivers[rule_id])) if receivers[rule_id] else 1.0
         for rule_id, accounts in losing.items()
-    )
-
-
-def _leaves_shared_profile(change: Change) -> bool:
-    """Our Profile taken, through the hub's share, off a VPC of another account that leaves
-    the mesh (not one going back to the rules associated directly)."""
-    return (
-        change.kind is ChangeKind.DISASSOCIATE_PROFILE
-        and bool(change.owner)
-        and change.reason == PROFILE_LEAVES
     )
 
 

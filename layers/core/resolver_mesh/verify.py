@@ -656,7 +656,9 @@ def tagged_vpcs(aws: Aws, hub_set: HubSet) -> tuple[Joined, dict[str, AccountAcc
     except Exception as error:
         explicit = hub_set.accounts()
         errors.append(f"MEMBER_ROLES: cannot read the reconciler's own account id: {error}")
-    accesses = members | explicit  # an explicit role wins for its account, as in a reconcile
+    # An explicit role wins for its account, as in a reconcile; an item with errors names
+    # accounts that no other role reaches.
+    accesses = dict(hub_set.named_by_invalid) | members | explicit
     regions = set(hub_set.enabled) - set(aws.settings.excluded_regions)  # never read
     where = {location(r, a) for r in regions for a in ("", *accesses)}
 

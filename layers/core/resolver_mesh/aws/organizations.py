@@ -5,9 +5,9 @@ Invariants:
   this organisation's root), `ListAccountsForParent` and
   `ListOrganizationalUnitsForParent` (an OU and the OUs nested in it), every page, through the
   one `Caller` of the Organizations budget. The number of calls is the number of pages, never
-  a function of accounts times accounts. `still_member` asks of one account alone
-  (`DescribeAccount`, `ListParents` up its OUs): the walk is no snapshot, and an account moved
-  from one OU to another while it went on may be listed by neither.
+  a function of accounts times accounts. A walk is no snapshot: an account moved from one OU
+  to another while it goes on may be listed by neither (the reconciler walks again before it
+  takes an account for one that left).
 - All or nothing: any error (AccessDenied, a parent that does not exist, throttling past the
   retries) raises; a partial list of members is never returned.
 - Pages can be followed as they come (`found`): each page's ACTIVE accounts are handed on
@@ -26,14 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from resolver_mesh.aws.calls import Caller, error_code
+from resolver_mesh.aws.calls import Caller
 
 PAGE_SIZE = 20  # the largest MaxResults these three operations accept
 ACTIVE = "ACTIVE"
-# OUs nest at most five deep under the root (Organizations quotas, "OU maximum nesting").
-MAX_DEPTH = 8
 
 
 class Organization:
@@ -92,28 +88,6 @@ class Organization:
     def _pages(self, operation: Any, key: str, parent: str | None = None) -> Iterable[Any]:
         where = {"ParentId": parent} if parent else {}
         return self.call.pages(operation, key, MaxResults=PAGE_SIZE, **where)
-
-    def still_member(self, account: str, parents: Collection[str]) -> bool:
-        """Whether `account` is an ACTIVE account under `parents` now, asked of it alone: its
-        state (`DescribeAccount`; an account no longer in the organisation is not), then its
-        parents up to one of `parents` or the root (`ListParents`). Any other error raises."""
-        try:
-            described = self.call(self.client.describe_account, AccountId=account)
-        except ClientError as error:
-            if error_code(error) == "AccountNotFoundException":
-                return False
-            raise
-        if not _active([described["Account"]]):
-            return False
-        child = account
-        for _ in range(MAX_DEPTH):
-            [parent] = self.call(self.client.list_parents, ChildId=child)["Parents"]
-            if parent["Id"] in parents:
-                return True
-            if parent["Type"] == "ROOT":
-                return False
-            child = str(parent["Id"])
-        raise ValueError(f"account {account}: no root within {MAX_DEPTH} parents")
 
 
 class UnknownRootError(Exception):
