@@ -17,6 +17,7 @@ from resolver_mesh.desired import (
     without_conflicting,
 )
 from resolver_mesh.models import (
+    Change,
     ChangeKind,
     Delivery,
     ObservedAssociation,
@@ -29,7 +30,7 @@ from resolver_mesh.models import (
     ProfileState,
     RegionState,
 )
-from resolver_mesh.plan import make_plan
+from resolver_mesh.plan import SERVED_BY_PROFILE, make_plan
 from resolver_mesh.profiles import (
     PROFILE_LEAVES,
     ProfilePlan,
@@ -684,8 +685,10 @@ def test_other_accounts_vpcs_leaving_our_profile_in_bulk_trip_the_guard(
     ]
     verdict = check_plan(plan, states, set(states), MESH, Guard(0.25, 1), staying={R, R2})
     assert verdict.allowed is allowed
-    if not allowed:  # the Profile's 2 rules on the hub VPC and 8 others, us-east-2's 2 direct
-        assert verdict.refusals[0].startswith("the plan would take 6 of the 20 associations")
+    if not allowed:  # the Profile's 2 rules on each of the 8 VPCs of the other accounts
+        assert verdict.refusals[0].startswith(
+            "the plan would take 6 of the 16 rules our shared Profiles give VPCs of other"
+        )
 
 
 def test_another_accounts_vpc_on_our_profile_stays_joined_when_a_rule_takes_one_domain() -> None:
@@ -796,4 +799,68 @@ def test_many_vpcs_of_few_accounts_leaving_our_profile_trip_the_guard() -> None:
     assert len(plan.changes) == 8
     verdict = check_plan(plan, states, set(states), MESH, Guard(0.3, 1), staying={R, R2})
     assert not verdict.allowed
-    assert verdict.refusals[0].startswith("the plan would take 16 of the 44 associations")
+    assert verdict.refusals[0].startswith("the plan would take 16 of the 40 rules our shared")
+
+
+def test_the_hubs_own_vpcs_leaving_in_bulk_are_not_diluted_by_other_accounts_on_the_profile() -> (
+    None
+):
+    """8 of the hub's 10 listed VPCs leave its item: refused, however many VPCs of other
+    accounts hold its Profile (each side is judged on its own)."""
+    own = [f"vpc-0aaaaaaaaaaaaaa{n:02d}" for n in range(10)]
+    remote = [f"vpc-0eeeeeeeeeeeeee{n:02d}" for n in range(10)]
+    _, states = joined_world(dict.fromkeys(OTHERS, remote))
+    states[R] = with_profile(states[R], dict.fromkeys([HUB_VPC, *own], "COMPLETE"), direct=False)
+    items = [hub_item(R, delivery="profile", vpc_ids=own[8:]), hub_item(R2)]
+    hub_set = parse_hubs(items, frozenset({R, R2}), HOME)
+    tagged = {f"{R}@{a}": TaggedVpcs(owned=frozenset(remote)) for a in OTHERS}
+    plan, _ = plan_joined(hub_set, states, tagged)
+    assert sorted(c.vpc_id for c in plan.changes) == own[:8]
+    verdict = check_plan(plan, states, set(states), MESH, Guard(0.5, 1), staying={R, R2})
+    assert not verdict.allowed
+    assert verdict.refusals[0].startswith("the plan would take 16 of the 24 associations")
+
+
+def test_shared_rules_leaving_vpcs_our_shared_profile_serves_are_not_withdrawn() -> None:
+    """Other accounts' VPCs moving from the shared rules to our shared Profile: each direct
+    association leaves once the Profile answers its domain there, which loses nothing."""
+    _, states = joined_world({a: [SHARED_VPC] for a in OTHERS})
+    moving = tuple(
+        Change(
+            ChangeKind.DISASSOCIATE,
+            R,
+            rule.domain,
+            rule_id=rule.id,
+            vpc_id=SHARED_VPC,
+            account=account,
+            owner=HOME,
+            reason=SERVED_BY_PROFILE,
+        )
+        for account in OTHERS
+        for rule in states[R].rules
+    )
+    verdict = check_plan(
+        Plan(changes=moving), states, set(states), MESH, Guard(0.2, 1), staying={R, R2}
+    )
+    assert verdict.allowed, verdict.refusals
+    leaving = tuple(replace(c, reason="VPC no longer listed") for c in moving)
+    verdict = check_plan(
+        Plan(changes=leaving), states, set(states), MESH, Guard(0.2, 1), staying={R, R2}
+    )
+    assert not verdict.allowed
+
+
+def test_an_account_leaving_the_share_with_many_vpcs_on_our_profile_trips_the_guard() -> None:
+    """One account holds our Profile on 17 of the 20 VPCs of other accounts; every one of them
+    loses its tag. No VPC of it is planned on its own (the account leaves the deliveries):
+    the share stops naming it, which takes the Profile off all 17, counted as such."""
+    many = [f"vpc-0eeeeeeeeeeeeee{n:02d}" for n in range(17)]
+    held = {OTHERS[0]: many, **{a: [SHARED_VPC] for a in OTHERS[1:]}}
+    hub_set, states = joined_world(held)
+    tagged = {f"{R}@{a}": TaggedVpcs(owned=frozenset(vpcs)) for a, vpcs in held.items()}
+    tagged[f"{R}@{OTHERS[0]}"] = TaggedVpcs()
+    plan, _ = plan_joined(hub_set, states, tagged)
+    assert [(c.kind, c.principals) for c in plan.changes] == [(ChangeKind.UNSHARE, (OTHERS[0],))]
+    verdict = check_plan(plan, states, set(states), MESH, Guard(0.25, 1), staying={R, R2})
+    assert not verdict.allowed
+    assert verdict.refusals[0].startswith("the plan would take 34 of the 40 rules our shared")

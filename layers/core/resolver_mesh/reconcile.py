@@ -577,7 +577,14 @@ class Reconciler:
 
         states = per_region(observe, scope | reads.endpoints | set(reads.vpcs), _extra_reads(reads))
         offers = Offers.of(states, home_account)
-        more = [w for w in sorted(reads.share_receivers & scope) if offers.wants_more(states[w])]
+        # Receivers; and accounts a share of ours still gives a Profile to, whose VPCs on it
+        # the guard counts if the share stops naming them.
+        holders = {w for w in scope if offers.given_a_profile(states[w])}
+        more = [
+            w
+            for w in sorted((reads.share_receivers & scope) | holders)
+            if offers.wants_more(states[w])
+        ]
         states |= per_region(lambda where: self._read_more(states[where], offers), more)
         try:
             leaving = self._leaving(states)
@@ -1732,6 +1739,16 @@ class Offers:
 
     def wants_more(self, state: RegionState) -> bool:
         return self.needs_profiles(state) or self.needs_invitations(state)
+
+    def given_a_profile(self, state: RegionState) -> bool:
+        """Whether a share of ours in the location's Region names its account and holds more
+        than rules (our Profile)."""
+        account = state.account or self.home_account
+        return bool(account) and any(
+            account in share.principals
+            and any(":resolver-rule/" not in arn for arn in share.resources)
+            for share, _ in self.shares.get(state.region, ())
+        )
 
     def needs_profiles(self, state: RegionState) -> bool:
         return (

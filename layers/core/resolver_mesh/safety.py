@@ -32,7 +32,7 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from resolver_mesh.models import Change, ChangeKind, Plan, RegionState
+from resolver_mesh.models import Change, ChangeKind, Plan, RegionState, location
 from resolver_mesh.plan import GONE, PARENT_MAKES_WAY, SERVED_BY_PROFILE, managed_rules
 from resolver_mesh.profiles import PROFILE_LEAVES
 
@@ -102,6 +102,13 @@ def _mass_change(
             f"the plan would take {lost} of the {used} associations of our rules off VPCs in"
             f" Regions whose hub stays, more than {guard.max_fraction:.0%}"
         ]
+    used, lost = _remote_uses_lost(in_counted, states, counted) if sized else (0, 0)
+    if used and lost > guard.max_fraction * used:
+        return [
+            f"the plan would take {lost} of the {used} rules our shared Profiles give VPCs of"
+            f" other accounts off them, in Regions whose hub stays, more than"
+            f" {guard.max_fraction:.0%}"
+        ]
     return []
 
 
@@ -117,21 +124,24 @@ def _uses_lost(
     replaced by an association of ours for the same VPC and domain in the plan, nor served by
     our Profile there, nor a parent-domain rule whose domains the hub's rules all answer
     there (`PARENT_MAKES_WAY`); our Profile leaving a VPC that no longer uses the hub's rules loses
-    every rule it holds there, in its own account or, through our share, in another."""
-    held: dict[str, int] = {}  # Profile of ours -> the rules it holds
-    for where in counted:
-        held |= _profile_rules(states[where])
+    every rule it holds there. Only the accounts that own the rules (and Profiles) count here;
+    VPCs of other accounts on our shared Profile are judged apart (`_remote_uses_lost`), so
+    that neither dilutes the other."""
     used = 0
+    held: dict[tuple[str, str], int] = {}  # (location, Profile of ours) -> rules it holds
     for where in counted:
         state = states[where]
         used += sum(1 for a in state.associations if a.rule_id in ours[where] and a.status != GONE)
-        used += sum(
-            held.get(a.profile_id, 0)
+        on_profiles = Counter(
+            a.profile_id
             for a in (state.profiles.associations if state.profiles else ())
             if a.status != GONE
         )
+        for profile_id, rules in _profile_rules(state).items():
+            held[(where, profile_id)] = rules
+            used += rules * on_profiles[profile_id]
     lost = sum(
-        held.get(str(c.profile_id), 0)
+        held.get((c.location, str(c.profile_id)), 0)
         for c in in_counted
         if c.kind is ChangeKind.DISASSOCIATE_PROFILE and c.reason == PROFILE_LEAVES
     )
@@ -148,6 +158,47 @@ def _uses_lost(
         (c.location, c.domain, c.vpc_id) for c in plan.changes if c.kind is ChangeKind.ASSOCIATE
     }
     return used, lost + sum(1 for c in leaving if (c.location, c.domain, c.vpc_id) not in replaced)
+
+
+def _remote_uses_lost(
+    in_counted: list[Change], states: Mapping[str, RegionState], counted: Collection[str]
+) -> tuple[int, int]:
+    """What our Profiles serve, through our shares, to VPCs of other accounts in `counted` (each
+    rule a Profile holds, on each VPC of theirs associated with it), and how much of it the
+    plan takes away for good: our Profile leaving such a VPC as it leaves the mesh
+    (`PROFILE_LEAVES`), and every VPC of an account that a share holding it stops naming."""
+    held: dict[str, int] = {}  # Profile of ours -> the rules it holds
+    for where in counted:
+        held |= _profile_rules(states[where])
+    served: dict[str, int] = {}  # location -> what our Profiles serve its VPCs
+    for where in counted:
+        state = states[where]
+        own = _profile_rules(state)
+        served[where] = sum(
+            held.get(a.profile_id, 0)
+            for a in (state.profiles.associations if state.profiles else ())
+            if a.status != GONE and a.profile_id not in own
+        )
+    lost = sum(
+        held.get(str(c.profile_id), 0)
+        for c in in_counted
+        if c.kind is ChangeKind.DISASSOCIATE_PROFILE and c.owner and c.reason == PROFILE_LEAVES
+    )
+    unshared: set[str] = set()  # the locations a share of ours stops giving our Profile to
+    for change in in_counted:
+        if change.kind not in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE):
+            continue
+        named = set(change.principals)  # the accounts it stops naming lose all it holds
+        if any(":resolver-rule/" not in arn for arn in change.resources):  # the Profile leaves
+            named |= {
+                p
+                for share in states[change.location].shares
+                if share.arn == change.share_arn
+                for p in share.principals
+            }
+        unshared |= {location(change.region, account) for account in named}
+    lost += sum(served.get(where, 0) for where in unshared)
+    return sum(served.values()), lost
 
 
 def _profile_rules(state: RegionState) -> dict[str, int]:
@@ -168,8 +219,9 @@ def _withdrawn(plan: Plan, in_counted: list[Change], states: Mapping[str, Region
     shared with (our shares in `states`) that lose it, taken out of the share for them or off
     their VPCs. A rule withdrawn from every account counts 1, once however many changes
     withdraw it (rule ARNs end in its id); from one account of three, a third. A rule whose
-    receivers are unknown counts 1 for any account that loses it. (Our Profile leaving VPCs of
-    other accounts is counted per VPC, in `_uses_lost`.)"""
+    receivers are unknown counts 1 for any account that loses it. A rule taken off a VPC that
+    our shared Profile answers for it loses nothing. (Our Profile leaving VPCs of other
+    accounts is counted per VPC, in `_remote_uses_lost`.)"""
     receivers: dict[str, set[str]] = defaultdict(set)
     for state in states.values():
         for share in state.shares:
@@ -183,7 +235,12 @@ def _withdrawn(plan: Plan, in_counted: list[Change], states: Mapping[str, Region
                 every = change.kind is ChangeKind.DELETE_SHARE or not change.principals
                 losing[rule_id] |= receivers[rule_id] if every else set(change.principals)
     for change in plan.changes:
-        if change.kind is ChangeKind.DISASSOCIATE and change.owner and change.rule_id:
+        if (
+            change.kind is ChangeKind.DISASSOCIATE
+            and change.owner
+            and change.rule_id
+            and change.reason != SERVED_BY_PROFILE  # our shared Profile answers it there
+        ):
             losing[change.rule_id].add(change.account)  # "": the home account
     return sum(
         min(1.0, len(accounts) / len(receivers[rule_id])) if receivers[rule_id] else 1.0
