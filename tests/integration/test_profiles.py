@@ -340,6 +340,16 @@ def test_vpcs_joined_by_tag_in_another_account_get_the_hubs_profile_through_ram(
         assert rule_for(MEMBER, HOME_REGION, vpcs[0], f"host.{domain}") is None, domain
         assert rule_for(MEMBER, HOME_REGION, vpcs[1], f"host.{domain}") is not None, domain
 
+    # Its last VPC leaves too: the account leaves the share, the Profile with it.
+    ec2.delete_tags(Resources=[vpcs[1]], Tags=[{"Key": TAG_KEY}])
+    gone = mesh.resync()
+    assert gone["ok"], gone
+    assert sorted((c["kind"], c["status"]) for c in gone["changes"]) == [
+        ("delete_share", "applied"),  # the hub's location
+        ("disassociate_profile", "applied"),  # the account's: its VPC on the Profile
+    ]
+    assert holders.list_profile_associations(ResourceId=vpcs[1])["ProfileAssociations"] == []
+
 
 def test_a_live_shared_vpc_moves_to_the_profile_without_losing_a_name(
     make_mesh: Callable[..., Mesh], member: CachedClients

@@ -852,15 +852,68 @@ def test_shared_rules_leaving_vpcs_our_shared_profile_serves_are_not_withdrawn()
 
 def test_an_account_leaving_the_share_with_many_vpcs_on_our_profile_trips_the_guard() -> None:
     """One account holds our Profile on 17 of the 20 VPCs of other accounts; every one of them
-    loses its tag. No VPC of it is planned on its own (the account leaves the deliveries):
-    the share stops naming it, which takes the Profile off all 17, counted as such."""
+    loses its tag. The account leaves the deliveries: our Profile leaves each of its VPCs, and
+    the share stops naming it, which the guard counts once, 17 VPCs' worth."""
     many = [f"vpc-0eeeeeeeeeeeeee{n:02d}" for n in range(17)]
     held = {OTHERS[0]: many, **{a: [SHARED_VPC] for a in OTHERS[1:]}}
     hub_set, states = joined_world(held)
     tagged = {f"{R}@{a}": TaggedVpcs(owned=frozenset(vpcs)) for a, vpcs in held.items()}
     tagged[f"{R}@{OTHERS[0]}"] = TaggedVpcs()
     plan, _ = plan_joined(hub_set, states, tagged)
-    assert [(c.kind, c.principals) for c in plan.changes] == [(ChangeKind.UNSHARE, (OTHERS[0],))]
+    assert sorted((c.kind.value, c.vpc_id or "", c.principals) for c in plan.changes) == sorted(
+        [("disassociate_profile", vpc, ()) for vpc in many] + [("unshare", "", (OTHERS[0],))]
+    )
     verdict = check_plan(plan, states, set(states), MESH, Guard(0.25, 1), staying={R, R2})
     assert not verdict.allowed
     assert verdict.refusals[0].startswith("the plan would take 34 of the 40 rules our shared")
+
+
+def test_a_duplicate_share_deleted_while_the_keeper_gives_the_profile_loses_nothing() -> None:
+    """Two shares of ours give the Profile to the same accounts: deleting the duplicate takes
+    nothing from their VPCs; deleting both would take everything."""
+    _, states = joined_world({a: [SHARED_VPC, SECOND_VPC] for a in OTHERS})
+    [keeper] = states[R].shares
+    duplicate = replace(keeper, arn=keeper.arn + "-2")
+    states[R] = replace(states[R], shares=(keeper, duplicate))
+
+    def deleting(*shares: ObservedShare) -> Plan:
+        return Plan(
+            changes=tuple(
+                Change(
+                    ChangeKind.DELETE_SHARE,
+                    R,
+                    "",
+                    share_arn=s.arn,
+                    resources=tuple(sorted(s.resources)),
+                    principals=tuple(sorted(s.principals)),
+                )
+                for s in shares
+            )
+        )
+
+    guard = Guard(0.5, 1)
+    assert check_plan(deleting(duplicate), states, set(states), MESH, guard).allowed
+    both = check_plan(deleting(keeper, duplicate), states, set(states), MESH, guard)
+    assert not both.allowed
+    assert "rules our shared Profiles give VPCs of other accounts" in both.refusals[-1]
+
+
+def test_the_home_account_losing_a_member_hubs_profile_counts() -> None:
+    """A hub in a member account shares its Profile with the home account: the share names
+    the home account by its id, while the home account's location is the Region alone."""
+    _, states = joined_world({})
+    hub_at = f"{R}@{MEMBER}"
+    share = ObservedShare("arn:aws:ram:x:share/s", "n", frozenset({OURS.arn}), frozenset({HOME}))
+    states[hub_at] = replace(states[R], account=MEMBER, shares=(share,))
+    seen = replace(OURS, ours=False, share_status="SHARED_WITH_ME")
+    vpcs = [f"vpc-0eeeeeeeeeeeeee{n:02d}" for n in range(4)]
+    on = tuple(ObservedProfileAssociation(f"ra-{v}", OURS.id, v, "COMPLETE") for v in vpcs)
+    states[R] = RegionState(R, profiles=ProfileState((seen,), on))
+    unshare = Change(
+        ChangeKind.UNSHARE, R, "", account=MEMBER, share_arn=share.arn, principals=(HOME,)
+    )
+    plan = Plan(changes=(unshare,))
+    guard = Guard(0.5, 1)
+    verdict = check_plan(plan, states, set(states), MESH, guard, home_account=HOME)
+    assert not verdict.allowed
+    assert "take 8 of the 8 rules our shared Profiles give" in verdict.refusals[-1]

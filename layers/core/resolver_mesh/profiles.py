@@ -704,12 +704,41 @@ def _plan_received(
             out.notes += receiver.notes
             out.pending += receiver.pending
             out.failed += receiver.failed
+        for where in _holders_leaving(hub, owner.keeper, states, scope, set(deliveries) | unread):
+            receiver = _ReceivedProfile(states[where], owner, {})
+            receiver.plan([])  # our Profile leaves its VPCs before the share stops naming it
+            out.active.add(where)
+            out.changes.setdefault(where, []).extend(receiver.changes)
+            out.pending += receiver.pending
     if any(dropped.values()):
         shares = tuple(
             replace(s, vpc_ids=s.vpc_ids - dropped[(s.region, s.principal)])
             for s in out.desired.shares
         )
         out.desired = replace(out.desired, shares=shares)
+
+
+def _holders_leaving(
+    hub: HubItem,
+    keeper: ObservedProfile,
+    states: Mapping[str, RegionState],
+    scope: Collection[str],
+    staying: Collection[str],
+) -> list[str]:
+    """The readable locations of other accounts of the hub's Region whose VPCs hold its
+    Profile though none of theirs uses the hub any more (their accounts not `staying`: neither
+    receiving nor unread)."""
+    return [
+        where
+        for where, state in sorted(states.items())
+        if state.region == hub.region
+        and state.account != hub.account
+        and state.account not in staying
+        and where in scope
+        and not state.error
+        and state.profiles is not None
+        and any(a.profile_id == keeper.id for a in state.profiles.associations)
+    ]
 
 
 def with_profile_changes(plan: Plan, profiles: ProfilePlan) -> Plan:

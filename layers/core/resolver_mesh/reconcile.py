@@ -577,15 +577,15 @@ class Reconciler:
 
         states = per_region(observe, scope | reads.endpoints | set(reads.vpcs), _extra_reads(reads))
         offers = Offers.of(states, home_account)
-        # Receivers; and accounts a share of ours still gives a Profile to, whose VPCs on it
-        # the guard counts if the share stops naming them.
-        holders = {w for w in scope if offers.given_a_profile(states[w])}
-        more = [
-            w
-            for w in sorted((reads.share_receivers & scope) | holders)
-            if offers.wants_more(states[w])
-        ]
-        states |= per_region(lambda where: self._read_more(states[where], offers), more)
+        # Receivers; and, for their Profiles alone, other accounts a share of ours still gives
+        # a Profile to, whose VPCs on it the guard counts if the share stops naming them.
+        receivers = reads.share_receivers & scope
+        holders = {w for w in scope - receivers if offers.given_a_profile(states[w])}
+        more = [w for w in sorted(receivers) if offers.wants_more(states[w])]
+        more += [w for w in sorted(holders) if offers.needs_profiles(states[w])]
+        states |= per_region(
+            lambda where: self._read_more(states[where], offers, where in receivers), more
+        )
         try:
             leaving = self._leaving(states)
         except Exception as error:  # an account that may not have left is never swept
@@ -655,6 +655,7 @@ class Reconciler:
             force=request.force,
             staying=hub_set.enabled,
             partial=request.regions is not None,
+            home_account=home_account,
         )
         report.plan(plan)
         report.notes += list(verdict.warnings)
@@ -833,10 +834,11 @@ class Reconciler:
                 denied=is_denied(error),
             )
 
-    def _read_more(self, state: RegionState, offers: Offers) -> RegionState:
-        """A receiving location's reads that depend on what the pass's first reads showed
-        elsewhere (`Offers`): its Profiles (lean: a failed read is a note) and its pending
-        invitations. If the invitations cannot be read, the location cannot be read."""
+    def _read_more(self, state: RegionState, offers: Offers, receiving: bool) -> RegionState:
+        """A location's reads that depend on what the pass's first reads showed elsewhere
+        (`Offers`): its Profiles (lean: a failed read is a note) and, where it receives our
+        rules (`receiving`), its pending invitations. If the invitations cannot be read, the
+        location cannot be read."""
         aws = self._aws_of(state.account)
         try:
             if offers.needs_profiles(state):
@@ -845,7 +847,7 @@ class Reconciler:
                     state = replace(state, profiles=read)
                 except Exception as error:
                     state = replace(state, profiles_unread=f"{type(error).__name__}: {error}")
-            if offers.needs_invitations(state):
+            if receiving and offers.needs_invitations(state):
                 ram = aws.ram(state.region)
                 state = replace(state, invitations=ram.pending_invitations())
             return state

@@ -36,6 +36,8 @@ from resolver_mesh.models import Change, ChangeKind, Plan, RegionState, location
 from resolver_mesh.plan import GONE, PARENT_MAKES_WAY, SERVED_BY_PROFILE, managed_rules
 from resolver_mesh.profiles import PROFILE_LEAVES
 
+RULE_IN_ARN = ":resolver-rule/"  # a share of ours holds rules and, besides, our Profiles
+
 RULES_PER_REGION = 1000
 ASSOCIATIONS_PER_REGION = 2000
 QUOTA_WARNING = 0.9  # the share of a quota past which every plan says how close it is
@@ -69,8 +71,10 @@ def _mass_change(
     guard: Guard,
     states: Mapping[str, RegionState],
     partial: bool,
+    home_account: str = "",
 ) -> list[str]:
-    """Refusals of the guard's fraction; `ours`: the ids of our managed rules by location."""
+    """Refusals of the guard's fraction; `ours`: the ids of our managed rules by location;
+    `home_account`: the reconciler's own account id, as our shares name it."""
     total = sum(len(ids) for ids in ours.values())
     # A rule retired now but deleted once the accounts it is shared with let go is a deletion of
     # this plan: judged with the first pass, whose writes (taking it off those accounts' VPCs)
@@ -102,7 +106,7 @@ def _mass_change(
             f"the plan would take {lost} of the {used} associations of our rules off VPCs in"
             f" Regions whose hub stays, more than {guard.max_fraction:.0%}"
         ]
-    used, lost = _remote_uses_lost(in_counted, states, counted) if sized else (0, 0)
+    used, lost = _remote_uses_lost(in_counted, states, counted, home_account) if sized else (0, 0)
     if used and lost > guard.max_fraction * used:
         return [
             f"the plan would take {lost} of the {used} rules our shared Profiles give VPCs of"
@@ -161,12 +165,17 @@ def _uses_lost(
 
 
 def _remote_uses_lost(
-    in_counted: list[Change], states: Mapping[str, RegionState], counted: Collection[str]
+    in_counted: list[Change],
+    states: Mapping[str, RegionState],
+    counted: Collection[str],
+    home_account: str,
 ) -> tuple[int, int]:
     """What our Profiles serve, through our shares, to VPCs of other accounts in `counted` (each
     rule a Profile holds, on each VPC of theirs associated with it), and how much of it the
     plan takes away for good: our Profile leaving such a VPC as it leaves the mesh
-    (`PROFILE_LEAVES`), and every VPC of an account that a share holding it stops naming."""
+    (`PROFILE_LEAVES`), or every VPC of an account that no share of ours gives a Profile of ours
+    any more once the plan's unshares are done (a duplicate share deleted while the keeper
+    still gives it loses nothing). Each location counts once, at most what it is served."""
     held: dict[str, int] = {}  # Profile of ours -> the rules it holds
     for where in counted:
         held |= _profile_rules(states[where])
@@ -179,26 +188,58 @@ def _remote_uses_lost(
             for a in (state.profiles.associations if state.profiles else ())
             if a.status != GONE and a.profile_id not in own
         )
-    lost = sum(
+    unshared = {
+        location(region, "" if account == home_account else account)
+        for (region, arn), accounts in _unshared(in_counted, states).items()
+        if RULE_IN_ARN not in arn  # our Profile
+        for account in accounts
+    }
+    lost = sum(served.get(where, 0) for where in unshared)
+    lost += sum(
         held.get(str(c.profile_id), 0)
         for c in in_counted
-        if c.kind is ChangeKind.DISASSOCIATE_PROFILE and c.owner and c.reason == PROFILE_LEAVES
+        if c.kind is ChangeKind.DISASSOCIATE_PROFILE
+        and c.owner
+        and c.reason == PROFILE_LEAVES
+        and c.location not in unshared
     )
-    unshared: set[str] = set()  # the locations a share of ours stops giving our Profile to
-    for change in in_counted:
-        if change.kind not in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE):
-            continue
-        named = set(change.principals)  # the accounts it stops naming lose all it holds
-        if any(":resolver-rule/" not in arn for arn in change.resources):  # the Profile leaves
-            named |= {
-                p
-                for share in states[change.location].shares
-                if share.arn == change.share_arn
-                for p in share.principals
-            }
-        unshared |= {location(change.region, account) for account in named}
-    lost += sum(served.get(where, 0) for where in unshared)
     return sum(served.values()), lost
+
+
+def _unshared(
+    in_counted: list[Change], states: Mapping[str, RegionState]
+) -> dict[tuple[str, str], set[str]]:
+    """By (Region, resource ARN) of ours: the accounts that our shares give it to before the
+    plan and none gives it to after the plan's unshares and share deletions, location by
+    location (each change taken once)."""
+    changes: dict[str, list[Change]] = defaultdict(list)
+    for change in in_counted:
+        if change.kind in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE):
+            changes[change.location].append(change)
+    lost: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for where, here in changes.items():
+        deleted = {c.share_arn for c in here if c.kind is ChangeKind.DELETE_SHARE}
+        removed: dict[str | None, tuple[set[str], set[str]]] = {}  # resources, principals
+        for change in here:
+            if change.kind is ChangeKind.UNSHARE:
+                resources, principals = removed.setdefault(change.share_arn, (set(), set()))
+                resources |= set(change.resources)
+                principals |= set(change.principals)
+        before: dict[str, set[str]] = defaultdict(set)
+        after: dict[str, set[str]] = defaultdict(set)
+        for share in states[where].shares:
+            for arn in share.resources:
+                before[arn] |= share.principals
+            if share.arn in deleted:
+                continue
+            resources, principals = removed.get(share.arn, (set(), set()))
+            for arn in share.resources - resources:
+                after[arn] |= share.principals - principals
+        region = states[where].region
+        for arn, accounts in before.items():
+            if gone := accounts - after[arn]:
+                lost[(region, arn)] |= gone
+    return lost
 
 
 def _profile_rules(state: RegionState) -> dict[str, int]:
@@ -217,8 +258,11 @@ def _profile_rules(state: RegionState) -> dict[str, int]:
 def _withdrawn(plan: Plan, in_counted: list[Change], states: Mapping[str, RegionState]) -> float:
     """Shared rules withdrawn, in rules: each rule counts for the part of the accounts it is
     shared with (our shares in `states`) that lose it, taken out of the share for them or off
-    their VPCs. A rule withdrawn from every account counts 1, once however many changes
-    withdraw it (rule ARNs end in its id); from one account of three, a third. A rule whose
+    their VPCs: an account loses a rule when no share of ours gives it the rule once the
+    plan's unshares and share deletions are done (a duplicate share deleted while the keeper
+    still shares the rule with it loses nothing). A rule withdrawn from every account counts 1,
+    once however many changes withdraw it (rule ARNs end in its id); from one account of
+    three, a third. A rule whose
     receivers are unknown counts 1 for any account that loses it. A rule taken off a VPC that
     our shared Profile answers for it loses nothing. (Our Profile leaving VPCs of other
     accounts is counted per VPC, in `_remote_uses_lost`.)"""
@@ -228,12 +272,9 @@ def _withdrawn(plan: Plan, in_counted: list[Change], states: Mapping[str, Region
             for arn in share.resources:
                 receivers[arn.rsplit("/", 1)[-1]] |= share.principals
     losing: dict[str, set[str]] = defaultdict(set)
-    for change in in_counted:
-        if change.kind in (ChangeKind.UNSHARE, ChangeKind.DELETE_SHARE):
-            for arn in change.resources:
-                rule_id = arn.rsplit("/", 1)[-1]
-                every = change.kind is ChangeKind.DELETE_SHARE or not change.principals
-                losing[rule_id] |= receivers[rule_id] if every else set(change.principals)
+    for (_, arn), accounts in _unshared(in_counted, states).items():
+        if RULE_IN_ARN in arn:
+            losing[arn.rsplit("/", 1)[-1]] |= accounts
     for change in plan.changes:
         if (
             change.kind is ChangeKind.DISASSOCIATE
@@ -288,6 +329,7 @@ def check_plan(
     force: bool = False,
     staying: Collection[str] | None = None,
     partial: bool = False,
+    home_account: str = "",
 ) -> Verdict:
     """Refusals for `plan` over the readable locations in `scope` (`states` keys: a Region, or
     `region@account`); `force` overrides the guard, not the quotas; `partial`: the pass covers
@@ -302,7 +344,7 @@ def check_plan(
         where: {r.id for r in managed_rules(state, mesh_id)} for where, state in readable.items()
     }
     counted = {w for w, s in readable.items() if staying is None or s.region in staying}
-    refusals = _mass_change(plan, ours, counted, guard, readable, partial)
+    refusals = _mass_change(plan, ours, counted, guard, readable, partial, home_account)
     quota_problems, warnings = _quotas(plan, readable)
     # Quotas are AWS's, not ours: forcing cannot lift them.
     return Verdict(
