@@ -278,12 +278,27 @@ def test_a_tagged_vpc_that_cannot_join_is_reported_once_and_left_alone(
     ec2.create_tags(Resources=[spoke.vpc_id], Tags=[{"Key": TAG_KEY, "Value": DEFAULT_MESH_ID}])
     members.update(WEST_2, enabled=False)
     disabled = tagged_vpc(member, WEST_2, "10.233.0.0/16")
+    # near misses: a hub would take them, but tags are compared exactly
+    spaced = tagged_vpc(aws, HOME_REGION, "10.235.0.0/16", mesh_id=f" {DEFAULT_MESH_ID} ")
+    upper = str(member("ec2", HOME_REGION).create_vpc(CidrBlock="10.236.0.0/16")["Vpc"]["VpcId"])
+    upper_tag = {"Key": TAG_KEY.title(), "Value": DEFAULT_MESH_ID.upper()}
+    member("ec2", HOME_REGION).create_tags(Resources=[upper], Tags=[upper_tag])
 
     result = members.resync()
     assert result["ok"], result["errors"]
     assert result["joined"] == []
     lines = result["not_joined"]
-    assert len(lines) == 4, lines
+    assert len(lines) == 6, lines
+    [spaced_line] = [line for line in lines if spaced in line]
+    assert spaced_line == (
+        f"{spaced} ({HOME_REGION}, the home account) is tagged '{TAG_KEY}= {DEFAULT_MESH_ID} ',"
+        f" not {TAG_KEY}={DEFAULT_MESH_ID}: tags are compared exactly (case and spaces count), so"
+        " it does not join; nothing is done to it"
+    )
+    [upper_line] = [line for line in lines if upper in line]
+    assert f"({HOME_REGION}, account {MEMBER}) is tagged" in upper_line
+    assert f"'{TAG_KEY.title()}={DEFAULT_MESH_ID.upper()}'" in upper_line
+    assert used_by(aws, HOME_REGION, spaced) == used_by(member, HOME_REGION, upper) == set()
     [no_hub] = [line for line in lines if lonely in line]
     assert f"({NO_HUB}, the home account)" in no_hub
     assert "no hub item" in no_hub

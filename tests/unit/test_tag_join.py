@@ -173,6 +173,23 @@ def test_a_vpc_shared_into_a_member_account_joins_only_through_its_owner() -> No
     assert joined.refused == ()
 
 
+def test_a_tag_that_misses_only_by_case_or_spaces_gets_a_line_and_joins_nothing() -> None:
+    """A near miss of the mesh's tag (`TaggedVpcs.mistagged`) was most likely meant to join:
+    it does not (AWS and the mesh compare tags exactly), and one line says why, even where a
+    hub would take it; a location whose read failed says nothing."""
+    read = {
+        location(A, MEMBER): TaggedVpcs(mistagged={MEMBER_VPC: f"{MESH_TAG_KEY}= {MESH.upper()}"}),
+        location(A, OTHER): TaggedVpcs(error="AccessDenied", mistagged={OTHER_VPC: "x"}),
+    }
+    joined = join_by_tag(MESH, hubs(), read)
+    assert joined.vpcs == ()
+    assert joined.refused == (
+        f"{MEMBER_VPC} ({A}, account {MEMBER}) is tagged '{MESH_TAG_KEY}= {MESH.upper()}', not"
+        f" {MESH_TAG_KEY}={MESH}: tags are compared exactly (case and spaces count), so it does"
+        " not join; nothing is done to it",
+    )
+
+
 def test_a_vpc_listed_and_tagged_is_simply_a_workload_vpc() -> None:
     shared = {"vpc_id": MEMBER_VPC, **in_member()}
     hub_set = hubs(hub_item(A, vpc_ids=[WORK], shared_vpcs=[shared]), hub_item(B), hub_item(C))

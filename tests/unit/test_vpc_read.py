@@ -80,10 +80,40 @@ def test_one_read_answers_the_tag_join_and_the_named_vpcs(aws: Aws, ec2: Stubber
     named = {"vpc-named", "vpc-named-shared-in", "vpc-both", "vpc-missing"}
     read = aws.vpcs(REGION, MESH, named)
     assert read == VpcRead(
-        TaggedVpcs(owned=frozenset({"vpc-tagged", "vpc-both"}), foreign={"vpc-shared-in": OWNER}),
+        TaggedVpcs(
+            owned=frozenset({"vpc-tagged", "vpc-both"}),
+            foreign={"vpc-shared-in": OWNER},
+            mistagged={"vpc-other-case": f"{MESH_TAG_KEY}=Blue"},  # does not join: reported
+        ),
         named=frozenset({"vpc-named", "vpc-named-shared-in", "vpc-both"}),
     )
     assert aws.call_counts()["reads"] == 2  # one per page, nothing else
+
+
+def test_a_tag_that_differs_only_by_case_or_spaces_is_a_near_miss_of_the_owner_only(
+    aws: Aws, ec2: Stubber
+) -> None:
+    """Tags are compared exactly, as AWS compares them: a key or value that differs from the
+    mesh's only by case or surrounding spaces does not join, and is kept to be reported, where
+    the VPC's owner reads it. A VPC that also carries the exact tag joins and is no near miss;
+    another mesh's tag, or a value that differs otherwise, is neither."""
+    pages(
+        ec2,
+        [
+            vpc("vpc-spaces", **{MESH_TAG_KEY: f" {MESH} "}),
+            vpc("vpc-key", **{MESH_TAG_KEY.upper(): MESH}),
+            vpc("vpc-both", **{MESH_TAG_KEY.upper(): MESH, MESH_TAG_KEY: MESH}),
+            vpc("vpc-shared-in", OWNER, **{MESH_TAG_KEY: MESH.upper()}),
+            vpc("vpc-other", **{MESH_TAG_KEY: f"{MESH}-2", "Name": MESH}),
+        ],
+    )
+    assert aws.vpcs(REGION, MESH).tagged == TaggedVpcs(
+        owned=frozenset({"vpc-both"}),
+        mistagged={
+            "vpc-spaces": f"{MESH_TAG_KEY}= {MESH} ",
+            "vpc-key": f"{MESH_TAG_KEY.upper()}={MESH}",
+        },
+    )
 
 
 def test_a_location_without_tagged_vpcs_reads_no_account_id(

@@ -116,12 +116,14 @@ class Desired:
 class TaggedVpcs:
     """One location's tag read (the VPCs DescribeVpcs lists there tagged `MESH_TAG_KEY` = the
     mesh id): the tagged VPCs its account owns, and those it sees that another account owns
-    (VPC sharing), by owner. `error` set: the read failed, so which VPCs are tagged there is
-    unknown."""
+    (VPC sharing), by owner; and the VPCs it owns whose tag differs from the mesh's only by
+    case or surrounding spaces (`mistagged`: they do not join, and are reported). `error`
+    set: the read failed, so which VPCs are tagged there is unknown."""
 
     owned: frozenset[str] = frozenset()
     foreign: Mapping[str, str] = field(default_factory=dict)  # VPC id -> owner account
     error: str | None = None
+    mistagged: Mapping[str, str] = field(default_factory=dict)  # VPC id -> "key=value"
 
 
 @dataclass(frozen=True)
@@ -371,6 +373,12 @@ def join_by_tag(mesh_id: str, hub_set: HubSet, tagged: Mapping[str, TaggedVpcs])
             f"{vpc_id} ({region}, {whose}) is tagged {MESH_TAG_KEY}={mesh_id} but does not"
             f" join: {why}; nothing is done to it"
             for vpc_id, why in sorted(problems.items())
+        )
+        refused.extend(
+            f"{vpc_id} ({region}, {whose}) is tagged {tag!r}, not {MESH_TAG_KEY}={mesh_id}:"
+            " tags are compared exactly (case and spaces count), so it does not join; nothing"
+            " is done to it"
+            for vpc_id, tag in sorted(read.mistagged.items())
         )
     unread = frozenset(where for where, read in tagged.items() if read.error)
     return Joined(vpcs=tuple(sorted(joined)), refused=tuple(refused), unread=unread)

@@ -30,7 +30,7 @@ import threading
 import types
 import weakref
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -519,6 +519,21 @@ class _SharedClientParts:
             self._local.active = was
 
 
+def _almost_mesh_tag(tags: Iterable[Mapping[str, Any]], mesh_id: str) -> str:
+    """A tag that is `MESH_TAG_KEY` = `mesh_id` but for case or surrounding spaces, as
+    "key=value" ("" when none): AWS compares tags exactly, and so does the mesh, but a
+    near miss is most likely meant to join."""
+
+    def loose(text: object) -> str:
+        return str(text).strip().casefold()
+
+    for tag in tags:
+        key, value = tag.get("Key"), tag.get("Value")
+        if loose(key) == loose(MESH_TAG_KEY) and loose(value) == loose(mesh_id):
+            return f"{key}={value}"
+    return ""
+
+
 def pool_connections(mesh_regions: int) -> int:
     """The connections kept per endpoint for a mesh of `mesh_regions` Regions (0: the
     partition's enabled Regions, not known yet): `SOCKET_BUDGET` over the endpoints they may
@@ -817,18 +832,23 @@ class Aws:
         ec2 = self.client("ec2", region)
         wanted = frozenset(named)
         owners: dict[str, str] = {}  # tagged VPC -> its owner ("": this account)
+        near: dict[str, tuple[str, str]] = {}  # almost tagged VPC -> (its owner, its tag)
         found: set[str] = set()
         for vpc in self.caller(region).pages(ec2.describe_vpcs, "Vpcs", MaxResults=VPC_PAGE_SIZE):
             vpc_id = str(vpc["VpcId"])
             if vpc_id in wanted:
                 found.add(vpc_id)
             tags = vpc.get("Tags") or ()
+            owner = str(vpc.get("OwnerId") or "")
             if any(t.get("Key") == MESH_TAG_KEY and t.get("Value") == mesh_id for t in tags):
-                owners[vpc_id] = str(vpc.get("OwnerId") or "")
-        me = self.account_id() if any(owners.values()) else ""  # a member's is known
-        foreign = {vpc: owner for vpc, owner in owners.items() if owner not in ("", me)}
+                owners[vpc_id] = owner
+            elif tag := _almost_mesh_tag(tags, mesh_id):
+                near[vpc_id] = (owner, tag)
+        mine = ("", self.account_id() if any(owners.values()) or near else "")
+        foreign = {vpc: owner for vpc, owner in owners.items() if owner not in mine}
         owned = frozenset(owners) - set(foreign)
-        return VpcRead(TaggedVpcs(owned=owned, foreign=foreign), frozenset(found))
+        mistagged = {vpc: tag for vpc, (owner, tag) in near.items() if owner in mine}
+        return VpcRead(TaggedVpcs(owned, foreign, mistagged=mistagged), frozenset(found))
 
     @property
     def partition(self) -> str:
