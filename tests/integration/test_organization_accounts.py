@@ -726,3 +726,77 @@ def test_an_account_tag_joined_in_every_hub_region_leaves_without_tripping_the_g
         assert rules_and_vpcs(clients[leaving], region) == {}
     assert snapshot(mesh, aws) == home_before
     assert {a: snapshot(mesh, clients[a]) for a in staying} == before
+
+
+@pytest.mark.parametrize("leavers", [1, 2])
+def test_accounts_leaving_the_ous_take_our_profile_off_their_vpcs_or_trip_the_guard(
+    make_mesh: Callable[..., Mesh],
+    aws: ClientFactory,
+    org: Org,
+    emulator: LocalEmulator,
+    leavers: int,
+) -> None:
+    """Three hubs delivering through Profiles (12 managed rules, over the guard's minimum);
+    three accounts with two VPCs each tagged to join us-east-1's hub, served by its Profile
+    through the share (4 rules on each VPC). An account that leaves the OUs is read for its
+    Profiles as it is swept: one leaving loses our Profile on both its VPCs, then the share; two
+    leaving at once would take 16 of the 24 rules the Profile gives other accounts' VPCs, and
+    the guard refuses it before anything is written."""
+    mesh = make_mesh(regions=(HOME_REGION, EAST_2, "us-west-2"))
+    mesh.monkeypatch.setenv("DELIVERY", "profile")
+    mesh.monkeypatch.setenv("MEMBER_OUS", org.ous["workloads"])
+    accounts = org.accounts["prod"][1:4]
+    clients = {a: assumed_clients(aws, role_of(a), None, emulator.endpoint_url) for a in accounts}
+    tag = {"ResourceType": "vpc", "Tags": [{"Key": MESH_TAG_KEY, "Value": mesh.mesh_id}]}
+    vpcs = {
+        a: [
+            c("ec2", HOME_REGION).create_vpc(
+                CidrBlock=f"10.{200 + n}.0.0/16", TagSpecifications=[tag]
+            )["Vpc"]["VpcId"]
+            for n in range(2)
+        ]
+        for a, c in clients.items()
+    }
+    first = mesh.resync()
+    assert first["ok"], first["errors"]
+    assert mesh.resync()["changes"] == []
+
+    def on_profile(account: str) -> dict[str, list[str]]:
+        profiles = clients[account]("route53profiles", HOME_REGION)
+        return {
+            vpc: [
+                a["ProfileId"]
+                for a in profiles.list_profile_associations(ResourceId=vpc)["ProfileAssociations"]
+            ]
+            for vpc in vpcs[account]
+        }
+
+    [profile_id] = {p for a in accounts for held in on_profile(a).values() for p in held}
+    assert all(on_profile(a) == {v: [profile_id] for v in vpcs[a]} for a in accounts)
+    home_before = snapshot(mesh, aws)
+
+    leaving, staying = accounts[:leavers], accounts[leavers:]
+    for account in leaving:
+        org.move(account, "prod", "sandbox")
+    result = mesh.resync()
+
+    if leavers == 2:
+        assert not result["ok"]
+        [refusal] = result["refused"]
+        assert "16 of the 24 rules our shared Profiles give VPCs of other accounts" in refusal
+        assert result["changes"]
+        assert {c["status"] for c in result["changes"]} == {"planned"}
+        assert all(on_profile(a) == {v: [profile_id] for v in vpcs[a]} for a in accounts)
+        [share] = shares(aws).values()
+        assert share["PRINCIPAL"] >= set(accounts)
+        return
+    assert result["ok"], result["errors"]
+    assert sorted(
+        (c["kind"], c.get("account"), c.get("vpc_id"), c["status"]) for c in result["changes"]
+    ) == sorted(
+        [("disassociate_profile", leaving[0], vpc, "applied") for vpc in vpcs[leaving[0]]]
+        + [("unshare", None, None, "applied")]
+    )
+    assert on_profile(leaving[0]) == {v: [] for v in vpcs[leaving[0]]}
+    assert all(on_profile(a) == {v: [profile_id] for v in vpcs[a]} for a in staying)
+    assert snapshot(mesh, aws) == home_before

@@ -580,12 +580,7 @@ class Reconciler:
         # Receivers; and, for their Profiles alone, other accounts a share of ours still gives
         # a Profile to, whose VPCs on it the guard counts if the share stops naming them.
         receivers = reads.share_receivers & scope
-        holders = {w for w in scope - receivers if offers.given_a_profile(states[w])}
-        more = [w for w in sorted(receivers) if offers.wants_more(states[w])]
-        more += [w for w in sorted(holders) if offers.needs_profiles(states[w])]
-        states |= per_region(
-            lambda where: self._read_more(states[where], offers, where in receivers), more
-        )
+        states |= self._observe_more(states, scope, receivers, offers)
         try:
             leaving = self._leaving(states)
         except Exception as error:  # an account that may not have left is never swept
@@ -597,6 +592,8 @@ class Reconciler:
             swept = {location(r, a) for a in leaving for r in member_regions}
             scope |= swept
             states |= per_region(observe, swept)
+            # their VPCs on our shared Profile: taken off it, and counted by the guard
+            states |= self._observe_more(states, swept, (), offers)
             self._left |= set(leaving)  # noted once in the run's report (`_run_locked`)
         if request.regions is None:
             # Our rules name the Region they forward to: a hub whose item is gone and whose
@@ -833,6 +830,26 @@ class Reconciler:
                 error=f"{type(error).__name__}: {error}",
                 denied=is_denied(error),
             )
+
+    def _observe_more(
+        self,
+        states: Mapping[str, RegionState],
+        scope: Collection[str],
+        receivers: Collection[str],
+        offers: Offers,
+    ) -> dict[str, RegionState]:
+        """The second reads of `scope` (`_read_more`): the receivers' and, for their Profiles
+        alone, those of other locations a share of ours still gives a Profile to, whose VPCs
+        on it the guard counts if the share stops naming them."""
+        more = [w for w in sorted(receivers) if offers.wants_more(states[w])]
+        more += [
+            w
+            for w in sorted(set(scope) - set(receivers))
+            if offers.given_a_profile(states[w]) and offers.needs_profiles(states[w])
+        ]
+        return per_region(
+            lambda where: self._read_more(states[where], offers, where in receivers), more
+        )
 
     def _read_more(self, state: RegionState, offers: Offers, receiving: bool) -> RegionState:
         """A location's reads that depend on what the pass's first reads showed elsewhere
