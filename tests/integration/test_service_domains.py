@@ -3,9 +3,15 @@ matching rules in every peer Region within one reconcile."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from meshkit import Mesh
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+HOME_ACCOUNT = "123456789012"  # the emulator's default account
+OTHER_ACCOUNT = "210987654321"
 
 SERVICES = ["{services}", "{region}.vpce.amazonaws.com"]
 S3_NAMES = ("s3", "s3-control", "s3-accesspoint")
@@ -52,3 +58,65 @@ def test_interface_endpoints_become_rules_and_leave_with_them(make_mesh: Any) ->
         )
         assert "us-east-2.vpce.amazonaws.com." in domains
     assert mesh.resync()["calls"]["writes"] == 0
+
+
+def endpoint_event(region: str, account: str) -> dict[str, Any]:
+    event = json.loads((EVENTS / "cloudtrail-CreateVpcEndpoint.json").read_text())
+    event["detail"] |= {"awsRegion": region, "recipientAccountId": account}
+    return event
+
+
+def test_an_interface_endpoint_event_is_reconciled_only_where_a_hub_reads_it(
+    make_mesh: Any,
+) -> None:
+    """Endpoint events come from every account and Region of an organisation, but interface
+    endpoints are read only in hub locations, and only while a hub answers for them
+    (`{services}`): elsewhere the event's pass reads the hubs table (and the account id), says
+    why it stops, and changes nothing; at a hub, it is the full pass it always was."""
+    mesh: Mesh = make_mesh(
+        items={r: {"domains": SERVICES} for r in ("us-east-1", "us-east-2", "us-west-2")}
+    )
+    assert mesh.resync()["ok"]
+    east2 = mesh.hubs["us-east-2"]
+    mesh.aws("ec2", "us-east-2").create_vpc_endpoint(
+        VpcId=east2.vpc_id,
+        ServiceName="com.amazonaws.us-east-2.kms",
+        VpcEndpointType="Interface",
+        SubnetIds=list(east2.subnet_ids),
+        PrivateDnsEnabled=True,
+    )
+    kms = "kms.us-east-2.amazonaws.com."
+    for region, account in (("us-east-2", OTHER_ACCOUNT), ("eu-west-1", HOME_ACCOUNT)):
+        skipped = mesh.invoke(endpoint_event(region, account))
+        assert skipped["ok"], skipped["errors"]
+        assert skipped["changes"] == []
+        assert skipped["regions"] == []  # nothing swept
+        assert skipped["calls"]["reads"] <= 2  # the hubs table, the account id
+        [note] = skipped["notes"]
+        assert note == (
+            f"interface VPC endpoint changes in {region} ({account}): no hub there, so nothing"
+            " to reconcile (only hubs' interface endpoints are read)"
+        )
+        assert kms not in managed_domains(mesh, "us-east-1")
+
+    done = mesh.invoke(endpoint_event("us-east-2", HOME_ACCOUNT))
+    assert done["ok"], done["errors"]
+    assert done["counts"]["create_rule"] == 2  # kms in us-east-1 and us-west-2
+    assert kms in managed_domains(mesh, "us-west-2")
+
+
+def test_an_interface_endpoint_event_reconciles_nothing_without_a_services_hub(
+    make_mesh: Any,
+) -> None:
+    mesh: Mesh = make_mesh()
+    assert mesh.resync()["ok"]
+    mesh.remove("us-west-2")  # a change only a full pass would make
+    skipped = mesh.invoke(endpoint_event("us-east-2", HOME_ACCOUNT))
+    assert skipped["ok"], skipped["errors"]
+    assert skipped["changes"] == []
+    assert skipped["calls"]["reads"] == 1  # the hubs table
+    assert skipped["notes"] == [
+        "interface VPC endpoint changes in us-east-2 (123456789012): no hub answers for its"
+        " interface endpoints ({services}), so nothing to reconcile"
+    ]
+    assert mesh.resync()["counts"]["delete_rule"] > 0  # the schedule does it

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from resolver_mesh.triggers import (
+    VPC_ENDPOINT_CALLS,
     Scope,
     batch_from_sqs,
     combined,
@@ -97,6 +98,46 @@ def test_endpoint_table_and_schedule_events_scope_to_every_region(name: str) -> 
     assert request is not None
     assert request.apply
     assert request.regions is None
+
+
+ENDPOINT_EVENTS = [f"cloudtrail-{n}.json" for n in sorted(VPC_ENDPOINT_CALLS)]
+
+
+@pytest.mark.parametrize("name", ENDPOINT_EVENTS)
+def test_an_interface_endpoint_event_names_the_location_it_came_from(name: str) -> None:
+    event = load(name)
+    request = request_from_event(event, KNOWN)
+    assert request is not None
+    assert request.regions is None
+    detail = event["detail"]
+    assert request.interface_endpoints_at == ((detail["awsRegion"], detail["recipientAccountId"]),)
+
+
+def test_interface_endpoint_events_coalesce_their_locations_and_nothing_else() -> None:
+    """A batch of endpoint events only: their locations, each once. With any other message,
+    or an endpoint event whose account cannot be read, the pass is an ordinary full one."""
+    events = [load(name) for name in ENDPOINT_EVENTS]
+    events[0]["detail"] |= {"awsRegion": "us-west-2", "recipientAccountId": "210987654321"}
+    request = combined(scope_of(event, KNOWN) for event in events)
+    assert request is not None
+    assert request.interface_endpoints_at == (
+        ("us-east-2", "123456789012"),
+        ("us-west-2", "210987654321"),
+    )
+    for other in (load("scheduled.json"), load("cloudtrail-CreateResolverRule.json")):
+        mixed = combined(scope_of(event, KNOWN) for event in [*events, other])
+        assert mixed is not None
+        assert mixed.interface_endpoints_at == ()
+        assert mixed.regions is None
+    for account in (None, "", "not-an-account", "1234567890123"):
+        unknown = load(ENDPOINT_EVENTS[0])
+        unknown["detail"]["recipientAccountId"] = account
+        full = request_from_event(unknown, KNOWN)
+        assert full is not None
+        assert (full.regions, full.interface_endpoints_at) == (None, ())
+    failed = load(ENDPOINT_EVENTS[0])
+    failed["detail"]["errorCode"] = "UnauthorizedOperation"
+    assert request_from_event(failed, KNOWN) is None
 
 
 def test_an_outbound_endpoint_change_scopes_to_its_region() -> None:

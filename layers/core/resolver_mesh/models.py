@@ -309,13 +309,16 @@ class HubItem(AccountAccess):
 class Request:
     """What to do: `apply` or only plan, in which Regions (None: all), forced past the guard;
     `await_endpoints`: look again while an endpoint becomes ready (after a Resolver endpoint
-    event)."""
+    event); `interface_endpoints_at`: asked for only by interface VPC endpoint changes at these
+    (Region, account id): a pass that cannot change anything unless an enabled hub is at one
+    of them and one answers for its interface endpoints (`{services}`)."""
 
     apply: bool
     regions: tuple[str, ...] | None = None
     force: bool = False
     trigger: str = "manual"
     await_endpoints: bool = False
+    interface_endpoints_at: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -520,6 +520,11 @@ class Reconciler:
             known = self.aws.known_regions()
         hub_set = parse_hubs(items, known, home_account or None)
         report.hubs = sorted(hub_set.hubs)
+        if request.interface_endpoints_at:
+            needless = self._needless_for_endpoints(request.interface_endpoints_at, hub_set)
+            if needless:
+                report.notes.append(needless)
+                return False
 
         regions = self._scope(request, hub_set, known, report)
         if regions is None:
@@ -695,6 +700,28 @@ class Reconciler:
             [e for e in desired.errors if e.region == region],
             [d for d in desired.degraded if any(mark in d for mark in own)],
         )
+
+    def _needless_for_endpoints(self, at: Collection[tuple[str, str]], hub_set: HubSet) -> str:
+        """Why a pass asked for by interface VPC endpoint changes at `at` ((Region, account
+        id)) can change nothing, or "" when it can: interface endpoints are read only in hub
+        locations, and only while an enabled hub answers for them (`{services}`)."""
+        where = ", ".join(f"{region} ({account})" for region, account in sorted(at))
+        if not any(hub.uses_services for hub in hub_set.enabled.values()):
+            return (
+                f"interface VPC endpoint changes in {where}: no hub answers for its interface"
+                " endpoints ({services}), so nothing to reconcile"
+            )
+        try:
+            home = self.aws.account_id()
+        except Exception:  # unknown: the pass decides
+            return ""
+        hubs = {(hub.region, hub.account or home) for hub in hub_set.hubs.values()}
+        if hubs.isdisjoint(at):
+            return (
+                f"interface VPC endpoint changes in {where}: no hub there, so nothing to"
+                " reconcile (only hubs' interface endpoints are read)"
+            )
+        return ""
 
     def _scope(
         self, request: Request, hub_set: HubSet, known: frozenset[str], report: Report

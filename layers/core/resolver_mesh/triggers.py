@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ def _manual(event: Mapping[str, Any]) -> Request:
 
 
 ALL = None  # a scope of every Region
+ACCOUNT_ID = re.compile(r"\d{12}")
 DRIFT_CALLS = frozenset(
     {
         "CreateResolverRule",
@@ -90,6 +92,8 @@ class Scope:
     regions: frozenset[str] | None
     why: str
     endpoint_change: bool = False  # a Resolver endpoint changed: it may not be ready yet
+    # An interface VPC endpoint changed at this (Region, account): see `Request`.
+    interface_endpoint_at: tuple[str, str] | None = None
 
 
 def _cloudtrail_scope(detail: Mapping[str, Any], known_regions: Collection[str]) -> Scope:
@@ -114,7 +118,10 @@ def _cloudtrail_scope(detail: Mapping[str, Any], known_regions: Collection[str])
     if name in VPC_CALLS:  # from any account: a Region is reconciled in every account
         return Scope(frozenset({region}), f"{where}: VPCs of that Region")
     if name in VPC_ENDPOINT_CALLS:
-        return Scope(ALL, f"{where}: what the hub answers for, in every Region")
+        why = f"{where}: what the hub answers for, in every Region"
+        account = str(detail.get("recipientAccountId") or "")
+        at = (region, account) if ACCOUNT_ID.fullmatch(account) else None
+        return Scope(ALL, why, interface_endpoint_at=at)
     return Scope(ALL, f"{where}: not a known trigger, every Region")
 
 
@@ -138,6 +145,9 @@ def combined(scopes: Iterable[Scope]) -> Request | None:
     scopes = list(scopes)
     why = "; ".join(s.why for s in scopes)
     await_endpoints = any(s.endpoint_change for s in scopes)
+    if scopes and all(s.interface_endpoint_at for s in scopes):  # needless unless at a hub
+        at = tuple(sorted({s.interface_endpoint_at for s in scopes if s.interface_endpoint_at}))
+        return Request(apply=True, trigger=why, interface_endpoints_at=at)
     if any(s.regions is None for s in scopes):
         return Request(apply=True, trigger=why, await_endpoints=await_endpoints)
     regions: set[str] = set()
