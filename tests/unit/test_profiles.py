@@ -917,3 +917,34 @@ def test_the_home_account_losing_a_member_hubs_profile_counts() -> None:
     verdict = check_plan(plan, states, set(states), MESH, guard, home_account=HOME)
     assert not verdict.allowed
     assert "take 8 of the 8 rules our shared Profiles give" in verdict.refusals[-1]
+
+
+@pytest.mark.parametrize("unread", ["the location", "its Profiles"])
+def test_accounts_whose_profiles_were_not_read_count_when_the_share_leaves_them(
+    unread: str,
+) -> None:
+    """Three accounts hold our Profile through the share, on two VPCs each; two of them leave
+    the share, but their Profiles could not be read (the whole location, as when the member
+    role is refused, or the lean Profile read alone). Each counts as one VPC on the Profile: 2
+    of the 4 VPCs' worth the guard can see, not none of it."""
+    accounts = OTHERS[:3]
+    _, states = joined_world({a: [SHARED_VPC, SECOND_VPC] for a in accounts})
+    for account in accounts[:2]:
+        where = f"{R}@{account}"
+        states[where] = (
+            RegionState(R, account=account, error="AccessDenied: role refused")
+            if unread == "the location"
+            else replace(states[where], profiles=None, profiles_unread="AccessDenied")
+        )
+    [share] = states[R].shares
+    unshare = Change(
+        ChangeKind.UNSHARE, R, "", share_arn=share.arn, principals=tuple(sorted(accounts[:2]))
+    )
+    verdict = check_plan(
+        Plan(changes=(unshare,)), states, set(states), MESH, Guard(0.4, 1), home_account=HOME
+    )
+    assert not verdict.allowed
+    assert "take 4 of the 8 rules our shared Profiles give VPCs" in verdict.refusals[-1]
+    assert check_plan(
+        Plan(changes=(unshare,)), states, set(states), MESH, Guard(0.5, 1), home_account=HOME
+    ).allowed  # exactly the fraction passes

@@ -190,6 +190,23 @@ def test_a_tag_that_misses_only_by_case_or_spaces_gets_a_line_and_joins_nothing(
     )
 
 
+def test_a_near_miss_the_items_list_says_nothing_and_one_that_could_not_join_says_why() -> None:
+    near = f"{MESH_TAG_KEY}={MESH.upper()}"
+    hub_set = hubs(hub_item(A, vpc_ids=[WORK]), hub_item(B))
+    read = {
+        A: TaggedVpcs(mistagged={WORK: near}),  # listed: it uses the hub's rules anyway
+        location(D, MEMBER): TaggedVpcs(mistagged={MEMBER_VPC: near}),  # no hub item in D
+    }
+    joined = join_by_tag(MESH, hub_set, read)
+    assert joined.vpcs == ()
+    [line] = joined.refused
+    assert line.startswith(f"{MEMBER_VPC} ({D}, account {MEMBER}) is tagged '{near}', not")
+    assert line.endswith(
+        f"so it does not join (nor could it with that tag: there is no hub item for {D});"
+        " nothing is done to it"
+    )
+
+
 def test_a_vpc_listed_and_tagged_is_simply_a_workload_vpc() -> None:
     shared = {"vpc_id": MEMBER_VPC, **in_member()}
     hub_set = hubs(hub_item(A, vpc_ids=[WORK], shared_vpcs=[shared]), hub_item(B), hub_item(C))

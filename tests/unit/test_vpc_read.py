@@ -165,3 +165,23 @@ def test_the_workers_tag_read_is_the_passs_whatever_the_named_vpcs(aws: Aws, ec2
     assert in_worker == in_pass
     assert digest(in_worker) == digest(in_pass)
     assert digest(untagged) != digest(in_pass)
+
+
+def test_near_misses_never_fail_the_read_nor_change_its_digest(
+    aws: Aws, ec2: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A near miss is only reported: where telling its owner apart needs the account id and
+    that cannot be read, the read drops it instead of failing; and a fan-out order's digest of
+    the tags does not see it (no change depends on it)."""
+
+    def unreadable() -> str:
+        raise ClientError({"Error": {"Code": "ExpiredToken", "Message": "x"}}, "GetCallerIdentity")
+
+    monkeypatch.setattr(aws, "account_id", unreadable)
+    pages(ec2, [vpc("vpc-near", **{MESH_TAG_KEY: MESH.upper()}), vpc("vpc-named")])
+    assert aws.vpcs(REGION, MESH, {"vpc-named"}) == VpcRead(TaggedVpcs(), frozenset({"vpc-named"}))
+
+    state = RegionState(REGION)
+    plain = TaggedVpcs(owned=frozenset({"vpc-a"}))
+    near = TaggedVpcs(owned=frozenset({"vpc-a"}), mistagged={"vpc-b": f"{MESH_TAG_KEY}= {MESH}"})
+    assert state_digest(state, [], {REGION: near}) == state_digest(state, [], {REGION: plain})

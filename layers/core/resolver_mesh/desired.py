@@ -374,12 +374,16 @@ def join_by_tag(mesh_id: str, hub_set: HubSet, tagged: Mapping[str, TaggedVpcs])
             f" join: {why}; nothing is done to it"
             for vpc_id, why in sorted(problems.items())
         )
-        refused.extend(
-            f"{vpc_id} ({region}, {whose}) is tagged {tag!r}, not {MESH_TAG_KEY}={mesh_id}:"
-            " tags are compared exactly (case and spaces count), so it does not join; nothing"
-            " is done to it"
-            for vpc_id, tag in sorted(read.mistagged.items())
-        )
+        for vpc_id, tag in sorted(read.mistagged.items()):
+            if (region, account) in {(r, a) for r, a, _ in roles.get(vpc_id, ())}:
+                continue  # the items list it: it uses the hub's rules whatever its tags
+            why = _why_not_joining(hub_set, where, vpc_id, roles)
+            refused.append(
+                f"{vpc_id} ({region}, {whose}) is tagged {tag!r}, not {MESH_TAG_KEY}={mesh_id}:"
+                " tags are compared exactly (case and spaces count), so it does not join"
+                + (f" (nor could it with that tag: {why})" if why else "")
+                + "; nothing is done to it"
+            )
     unread = frozenset(where for where, read in tagged.items() if read.error)
     return Joined(vpcs=tuple(sorted(joined)), refused=tuple(refused), unread=unread)
 

@@ -196,7 +196,11 @@ def state_digest(
         "associations": sorted((_canonical(a) for a in state.associations), key=json.dumps),
     }
     if tags:
-        parts["tags"] = {where: _canonical(read) for where, read in sorted(tags.items())}
+        # near misses are only reported: no change depends on them
+        parts["tags"] = {
+            where: _canonical(dataclasses.replace(read, mistagged={}))
+            for where, read in sorted(tags.items())
+        }
     if kinds & SHARE_CHANGES:
         parts["shares"] = sorted((_canonical(s) for s in state.shares), key=json.dumps)
     if ChangeKind.ACCEPT_SHARE in kinds:

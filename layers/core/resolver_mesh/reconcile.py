@@ -704,7 +704,8 @@ class Reconciler:
     def _needless_for_endpoints(self, at: Collection[tuple[str, str]], hub_set: HubSet) -> str:
         """Why a pass asked for by interface VPC endpoint changes at `at` ((Region, account
         id)) can change nothing, or "" when it can: interface endpoints are read only in hub
-        locations, and only while an enabled hub answers for them (`{services}`)."""
+        locations (a disabled hub's included), and only while an enabled hub answers for them
+        (`{services}`)."""
         where = ", ".join(f"{region} ({account})" for region, account in sorted(at))
         if not any(hub.uses_services for hub in hub_set.enabled.values()):
             return (
@@ -942,8 +943,9 @@ class Reconciler:
             elif state.profiles_unread:
                 report.notes.append(
                     f"{where}: cannot read Route 53 Profiles ({state.profiles_unread}): no hub"
-                    " delivers through a Profile here, so the rules are reconciled; a Profile of"
-                    " ours left here from an earlier delivery is not pruned"
+                    " delivers through a Profile to VPCs here, so the rules are reconciled; a"
+                    " Profile of ours left here from an earlier delivery is not pruned, and the"
+                    " guard counts one VPC on each Profile of ours a share of ours gives here"
                 )
         if report.denied_regions:
             report.notes.append(

@@ -22,7 +22,9 @@ Invariants:
   on a Profile of ours counts once for each rule the Profile holds, and loses them all when
   the Profile leaves it. An association that another of ours replaces in the same plan (for
   the same VPC and domain), or that our Route 53 Profile already serves, is not lost. Shared
-  rules taken off other accounts' VPCs count through their shares (above).
+  rules taken off other accounts' VPCs count through their shares (above); their VPCs on our
+  shared Profiles are judged apart, and an account whose Profiles were not read counts as one
+  VPC on each Profile of ours our shares give it.
 - Per-Region quotas (rules, associations) are checked before AWS says no.
 """
 
@@ -37,6 +39,7 @@ from resolver_mesh.plan import GONE, PARENT_MAKES_WAY, SERVED_BY_PROFILE, manage
 from resolver_mesh.profiles import PROFILE_LEAVES
 
 RULE_IN_ARN = ":resolver-rule/"  # a share of ours holds rules and, besides, our Profiles
+ACCOUNT_ID_LENGTH = 12  # a share's principal that is an account, not an OU or organisation
 
 RULES_PER_REGION = 1000
 ASSOCIATIONS_PER_REGION = 2000
@@ -175,7 +178,8 @@ def _remote_uses_lost(
     plan takes away for good: our Profile leaving such a VPC as it leaves the mesh
     (`PROFILE_LEAVES`), or every VPC of an account that no share of ours gives a Profile of ours
     any more once the plan's unshares are done (a duplicate share deleted while the keeper
-    still gives it loses nothing). Each location counts once, at most what it is served."""
+    still gives it loses nothing). Each location counts once, at most what it is served; one
+    whose Profiles were not read, as one VPC on each Profile of ours our shares give it."""
     held: dict[str, int] = {}  # Profile of ours -> the rules it holds
     for where in counted:
         held |= _profile_rules(states[where])
@@ -188,6 +192,12 @@ def _remote_uses_lost(
             for a in (state.profiles.associations if state.profiles else ())
             if a.status != GONE and a.profile_id not in own
         )
+    # Where our shares give a Profile of ours but the location's Profiles were not read (its
+    # read failed, or the location could not be read at all): at least one VPC on each.
+    for where, given in _given_profiles(states, counted, home_account).items():
+        read = states.get(where)
+        if read is None or read.profiles is None:
+            served[where] = sum(held.get(profile_id, 0) for profile_id in given)
     unshared = {
         location(region, "" if account == home_account else account)
         for (region, arn), accounts in _unshared(in_counted, states).items()
@@ -204,6 +214,23 @@ def _remote_uses_lost(
         and c.location not in unshared
     )
     return sum(served.values()), lost
+
+
+def _given_profiles(
+    states: Mapping[str, RegionState], counted: Collection[str], home_account: str
+) -> dict[str, set[str]]:
+    """By location (Region and account): the Profiles of ours, by id, that our shares read in
+    `counted` give its account (principals that are account ids only)."""
+    given: dict[str, set[str]] = defaultdict(set)
+    for owner in counted:
+        state = states[owner]
+        for share in state.shares:
+            profiles = {arn.rsplit("/", 1)[-1] for arn in share.resources if RULE_IN_ARN not in arn}
+            for account in share.principals:
+                if profiles and account.isdigit() and len(account) == ACCOUNT_ID_LENGTH:
+                    where = location(state.region, "" if account == home_account else account)
+                    given[where] |= profiles
+    return given
 
 
 def _unshared(

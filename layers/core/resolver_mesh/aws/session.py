@@ -844,10 +844,15 @@ class Aws:
                 owners[vpc_id] = owner
             elif tag := _almost_mesh_tag(tags, mesh_id):
                 near[vpc_id] = (owner, tag)
-        mine = ("", self.account_id() if any(owners.values()) or near else "")
-        foreign = {vpc: owner for vpc, owner in owners.items() if owner not in mine}
+        me = self.account_id() if any(owners.values()) else ""  # a member's is known
+        if any(owner for owner, _ in near.values()) and not me:
+            try:
+                me = self.account_id()
+            except Exception:  # near misses are only reported: never fail the read for them
+                near = {}
+        foreign = {vpc: owner for vpc, owner in owners.items() if owner not in ("", me)}
         owned = frozenset(owners) - set(foreign)
-        mistagged = {vpc: tag for vpc, (owner, tag) in near.items() if owner in mine}
+        mistagged = {vpc: tag for vpc, (owner, tag) in near.items() if owner in ("", me)}
         return VpcRead(TaggedVpcs(owned, foreign, mistagged=mistagged), frozenset(found))
 
     @property
