@@ -8,6 +8,9 @@ Invariants:
 - A batch of messages becomes one request over the union of their scopes (coalescing).
 - An event from a member account is scoped as one from the home account: by its Region (a
   Region is reconciled in every account).
+- The one exception: a batch of interface VPC endpoint events alone names where they
+  happened (Region and account), and the pass checks those against the hubs before reading
+  anything else (`Request.interface_endpoints_at`); with any other message, a full pass.
 """
 
 from __future__ import annotations
