@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from meshkit import Mesh
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -66,13 +67,14 @@ def endpoint_event(region: str, account: str) -> dict[str, Any]:
     return event
 
 
-def test_an_interface_endpoint_event_is_reconciled_only_where_a_hub_reads_it(
+def test_an_interface_endpoint_event_from_another_account_without_a_hub_reads_nothing(
     make_mesh: Any,
 ) -> None:
     """Endpoint events come from every account and Region of an organisation, but interface
-    endpoints are read only in hub locations, and only while a hub answers for them
-    (`{services}`): elsewhere the event's pass reads the hubs table (and the account id), says
-    why it stops, and changes nothing; at a hub, it is the full pass it always was."""
+    endpoints are read only in hub locations: from another account's Region without a hub,
+    the event's pass reads the hubs table (and the account id), says why it stops, and
+    changes nothing. From a hub's location, or anywhere in the reconciler's own account, it is
+    the full pass it always was (a trigger means "look again")."""
     mesh: Mesh = make_mesh(
         items={r: {"domains": SERVICES} for r in ("us-east-1", "us-east-2", "us-west-2")}
     )
@@ -86,16 +88,16 @@ def test_an_interface_endpoint_event_is_reconciled_only_where_a_hub_reads_it(
         PrivateDnsEnabled=True,
     )
     kms = "kms.us-east-2.amazonaws.com."
-    for region, account in (("us-east-2", OTHER_ACCOUNT), ("eu-west-1", HOME_ACCOUNT)):
-        skipped = mesh.invoke(endpoint_event(region, account))
+    for region in ("us-east-2", "eu-west-1"):
+        skipped = mesh.invoke(endpoint_event(region, OTHER_ACCOUNT))
         assert skipped["ok"], skipped["errors"]
         assert skipped["changes"] == []
         assert skipped["regions"] == []  # nothing swept
         assert skipped["calls"]["reads"] <= 2  # the hubs table, the account id
         [note] = skipped["notes"]
         assert note == (
-            f"interface VPC endpoint changes in {region} ({account}): no hub there, so nothing"
-            " to reconcile (only hubs' interface endpoints are read)"
+            f"interface VPC endpoint changes in {region} ({OTHER_ACCOUNT}): no hub there, so"
+            " nothing to reconcile (only hubs' interface endpoints are read)"
         )
         assert kms not in managed_domains(mesh, "us-east-1")
 
@@ -105,18 +107,16 @@ def test_an_interface_endpoint_event_is_reconciled_only_where_a_hub_reads_it(
     assert kms in managed_domains(mesh, "us-west-2")
 
 
-def test_an_interface_endpoint_event_reconciles_nothing_without_a_services_hub(
-    make_mesh: Any,
+@pytest.mark.parametrize("region", ["us-east-2", "eu-west-1"])
+def test_an_interface_endpoint_event_of_the_home_account_is_a_full_pass(
+    make_mesh: Any, region: str
 ) -> None:
+    """Without `{services}` hubs, and in a Region with or without a hub: an event of the
+    reconciler's own account looks at everything again, as the replayed sample does."""
     mesh: Mesh = make_mesh()
     assert mesh.resync()["ok"]
-    mesh.remove("us-west-2")  # a change only a full pass would make
-    skipped = mesh.invoke(endpoint_event("us-east-2", HOME_ACCOUNT))
-    assert skipped["ok"], skipped["errors"]
-    assert skipped["changes"] == []
-    assert skipped["calls"]["reads"] == 1  # the hubs table
-    assert skipped["notes"] == [
-        "interface VPC endpoint changes in us-east-2 (123456789012): no hub answers for its"
-        " interface endpoints ({services}), so nothing to reconcile"
-    ]
-    assert mesh.resync()["counts"]["delete_rule"] > 0  # the schedule does it
+    mesh.remove("us-west-2")  # a change only a full pass makes
+    done = mesh.invoke(endpoint_event(region, HOME_ACCOUNT))
+    assert done["ok"], done["errors"]
+    assert done["counts"]["delete_rule"] > 0
+    assert not any("interface VPC endpoint" in note for note in done["notes"])

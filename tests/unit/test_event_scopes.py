@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from resolver_mesh.config import Settings
+from resolver_mesh.desired import parse_hubs
+from resolver_mesh.reconcile import Reconciler
 from resolver_mesh.triggers import (
     VPC_ENDPOINT_CALLS,
     Scope,
@@ -17,6 +21,9 @@ from resolver_mesh.triggers import (
     request_from_event,
     scope_of,
 )
+
+from .builders import HOME, hub_item
+from .test_spokes_accounts import MEMBER, in_member
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 KNOWN = frozenset({"us-east-1", "us-east-2", "us-west-2", "eu-west-1"})
@@ -250,3 +257,36 @@ def test_only_resolver_endpoint_events_wait_for_readiness(name: str, awaits: boo
     request = request_from_event(load(name), KNOWN)
     assert request is not None
     assert request.await_endpoints is awaits
+
+
+def test_endpoint_events_are_needless_only_in_other_accounts_regions_without_a_hub() -> None:
+    """Where a hub is (the home account's, a member account's, a disabled one), or anywhere in
+    the reconciler's own account, the pass goes on; elsewhere it says why it stops. An
+    account id it cannot read lets the pass decide."""
+    other = "210987654321"
+    items = [
+        hub_item("us-east-1"),
+        hub_item("us-east-2", **in_member()),
+        hub_item("us-west-2", enabled=False),
+    ]
+    hub_set = parse_hubs(items, KNOWN, HOME)
+    aws = SimpleNamespace(settings=Settings(home_region="us-east-1"), account_id=lambda: HOME)
+    needless = Reconciler(aws)._needless_for_endpoints  # type: ignore[arg-type]
+    for goes_on in (
+        [("us-east-1", HOME)],
+        [("eu-west-1", HOME)],  # no hub there, but the reconciler's own account
+        [("us-east-2", MEMBER)],
+        [("us-west-2", HOME)],
+        [("eu-west-1", other), ("us-east-2", MEMBER)],
+    ):
+        assert needless(goes_on, hub_set) == "", goes_on
+    assert needless([("us-east-2", other), ("us-east-1", MEMBER)], hub_set) == (
+        f"interface VPC endpoint changes in us-east-1 ({MEMBER}), us-east-2 ({other}): no hub"
+        " there, so nothing to reconcile (only hubs' interface endpoints are read)"
+    )
+
+    def unreadable() -> str:
+        raise RuntimeError("no credentials")
+
+    aws.account_id = unreadable
+    assert needless([("us-east-2", other)], hub_set) == ""

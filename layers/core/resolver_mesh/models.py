@@ -310,8 +310,8 @@ class Request:
     """What to do: `apply` or only plan, in which Regions (None: all), forced past the guard;
     `await_endpoints`: look again while an endpoint becomes ready (after a Resolver endpoint
     event); `interface_endpoints_at`: asked for only by interface VPC endpoint changes at these
-    (Region, account id): a pass that cannot change anything unless a hub (enabled or not) is
-    at one of them and an enabled hub answers for its interface endpoints (`{services}`)."""
+    (Region, account id): a pass that cannot change anything unless one of them is in the
+    reconciler's own account or has a hub (enabled or not)."""
 
     apply: bool
     regions: tuple[str, ...] | None = None

@@ -703,26 +703,22 @@ class Reconciler:
 
     def _needless_for_endpoints(self, at: Collection[tuple[str, str]], hub_set: HubSet) -> str:
         """Why a pass asked for by interface VPC endpoint changes at `at` ((Region, account
-        id)) can change nothing, or "" when it can: interface endpoints are read only in hub
-        locations (a disabled hub's included), and only while an enabled hub answers for them
-        (`{services}`)."""
-        where = ", ".join(f"{region} ({account})" for region, account in sorted(at))
-        if not any(hub.uses_services for hub in hub_set.enabled.values()):
-            return (
-                f"interface VPC endpoint changes in {where}: no hub answers for its interface"
-                " endpoints ({services}), so nothing to reconcile"
-            )
+        id)) can change nothing, or "" when it may: interface endpoints are read only in hub
+        locations (a disabled hub's included), so a change in another account's Region
+        without a hub changes nothing (an organisation's accounts send them all). A change in
+        the reconciler's own account always makes the full pass, as any trigger does."""
         try:
             home = self.aws.account_id()
         except Exception:  # unknown: the pass decides
             return ""
         hubs = {(hub.region, hub.account or home) for hub in hub_set.hubs.values()}
-        if hubs.isdisjoint(at):
-            return (
-                f"interface VPC endpoint changes in {where}: no hub there, so nothing to"
-                " reconcile (only hubs' interface endpoints are read)"
-            )
-        return ""
+        if any(account == home or (region, account) in hubs for region, account in at):
+            return ""
+        where = ", ".join(f"{region} ({account})" for region, account in sorted(at))
+        return (
+            f"interface VPC endpoint changes in {where}: no hub there, so nothing to reconcile"
+            " (only hubs' interface endpoints are read)"
+        )
 
     def _scope(
         self, request: Request, hub_set: HubSet, known: frozenset[str], report: Report

@@ -9,8 +9,8 @@ Invariants:
 - An event from a member account is scoped as one from the home account: by its Region (a
   Region is reconciled in every account).
 - The one exception: a batch of interface VPC endpoint events alone names where they
-  happened (Region and account), and the pass checks those against the hubs before reading
-  anything else (`Request.interface_endpoints_at`); with any other message, a full pass.
+  happened (Region and account), and where all are other accounts' Regions without a hub,
+  the pass reads nothing else (`Request.interface_endpoints_at`); otherwise a full pass.
 """
 
 from __future__ import annotations
