@@ -920,16 +920,18 @@ def test_the_home_account_losing_a_member_hubs_profile_counts() -> None:
 
 
 @pytest.mark.parametrize("unread", ["the location", "its Profiles"])
+@pytest.mark.parametrize("read", [1, 0])
 def test_accounts_whose_profiles_were_not_read_count_when_the_share_leaves_them(
-    unread: str,
+    unread: str, read: int
 ) -> None:
     """Three accounts hold our Profile through the share, on two VPCs each; two of them leave
     the share, but their Profiles could not be read (the whole location, as when the member
-    role is refused, or the lean Profile read alone). Each counts as one VPC on the Profile: 2
-    of the 4 VPCs' worth the guard can see, not none of it."""
+    role is refused, or the lean Profile read alone). Each counts as the accounts read that
+    hold the same Profile, on average: two VPCs, so 8 of the 12 rules' worth leave, as if they
+    had been read. With none read, one VPC each, 4 of 6."""
     accounts = OTHERS[:3]
     _, states = joined_world({a: [SHARED_VPC, SECOND_VPC] for a in accounts})
-    for account in accounts[:2]:
+    for account in accounts[: 3 - read]:
         where = f"{R}@{account}"
         states[where] = (
             RegionState(R, account=account, error="AccessDenied: role refused")
@@ -940,11 +942,13 @@ def test_accounts_whose_profiles_were_not_read_count_when_the_share_leaves_them(
     unshare = Change(
         ChangeKind.UNSHARE, R, "", share_arn=share.arn, principals=tuple(sorted(accounts[:2]))
     )
-    verdict = check_plan(
-        Plan(changes=(unshare,)), states, set(states), MESH, Guard(0.4, 1), home_account=HOME
-    )
-    assert not verdict.allowed
-    assert "take 4 of the 8 rules our shared Profiles give VPCs" in verdict.refusals[-1]
-    assert check_plan(
-        Plan(changes=(unshare,)), states, set(states), MESH, Guard(0.5, 1), home_account=HOME
-    ).allowed  # exactly the fraction passes
+
+    def verdict(fraction: float) -> Any:
+        plan = Plan(changes=(unshare,))
+        return check_plan(plan, states, set(states), MESH, Guard(fraction, 1), home_account=HOME)
+
+    refused = verdict(0.5)
+    assert not refused.allowed
+    lost = "8 of the 12" if read else "4 of the 6"
+    assert f"take {lost} rules our shared Profiles give VPCs" in refused.refusals[-1]
+    assert verdict(0.7).allowed

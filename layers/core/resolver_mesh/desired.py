@@ -376,7 +376,7 @@ def join_by_tag(mesh_id: str, hub_set: HubSet, tagged: Mapping[str, TaggedVpcs])
         )
         for vpc_id, tag in sorted(read.mistagged.items()):
             if (region, account) in {(r, a) for r, a, _ in roles.get(vpc_id, ())}:
-                continue  # the items list it: it uses the hub's rules whatever its tags
+                continue  # the items list it: they decide, whatever its tags
             why = _why_not_joining(hub_set, where, vpc_id, roles)
             refused.append(
                 f"{vpc_id} ({region}, {whose}) is tagged {tag!r}, not {MESH_TAG_KEY}={mesh_id}:"

@@ -940,8 +940,9 @@ class Reconciler:
                 report.notes.append(
                     f"{where}: cannot read Route 53 Profiles ({state.profiles_unread}): no hub"
                     " delivers through a Profile to VPCs here, so the rules are reconciled; a"
-                    " Profile of ours left here from an earlier delivery is not pruned, and the"
-                    " guard counts one VPC on each Profile of ours a share of ours gives here"
+                    " Profile of ours left here from an earlier delivery is not pruned, and if a"
+                    " share of ours gives this account a Profile, the guard counts its VPCs on it"
+                    " as the other accounts' average"
                 )
         if report.denied_regions:
             report.notes.append(

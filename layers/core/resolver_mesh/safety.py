@@ -23,13 +23,14 @@ Invariants:
   the Profile leaves it. An association that another of ours replaces in the same plan (for
   the same VPC and domain), or that our Route 53 Profile already serves, is not lost. Shared
   rules taken off other accounts' VPCs count through their shares (above); their VPCs on our
-  shared Profiles are judged apart, and an account whose Profiles were not read counts as one
-  VPC on each Profile of ours our shares give it.
+  shared Profiles are judged apart, and an account whose Profiles were not read counts as the
+  accounts read that our shares give the same Profile do, on average (at least one VPC).
 - Per-Region quotas (rules, associations) are checked before AWS says no.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -179,7 +180,8 @@ def _remote_uses_lost(
     (`PROFILE_LEAVES`), or every VPC of an account that no share of ours gives a Profile of ours
     any more once the plan's unshares are done (a duplicate share deleted while the keeper
     still gives it loses nothing). Each location counts once, at most what it is served; one
-    whose Profiles were not read, as one VPC on each Profile of ours our shares give it."""
+    whose Profiles were not read, as the locations read that our shares give the same Profile
+    (their average number of VPCs on it, at least one)."""
     held: dict[str, int] = {}  # Profile of ours -> the rules it holds
     for where in counted:
         held |= _profile_rules(states[where])
@@ -193,11 +195,23 @@ def _remote_uses_lost(
             if a.status != GONE and a.profile_id not in own
         )
     # Where our shares give a Profile of ours but the location's Profiles were not read (its
-    # read failed, or the location could not be read at all): at least one VPC on each.
-    for where, given in _given_profiles(states, counted, home_account).items():
-        read = states.get(where)
-        if read is None or read.profiles is None:
-            served[where] = sum(held.get(profile_id, 0) for profile_id in given)
+    # read failed, or the location could not be read at all): as many VPCs on each as the
+    # locations read that it is given to hold on average, at least one.
+    given = _given_profiles(states, counted, home_account)
+    unread = {w for w in given if w not in states or states[w].profiles is None}
+    on: dict[str, list[int]] = defaultdict(list)  # Profile -> VPCs on it, by location read
+    for where in given.keys() - unread:
+        profiles = states[where].profiles
+        held_here = Counter(
+            a.profile_id for a in (profiles.associations if profiles else ()) if a.status != GONE
+        )
+        for profile_id in given[where]:
+            on[profile_id].append(held_here[profile_id])
+    for where in unread:
+        served[where] = sum(
+            held.get(p, 0) * max(1, math.ceil(sum(on[p]) / len(on[p])) if on[p] else 1)
+            for p in given[where]
+        )
     unshared = {
         location(region, "" if account == home_account else account)
         for (region, arn), accounts in _unshared(in_counted, states).items()
