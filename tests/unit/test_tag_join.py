@@ -499,6 +499,32 @@ def test_a_tagged_vpc_where_another_owner_holds_a_hub_domain_does_not_join_at_al
     assert not [c for c in changes if c.kind is ChangeKind.CREATE_SHARE]
 
 
+@pytest.mark.parametrize("who", ["home", "member"])
+def test_a_hub_item_in_doubt_elsewhere_lets_no_conflicting_tagged_vpc_join(who: str) -> None:
+    """A bad item for hub B keeps our rules to B as they are (protected), so they are no
+    longer desired; their domains still count: the tagged VPC whose B domain another owner
+    holds stays out, and nothing is done to it (no association, no share)."""
+    vpc, account = (WORK, "") if who == "home" else (MEMBER_VPC, MEMBER)
+    good = hubs()
+    before = converged(
+        MESH, desire(good, world(MEMBER), join_by_tag(MESH, good, tags())), world(MEMBER)
+    )
+    where = location(A, account)
+    before[where] = with_rules(before[where], foreign_rule(f"{B}.amazonaws.com.", vpc))
+    in_doubt = hubs(hub_item(A), {**hub_item(B), "domains": "x"}, hub_item(C))
+    assert in_doubt.errors  # B's item cannot be used
+    joined = join_by_tag(MESH, in_doubt, tags(**{who: {vpc}}))
+    desired = desire(in_doubt, before, joined)
+    assert B in desired.protected_targets
+    whole = without_conflicting(MESH, joined, desired, before)
+
+    assert whole.vpcs == ()
+    [line] = whole.refused
+    assert f"holds {B}.amazonaws.com." in line
+    changes = plan(in_doubt, before, whole).changes  # as the reconciler plans, with `whole`
+    assert not [c for c in changes if c.vpc_id == vpc or (account and c.account == account)]
+
+
 def test_a_rule_of_another_owner_for_a_domain_no_hub_forwards_is_no_conflict() -> None:
     hub_set = hubs()
     states = world()

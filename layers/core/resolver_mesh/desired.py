@@ -229,10 +229,7 @@ def without_conflicting(
     `adopt`, a rule the hub's location would adopt (no rule of ours for its domain there) is
     no conflict: it becomes ours. An unread location keeps its VPCs. Each location's rules
     and associations are gone through once."""
-    domains: dict[str, set[str]] = defaultdict(set)
-    for rule in desired.rules:
-        if not rule.source:
-            domains[rule.region].add(rule.domain)
+    domains = _forwarded_domains(mesh_id, desired, states)
     profiles = _our_profiles(states)
     by_location: dict[tuple[str, bool], dict[str, ObservedRule]] = {}
     kept: list[JoinedVpc] = []
@@ -255,6 +252,34 @@ def without_conflicting(
     if len(kept) == len(joined.vpcs):
         return joined
     return replace(joined, vpcs=tuple(kept), refused=tuple(refused))
+
+
+def _forwarded_domains(
+    mesh_id: str, desired: Desired, states: Mapping[str, RegionState]
+) -> dict[str, set[str]]:
+    """By Region, the domains its hub's rules forward: the desired ones, and those of the
+    hub's rules of ours kept as they are because the Region they forward to is in doubt (its
+    item cannot be used: `protected_targets`). A bad item elsewhere never lets a VPC join
+    where a rule not ours holds such a domain."""
+    domains: dict[str, set[str]] = defaultdict(set)
+    for wanted in desired.rules:
+        if not wanted.source:
+            domains[wanted.region].add(wanted.domain)
+    if not desired.protected_targets:
+        return domains
+    for region, where in desired.hub_locations.items():
+        state = states.get(where)
+        for rule in state.rules if state and not state.error else ():
+            if rule.status == "DELETING" or rule.share_status == "SHARED_WITH_ME":
+                continue
+            if owned_source(rule.creator_request_id, mesh_id):
+                continue  # a spoke's rule: the spoke's VPC alone
+            target = owned_target_region(rule.creator_request_id, mesh_id) or (
+                rule.target_tag if rule.owner_tag == mesh_id else None
+            )
+            if target in desired.protected_targets:
+                domains[region].add(rule.domain)
+    return domains
 
 
 def _held_by_others(
