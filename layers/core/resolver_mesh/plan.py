@@ -491,7 +491,10 @@ class _RegionPlanner:
 
     def _plan_share(self) -> None:
         """As the hub's account: one share of ours holds the hub's live rules of this Region
-        and the accounts its shared VPCs are in; nothing shared once no VPC needs it."""
+        and the accounts its shared VPCs are in; nothing shared once no VPC needs it, nor while
+        the share would hold nothing (no live rule, none created by this plan): a share of ours
+        is read only where a VPC of another account needs it or a rule of ours is shared, so
+        an empty one would never be read again."""
         principals = {
             self._account_id(share.principal)
             for share in self.by_location.owned_shares.get(self.where, ())
@@ -506,16 +509,24 @@ class _RegionPlanner:
         resources = {r.arn for r in hub_rules if r.arn and r.id not in deleted and principals}
         if principals:  # more of ours to share, such as the hub's Route 53 Profile
             resources |= self.also_shared.get(self.where, frozenset())
+        creating = any(c.kind is ChangeKind.CREATE_RULE and not c.source for c in self.out.upserts)
+        needed = bool(principals) and bool(resources or creating)
         shares = sorted(self.state.shares, key=lambda share: share.arn)
-        keeper = shares[0] if shares and principals else None
+        keeper = shares[0] if shares and needed else None
         for extra in shares[1 if keeper else 0 :]:
-            reason = "duplicate share" if keeper else "no VPC of another account uses these rules"
+            reason = (
+                "duplicate share"
+                if keeper
+                else "the hub has no rule to share"
+                if principals
+                else "no VPC of another account uses these rules"
+            )
             self.out.unshares.append(
                 self._share_change(
                     ChangeKind.DELETE_SHARE, extra, reason, extra.resources, extra.principals
                 )
             )
-        if keeper is None and principals:
+        if keeper is None and needed:
             self.out.upserts.append(
                 Change(
                     ChangeKind.CREATE_SHARE,
