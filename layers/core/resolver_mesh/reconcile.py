@@ -602,12 +602,15 @@ class Reconciler:
             self._left |= set(leaving)  # noted once in the run's report (`_run_locked`)
         if request.regions is None:
             # Our rules name the Region they forward to: a hub whose item is gone and whose
-            # Region is not swept is still found through them, and its own rules removed.
+            # Region is not swept is still found through them, and its own rules removed. A
+            # Region that holds rules of ours, in any account, is swept in every account too:
+            # a member's spoke rules there go with its hub's item, though none forwards there.
             found = {
-                target
+                found_in
                 for state in states.values()
                 for rule in managed_rules(state, self.settings.mesh_id)
-                if (target := rule_target(rule, self.settings.mesh_id))
+                for found_in in (rule_target(rule, self.settings.mesh_id), state.region)
+                if found_in
             }
             not_swept |= found & excluded
             trail = {location(r, a) for a in accounts for r in (found & known) - excluded} - scope
