@@ -24,6 +24,7 @@ from resolver_mesh.models import (
     ChangeKind,
     ObservedAssociation,
     ObservedRule,
+    ObservedShare,
     Plan,
     RegionState,
     location,
@@ -48,6 +49,12 @@ from .test_spokes_accounts import (
 )
 
 MESH = "mesh"
+SHARE_KINDS = {
+    ChangeKind.CREATE_SHARE,
+    ChangeKind.SHARE,
+    ChangeKind.UNSHARE,
+    ChangeKind.DELETE_SHARE,
+}
 A, B, C, D = "us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"
 KNOWN = {A, B, C, D}
 WORK = "vpc-00000000000001111"  # tagged in the home account, Region A
@@ -649,3 +656,22 @@ def test_a_vpc_listed_and_tagged_with_a_conflict_is_reconciled_as_listed_and_not
     associated = {c.domain for c in planned.changes if c.vpc_id == WORK}
     assert associated
     assert f"{B}.amazonaws.com." not in associated
+
+
+def test_a_hub_with_no_rule_to_share_keeps_no_share() -> None:
+    """A lone hub forwards nothing: a member VPC joining it makes no share, and an empty
+    share of ours left from before is deleted (nothing in it would lead a pass back to it)."""
+    hub_set = hubs(hub_item(A))
+    states = world(MEMBER)
+    joined = join_by_tag(MESH, hub_set, tags(home=set(), member={MEMBER_VPC}))
+    assert [s.principal for s in desire(hub_set, states, joined).shares] == [MEMBER]
+    assert not [c for c in plan(hub_set, states, joined).changes if c.kind in SHARE_KINDS]
+
+    empty = ObservedShare(
+        share_of(states).arn, "resolver-mesh-mesh", frozenset(), frozenset({MEMBER})
+    )
+    states[A] = replace(states[A], shares=(empty,))
+    changes = plan(hub_set, states, joined).changes
+    assert [(c.kind, c.share_arn, c.reason) for c in changes if c.kind in SHARE_KINDS] == [
+        (ChangeKind.DELETE_SHARE, empty.arn, "the hub has no rule to share")
+    ]
