@@ -675,3 +675,21 @@ def test_a_hub_with_no_rule_to_share_keeps_no_share() -> None:
     assert [(c.kind, c.share_arn, c.reason) for c in changes if c.kind in SHARE_KINDS] == [
         (ChangeKind.DELETE_SHARE, empty.arn, "the hub has no rule to share")
     ]
+
+
+def test_a_hub_that_adopts_every_rule_makes_its_share_in_the_same_pass() -> None:
+    """With ADOPT_UNMANAGED, a hub whose rules are all adopted in one pass still makes the
+    share its member needs: the adoption leads to the next pass, which shares the rules."""
+    hub_set = hubs()
+    states = shared_states(hub_set, MEMBER)
+    unowned = tuple(
+        replace(rule, creator_request_id="by-hand", owner_tag=None, target_tag=None)
+        for rule in states[A].rules
+    )
+    states[A] = replace(states[A], rules=unowned, shares=())
+    joined = join_by_tag(MESH, hub_set, tags(home=set(), member={MEMBER_VPC}))
+    desired = desire(hub_set, states, joined)
+    changes = make_plan(MESH, desired, states, set(states), adopt=True, home_account=HOME).changes
+    kinds = [c.kind for c in changes if c.location == A]
+    assert ChangeKind.ADOPT_RULE in kinds
+    assert ChangeKind.CREATE_SHARE in kinds

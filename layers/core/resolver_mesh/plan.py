@@ -61,6 +61,8 @@ IN_PLACE = ("COMPLETE", "OVERRIDDEN")
 # The reason of a direct association's removal that our Route 53 Profile makes needless (the
 # guard does not count it as lost).
 SERVED_BY_PROFILE = "the VPC's Route 53 Profile serves it"
+# The changes that give the hub a rule its share does not hold yet.
+MADE_HERE = frozenset({ChangeKind.CREATE_RULE, ChangeKind.ADOPT_RULE})
 
 
 @dataclass
@@ -492,7 +494,8 @@ class _RegionPlanner:
     def _plan_share(self) -> None:
         """As the hub's account: one share of ours holds the hub's live rules of this Region
         and the accounts its shared VPCs are in; nothing shared once no VPC needs it, nor while
-        the share would hold nothing (no live rule, none created by this plan): a share of ours
+        the share would hold nothing (no live rule, none created or adopted by this plan,
+        which the next pass shares): a share of ours
         is read only where a VPC of another account needs it or a rule of ours is shared, so
         an empty one would never be read again."""
         principals = {
@@ -509,7 +512,7 @@ class _RegionPlanner:
         resources = {r.arn for r in hub_rules if r.arn and r.id not in deleted and principals}
         if principals:  # more of ours to share, such as the hub's Route 53 Profile
             resources |= self.also_shared.get(self.where, frozenset())
-        creating = any(c.kind is ChangeKind.CREATE_RULE and not c.source for c in self.out.upserts)
+        creating = any(c.kind in MADE_HERE and not c.source for c in self.out.upserts)
         needed = bool(principals) and bool(resources or creating)
         shares = sorted(self.state.shares, key=lambda share: share.arn)
         keeper = shares[0] if shares and needed else None
