@@ -494,10 +494,9 @@ class _RegionPlanner:
     def _plan_share(self) -> None:
         """As the hub's account: one share of ours holds the hub's live rules of this Region
         and the accounts its shared VPCs are in; nothing shared once no VPC needs it, nor while
-        the share would hold nothing (no live rule, none created or adopted by this plan,
-        which the next pass shares): a share of ours
-        is read only where a VPC of another account needs it or a rule of ours is shared, so
-        an empty one would never be read again."""
+        the share would hold nothing (no live rule, none created or adopted by this plan): a
+        share of ours is read only where a VPC of another account needs it or a rule of ours
+        is shared, so an empty one would never be read again."""
         principals = {
             self._account_id(share.principal)
             for share in self.by_location.owned_shares.get(self.where, ())
