@@ -25,6 +25,7 @@ from test_spokes_accounts import (
     ROLE,
     member,
     of_vpc,
+    our_shares,
     rules_and_vpcs,
 )
 from test_tag_join import VPC_READ, tag_reads, tagged_vpc, untag
@@ -351,6 +352,41 @@ def test_sharing_across_accounts_takes_two_waves_in_order(
     assert set(seen) == set(rules_and_vpcs(aws))
     assert set(of_vpc(seen, vpc)) == PEER_DOMAINS
     assert invoke(mesh, {"action": "plan"})["changes"] == []
+
+
+def test_a_worker_makes_no_share_when_none_of_the_rules_for_it_was_created(
+    mesh: Mesh,
+    fan_out: FanOut,
+    member: CachedClients,
+    aws: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fanned-out hub order creates its rules, then the share that holds them: when none
+    could be created, the share would hold nothing (and name the member with nothing to read
+    it again), so it is skipped and says why; the next wave makes both."""
+
+    def refused(self: Any, *args: Any) -> str:
+        raise RuntimeError("injected: no rule")
+
+    vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.200.0.0/16")["Vpc"]["VpcId"]
+    shared = {"vpc_id": vpc, "account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
+    mesh.update(HOME_REGION, shared_vpcs=[shared])
+    assert invoke(mesh, {"action": "resync"}, ShortContext())["ok"]
+    with monkeypatch.context() as patch:
+        patch.setattr(resolver.ResolverRegion, "create_rule", refused)
+        reports = fan_out.run_workers(mesh)
+    made = [c for r in reports for c in r["changes"] if c["kind"] == "create_share"]
+    assert [(c["status"], c["message"]) for c in made] == [
+        ("skipped", "no rule of the hub was made in this apply to share")
+    ]
+    assert our_shares(aws) == []
+    (message,) = fan_out.receive(fan_out.reconcile_url)  # the failures ask for the next pass
+    fan_out.delete(fan_out.reconcile_url, [message], set())
+    assert invoke(mesh, fan_out.batch(fan_out.reconcile_url, [message]), ShortContext())["report"][
+        "ok"
+    ]
+    assert all(r["ok"] for r in fan_out.run_workers(mesh))
+    assert len(our_shares(aws)) == 1
 
 
 def test_a_workers_shared_rules_that_do_not_arrive_in_time_ask_for_the_next_wave(

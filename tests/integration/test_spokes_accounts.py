@@ -24,6 +24,7 @@ from resolver_mesh.local.topology import (
     SpokeResources,
     assumed_clients,
     build_spoke,
+    create_unmanaged_rule,
     spoke_item,
 )
 from resolver_mesh.models import AccountAccess, Change, ChangeKind
@@ -742,8 +743,9 @@ def test_a_rule_the_followed_hub_cannot_add_to_its_share_is_an_error_and_waits(
     mesh: Mesh, member: CachedClients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The hub makes its share first, then adds each rule it creates: when that fails, the
-    creation says so (an error, the rule stays), its followers wait, and the next resync
-    shares and associates it."""
+    creation says so (an error, the rule stays) and its followers wait; the share, holding
+    nothing, is deleted, and the next pass makes it again with the rules in it (no rule to
+    add: that works), which the member then takes."""
     vpc = share_with_member(mesh, member)
 
     def refused(self: RamRegion, share_arn: str, resources: Any, principals: Any) -> None:
@@ -760,9 +762,81 @@ def test_a_rule_the_followed_hub_cannot_add_to_its_share_is_an_error_and_waits(
     assert {c["status"] for c in created} == {"applied"}
     assert all(c["message"].startswith("created, but not added to ") for c in created)
     assert all(c["message"].endswith("RuntimeError: injected: not added") for c in created)
+    made = [c for c in result["changes"] if c["kind"] == "create_share"]
+    assert [len(c.get("resources", ())) for c in made] == [0, len(created)]
     followers = [c for c in result["changes"] if c.get("follows") and c["kind"] == "associate"]
-    assert {c["status"] for c in followers} == {"waiting"}
+    assert [c["status"] for c in followers] == ["waiting"] * 4 + ["applied"] * 4  # two passes
+    assert set(of_vpc(rules_and_vpcs(member), vpc)) == PEER_DOMAINS
+    assert mesh.resync()["changes"] == []
+
+
+def our_shares(clients: ClientFactory, region: str = HOME_REGION) -> list[dict[str, Any]]:
+    """The live resource shares an account owns in a Region, listed with plain boto3."""
+    ram = clients("ram", region)
+    return [
+        share
+        for page in ram.get_paginator("get_resource_shares").paginate(resourceOwner="SELF")
+        for share in page["resourceShares"]
+        if share["status"] == "ACTIVE"
+    ]
+
+
+def test_a_share_made_for_rules_none_of_which_were_created_is_deleted(
+    mesh: Mesh, member: CachedClients, aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The followed hub makes its share first, for the rules it is about to create; when none
+    of them can be created, the share it made holds nothing and would name the member with
+    nothing to read it again: it is deleted in the same apply (a note says so), its followers
+    associate nothing (every pass of the run tries again), and a later run makes it with its
+    rules."""
+
+    def refused(self: Any, *args: Any) -> str:
+        raise RuntimeError("injected: no rule")
+
+    vpc = share_with_member(mesh, member)
+    with monkeypatch.context() as patch:
+        patch.setattr(resolver.ResolverRegion, "create_rule", refused)
+        result = mesh.resync()
+    assert not result["ok"]
+    made = [c for c in result["changes"] if c["kind"] == "create_share"]  # in each pass
+    assert made
+    assert {c["status"] for c in made} == {"applied"}
+    dropped = [n for n in result["notes"] if "made for hub rules none of which came into it" in n]
+    assert dropped  # (the report keeps the last pass's notes)
+    assert our_shares(aws) == []
+    followers = [c for c in result["changes"] if c.get("account") == MEMBER]
+    assert {c["status"] for c in followers if c["kind"] == "associate"} <= {"waiting", "skipped"}
     assert rules_and_vpcs(member) == {}
     again = mesh.resync()
     assert again["ok"], again["errors"]
+    assert len(our_shares(aws)) == 1
     assert set(of_vpc(rules_and_vpcs(member), vpc)) == PEER_DOMAINS
+    assert not [n for n in again["notes"] if "none of which came" in n]
+
+
+def test_rules_the_hub_adopts_are_shared_in_the_same_apply(
+    mesh: Mesh, member: CachedClients, aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ADOPT_UNMANAGED, a hub whose rules are all adopted makes its share after adopting
+    them, and the share holds them at once, as it would rules it created: the member accepts
+    and associates them in the next pass (two, not three: a share made empty waited a pass
+    for its rules)."""
+    hub = mesh.hubs[HOME_REGION]
+    assert hub.outbound_endpoint_id is not None
+    adopted = {
+        create_unmanaged_rule(aws, HOME_REGION, domain, hub.outbound_endpoint_id, "10.9.9.9")
+        for domain in PEER_DOMAINS
+    }
+    monkeypatch.setenv("ADOPT_UNMANAGED", "true")
+    vpc = share_with_member(mesh, member)
+    result = mesh.resync()
+    assert result["ok"], result["errors"]
+    assert "sharing across accounts or Route 53 Profiles took 2 passes" in result["notes"]
+    at_hub = [c for c in result["changes"] if c["region"] == HOME_REGION and not c.get("account")]
+    assert {c["rule_id"] for c in at_hub if c["kind"] == "adopt_rule"} == adopted
+    (made,) = [c for c in at_hub if c["kind"] == "create_share"]
+    assert {arn.rsplit("/", 1)[-1] for arn in made["resources"]} == adopted
+    associations = member("route53resolver", HOME_REGION).list_resolver_rule_associations(
+        Filters=[{"Name": "VPCId", "Values": [vpc]}]
+    )["ResolverRuleAssociations"]
+    assert {a["ResolverRuleId"] for a in associations} == adopted

@@ -12,7 +12,7 @@ from resolver_mesh.reconcile import (
     _leads_to_sharing,
     _makes_way_for_nothing,
     _sharing_goes_on,
-    _with_created_hub_rules,
+    _with_hub_rules_made,
 )
 
 KNOWN = "arn:aws:route53resolver:us-east-1:111122223333:resolver-rule/rslvr-rr-old"
@@ -35,7 +35,7 @@ def share_change(kind: ChangeKind) -> Change:
 def test_the_hub_share_made_or_extended_takes_the_rules_created_before_it(
     kind: ChangeKind,
 ) -> None:
-    change = _with_created_hub_rules(share_change(kind), [NEW, KNOWN])
+    change = _with_hub_rules_made(share_change(kind), [NEW, KNOWN])
     assert change.resources == (NEW, KNOWN)  # sorted, once each
     assert change.principals == ("444455556666",)
 
@@ -45,12 +45,12 @@ def test_the_hub_share_made_or_extended_takes_the_rules_created_before_it(
 )
 def test_other_share_changes_are_left_as_planned(kind: ChangeKind) -> None:
     planned = share_change(kind)
-    assert _with_created_hub_rules(planned, [NEW]) is planned
+    assert _with_hub_rules_made(planned, [NEW]) is planned
 
 
 def test_nothing_created_leaves_the_share_as_planned() -> None:
     planned = share_change(ChangeKind.CREATE_SHARE)
-    assert _with_created_hub_rules(planned, []) is planned
+    assert _with_hub_rules_made(planned, []) is planned
 
 
 def applied(kind: ChangeKind, **fields: str) -> dict[str, str]:

@@ -120,6 +120,7 @@ from resolver_mesh.models import (
 )
 from resolver_mesh.names import MESH_TAG_KEY, creator_request_ids
 from resolver_mesh.plan import (
+    MADE_HERE,
     PARENT_MAKES_WAY,
     SHARED_BY_ME,
     make_plan,
@@ -396,6 +397,14 @@ class _Handoffs:
         with handoff.changed:
             handoff.changed.wait_for(lambda: handoff.given, FOLLOW_WAIT_SECONDS)
         return handoff
+
+    def holds(self, where: str, rule_id: str | None) -> bool:
+        """Whether the hub location's share took in the rule `rule_id` in this apply."""
+        handoff = self._by_hub.get(where)
+        if handoff is None:
+            return False
+        with handoff.changed:
+            return rule_id in handoff.created.values()
 
     def rule(self, where: str, domain: str) -> str | None:
         """The id of the hub's rule for `domain`, once created and shared; None when the
@@ -1228,11 +1237,12 @@ class Reconciler:
         aws = self._aws_of(account)
         resolver, ram = aws.resolver(region), aws.ram(region)
         created: dict[tuple[str, str], str] = {}  # (source, domain) -> rule created in this run
-        hub_rules_created: list[str] = []  # their ids, for the hub's share of this location
+        hub_rules_made: list[str] = []  # the hub's rules created or adopted, for its share
         new_profile: str | None = None  # the Profile created in this run
         accepted: set[str] = set()  # the invitations accepted in this run
         joined: dict[str, str] = {}  # shares followed in: share ARN -> invitation accepted, ""
         followed_share = ""  # as a followed hub: the share made in this run
+        empty_share = ""  # that share while no rule is in it
         not_arrived: dict[str, str] = {}  # rule -> why it was not visible after its wait
         undeletable: set[str] = set()  # rules whose disassociation failed
         staying: set[str] = set()  # rules still on a VPC whose new rule is not there yet
@@ -1260,6 +1270,8 @@ class Reconciler:
                 status, message = "skipped", "the share that brings the rule was not accepted"
             elif _awaits_acceptance(change) and rule_id in not_arrived:
                 status, why = "waiting", not_arrived[str(rule_id)]  # waited for once already
+            elif _shares_nothing(change) and not hub_rules_made and where not in handoffs:
+                status, message = "skipped", "no rule of the hub was made in this apply to share"
             elif _makes_way_for_nothing(change, following, created, accepted):
                 status, message = "skipped", "the rule that was to take its place is not there"
             elif (change.kind is ChangeKind.DELETE_RULE and rule_id in undeletable) or (
@@ -1289,26 +1301,29 @@ class Reconciler:
                             profile_id if change.kind is ChangeKind.CREATE_PROFILE else None
                         )
                     else:
-                        if hub_rules_created and change.kind in SHARE_GROWS:
-                            arns = [_rule_arn(aws, region, r) for r in hub_rules_created]
-                            change = _with_created_hub_rules(change, arns)
+                        if hub_rules_made and change.kind in SHARE_GROWS:
+                            arns = [_rule_arn(aws, region, r) for r in hub_rules_made]
+                            change = _with_hub_rules_made(change, arns)
                         made = self._write_share(ram, change)
                         if change.kind is ChangeKind.ACCEPT_SHARE:
                             accepted.add(str(change.share_arn))
                         if change.kind in SHARE_GROWS and where in handoffs:
                             followed_share = made  # the rules created next join it one by one
+                            empty_share = made if _shares_nothing(change) else ""
                             handoffs.give(where, made)
                             for (source, domain), created_id in created.items():
                                 if not source:
                                     handoffs.add(where, domain, created_id)
                     if change.kind is ChangeKind.CREATE_RULE:
                         created[(change.source, change.domain)] = str(rule_id)
-                        if not change.source:
-                            hub_rules_created.append(str(rule_id))
-                        if not change.source and followed_share:
+                    if change.kind in MADE_HERE and not change.source:  # created or adopted
+                        hub_rules_made.append(str(rule_id))
+                        if followed_share:
                             message = self._share_created(
                                 aws, ram, followed_share, change, str(rule_id), handoffs
                             )
+                            if empty_share and handoffs.holds(where, rule_id):
+                                empty_share = ""
                 except CallInterruptedError:
                     status = "not started"  # nothing of it was written (see `Caller`)
                 except RuleNotVisibleError as waiting:  # not an error: the next pass does it
@@ -1367,15 +1382,32 @@ class Reconciler:
                     }
                 )
             out.results.append(result)
+        if empty_share:
+            out.notes.append(self._drop_empty_share(ram, where, empty_share))
         return out
+
+    @staticmethod
+    def _drop_empty_share(ram: RamRegion, where: str, share_arn: str) -> str:
+        """The share made first in this apply for the hub rules it was to create, none of
+        which came into it: deleted, since a share holding no rule of ours is read again only
+        while a VPC of another account needs it (the next pass that still needs it makes it
+        again, with its rules); what became of it."""
+        try:
+            ram.delete_share(share_arn)
+        except Exception as error:
+            return (
+                f"{where}: {share_arn} holds no rule (none was created into it) and could not"
+                f" be deleted: {type(error).__name__}: {error}"
+            )
+        return f"{where}: deleted {share_arn}, made for hub rules none of which came into it"
 
     @staticmethod
     def _share_created(
         aws: Aws, ram: RamRegion, share_arn: str, change: Change, rule_id: str, handoffs: _Handoffs
     ) -> str:
         """As a followed hub whose share was made first in this run: add a rule just created
-        to it, so that its followers take it now; the error, if it could not be (the rule stays
-        created; its followers wait for the next pass, which shares it)."""
+        (or adopted) to it, so that its followers take it now; the error, if it could not be
+        (the rule stays; its followers wait for the next pass, which shares it)."""
         try:
             ram.share(share_arn, [_rule_arn(aws, change.region, rule_id)], [])
         except CallInterruptedError:
@@ -1530,14 +1562,20 @@ class Reconciler:
         return arn
 
 
-def _with_created_hub_rules(change: Change, arns: list[str]) -> Change:
-    """The hub's share (made or extended) with the hub rules created before it in this
-    location's apply: the plan, made before they existed, could not name them, and the next
-    pass would add them (the hub's share holds all its live rules). A rule is COMPLETE once
-    created, so it can be shared at once, and the receivers associate it a pass sooner."""
+def _with_hub_rules_made(change: Change, arns: list[str]) -> Change:
+    """The hub's share (made or extended) with the hub rules created or adopted before it in
+    this location's apply: the plan, made before they existed or were ours, could not name
+    them, and the next pass would add them (the hub's share holds all its live rules). A rule
+    is COMPLETE once created, so it can be shared at once, and the receivers associate it a
+    pass sooner."""
     if change.kind not in SHARE_GROWS or not arns:
         return change
     return replace(change, resources=tuple(sorted({*change.resources, *arns})))
+
+
+def _shares_nothing(change: Change) -> bool:
+    """A share to be made with nothing in it (every rule it is for is still to be made)."""
+    return change.kind is ChangeKind.CREATE_SHARE and not change.resources
 
 
 def _rule_arn(aws: Aws, region: str, rule_id: str) -> str:
