@@ -25,6 +25,8 @@ from test_spokes_accounts import (
 )
 
 from mesh_emulator.server import LocalEmulator
+from resolver_mesh.aws import resolver as resolver_module
+from resolver_mesh.aws.session import Aws
 from resolver_mesh.local.topology import (
     CachedClients,
     ClientFactory,
@@ -603,6 +605,54 @@ def test_rules_of_an_account_no_item_names_any_more_are_removed_when_it_is_liste
     assert rules_and_vpcs(member) == {}
     deleted = [c for c in result["changes"] if c["kind"] == "delete_rule"]
     assert {(c["account"], c["source"]) for c in deleted} == {(MEMBER, spoke.vpc_id)}
+
+
+def test_a_member_spoke_in_a_removed_hubs_region_is_swept_once_its_location_is_read(
+    mesh: Mesh, member: CachedClients, aws: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub item of us-west-2 goes in a pass that cannot read the member's location there.
+    No item leads there any more: only our rules do. So the home account's rules of ours there
+    stay (they forward to hubs that stay), and the next pass comes back to the Region and
+    removes the member's spoke rules with them."""
+    mesh.monkeypatch.setenv("MEMBER_ROLES", f"{ROLE}|{EXTERNAL_ID}")
+    spoke = build_spoke(member, WEST_2, "10.100.0.0/16", "spoke")
+    mesh.update(WEST_2, spokes=[spoke_entry(spoke, "direct")])
+    assert mesh.resync()["ok"]
+    assert set(of_vpc(rules_and_vpcs(member, WEST_2), spoke.vpc_id)) == domains(HOME_REGION, EAST_2)
+    home_there = rules_and_vpcs(aws, WEST_2)
+    assert len(home_there) == 4
+
+    mesh.remove(WEST_2)
+    unreachable = f"{WEST_2}@{MEMBER}"
+    reachable = Aws.resolver
+
+    def resolver(self: Aws, region: str) -> resolver_module.ResolverRegion:
+        if region == WEST_2 and self.access is not None and self.access.account == MEMBER:
+            raise ConnectionError(f"{unreachable} cannot be reached")
+        return reachable(self, region)
+
+    monkeypatch.setattr(Aws, "resolver", resolver)
+    first = mesh.resync()
+    assert not first["ok"]
+    assert any(unreachable in str(error) for error in first["errors"])
+    assert set(rules_and_vpcs(aws, WEST_2)) == set(home_there)  # kept
+    kept = [n for n in first["notes"] if n.startswith(f"{WEST_2}: kept") and unreachable in n]
+    assert len(kept) == 4
+    for region in (HOME_REGION, EAST_2):  # nothing forwards to the removed hub any more
+        assert not domains(WEST_2) & set(
+            of_vpc(rules_and_vpcs(aws, region), mesh.hubs[region].vpc_id)
+        )
+
+    monkeypatch.setattr(Aws, "resolver", reachable)
+    second = mesh.resync()
+    assert second["ok"], second["errors"]
+    assert unreachable in second["regions"]
+    assert rules_and_vpcs(member, WEST_2) == {}
+    assert rules_and_vpcs(aws, WEST_2) == {}
+    again = mesh.resync()
+    assert again["ok"]
+    assert again["changes"] == []
+    assert unreachable not in again["regions"]  # nothing of ours leads there any more
 
 
 # --- 4. another account on each side, at once -----------------------------------------------------

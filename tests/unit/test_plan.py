@@ -23,6 +23,7 @@ from resolver_mesh.models import (
     Plan,
     RegionState,
     Target,
+    location,
 )
 from resolver_mesh.names import creator_request_ids, owned_target_region, rule_name
 from resolver_mesh.plan import make_plan
@@ -480,6 +481,55 @@ def test_regions_are_planned_in_name_order() -> None:
     plan = make_plan(MESH, desired, states, {R, R2})
     regions = [c.region for c in plan.changes]
     assert regions == sorted(regions)
+
+
+# --- a Region without a hub item: only our rules' trail leads there ------------------------
+
+MEMBER_HERE = location(R, "222222222222")
+
+
+def _trail_region(member: RegionState | None) -> tuple[Desired, dict[str, RegionState]]:
+    """No hub item in R: the rules of ours there forward to hubs that stay (T1, T2)."""
+    states = {R: state(ours("r-1", D1, vpcs=(V1,)), ours("r-2", D3, target=T2))}
+    if member is not None:
+        states[MEMBER_HERE] = member
+    return Desired(rules=(), item_regions=frozenset({T1, T2})), states
+
+
+@pytest.mark.parametrize("unread", ["error", "missing"])
+def test_a_region_without_a_hub_item_keeps_our_rules_while_a_location_there_is_not_read(
+    unread: str,
+) -> None:
+    member = RegionState(R, account="222222222222", error="ThrottlingException")
+    desired, states = _trail_region(member if unread == "error" else None)
+    plan = make_plan(MESH, desired, states, {R, MEMBER_HERE})
+    assert plan.changes == ()
+    assert plan.deferred_deletes == (R, R)  # the guard counts them as deleted by this plan
+    kept = [n for n in plan.notes if n.startswith(f"{R}: kept") and MEMBER_HERE in n]
+    assert [("r-1" in n, "r-2" in n) for n in kept] == [(True, False), (False, True)]
+
+    desired, states = _trail_region(RegionState(R, account="222222222222"))  # read at last
+    plan = make_plan(MESH, desired, states, {R, MEMBER_HERE})
+    assert rows_of(plan) == [
+        (DISASSOC, D1, V1, "r-1"),
+        (DELETE, D1, None, "r-1"),
+        (DELETE, D3, None, "r-2"),
+    ]
+    assert plan.deferred_deletes == ()
+
+
+@pytest.mark.parametrize("why", ["hub item", "denied", "out of scope"])
+def test_an_unread_location_holds_back_nothing_where_every_pass_reads_it(why: str) -> None:
+    """A Region with a hub item (enabled or not) is read in every account on every pass; a
+    Region AWS denies by policy is never read; a location out of scope is not this pass's."""
+    member = RegionState(R, account="222222222222", error="AccessDenied", denied=why == "denied")
+    desired, states = _trail_region(member)
+    if why == "hub item":
+        desired = replace(desired, item_regions=frozenset({R, T1, T2}))
+    scope = {R} if why == "out of scope" else {R, MEMBER_HERE}
+    plan = make_plan(MESH, desired, states, scope)
+    assert [c.kind.value for c in plan.changes] == [DISASSOC, DELETE, DELETE]
+    assert plan.deferred_deletes == ()
 
 
 # --- idempotency and convergence over random meshes ------------------------------------------

@@ -110,6 +110,7 @@ class Desired:
     frozen_sources: frozenset[tuple[str, str]] = frozenset()
     shares: tuple[DesiredShare, ...] = ()
     hub_locations: Mapping[str, str] = field(default_factory=dict)  # enabled hub -> location
+    item_regions: frozenset[str] = frozenset()  # Regions with a hub item, enabled or not
 
 
 @dataclass(frozen=True)
@@ -859,6 +860,7 @@ def desired_rules(
         frozen_sources=frozenset(spokes.frozen),
         shares=tuple(_shares(mesh_id, enabled, frozen, states, joined, home_account)),
         hub_locations={region: hub.location for region, hub in enabled.items()},
+        item_regions=hub_set.item_regions,
     )
 
 

@@ -5,7 +5,9 @@ Invariants:
   Rules of other owners (other meshes included) are only read, to detect conflicts.
 - Nothing changes in a location (an account's Region) that is out of scope, could not be read,
   or is frozen; rules that target a protected Region (an unreadable hub) and the rules of a
-  frozen spoke are kept as they are.
+  frozen spoke are kept as they are. In a Region without a hub item, where only the trail of
+  our rules leads, no rule of ours is deleted while a location there in scope was not read:
+  the rules kept are what lead the next pass back to sweep it.
 - Per location the order is make before break: creates, in-place updates and shares, then
   associations (a rule of ours leaves a VPC right before another of ours takes its place for
   the same domain), then unshares, disassociations, deletions. Across accounts too: an own rule
@@ -45,6 +47,7 @@ from resolver_mesh.models import (
     Plan,
     RegionState,
     location,
+    split_location,
 )
 from resolver_mesh.names import owned_source, owned_target_region, share_name
 
@@ -203,6 +206,7 @@ class _RegionPlanner:
         self.protected_targets = desired.protected_targets
         self.by_location = by_location
         self.also_shared: Mapping[str, frozenset[str]] = {}
+        self.unread_here: Collection[str] = ()  # see `_unswept`
         self.frozen_sources = by_location.frozen_sources.get(self.where, set())
         self.wanted: dict[_Key, DesiredRule] = {
             (rule.source, rule.domain): rule for rule in by_location.rules.get(self.where, ())
@@ -261,6 +265,13 @@ class _RegionPlanner:
                     " could not be read"
                 )
                 self._follow_vpcs(source, rule)
+            elif self.unread_here:
+                self.out.notes.append(
+                    f"{self.where}: kept {rule.id} ({domain}): {self.region} has no hub item"
+                    f" and {', '.join(self.unread_here)} could not be read; the rules of ours"
+                    " there go in a pass that reads every location there"
+                )
+                self.out.deferred.append(self.where)
             else:
                 self._retire(rule, f"no hub forwards {domain} in {self.where} any more")
 
@@ -922,6 +933,7 @@ def make_plan(
     deferred: list[str] = []
     receivers = _Receivers.of(mesh_id, desired, states)
     by_location = _ByLocation.of(desired, profile_serving)
+    unswept = _unswept(desired, states, scope)
     planners: list[_RegionPlanner] = []
     for where in sorted(scope):
         state = states.get(where)
@@ -936,6 +948,7 @@ def make_plan(
             mesh_id, state, desired, adopt, home_account, receivers, by_location
         )
         planner.also_shared = also_shared or {}
+        planner.unread_here = unswept.get(state.region, ())
         planner.plan()
         planners.append(planner)
     # Receivers follow the hub's choice of rule per domain, known once its location is planned.
@@ -955,6 +968,24 @@ def make_plan(
         deferred_deletes=tuple(deferred),
         followed=_followed(hubs.values(), {p.where: p for p in planners}),
     )
+
+
+def _unswept(
+    desired: Desired, states: Mapping[str, RegionState], scope: Collection[str]
+) -> dict[str, list[str]]:
+    """Regions without a hub item -> their locations in `scope` that could not be read (a
+    Region that AWS denies by policy is never read: not counted). Only the rules of ours found
+    there or forwarding there lead a pass to such a Region's other accounts, so while one
+    could not be read the rules of ours there stay, and the next pass comes back to it."""
+    unread: dict[str, list[str]] = defaultdict(list)
+    for where in sorted(scope):
+        state = states.get(where)
+        if state is not None and (not state.error or state.denied):
+            continue
+        region = split_location(where)[0]
+        if region not in desired.item_regions:
+            unread[region].append(where)
+    return unread
 
 
 def _followed(
