@@ -518,14 +518,17 @@ def test_a_region_without_a_hub_item_keeps_our_rules_while_a_location_there_is_n
     assert plan.deferred_deletes == ()
 
 
-@pytest.mark.parametrize("why", ["hub item", "denied", "out of scope"])
+@pytest.mark.parametrize("why", ["hub item", "denied", "out of scope", "item Regions unknown"])
 def test_an_unread_location_holds_back_nothing_where_every_pass_reads_it(why: str) -> None:
     """A Region with a hub item (enabled or not) is read in every account on every pass; a
-    Region AWS denies by policy is never read; a location out of scope is not this pass's."""
+    Region AWS denies by policy is never read; a location out of scope is not this pass's; a
+    `Desired` that does not know the item Regions holds nothing back."""
     member = RegionState(R, account="222222222222", error="AccessDenied", denied=why == "denied")
     desired, states = _trail_region(member)
     if why == "hub item":
         desired = replace(desired, item_regions=frozenset({R, T1, T2}))
+    if why == "item Regions unknown":
+        desired = replace(desired, item_regions=None)
     scope = {R} if why == "out of scope" else {R, MEMBER_HERE}
     plan = make_plan(MESH, desired, states, scope)
     assert [c.kind.value for c in plan.changes] == [DISASSOC, DELETE, DELETE]

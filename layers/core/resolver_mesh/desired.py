@@ -110,7 +110,8 @@ class Desired:
     frozen_sources: frozenset[tuple[str, str]] = frozenset()
     shares: tuple[DesiredShare, ...] = ()
     hub_locations: Mapping[str, str] = field(default_factory=dict)  # enabled hub -> location
-    item_regions: frozenset[str] = frozenset()  # Regions with a hub item, enabled or not
+    # Regions with a hub item, enabled or not; None: not known (none is held back, see plan).
+    item_regions: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)

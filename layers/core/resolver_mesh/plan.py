@@ -976,8 +976,11 @@ def _unswept(
     """Regions without a hub item -> their locations in `scope` that could not be read (a
     Region that AWS denies by policy is never read: not counted). Only the rules of ours found
     there or forwarding there lead a pass to such a Region's other accounts, so while one
-    could not be read the rules of ours there stay, and the next pass comes back to it."""
+    could not be read the rules of ours there stay, and the next pass comes back to it. Empty
+    where `desired` does not know the item Regions."""
     unread: dict[str, list[str]] = defaultdict(list)
+    if desired.item_regions is None:
+        return unread
     for where in sorted(scope):
         state = states.get(where)
         if state is not None and (not state.error or state.denied):
