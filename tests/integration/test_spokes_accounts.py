@@ -303,6 +303,10 @@ def test_associations_whose_share_was_not_accepted_are_not_attempted(
     assert {c["message"] for c in in_member if c["kind"] == "associate"} == {
         "the share that brings the rule was not accepted"
     }
+    in_member_errors = [e["message"] for e in result["errors"] if MEMBER in e["message"]]
+    assert len(in_member_errors) == 2  # one per refused acceptance, none for what it skipped
+    assert in_member_errors[0].startswith(f"accept_share (follows {HOME_REGION}) in ")
+    assert all(m.startswith("accept_share ") and "injected" in m for m in in_member_errors)
     assert rules_and_vpcs(member) == {}
     again = mesh.resync()
     assert again["ok"], again["errors"]

@@ -169,6 +169,9 @@ SHARE_KINDS = frozenset(
 SHARE_GROWS = frozenset({ChangeKind.CREATE_SHARE, ChangeKind.SHARE})
 # The status of a follower's acceptance that found no pending invitation for the share.
 NO_INVITATION = "no invitation"
+# Why an association that needed the share's acceptance is skipped: the acceptance failed, and
+# its error, reported once by the acceptance, is not repeated for each association.
+NOT_ACCEPTED = "the share that brings the rule was not accepted"
 # The longest a receiver's worker waits for the hub's share change it follows (the hub's
 # worker always gives it when it ends; this bounds a wait nonetheless: Lambda's longest run).
 FOLLOW_WAIT_SECONDS = 900.0
@@ -1267,7 +1270,7 @@ class Reconciler:
             elif is_rule and rule_id is None and change.kind is not ChangeKind.CREATE_RULE:
                 status, message = "skipped", f"the rule for {change.domain} was not created"
             elif _awaits_acceptance(change) and change.share_arn not in accepted:
-                status, message = "skipped", "the share that brings the rule was not accepted"
+                status, why = "skipped", NOT_ACCEPTED
             elif _awaits_acceptance(change) and rule_id in not_arrived:
                 status, why = "waiting", not_arrived[str(rule_id)]  # waited for once already
             elif _shares_nothing(change) and not hub_rules_made and where not in handoffs:
@@ -1370,14 +1373,17 @@ class Reconciler:
                 )
                 domain = f" for {change.domain}" if change.domain else ""
                 out.notes.append(f"{where}: {what} waits{domain}: {why}")
+            elif status == "skipped" and why:  # its cause is an error of its own change
+                result["message"] = why
             if message:
                 result["message"] = message
-                what = change.domain or change.share_arn or change.name or ""
+                named = change.domain or change.share_arn or change.name
+                about = named or (f"(follows {change.follows})" if change.follows else "")
                 out.errors.append(
                     {
                         "kind": "apply",
                         "region": where,
-                        "message": f"{change.kind.value} {what} in {where}"
+                        "message": f"{change.kind.value} {about} in {where}"
                         f"{' for ' + change.vpc_id if change.vpc_id else ''}: {message}",
                     }
                 )
@@ -1432,9 +1438,9 @@ class Reconciler:
         to show is accepted by the next pass), or a hub rule put on a VPC
         once that acceptance is done and the rule is visible here (waited for once per rule,
         as `_not_arrived`; where no invitation was found, once per share: it may only be late
-        to show). Status, why it waits, the error, the rule's id; `joined` records the shares
-        followed in (with the invitation accepted, if any). A follower whose hub did not share
-        waits for the next pass (the hub reports why)."""
+        to show). Status, why it waits (or is skipped), the error, the rule's id; `joined`
+        records the shares followed in (with the invitation accepted, if any). A follower whose
+        hub did not share waits for the next pass (the hub reports why)."""
         handoff = handoffs.wait(change.follows)
         rule_id = change.rule_id
         if not handoff.made:
@@ -1447,7 +1453,7 @@ class Reconciler:
                 joined[handoff.share_arn] = found[0].arn if found else ""
                 return ("applied" if found else NO_INVITATION), "", "", None
             if handoff.share_arn not in joined:
-                return "skipped", "", "the share that brings the rule was not accepted", None
+                return "skipped", NOT_ACCEPTED, "", None
             rule_id = change.rule_id or handoffs.rule(change.follows, change.domain)
             if rule_id is None:
                 return "waiting", f"{change.follows} did not share it in this apply", "", None
