@@ -518,6 +518,16 @@ def test_a_region_without_a_hub_item_keeps_our_rules_while_a_location_there_is_n
     assert plan.deferred_deletes == ()
 
 
+def test_the_note_of_a_rule_kept_names_a_few_of_the_locations_not_read() -> None:
+    desired, states = _trail_region(None)
+    unread = [location(R, f"22222222222{n}") for n in range(5)]
+    plan = make_plan(MESH, desired, states, {R, *unread})
+    kept = [n for n in plan.notes if n.startswith(f"{R}: kept")]
+    assert len(kept) == 2
+    assert all(", ".join(unread[:3]) + " and 2 more could not be read" in n for n in kept)
+    assert not any(unread[3] in n for n in kept)
+
+
 @pytest.mark.parametrize("why", ["hub item", "denied", "out of scope", "item Regions unknown"])
 def test_an_unread_location_holds_back_nothing_where_every_pass_reads_it(why: str) -> None:
     """A Region with a hub item (enabled or not) is read in every account on every pass; a

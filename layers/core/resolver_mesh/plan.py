@@ -30,7 +30,7 @@ Invariants:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -206,7 +206,7 @@ class _RegionPlanner:
         self.protected_targets = desired.protected_targets
         self.by_location = by_location
         self.also_shared: Mapping[str, frozenset[str]] = {}
-        self.unread_here: Collection[str] = ()  # see `_unswept`
+        self.unread_here: Sequence[str] = ()  # see `_unswept`
         self.frozen_sources = by_location.frozen_sources.get(self.where, set())
         self.wanted: dict[_Key, DesiredRule] = {
             (rule.source, rule.domain): rule for rule in by_location.rules.get(self.where, ())
@@ -268,7 +268,7 @@ class _RegionPlanner:
             elif self.unread_here:
                 self.out.notes.append(
                     f"{self.where}: kept {rule.id} ({domain}): {self.region} has no hub item"
-                    f" and {', '.join(self.unread_here)} could not be read; the rules of ours"
+                    f" and {_a_few(self.unread_here)} could not be read; the rules of ours"
                     " there go in a pass that reads every location there"
                 )
                 self.out.deferred.append(self.where)
@@ -989,6 +989,13 @@ def _unswept(
         if region not in desired.item_regions:
             unread[region].append(where)
     return unread
+
+
+def _a_few(locations: Sequence[str]) -> str:
+    """Up to three of `locations`, and how many more: a note's length does not grow with
+    the accounts of an organisation."""
+    shown = ", ".join(locations[:3])
+    return shown if len(locations) <= 3 else f"{shown} and {len(locations) - 3} more"
 
 
 def _followed(
