@@ -20,6 +20,7 @@ from resolver_mesh.local.topology import (
     assumed_clients,
     build_hub,
     build_spoke,
+    create_unmanaged_rule,
     spoke_item,
 )
 
@@ -469,3 +470,64 @@ def test_an_account_at_its_profiles_quota_keeps_the_rules_and_says_why(
     assert direct_vpcs(mesh.aws, HOME_REGION) == set(vpcs_of(mesh.items[HOME_REGION]))
     assert our_profile(mesh.aws, "us-east-2")["vpcs"] == {mesh.items["us-east-2"]["vpc_id"]}
     assert direct_vpcs(mesh.aws, "us-east-2") == set()
+
+
+def test_a_rule_not_ours_that_wins_over_our_profile_is_a_conflict_in_either_account(
+    make_mesh: Callable[..., Mesh], member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A VPC on our Profile that has a rule not ours associated for a domain the Profile holds
+    resolves that domain through their rule (local settings take precedence over a Profile's):
+    reported as a conflict, as with `rules`, whether the VPC is the hub's or another account's,
+    while the Profile still answers its other domains and nothing of theirs is touched."""
+    monkeypatch.setenv("DELIVERY", "profile")
+    mesh = make_mesh(REGIONS[:2])
+    peer = "us-east-2"
+    taken, other = sorted(domains_of(mesh.items[peer]))
+    hub = mesh.hubs[HOME_REGION]
+    workload = vpcs_of(mesh.items[HOME_REGION])[-1]
+    remote = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.109.0.0/16")["Vpc"]["VpcId"]
+    mesh.update(HOME_REGION, shared_vpcs=[{"vpc_id": remote, **ACCESS}])
+    home_rule = create_unmanaged_rule(
+        mesh.aws, HOME_REGION, taken, hub.outbound_endpoint_id, "10.250.0.10", vpc_id=workload
+    )
+    theirs = member("route53resolver", HOME_REGION).create_resolver_rule(
+        CreatorRequestId="someone-else-remote", Name="theirs", RuleType="SYSTEM", DomainName=taken
+    )["ResolverRule"]["Id"]
+    member("route53resolver", HOME_REGION).associate_resolver_rule(
+        ResolverRuleId=theirs, VPCId=remote, Name="theirs"
+    )
+
+    first = mesh.resync()
+    again = mesh.resync()
+
+    assert again["calls"]["writes"] == 0, again
+    for result in (first, again):
+        assert not result["ok"], result
+        conflicts = {
+            (c.get("account", HOME_ACCOUNT), c["vpc_id"], c["their_rule_id"], c["domain"])
+            for c in result["conflicts"]
+        }
+        assert conflicts == {
+            (HOME_ACCOUNT, workload, home_rule, taken),
+            (MEMBER, remote, theirs, taken),
+        }, result["conflicts"]
+        assert all(c["through_profile"] for c in result["conflicts"])
+        assert all("does not answer there" in c["message"] for c in result["conflicts"])
+    profile = our_profile(mesh.aws, HOME_REGION)
+    assert {workload, hub.vpc_id} <= profile["vpcs"]
+    for account, vpc, rule in ((HOME_ACCOUNT, workload, home_rule), (MEMBER, remote, theirs)):
+        assert rule_for(account, HOME_REGION, vpc, f"host.{taken}") == rule
+        answered = rule_for(account, HOME_REGION, vpc, f"host.{other}")
+        assert answered is not None
+        assert answered not in (home_rule, theirs)
+    # the hub VPC, without a rule of theirs, has no conflict
+    assert rule_for(HOME_ACCOUNT, HOME_REGION, hub.vpc_id, f"host.{taken}") != home_rule
+
+    verified = mesh.cli("verify", "--json")
+    cells = {(c["vpc_id"], c["name"]): c for c in verified.json["cells"]}
+    for vpc, rule in ((workload, home_rule), (remote, theirs)):  # verify says the same
+        assert (cells[(vpc, taken)]["status"], cells[(vpc, taken)]["rule_id"]) == (
+            "conflict",
+            rule,
+        )
+        assert cells[(vpc, other)]["profile_id"] == profile["id"]

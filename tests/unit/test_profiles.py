@@ -952,3 +952,51 @@ def test_accounts_whose_profiles_were_not_read_count_when_the_share_leaves_them(
     lost = "8 of the 12" if read else "4 of the 6"
     assert f"take {lost} rules our shared Profiles give VPCs" in refused.refusals[-1]
     assert verdict(0.7).allowed
+
+
+def test_a_rule_not_ours_on_a_profile_vpc_is_a_conflict_for_its_domain_alone() -> None:
+    """Our Profile on both VPCs of the hub; a rule not ours associated with the workload VPC
+    for one hub domain wins there: one conflict for that VPC and domain. A rule not ours for a
+    domain the Profile does not hold, one on its way out, and the same rule on a VPC that
+    does not take our Profile are none."""
+    hub_set, states = world(delivery="profile", vpc_delivery={HUB_VPC: "rules"})
+    served = with_profile(states[R], {WORKLOAD: "COMPLETE"}, direct=False)
+    held = {r.domain: r for r in served.rules}
+    taken = sorted(held)[0]
+    no_targets: frozenset[Any] = frozenset()
+    theirs = [
+        ObservedRule(
+            f"rslvr-rr-theirs{n}", domain, kind, "theirs", "COMPLETE", None, no_targets, ""
+        )
+        for n, (domain, kind) in enumerate(
+            [(taken, "FORWARD"), ("corp.example.com.", "FORWARD"), (sorted(held)[-1], "SYSTEM")],
+            start=1,
+        )
+    ]
+    associations = (
+        ObservedAssociation("rslvr-rrassoc-1", "rslvr-rr-theirs1", WORKLOAD, "COMPLETE"),
+        ObservedAssociation("rslvr-rrassoc-2", "rslvr-rr-theirs2", WORKLOAD, "COMPLETE"),
+        ObservedAssociation("rslvr-rrassoc-3", "rslvr-rr-theirs3", WORKLOAD, "DELETING"),
+        ObservedAssociation("rslvr-rrassoc-4", "rslvr-rr-theirs1", HUB_VPC, "COMPLETE"),
+    )
+    states[R] = replace(
+        served,
+        rules=served.rules + tuple(theirs),
+        associations=served.associations + associations,
+    )
+
+    plan, profiles = plan_of(hub_set, states)
+
+    [conflict] = [c for c in plan.conflicts if c.through_profile]
+    assert (conflict.vpc_id, conflict.domain, conflict.their_rule_id) == (
+        WORKLOAD,
+        taken,
+        "rslvr-rr-theirs1",
+    )
+    assert conflict.our_rule_id == held[taken].id
+    assert "does not answer there" in str(conflict)
+    assert profiles.conflicts == [conflict]
+    # the hub VPC gets the rules directly: its conflict is the rule plan's, as ever
+    assert [(c.vpc_id, c.through_profile) for c in plan.conflicts if c is not conflict] == [
+        (HUB_VPC, False)
+    ]

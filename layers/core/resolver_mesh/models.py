@@ -660,7 +660,9 @@ class Change:
 
 @dataclass(frozen=True)
 class Conflict:
-    """A rule we do not own already covers a domain we must associate with a VPC."""
+    """A rule we do not own already covers a domain we must associate with a VPC; or, with
+    `through_profile`, a domain our Profile holds for a VPC that has it (the rule associated
+    with the VPC takes precedence over the Profile's, so ours does not answer there)."""
 
     region: str
     domain: str
@@ -668,13 +670,19 @@ class Conflict:
     their_rule_id: str
     our_rule_id: str | None
     account: str = ""
+    through_profile: bool = False
 
     def __str__(self) -> str:
         ours = self.our_rule_id or "(to be created)"
+        where = (
+            "in our Profile does not answer there (a rule associated with the VPC takes"
+            " precedence over a Profile's)"
+            if self.through_profile
+            else "is not associated there"
+        )
         return (
             f"{location(self.region, self.account)}: {self.vpc_id} already uses rule"
-            f" {self.their_rule_id} (not ours) "
-            f"for {self.domain}; our rule {ours} is not associated there"
+            f" {self.their_rule_id} (not ours) for {self.domain}; our rule {ours} {where}"
         )
 
 

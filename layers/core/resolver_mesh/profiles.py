@@ -10,6 +10,10 @@ hub's, in the hub's account and in any other.
 Invariants:
 - Only a Profile that carries our owner tag (and our name) is ever changed or deleted; a VPC
   whose Profile is not ours keeps it and gets the rules associated directly (reported).
+- A VPC that takes our Profile while a rule not ours is associated with it for a domain the
+  Profile holds keeps that rule, which wins there (a rule associated with the VPC takes
+  precedence over a Profile's): each such domain is a conflict (`ProfilePlan.conflicts`), as
+  it would be with `rules`, and the Profile still answers the VPC's other domains.
 - Make before break, whichever of a direct association and a Profile rule wins for one domain
   (AWS does not document it): a VPC loses the direct association of a domain only once our
   Profile is COMPLETE on the VPC and holds our rule for that domain COMPLETE; it loses our
@@ -43,6 +47,7 @@ from resolver_mesh.desired import Desired, HubSet, Joined, workload_vpcs
 from resolver_mesh.models import (
     Change,
     ChangeKind,
+    Conflict,
     Delivery,
     DesiredRule,
     HubItem,
@@ -57,6 +62,7 @@ from resolver_mesh.models import (
 )
 from resolver_mesh.names import profile_name
 from resolver_mesh.plan import (
+    GONE,
     IN_PLACE,
     SERVED_BY_PROFILE,
     managed_rules,
@@ -120,6 +126,7 @@ class ProfilePlan:
     notes: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
 
     def serve(self, where: str, vpc: str, domains: Collection[str]) -> None:
         """`vpc` of `where` gets the hub's rules through our Profile, which answers `domains`."""
@@ -606,6 +613,7 @@ def plan_profiles(
         for rule in rules_at.get(where, []):
             narrowed[id(rule)] = planner.narrowed(rule, profile_vpcs)
         planner.plan(profile_vpcs)
+        out.conflicts += _overridden(mesh_id, state, profile_vpcs, planner)
         if profile_vpcs or planner.keeper is not None:
             out.active.add(where)
         for vpc in profile_vpcs:
@@ -620,6 +628,33 @@ def plan_profiles(
         out.desired = replace(desired, rules=rules)
     _plan_received(out, hub_set, states, scope, owners, default, joined)
     return out
+
+
+def _overridden(
+    mesh_id: str, state: RegionState, profile_vpcs: Collection[str], owner: _LocationProfiles
+) -> list[Conflict]:
+    """The domains our Profile (`owner`'s) holds for `profile_vpcs` of `state`'s location that
+    a rule not ours associated with the VPC answers instead: one conflict each."""
+    ours = {rule.id for rule in managed_rules(state, mesh_id) + shared_with_us(state, mesh_id)}
+    theirs = {r.id: r for r in state.rules if r.id not in ours and r.status != GONE}
+    our_rule = {rule.arn: rule.id for rule in owner.hub_rules}
+    return [
+        Conflict(
+            state.region,
+            domain,
+            association.vpc_id,
+            association.rule_id,
+            our_rule.get(arn),
+            state.account,
+            through_profile=True,
+        )
+        for association in sorted(state.associations, key=lambda a: (a.vpc_id, a.rule_id))
+        if association.vpc_id in profile_vpcs
+        and association.status != GONE
+        and association.rule_id in theirs
+        for domain, arn in sorted(owner.wanted.items())
+        if theirs[association.rule_id].domain == domain
+    ]
 
 
 def _remote_use(
@@ -695,6 +730,7 @@ def _plan_received(
             receiver = _ReceivedProfile(state, owner, modes, tags_unread=account in unread)
             profile_vpcs = receiver.profile_vpcs()
             receiver.plan(profile_vpcs)
+            out.conflicts += _overridden(owner.mesh_id, state, profile_vpcs, owner)
             for vpc in profile_vpcs:
                 out.serve(where, vpc, receiver.serving(vpc))
             dropped[(hub.region, account)] |= {v for v in profile_vpcs if receiver.unlisted(v)}
@@ -764,4 +800,9 @@ def with_profile_changes(plan: Plan, profiles: ProfilePlan) -> Plan:
         if where not in placed:
             by_location[where].extend(extra)
     ordered = [change for where in sorted(by_location) for change in by_location[where]]
-    return replace(plan, changes=tuple(ordered), notes=plan.notes + tuple(profiles.notes))
+    return replace(
+        plan,
+        changes=tuple(ordered),
+        conflicts=plan.conflicts + tuple(profiles.conflicts),
+        notes=plan.notes + tuple(profiles.notes),
+    )

@@ -78,6 +78,7 @@ class Report:
                 "vpc_id": c.vpc_id,
                 "their_rule_id": c.their_rule_id,
                 "our_rule_id": c.our_rule_id,
+                **({"through_profile": True} if c.through_profile else {}),
                 "message": str(c),
             }
             for c in plan.conflicts
