@@ -30,8 +30,17 @@ After every step:
 
 The mass-change guard may refuse a step that takes things away: that refusal must write nothing,
 and the walk then forces the reconcile. Every failure message carries the seed and the steps
-so far. `RANDOM_WALKS=<seed>:<steps>` (or `<first>-<last>:<steps>`) in the environment runs
-those walks instead of the default ones, to replay one or to look for new defects.
+so far. `RANDOM_WALKS=<seed>:<steps>` (or `<first>-<last>:<steps>`, with `:org` after either
+for organisation walks) in the environment runs those walks instead of the default ones, to
+replay one or to look for new defects. A walk's choices depend on its seed alone, never on the
+ids the emulator makes (lists are in the order the walk made things), so a seed replays.
+
+Organisation walks (`WalkPlan.organization`): the member account is created in the emulator's
+organisation, in the OU that `MEMBER_OUS` names, and steps move it out of the OU and back
+(README, *Organisations*): out of it and named by no item, its tagged VPCs neither join nor
+are reported, and the hub's rules leave its VPCs and its share; named by an item
+(`shared_vpcs`), it is still read. Its spokes are taken out of the items before it leaves, as
+the README asks (their rules would be found only while the account is swept).
 """
 
 from __future__ import annotations
@@ -59,16 +68,17 @@ from resolver_mesh.local.topology import (
 )
 from resolver_mesh.names import MESH_TAG_KEY, OWNER_TAG_KEY
 
-MEMBER = "222222222222"
-ROLE = f"arn:aws:iam::{MEMBER}:role/resolver-mesh-member-{DEFAULT_MESH_ID}"
+MEMBER = "222222222222"  # the member account of MEMBER_ROLES (organisations make their own)
 EXTERNAL_ID = "random-topologies"
-REACH = {"account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
 MARKER = f"resolver-mesh/{DEFAULT_MESH_ID}/"
 GONE = "DELETING"
 MISSING_VPC = "vpc-0123456789abcdef0"
 MISSING_OUT = "rslvr-out-0123456789abcdef0"
 LIVE_FIELDS = frozenset({"vpc_id", "vpc_ids", "inbound_endpoint_id", "shared_vpcs", "spokes"})
 MAX_PASSES = 4  # reconciles per step before the walk gives up on convergence
+# Resolver endpoints per account and Region, AWS's default quota (Route 53 Developer Guide,
+# "Quotas on Route 53 Resolver").
+ENDPOINTS_PER_REGION = 4
 S3_NAMES = ("s3", "s3-control", "s3-accesspoint")  # `{services}` of a hub with an S3 endpoint
 DEFAULT_DOMAINS = ("{region}.amazonaws.com", "{region}.vpce.amazonaws.com")
 DOMAIN_CHOICES: tuple[tuple[str, ...] | None, ...] = (
@@ -85,11 +95,15 @@ class WalkPlan:
     seed: int
     steps: int
     caught: str = ""  # the product defect this walk found, fixed since
+    # The member account comes from an OU of the emulator's organisation (`MEMBER_OUS`), and
+    # the walk may move it out of the OU and back (README, *Organisations*).
+    organization: bool = False
 
 
 def walks() -> list[WalkPlan]:
-    """The walks to run; `RANDOM_WALKS=first-last:steps` (or `seed:steps`) in the environment
-    runs other seeds instead, e.g. to look for new defects or replay one."""
+    """The walks to run; `RANDOM_WALKS=first-last:steps` (or `seed:steps`, and `:org` after
+    either for organisation walks) in the environment runs other seeds instead, e.g. to look
+    for new defects or replay one."""
     wanted = os.environ.get("RANDOM_WALKS")
     if not wanted:
         return [
@@ -97,7 +111,11 @@ def walks() -> list[WalkPlan]:
             WalkPlan(46, 12),
             WalkPlan(45, 12),
             WalkPlan(58, 12),
-            # Walks that found product defects, kept as they are:
+            # Organisation walks (the member account leaves its OU and comes back):
+            WalkPlan(10, 16, organization=True),
+            WalkPlan(5, 12, organization=True),
+            # Walks that found product defects, kept (their paths were drawn while the walk
+            # still chose by the emulator's ids; each defect also has a test of its own):
             # an empty share of ours (its hub forwarded nothing) was never read again, so it
             # kept naming an account whose VPC had left (plan.py, `_plan_share`);
             WalkPlan(49, 5, "empty share"),
@@ -108,9 +126,13 @@ def walks() -> list[WalkPlan]:
             # ours forwarded there (reconcile.py, the Regions that hold rules of ours).
             WalkPlan(138, 12, "member spoke rules"),
         ]
-    seeds, _, steps = wanted.partition(":")
+    seeds, _, rest = wanted.partition(":")
+    steps, _, kind = rest.partition(":")
     first, _, last = seeds.partition("-")
-    return [WalkPlan(seed, int(steps or 9)) for seed in range(int(first), int(last or first) + 1)]
+    return [
+        WalkPlan(seed, int(steps or 9), organization=kind == "org")
+        for seed in range(int(first), int(last or first) + 1)
+    ]
 
 
 WALKS = walks()
@@ -191,6 +213,7 @@ class Walk:
         aws: ClientFactory,
         emulator: LocalEmulator,
         monkeypatch: pytest.MonkeyPatch,
+        organization: bool = False,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
@@ -206,10 +229,19 @@ class Walk:
         self.home = str(aws("sts", HOME_REGION).get_caller_identity()["Account"])
         self.clients: dict[str, ClientFactory] = {self.home: aws}
         self.member: CachedClients | None = None
-        if rng.random() < 0.6:
-            monkeypatch.setenv("MEMBER_ROLES", f"{ROLE}|{EXTERNAL_ID}")
-            self.member = assumed_clients(aws, ROLE, EXTERNAL_ID, emulator.endpoint_url)
-            self.clients[MEMBER] = self.member
+        self.member_id = MEMBER
+        self.organization: Any = None  # the home account's Organizations client
+        self.root = self.ou = ""
+        self.in_ou = False
+        if organization:
+            self.member_id = self.make_organization(aws, monkeypatch)
+        role = f"arn:aws:iam::{self.member_id}:role/resolver-mesh-member-{DEFAULT_MESH_ID}"
+        self.reach = {"account_id": self.member_id, "role_arn": role, "external_id": EXTERNAL_ID}
+        if organization or rng.random() < 0.6:
+            if not organization:
+                monkeypatch.setenv("MEMBER_ROLES", f"{role}|{EXTERNAL_ID}")
+            self.member = assumed_clients(aws, role, EXTERNAL_ID, emulator.endpoint_url)
+            self.clients[self.member_id] = self.member
         self.mesh.activate()
         self.vpcs: dict[str, Vpc] = {}
         for hub in self.mesh.hubs.values():
@@ -223,7 +255,8 @@ class Walk:
             self.mesh.put(hub_item(self.mesh.hubs[region], **self.random_domains()))
         self.log.append(
             f"world: Regions {list(self.regions)}, outbound endpoints {outbound}, member account"
-            f" {'yes' if self.member else 'no'}, items {sorted(first)}"
+            f" {'in the OU of MEMBER_OUS' if organization else 'yes' if self.member else 'no'},"
+            f" items {sorted(first)}"
             + "".join(
                 f"; {r} domains {self.mesh.items[r].get('domains')}"
                 for r in sorted(first)
@@ -292,6 +325,57 @@ class Walk:
 
     def enabled(self, region: str) -> bool:
         return region in self.mesh.items and self.mesh.items[region].get("enabled", True) is True
+
+    # --- the organisation -----------------------------------------------------------------------
+
+    def make_organization(self, aws: ClientFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+        """The home account's organisation with one OU, `MEMBER_OUS`, holding one account
+        (reached through the member role `member.yaml` makes); returns the account's id."""
+        self.organization = aws("organizations", HOME_REGION)
+        self.organization.create_organization(FeatureSet="ALL")
+        self.root = self.organization.list_roots()["Roots"][0]["Id"]
+        made = self.organization.create_organizational_unit(ParentId=self.root, Name="workloads")
+        self.ou = made["OrganizationalUnit"]["Id"]
+        account = str(
+            self.organization.create_account(Email="member@example.com", AccountName="member")[
+                "CreateAccountStatus"
+            ]["AccountId"]
+        )
+        self.move(account, into_ou=True)
+        monkeypatch.setenv("MEMBER_OUS", self.ou)
+        monkeypatch.setenv("MEMBER_EXTERNAL_ID", EXTERNAL_ID)
+        return account
+
+    def move(self, account: str, into_ou: bool) -> None:
+        source, destination = (self.root, self.ou) if into_ou else (self.ou, self.root)
+        self.organization.move_account(
+            AccountId=account, SourceParentId=source, DestinationParentId=destination
+        )
+        self.in_ou = into_ou
+
+    def named_by_items(self) -> bool:
+        """Whether an item (the walk's are valid between steps) names the member account."""
+        return any(
+            entry.get("account_id") == self.member_id
+            for item in self.mesh.items.values()
+            for entry in (*item.get("shared_vpcs", []), *item.get("spokes", []))
+        )
+
+    def member_spokes(self) -> bool:
+        return any(
+            entry.get("account_id") == self.member_id
+            for item in self.mesh.items.values()
+            for entry in item.get("spokes", [])
+        )
+
+    def reached(self, account: str) -> bool:
+        """Whether the reconciler reads the account: the home account; the member while it is
+        in the OU of MEMBER_OUS (or listed in MEMBER_ROLES), or while an item names it."""
+        if account == self.home:
+            return True
+        return self.member is not None and (
+            not self.organization or self.in_ou or self.named_by_items()
+        )
 
     # --- observing ----------------------------------------------------------------------------
 
@@ -459,7 +543,7 @@ class Walk:
             for vpc_id in {item["vpc_id"], *item.get("vpc_ids", [])}:
                 receivers[region].add((self.home, vpc_id))
             for entry in item.get("shared_vpcs", []):
-                receivers[region].add((MEMBER, entry["vpc_id"]))
+                receivers[region].add((self.member_id, entry["vpc_id"]))
         listed = {v for found in receivers.values() for v in found}
 
         joined: set[tuple[str, str, str, str]] = set()
@@ -468,6 +552,8 @@ class Walk:
         spokes = {e["vpc_id"] for i in items.values() for e in i.get("spokes", [])}
         for vpc in self.vpcs.values():
             if not vpc.tagged or (vpc.account, vpc.vpc_id) in listed:
+                continue
+            if not self.reached(vpc.account):  # its tags are not read: neither joins nor not
                 continue
             if vpc.region not in enabled or vpc.vpc_id in spokes:
                 not_joined.add(vpc.vpc_id)
@@ -536,7 +622,7 @@ class Walk:
 
         sharing: dict[str, bool] = {}
         for region in self.regions:
-            members = any(account == MEMBER for account, _ in receivers[region])
+            members = any(account == self.member_id for account, _ in receivers[region])
             if not members:
                 sharing[region] = False  # "deleted when no VPC needs it"
             elif forwards.get(region):
@@ -591,8 +677,8 @@ class Walk:
                 outbound = self.mesh.items[region]["outbound_endpoint_id"]
                 hub_rules = frozenset(seen.arns.get((region, outbound), set()))
                 self.check(
-                    found == [(frozenset({MEMBER}), hub_rules)],
-                    f"{region}: our share should name {MEMBER} and hold the hub's rules"
+                    found == [(frozenset({self.member_id}), hub_rules)],
+                    f"{region}: our share should name {self.member_id} and hold the hub's rules"
                     f" {sorted(hub_rules)}; found {seen.shares[region]}",
                 )
             else:
@@ -652,8 +738,10 @@ class Walk:
         before = self.observe()
         report = self.mesh.resync()
         item = self.mesh.items.get(region, {})
-        if item.get("enabled", True) is False and field_name in LIVE_FIELDS and report["ok"]:
-            self.log[-1] += " (disabled: not checked against AWS, reported ok)"
+        unnamed = not any(e.get("region") == region for e in report["errors"])
+        if item.get("enabled", True) is False and field_name in LIVE_FIELDS and unnamed:
+            # (the report may still not be ok: a conflict elsewhere)
+            self.log[-1] += " (disabled: not checked against AWS, no error)"
             self.check(report["calls"]["writes"] == 0, f"a disabled item led to writes: {report}")
             after = self.observe()
             self.check(after.raw == before.raw, "a disabled item in doubt changed AWS")
@@ -711,12 +799,32 @@ class Walk:
             found.append((1, self.delete_vpc))
         if any(v.foreign for v in self.vpcs.values()):
             found.append((2, self.drop_unmanaged_association))
+        if self.organization:
+            found.append((2, self.leave_ou if self.in_ou else self.join_ou))
         return found
 
     def step(self) -> None:
         choices = self.candidates()
         chosen = self.rng.choices([c[1] for c in choices], weights=[c[0] for c in choices])[0]
         self.settle(chosen())
+
+    def leave_ou(self) -> Step:
+        if self.member_spokes():
+            # README, *Organisations*: spoke rules of an account that leaves are found only
+            # while it is swept; take such spokes out of the items first (the walk does).
+            for region, item in list(self.mesh.items.items()):
+                spokes = item.get("spokes", [])
+                kept = [e for e in spokes if e.get("account_id") != self.member_id]
+                if kept != spokes:
+                    self.mesh.update(region, spokes=kept or None)
+            self.settle(Step("take the member account's spokes out of the items", True))
+        self.move(self.member_id, into_ou=False)
+        named = " (an item still names it)" if self.named_by_items() else ""
+        return Step(f"move the member account out of the OU of MEMBER_OUS{named}", True)
+
+    def join_ou(self) -> Step:
+        self.move(self.member_id, into_ou=True)
+        return Step("move the member account back into the OU of MEMBER_OUS")
 
     def add_hub(self) -> Step:
         region = self.rng.choice([r for r in self.regions if r not in self.mesh.items])
@@ -759,9 +867,9 @@ class Walk:
         assert self.member is not None
         region = self.rng.choice(sorted(self.mesh.items))
         item = self.mesh.items[region]
-        vpc = self.spare_vpc(MEMBER, region) or self.new_vpc(MEMBER, region)
+        vpc = self.spare_vpc(self.member_id, region) or self.new_vpc(self.member_id, region)
         self.seed_conflict(vpc)
-        entry = {"vpc_id": vpc.vpc_id, **REACH}
+        entry = {"vpc_id": vpc.vpc_id, **self.reach}
         self.mesh.update(region, shared_vpcs=[*item.get("shared_vpcs", []), entry])
         return Step(f"add member VPC {vpc.vpc_id} to shared_vpcs of {region}{self.about(vpc)}")
 
@@ -777,15 +885,22 @@ class Walk:
         )
 
     def add_spoke(self) -> Step:
-        region = self.rng.choice(
-            sorted(r for r in self.mesh.items if self.mesh.hubs[r].outbound_endpoint_id)
-        )
-        account = self.rng.choice(sorted(self.clients))
+        # no spoke in a member account out of the OU: it would be reached through the item only
+        accounts = [a for a in self.clients if self.reached(a)]
+        room = {
+            r: [a for a in accounts if self.endpoint_room(a, r)]
+            for r in self.mesh.items
+            if self.mesh.hubs[r].outbound_endpoint_id
+        }
+        if not any(room.values()):  # every such Region has its quota of endpoints
+            return self.tag_vpc()
+        region = self.rng.choice(sorted(r for r, found in room.items() if found))
+        account = self.rng.choice(room[region])
         cidr = f"10.{next(self.cidrs)}.0.0/16"
         spoke = build_spoke(self.clients[account], region, cidr, f"spoke-{next(self.names)}")
         self.vpcs[spoke.vpc_id] = Vpc(spoke.vpc_id, account, region, deletable=False)
         mode = self.rng.choice(["direct", "central"])
-        extra: dict[str, Any] = dict(REACH) if account == MEMBER else {}
+        extra: dict[str, Any] = dict(self.reach) if account == self.member_id else {}
         if mode == "central" and self.rng.random() < 0.5:
             extra["parent_domain"] = "amazonaws.com"
         entry = spoke_item(spoke, mode, **extra)
@@ -793,6 +908,12 @@ class Walk:
         self.mesh.update(region, spokes=spokes)
         parent = f" parent {extra['parent_domain']}" if "parent_domain" in extra else ""
         return Step(f"add {self.who(account)} {mode}{parent} spoke {spoke.vpc_id} to {region}")
+
+    def endpoint_room(self, account: str, region: str) -> bool:
+        """Whether the account may make one more Resolver endpoint in the Region (AWS's
+        default quota, which the emulator enforces a little later)."""
+        resolver = self.clients[account]("route53resolver", region)
+        return len(resolver.list_resolver_endpoints()["ResolverEndpoints"]) < ENDPOINTS_PER_REGION
 
     def remove_spoke(self) -> Step:
         region = self.rng.choice(sorted(r for r, i in self.mesh.items.items() if i.get("spokes")))
@@ -815,7 +936,7 @@ class Walk:
         return Step(f"{verb} spoke {spoke['vpc_id']} of {region}", shrinking=disabling)
 
     def tag_vpc(self) -> Step:
-        account = self.rng.choice(sorted(self.clients))
+        account = self.rng.choice(list(self.clients))
         region = self.rng.choice(self.regions)
         untagged = [
             v
@@ -835,9 +956,7 @@ class Walk:
         return Step(f"new tagged {self.who(account)} VPC {vpc.vpc_id} in {region}{holding}")
 
     def untag_vpc(self) -> Step:
-        vpc = self.rng.choice(
-            sorted((v for v in self.vpcs.values() if v.tagged), key=lambda v: v.vpc_id)
-        )
+        vpc = self.rng.choice([v for v in self.vpcs.values() if v.tagged])
         self.clients[vpc.account]("ec2", vpc.region).delete_tags(
             Resources=[vpc.vpc_id], Tags=[{"Key": MESH_TAG_KEY}]
         )
@@ -847,9 +966,7 @@ class Walk:
         )
 
     def delete_vpc(self) -> Step:
-        vpc = self.rng.choice(
-            sorted((v for v in self.vpcs.values() if v.deletable), key=lambda v: v.vpc_id)
-        )
+        vpc = self.rng.choice([v for v in self.vpcs.values() if v.deletable])
         text = f"delete {self.who(vpc.account)} VPC {vpc.vpc_id} in {vpc.region}"
         listed = self.listed_by(vpc)
         if listed and not self.enabled(listed[0]):
@@ -943,8 +1060,8 @@ class Walk:
         if hub.outbound_endpoint_id:
             ghost = {"vpc_id": MISSING_VPC, "outbound_endpoint_id": MISSING_OUT, "mode": "direct"}
             bad.append(("spokes", {"spokes": [*base.get("spokes", []), ghost]}))
-        if self.member:
-            entry = {"vpc_id": MISSING_VPC, **REACH}
+        if self.member and self.reached(self.member_id):  # else its role would reach it
+            entry = {"vpc_id": MISSING_VPC, **self.reach}
             bad.append(("shared_vpcs", {"shared_vpcs": [*base.get("shared_vpcs", []), entry]}))
         field_name, change = self.rng.choice(bad)
         self.mesh.put({**base, **change})
@@ -1027,7 +1144,7 @@ class Walk:
                 for v in self.vpcs.values()
                 if v.account == account and v.region == region and not self.listed_by(v)
             ),
-            key=lambda v: (not v.foreign, v.vpc_id),
+            key=lambda v: not v.foreign,
         )
         if spare and self.rng.random() < 0.6:
             return (
@@ -1036,14 +1153,14 @@ class Walk:
         return None
 
     def add_unmanaged_rule(self) -> Step:
-        account = self.rng.choice(sorted(self.clients))
+        account = self.rng.choice(list(self.clients))
         region = self.rng.choice(self.regions)
         n = next(self.names)
         kind = self.rng.choice(["loose", "look-alike", "on a VPC", "on a VPC"])
         vpc: Vpc | None = None
         if kind == "on a VPC":
             choices = [v for v in self.vpcs.values() if v.account == account and v.region == region]
-            vpc = self.rng.choice(sorted(choices, key=lambda v: v.vpc_id)) if choices else None
+            vpc = self.rng.choice(choices) if choices else None
             kind = "on a VPC" if vpc else "loose"
         peers = [r for r in self.regions if r != region] or [region]
         target = self.rng.choice(peers)
@@ -1070,9 +1187,7 @@ class Walk:
         return Step(f"{self.who(account)} rule not ours ({kind}) for {domain} in {region}{where}")
 
     def drop_unmanaged_association(self) -> Step:
-        vpc = self.rng.choice(
-            sorted((v for v in self.vpcs.values() if v.foreign), key=lambda v: v.vpc_id)
-        )
+        vpc = self.rng.choice([v for v in self.vpcs.values() if v.foreign])
         domain = self.rng.choice(sorted(vpc.foreign))
         rule_id = vpc.foreign.pop(domain)
         self.clients[vpc.account]("route53resolver", vpc.region).disassociate_resolver_rule(
@@ -1085,7 +1200,12 @@ class Walk:
 @pytest.mark.parametrize(
     "plan",
     WALKS,
-    ids=[f"seed{w.seed}" + (f"-{w.caught.replace(' ', '-')}" if w.caught else "") for w in WALKS],
+    ids=[
+        f"seed{w.seed}"
+        + ("-org" if w.organization else "")
+        + (f"-{w.caught.replace(' ', '-')}" if w.caught else "")
+        for w in WALKS
+    ],
 )
 def test_a_random_walk_of_changes_converges_to_the_contract(
     plan: WalkPlan,
@@ -1094,7 +1214,7 @@ def test_a_random_walk_of_changes_converges_to_the_contract(
     emulator: LocalEmulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    walk = Walk(plan.seed, make_mesh, aws, emulator, monkeypatch)
+    walk = Walk(plan.seed, make_mesh, aws, emulator, monkeypatch, plan.organization)
     try:
         walk.settle(Step("first reconcile of the world"))
         for _ in range(plan.steps):
