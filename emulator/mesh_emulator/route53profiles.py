@@ -34,6 +34,8 @@ docs.aws.amazon.com/Route53/latest/APIReference/API_Operations_Route_53_Profiles
   Profile: ConflictException.
 - `DeleteProfile` fails with ConflictException while a VPC (of any account) is associated
   (DeleteProfile reference); it answers DELETED and drops the Profile's resource associations.
+  It looks at the Profile's VPC associations in every account as a read there would, moving a
+  pending one on (AWS finishes a disassociation by itself, whether or not that account reads).
 - Lists page with `NextToken` / `MaxResults` (1..100); a bad token: InvalidNextTokenException.
 - Default quotas (Developer Guide, "Quotas on Route 53 Profiles",
   Route53/latest/DeveloperGuide/DNSLimitations.html#limits-api-entities-route53-profiles), in
@@ -416,12 +418,17 @@ class Route53ProfilesBackend(BaseBackend):
 
     def delete_profile(self, profile_id: str) -> dict[str, Any]:
         profile = self._own_profile(profile_id)
-        vpcs = sorted(
-            association.vpc_id
-            for backend in self._others()
-            for association in backend.associations.values()
-            if association.profile_id == profile_id
-        )
+        vpcs = []
+        for backend in self._others():
+            for key, association in list(backend.associations.items()):
+                if association.profile_id != profile_id:
+                    continue
+                association.advance()  # as a read of that account would
+                if association.status == "DELETED":
+                    del backend.associations[key]
+                else:
+                    vpcs.append(association.vpc_id)
+        vpcs.sort()
         if vpcs:
             raise ProfilesError(
                 "ConflictException",

@@ -381,6 +381,41 @@ def test_a_profile_shared_through_ram_is_associable_in_the_other_account(
     assert b_vpc in blocked["Message"]
 
 
+@pytest.mark.parametrize(("pending_reads", "conflicts"), [(0, 0), (1, 1)])
+def test_delete_profile_moves_on_a_disassociation_in_another_account_no_one_reads(
+    aws_in_process: Clients, monkeypatch: pytest.MonkeyPatch, pending_reads: int, conflicts: int
+) -> None:
+    """AWS finishes a disassociation by itself: the owner's DeleteProfile looks at the
+    Profile's associations in every account as a read there would, so a VPC of another
+    account that let go of it stops blocking it though that account reads nothing more."""
+    profile = new_profile(aws_in_process)
+    b = member(aws_in_process)
+    share_arn = aws_in_process("ram").create_resource_share(
+        name="profiles", resourceArns=[profile["Arn"]], principals=[MEMBER]
+    )["resourceShare"]["resourceShareArn"]
+    invitation = b("ram").get_resource_share_invitations(resourceShareArns=[share_arn])[
+        "resourceShareInvitations"
+    ][0]
+    b("ram").accept_resource_share_invitation(
+        resourceShareInvitationArn=invitation["resourceShareInvitationArn"]
+    )
+    b_vpc = new_vpc(b)
+    b("route53profiles").associate_profile(Name="b", ProfileId=profile["Id"], ResourceId=b_vpc)
+    b("route53profiles").list_profile_associations()  # COMPLETE
+    monkeypatch.setattr(SETTINGS, "pending_reads", pending_reads)
+    b("route53profiles").disassociate_profile(ProfileId=profile["Id"], ResourceId=b_vpc)
+    owner = aws_in_process("route53profiles")
+
+    refused = []
+    for _ in range(conflicts):
+        refused.append(error_of(lambda: owner.delete_profile(ProfileId=profile["Id"]))["Code"])
+    deleted = owner.delete_profile(ProfileId=profile["Id"])["Profile"]
+
+    assert refused == ["ConflictException"] * conflicts
+    assert deleted["Status"] == "DELETED"
+    assert b("route53profiles").list_profile_associations()["ProfileAssociations"] == []
+
+
 # --- quotas ------------------------------------------------------------------------------------
 
 

@@ -531,3 +531,44 @@ def test_a_rule_not_ours_that_wins_over_our_profile_is_a_conflict_in_either_acco
             rule,
         )
         assert cells[(vpc, other)]["profile_id"] == profile["id"]
+
+
+def ours_left(clients: ClientFactory, region: str) -> list[str]:
+    """The Profiles of ours (our name) the account owns in the Region."""
+    summaries = clients("route53profiles", region).list_profiles()["ProfileSummaries"]
+    return [
+        p["Id"]
+        for p in summaries
+        if p["Name"] == f"resolver-mesh-{DEFAULT_MESH_ID}" and p["ShareStatus"] != "SHARED_WITH_ME"
+    ]
+
+
+def test_a_disabled_hubs_profile_leaves_every_vpc_and_goes_in_one_reconcile(
+    make_mesh: Callable[..., Mesh], member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disabling the peer empties us-east-1's Profile (its VPCs keep it while their hub is
+    enabled); disabling us-east-1 then takes our Profile off its VPCs and off the VPC of
+    another account that held it through RAM, and deletes it, in one reconcile: though the
+    location holds no rule of ours any more, its item (disabled) leads to its Profiles."""
+    monkeypatch.setenv("DELIVERY", "profile")
+    mesh = make_mesh(REGIONS[:2])
+    vpc = member("ec2", HOME_REGION).create_vpc(CidrBlock="10.110.0.0/16")["Vpc"]["VpcId"]
+    mesh.update(HOME_REGION, shared_vpcs=[{"vpc_id": vpc, **ACCESS}])
+    assert mesh.resync()["ok"]
+    held = member("route53profiles", HOME_REGION).list_profile_associations(ResourceId=vpc)
+    assert [a["ProfileId"] for a in held["ProfileAssociations"]] == ours_left(mesh.aws, HOME_REGION)
+
+    mesh.update("us-east-2", enabled=False)
+    peer_gone = mesh.resync(force=True)
+    assert peer_gone["ok"], peer_gone
+    assert ours_left(mesh.aws, "us-east-2") == []  # deleted in the reconcile that emptied it
+    mesh.update(HOME_REGION, enabled=False)
+    disabled = mesh.resync(force=True)
+    again = mesh.resync(force=True)
+
+    assert disabled["ok"], disabled
+    assert ours_left(mesh.aws, HOME_REGION) == []
+    for clients, account in ((mesh.aws, HOME_ACCOUNT), (member, MEMBER)):
+        profiles = clients("route53profiles", HOME_REGION)
+        assert profiles.list_profile_associations()["ProfileAssociations"] == [], account
+    assert again["calls"]["writes"] == 0, again

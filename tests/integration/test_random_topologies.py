@@ -48,6 +48,7 @@ from __future__ import annotations
 import os
 import random
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import ip_network
@@ -74,6 +75,8 @@ MARKER = f"resolver-mesh/{DEFAULT_MESH_ID}/"
 GONE = "DELETING"
 MISSING_VPC = "vpc-0123456789abcdef0"
 MISSING_OUT = "rslvr-out-0123456789abcdef0"
+PROFILE_NAME = f"resolver-mesh-{DEFAULT_MESH_ID}"  # our Route 53 Profile in each location
+RULE = ":resolver-rule/"  # in the ARN of a rule (a share of ours may hold our Profile too)
 LIVE_FIELDS = frozenset({"vpc_id", "vpc_ids", "inbound_endpoint_id", "shared_vpcs", "spokes"})
 MAX_PASSES = 4  # reconciles per step before the walk gives up on convergence
 # Resolver endpoints per account and Region, AWS's default quota (Route 53 Developer Guide,
@@ -98,12 +101,15 @@ class WalkPlan:
     # The member account comes from an OU of the emulator's organisation (`MEMBER_OUS`), and
     # the walk may move it out of the OU and back (README, *Organisations*).
     organization: bool = False
+    # The mesh delivers through Route 53 Profiles (`DELIVERY=profile`), and steps change the
+    # items' `delivery` (README, *Delivery through Route 53 Profiles*).
+    profiles: bool = False
 
 
 def walks() -> list[WalkPlan]:
-    """The walks to run; `RANDOM_WALKS=first-last:steps` (or `seed:steps`, and `:org` after
-    either for organisation walks) in the environment runs other seeds instead, e.g. to look
-    for new defects or replay one."""
+    """The walks to run; `RANDOM_WALKS=first-last:steps` (or `seed:steps`, and `:org`,
+    `:profile` or `:org,profile` after either) in the environment runs other seeds instead,
+    e.g. to look for new defects or replay one."""
     wanted = os.environ.get("RANDOM_WALKS")
     if not wanted:
         return [
@@ -114,6 +120,15 @@ def walks() -> list[WalkPlan]:
             # Organisation walks (the member account leaves its OU and comes back):
             WalkPlan(10, 16, organization=True),
             WalkPlan(5, 12, organization=True),
+            # Profile walks, each of which found a defect (profiles.py): a hub without rules
+            # kept its VPCs on an empty Profile, left for good once its item went;
+            WalkPlan(4, 4, "empty profile", profiles=True),
+            # a disabled hub's Profile stayed on the VPCs of another account, and its
+            # deletion failed on them;
+            WalkPlan(6, 12, "profile held elsewhere", profiles=True),
+            # back to rules, a VPC where a rule not ours held a domain kept our Profile;
+            WalkPlan(51, 16, "back to rules", profiles=True),
+            WalkPlan(3, 16, organization=True, profiles=True),
             # Walks that found product defects, kept (their paths were drawn while the walk
             # still chose by the emulator's ids; each defect also has a test of its own):
             # an empty share of ours (its hub forwarded nothing) was never read again, so it
@@ -127,10 +142,11 @@ def walks() -> list[WalkPlan]:
             WalkPlan(138, 12, "member spoke rules"),
         ]
     seeds, _, rest = wanted.partition(":")
-    steps, _, kind = rest.partition(":")
+    steps, _, kinds = rest.partition(":")
     first, _, last = seeds.partition("-")
+    flags = set(kinds.split(","))
     return [
-        WalkPlan(seed, int(steps or 9), organization=kind == "org")
+        WalkPlan(seed, int(steps or 9), organization="org" in flags, profiles="profile" in flags)
         for seed in range(int(first), int(last or first) + 1)
     ]
 
@@ -185,6 +201,9 @@ class Observed:
     held: dict[tuple[str, str], set[str]]  # (account, VPC) -> domains any rule holds on it
     others: set[tuple[str, str, str, str]]  # (account, Region, rule, VPC) of rules not ours
     shares: dict[str, list[tuple[frozenset[str], frozenset[str]]]]  # ours: (principals, rules)
+    on_profile: set[tuple[str, str]]  # (account, VPC) that holds a Profile of ours
+    direct: set[tuple[str, str]]  # (account, VPC) with a hub rule of ours associated directly
+    profile_arns: dict[str, str]  # Region -> the ARN of our Profile there
     problems: list[str]
     raw: Any  # for "nothing changed": every rule, association and share, as listed
 
@@ -197,6 +216,10 @@ class Expected:
     not_joined: set[str]
     unchecked_joins: set[str]  # tagged VPCs of a hub without rules: either answer is fine
     sharing: dict[str, bool]  # Region -> a share of ours with the member must exist (or not)
+    # (account, VPC) -> how it gets its hub's rules ("rules" or "profile"), where the hub
+    # forwards something; `may_hold`: every VPC that may hold our Profile
+    deliveries: dict[tuple[str, str], str] = field(default_factory=dict)
+    may_hold: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -214,8 +237,13 @@ class Walk:
         emulator: LocalEmulator,
         monkeypatch: pytest.MonkeyPatch,
         organization: bool = False,
+        profiles: bool = False,
     ) -> None:
         self.seed = seed
+        self.profiles = profiles
+        self.delivery = "profile" if profiles else "rules"  # the mesh's DELIVERY
+        if profiles:
+            monkeypatch.setenv("DELIVERY", "profile")
         self.rng = random.Random(seed)
         self.log: list[str] = []
         self.cidrs: Iterator[int] = iter(range(128, 256))
@@ -256,7 +284,7 @@ class Walk:
         self.log.append(
             f"world: Regions {list(self.regions)}, outbound endpoints {outbound}, member account"
             f" {'in the OU of MEMBER_OUS' if organization else 'yes' if self.member else 'no'},"
-            f" items {sorted(first)}"
+            f" DELIVERY {self.delivery}, items {sorted(first)}"
             + "".join(
                 f"; {r} domains {self.mesh.items[r].get('domains')}"
                 for r in sorted(first)
@@ -322,6 +350,10 @@ class Walk:
             if vpc.vpc_id in [e["vpc_id"] for e in item.get("spokes", [])]:
                 return region, "spokes"
         return None
+
+    def region_of(self, vpc_id: str) -> str:
+        known = self.vpcs.get(vpc_id)
+        return known.region if known else ""
 
     def enabled(self, region: str) -> bool:
         return region in self.mesh.items and self.mesh.items[region].get("enabled", True) is True
@@ -414,6 +446,9 @@ class Walk:
         vpcs_of: dict[str, set[tuple[str, str]]] = {rule_id: set() for rule_id in ours}
         using: set[tuple[str, str]] = set()
         held: dict[tuple[str, str], set[str]] = {}
+        held_by_others: dict[tuple[str, str], set[str]] = defaultdict(set)
+        hub_outbound = {h.outbound_endpoint_id for h in self.mesh.hubs.values()} - {None}
+        direct: set[tuple[str, str]] = set()
         others: set[tuple[str, str, str, str]] = set()
         for (account, region), (rules, associations) in listed.items():
             visible = {r["Id"] for r in rules}
@@ -428,13 +463,57 @@ class Walk:
                     vpcs_of[rule_id].add((account, vpc))
                     using.add((account, vpc))
                     domain = normalise(ours[rule_id][2]["DomainName"])
+                    if ours[rule_id][2].get("ResolverEndpointId") in hub_outbound:
+                        direct.add((account, vpc))
                 else:
                     others.add((account, region, rule_id, vpc))
                     domain = theirs.get(rule_id, f"? {rule_id}")
+                    held_by_others[account, vpc].add(domain)
                 domains = held.setdefault((account, vpc), set())
                 if domain in domains:
                     problems.append(f"{vpc} holds two rules for {domain}")
                 domains.add(domain)
+
+        # Our Profiles (the home account's, with our name and owner tag) and the VPCs on them in
+        # every account: a VPC whose Profile of ours is COMPLETE uses each rule the Profile
+        # holds COMPLETE, but where a rule not ours associated with it holds the domain (that
+        # one takes precedence over a Profile's: README, *Delivery through Route 53 Profiles*).
+        profile_arns: dict[str, str] = {}
+        profile_rules: dict[str, set[str]] = {}  # Profile id -> rule ids it holds COMPLETE
+        raw_profiles: list[tuple[str, ...]] = []
+        for region in self.regions:
+            profiles = self.clients[self.home]("route53profiles", region)
+            for summary in profiles.list_profiles()["ProfileSummaries"]:
+                tags = profiles.list_tags_for_resource(ResourceArn=summary["Arn"])["Tags"]
+                if summary["Name"] != PROFILE_NAME or tags.get(OWNER_TAG_KEY) != DEFAULT_MESH_ID:
+                    continue
+                if region in profile_arns:
+                    problems.append(f"two Profiles of ours in {region}")
+                profile_arns[region] = summary["Arn"]
+                resources = profiles.list_profile_resource_associations(ProfileId=summary["Id"])
+                profile_rules[summary["Id"]] = set()
+                for resource in resources["ProfileResourceAssociations"]:
+                    raw_profiles.append((region, summary["Id"], *map(str, resource.values())))
+                    if resource["Status"] == "COMPLETE":
+                        rule_id = resource["ResourceArn"].rsplit("/", 1)[-1]
+                        profile_rules[summary["Id"]].add(rule_id)
+        on_profile: set[tuple[str, str]] = set()
+        for account, clients in self.clients.items():
+            for region in self.regions:
+                profiles = clients("route53profiles", region)
+                for held_profile in profiles.list_profile_associations()["ProfileAssociations"]:
+                    profile_id, vpc = held_profile["ProfileId"], held_profile["ResourceId"]
+                    raw_profiles.append((account, region, profile_id, vpc, held_profile["Status"]))
+                    if profile_id not in profile_rules:
+                        continue
+                    on_profile.add((account, vpc))
+                    if held_profile["Status"] != "COMPLETE":
+                        continue
+                    for rule_id in profile_rules[profile_id] & set(ours):
+                        domain = normalise(ours[rule_id][2]["DomainName"])
+                        if domain not in held_by_others[account, vpc]:
+                            vpcs_of[rule_id].add((account, vpc))
+                            using.add((account, vpc))
 
         managed: dict[
             tuple[str, str, str, str], tuple[frozenset[tuple[str, int]], frozenset[Any]]
@@ -497,8 +576,21 @@ class Walk:
                 for (account, region), (rules, assocs) in listed.items()
             ),
             sorted(raw_shares),
+            sorted(raw_profiles),
         )
-        return Observed(managed, arns, using, held, others, shares, problems, raw)
+        return Observed(
+            managed,
+            arns,
+            using,
+            held,
+            others,
+            shares,
+            on_profile,
+            direct,
+            profile_arns,
+            problems,
+            raw,
+        )
 
     def fingerprint(self, foreign: Foreign) -> Any:
         resolver = self.clients[foreign.account]("route53resolver", foreign.region)
@@ -539,11 +631,15 @@ class Walk:
         forwards = self.forwards()
 
         receivers: dict[str, set[tuple[str, str]]] = {r: set() for r in self.regions}
+        modes: dict[tuple[str, str], str] = {}  # README, *Delivery through Route 53 Profiles*
         for region, item in enabled.items():
+            mode = item.get("delivery") or self.delivery
             for vpc_id in {item["vpc_id"], *item.get("vpc_ids", [])}:
                 receivers[region].add((self.home, vpc_id))
+                modes[self.home, vpc_id] = mode
             for entry in item.get("shared_vpcs", []):
                 receivers[region].add((self.member_id, entry["vpc_id"]))
+                modes[self.member_id, entry["vpc_id"]] = entry.get("delivery") or mode
         listed = {v for found in receivers.values() for v in found}
 
         joined: set[tuple[str, str, str, str]] = set()
@@ -572,6 +668,7 @@ class Walk:
             role = "workload" if vpc.account == self.home else "shared"
             joined.add((vpc.region, vpc.account, vpc.vpc_id, role))
             receivers[vpc.region].add((vpc.account, vpc.vpc_id))
+            modes[vpc.account, vpc.vpc_id] = enabled[vpc.region].get("delivery") or self.delivery
 
         managed: dict[
             tuple[str, str, str, str], tuple[frozenset[tuple[str, int]], frozenset[Any]]
@@ -627,7 +724,16 @@ class Walk:
                 sharing[region] = False  # "deleted when no VPC needs it"
             elif forwards.get(region):
                 sharing[region] = True
-        return Expected(managed, conflicts, joined, not_joined, unchecked, sharing)
+        deliveries = {
+            vpc: modes[vpc]
+            for region, found in receivers.items()
+            if forwards.get(region)
+            for vpc in found
+        }
+        may_hold = {vpc for vpc, mode in modes.items() if mode == "profile"}
+        return Expected(
+            managed, conflicts, joined, not_joined, unchecked, sharing, deliveries, may_hold
+        )
 
     # --- reconciling and checking -------------------------------------------------------------
 
@@ -676,13 +782,26 @@ class Walk:
             if needed:
                 outbound = self.mesh.items[region]["outbound_endpoint_id"]
                 hub_rules = frozenset(seen.arns.get((region, outbound), set()))
+                rules_shared = [(p, frozenset(r for r in held if RULE in r)) for p, held in found]
                 self.check(
-                    found == [(frozenset({self.member_id}), hub_rules)],
+                    rules_shared == [(frozenset({self.member_id}), hub_rules)],
                     f"{region}: our share should name {self.member_id} and hold the hub's rules"
                     f" {sorted(hub_rules)}; found {seen.shares[region]}",
                 )
+                profiled = any(  # a member VPC of the Region gets our Profile
+                    mode == "profile"
+                    and account == self.member_id
+                    and self.region_of(vpc) == region
+                    for (account, vpc), mode in want.deliveries.items()
+                )
+                if profiled:
+                    self.check(
+                        seen.profile_arns.get(region) in found[0][1],
+                        f"{region}: our share should hold our Profile; found {found}",
+                    )
             else:
                 self.check(found == [], f"{region}: no share of ours needed, found {found}")
+        self.check_deliveries(seen, want)
         self.check_others(seen)
 
         conflicts = {
@@ -708,6 +827,25 @@ class Walk:
             not_joined == want.not_joined - want.unchecked_joins,
             f"not joined {not_joined} != expected {want.not_joined}: {report['not_joined']}",
         )
+
+    def check_deliveries(self, seen: Observed, want: Expected) -> None:
+        """Each VPC its hub forwards to gets the rules the way its delivery says: on our
+        Profile and without hub rules associated directly, or the other way round; no other
+        VPC holds our Profile."""
+        for (account, vpc), mode in sorted(want.deliveries.items()):
+            on_profile = (account, vpc) in seen.on_profile
+            if mode == "profile":
+                self.check(on_profile, f"{vpc} ({self.who(account)}) should hold our Profile")
+                self.check(
+                    (account, vpc) not in seen.direct,
+                    f"{vpc} ({self.who(account)}) holds our Profile and still hub rules",
+                )
+            else:
+                self.check(
+                    not on_profile, f"{vpc} ({self.who(account)}) gets rules, not our Profile"
+                )
+        stray = seen.on_profile - want.may_hold
+        self.check(not stray, f"VPCs that should not hold our Profile: {sorted(stray)}")
 
     def check_others(self, seen: Observed) -> None:
         """Rules not ours, and their associations, are exactly as the walk left them."""
@@ -801,6 +939,8 @@ class Walk:
             found.append((2, self.drop_unmanaged_association))
         if self.organization:
             found.append((2, self.leave_ou if self.in_ou else self.join_ou))
+        if self.profiles and items:
+            found.append((2, self.set_delivery))
         return found
 
     def step(self) -> None:
@@ -825,6 +965,13 @@ class Walk:
     def join_ou(self) -> Step:
         self.move(self.member_id, into_ou=True)
         return Step("move the member account back into the OU of MEMBER_OUS")
+
+    def set_delivery(self) -> Step:
+        region = self.rng.choice(sorted(self.mesh.items))
+        current = self.mesh.items[region].get("delivery")
+        choice = self.rng.choice([d for d in ("rules", "profile", None) if d != current])
+        self.mesh.update(region, delivery=choice)
+        return Step(f"delivery of {region}: {choice or 'default'}", shrinking=True)
 
     def add_hub(self) -> Step:
         region = self.rng.choice([r for r in self.regions if r not in self.mesh.items])
@@ -869,9 +1016,12 @@ class Walk:
         item = self.mesh.items[region]
         vpc = self.spare_vpc(self.member_id, region) or self.new_vpc(self.member_id, region)
         self.seed_conflict(vpc)
-        entry = {"vpc_id": vpc.vpc_id, **self.reach}
+        entry: dict[str, Any] = {"vpc_id": vpc.vpc_id, **self.reach}
+        if self.profiles and self.rng.random() < 0.4:
+            entry["delivery"] = self.rng.choice(["rules", "profile"])
         self.mesh.update(region, shared_vpcs=[*item.get("shared_vpcs", []), entry])
-        return Step(f"add member VPC {vpc.vpc_id} to shared_vpcs of {region}{self.about(vpc)}")
+        how = f" (delivery {entry['delivery']})" if "delivery" in entry else ""
+        return Step(f"add member VPC {vpc.vpc_id} to shared_vpcs of {region}{how}{self.about(vpc)}")
 
     def remove_shared_vpc(self) -> Step:
         with_shared = sorted(r for r, i in self.mesh.items.items() if i.get("shared_vpcs"))
@@ -981,6 +1131,11 @@ class Walk:
                     resolver.disassociate_resolver_rule(
                         ResolverRuleId=association["ResolverRuleId"], VPCId=vpc.vpc_id
                     )
+        profiles = self.clients[vpc.account]("route53profiles", vpc.region)
+        for held in profiles.list_profile_associations(ResourceId=vpc.vpc_id)[
+            "ProfileAssociations"
+        ]:
+            profiles.disassociate_profile(ProfileId=held["ProfileId"], ResourceId=vpc.vpc_id)
         self.clients[vpc.account]("ec2", vpc.region).delete_vpc(VpcId=vpc.vpc_id)
         del self.vpcs[vpc.vpc_id]
         for foreign in self.foreign.values():
@@ -1203,6 +1358,7 @@ class Walk:
     ids=[
         f"seed{w.seed}"
         + ("-org" if w.organization else "")
+        + ("-profile" if w.profiles else "")
         + (f"-{w.caught.replace(' ', '-')}" if w.caught else "")
         for w in WALKS
     ],
@@ -1214,7 +1370,7 @@ def test_a_random_walk_of_changes_converges_to_the_contract(
     emulator: LocalEmulator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    walk = Walk(plan.seed, make_mesh, aws, emulator, monkeypatch, plan.organization)
+    walk = Walk(plan.seed, make_mesh, aws, emulator, monkeypatch, plan.organization, plan.profiles)
     try:
         walk.settle(Step("first reconcile of the world"))
         for _ in range(plan.steps):

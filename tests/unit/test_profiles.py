@@ -188,15 +188,19 @@ def test_a_foreign_profile_is_kept_and_its_vpc_gets_the_rules() -> None:
     assert associated == [HUB_VPC]  # us-east-2's Profiles were not read: nothing there
 
 
-@pytest.mark.parametrize(("direct", "expected"), [(True, "disassociate_profile"), (False, None)])
+@pytest.mark.parametrize(
+    ("direct", "expected"),
+    [(True, ["disassociate_profile", "disassociate_profile", "delete_profile"]), (False, [])],
+)
 def test_back_to_rules_the_profile_leaves_once_the_rules_are_direct(
-    direct: bool, expected: str | None
+    direct: bool, expected: list[str]
 ) -> None:
+    """Once every VPC has the rules directly, our Profile leaves them, then goes: no VPC keeps
+    it, so it is deleted in the same plan, after them."""
     hub_set, states = world()
     states[R] = with_profile(states[R], {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}, direct=direct)
     plan, _ = plan_of(hub_set, states, "rules")
-    profile_kinds = {k for k in kinds(plan) if "profile" in k}
-    assert profile_kinds == ({expected} if expected else set())
+    assert [k for k in kinds(plan) if "profile" in k] == expected
     if not direct:
         assert kinds(plan) == ["associate"] * 4
 
@@ -221,12 +225,20 @@ def test_a_failed_resource_is_reported_and_left_alone() -> None:
 
 
 def test_a_rule_leaves_the_profile_before_it_is_deleted() -> None:
+    """The peer gone, the hub wants no rule: each rule leaves the Profile before it is
+    deleted, and the Profile, which would hold nothing, leaves its VPCs and goes (before, its
+    VPCs kept it empty, and once the item went too nothing led back to it)."""
     _, states = world()
     vpcs = {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"}
     states[R] = with_profile(states[R], vpcs, direct=False)
     alone = parse_hubs([hub_item(R, vpc_ids=[WORKLOAD])], frozenset({R, R2}))
     plan, _ = plan_of(alone, states, "profile")
-    assert kinds(plan) == ["profile_remove_rule"] * 2 + ["delete_rule"] * 2
+    assert kinds(plan) == (
+        ["profile_remove_rule"] * 2
+        + ["disassociate_profile"] * 2
+        + ["delete_profile"]
+        + ["delete_rule"] * 2
+    )
 
 
 def test_an_unreadable_or_unread_location_gets_no_profile_change() -> None:
@@ -460,7 +472,7 @@ def test_an_overridden_direct_association_counts_as_in_place_for_the_way_back() 
     overridden = tuple(replace(a, status="OVERRIDDEN") for a in state.associations)
     states[R] = replace(state, associations=overridden)
     plan, _ = plan_of(hub_set, states, "rules")
-    assert kinds(plan) == ["disassociate_profile"] * 2
+    assert kinds(plan) == ["disassociate_profile"] * 2 + ["delete_profile"]
 
 
 @pytest.mark.parametrize(
@@ -999,4 +1011,29 @@ def test_a_rule_not_ours_on_a_profile_vpc_is_a_conflict_for_its_domain_alone() -
     # the hub VPC gets the rules directly: its conflict is the rule plan's, as ever
     assert [(c.vpc_id, c.through_profile) for c in plan.conflicts if c is not conflict] == [
         (HUB_VPC, False)
+    ]
+
+
+def test_back_to_rules_a_domain_a_rule_not_ours_answers_does_not_hold_the_profile() -> None:
+    """Back to `rules`, the workload VPC has every hub domain directly but one, which a rule
+    not ours associated with it answers (a conflict, as ever): our Profile's rule could not
+    answer it there either, so the Profile leaves the VPC (before, it stayed for good)."""
+    hub_set, states = world()
+    state = with_profile(states[R], {HUB_VPC: "COMPLETE", WORKLOAD: "COMPLETE"})
+    taken = sorted(r.domain for r in state.rules)[0]
+    ours = {r.id for r in state.rules if r.domain == taken}
+    no_targets: frozenset[Any] = frozenset()
+    theirs = ObservedRule(
+        "rslvr-rr-theirs", taken, "FORWARD", "t", "COMPLETE", None, no_targets, ""
+    )
+    kept = tuple(a for a in state.associations if not (a.vpc_id == WORKLOAD and a.rule_id in ours))
+    mine = ObservedAssociation("rslvr-rrassoc-theirs", theirs.id, WORKLOAD, "COMPLETE")
+    states[R] = replace(state, rules=(*state.rules, theirs), associations=(*kept, mine))
+
+    plan, _ = plan_of(hub_set, states, "rules")
+
+    leaving = [c.vpc_id for c in plan.changes if c.kind is ChangeKind.DISASSOCIATE_PROFILE]
+    assert sorted(leaving) == sorted([HUB_VPC, WORKLOAD])
+    assert [(c.vpc_id, c.domain, c.through_profile) for c in plan.conflicts] == [
+        (WORKLOAD, taken, False)
     ]

@@ -194,6 +194,11 @@ class _LocationProfiles:
                 self.direct[direct.vpc_id].add(domains[direct.rule_id])
         held = self._held()
         self.wanted = self._wanted_resources(held)
+        self.others = _held_by_others(state, mesh_id)
+        # Nothing to deliver: the hub wants no rule here and keeps none for an unreadable hub,
+        # so no VPC needs our Profile (it leaves them all, then goes, while the location is
+        # still read: once its item goes too, nothing would lead back to it).
+        self.idle = not rules and not self.wanted
         self.served: dict[str, set[str]] = defaultdict(set)  # VPC -> domains our Profile serves
         complete = {r.resource_arn for r in held if r.status == COMPLETE}
         serving = {d for d, arn in self.wanted.items() if arn in complete}
@@ -230,7 +235,10 @@ class _LocationProfiles:
 
     def profile_vpcs(self) -> list[str]:
         """The VPCs that get the rules through our Profile; a VPC with a Profile not ours
-        falls back to rules (noted)."""
+        falls back to rules (noted); none while the Profile would hold nothing (`idle`)."""
+        if self.idle:
+            self.remote_needed = False
+            return []
         found = []
         for vpc, mode in self.modes.items():
             if mode != "profile":
@@ -371,25 +379,30 @@ class _LocationProfiles:
     def _retire_associations(self, profile_vpcs: list[str]) -> None:
         """Our Profile leaves a VPC that no longer uses it once the VPC has every hub domain
         associated directly (or is no longer the hub's at all); an unused Profile is deleted
-        once no VPC of the account holds it."""
+        once no VPC of the account holds it or keeps it after this plan, right after the
+        last ones leave (the apply waits for them to be gone): a location whose last rule of
+        ours goes in the same plan may never be read for its Profiles again."""
         if self.keeper is None:
             return
         ours = [a for a in self.by_vpc.values() if self._is_keeper(a)]
         wanted_domains = {rule.domain for rule in self.rules}
+        staying = bool(profile_vpcs)
         for association in sorted(ours, key=lambda a: a.vpc_id):
             vpc = association.vpc_id
             if vpc in profile_vpcs:
                 continue
             if association.status in IN_FLIGHT:
                 self.pending.append(f"{self.where}: Profile on {vpc} {association.status}")
+                staying |= association.status != "DELETING"
                 continue
-            if vpc in self.modes:
-                missing = sorted(wanted_domains - self.direct[vpc])
+            if vpc in self.modes:  # a domain a rule not ours answers there needs nothing of ours
+                missing = sorted(wanted_domains - self.direct[vpc] - set(self.others[vpc]))
                 if missing:
                     self.notes.append(
                         f"{self.where}: {vpc} keeps our Profile until {missing[0]} is"
                         " associated with it directly"
                     )
+                    staying = True
                     continue
                 reason = "VPC uses rules associated directly"
             else:
@@ -397,7 +410,7 @@ class _LocationProfiles:
             self.changes.append(
                 self._change(ChangeKind.DISASSOCIATE_PROFILE, self.keeper.id, reason, vpc_id=vpc)
             )
-        if not (profile_vpcs or ours or self.remote_needed or self.remote_held):
+        if not (staying or self.remote_needed or self.remote_held):
             self.changes.append(
                 self._change(ChangeKind.DELETE_PROFILE, self.keeper.id, "no VPC uses the Profile")
             )
@@ -456,6 +469,7 @@ class _ReceivedProfile:
         for association in state.associations:
             if association.status in IN_PLACE and association.rule_id in shared:
                 self.direct[association.vpc_id].add(shared[association.rule_id])
+        self.others = _held_by_others(state, owner.mesh_id)
         self.changes: list[Change] = []
         self.notes: list[str] = []
         self.pending: list[str] = []
@@ -473,7 +487,7 @@ class _ReceivedProfile:
                     " the hub's shared rules are associated with it instead"
                 )
                 continue
-            if self.owner.refused or (self.owner.closed and association is None):
+            if self.owner.refused or self.owner.idle or (self.owner.closed and association is None):
                 continue  # over a Profile quota (reported by the owner): the shared rules
             found.append(vpc)
         return found
@@ -520,7 +534,7 @@ class _ReceivedProfile:
                 self.changes.append(
                     self._change(ChangeKind.DISASSOCIATE_PROFILE, vpc, PROFILE_LEAVES)
                 )
-            elif wanted <= self.direct[vpc]:
+            elif wanted <= self.direct[vpc] | set(self.others[vpc]):
                 self.changes.append(self._change(ChangeKind.DISASSOCIATE_PROFILE, vpc))
             else:
                 self.notes.append(
@@ -609,6 +623,8 @@ def plan_profiles(
         owners[where] = planner
         if hub is not None:
             _remote_use(planner, hub, states, default, joined)
+        elif planner.keeper is not None:  # no hub here any more: other accounts let go first
+            planner.remote_held = _held_elsewhere(state, planner.keeper, states, scope)
         profile_vpcs = planner.profile_vpcs()
         for rule in rules_at.get(where, []):
             narrowed[id(rule)] = planner.narrowed(rule, profile_vpcs)
@@ -630,30 +646,39 @@ def plan_profiles(
     return out
 
 
+def _held_by_others(state: RegionState, mesh_id: str) -> dict[str, dict[str, str]]:
+    """By VPC of the location: domain -> the rule not ours associated with it for the domain
+    (which answers there before any Profile's)."""
+    ours = {rule.id for rule in managed_rules(state, mesh_id) + shared_with_us(state, mesh_id)}
+    theirs = {r.id: r for r in state.rules if r.id not in ours and r.status != GONE}
+    held: dict[str, dict[str, str]] = defaultdict(dict)
+    for association in sorted(state.associations, key=lambda a: (a.vpc_id, a.rule_id)):
+        if association.status != GONE and association.rule_id in theirs:
+            domain = theirs[association.rule_id].domain
+            held[association.vpc_id].setdefault(domain, association.rule_id)
+    return held
+
+
 def _overridden(
     mesh_id: str, state: RegionState, profile_vpcs: Collection[str], owner: _LocationProfiles
 ) -> list[Conflict]:
     """The domains our Profile (`owner`'s) holds for `profile_vpcs` of `state`'s location that
     a rule not ours associated with the VPC answers instead: one conflict each."""
-    ours = {rule.id for rule in managed_rules(state, mesh_id) + shared_with_us(state, mesh_id)}
-    theirs = {r.id: r for r in state.rules if r.id not in ours and r.status != GONE}
+    held = _held_by_others(state, mesh_id)
     our_rule = {rule.arn: rule.id for rule in owner.hub_rules}
     return [
         Conflict(
             state.region,
             domain,
-            association.vpc_id,
-            association.rule_id,
+            vpc,
+            held[vpc][domain],
             our_rule.get(arn),
             state.account,
             through_profile=True,
         )
-        for association in sorted(state.associations, key=lambda a: (a.vpc_id, a.rule_id))
-        if association.vpc_id in profile_vpcs
-        and association.status != GONE
-        and association.rule_id in theirs
+        for vpc in sorted(profile_vpcs)
         for domain, arn in sorted(owner.wanted.items())
-        if theirs[association.rule_id].domain == domain
+        if domain in held.get(vpc, {})
     ]
 
 
@@ -740,12 +765,13 @@ def _plan_received(
             out.notes += receiver.notes
             out.pending += receiver.pending
             out.failed += receiver.failed
-        for where in _holders_leaving(hub, owner.keeper, states, scope, set(deliveries) | unread):
-            receiver = _ReceivedProfile(states[where], owner, {})
-            receiver.plan([])  # our Profile leaves its VPCs before the share stops naming it
-            out.active.add(where)
-            out.changes.setdefault(where, []).extend(receiver.changes)
-            out.pending += receiver.pending
+        staying = set(deliveries) | unread
+        holders = _holders_leaving(owner.state, owner.keeper, states, scope, staying)
+        _let_go(out, owner, holders, states)
+    enabled = {hub.location for hub in hub_set.enabled.values()}
+    for where, owner in sorted(owners.items()):  # a hub disabled or gone: every holder
+        if owner.keeper is not None and where not in enabled:
+            _let_go(out, owner, _holders_leaving(owner.state, owner.keeper, states, scope), states)
     if any(dropped.values()):
         shares = tuple(
             replace(s, vpc_ids=s.vpc_ids - dropped[(s.region, s.principal)])
@@ -754,21 +780,59 @@ def _plan_received(
         out.desired = replace(out.desired, shares=shares)
 
 
-def _holders_leaving(
-    hub: HubItem,
+def _held_elsewhere(
+    owner: RegionState,
     keeper: ObservedProfile,
     states: Mapping[str, RegionState],
     scope: Collection[str],
-    staying: Collection[str],
+) -> bool:
+    """Whether VPCs of other accounts may still hold the owner's Profile: a location read that
+    holds it, or one a share of ours gives it to whose Profiles were not read (unknown)."""
+    if _holders_leaving(owner, keeper, states, scope):
+        return True
+    given = {
+        location(owner.region, principal)
+        for share in owner.shares
+        if keeper.arn in share.resources
+        for principal in share.principals
+    }
+    return any(
+        (found := states.get(where)) is None or found.error or found.profiles is None
+        for where in given - {owner.location}
+    )
+
+
+def _let_go(
+    out: ProfilePlan,
+    owner: _LocationProfiles,
+    holders: Collection[str],
+    states: Mapping[str, RegionState],
+) -> None:
+    """Our Profile (`owner`'s) leaves the VPCs of `holders` (locations of other accounts) before
+    the share stops naming them."""
+    for where in holders:
+        receiver = _ReceivedProfile(states[where], owner, {})
+        receiver.plan([])
+        out.active.add(where)
+        out.changes.setdefault(where, []).extend(receiver.changes)
+        out.pending += receiver.pending
+
+
+def _holders_leaving(
+    owner: RegionState,
+    keeper: ObservedProfile,
+    states: Mapping[str, RegionState],
+    scope: Collection[str],
+    staying: Collection[str] = (),
 ) -> list[str]:
-    """The readable locations of other accounts of the hub's Region whose VPCs hold its
-    Profile though none of theirs uses the hub any more (their accounts not `staying`: neither
-    receiving nor unread)."""
+    """The readable locations of other accounts of the owner's Region whose VPCs hold its
+    Profile (`keeper`) though none of theirs uses its hub any more (their accounts not
+    `staying`: neither receiving nor unread)."""
     return [
         where
         for where, state in sorted(states.items())
-        if state.region == hub.region
-        and state.account != hub.account
+        if state.region == owner.region
+        and state.account != owner.account
         and state.account not in staying
         and where in scope
         and not state.error

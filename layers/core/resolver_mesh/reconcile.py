@@ -110,6 +110,7 @@ from resolver_mesh.models import (
     Delivery,
     HubItem,
     ItemError,
+    ObservedProfile,
     ObservedShare,
     Plan,
     ProfileState,
@@ -848,11 +849,7 @@ class Reconciler:
                 # to find the cross-Region endpoints that make forwarding needless.
                 found = aws.interface_endpoints(region, hub.vpc_id)
                 state = replace(state, interface_endpoints=found)
-            if where in reads.share_owners or any(
-                r.share_status == SHARED_BY_ME for r in managed_rules(state, self.settings.mesh_id)
-            ):
-                state = replace(state, shares=aws.ram(region).our_shares(self.settings.mesh_id))
-            reading = self._profile_reading(state, where in reads.profile_deliveries)
+            reading = self._profile_reading(state, where in reads.profile_deliveries, hub_here)
             if rules and reading:
                 try:
                     read = aws.profiles(region).read(self.settings.mesh_id, lean=reading == "lean")
@@ -861,6 +858,15 @@ class Reconciler:
                     if reading == "full":
                         raise  # the location delivers through a Profile: unreadable
                     state = replace(state, profiles_unread=f"{type(error).__name__}: {error}")
+            # Our shares: where a hub shares, or rules or a Profile of ours are shared from
+            # (which accounts it gives our Profile to: they let go of it before it goes).
+            mesh_id = self.settings.mesh_id
+            if (
+                where in reads.share_owners
+                or any(r.share_status == SHARED_BY_ME for r in managed_rules(state, mesh_id))
+                or any(p.share_status == SHARED_BY_ME and p.ours for p in _profiles_of(state))
+            ):
+                state = replace(state, shares=aws.ram(region).our_shares(mesh_id))
             return state
         except Exception as error:
             return RegionState(
@@ -915,16 +921,18 @@ class Reconciler:
                 denied=is_denied(error),
             )
 
-    def _profile_reading(self, state: RegionState, delivers: bool) -> str | None:
+    def _profile_reading(self, state: RegionState, delivers: bool, hub_here: bool) -> str | None:
         """How Profiles are read here: "full" where a hub delivers through a Profile
         (`delivers`: `_Reads.profile_deliveries`), so that a failed read makes the location
-        unreadable; "lean" where our hub rules are, only to find a Profile of ours left from an
-        earlier delivery (one `ListProfiles` when there is none, and a failed read is a note);
-        None elsewhere (where shared rules arrive, `Offers.needs_profiles` decides)."""
+        unreadable; "lean" where our hub rules are or a hub item is (`hub_here`, disabled
+        ones too: a hub without rules of ours may still have its Profile on its VPCs), only to
+        find a Profile of ours left from an earlier delivery (one `ListProfiles` when there is
+        none, and a failed read is a note); None elsewhere (where shared rules arrive,
+        `Offers.needs_profiles` decides)."""
         if delivers:
             return "full"
         mesh_id = self.settings.mesh_id
-        if any(not rule_source(r, mesh_id) for r in managed_rules(state, mesh_id)):
+        if hub_here or any(not rule_source(r, mesh_id) for r in managed_rules(state, mesh_id)):
             return "lean"
         return None
 
@@ -1602,6 +1610,10 @@ def _by_location_changes(plan: Plan) -> dict[str, list[Change]]:
 def _by_location(plan: Plan) -> dict[str, int]:
     """How many changes each location has."""
     return {where: len(changes) for where, changes in _by_location_changes(plan).items()}
+
+
+def _profiles_of(state: RegionState) -> tuple[ObservedProfile, ...]:
+    return state.profiles.profiles if state.profiles else ()
 
 
 def _unread(where: str) -> RegionState:

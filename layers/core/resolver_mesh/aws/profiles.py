@@ -7,6 +7,8 @@ Invariants:
   shared with this account is ours when its ARN is one of `our_arns` (read where it lives).
 - Writes are idempotent towards retries: adding a rule the Profile holds, removing one it does
   not, (dis)associating what already is and deleting a deleted Profile all succeed.
+- A Profile is deleted right after the disassociations that free it: while AWS still holds
+  them (ConflictException), the delete is tried again after each of `DELETE_WAITS`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from resolver_mesh.names import OWNER_TAG_KEY, profile_name
 
 PAGE_SIZE = 100
 _GONE = ("ResourceNotFoundException",)
+# Seconds waited before each new try to delete a Profile whose VPC associations are still on
+# their way out (DisassociateProfile answers DELETING; about 15 s in all).
+DELETE_WAITS = (1.0, 2.0, 4.0, 8.0)
 
 
 class ProfilesRegion:
@@ -154,7 +159,16 @@ class ProfilesRegion:
         self._idempotent(self.client.disassociate_profile, ProfileId=profile_id, ResourceId=vpc_id)
 
     def delete_profile(self, profile_id: str) -> None:
-        self._idempotent(self.client.delete_profile, ProfileId=profile_id)
+        """Delete the Profile; while VPCs still hold it (ConflictException: their
+        disassociations on their way), try again after each of `DELETE_WAITS`, then raise."""
+        for wait in (*DELETE_WAITS, None):
+            try:
+                self._idempotent(self.client.delete_profile, ProfileId=profile_id)
+                return
+            except ClientError as error:
+                if error_code(error) != "ConflictException" or wait is None:
+                    raise
+            self.call.sleep(wait)
 
     def _idempotent(self, operation: Any, **kwargs: Any) -> None:
         try:
