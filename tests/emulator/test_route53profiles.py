@@ -79,6 +79,29 @@ def new_profile(clients: Clients, name: str = "mesh") -> dict[str, Any]:
     return profile
 
 
+def share_with_member(clients: Clients, profile: dict[str, Any], accepted: bool = True) -> None:
+    """Share the Profile with account B through RAM; B accepts the invitation (unless not
+    `accepted`: then the share is made only, once)."""
+    ram = clients("ram")
+    shares = ram.get_resource_shares(resourceOwner="SELF", name="profiles")["resourceShares"]
+    share_arn = (
+        shares[0]["resourceShareArn"]
+        if shares
+        else ram.create_resource_share(
+            name="profiles", resourceArns=[profile["Arn"]], principals=[MEMBER]
+        )["resourceShare"]["resourceShareArn"]
+    )
+    if not accepted:
+        return
+    b = member(clients)
+    invitation = b("ram").get_resource_share_invitations(resourceShareArns=[share_arn])[
+        "resourceShareInvitations"
+    ][0]
+    b("ram").accept_resource_share_invitation(
+        resourceShareInvitationArn=invitation["resourceShareInvitationArn"]
+    )
+
+
 # --- Profiles ----------------------------------------------------------------------------------
 
 
@@ -349,16 +372,9 @@ def test_a_profile_shared_through_ram_is_associable_in_the_other_account(
 ) -> None:
     profile = new_profile(aws_in_process)
     b = member(aws_in_process)
-    share_arn = aws_in_process("ram").create_resource_share(
-        name="profiles", resourceArns=[profile["Arn"]], principals=[MEMBER]
-    )["resourceShare"]["resourceShareArn"]
+    share_with_member(aws_in_process, profile, accepted=False)
     assert b("route53profiles").list_profiles()["ProfileSummaries"] == []  # not accepted yet
-    invitation = b("ram").get_resource_share_invitations(resourceShareArns=[share_arn])[
-        "resourceShareInvitations"
-    ][0]
-    b("ram").accept_resource_share_invitation(
-        resourceShareInvitationArn=invitation["resourceShareInvitationArn"]
-    )
+    share_with_member(aws_in_process, profile)
     b_profiles = b("route53profiles")
     b_vpc = new_vpc(b)
 
@@ -390,15 +406,7 @@ def test_delete_profile_moves_on_a_disassociation_in_another_account_no_one_read
     account that let go of it stops blocking it though that account reads nothing more."""
     profile = new_profile(aws_in_process)
     b = member(aws_in_process)
-    share_arn = aws_in_process("ram").create_resource_share(
-        name="profiles", resourceArns=[profile["Arn"]], principals=[MEMBER]
-    )["resourceShare"]["resourceShareArn"]
-    invitation = b("ram").get_resource_share_invitations(resourceShareArns=[share_arn])[
-        "resourceShareInvitations"
-    ][0]
-    b("ram").accept_resource_share_invitation(
-        resourceShareInvitationArn=invitation["resourceShareInvitationArn"]
-    )
+    share_with_member(aws_in_process, profile)
     b_vpc = new_vpc(b)
     b("route53profiles").associate_profile(Name="b", ProfileId=profile["Id"], ResourceId=b_vpc)
     b("route53profiles").list_profile_associations()  # COMPLETE
