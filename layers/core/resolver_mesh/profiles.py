@@ -629,7 +629,7 @@ def plan_profiles(
         for rule in rules_at.get(where, []):
             narrowed[id(rule)] = planner.narrowed(rule, profile_vpcs)
         planner.plan(profile_vpcs)
-        out.conflicts += _overridden(mesh_id, state, profile_vpcs, planner)
+        out.conflicts += _overridden(state, profile_vpcs, planner, planner.others)
         if profile_vpcs or planner.keeper is not None:
             out.active.add(where)
         for vpc in profile_vpcs:
@@ -660,11 +660,14 @@ def _held_by_others(state: RegionState, mesh_id: str) -> dict[str, dict[str, str
 
 
 def _overridden(
-    mesh_id: str, state: RegionState, profile_vpcs: Collection[str], owner: _LocationProfiles
+    state: RegionState,
+    profile_vpcs: Collection[str],
+    owner: _LocationProfiles,
+    held: Mapping[str, Mapping[str, str]],
 ) -> list[Conflict]:
     """The domains our Profile (`owner`'s) holds for `profile_vpcs` of `state`'s location that
-    a rule not ours associated with the VPC answers instead: one conflict each."""
-    held = _held_by_others(state, mesh_id)
+    a rule not ours associated with the VPC answers instead (`held`: `_held_by_others`): one
+    conflict each."""
     our_rule = {rule.arn: rule.id for rule in owner.hub_rules}
     return [
         Conflict(
@@ -755,7 +758,7 @@ def _plan_received(
             receiver = _ReceivedProfile(state, owner, modes, tags_unread=account in unread)
             profile_vpcs = receiver.profile_vpcs()
             receiver.plan(profile_vpcs)
-            out.conflicts += _overridden(owner.mesh_id, state, profile_vpcs, owner)
+            out.conflicts += _overridden(state, profile_vpcs, owner, receiver.others)
             for vpc in profile_vpcs:
                 out.serve(where, vpc, receiver.serving(vpc))
             dropped[(hub.region, account)] |= {v for v in profile_vpcs if receiver.unlisted(v)}
