@@ -5,7 +5,8 @@ One module per emulated service; none of it ships in the Lambda layer: `route53r
 (accounts answered without the `Status` AWS retired), `ec2` (endpoint service names, Regions
 newer than botocore, tags looked up by id), `route53profiles` (Route 53 Profiles, which moto
 lacks), `events` (patterns on arrays of objects, bus policies for other accounts), `scp`
-(Regions denied by a service control policy), `dispatch` (moto's request dispatch without the
+(Regions denied by a service control policy), `optin` (opt-in Regions an account has not
+enabled), `dispatch` (moto's request dispatch without the
 lookups it repeats on every request), `serialize` (moto's response serializer without the alias
 search it repeats for every value, and its XML written without a SAX generator), `faults`
 (injected failures), `server` (`LocalEmulator`, moto's server on 127.0.0.1) and `tls` (an

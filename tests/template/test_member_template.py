@@ -59,6 +59,7 @@ MEMBER_REQUIRED_ACTIONS = {
     "route53resolver:TagResource",
     "route53resolver:PutResolverRulePolicy",
     "route53resolver:GetResolverRulePolicy",
+    "ec2:DescribeRegions",
     "ec2:DescribeVpcEndpoints",
     "ec2:DescribeVpcEndpointServices",
     "ec2:DescribeVpcs",
@@ -334,7 +335,8 @@ def test_member_grants_what_the_reconciler_calls(member: dict[str, Any]) -> None
     # Nothing the reconciler does not call in a member account.
     services = {"route53resolver", "route53profiles", "ram", "ec2"}
     assert not {a for a in granted if a.split(":")[0] not in services}
-    assert "ec2:DescribeRegions" not in granted  # Regions are discovered at home
+    # Regions are discovered at home; a member is asked only which it has not enabled
+    assert "ec2:DescribeRegions" in granted
 
 
 def test_home_grants_sharing_receiving_and_assuming(home: dict[str, Any]) -> None:

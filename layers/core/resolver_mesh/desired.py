@@ -711,6 +711,8 @@ def _check_spoke(
     or endpoint is not what the entry says) freezes the hub's Region; a degradation freezes
     the spoke's rules alone."""
     where = f"spoke {spoke.vpc_id} of hub {hub.region}"
+    if state is not None and state.not_enabled:
+        return ItemError(hub.region, "spokes", f"entry {index}: {state.error}"), None, False
     if state is None or state.error:
         reason = state.error if state else "not read"
         return None, f"{where}: its account's Region could not be read ({reason})", False
@@ -728,12 +730,18 @@ def _check_spoke(
 
 
 def _shared_vpc_errors(hub: HubItem, states: Mapping[str, RegionState]) -> list[ItemError]:
-    """Shared VPCs that do not exist in their account (unread accounts are not errors: the
-    planner keeps what is shared with them)."""
+    """Shared VPCs that do not exist in their account, or cannot (a Region the account has not
+    enabled); other unread accounts are not errors: the planner keeps what is shared with them."""
     errors = []
     for index, shared in enumerate(hub.shared_vpcs):
         state = states.get(location(hub.region, shared.account))
-        if state is not None and not state.error and (problem := state.missing_vpc(shared.vpc_id)):
+        if state is not None and state.not_enabled:
+            problem: str | None = state.error
+        elif state is not None and not state.error:
+            problem = state.missing_vpc(shared.vpc_id)
+        else:
+            problem = None
+        if problem:
             errors.append(ItemError(hub.region, "shared_vpcs", f"entry {index}: {problem}"))
     return errors
 

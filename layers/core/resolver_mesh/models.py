@@ -495,7 +495,8 @@ class ProfileState:
 class RegionState:
     """Everything read in one account's Region ("" = the reconciler's own account).
     `error` set means it could not be read; `denied`, that AWS refused the read by policy
-    (AccessDenied: an SCP that blocks the Region, a missing permission)."""
+    (AccessDenied: an SCP that blocks the Region, a missing permission); `not_enabled`, that
+    the account has not enabled the Region (an opt-in Region: AWS refuses every call there)."""
 
     region: str
     rules: tuple[ObservedRule, ...] = ()
@@ -503,6 +504,7 @@ class RegionState:
     endpoints: tuple[ObservedEndpoint, ...] = ()
     error: str | None = None
     denied: bool = False
+    not_enabled: bool = False
     interface_endpoints: tuple[InterfaceEndpoint, ...] = ()  # of the hub VPC, when needed
     account: str = ""
     shares: tuple[ObservedShare, ...] = ()  # read where our rules are shared or should be
@@ -516,6 +518,12 @@ class RegionState:
     @property
     def location(self) -> str:
         return location(self.region, self.account)
+
+    @property
+    def closed(self) -> bool:
+        """Whether AWS refuses every read here whatever the mesh does (`denied`, `not_enabled`):
+        unread, but no sign that something of ours there was missed by chance."""
+        return self.denied or self.not_enabled
 
     def endpoint(self, endpoint_id: str) -> ObservedEndpoint | None:
         return next((e for e in self.endpoints if e.id == endpoint_id), None)

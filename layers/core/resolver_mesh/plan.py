@@ -938,7 +938,7 @@ def make_plan(
     for where in sorted(scope):
         state = states.get(where)
         if state is None or state.error:
-            if state is None or not state.denied:  # the report notes denied ones together
+            if state is None or not state.closed:  # the report notes those together
                 notes.append(f"{where}: not read, nothing changes there")
             continue
         if state.region in desired.frozen_regions:
@@ -973,17 +973,17 @@ def make_plan(
 def _unswept(
     desired: Desired, states: Mapping[str, RegionState], scope: Collection[str]
 ) -> dict[str, list[str]]:
-    """Regions without a hub item -> their locations in `scope` that could not be read (a
-    Region that AWS denies by policy is never read: not counted). Only the rules of ours found
-    there or forwarding there lead a pass to such a Region's other accounts, so while one
-    could not be read the rules of ours there stay, and the next pass comes back to it. Empty
-    where `desired` does not know the item Regions."""
+    """Regions without a hub item -> their locations in `scope` that could not be read (one
+    AWS always refuses, `RegionState.closed`, is never read: not counted). Only the rules of
+    ours found there or forwarding there lead a pass to such a Region's other accounts, so
+    while one could not be read the rules of ours there stay, and the next pass comes back to
+    it. Empty where `desired` does not know the item Regions."""
     unread: dict[str, list[str]] = defaultdict(list)
     if desired.item_regions is None:
         return unread
     for where in sorted(scope):
         state = states.get(where)
-        if state is not None and (not state.error or state.denied):
+        if state is not None and (not state.error or state.closed):
             continue
         region = split_location(where)[0]
         if region not in desired.item_regions:

@@ -73,7 +73,12 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from resolver_mesh.aws.calls import CallInterruptedError, is_denied, stop_requested
+from resolver_mesh.aws.calls import (
+    CallInterruptedError,
+    is_denied,
+    is_unrecognised,
+    stop_requested,
+)
 from resolver_mesh.aws.hubs import MissingTableError
 from resolver_mesh.aws.profiles import ProfilesRegion
 from resolver_mesh.aws.resolver import ResolverRegion, RuleNotVisibleError
@@ -426,6 +431,30 @@ class _Handoffs:
 _NO_HANDOFFS = _Handoffs(Plan())
 
 
+class _RegionsNotEnabled:
+    """The opt-in Regions each member account has not enabled, asked (`Aws.regions_not_enabled`)
+    once per account and pass, and only where the account's credentials were not accepted. An
+    account whose answer cannot be read has none: its reads there stay errors."""
+
+    def __init__(self, reconciler: Reconciler) -> None:
+        self._reconciler = reconciler
+        self._found: dict[str, frozenset[str]] = {}
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._guard = threading.Lock()
+
+    def of(self, account: str) -> frozenset[str]:
+        with self._guard:
+            lock = self._locks[account]
+        with lock:  # one question per account, while other accounts ask theirs
+            if account not in self._found:
+                try:
+                    found = self._reconciler._aws_of(account).regions_not_enabled()
+                except Exception:
+                    found = frozenset()
+                self._found[account] = found
+            return self._found[account]
+
+
 class Reconciler:
     """Runs one reconcile against AWS with the given settings and adapters."""
 
@@ -437,6 +466,7 @@ class Reconciler:
         self._members: dict[str, AccountAccess] | None = None  # of MEMBER_OUS, in this run
         self._left: set[str] = set()  # accounts swept as no longer members, in this run
         self._pass = 1  # counting the passes of earlier waves (`work.first_pass`)
+        self._not_enabled = _RegionsNotEnabled(self)  # asked anew in each pass
 
     def run(self, request: Request) -> Report:
         """One reconcile. Reconciles of one mesh in one process run one after the other."""
@@ -515,6 +545,7 @@ class Reconciler:
     def _run(self, request: Request, report: Report) -> bool:
         """One pass; True when it applied changes that involve sharing (another pass may have
         more to do: new rules to share, shared rules to associate)."""
+        self._not_enabled = _RegionsNotEnabled(self)
         try:
             items = self.aws.hubs_table().read_items()
             hubs_digest = digest(items)
@@ -869,12 +900,20 @@ class Reconciler:
                 state = replace(state, shares=aws.ram(region).our_shares(mesh_id))
             return state
         except Exception as error:
+            return self._unread(region, account, error)
+
+    def _unread(self, region: str, account: str, error: Exception) -> RegionState:
+        """A location that `error` kept from being read: refused by policy (`denied`), in a
+        Region its account has not enabled (`not_enabled`), or an error."""
+        if account and is_unrecognised(error) and region in self._not_enabled.of(account):
             return RegionState(
                 region,
                 account=account,
-                error=f"{type(error).__name__}: {error}",
-                denied=is_denied(error),
+                error=f"{region} is not enabled in account {account} (an opt-in Region)",
+                not_enabled=True,
             )
+        reason = f"{type(error).__name__}: {error}"
+        return RegionState(region, account=account, error=reason, denied=is_denied(error))
 
     def _observe_more(
         self,
@@ -914,12 +953,7 @@ class Reconciler:
                 state = replace(state, invitations=ram.pending_invitations())
             return state
         except Exception as error:
-            return RegionState(
-                state.region,
-                account=state.account,
-                error=f"{type(error).__name__}: {error}",
-                denied=is_denied(error),
-            )
+            return self._unread(state.region, state.account, error)
 
     def _profile_reading(self, state: RegionState, delivers: bool, hub_here: bool) -> str | None:
         """How Profiles are read here: "full" where a hub delivers through a Profile
@@ -945,15 +979,20 @@ class Reconciler:
         hub_regions: Collection[str] | None,
     ) -> None:
         """Item errors, degraded and pending hubs, unreadable locations. A location refused by
-        policy is `denied`, not an error, when `hub_regions` (a full resync's) lacks its Region."""
+        policy is `denied`, not an error, when `hub_regions` (a full resync's) lacks its Region;
+        one in a Region its account has not enabled is a note (an item naming a VPC there has
+        the error)."""
         for item_error in desired.errors:
             report.item_error(item_error)
         report.degraded = list(desired.degraded)
         report.notes += list(desired.notes)
         report.pending = sorted(desired.pending)
+        not_enabled: list[str] = []
         for where, state in sorted(states.items()):
             tolerated = hub_regions is not None and state.region not in hub_regions
-            if state.error and state.denied and tolerated:
+            if state.error and state.not_enabled:
+                not_enabled.append(where)
+            elif state.error and state.denied and tolerated:
                 report.denied_regions.append(where)
             elif state.error:
                 report.error(
@@ -967,6 +1006,11 @@ class Reconciler:
                     " share of ours gives this account a Profile, the guard counts its VPCs on it"
                     " as the other accounts' average"
                 )
+        if not_enabled:
+            report.notes.append(
+                f"not enabled: {_by_region(not_enabled)}: opt-in Regions these accounts have not"
+                " enabled; AWS refuses every call there, so nothing is read or changed there"
+            )
         if report.denied_regions:
             report.notes.append(
                 f"denied: {', '.join(report.denied_regions)}: AWS refused the reads there"

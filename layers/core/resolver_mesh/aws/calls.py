@@ -58,6 +58,12 @@ TRANSIENT_ERRORS = (
 # A call refused by policy: an IAM or SCP deny (JSON services say AccessDeniedException, EC2
 # UnauthorizedOperation, query services AccessDenied).
 DENIED_CODES = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
+# A call whose credentials the Region did not accept: so AWS answers in an opt-in Region the
+# account has not enabled (EC2 AuthFailure, JSON services UnrecognizedClientException, query
+# services InvalidClientTokenId), as it does for credentials that are bad everywhere.
+UNRECOGNISED_CODES = frozenset(
+    {"AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId"}
+)
 # Calls that change nothing; assuming a member account's role only obtains credentials.
 READ_PREFIXES = ("list_", "get_", "describe_", "scan", "query", "assume_role")
 CONNECT_ATTEMPTS = 2  # nothing listens there: one quick retry, then give up
@@ -114,6 +120,16 @@ def is_denied(error: BaseException) -> bool:
     return (
         isinstance(error, ClientError)
         and error_code(error) in DENIED_CODES
+        and error.operation_name != "AssumeRole"
+    )
+
+
+def is_unrecognised(error: BaseException) -> bool:
+    """Whether a call's credentials were not accepted in the Region it was made in (AssumeRole
+    aside): the account may not have enabled that Region (`Aws.regions_not_enabled` tells)."""
+    return (
+        isinstance(error, ClientError)
+        and error_code(error) in UNRECOGNISED_CODES
         and error.operation_name != "AssumeRole"
     )
 

@@ -95,6 +95,7 @@ _MAKING_CLIENTS = threading.RLock()
 # One page holds every VPC of an account's Region at the default quota (5 per Region) and far
 # beyond; a full page is about 0.6 MB of XML, about 4 MiB while botocore parses it.
 VPC_PAGE_SIZE = 1000
+NOT_OPTED_IN = "not-opted-in"  # ec2 DescribeRegions: an opt-in Region the account has not enabled
 
 
 _Node = dict[str, Any]  # a node of botocore's handler trie: "chunk", "values", "children"
@@ -892,6 +893,16 @@ class Aws:
     def enabled_regions(self) -> list[str]:
         """The account's enabled Regions of the home partition, for the full-resync sweep."""
         return sorted(self._account_regions(all_regions=False))
+
+    def regions_not_enabled(self) -> frozenset[str]:
+        """The opt-in Regions the account has not enabled (ec2 DescribeRegions with AllRegions,
+        in the home Region: those whose OptInStatus is not-opted-in). AWS refuses every call
+        there, so nothing of the mesh can be read or changed there."""
+        ec2 = self.client("ec2", self.home_region)
+        listed = self.caller(self.home_region)(ec2.describe_regions, AllRegions=True)
+        return frozenset(
+            str(r["RegionName"]) for r in listed["Regions"] if r.get("OptInStatus") == NOT_OPTED_IN
+        )
 
     def _account_regions(self, all_regions: bool) -> frozenset[str]:
         """The Regions ec2 DescribeRegions lists, those of the home partition only (AWS lists
