@@ -6,7 +6,8 @@ Invariants:
   Lambda thread quota and the function's memory), the busiest first; inside a location the
   plan's order is kept. Workers are kept for the process's later phases (`_Workers`).
 - A change whose prerequisite failed (the rule was not created, the VPC not freed, the rule not
-  disassociated) is skipped, never attempted against a half-made state.
+  disassociated) is skipped, never attempted against a half-made state; after an error of
+  the location's apply, the skip names its cause but is no error of its own.
 - `apply=False` makes no write call at all.
 - Once a stop is requested (`stop_requested`, Ctrl-C in the CLI), no further change is started:
   the changes left are reported as "not started", the one in flight finishes.
@@ -1416,6 +1417,8 @@ class Reconciler:
                 result["share_arn"] = invitation
             if is_profile and profile_id:
                 result["profile_id"] = profile_id
+            if status == "skipped" and message and out.errors:  # after an error of this apply:
+                why, message = message, ""  # that error is its cause, reported once
             if status == "waiting":
                 result["message"] = why
                 what = change.vpc_id or (
