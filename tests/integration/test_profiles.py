@@ -572,3 +572,40 @@ def test_a_disabled_hubs_profile_leaves_every_vpc_and_goes_in_one_reconcile(
         profiles = clients("route53profiles", HOME_REGION)
         assert profiles.list_profile_associations()["ProfileAssociations"] == [], account
     assert again["calls"]["writes"] == 0, again
+
+
+def test_a_removed_hubs_profile_held_by_another_account_goes_too(
+    make_mesh: Callable[..., Mesh], member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Removing the item of a hub whose Profile a VPC of another account holds through RAM:
+    that VPC lets go, then the Profile and the rules of ours there go, in one reconcile of
+    three passes: the item no longer leads there, so the hub's rules stay (and lead the next
+    pass back) until the Profile is deleted. Before, the rules went at once and the Profile
+    stayed for good, associated with nothing."""
+    monkeypatch.setenv("DELIVERY", "profile")
+    monkeypatch.setenv("MEMBER_ROLES", f"{ROLE}|{EXTERNAL_ID}")  # read with no item naming it
+    east_2 = "us-east-2"
+    mesh = make_mesh(REGIONS, hubs={})
+    vpc = member("ec2", east_2).create_vpc(CidrBlock="10.111.0.0/16")["Vpc"]["VpcId"]
+    mesh.update(east_2, shared_vpcs=[{"vpc_id": vpc, **ACCESS}])
+    assert mesh.resync()["ok"]
+    held = member("route53profiles", east_2).list_profile_associations(ResourceId=vpc)
+    assert [a["ProfileId"] for a in held["ProfileAssociations"]] == ours_left(mesh.aws, east_2)
+
+    mesh.remove(east_2)
+    first = mesh.resync(force=True)
+    again = mesh.resync(force=True)
+
+    assert first["ok"], first
+    gone = [(c["kind"], c.get("domain")) for c in first["changes"] if c["region"] == east_2]
+    assert ("delete_profile", None) in gone, gone
+    # the hub's rules there went after its Profile: they led the pass that deleted it there
+    deleted = [i for i, (kind, _) in enumerate(gone) if kind == "delete_rule"]
+    assert len(deleted) == 4, gone
+    assert min(deleted) > gone.index(("delete_profile", None)), gone
+    assert ours_left(mesh.aws, east_2) == []
+    for clients, account in ((mesh.aws, HOME_ACCOUNT), (member, MEMBER)):
+        profiles = clients("route53profiles", east_2)
+        assert profiles.list_profile_associations()["ProfileAssociations"] == [], account
+    assert mesh.observe(east_2).managed() == []
+    assert again["calls"]["writes"] == 0, again

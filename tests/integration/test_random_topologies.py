@@ -129,6 +129,10 @@ def walks() -> list[WalkPlan]:
             # back to rules, a VPC where a rule not ours held a domain kept our Profile;
             WalkPlan(51, 16, "back to rules", profiles=True),
             WalkPlan(3, 16, organization=True, profiles=True),
+            # a removed hub's Profile stayed on the VPCs of a member account leaving the OU
+            # (the trail of its Region did not read their Profiles), and for good (reconcile.py,
+            # and `ProfilePlan.lingering`);
+            WalkPlan(63, 20, "removed hub's profile", organization=True, profiles=True),
             # Walks that found product defects, kept (their paths were drawn while the walk
             # still chose by the emulator's ids; each defect also has a test of its own):
             # an empty share of ours (its hub forwarded nothing) was never read again, so it

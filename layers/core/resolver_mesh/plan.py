@@ -207,6 +207,7 @@ class _RegionPlanner:
         self.by_location = by_location
         self.also_shared: Mapping[str, frozenset[str]] = {}
         self.unread_here: Sequence[str] = ()  # see `_unswept`
+        self.lingering_profile = ""  # our Profile here, not deleted yet: see `make_plan`
         self.frozen_sources = by_location.frozen_sources.get(self.where, set())
         self.wanted: dict[_Key, DesiredRule] = {
             (rule.source, rule.domain): rule for rule in by_location.rules.get(self.where, ())
@@ -270,6 +271,13 @@ class _RegionPlanner:
                     f"{self.where}: kept {rule.id} ({domain}): {self.region} has no hub item"
                     f" and {_a_few(self.unread_here)} could not be read; the rules of ours"
                     " there go in a pass that reads every location there"
+                )
+                self.out.deferred.append(self.where)
+            elif self.lingering_profile and not source:
+                self.out.notes.append(
+                    f"{self.where}: kept {rule.id} ({domain}): {self.region} has no hub item and"
+                    f" our Route 53 Profile {self.lingering_profile} there goes once the VPCs of"
+                    " other accounts have let go of it; the rule leads that pass back"
                 )
                 self.out.deferred.append(self.where)
             else:
@@ -916,6 +924,7 @@ def make_plan(
     home_account: str = "",
     also_shared: Mapping[str, frozenset[str]] | None = None,
     profile_serving: Mapping[tuple[str, str], frozenset[str]] | None = None,
+    lingering: Mapping[str, str] | None = None,
 ) -> Plan:
     """Changes for the locations in `scope` (`states` keys), ordered per location; locations
     sorted by name.
@@ -925,7 +934,10 @@ def make_plan(
     account id, needed only to share rules with it or from it. `also_shared`: more ARNs of
     ours the hub's share of a location must hold (its Route 53 Profile). `profile_serving`:
     (location, VPC) that gets the hub's rules through our Profile -> the hub domains it
-    answers there now; a rule of ours retiring from such a VPC waits for it.
+    answers there now; a rule of ours retiring from such a VPC waits for it. `lingering`:
+    locations of Regions without a hub item -> our Profile there that this plan does not
+    delete; the hub's rules of ours there stay, since only rules of ours lead a pass back to
+    such a Region.
     """
     changes: list[Change] = []
     conflicts: list[Conflict] = []
@@ -949,6 +961,7 @@ def make_plan(
         )
         planner.also_shared = also_shared or {}
         planner.unread_here = unswept.get(state.region, ())
+        planner.lingering_profile = (lingering or {}).get(where, "")
         planner.plan()
         planners.append(planner)
     # Receivers follow the hub's choice of rule per domain, known once its location is planned.

@@ -123,6 +123,10 @@ class ProfilePlan:
     serving: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
     # By hub location: what its RAM share holds besides the rules (its Profile).
     also_shared: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Locations of Regions without a hub item whose Profile of ours this plan does not delete
+    # (VPCs of other accounts let go first) -> the Profile's id: the hub's rules of ours there
+    # stay, so that the next pass finds the Region and deletes it (`make_plan`).
+    lingering: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -775,6 +779,9 @@ def _plan_received(
     for where, owner in sorted(owners.items()):  # a hub disabled or gone: every holder
         if owner.keeper is not None and where not in enabled:
             _let_go(out, owner, _holders_leaving(owner.state, owner.keeper, states, scope), states)
+            deleted = any(c.kind is ChangeKind.DELETE_PROFILE for c in out.changes.get(where, ()))
+            if not deleted and owner.state.region not in hub_set.item_regions:
+                out.lingering[where] = owner.keeper.id
     if any(dropped.values()):
         shares = tuple(
             replace(s, vpc_ids=s.vpc_ids - dropped[(s.region, s.principal)])

@@ -661,6 +661,8 @@ class Reconciler:
             trail = {location(r, a) for a in accounts for r in (found & known) - excluded} - scope
             scope |= trail
             states |= per_region(observe, trail)
+            # their VPCs on a removed hub's shared Profile: taken off it before it goes
+            states |= self._observe_more(states, trail, (), offers)
         report.regions = sorted(scope)
         if not_swept:
             report.notes.append(
@@ -694,6 +696,7 @@ class Reconciler:
             home_account=home_account,
             also_shared=profiles.also_shared,
             profile_serving=profiles.serving,
+            lingering=profiles.lingering,
         )
         plan = with_profile_changes(plan, profiles)
         verdict = check_plan(
