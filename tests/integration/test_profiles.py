@@ -14,6 +14,7 @@ import pytest
 from meshkit import DEFAULT_MESH_ID, HOME_REGION, Mesh, domains_of, normalise
 
 from mesh_emulator.route53profiles import rule_for
+from resolver_mesh.aws.profiles import ProfilesRegion
 from resolver_mesh.local.topology import (
     CachedClients,
     ClientFactory,
@@ -29,6 +30,7 @@ MEMBER = "222222222222"
 ROLE = f"arn:aws:iam::{MEMBER}:role/resolver-mesh-member-resolver-mesh"
 EXTERNAL_ID = "mesh-external-id"
 MEMBER_REGION = "us-west-2"
+EAST_2 = "us-east-2"
 REGIONS = (HOME_REGION, "us-east-2", MEMBER_REGION)
 ACCESS = {"account_id": MEMBER, "role_arn": ROLE, "external_id": EXTERNAL_ID}
 TAG_KEY = "resolver-mesh:mesh"
@@ -574,6 +576,32 @@ def test_a_disabled_hubs_profile_leaves_every_vpc_and_goes_in_one_reconcile(
     assert again["calls"]["writes"] == 0, again
 
 
+def removed_hub_held_elsewhere(
+    make_mesh: Callable[..., Mesh], member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> Mesh:
+    """Three hubs delivering through Profiles; a VPC of the member account (in MEMBER_ROLES,
+    so read with no item naming it) holds us-east-2's Profile through RAM; then the item of
+    us-east-2 is removed."""
+    monkeypatch.setenv("DELIVERY", "profile")
+    monkeypatch.setenv("MEMBER_ROLES", f"{ROLE}|{EXTERNAL_ID}")
+    mesh = make_mesh(REGIONS, hubs={})
+    vpc = member("ec2", EAST_2).create_vpc(CidrBlock="10.111.0.0/16")["Vpc"]["VpcId"]
+    mesh.update(EAST_2, shared_vpcs=[{"vpc_id": vpc, **ACCESS}])
+    assert mesh.resync()["ok"]
+    held = member("route53profiles", EAST_2).list_profile_associations(ResourceId=vpc)
+    assert [a["ProfileId"] for a in held["ProfileAssociations"]] == ours_left(mesh.aws, EAST_2)
+    mesh.remove(EAST_2)
+    return mesh
+
+
+def assert_nothing_of_ours_left(mesh: Mesh, member: CachedClients) -> None:
+    assert ours_left(mesh.aws, EAST_2) == []
+    for clients, account in ((mesh.aws, HOME_ACCOUNT), (member, MEMBER)):
+        profiles = clients("route53profiles", EAST_2)
+        assert profiles.list_profile_associations()["ProfileAssociations"] == [], account
+    assert mesh.observe(EAST_2).managed() == []
+
+
 def test_a_removed_hubs_profile_held_by_another_account_goes_too(
     make_mesh: Callable[..., Mesh], member: CachedClients, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -582,30 +610,47 @@ def test_a_removed_hubs_profile_held_by_another_account_goes_too(
     three passes: the item no longer leads there, so the hub's rules stay (and lead the next
     pass back) until the Profile is deleted. Before, the rules went at once and the Profile
     stayed for good, associated with nothing."""
-    monkeypatch.setenv("DELIVERY", "profile")
-    monkeypatch.setenv("MEMBER_ROLES", f"{ROLE}|{EXTERNAL_ID}")  # read with no item naming it
-    east_2 = "us-east-2"
-    mesh = make_mesh(REGIONS, hubs={})
-    vpc = member("ec2", east_2).create_vpc(CidrBlock="10.111.0.0/16")["Vpc"]["VpcId"]
-    mesh.update(east_2, shared_vpcs=[{"vpc_id": vpc, **ACCESS}])
-    assert mesh.resync()["ok"]
-    held = member("route53profiles", east_2).list_profile_associations(ResourceId=vpc)
-    assert [a["ProfileId"] for a in held["ProfileAssociations"]] == ours_left(mesh.aws, east_2)
-
-    mesh.remove(east_2)
+    mesh = removed_hub_held_elsewhere(make_mesh, member, monkeypatch)
     first = mesh.resync(force=True)
     again = mesh.resync(force=True)
 
     assert first["ok"], first
-    gone = [(c["kind"], c.get("domain")) for c in first["changes"] if c["region"] == east_2]
+    gone = [(c["kind"], c.get("domain")) for c in first["changes"] if c["region"] == EAST_2]
     assert ("delete_profile", None) in gone, gone
     # the hub's rules there went after its Profile: they led the pass that deleted it there
     deleted = [i for i, (kind, _) in enumerate(gone) if kind == "delete_rule"]
     assert len(deleted) == 4, gone
     assert min(deleted) > gone.index(("delete_profile", None)), gone
-    assert ours_left(mesh.aws, east_2) == []
-    for clients, account in ((mesh.aws, HOME_ACCOUNT), (member, MEMBER)):
-        profiles = clients("route53profiles", east_2)
-        assert profiles.list_profile_associations()["ProfileAssociations"] == [], account
-    assert mesh.observe(east_2).managed() == []
+    assert_nothing_of_ours_left(mesh, member)
     assert again["calls"]["writes"] == 0, again
+
+
+def test_rules_that_lead_back_to_a_profile_that_failed_to_go_stay(
+    make_mesh: Callable[..., Mesh], member: CachedClients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the removed hub's Profile cannot be deleted (AWS still holds it after every wait),
+    the hub's rules there stay: the next reconcile finds the Region through them and deletes
+    the Profile, then them; the rules skipped are no errors of their own."""
+    mesh = removed_hub_held_elsewhere(make_mesh, member, monkeypatch)
+    delete = ProfilesRegion.delete_profile
+    refused: list[str] = []
+
+    def refuse_once(self: ProfilesRegion, profile_id: str) -> None:
+        if not refused:
+            refused.append(profile_id)
+            raise RuntimeError(f"injected: {profile_id} still held")
+        delete(self, profile_id)
+
+    monkeypatch.setattr(ProfilesRegion, "delete_profile", refuse_once)
+    failed = mesh.resync(force=True)
+    assert not failed["ok"]
+    assert [e["message"].split(":")[0] for e in failed["errors"]] == [
+        f"delete_profile resolver-mesh-{DEFAULT_MESH_ID} in {EAST_2}"
+    ], failed["errors"]
+    skipped = [c for c in failed["changes"] if c["status"] == "skipped"]
+    assert [c["kind"] for c in skipped] == ["delete_rule"] * 4, skipped
+    assert len(mesh.observe(EAST_2).managed()) == 4
+
+    after = mesh.resync(force=True)
+    assert after["ok"], after
+    assert_nothing_of_ours_left(mesh, member)

@@ -1308,6 +1308,7 @@ class Reconciler:
         freed: dict[tuple[str, str | None], str] = {}  # (domain, VPC) -> the rule that left it
         occupied: set[tuple[str, str | None]] = set()  # (domain, VPC) a duplicate still holds
         unsettled: set[str | None] = set()  # VPCs an association of this apply did not reach
+        profile_kept = False  # our Profile here was to go and did not: its rules lead back
         out = _Applied()
         for change, following in zip(changes, [*changes[1:], None], strict=True):
             is_profile = change.kind in PROFILE_KINDS
@@ -1337,6 +1338,8 @@ class Reconciler:
                 change.kind is ChangeKind.ASSOCIATE and (change.domain, change.vpc_id) in occupied
             ):
                 status, message = "skipped", "a disassociation it depends on failed"
+            elif change.kind is ChangeKind.DELETE_RULE and profile_kept:
+                status, message = "skipped", "our Profile here was not deleted: it leads back"
             elif change.kind is ChangeKind.DELETE_RULE and rule_id in staying:
                 status, why = (
                     "waiting",
@@ -1397,6 +1400,9 @@ class Reconciler:
                         occupied.add((change.domain, change.vpc_id))
                     if change.kind is ChangeKind.UNSHARE:  # still shared: not deletable
                         undeletable |= {arn.rsplit("/", 1)[-1] for arn in change.resources}
+                    # the next pass must find the Profile: only rules of ours lead a pass to a
+                    # Region without an item, so they stay
+                    profile_kept |= change.kind is ChangeKind.DELETE_PROFILE
             if change.kind is ChangeKind.DISASSOCIATE and status in ("waiting", "skipped"):
                 staying.add(str(rule_id))  # it freed nothing: the rule is still in use
             if change.kind is ChangeKind.ASSOCIATE and status != "applied":
