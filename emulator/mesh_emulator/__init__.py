@@ -26,6 +26,7 @@ def install() -> None:
     from mesh_emulator.dispatch import install_dispatch_speedups
     from mesh_emulator.ec2 import install_service_name_extensions, install_tag_lookup
     from mesh_emulator.events import install_events_extensions
+    from mesh_emulator.optin import install_region_opt_in
     from mesh_emulator.organizations import install_organizations_extensions
     from mesh_emulator.ram import install_ram_extensions
     from mesh_emulator.route53profiles import install_route53profiles
@@ -41,3 +42,4 @@ def install() -> None:
     install_route53profiles()
     install_events_extensions()
     install_organizations_extensions()
+    install_region_opt_in()

@@ -5,16 +5,19 @@ a Region an account has not enabled (AWS Account Management Reference Guide, "Sp
 Regions your account can use"; EC2 API Reference, DescribeRegions):
 
 - ec2 `DescribeRegions` made by the account reports each as `not-opted-in`, and lists it only
-  when asked for it (`AllRegions`, or by name in `RegionNames`); moto lists every Region, always,
-  with statuses of its own;
+  when asked for it (`AllRegions`, or by name in `RegionNames`);
 - every call the account signs for such a Region is refused as AWS refuses credentials it does
   not accept there: EC2 with `AuthFailure` (HTTP 401), JSON and REST-JSON services with
   `UnrecognizedClientException`, query services with `InvalidClientTokenId` (HTTP 403).
 
 Only opt-in Regions can be left disabled: the Regions AWS enables by default (those it opened
-before 20 March 2019) are refused here with a `ValueError`. `RegionGate` is the refusal as a
-WSGI middleware around the moto server: the account is the one moto finds for the request's
-access key, the Region the one of its SigV4 credential scope; it counts what it refused.
+before 20 March 2019) are refused here with a `ValueError`. Every other opt-in Region is one the
+account has enabled, as moto serves it: `DescribeRegions` reports it `opted-in`, where moto 5.2.5
+reports `not-opted-in` for every account while serving it (`install_region_opt_in` patches
+moto's answer once, for every request; it reads the Regions of the blocks in force).
+`RegionGate` is the refusal as a WSGI middleware around the moto server: the account is the one
+moto finds for the request's access key, the Region the one of its SigV4 credential scope; it
+counts what it refused.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from mesh_emulator.scp import StartResponse, signed_region
 from mesh_emulator.server import LocalEmulator
 
 NOT_OPTED_IN = "not-opted-in"
+OPTED_IN = "opted-in"
 # The Regions every account has enabled and cannot disable (AWS General Reference, "Managing
 # AWS Regions": those introduced before 20 March 2019).
 ENABLED_BY_DEFAULT = frozenset(
@@ -61,6 +65,8 @@ _MESSAGES = {
     "InvalidClientTokenId": "The security token included in the request is invalid.",
 }
 _gate_lock = threading.Lock()
+_BLOCKS: list[Mapping[str, frozenset[str]]] = []  # the `regions_not_enabled` blocks in force
+_MARKER = "_resolver_mesh_region_opt_in"
 
 
 def _account_of(environ: dict[str, Any]) -> str:
@@ -113,35 +119,40 @@ class RegionGate:
         return [body]
 
 
-@contextmanager
-def _regions_as_the_account_has_them(not_enabled: Mapping[str, frozenset[str]]) -> Iterator[None]:
-    """moto's DescribeRegions, for the block, as AWS answers an account that has not enabled
-    `not_enabled[account]`."""
+def install_region_opt_in() -> None:
+    """Patch moto's DescribeRegions once (later calls do nothing): each account's opt-in
+    Regions as `regions_not_enabled` has them (enabled, but for those of the blocks in force)."""
     from moto.core.responses import ActionResult
     from moto.ec2.models.availability_zones_and_regions import Region
     from moto.ec2.responses.availability_zones_and_regions import AvailabilityZonesAndRegions
 
-    original = AvailabilityZonesAndRegions.describe_regions
-
-    def describe_regions(self: Any) -> ActionResult:
-        self.error_on_dryrun()
-        names = self._get_param("RegionNames", [])
-        every = str(self._get_param("AllRegions", "false")).lower() == "true" or bool(names)
-        closed = not_enabled.get(self.current_account, frozenset())
-        regions = [
-            Region(r.name, r.endpoint, NOT_OPTED_IN) if r.name in closed else r
-            for r in self.ec2_backend.describe_regions(names)
-            if every or r.name not in closed
-        ]
-        return ActionResult({"Regions": regions})
-
     with _gate_lock:
+        if getattr(AvailabilityZonesAndRegions, _MARKER, False):
+            return
+
+        def describe_regions(self: Any) -> ActionResult:
+            self.error_on_dryrun()
+            names = self._get_param("RegionNames", [])
+            every = str(self._get_param("AllRegions", "false")).lower() == "true" or bool(names)
+            closed = _closed_of(self.current_account)
+            regions = []
+            for region in self.ec2_backend.describe_regions(names):
+                if region.name in closed:
+                    if every:
+                        regions.append(Region(region.name, region.endpoint, NOT_OPTED_IN))
+                elif region.opt_in_status == NOT_OPTED_IN:  # moto serves it: enabled
+                    regions.append(Region(region.name, region.endpoint, OPTED_IN))
+                else:
+                    regions.append(region)
+            return ActionResult({"Regions": regions})
+
         AvailabilityZonesAndRegions.describe_regions = describe_regions  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        with _gate_lock:
-            AvailabilityZonesAndRegions.describe_regions = original  # type: ignore[method-assign]
+        setattr(AvailabilityZonesAndRegions, _MARKER, True)
+
+
+def _closed_of(account: str) -> frozenset[str]:
+    with _gate_lock:
+        return frozenset().union(*(block.get(account, frozenset()) for block in _BLOCKS))
 
 
 @contextmanager
@@ -153,8 +164,12 @@ def regions_not_enabled(
     for account, regions in closed.items():
         if always := ", ".join(sorted(regions & ENABLED_BY_DEFAULT)):
             raise ValueError(f"{always}: enabled by default in every account ({account})")
-    with (
-        _regions_as_the_account_has_them(closed),
-        emulator.wrapped(lambda app: RegionGate(app, closed)) as gate,
-    ):
-        yield gate
+    install_region_opt_in()
+    with _gate_lock:
+        _BLOCKS.append(closed)
+    try:
+        with emulator.wrapped(lambda app: RegionGate(app, closed)) as gate:
+            yield gate
+    finally:
+        with _gate_lock:
+            _BLOCKS.remove(closed)

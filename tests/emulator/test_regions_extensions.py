@@ -99,7 +99,8 @@ def test_describe_regions_reports_a_region_not_enabled_to_its_account_alone(
 ) -> None:
     member, other = _member(emulator, aws, MEMBER), _member(emulator, aws, OTHER)
     before = _listed(member, AllRegions=True)
-    assert OPT_IN in before
+    assert before[OPT_IN] == "opted-in"  # served, so enabled (moto says not-opted-in)
+    assert before[HOME_REGION] == "opt-in-not-required"
     with regions_not_enabled(emulator, {MEMBER: [OPT_IN]}):
         assert _listed(member, AllRegions=True)[OPT_IN] == "not-opted-in"
         assert OPT_IN not in _listed(member)  # enabled ones only, by default

@@ -122,3 +122,19 @@ def test_a_removed_hubs_region_is_swept_though_a_member_has_not_enabled_it(
     assert managed_in(aws, OPT_IN) == set()
     assert managed_in(aws, HOME_REGION) == domains(EAST_2)
     assert not any("could not be read" in n for n in result["notes"])
+
+
+def test_a_hub_in_a_region_its_account_has_not_enabled_is_an_item_error(
+    opt_in_mesh: Mesh, third: CachedClients, aws: ClientFactory, gate: RegionGate
+) -> None:
+    assert opt_in_mesh.resync()["ok"]
+    before = managed_in(aws, OPT_IN)
+    opt_in_mesh.update(OPT_IN, **reach(THIRD))  # the hub now said to be THIRD's
+
+    result = opt_in_mesh.resync()
+    assert not result["ok"]
+    assert [(e["kind"], e["region"], e["field"]) for e in result["errors"]] == [
+        ("hub_item", OPT_IN, "account_id")
+    ]
+    assert f"{OPT_IN} is not enabled in account {THIRD}" in result["errors"][0]["message"]
+    assert managed_in(aws, OPT_IN) == before  # its Region is frozen: nothing lost

@@ -602,19 +602,35 @@ def assert_nothing_of_ours_left(mesh: Mesh, member: CachedClients) -> None:
     assert mesh.observe(EAST_2).managed() == []
 
 
+@pytest.mark.parametrize("swept", [True, False], ids=["region-swept", "region-not-swept"])
 def test_a_removed_hubs_profile_held_by_another_account_goes_too(
-    make_mesh: Callable[..., Mesh], member: CachedClients, monkeypatch: pytest.MonkeyPatch
+    make_mesh: Callable[..., Mesh],
+    member: CachedClients,
+    monkeypatch: pytest.MonkeyPatch,
+    swept: bool,
 ) -> None:
     """Removing the item of a hub whose Profile a VPC of another account holds through RAM:
     that VPC lets go, then the Profile and the rules of ours there go, in one reconcile of
     three passes: the item no longer leads there, so the hub's rules stay (and lead the next
     pass back) until the Profile is deleted. Before, the rules went at once and the Profile
-    stayed for good, associated with nothing."""
+    stayed for good, associated with nothing. Not `swept` (MESH_REGIONS leaves the Region
+    out), only our rules forwarding there lead the pass to it, and what it finds there of our
+    shares decides which accounts' Profiles are read."""
     mesh = removed_hub_held_elsewhere(make_mesh, member, monkeypatch)
+    if not swept:
+        mesh.mesh_regions = tuple(r for r in REGIONS if r != EAST_2)
     first = mesh.resync(force=True)
     again = mesh.resync(force=True)
 
     assert first["ok"], first
+    if not swept:  # the VPCs let go and the rules go, but nothing leads back to the Profile
+        for clients in (mesh.aws, member):
+            held = clients("route53profiles", EAST_2).list_profile_associations()
+            assert held["ProfileAssociations"] == []
+        assert mesh.observe(EAST_2).managed() == []
+        assert len(ours_left(mesh.aws, EAST_2)) == 1  # the limit the README states
+        assert again["calls"]["writes"] == 0, again
+        return
     gone = [(c["kind"], c.get("domain")) for c in first["changes"] if c["region"] == EAST_2]
     assert ("delete_profile", None) in gone, gone
     # the hub's rules there went after its Profile: they led the pass that deleted it there

@@ -619,6 +619,9 @@ def _check_hub(
     errors: list[ItemError] = []
     degraded: list[str] = []
     where = f"hub {hub.region}"
+    if state is not None and state.not_enabled:  # its account has not enabled the Region
+        errors.append(ItemError(hub.region, "account_id", str(state.error)))
+        return _HubHealth(source_ok=False, target_ok=False), errors, degraded
     if state is None or state.error:
         reason = state.error if state else "not read"
         degraded.append(f"{where}: its Region could not be read ({reason}); its rules are kept")

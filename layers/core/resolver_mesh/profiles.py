@@ -125,7 +125,8 @@ class ProfilePlan:
     also_shared: dict[str, frozenset[str]] = field(default_factory=dict)
     # Locations of Regions without a hub item whose Profile of ours this plan does not delete
     # (VPCs of other accounts let go first) -> the Profile's id: the hub's rules of ours there
-    # stay, so that the next pass finds the Region and deletes it (`make_plan`).
+    # stay, so that the next pass deletes it (`make_plan`). Only where every full pass reads
+    # (`swept`): elsewhere only rules of ours in other Regions lead back, and they go.
     lingering: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
@@ -596,10 +597,12 @@ def plan_profiles(
     scope: Collection[str],
     default: Delivery,
     joined: Joined | None = None,
+    swept: Collection[str] = (),
 ) -> ProfilePlan:
     """Narrow the hub rules' VPCs to the direct associations still needed, and plan the
     Profiles of every location in `scope` whose Profiles were read; `joined`: the VPCs that
-    joined by tag, and where the tags could not be read."""
+    joined by tag, and where the tags could not be read; `swept`: the locations every full
+    pass reads, whatever rules of ours lead there (`ProfilePlan.lingering`)."""
     out = ProfilePlan(desired)
     hubs = {hub.location: hub for hub in hub_set.enabled.values() if hub.outbound_endpoint_id}
     rules_at: dict[str, list[DesiredRule]] = defaultdict(list)
@@ -646,7 +649,7 @@ def plan_profiles(
     if narrowed:
         rules = tuple(narrowed.get(id(rule), rule) for rule in desired.rules)
         out.desired = replace(desired, rules=rules)
-    _plan_received(out, hub_set, states, scope, owners, default, joined)
+    _plan_received(out, hub_set, states, scope, owners, default, joined, swept)
     return out
 
 
@@ -737,6 +740,7 @@ def _plan_received(
     owners: Mapping[str, _LocationProfiles],
     default: Delivery,
     joined: Joined | None,
+    swept: Collection[str],
 ) -> None:
     """The hub's Profile in the accounts of its shared VPCs; shared VPCs of `profile` delivery
     leave the shares' VPCs once the Profile serves them (their shared rules can go), or while
@@ -780,7 +784,8 @@ def _plan_received(
         if owner.keeper is not None and where not in enabled:
             _let_go(out, owner, _holders_leaving(owner.state, owner.keeper, states, scope), states)
             deleted = any(c.kind is ChangeKind.DELETE_PROFILE for c in out.changes.get(where, ()))
-            if not deleted and owner.state.region not in hub_set.item_regions:
+            found_again = where in swept and owner.state.region not in hub_set.item_regions
+            if not deleted and found_again:
                 out.lingering[where] = owner.keeper.id
     if any(dropped.values()):
         shares = tuple(
@@ -806,8 +811,9 @@ def _held_elsewhere(
         if keeper.arn in share.resources
         for principal in share.principals
     }
-    return any(
-        (found := states.get(where)) is None or found.error or found.profiles is None
+    return any(  # an account that has not enabled the Region has no VPC there to hold it
+        (found := states.get(where)) is None
+        or (not found.not_enabled and (found.error is not None or found.profiles is None))
         for where in given - {owner.location}
     )
 

@@ -661,8 +661,10 @@ class Reconciler:
             trail = {location(r, a) for a in accounts for r in (found & known) - excluded} - scope
             scope |= trail
             states |= per_region(observe, trail)
-            # their VPCs on a removed hub's shared Profile: taken off it before it goes
-            states |= self._observe_more(states, trail, (), offers)
+            if trail:  # VPCs on a removed hub's shared Profile, which the trail may be the
+                # first to find (its owner's Region no longer swept): they let go before it goes
+                offers = Offers.of(states, home_account)
+                states |= self._observe_more(states, scope, (), offers)
         report.regions = sorted(scope)
         if not_swept:
             report.notes.append(
@@ -680,7 +682,14 @@ class Reconciler:
         self._report_state(report, desired, states, scope, hub_regions)
         self._report_joined(report, joined, tagged, states)
         profiles = plan_profiles(
-            self.settings.mesh_id, hub_set, desired, states, scope, self.settings.delivery, joined
+            self.settings.mesh_id,
+            hub_set,
+            desired,
+            states,
+            scope,
+            self.settings.delivery,
+            joined,
+            swept={location(region, "") for region in regions},
         )
         report.pending += profiles.pending
         report.profiles_pending = bool(profiles.pending)
@@ -1339,7 +1348,7 @@ class Reconciler:
             ):
                 status, message = "skipped", "a disassociation it depends on failed"
             elif change.kind is ChangeKind.DELETE_RULE and profile_kept:
-                status, message = "skipped", "our Profile here was not deleted: it leads back"
+                status, message = "skipped", "our Profile here was not deleted: its rules stay"
             elif change.kind is ChangeKind.DELETE_RULE and rule_id in staying:
                 status, why = (
                     "waiting",
