@@ -138,3 +138,17 @@ def test_a_hub_in_a_region_its_account_has_not_enabled_is_an_item_error(
     ]
     assert f"{OPT_IN} is not enabled in account {THIRD}" in result["errors"][0]["message"]
     assert managed_in(aws, OPT_IN) == before  # its Region is frozen: nothing lost
+
+
+def test_verify_says_why_a_vpc_in_a_region_not_enabled_is_unknown(
+    opt_in_mesh: Mesh, third: CachedClients, aws: ClientFactory, gate: RegionGate
+) -> None:
+    vpc = "vpc-0123456789abcdef0"
+    opt_in_mesh.update(OPT_IN, shared_vpcs=[{**reach(THIRD), "vpc_id": vpc}])
+
+    verified = opt_in_mesh.cli("verify", "--json")
+    cells = [c for c in verified.json["cells"] if c["vpc_id"] == vpc]
+    assert cells
+    assert {c["status"] for c in cells} == {"unknown"}
+    why = f"{OPT_IN}@{THIRD} could not be read: {OPT_IN} is not enabled in account {THIRD}"
+    assert all(c["detail"].startswith(why) for c in cells), cells[0]

@@ -432,24 +432,38 @@ class _Handoffs:
 _NO_HANDOFFS = _Handoffs(Plan())
 
 
-class _RegionsNotEnabled:
-    """The opt-in Regions each member account has not enabled, asked (`Aws.regions_not_enabled`)
-    once per account and pass, and only where the account's credentials were not accepted. An
-    account whose answer cannot be read has none: its reads there stay errors."""
+class RegionsNotEnabled:
+    """The opt-in Regions each member account has not enabled (`ask(account)`, in practice
+    `Aws.regions_not_enabled`), asked once per account, and only where the account's
+    credentials were not accepted in a Region. An account whose answer cannot be read has
+    none: its reads there stay errors. Safe from many threads."""
 
-    def __init__(self, reconciler: Reconciler) -> None:
-        self._reconciler = reconciler
+    def __init__(self, ask: Callable[[str], frozenset[str]]) -> None:
+        self._ask = ask
         self._found: dict[str, frozenset[str]] = {}
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
 
-    def of(self, account: str) -> frozenset[str]:
+    def unread(self, region: str, account: str, error: Exception) -> RegionState:
+        """A location that `error` kept from being read: refused by policy (`denied`), in a
+        Region its account has not enabled (`not_enabled`), or an error."""
+        if account and is_unrecognised(error) and region in self._of(account):
+            return RegionState(
+                region,
+                account=account,
+                error=f"{region} is not enabled in account {account} (an opt-in Region)",
+                not_enabled=True,
+            )
+        reason = f"{type(error).__name__}: {error}"
+        return RegionState(region, account=account, error=reason, denied=is_denied(error))
+
+    def _of(self, account: str) -> frozenset[str]:
         with self._guard:
             lock = self._locks[account]
         with lock:  # one question per account, while other accounts ask theirs
             if account not in self._found:
                 try:
-                    found = self._reconciler._aws_of(account).regions_not_enabled()
+                    found = self._ask(account)
                 except Exception:
                     found = frozenset()
                 self._found[account] = found
@@ -467,7 +481,7 @@ class Reconciler:
         self._members: dict[str, AccountAccess] | None = None  # of MEMBER_OUS, in this run
         self._left: set[str] = set()  # accounts swept as no longer members, in this run
         self._pass = 1  # counting the passes of earlier waves (`work.first_pass`)
-        self._not_enabled = _RegionsNotEnabled(self)  # asked anew in each pass
+        self._not_enabled = self._regions_not_enabled()  # asked anew in each pass
 
     def run(self, request: Request) -> Report:
         """One reconcile. Reconciles of one mesh in one process run one after the other."""
@@ -546,7 +560,7 @@ class Reconciler:
     def _run(self, request: Request, report: Report) -> bool:
         """One pass; True when it applied changes that involve sharing (another pass may have
         more to do: new rules to share, shared rules to associate)."""
-        self._not_enabled = _RegionsNotEnabled(self)
+        self._not_enabled = self._regions_not_enabled()
         try:
             items = self.aws.hubs_table().read_items()
             hubs_digest = digest(items)
@@ -913,20 +927,10 @@ class Reconciler:
                 state = replace(state, shares=aws.ram(region).our_shares(mesh_id))
             return state
         except Exception as error:
-            return self._unread(region, account, error)
+            return self._not_enabled.unread(region, account, error)
 
-    def _unread(self, region: str, account: str, error: Exception) -> RegionState:
-        """A location that `error` kept from being read: refused by policy (`denied`), in a
-        Region its account has not enabled (`not_enabled`), or an error."""
-        if account and is_unrecognised(error) and region in self._not_enabled.of(account):
-            return RegionState(
-                region,
-                account=account,
-                error=f"{region} is not enabled in account {account} (an opt-in Region)",
-                not_enabled=True,
-            )
-        reason = f"{type(error).__name__}: {error}"
-        return RegionState(region, account=account, error=reason, denied=is_denied(error))
+    def _regions_not_enabled(self) -> RegionsNotEnabled:
+        return RegionsNotEnabled(lambda account: self._aws_of(account).regions_not_enabled())
 
     def _observe_more(
         self,
@@ -966,7 +970,7 @@ class Reconciler:
                 state = replace(state, invitations=ram.pending_invitations())
             return state
         except Exception as error:
-            return self._unread(state.region, state.account, error)
+            return self._not_enabled.unread(state.region, state.account, error)
 
     def _profile_reading(self, state: RegionState, delivers: bool, hub_here: bool) -> str | None:
         """How Profiles are read here: "full" where a hub delivers through a Profile

@@ -67,7 +67,7 @@ from resolver_mesh.models import (
 )
 from resolver_mesh.names import MESH_TAG_KEY, normalise_domain
 from resolver_mesh.plan import rule_target
-from resolver_mesh.reconcile import per_region
+from resolver_mesh.reconcile import RegionsNotEnabled, per_region
 
 if TYPE_CHECKING:  # boto3 stays out of the pure part
     from resolver_mesh.aws.session import Aws
@@ -306,7 +306,9 @@ def _resolve(world: _World, row: Row, name: str, owner: str) -> Cell:
     region, vpc_id = row.region, row.vpc_id
     cell = Cell(region, vpc_id, name, "unknown")
     if not world.readable(row.location):
-        return _with(cell, detail=f"{row.location} could not be read")
+        state = world.states.get(row.location)
+        why = f": {state.error}" if state and state.error else ""
+        return _with(cell, detail=f"{row.location} could not be read{why}")
     rules = world.matching_rules(row.location, vpc_id, name)
     expected = _expected_via(world, row, owner, name)
     if not rules:
@@ -609,6 +611,9 @@ def observe_mesh(aws: Aws, hub_set: HubSet) -> tuple[dict[str, RegionState], lis
     errors: list[str] = []
     accounts = hub_set.accounts()
     locations = {row.location for hub in hubs.values() for row in _rows(hub)}
+    not_enabled = RegionsNotEnabled(
+        lambda account: aws.member(accounts[account]).regions_not_enabled()
+    )
 
     def observe(where: str) -> RegionState:
         region, account = split_location(where)
@@ -626,7 +631,7 @@ def observe_mesh(aws: Aws, hub_set: HubSet) -> tuple[dict[str, RegionState], lis
             profiles = here.profiles(region).read(aws.settings.mesh_id)
             state = replace(state, profiles=profiles)
         except Exception as error:
-            return RegionState(region, account=account, error=f"{type(error).__name__}: {error}")
+            return not_enabled.unread(region, account, error)
         if hub is not None:
             try:
                 found = here.interface_endpoints(region, hub.vpc_id)
