@@ -40,7 +40,9 @@ organisation, in the OU that `MEMBER_OUS` names, and steps move it out of the OU
 (README, *Organisations*): out of it and named by no item, its tagged VPCs neither join nor
 are reported, and the hub's rules leave its VPCs and its share; named by an item
 (`shared_vpcs`), it is still read. Its spokes are taken out of the items before it leaves, as
-the README asks (their rules would be found only while the account is swept).
+the README asks (their rules would be found only while the account is swept). Likewise, a hub
+item with member spokes is removed after them when no rule of ours at home is in its Region
+or forwards there (README, *Other accounts*: nothing would lead back to their rules).
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ from resolver_mesh.local.topology import (
     hub_item,
     spoke_item,
 )
-from resolver_mesh.names import MESH_TAG_KEY, OWNER_TAG_KEY
+from resolver_mesh.names import MESH_TAG_KEY, OWNER_TAG_KEY, owned_target_region
 
 MEMBER = "222222222222"  # the member account of MEMBER_ROLES (organisations make their own)
 EXTERNAL_ID = "random-topologies"
@@ -395,6 +397,16 @@ class Walk:
             entry.get("account_id") == self.member_id
             for item in self.mesh.items.values()
             for entry in (*item.get("shared_vpcs", []), *item.get("spokes", []))
+        )
+
+    def leads_back_to(self, region: str) -> bool:
+        """Whether a rule of ours in the home account is in `region` or forwards to it: what
+        leads a pass to a Region without an item (README, *Other accounts*)."""
+        return any(
+            where == region
+            or owned_target_region(rule["CreatorRequestId"], DEFAULT_MESH_ID) == region
+            for where in self.regions
+            for rule in self.mesh.observe(where).managed()
         )
 
     def member_spokes(self) -> bool:
@@ -984,6 +996,14 @@ class Walk:
 
     def remove_hub(self) -> Step:
         region = self.rng.choice(sorted(self.mesh.items))
+        spokes = self.mesh.items[region].get("spokes", [])
+        kept = [e for e in spokes if e.get("account_id") != self.member_id]
+        if kept != spokes and not self.leads_back_to(region):
+            # README, *Other accounts*: where no rule of ours read at home is in the Region or
+            # forwards to it, nothing leads back to the member's spoke rules there once the
+            # item goes; disable such spokes first (the walk does)
+            self.mesh.update(region, spokes=kept or None)
+            self.settle(Step(f"take the member account's spokes out of the item {region}", True))
         for other, item in list(self.mesh.items.items()):
             if region in (item.get("peers") or []):
                 self.mesh.update(other, peers=[p for p in item["peers"] if p != region])
