@@ -44,7 +44,13 @@ from resolver_mesh.fanout import (
 from resolver_mesh.models import Request
 from resolver_mesh.reconcile import Reconciler, per_region, tune_collector
 from resolver_mesh.report import Report
-from resolver_mesh.triggers import BadRequestError, batch_from_sqs, is_sqs_batch, request_from_event
+from resolver_mesh.triggers import (
+    BadRequestError,
+    batch_from_sqs,
+    departed_of,
+    is_sqs_batch,
+    request_from_event,
+)
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "resolver-mesh"))
 metrics = Metrics(
@@ -187,9 +193,31 @@ def _apply_batch(aws: Aws, event: dict[str, Any], context: Any) -> dict[str, Any
     }
 
 
+def _keep_departed(reconciler: Reconciler, event: Any) -> None:
+    """The locations that the hub items of the event's stream records stopped naming, kept in
+    the work table before the pass: passes read them until nothing of ours is left there."""
+    departed = departed_of(event)
+    if not departed:
+        return
+    if reconciler.work is None:
+        logger.warning(
+            "hub items stopped naming these locations; without WORK_TABLE_NAME they are read"
+            " only while rules of ours lead there",
+            extra={"locations": sorted(departed)},
+        )
+        return
+    reconciler.work.table.note_departed(departed)
+    logger.info("kept where hub items stopped naming", extra={"locations": sorted(departed)})
+
+
 def _sqs_batch(reconciler: Reconciler, event: dict[str, Any], known: Any) -> dict[str, Any]:
     """One pass for the whole batch; poison and crashes are reported as failed items."""
     records = list(event["Records"])
+    try:
+        _keep_departed(reconciler, event)
+    except Exception:
+        logger.exception("cannot keep the departed locations; the batch goes back to the queue")
+        return {"batchItemFailures": _failed_from(records, 0, reconciler.aws)}
     batch = batch_from_sqs(event, known)
     metrics.add_metric(name="Messages", unit=MetricUnit.Count, value=len(records))
     ids = [str(r.get("messageId")) for r in records]
@@ -249,4 +277,5 @@ def _handle(event: Any, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(trigger=request.trigger, action="resync" if request.apply else "plan")
     if isinstance(event, dict) and "action" in event:  # a person is waiting: one pass
         return _record(reconciler.run(request))
+    _keep_departed(reconciler, event)  # a failure fails the invocation: its source retries
     return _event_driven(reconciler, request)

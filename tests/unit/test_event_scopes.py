@@ -8,15 +8,18 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 
 from resolver_mesh.config import Settings
 from resolver_mesh.desired import parse_hubs
+from resolver_mesh.models import AccountAccess
 from resolver_mesh.reconcile import Reconciler
 from resolver_mesh.triggers import (
     VPC_ENDPOINT_CALLS,
     Scope,
     batch_from_sqs,
     combined,
+    departed_of,
     is_sqs_batch,
     request_from_event,
     scope_of,
@@ -290,3 +293,90 @@ def test_endpoint_events_are_needless_only_in_other_accounts_regions_without_a_h
 
     aws.account_id = unreadable
     assert needless([("us-east-2", other)], hub_set) == ""
+
+
+# --- where a hub item stopped naming another account (`departed_of`) ----------------------------
+
+ROLE = f"arn:aws:iam::{MEMBER}:role/mesh"
+OTHER = "333333333333"
+OTHER_ROLE = f"arn:aws:iam::{OTHER}:role/mesh"
+
+
+def stream_record(event: str, old: Any = None, new: Any = None) -> dict[str, Any]:
+    """A hubs-table stream record with its images, serialised as DynamoDB streams do."""
+    serialise = TypeSerializer().serialize
+    data: dict[str, Any] = {"Keys": {"region": {"S": "us-east-2"}}}
+    for name, image in (("OldImage", old), ("NewImage", new)):
+        if image is not None:
+            data[name] = {k: serialise(v) for k, v in image.items()}
+    return {"eventName": event, "eventSource": "aws:dynamodb", "dynamodb": data}
+
+
+def entry(account: str, role: str, **more: Any) -> dict[str, Any]:
+    return {"vpc_id": "vpc-1", "account_id": account, "role_arn": role, **more}
+
+
+MEMBER_HUB = {
+    "region": "us-east-2",
+    "vpc_id": "vpc-0",
+    "inbound_endpoint_id": "rslvr-in-1",
+    "account_id": MEMBER,
+    "role_arn": ROLE,
+    "external_id": "x-1",
+    "spokes": [entry(OTHER, OTHER_ROLE, outbound_endpoint_id="rslvr-out-2", mode="direct")],
+}
+
+
+def test_a_removed_item_departs_from_every_other_account_it_named() -> None:
+    departed = departed_of(stream_record("REMOVE", old=MEMBER_HUB))
+    assert departed == {
+        f"us-east-2@{MEMBER}": AccountAccess(account_id=MEMBER, role_arn=ROLE, external_id="x-1"),
+        f"us-east-2@{OTHER}": AccountAccess(account_id=OTHER, role_arn=OTHER_ROLE),
+    }
+
+
+def test_a_changed_item_departs_only_from_the_accounts_it_no_longer_names() -> None:
+    kept_member = {**MEMBER_HUB, "spokes": []}
+    assert set(departed_of(stream_record("MODIFY", MEMBER_HUB, kept_member))) == {
+        f"us-east-2@{OTHER}"
+    }
+    other_role = {**MEMBER_HUB, "role_arn": f"arn:aws:iam::{MEMBER}:role/another"}
+    assert departed_of(stream_record("MODIFY", MEMBER_HUB, other_role)) == {}  # still named
+    as_shared = {**kept_member, "shared_vpcs": [entry(OTHER, OTHER_ROLE)]}
+    assert departed_of(stream_record("MODIFY", MEMBER_HUB, as_shared)) == {}
+    assert departed_of(stream_record("INSERT", new=MEMBER_HUB)) == {}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        stream_record("REMOVE", old={"region": "us-east-2", "vpc_id": "vpc-0"}),  # home only
+        stream_record("REMOVE", old={**MEMBER_HUB, "region": 7}),  # no Region to sweep
+        stream_record("REMOVE", old={"region": "us-east-2", "spokes": [{"account_id": "12"}]}),
+        {"eventSource": "aws:dynamodb", "dynamodb": {"OldImage": {"region": {"Q": "x"}}}},
+        {"eventSource": "aws:dynamodb", "dynamodb": "not an object"},
+        load("cloudtrail-CreateVpc.json"),
+        load("scheduled.json"),
+        "not an object",
+    ],
+)
+def test_what_names_no_reachable_account_departs_from_none(record: Any) -> None:
+    assert departed_of(record) == {}
+    assert departed_of({"Records": [record]}) == {}
+
+
+def test_departures_of_a_queue_batch_are_read_from_its_bodies() -> None:
+    removed = stream_record("REMOVE", old=MEMBER_HUB)
+    batch = {
+        "Records": [
+            {"messageId": "1", "body": json.dumps(removed), "eventSource": "aws:sqs"},
+            {"messageId": "2", "body": "{not json", "eventSource": "aws:sqs"},
+            {
+                "messageId": "3",
+                "body": json.dumps(load("scheduled.json")),
+                "eventSource": "aws:sqs",
+            },
+        ]
+    }
+    assert set(departed_of(batch)) == {f"us-east-2@{MEMBER}", f"us-east-2@{OTHER}"}
+    assert set(departed_of(load("dynamodb-stream-remove.json"))) == set()  # a home hub

@@ -536,6 +536,23 @@ def _named_accounts(
     return found
 
 
+def departed_locations(
+    old: Mapping[str, Any] | None, new: Mapping[str, Any] | None
+) -> dict[str, AccountAccess]:
+    """The other accounts' locations that an item stops naming when `old` becomes `new` (None:
+    no item), with the role the old item gave each: its hub's, spokes' and shared VPCs'
+    accounts in its Region that the new item does not name. Entries whose account fields do
+    not validate are not reachable, so not listed. Pure."""
+    if not isinstance(old, Mapping):
+        return {}
+    region = old.get("region")
+    if not isinstance(region, str) or not region:
+        return {}
+    before = _named_accounts(old, {"home_account": None})
+    after = _named_accounts(new, {"home_account": None}) if isinstance(new, Mapping) else {}
+    return {location(region, a): access for a, access in before.items() if a not in after}
+
+
 def _nested_loops(hubs: Mapping[str, HubItem], owners: Mapping[str, list[str]]) -> list[ItemError]:
     """A hub's domain inside a peer's loops when the inner hub forwards to the outer one.
 

@@ -20,6 +20,9 @@ Invariants:
   no longer a member is swept in that pass (so unshared), then no longer visited. A member's
   VPC read starts as soon as the page listing it is read (`_Wave`), while the walk goes on;
   nothing is planned before the walk has ended.
+- A full resync also reads the locations a hub item stopped naming (kept in the work table
+  from the hubs table's stream: `_departed`), as it reads a removed hub's Region, and forgets
+  one only once read with nothing of ours in it, or named by an item again (`apply` only).
 - `EXCLUDED_REGIONS` are never read or written, in any account; a report says which Regions
   were not swept because of them, and a hub item there is an error.
 - On a full resync, a Region without a hub item whose read AWS refuses by policy (an SCP) is
@@ -673,12 +676,19 @@ class Reconciler:
             }
             not_swept |= found & excluded
             trail = {location(r, a) for a in accounts for r in (found & known) - excluded} - scope
+            # And where items stopped naming another account (the work table keeps it), until
+            # nothing of ours is found there: rules that nothing else would lead back to.
+            departed = self._departed(report, home_account, known - excluded)
+            items_scope = frozenset(scope)
+            trail |= set(departed) - scope
             scope |= trail
             states |= per_region(observe, trail)
             if trail:  # VPCs on a removed hub's shared Profile, which the trail may be the
                 # first to find (its owner's Region no longer swept): they let go before it goes
                 offers = Offers.of(states, home_account)
                 states |= self._observe_more(states, scope, (), offers)
+            if request.apply:
+                self._forget_departed(departed, items_scope, states, report)
         report.regions = sorted(scope)
         if not_swept:
             report.notes.append(
@@ -928,6 +938,62 @@ class Reconciler:
             return state
         except Exception as error:
             return self._not_enabled.unread(region, account, error)
+
+    def _departed(
+        self, report: Report, home_account: str, regions: Collection[str]
+    ) -> dict[str, AccountAccess]:
+        """The locations kept in the work table because a hub item stopped naming them, in
+        `regions`, their accounts made reachable (a role already known wins); {} without a
+        work table. Unreadable: an error, and this pass sweeps only what else leads it."""
+        if self.work is None:
+            return {}
+        try:
+            kept = self.work.table.departed()
+            if kept:
+                home_account = home_account or self.aws.account_id()
+        except Exception as error:
+            report.error("departed", f"cannot read where items stopped naming accounts: {error}")
+            return {}
+        departed = {
+            where: access
+            for where, access in kept.items()
+            if split_location(where)[0] in regions and access.account not in ("", home_account)
+        }
+        for access in departed.values():
+            self._accounts.setdefault(access.account, access)
+        if departed:
+            report.notes.append(
+                f"read where hub items stopped naming these accounts: {', '.join(sorted(departed))}"
+                " (until nothing of ours is left there)"
+            )
+        return departed
+
+    def _forget_departed(
+        self,
+        departed: Mapping[str, AccountAccess],
+        items_scope: Collection[str],
+        states: Mapping[str, RegionState],
+        report: Report,
+    ) -> None:
+        """Stop reading a departed location once items lead there again (`items_scope`), or
+        once it was read with nothing of ours in it (the pass that deletes what it holds reads
+        it first: the next one forgets it)."""
+        if self.work is None:
+            return
+        for where in sorted(departed):
+            state = states.get(where)
+            done = where in items_scope or (
+                state is not None
+                and state.error is None
+                and not managed_rules(state, self.settings.mesh_id)
+                and not state.shares
+                and not any(p.ours for p in _profiles_of(state))
+            )
+            if done:
+                try:
+                    self.work.table.forget_departed(where)
+                except Exception as error:
+                    report.notes.append(f"{where}: still kept as departed: {error}")
 
     def _regions_not_enabled(self) -> RegionsNotEnabled:
         return RegionsNotEnabled(lambda account: self._aws_of(account).regions_not_enabled())

@@ -11,6 +11,9 @@ Invariants:
 - The one exception: a batch of interface VPC endpoint events alone names where they
   happened (Region and account), and where all are other accounts' Regions without a hub,
   the pass reads nothing else (`Request.interface_endpoints_at`); otherwise a full pass.
+- A hubs-table stream record also tells where its item stopped naming another account
+  (`departed_of`): the handler keeps those locations in the work table, so that passes read
+  them until nothing of ours is left there. The record is a lead, never the desired state.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from resolver_mesh.models import Request
+from boto3.dynamodb.types import TypeDeserializer
+
+from resolver_mesh.desired import departed_locations
+from resolver_mesh.models import AccountAccess, Request
 
 ACTIONS = {"plan": False, "resync": True}
 
@@ -204,3 +210,42 @@ def request_from_event(event: Any, known_regions: Collection[str] = ()) -> Reque
     if isinstance(records, list) and records:
         return combined(scope_of(record, known_regions) for record in records)
     return combined([scope_of(event, known_regions)])
+
+
+def _image(record: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """An item image of a stream record, as plain values; None when absent or unreadable."""
+    data = record.get("dynamodb")
+    image = data.get(name) if isinstance(data, Mapping) else None
+    if not isinstance(image, Mapping):
+        return None
+    try:
+        return {str(k): TypeDeserializer().deserialize(v) for k, v in image.items()}
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return None
+
+
+def _messages(event: Any) -> list[Any]:
+    """The messages of an event: an SQS batch's bodies (unreadable ones left out), the
+    records of a direct batch, or the event itself."""
+    if is_sqs_batch(event):
+        bodies = []
+        for record in event["Records"]:
+            try:
+                bodies.append(json.loads(record.get("body") or ""))
+            except ValueError:
+                continue
+        return bodies
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    return list(records) if isinstance(records, list) else [event]
+
+
+def departed_of(event: Any) -> dict[str, AccountAccess]:
+    """The other accounts' locations that the hub items of an event's stream records stopped
+    naming (`desired.departed_locations`: a removed item's, or the accounts a changed one
+    dropped), each with the role its old item gave; {} for any other event."""
+    departed: dict[str, AccountAccess] = {}
+    for message in _messages(event):
+        if isinstance(message, Mapping) and message.get("eventSource") == "aws:dynamodb":
+            old, new = _image(message, "OldImage"), _image(message, "NewImage")
+            departed |= departed_locations(old, new)
+    return departed

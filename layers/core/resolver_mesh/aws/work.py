@@ -10,6 +10,9 @@ Invariants:
   sees the wave complete.
 - Apply orders go to a FIFO queue in one message group per location: SQS never hands out an
   order of a location while another of the same location is in flight.
+- A departed location (`departed#<location>`) is one a hub item stopped naming, with the role
+  to reach it: passes read it until they find nothing of ours there, or at most
+  `DEPARTED_SECONDS` (a role that no longer works is an error in every pass till then).
 - These calls have a budget of their own (`WORK_CALLS_PER_SECOND`): DynamoDB on demand and
   SQS take thousands of requests per second, far above Route 53 Resolver's 5.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +31,7 @@ from botocore.exceptions import ClientError
 from resolver_mesh.aws.calls import Caller, RateLimiter, error_code
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.fanout import ApplyOrder, FanoutSettings, finished_event
+from resolver_mesh.models import AccountAccess
 
 WORK_CALLS_PER_SECOND = 500.0
 SEND_BATCH = 10  # SendMessageBatch takes at most 10 messages
@@ -40,6 +44,9 @@ LEASE_MARGIN_SECONDS = 10.0
 # A wave's item outlives any retry of its orders (the apply queue keeps messages a day).
 WAVE_SECONDS = 86_400
 CONDITION_FAILED = "ConditionalCheckFailedException"
+DEPARTED = "departed#"
+DEPARTED_SECONDS = 30 * 86_400
+ACCESS_FIELDS = ("account_id", "role_arn", "external_id")
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,43 @@ class WorkTable:
         if item.get("pending", {}).get("SS"):
             return None
         return WaveEnd(int(item["pass"]["N"]), int(item["follow_ups"]["N"]) > 0)
+
+    def note_departed(self, departed: Mapping[str, AccountAccess]) -> None:
+        """Keep locations that a hub item stopped naming (again: the time limit starts over)."""
+        expires = str(int(self.clock()) + DEPARTED_SECONDS)
+        for where, access in sorted(departed.items()):
+            fields = {k: {"S": v} for k in ACCESS_FIELDS if (v := getattr(access, k))}
+            self.call(
+                self.client.put_item,
+                TableName=self.name,
+                Item={"id": {"S": DEPARTED + where}, "expires_at": {"N": expires}, **fields},
+            )
+
+    def departed(self) -> dict[str, AccountAccess]:
+        """The departed locations kept and not expired (TTL deletes expired items late)."""
+        items = self.call.pages(
+            self.client.scan,
+            "Items",
+            cursor_param="ExclusiveStartKey",
+            cursor_key="LastEvaluatedKey",
+            TableName=self.name,
+            ConsistentRead=True,
+            FilterExpression="begins_with(#id, :departed) AND expires_at > :now",
+            ExpressionAttributeNames={"#id": "id"},
+            ExpressionAttributeValues={
+                ":departed": {"S": DEPARTED},
+                ":now": {"N": str(int(self.clock()))},
+            },
+        )
+        return {
+            item["id"]["S"].removeprefix(DEPARTED): AccountAccess(
+                **{k: item[k]["S"] for k in ACCESS_FIELDS if k in item}
+            )
+            for item in items
+        }
+
+    def forget_departed(self, where: str) -> None:
+        self.call(self.client.delete_item, TableName=self.name, Key={"id": {"S": DEPARTED + where}})
 
 
 class WorkQueues:

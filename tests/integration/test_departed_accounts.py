@@ -1,0 +1,200 @@
+"""Where a hub item stops naming another account: the hubs table's stream record (its old
+image) is kept as a lead in the work table, and passes read those locations until nothing of
+ours is left there. Before, nothing led back to them: a removed member hub's rules, or a spoke
+of an account named nowhere else, stayed and kept forwarding to the old hub.
+
+The handler gets the stream records that moto's DynamoDB stream holds, as the pipe queues them
+(one record per message body), against the HTTP emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from meshkit import HOME_REGION, Mesh
+from test_accounts_safety import (
+    MEMBER_HUB_CIDR,
+    WEST_2,
+    RefusedRoles,
+    domains,
+    pair,
+    reach,
+    refused_roles,
+    spoke_entry,
+)
+from test_fanout import FanOut, fan_out, invoke
+from test_spokes_accounts import MEMBER, member, of_vpc, rules_and_vpcs
+
+from resolver_mesh.aws.resolver import ResolverRegion
+from resolver_mesh.aws.session import Aws
+from resolver_mesh.aws.work import DEPARTED, DEPARTED_SECONDS
+from resolver_mesh.local.lambda_events import sqs_event
+from resolver_mesh.local.topology import (
+    CachedClients,
+    ClientFactory,
+    build_hub,
+    build_spoke,
+    hub_item,
+)
+from resolver_mesh.models import AccountAccess
+
+__all__ = ["fan_out", "member", "pair", "refused_roles"]  # fixtures shared with other modules
+STRANGER = "444444444444"  # an account whose role is gone
+STRANGER_ROLE = f"arn:aws:iam::{STRANGER}:role/gone"
+
+
+class Stream:
+    """The hubs table's stream, read from where the last `records` call stopped."""
+
+    def __init__(self, aws: ClientFactory, table: str) -> None:
+        self.client = aws("dynamodbstreams", HOME_REGION)
+        self.arn = aws("dynamodb", HOME_REGION).describe_table(TableName=table)["Table"][
+            "LatestStreamArn"
+        ]
+        self.seen = 0
+
+    def records(self) -> list[dict[str, Any]]:
+        [shard] = self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
+        iterator = self.client.get_shard_iterator(
+            StreamArn=self.arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        every = self.client.get_records(ShardIterator=iterator)["Records"]
+        new, self.seen = every[self.seen :], len(every)
+        return new
+
+    def batch(self) -> dict[str, Any]:
+        """The new records as the reconcile queue hands them over: one per message body."""
+        messages = [
+            {
+                "MessageId": f"m{n}",
+                "ReceiptHandle": f"r{n}",
+                "Body": json.dumps(record, default=str),
+            }
+            for n, record in enumerate(self.records())
+        ]
+        return sqs_event(messages)
+
+
+@pytest.fixture
+def stream(pair: Mesh) -> Stream:
+    return Stream(pair.aws, pair.table)
+
+
+def departed(fan_out: FanOut) -> dict[str, dict[str, Any]]:
+    return {
+        item["id"]["S"].removeprefix(DEPARTED): item
+        for item in fan_out.items()
+        if item["id"]["S"].startswith(DEPARTED)
+    }
+
+
+def test_a_spoke_dropped_from_its_item_is_swept_though_nothing_else_names_its_account(
+    pair: Mesh, member: CachedClients, fan_out: FanOut, stream: Stream
+) -> None:
+    spoke = build_spoke(member, HOME_REGION, "10.100.0.0/16", "spoke")
+    pair.update(HOME_REGION, spokes=[spoke_entry(spoke, "direct")])
+    first = invoke(pair, stream.batch())
+    assert first["report"]["ok"], first["report"]["errors"]
+    assert set(of_vpc(rules_and_vpcs(member), spoke.vpc_id)) == domains("us-east-2")
+    assert departed(fan_out) == {}  # an item that names more leads nowhere new
+
+    pair.update(HOME_REGION, spokes=None)  # no item, no setting names the member any more
+    result = invoke(pair, stream.batch())
+    assert result["batchItemFailures"] == []
+    report = result["report"]
+    assert report["ok"], report["errors"]
+    where = f"{HOME_REGION}@{MEMBER}"
+    assert where in report["regions"]
+    assert any(where in note and "stopped naming" in note for note in report["notes"])
+    assert rules_and_vpcs(member) == {}
+    deleted = [c for c in report["changes"] if c["kind"] == "delete_rule"]
+    assert {(c["account"], c["source"]) for c in deleted} == {(MEMBER, spoke.vpc_id)}
+    [kept] = departed(fan_out).values()  # read with rules of ours in it: kept for one more
+    assert kept["role_arn"]["S"] == reach()["role_arn"]
+
+    again = pair.resync()  # read again, nothing of ours there: forgotten
+    assert again["ok"], again["errors"]
+    assert again["changes"] == []
+    assert where in again["regions"]
+    assert departed(fan_out) == {}
+    last = pair.resync()
+    assert where not in last["regions"]  # not read any more
+
+
+def test_a_removed_member_hub_is_swept_by_the_first_pass_that_reaches_it(
+    pair: Mesh,
+    aws: ClientFactory,
+    member: CachedClients,
+    fan_out: FanOut,
+    stream: Stream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stream's pass cannot reach the member account: the lead stays in the work table,
+    and a later pass (a resync here, the schedule in a deployment) finds the removed hub's
+    rules there and deletes them."""
+    west = build_hub(member, WEST_2, MEMBER_HUB_CIDR)
+    pair.put(hub_item(west, **reach()))
+    assert invoke(pair, stream.batch())["report"]["ok"]
+    assert set(of_vpc(rules_and_vpcs(member, WEST_2), west.vpc_id)) == domains(
+        HOME_REGION, "us-east-2"
+    )
+
+    pair.remove(WEST_2)
+    where = f"{WEST_2}@{MEMBER}"
+    reachable = Aws.resolver
+
+    def resolver(self: Aws, region: str) -> ResolverRegion:
+        if region == WEST_2 and self.access is not None and self.access.account == MEMBER:
+            raise ConnectionError(f"{where} cannot be reached")
+        return reachable(self, region)
+
+    monkeypatch.setattr(Aws, "resolver", resolver)
+    unreached = invoke(pair, stream.batch())["report"]
+    assert not unreached["ok"]
+    assert any(where in json.dumps(error) for error in unreached["errors"])
+    assert set(departed(fan_out)) == {where}
+    assert len(rules_and_vpcs(member, WEST_2)) == 4
+
+    monkeypatch.setattr(Aws, "resolver", reachable)
+    plan = pair.plan()  # a plan reads it too, and keeps the lead
+    assert {c["kind"] for c in plan["changes"] if c.get("account") == MEMBER} == {
+        "disassociate",
+        "delete_rule",
+    }
+    assert set(departed(fan_out)) == {where}
+    swept = pair.resync()
+    assert swept["ok"], swept["errors"]
+    assert rules_and_vpcs(member, WEST_2) == {}
+    for region in (HOME_REGION, "us-east-2"):  # nothing forwards to the removed hub
+        hub_vpc = pair.hubs[region].vpc_id
+        assert not domains(WEST_2) & set(of_vpc(rules_and_vpcs(aws, region), hub_vpc))
+    assert set(departed(fan_out)) == {where}
+    assert pair.resync()["changes"] == []
+    assert departed(fan_out) == {}
+
+
+def test_a_departed_location_that_cannot_be_read_is_an_error_until_it_expires(
+    pair: Mesh, fan_out: FanOut, refused_roles: RefusedRoles
+) -> None:
+    """A lead whose account no longer lets the reconciler in is an error naming it in every
+    pass, and is kept; once it expires (`DEPARTED_SECONDS`), it is no longer read."""
+    refused_roles.accounts = frozenset({STRANGER})
+    table = fan_out.table()
+    where = f"{WEST_2}@{STRANGER}"
+    table.note_departed({where: AccountAccess(account_id=STRANGER, role_arn=STRANGER_ROLE)})
+    for _ in range(2):
+        result = pair.resync()
+        assert not result["ok"]
+        [error] = result["errors"]
+        assert (error["kind"], error["region"]) == ("region", where)
+        assert "AccessDenied" in error["message"]
+        assert set(departed(fan_out)) == {where}
+
+    table.clock = lambda: time.time() - DEPARTED_SECONDS - 60  # noted a month ago
+    table.note_departed({where: AccountAccess(account_id=STRANGER, role_arn=STRANGER_ROLE)})
+    result = pair.resync()
+    assert result["ok"], result["errors"]
+    assert where not in result["regions"]
