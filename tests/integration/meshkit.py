@@ -26,7 +26,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from resolver_mesh import cli
-from resolver_mesh.local.lambda_events import FakeLambdaContext
+from resolver_mesh.local.lambda_events import FakeLambdaContext, sqs_event
 from resolver_mesh.local.topology import (
     ClientFactory,
     HubResources,
@@ -39,6 +39,7 @@ import app  # noqa: E402  (the Lambda's module, as the runtime imports it)
 VENV_BIN = ROOT / ".venv" / "bin"
 HOME_REGION = "us-east-1"
 TABLE = "resolver-mesh-hubs"
+WORK_TABLE = "resolver-mesh-work"
 DEFAULT_MESH_ID = "resolver-mesh"
 DEFAULT_REGIONS = ("us-east-1", "us-east-2", "us-west-2")
 FOUR_REGIONS = (*DEFAULT_REGIONS, "eu-west-1")
@@ -344,3 +345,41 @@ class Mesh:
             assert seen.vpcs_of(rule["Id"]) == set(want.vpc_ids), key
             assert "." not in rule["Name"], key
         return found
+
+
+class HubsStream:
+    """The hubs table's stream (moto keeps one shard), read from where the last read stopped;
+    `batch` hands its new records over as the template's pipe and queue do."""
+
+    def __init__(self, aws: ClientFactory, table: str) -> None:
+        self.client = aws("dynamodbstreams", HOME_REGION)
+        described = aws("dynamodb", HOME_REGION).describe_table(TableName=table)
+        self.arn = described["Table"]["LatestStreamArn"]
+        self.seen = 0
+
+    def records(self) -> list[dict[str, Any]]:
+        [shard] = self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
+        iterator = self.client.get_shard_iterator(
+            StreamArn=self.arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        every = self.client.get_records(ShardIterator=iterator)["Records"]
+        new, self.seen = every[self.seen :], len(every)
+        return new
+
+    def batch(self) -> dict[str, Any]:
+        """The new records as the reconcile queue hands them to the function: one per body."""
+        return sqs_event(
+            {"MessageId": f"m{n}", "ReceiptHandle": f"r{n}", "Body": json.dumps(r, default=str)}
+            for n, r in enumerate(self.records())
+        )
+
+
+def create_work_table(aws: ClientFactory, name: str = WORK_TABLE) -> str:
+    """The work table as template.yaml makes it (key `id`, on demand)."""
+    aws("dynamodb", HOME_REGION).create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import pytest
-from meshkit import HOME_REGION, Mesh
+from meshkit import HOME_REGION, HubsStream, Mesh
 from test_accounts_safety import (
     MEMBER_HUB_CIDR,
     WEST_2,
@@ -31,7 +31,6 @@ from test_spokes_accounts import MEMBER, member, of_vpc, rules_and_vpcs
 from resolver_mesh.aws.resolver import ResolverRegion
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.work import DEPARTED, DEPARTED_SECONDS
-from resolver_mesh.local.lambda_events import sqs_event
 from resolver_mesh.local.topology import (
     CachedClients,
     ClientFactory,
@@ -46,41 +45,9 @@ STRANGER = "444444444444"  # an account whose role is gone
 STRANGER_ROLE = f"arn:aws:iam::{STRANGER}:role/gone"
 
 
-class Stream:
-    """The hubs table's stream, read from where the last `records` call stopped."""
-
-    def __init__(self, aws: ClientFactory, table: str) -> None:
-        self.client = aws("dynamodbstreams", HOME_REGION)
-        self.arn = aws("dynamodb", HOME_REGION).describe_table(TableName=table)["Table"][
-            "LatestStreamArn"
-        ]
-        self.seen = 0
-
-    def records(self) -> list[dict[str, Any]]:
-        [shard] = self.client.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
-        iterator = self.client.get_shard_iterator(
-            StreamArn=self.arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        every = self.client.get_records(ShardIterator=iterator)["Records"]
-        new, self.seen = every[self.seen :], len(every)
-        return new
-
-    def batch(self) -> dict[str, Any]:
-        """The new records as the reconcile queue hands them over: one per message body."""
-        messages = [
-            {
-                "MessageId": f"m{n}",
-                "ReceiptHandle": f"r{n}",
-                "Body": json.dumps(record, default=str),
-            }
-            for n, record in enumerate(self.records())
-        ]
-        return sqs_event(messages)
-
-
 @pytest.fixture
-def stream(pair: Mesh) -> Stream:
-    return Stream(pair.aws, pair.table)
+def stream(pair: Mesh) -> HubsStream:
+    return HubsStream(pair.aws, pair.table)
 
 
 def departed(fan_out: FanOut) -> dict[str, dict[str, Any]]:
@@ -92,7 +59,7 @@ def departed(fan_out: FanOut) -> dict[str, dict[str, Any]]:
 
 
 def test_a_spoke_dropped_from_its_item_is_swept_though_nothing_else_names_its_account(
-    pair: Mesh, member: CachedClients, fan_out: FanOut, stream: Stream
+    pair: Mesh, member: CachedClients, fan_out: FanOut, stream: HubsStream
 ) -> None:
     spoke = build_spoke(member, HOME_REGION, "10.100.0.0/16", "spoke")
     pair.update(HOME_REGION, spokes=[spoke_entry(spoke, "direct")])
@@ -129,7 +96,7 @@ def test_a_removed_member_hub_is_swept_by_the_first_pass_that_reaches_it(
     aws: ClientFactory,
     member: CachedClients,
     fan_out: FanOut,
-    stream: Stream,
+    stream: HubsStream,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The stream's pass cannot reach the member account: the lead stays in the work table,

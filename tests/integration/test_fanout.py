@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from meshkit import HOME_REGION, Mesh, app
+from meshkit import HOME_REGION, WORK_TABLE, Mesh, app, create_work_table
 from test_spokes_accounts import (
     EXTERNAL_ID,
     MEMBER,
@@ -43,7 +43,6 @@ from resolver_mesh.models import Change, ChangeKind
 from resolver_mesh.reconcile import Reconciler
 
 __all__ = ["member", "tag_reads"]  # fixtures shared with test_spokes_accounts, test_tag_join
-WORK_TABLE = "resolver-mesh-work"
 
 
 @dataclass
@@ -136,12 +135,7 @@ def fan_out(aws: ClientFactory, monkeypatch: pytest.MonkeyPatch) -> FanOut:
         QueueName="resolver-mesh-reconcile.fifo",
         Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
     )["QueueUrl"]
-    aws("dynamodb", HOME_REGION).create_table(
-        TableName=WORK_TABLE,
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_work_table(aws)
     monkeypatch.setenv("APPLY_QUEUE_URL", apply_url)
     monkeypatch.setenv("RECONCILE_QUEUE_URL", reconcile_url)
     monkeypatch.setenv("WORK_TABLE_NAME", WORK_TABLE)

@@ -40,9 +40,11 @@ organisation, in the OU that `MEMBER_OUS` names, and steps move it out of the OU
 (README, *Organisations*): out of it and named by no item, its tagged VPCs neither join nor
 are reported, and the hub's rules leave its VPCs and its share; named by an item
 (`shared_vpcs`), it is still read. Its spokes are taken out of the items before it leaves, as
-the README asks (their rules would be found only while the account is swept). Likewise, a hub
-item with member spokes is removed after them when no rule of ours at home is in its Region
-or forwards there (README, *Other accounts*: nothing would lead back to their rules).
+the README asks (their rules would be found only while the account is swept). The hubs
+table's changes reach the function as deployed (its stream records, through the queue path
+of the handler, with a work table): so a hub item removed with member spokes, where nothing of
+ours at home leads back, has its spokes swept through the lead its item leaves (README, *Where
+an item stops naming an account*).
 """
 
 from __future__ import annotations
@@ -57,7 +59,16 @@ from ipaddress import ip_network
 from typing import Any
 
 import pytest
-from meshkit import DEFAULT_MESH_ID, HOME_REGION, MESH_REGIONS, Mesh, normalise, targets_of
+from meshkit import (
+    DEFAULT_MESH_ID,
+    HOME_REGION,
+    MESH_REGIONS,
+    HubsStream,
+    Mesh,
+    create_work_table,
+    normalise,
+    targets_of,
+)
 
 from mesh_emulator.server import LocalEmulator
 from resolver_mesh.local.topology import (
@@ -69,7 +80,7 @@ from resolver_mesh.local.topology import (
     hub_item,
     spoke_item,
 )
-from resolver_mesh.names import MESH_TAG_KEY, OWNER_TAG_KEY, owned_target_region
+from resolver_mesh.names import MESH_TAG_KEY, OWNER_TAG_KEY
 
 MEMBER = "222222222222"  # the member account of MEMBER_ROLES (organisations make their own)
 EXTERNAL_ID = "random-topologies"
@@ -260,6 +271,11 @@ class Walk:
         outbound = [r for r in self.regions if rng.random() < 0.85] or [self.regions[0]]
         self.mesh = make_mesh(regions=self.regions, outbound=outbound, register=False)
         self.mesh.mesh_regions = self.regions
+        # The hubs table's changes reach the function as deployed: stream, pipe, queue; the
+        # work table keeps where items stopped naming an account.
+        self.stream = HubsStream(aws, self.mesh.table)
+        monkeypatch.setenv("WORK_TABLE_NAME", create_work_table(aws))
+        monkeypatch.setenv("READINESS_WAIT_SECONDS", "0")  # no waiting in-process
         self.home = str(aws("sts", HOME_REGION).get_caller_identity()["Account"])
         self.clients: dict[str, ClientFactory] = {self.home: aws}
         self.member: CachedClients | None = None
@@ -397,16 +413,6 @@ class Walk:
             entry.get("account_id") == self.member_id
             for item in self.mesh.items.values()
             for entry in (*item.get("shared_vpcs", []), *item.get("spokes", []))
-        )
-
-    def leads_back_to(self, region: str) -> bool:
-        """Whether a rule of ours in the home account is in `region` or forwards to it: what
-        leads a pass to a Region without an item (README, *Other accounts*)."""
-        return any(
-            where == region
-            or owned_target_region(rule["CreatorRequestId"], DEFAULT_MESH_ID) == region
-            for where in self.regions
-            for rule in self.mesh.observe(where).managed()
         )
 
     def member_spokes(self) -> bool:
@@ -757,7 +763,7 @@ class Walk:
         """Reconcile until a pass writes nothing; check each pass; return the last report."""
         for written in range(MAX_PASSES):  # passes so far, each of which wrote
             before = self.observe()
-            report: dict[str, Any] = self.mesh.resync()
+            report: dict[str, Any] = self.next_pass()
             if report["refused"]:
                 self.check(step.shrinking, f"refused a step that takes nothing away: {report}")
                 self.check(report["calls"]["writes"] == 0, f"a refused pass wrote: {report}")
@@ -778,6 +784,18 @@ class Walk:
                 )
                 return report
         pytest.fail(f"no quiet reconcile after {MAX_PASSES}\n{self.context()}", pytrace=False)
+
+    def next_pass(self) -> dict[str, Any]:
+        """The report of the next reconcile: the one the hubs table's new stream records queue,
+        if any (the handler's queue path), else a resync."""
+        batch = self.stream.batch()
+        if not batch["Records"]:
+            report: dict[str, Any] = self.mesh.resync()
+            return report
+        result = self.mesh.invoke(batch)
+        self.check(result["batchItemFailures"] == [], f"records not taken: {result}")
+        queued: dict[str, Any] = result["report"]
+        return queued
 
     def settle(self, step: Step) -> None:
         self.log.append(step.text)
@@ -996,14 +1014,6 @@ class Walk:
 
     def remove_hub(self) -> Step:
         region = self.rng.choice(sorted(self.mesh.items))
-        spokes = self.mesh.items[region].get("spokes", [])
-        kept = [e for e in spokes if e.get("account_id") != self.member_id]
-        if kept != spokes and not self.leads_back_to(region):
-            # README, *Other accounts*: where no rule of ours read at home is in the Region or
-            # forwards to it, nothing leads back to the member's spoke rules there once the
-            # item goes; disable such spokes first (the walk does)
-            self.mesh.update(region, spokes=kept or None)
-            self.settle(Step(f"take the member account's spokes out of the item {region}", True))
         for other, item in list(self.mesh.items.items()):
             if region in (item.get("peers") or []):
                 self.mesh.update(other, peers=[p for p in item["peers"] if p != region])
