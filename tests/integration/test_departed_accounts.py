@@ -26,6 +26,7 @@ from test_accounts_safety import (
     spoke_entry,
 )
 from test_fanout import FanOut, fan_out, invoke
+from test_profiles import MEMBER_REGION, our_profile, profile_mesh
 from test_spokes_accounts import MEMBER, member, of_vpc, rules_and_vpcs
 
 from resolver_mesh.aws.resolver import ResolverRegion
@@ -40,7 +41,8 @@ from resolver_mesh.local.topology import (
 )
 from resolver_mesh.models import AccountAccess
 
-__all__ = ["fan_out", "member", "pair", "refused_roles"]  # fixtures shared with other modules
+# fixtures shared with other modules
+__all__ = ["fan_out", "member", "pair", "profile_mesh", "refused_roles"]
 STRANGER = "444444444444"  # an account whose role is gone
 STRANGER_ROLE = f"arn:aws:iam::{STRANGER}:role/gone"
 
@@ -126,12 +128,11 @@ def test_a_removed_member_hub_is_swept_by_the_first_pass_that_reaches_it(
     assert len(rules_and_vpcs(member, WEST_2)) == 4
 
     monkeypatch.setattr(Aws, "resolver", reachable)
-    plan = pair.plan()  # a plan reads it too, and keeps the lead
+    plan = pair.plan()  # a plan reads it too
     assert {c["kind"] for c in plan["changes"] if c.get("account") == MEMBER} == {
         "disassociate",
         "delete_rule",
     }
-    assert set(departed(fan_out)) == {where}
     swept = pair.resync()
     assert swept["ok"], swept["errors"]
     assert rules_and_vpcs(member, WEST_2) == {}
@@ -139,29 +140,122 @@ def test_a_removed_member_hub_is_swept_by_the_first_pass_that_reaches_it(
         hub_vpc = pair.hubs[region].vpc_id
         assert not domains(WEST_2) & set(of_vpc(rules_and_vpcs(aws, region), hub_vpc))
     assert set(departed(fan_out)) == {where}
+    empty = pair.plan()  # reads it with nothing of ours in it, and writes nothing
+    assert where in empty["regions"]
+    assert set(departed(fan_out)) == {where}
     assert pair.resync()["changes"] == []
     assert departed(fan_out) == {}
 
 
+def test_a_lead_is_forgotten_only_once_nothing_of_ours_is_left_there(
+    pair: Mesh, member: CachedClients, fan_out: FanOut, stream: HubsStream
+) -> None:
+    """Spokes of the member in both Regions: one goes while the guard refuses every deletion,
+    so its location (still swept: the other spoke names the account) keeps what is there, and
+    its lead with it; then the other spoke goes too, and nothing but the first lead leads back
+    to the first spoke's rules. Both locations are swept."""
+    west = build_spoke(member, "us-east-2", "10.104.0.0/16", "spoke-2")
+    home = build_spoke(member, HOME_REGION, "10.100.0.0/16", "spoke-1")
+    pair.update(HOME_REGION, spokes=[spoke_entry(home, "direct")])
+    pair.update("us-east-2", spokes=[spoke_entry(west, "direct")])
+    assert invoke(pair, stream.batch())["report"]["ok"]
+    assert len(rules_and_vpcs(member)) == len(rules_and_vpcs(member, "us-east-2")) == 2
+
+    pair.update(HOME_REGION, spokes=None)
+    pair.monkeypatch.setenv("MAX_CHANGE_FRACTION", "0")  # any deletion is refused
+    pair.monkeypatch.setenv("MIN_RULES_FOR_GUARD", "0")
+    refused = invoke(pair, stream.batch())["report"]
+    assert refused["refused"], refused
+    first = f"{HOME_REGION}@{MEMBER}"
+    assert first in refused["regions"]
+    assert set(departed(fan_out)) == {first}
+    assert len(rules_and_vpcs(member)) == 2
+
+    pair.monkeypatch.delenv("MAX_CHANGE_FRACTION")
+    pair.monkeypatch.delenv("MIN_RULES_FOR_GUARD")
+    pair.update("us-east-2", spokes=None)  # the member is named nowhere any more
+    result = invoke(pair, stream.batch())["report"]
+    assert result["ok"], result["errors"]
+    assert rules_and_vpcs(member) == rules_and_vpcs(member, "us-east-2") == {}
+    assert set(departed(fan_out)) == {first, f"us-east-2@{MEMBER}"}
+    assert pair.resync()["changes"] == []
+    assert departed(fan_out) == {}
+
+
+def test_a_lead_noted_again_after_a_pass_read_it_is_not_forgotten_by_that_pass(
+    fan_out: FanOut,
+) -> None:
+    table = fan_out.table()
+    where = f"us-east-2@{MEMBER}"
+    table.note_departed({where: AccountAccess(account_id=MEMBER, role_arn=reach()["role_arn"])})
+    [read] = table.departed().values()
+    table.note_departed({where: read.access})  # the item stopped naming it once more
+    assert not table.forget_departed(where, read.noted)
+    [again] = table.departed().values()
+    assert again.access == read.access
+    assert again.noted != read.noted
+    assert table.forget_departed(where, again.noted)
+    assert table.departed() == {}
+
+
 def test_a_departed_location_that_cannot_be_read_is_an_error_until_it_expires(
-    pair: Mesh, fan_out: FanOut, refused_roles: RefusedRoles
+    mesh: Mesh, aws: ClientFactory, fan_out: FanOut, refused_roles: RefusedRoles
 ) -> None:
     """A lead whose account no longer lets the reconciler in is an error naming it in every
-    pass, and is kept; once it expires (`DEPARTED_SECONDS`), it is no longer read."""
+    pass, and is kept; once it expires (`DEPARTED_SECONDS`), it is no longer read. It holds
+    nothing back: the hub item of its Region is removed, and the home account's rules there
+    go (the lead, not they, brings the passes back)."""
+    assert mesh.resync()["ok"]
+    assert len(rules_and_vpcs(aws, WEST_2)) == 4
     refused_roles.accounts = frozenset({STRANGER})
     table = fan_out.table()
     where = f"{WEST_2}@{STRANGER}"
-    table.note_departed({where: AccountAccess(account_id=STRANGER, role_arn=STRANGER_ROLE)})
+    access = AccountAccess(account_id=STRANGER, role_arn=STRANGER_ROLE)
+    nowhere = f"xx-nowhere-1@{STRANGER}"  # not a Region the account knows: never read
+    table.note_departed({where: access, nowhere: access})
+    mesh.remove(WEST_2)
     for _ in range(2):
-        result = pair.resync()
+        result = mesh.resync(force=True)
         assert not result["ok"]
         [error] = result["errors"]
         assert (error["kind"], error["region"]) == ("region", where)
         assert "AccessDenied" in error["message"]
-        assert set(departed(fan_out)) == {where}
+        assert nowhere not in result["regions"]
+        assert any(n.startswith("not read where") and nowhere in n for n in result["notes"])
+        assert set(departed(fan_out)) == {where, nowhere}
+        assert rules_and_vpcs(aws, WEST_2) == {}
 
     table.clock = lambda: time.time() - DEPARTED_SECONDS - 60  # noted a month ago
-    table.note_departed({where: AccountAccess(account_id=STRANGER, role_arn=STRANGER_ROLE)})
-    result = pair.resync()
+    table.note_departed({where: access, nowhere: access})
+    result = mesh.resync()
     assert result["ok"], result["errors"]
     assert where not in result["regions"]
+    assert not any(note.startswith("not read where") for note in result["notes"])
+
+
+def test_a_removed_member_hubs_profile_goes_with_its_rules(
+    profile_mesh: Mesh, member: CachedClients, fan_out: FanOut
+) -> None:
+    """A hub of a member account that delivered through its Route 53 Profile: once its item is
+    gone, the lead brings the passes to its location, where its Profile goes as well as its
+    rules, and the lead is forgotten only then. Without a lead, both stayed."""
+    stream = HubsStream(profile_mesh.aws, profile_mesh.table)
+    first = invoke(profile_mesh, stream.batch())["report"]
+    assert first["ok"], first["errors"]
+    assert profile_mesh.resync()["ok"]
+    assert our_profile(member, MEMBER_REGION)["vpcs"]
+
+    profile_mesh.remove(MEMBER_REGION)
+    where = f"{MEMBER_REGION}@{MEMBER}"
+    removed = invoke(profile_mesh, stream.batch())["report"]
+    assert removed["ok"], removed["errors"]
+    assert where in removed["regions"]
+    for _ in range(3):  # the passes it takes (Profile first, then the rules)
+        if not departed(fan_out):
+            break
+        assert profile_mesh.resync()["ok"]
+    assert departed(fan_out) == {}
+    profiles = member("route53profiles", MEMBER_REGION)
+    assert profiles.list_profile_associations()["ProfileAssociations"] == []
+    assert profiles.list_profiles()["ProfileSummaries"] == []
+    assert rules_and_vpcs(member, MEMBER_REGION) == {}

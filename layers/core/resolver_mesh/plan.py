@@ -925,6 +925,7 @@ def make_plan(
     also_shared: Mapping[str, frozenset[str]] | None = None,
     profile_serving: Mapping[tuple[str, str], frozenset[str]] | None = None,
     lingering: Mapping[str, str] | None = None,
+    led_back: Collection[str] = (),
 ) -> Plan:
     """Changes for the locations in `scope` (`states` keys), ordered per location; locations
     sorted by name.
@@ -937,7 +938,8 @@ def make_plan(
     answers there now; a rule of ours retiring from such a VPC waits for it. `lingering`:
     locations of Regions without a hub item -> our Profile there that this plan does not
     delete; the hub's rules of ours there stay, since only rules of ours lead a pass back to
-    such a Region.
+    such a Region. `led_back`: locations every pass reads anyway (where an item stopped naming
+    them): one that could not be read holds no rule of its Region back.
     """
     changes: list[Change] = []
     conflicts: list[Conflict] = []
@@ -945,7 +947,7 @@ def make_plan(
     deferred: list[str] = []
     receivers = _Receivers.of(mesh_id, desired, states)
     by_location = _ByLocation.of(desired, profile_serving)
-    unswept = _unswept(desired, states, scope)
+    unswept = _unswept(desired, states, set(scope) - set(led_back))
     planners: list[_RegionPlanner] = []
     for where in sorted(scope):
         state = states.get(where)

@@ -21,8 +21,9 @@ Invariants:
   VPC read starts as soon as the page listing it is read (`_Wave`), while the walk goes on;
   nothing is planned before the walk has ended.
 - A full resync also reads the locations a hub item stopped naming (kept in the work table
-  from the hubs table's stream: `_departed`), as it reads a removed hub's Region, and forgets
-  one only once read with nothing of ours in it, or named by an item again (`apply` only).
+  from the hubs table's stream: `_departed`), as it reads a removed hub's Region, and an
+  applying one forgets a lead only once it read the location whole with nothing of ours in
+  it and planned nothing there; an unreadable lead holds no rule of its Region back.
 - `EXCLUDED_REGIONS` are never read or written, in any account; a report says which Regions
   were not swept because of them, and a hub item there is an error.
 - On a full resync, a Region without a hub item whose read AWS refuses by policy (an SCP) is
@@ -88,7 +89,7 @@ from resolver_mesh.aws.profiles import ProfilesRegion
 from resolver_mesh.aws.resolver import ResolverRegion, RuleNotVisibleError
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.aws.shares import RamRegion
-from resolver_mesh.aws.work import WORK_CALLS_PER_SECOND, Work
+from resolver_mesh.aws.work import WORK_CALLS_PER_SECOND, DepartedLocation, Work
 from resolver_mesh.desired import (
     Desired,
     HubSet,
@@ -635,12 +636,13 @@ class Reconciler:
                 report.error("account", f"cannot read the reconciler's own account id: {error}")
                 return False
         reads = _Reads.of(hub_set, self.settings.delivery, joined, vpc_reads)
+        departed: dict[str, DepartedLocation] = {}  # read on a full resync, below
 
         def observe(where: str) -> RegionState:
             region, account = split_location(where)
             if region in excluded:  # only a hub's endpoints lead here: an error
                 return RegionState(region, account=account, error="in EXCLUDED_REGIONS: not read")
-            return self._observe(where, where in scope, reads, hub_set)
+            return self._observe(where, where in scope, reads, hub_set, where in departed)
 
         states = per_region(observe, scope | reads.endpoints | set(reads.vpcs), _extra_reads(reads))
         offers = Offers.of(states, home_account)
@@ -679,7 +681,6 @@ class Reconciler:
             # And where items stopped naming another account (the work table keeps it), until
             # nothing of ours is found there: rules that nothing else would lead back to.
             departed = self._departed(report, home_account, known - excluded)
-            items_scope = frozenset(scope)
             trail |= set(departed) - scope
             scope |= trail
             states |= per_region(observe, trail)
@@ -687,8 +688,6 @@ class Reconciler:
                 # first to find (its owner's Region no longer swept): they let go before it goes
                 offers = Offers.of(states, home_account)
                 states |= self._observe_more(states, scope, (), offers)
-            if request.apply:
-                self._forget_departed(departed, items_scope, states, report)
         report.regions = sorted(scope)
         if not_swept:
             report.notes.append(
@@ -730,8 +729,11 @@ class Reconciler:
             also_shared=profiles.also_shared,
             profile_serving=profiles.serving,
             lingering=profiles.lingering,
+            led_back=frozenset(departed),
         )
         plan = with_profile_changes(plan, profiles)
+        if request.apply:
+            self._forget_departed(departed, states, plan, report)
         verdict = check_plan(
             plan,
             states,
@@ -892,7 +894,11 @@ class Reconciler:
         """The VPCs tagged to join this mesh at one location, read as a pass reads them."""
         return self._read_vpcs(where, ()).tagged
 
-    def _observe(self, where: str, rules: bool, reads: _Reads, hub_set: HubSet) -> RegionState:
+    def _observe(
+        self, where: str, rules: bool, reads: _Reads, hub_set: HubSet, lead: bool = False
+    ) -> RegionState:
+        """One location's reads (`_Reads`); where a hub item stopped naming it (`lead`), its
+        Profiles and shares too, so that nothing of ours there goes unseen."""
         region, account = split_location(where)
         hub = hub_set.hubs.get(region)
         hub_here = hub is not None and hub.location == where
@@ -917,7 +923,8 @@ class Reconciler:
                 # to find the cross-Region endpoints that make forwarding needless.
                 found = aws.interface_endpoints(region, hub.vpc_id)
                 state = replace(state, interface_endpoints=found)
-            reading = self._profile_reading(state, where in reads.profile_deliveries, hub_here)
+            delivers = where in reads.profile_deliveries
+            reading = self._profile_reading(state, delivers, hub_here or lead)
             if rules and reading:
                 try:
                     read = aws.profiles(region).read(self.settings.mesh_id, lean=reading == "lean")
@@ -930,7 +937,8 @@ class Reconciler:
             # (which accounts it gives our Profile to: they let go of it before it goes).
             mesh_id = self.settings.mesh_id
             if (
-                where in reads.share_owners
+                lead
+                or where in reads.share_owners
                 or any(r.share_status == SHARED_BY_ME for r in managed_rules(state, mesh_id))
                 or any(p.share_status == SHARED_BY_ME and p.ours for p in _profiles_of(state))
             ):
@@ -941,10 +949,11 @@ class Reconciler:
 
     def _departed(
         self, report: Report, home_account: str, regions: Collection[str]
-    ) -> dict[str, AccountAccess]:
+    ) -> dict[str, DepartedLocation]:
         """The locations kept in the work table because a hub item stopped naming them, in
-        `regions`, their accounts made reachable (a role already known wins); {} without a
-        work table. Unreadable: an error, and this pass sweeps only what else leads it."""
+        `regions` and other accounts, their accounts made reachable (a role already known
+        wins); {} without a work table. Unreadable: an error, and this pass sweeps only what
+        else leads it (the leads stay for the next)."""
         if self.work is None:
             return {}
         try:
@@ -954,13 +963,15 @@ class Reconciler:
         except Exception as error:
             report.error("departed", f"cannot read where items stopped naming accounts: {error}")
             return {}
-        departed = {
-            where: access
-            for where, access in kept.items()
-            if split_location(where)[0] in regions and access.account not in ("", home_account)
-        }
-        for access in departed.values():
-            self._accounts.setdefault(access.account, access)
+        others = {w: lead for w, lead in kept.items() if lead.access.account != home_account}
+        departed = {w: lead for w, lead in others.items() if split_location(w)[0] in regions}
+        if unread := sorted(others.keys() - departed.keys()):
+            report.notes.append(
+                f"not read where hub items stopped naming these accounts: {', '.join(unread)}"
+                " (excluded or unknown Regions; forgotten 30 days after they were noted)"
+            )
+        for lead in departed.values():
+            self._accounts.setdefault(lead.access.account, lead.access)
         if departed:
             report.notes.append(
                 f"read where hub items stopped naming these accounts: {', '.join(sorted(departed))}"
@@ -970,28 +981,34 @@ class Reconciler:
 
     def _forget_departed(
         self,
-        departed: Mapping[str, AccountAccess],
-        items_scope: Collection[str],
+        departed: Mapping[str, DepartedLocation],
         states: Mapping[str, RegionState],
+        plan: Plan,
         report: Report,
     ) -> None:
-        """Stop reading a departed location once items lead there again (`items_scope`), or
-        once it was read with nothing of ours in it (the pass that deletes what it holds reads
-        it first: the next one forgets it)."""
+        """Stop reading a departed location once it was read whole (its Profiles and shares
+        too, `_observe`'s `lead`) with nothing of ours in it, and nothing is planned there: a
+        pass that deletes what is there forgets it only the pass after. A location its
+        account has not enabled holds nothing. Not if it was noted again since it was read."""
         if self.work is None:
             return
-        for where in sorted(departed):
+        planned = _by_location(plan)
+        mesh_id = self.settings.mesh_id
+        for where, lead in sorted(departed.items()):
             state = states.get(where)
-            done = where in items_scope or (
-                state is not None
-                and state.error is None
-                and not managed_rules(state, self.settings.mesh_id)
+            if state is None or where in planned:
+                continue
+            empty = state.not_enabled or (
+                state.error is None
+                and state.profiles is not None
+                and state.profiles_unread is None
+                and not managed_rules(state, mesh_id)
                 and not state.shares
-                and not any(p.ours for p in _profiles_of(state))
+                and not any(p.ours for p in state.profiles.profiles)
             )
-            if done:
+            if empty:
                 try:
-                    self.work.table.forget_departed(where)
+                    self.work.table.forget_departed(where, lead.noted)
                 except Exception as error:
                     report.notes.append(f"{where}: still kept as departed: {error}")
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,15 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 DEPARTED = "departed#"
 DEPARTED_SECONDS = 30 * 86_400
 ACCESS_FIELDS = ("account_id", "role_arn", "external_id")
+
+
+@dataclass(frozen=True)
+class DepartedLocation:
+    """A location a hub item stopped naming: how to reach it, and which noting of it was read
+    (`noted`: a forget only removes that one)."""
+
+    access: AccountAccess
+    noted: str
 
 
 @dataclass(frozen=True)
@@ -145,17 +155,23 @@ class WorkTable:
         return WaveEnd(int(item["pass"]["N"]), int(item["follow_ups"]["N"]) > 0)
 
     def note_departed(self, departed: Mapping[str, AccountAccess]) -> None:
-        """Keep locations that a hub item stopped naming (again: the time limit starts over)."""
+        """Keep locations that a hub item stopped naming (again: the time limit starts over,
+        and a pass that read the lead before cannot forget it)."""
         expires = str(int(self.clock()) + DEPARTED_SECONDS)
         for where, access in sorted(departed.items()):
             fields = {k: {"S": v} for k in ACCESS_FIELDS if (v := getattr(access, k))}
             self.call(
                 self.client.put_item,
                 TableName=self.name,
-                Item={"id": {"S": DEPARTED + where}, "expires_at": {"N": expires}, **fields},
+                Item={
+                    "id": {"S": DEPARTED + where},
+                    "noted": {"S": uuid.uuid4().hex},
+                    "expires_at": {"N": expires},
+                    **fields,
+                },
             )
 
-    def departed(self) -> dict[str, AccountAccess]:
+    def departed(self) -> dict[str, DepartedLocation]:
         """The departed locations kept and not expired (TTL deletes expired items late)."""
         items = self.call.pages(
             self.client.scan,
@@ -172,14 +188,29 @@ class WorkTable:
             },
         )
         return {
-            item["id"]["S"].removeprefix(DEPARTED): AccountAccess(
-                **{k: item[k]["S"] for k in ACCESS_FIELDS if k in item}
+            item["id"]["S"].removeprefix(DEPARTED): DepartedLocation(
+                AccountAccess(**{k: item[k]["S"] for k in ACCESS_FIELDS if k in item}),
+                item.get("noted", {}).get("S", ""),
             )
             for item in items
         }
 
-    def forget_departed(self, where: str) -> None:
-        self.call(self.client.delete_item, TableName=self.name, Key={"id": {"S": DEPARTED + where}})
+    def forget_departed(self, where: str, noted: str) -> bool:
+        """Forget a departed location, unless it was noted again since it was read as `noted`
+        (then False)."""
+        try:
+            self.call(
+                self.client.delete_item,
+                TableName=self.name,
+                Key={"id": {"S": DEPARTED + where}},
+                ConditionExpression="noted = :noted",
+                ExpressionAttributeValues={":noted": {"S": noted}},
+            )
+        except ClientError as error:
+            if error_code(error) == CONDITION_FAILED:
+                return False
+            raise
+        return True
 
 
 class WorkQueues:
