@@ -249,3 +249,17 @@ class Caller:
             token = page.get(cursor_key)
             if not token:
                 return
+
+
+def scan_table(call: Caller, client: Any, table: str, **kwargs: Any) -> Iterator[Any]:
+    """Every item of a DynamoDB table (read consistently, `kwargs` as `Scan` takes them), one
+    rate-limited call per page."""
+    return call.pages(
+        client.scan,
+        "Items",
+        cursor_param="ExclusiveStartKey",
+        cursor_key="LastEvaluatedKey",
+        TableName=table,
+        ConsistentRead=True,
+        **kwargs,
+    )

@@ -20,7 +20,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from resolver_mesh.aws.calls import Caller, error_code
+from resolver_mesh.aws.calls import Caller, error_code, scan_table
 from resolver_mesh.names import OWNER_TAG_KEY
 
 _deserializer = TypeDeserializer()
@@ -80,14 +80,7 @@ class HubsTable:
 
     def read_items(self) -> list[dict[str, Any]]:
         with self._named():
-            raw = self.call.pages(
-                self.client.scan,
-                "Items",
-                cursor_param="ExclusiveStartKey",
-                cursor_key="LastEvaluatedKey",
-                TableName=self.name,
-                ConsistentRead=True,
-            )
+            raw = scan_table(self.call, self.client, self.name)
             return [{k: _deserializer.deserialize(v) for k, v in item.items()} for item in raw]
 
     def put_item(self, item: Mapping[str, Any]) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from resolver_mesh.aws.calls import Caller, RateLimiter, error_code
+from resolver_mesh.aws.calls import Caller, RateLimiter, error_code, scan_table
 from resolver_mesh.aws.session import Aws
 from resolver_mesh.fanout import ApplyOrder, FanoutSettings, finished_event
 from resolver_mesh.models import AccountAccess
@@ -173,13 +173,10 @@ class WorkTable:
 
     def departed(self) -> dict[str, DepartedLocation]:
         """The departed locations kept and not expired (TTL deletes expired items late)."""
-        items = self.call.pages(
-            self.client.scan,
-            "Items",
-            cursor_param="ExclusiveStartKey",
-            cursor_key="LastEvaluatedKey",
-            TableName=self.name,
-            ConsistentRead=True,
+        items = scan_table(
+            self.call,
+            self.client,
+            self.name,
             FilterExpression="begins_with(#id, :departed) AND expires_at > :now",
             ExpressionAttributeNames={"#id": "id"},
             ExpressionAttributeValues={
